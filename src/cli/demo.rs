@@ -1,0 +1,302 @@
+//! `inflight demo`: a gateway killed with SIGKILL mid-flight, and the proof that its log knows
+//! exactly which runs were in flight.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use inflight::{Log, Options, Reason};
+use serde::Deserialize;
+
+use super::{CliResult, DemoArgs, Failure};
+
+/// Exit code when the check fails: an acknowledged run lost, or a run invented.
+const EXIT_VIOLATION: i32 = 7;
+/// Rows of the comparison table shown.
+const ROWS_SHOWN: usize = 12;
+/// How long the child may take to acknowledge its first event.
+const FIRST_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// One acknowledgement line from `inflight load --acks`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
+enum Ack {
+    Started {
+        key: String,
+        session_id: String,
+        generation: u64,
+    },
+    Completed {
+        key: String,
+        generation: u64,
+    },
+}
+
+/// What the child had acknowledged for one key: its last event.
+#[derive(Debug, Clone)]
+struct Acked {
+    generation: u64,
+    session_id: String,
+    running: bool,
+}
+
+/// How one key's recovered state compares with what was acknowledged.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Verdict {
+    /// Acknowledged as running and recovered as interrupted.
+    Recovered,
+    /// Acknowledged as running; its completion reached the disk but the child died before
+    /// acknowledging it. Allowed: an unacknowledged event may or may not be durable.
+    CompletionInFlight,
+    /// Not acknowledged as running, but its next start reached the disk before the child died.
+    StartInFlight,
+    /// An acknowledged run missing, or an acknowledged completion undone.
+    Lost,
+    /// A recovered run the child never submitted.
+    Invented,
+}
+
+pub(super) fn run(args: DemoArgs) -> CliResult {
+    if args.threads == 0 || args.sessions < args.threads {
+        return Err(Failure::new(
+            2,
+            "--threads must be at least 1 and at most --sessions",
+        ));
+    }
+    let temp;
+    let dir: PathBuf = match &args.dir {
+        Some(d) => d.clone(),
+        None => {
+            temp = tempfile::Builder::new()
+                .prefix("inflight-demo-")
+                .tempdir()
+                .map_err(|e| Failure::new(1, format!("creating a temporary directory: {e}")))?;
+            temp.path().join("log")
+        }
+    };
+    let kill_after = Duration::from_millis(
+        args.kill_after_ms
+            .unwrap_or_else(|| fastrand::u64(500..=2000)),
+    );
+
+    println!(
+        "inflight demo: a simulated gateway ({} sessions, {} threads) logs its runs to {}",
+        args.sessions,
+        args.threads,
+        dir.display()
+    );
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::new(1, format!("finding the inflight executable: {e}")))?;
+    let mut child = Command::new(exe)
+        .arg("load")
+        .arg(&dir)
+        .args(["--sessions", &args.sessions.to_string()])
+        .args(["--threads", &args.threads.to_string()])
+        .args(["--seconds", "600", "--acks", "--key-prefix", "demo"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Failure::new(1, format!("starting the simulated gateway: {e}")))?;
+
+    // Read acknowledgements on a thread; the first one starts the kill timer.
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let reader = std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines.is_empty() {
+                let _ = first_tx.send(());
+            }
+            lines.push(line);
+        }
+        lines
+    });
+    let got_first = first_rx.recv_timeout(FIRST_ACK_TIMEOUT).is_ok();
+    let t0 = Instant::now();
+    if got_first {
+        std::thread::sleep(kill_after);
+    }
+    // SIGKILL: no destructor, no flush, no clean shutdown record.
+    let _ = child.kill();
+    let status = child
+        .wait()
+        .map_err(|e| Failure::new(1, format!("waiting for the simulated gateway: {e}")))?;
+    let ran_for = t0.elapsed();
+    let lines = reader.join().expect("ack reader panicked");
+    if status.signal() != Some(9) || !got_first {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut err);
+        }
+        return Err(Failure::new(
+            1,
+            format!(
+                "the simulated gateway did not run until killed ({status}): {}",
+                err.trim()
+            ),
+        ));
+    }
+
+    let mut acked: BTreeMap<String, Acked> = BTreeMap::new();
+    for line in &lines {
+        let ack: Ack = serde_json::from_str(line)
+            .map_err(|e| Failure::new(1, format!("unreadable acknowledgement {line:?}: {e}")))?;
+        match ack {
+            Ack::Started {
+                key,
+                session_id,
+                generation,
+            } => {
+                acked.insert(
+                    key,
+                    Acked {
+                        generation,
+                        session_id,
+                        running: true,
+                    },
+                );
+            }
+            Ack::Completed { key, generation } => {
+                let entry = acked.get_mut(&key).ok_or_else(|| {
+                    Failure::new(
+                        1,
+                        format!("completion of {key} acknowledged before its start"),
+                    )
+                })?;
+                debug_assert_eq!(entry.generation, generation);
+                entry.running = false;
+            }
+        }
+    }
+    println!(
+        "killed it with SIGKILL {:.2} s after its first acknowledgement, having acknowledged {} events",
+        ran_for.as_secs_f64(),
+        lines.len()
+    );
+
+    // The next start of the gateway: open the log it left behind.
+    let opened = Instant::now();
+    let (log, report) = Log::open(&dir, Options::default())?;
+    let open_ms = opened.elapsed().as_secs_f64() * 1e3;
+    drop(log);
+    println!(
+        "reopened the log in {open_ms:.1} ms: {} records replayed, torn tail {} bytes, corruption {}, clean shutdown {}",
+        report.records,
+        report.torn_tail_bytes,
+        report.corruption.len(),
+        report.clean_shutdown
+    );
+
+    let recovered: BTreeMap<&str, _> = report
+        .running
+        .iter()
+        .map(|r| (r.run.key.as_str(), r))
+        .collect();
+    let mut rows: Vec<(Verdict, String, String, String)> = Vec::new();
+    let keys: std::collections::BTreeSet<&str> = acked
+        .keys()
+        .map(String::as_str)
+        .chain(recovered.keys().copied())
+        .collect();
+    for key in keys {
+        let a = acked.get(key);
+        let r = recovered.get(key);
+        let verdict = match (a, r) {
+            (Some(a), Some(r)) if a.running && r.run.generation == a.generation => {
+                Verdict::Recovered
+            }
+            (Some(a), None) if a.running => Verdict::CompletionInFlight,
+            (_, None) => continue, // idle on both sides: nothing to show
+            (a, Some(r))
+                if !a.is_some_and(|a| a.running)
+                    && r.run.generation == a.map_or(0, |a| a.generation) + 1 =>
+            {
+                Verdict::StartInFlight
+            }
+            // An acknowledged run replaced, or an acknowledged completion undone.
+            (Some(a), Some(r)) if a.running || r.run.generation <= a.generation => Verdict::Lost,
+            (_, Some(_)) => Verdict::Invented,
+        };
+        let acked_text = a.map_or("never".to_string(), |a| {
+            format!(
+                "{} g{} ({})",
+                if a.running { "running" } else { "completed" },
+                a.generation,
+                a.session_id
+            )
+        });
+        let recovered_text = r.map_or("not in flight".to_string(), |r| {
+            let reason = if r.reason == Reason::Crash {
+                "crash"
+            } else {
+                "shutdown"
+            };
+            format!("g{} ({}) {reason}", r.run.generation, r.run.session_id)
+        });
+        rows.push((verdict, key.to_string(), acked_text, recovered_text));
+    }
+    rows.sort();
+
+    let count = |v: Verdict| rows.iter().filter(|r| r.0 == v).count();
+    let recovered_n = count(Verdict::Recovered);
+    let completion_in_flight = count(Verdict::CompletionInFlight);
+    let start_in_flight = count(Verdict::StartInFlight);
+    let lost = count(Verdict::Lost);
+    let invented = count(Verdict::Invented);
+    let acked_running = acked.values().filter(|a| a.running).count();
+
+    println!();
+    println!(
+        "  {:<14} {:<36} {:<36} VERDICT",
+        "KEY", "ACKNOWLEDGED BY THE CHILD", "RECOVERED"
+    );
+    let shown = rows
+        .iter()
+        .filter(|r| r.0 != Verdict::Recovered)
+        .chain(rows.iter().filter(|r| r.0 == Verdict::Recovered))
+        .take(ROWS_SHOWN);
+    for (verdict, key, a, r) in shown {
+        let v = match verdict {
+            Verdict::Recovered => "recovered",
+            Verdict::CompletionInFlight => "ok: completion was in flight",
+            Verdict::StartInFlight => "ok: start was in flight",
+            Verdict::Lost => "LOST",
+            Verdict::Invented => "INVENTED",
+        };
+        println!("  {key:<14} {a:<36} {r:<36} {v}");
+    }
+    if rows.len() > ROWS_SHOWN {
+        println!("  ... and {} more", rows.len() - ROWS_SHOWN);
+    }
+    println!();
+    println!(
+        "the child had acknowledged {acked_running} runs as running; recovery reports {} interrupted runs",
+        report.running.len()
+    );
+    println!(
+        "  {recovered_n} acknowledged runs recovered; {start_in_flight} start(s) and {completion_in_flight} completion(s) were in flight at the kill (durable, never acknowledged: either outcome is correct)"
+    );
+    let in_flight = start_in_flight + completion_in_flight;
+    if lost == 0 && invented == 0 && in_flight <= args.threads {
+        println!(
+            "result: PASS: no acknowledged run was lost and none was invented ({recovered_n} recovered, {in_flight} in flight)"
+        );
+        if args.dir.is_some() {
+            println!("inspect it yourself: inflight replay {}", dir.display());
+        }
+        Ok(())
+    } else {
+        Err(Failure::new(
+            EXIT_VIOLATION,
+            format!(
+                "recovery is wrong: {lost} acknowledged run(s) lost, {invented} invented, {in_flight} in flight (at most {} possible)",
+                args.threads
+            ),
+        ))
+    }
+}

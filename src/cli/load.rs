@@ -1,0 +1,212 @@
+//! `inflight load`: a synthetic gateway that starts and completes runs as fast as the log lets it.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use inflight::{Log, Options, Run};
+
+use super::{CliResult, Failure, LoadArgs};
+
+/// Events when neither --events nor --seconds is given.
+const EVENTS_DEFAULT: u64 = 10_000;
+/// Most latency samples kept per thread (about 64 MiB in all at 16 threads).
+const SAMPLES_PER_THREAD_MAX: usize = 1 << 20;
+/// Most threads.
+const THREADS_MAX: usize = 1024;
+
+/// One key's place in its strict start/complete alternation.
+struct KeyState {
+    key: String,
+    generation: u64,
+    running: bool,
+}
+
+pub(super) fn run(args: LoadArgs) -> CliResult {
+    if args.threads == 0 || args.threads > THREADS_MAX || args.sessions < args.threads {
+        return Err(Failure::new(
+            2,
+            format!(
+                "--threads must be between 1 and {THREADS_MAX} and at most --sessions (got {} threads, {} sessions)",
+                args.threads, args.sessions
+            ),
+        ));
+    }
+    if let Some(s) = args.seconds
+        && !(s.is_finite() && s > 0.0)
+    {
+        return Err(Failure::new(2, "--seconds must be a positive number"));
+    }
+    let options = Options {
+        segment_bytes_max: args.segment_bytes,
+        ..Options::default()
+    };
+    let (log, report) = Log::open(&args.dir, options)?;
+    let log = Arc::new(log);
+
+    let mut shares: Vec<Vec<KeyState>> = (0..args.threads).map(|_| Vec::new()).collect();
+    for i in 0..args.sessions {
+        let key = format!("{}:{i}", args.key_prefix);
+        let generation = log.high_water(&key).map_or(0, |m| m.generation);
+        shares[i % args.threads].push(KeyState {
+            key,
+            generation,
+            running: false,
+        });
+    }
+
+    let budget = args
+        .seconds
+        .is_none()
+        .then(|| args.events.unwrap_or(EVENTS_DEFAULT));
+    let deadline = args.seconds.map(Duration::from_secs_f64);
+    let claimed = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+
+    let handles: Vec<_> = shares
+        .into_iter()
+        .enumerate()
+        .map(|(t, keys)| {
+            let log = Arc::clone(&log);
+            let claimed = Arc::clone(&claimed);
+            let stop = Arc::clone(&stop);
+            let acks = args.acks;
+            std::thread::spawn(move || {
+                let mut worker = Worker {
+                    log: &log,
+                    keys,
+                    rng: fastrand::Rng::with_seed(t as u64 + 1),
+                    acks,
+                    samples_us: Vec::new(),
+                    events: 0,
+                    thread: t,
+                };
+                let result = worker.run(|| {
+                    if stop.load(Ordering::Relaxed) {
+                        return false;
+                    }
+                    match (budget, deadline) {
+                        (Some(n), _) => claimed.fetch_add(1, Ordering::Relaxed) < n,
+                        (None, Some(d)) => started.elapsed() < d,
+                        (None, None) => false,
+                    }
+                });
+                if result.is_err() {
+                    stop.store(true, Ordering::Relaxed);
+                }
+                result.map(|()| (worker.events, worker.samples_us))
+            })
+        })
+        .collect();
+
+    let mut samples = Vec::new();
+    let mut events = 0;
+    let mut first_error = None;
+    for h in handles {
+        match h.join().expect("load worker panicked") {
+            Ok((n, s)) => {
+                events += n;
+                samples.extend(s);
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    let elapsed = started.elapsed();
+    log.close()?;
+
+    let summary = summarize(
+        events,
+        &mut samples,
+        elapsed,
+        args.threads,
+        report.running.len(),
+    );
+    if args.acks {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+struct Worker<'a> {
+    log: &'a Log,
+    keys: Vec<KeyState>,
+    rng: fastrand::Rng,
+    acks: bool,
+    samples_us: Vec<u32>,
+    events: u64,
+    thread: usize,
+}
+
+impl Worker<'_> {
+    fn run(&mut self, mut more: impl FnMut() -> bool) -> Result<(), Failure> {
+        while more() {
+            let i = self.rng.usize(..self.keys.len());
+            let k = &mut self.keys[i];
+            let t0 = Instant::now();
+            let line = if k.running {
+                self.log.mark_completed(&k.key, k.generation)?;
+                k.running = false;
+                serde_json::json!({"event": "completed", "key": k.key, "generation": k.generation})
+            } else {
+                let generation = k.generation + 1;
+                let session_id = format!("{}-s{generation}", k.key);
+                let run = Run::new(&k.key, &session_id, generation, inflight::log::now_ms())
+                    .with_meta(format!("{{\"thread\":{}}}", self.thread));
+                self.log.mark_running(run)?;
+                k.generation = generation;
+                k.running = true;
+                serde_json::json!({"event": "started", "key": k.key, "session_id": session_id, "generation": generation})
+            };
+            self.events += 1;
+            if self.samples_us.len() < SAMPLES_PER_THREAD_MAX {
+                self.samples_us
+                    .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+            }
+            if self.acks {
+                // Printed only after the call returned Ok: a line on the pipe is a promise that
+                // the event is durable.
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}")
+                    .and_then(|()| out.flush())
+                    .map_err(|e| Failure::new(1, format!("writing acknowledgements: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn summarize(
+    n: u64,
+    samples: &mut [u32],
+    elapsed: Duration,
+    threads: usize,
+    recovered: usize,
+) -> String {
+    samples.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if samples.is_empty() {
+            return 0;
+        }
+        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+        samples[i]
+    };
+    let secs = elapsed.as_secs_f64();
+    format!(
+        "events      {n}\nthreads     {threads}\nseconds     {secs:.2}\nevents/s    {:.0}\nlatency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\nrecovered   {recovered} interrupted run(s) at open",
+        n as f64 / secs.max(1e-9),
+        pct(0.50),
+        pct(0.90),
+        pct(0.99),
+        pct(0.999),
+        samples.last().copied().unwrap_or(0),
+    )
+}

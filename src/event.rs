@@ -1,0 +1,217 @@
+//! The vocabulary: a run, and the three events a log records.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::limits::{KEY_BYTES_MAX, META_BYTES_MAX, SESSION_ID_BYTES_MAX};
+
+/// One agent run: what a gateway needs back after a crash to resume or suspend it.
+///
+/// The field order is part of the on-disk format (see the README's "On-disk format").
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Run {
+    /// The session's stable routing key, e.g. `agent:main:telegram:dm:4242`. Non-empty, at
+    /// most [`KEY_BYTES_MAX`] bytes.
+    pub key: String,
+    /// The transcript id of the conversation the run belongs to. At most
+    /// [`SESSION_ID_BYTES_MAX`] bytes.
+    pub session_id: String,
+    /// Bumped by the gateway for every run it begins on `key`; monotonic per key.
+    pub generation: u64,
+    /// When the run started, in milliseconds since the Unix epoch (the gateway's clock).
+    pub started_at_ms: u64,
+    /// A small opaque payload the gateway wants back after a crash (often JSON). At most
+    /// [`META_BYTES_MAX`] bytes.
+    pub meta: Option<String>,
+}
+
+impl Run {
+    /// A run with no `meta`.
+    pub fn new(
+        key: impl Into<String>,
+        session_id: impl Into<String>,
+        generation: u64,
+        started_at_ms: u64,
+    ) -> Run {
+        Run {
+            key: key.into(),
+            session_id: session_id.into(),
+            generation,
+            started_at_ms,
+            meta: None,
+        }
+    }
+
+    /// The same run carrying `meta`.
+    pub fn with_meta(mut self, meta: impl Into<String>) -> Run {
+        self.meta = Some(meta.into());
+        self
+    }
+}
+
+/// What the log records. Variant order is part of the on-disk format.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Event {
+    /// A run began (or was re-begun under a higher generation).
+    Started(Run),
+    /// The run of `key` with `generation` finished.
+    Completed {
+        /// The run's key.
+        key: String,
+        /// The generation that finished.
+        generation: u64,
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// The process exited cleanly; runs still in flight were interrupted by the shutdown.
+    Shutdown {
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
+impl Event {
+    /// The event's timestamp: a start's `started_at_ms`, otherwise `at_ms`.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            Event::Started(run) => run.started_at_ms,
+            Event::Completed { at_ms, .. } | Event::Shutdown { at_ms } => *at_ms,
+        }
+    }
+
+    /// The key the event concerns, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            Event::Started(run) => Some(&run.key),
+            Event::Completed { key, .. } => Some(key),
+            Event::Shutdown { .. } => None,
+        }
+    }
+
+    /// Checks every limit of [`crate::limits`]. Called before an event is written and after one
+    /// is read back, so both sides of the disk hold the same invariants.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            Event::Started(run) => {
+                validate_key(&run.key)?;
+                check_len(
+                    "session_id",
+                    &run.session_id,
+                    SESSION_ID_BYTES_MAX,
+                    &run.key,
+                )?;
+                if let Some(meta) = &run.meta {
+                    check_len("meta", meta, META_BYTES_MAX, &run.key)?;
+                }
+                Ok(())
+            }
+            Event::Completed { key, .. } => validate_key(key),
+            Event::Shutdown { .. } => Ok(()),
+        }
+    }
+}
+
+fn validate_key(key: &str) -> Result<()> {
+    if key.is_empty() {
+        return Err(Error::InvalidInput {
+            field: "key",
+            reason: "must not be empty".into(),
+            key: None,
+        });
+    }
+    if key.len() > KEY_BYTES_MAX {
+        return Err(Error::InvalidInput {
+            field: "key",
+            reason: format!("is {} bytes, over the limit of {KEY_BYTES_MAX}", key.len()),
+            key: Some(shorten(key)),
+        });
+    }
+    Ok(())
+}
+
+fn check_len(field: &'static str, value: &str, max: usize, key: &str) -> Result<()> {
+    if value.len() > max {
+        return Err(Error::InvalidInput {
+            field,
+            reason: format!("is {} bytes, over the limit of {max}", value.len()),
+            key: Some(shorten(key)),
+        });
+    }
+    Ok(())
+}
+
+/// A key cut to a length that fits in one line of an error message.
+pub(crate) fn shorten(key: &str) -> String {
+    const SHOWN_CHARS_MAX: usize = 64;
+    if key.chars().count() <= SHOWN_CHARS_MAX {
+        key.to_string()
+    } else {
+        let head: String = key.chars().take(SHOWN_CHARS_MAX).collect();
+        format!("{head}…")
+    }
+}
+
+/// Encodes an event as a frame payload (postcard). Pure.
+pub fn encode_event(event: &Event) -> Vec<u8> {
+    // Serializing owned strings and integers into a Vec cannot fail.
+    postcard::to_allocvec(event).expect("postcard encodes an Event into a Vec")
+}
+
+/// Decodes a frame payload. `None` when the bytes are not exactly one valid event within the
+/// limits; the caller treats that as corruption. Pure.
+pub fn decode_event(payload: &[u8]) -> Option<Event> {
+    let (event, rest): (Event, &[u8]) = postcard::take_from_bytes(payload).ok()?;
+    if !rest.is_empty() || event.validate().is_err() {
+        return None;
+    }
+    Some(event)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::limits::RECORD_BYTES_MAX;
+
+    #[test]
+    fn worst_case_event_fits_a_record() {
+        let run = Run::new(
+            "k".repeat(KEY_BYTES_MAX),
+            "s".repeat(SESSION_ID_BYTES_MAX),
+            u64::MAX,
+            u64::MAX,
+        )
+        .with_meta("m".repeat(META_BYTES_MAX));
+        let bytes = encode_event(&Event::Started(run));
+        assert!(bytes.len() <= RECORD_BYTES_MAX, "{} bytes", bytes.len());
+    }
+
+    #[test]
+    fn events_round_trip_and_trailing_bytes_are_rejected() {
+        let events = [
+            Event::Started(Run::new("a", "s1", 3, 10).with_meta("{\"m\":1}")),
+            Event::Completed {
+                key: "a".into(),
+                generation: 3,
+                at_ms: 11,
+            },
+            Event::Shutdown { at_ms: 12 },
+        ];
+        for event in events {
+            let mut bytes = encode_event(&event);
+            assert_eq!(decode_event(&bytes), Some(event));
+            bytes.push(0);
+            assert_eq!(decode_event(&bytes), None);
+        }
+    }
+
+    #[test]
+    fn decoded_events_must_respect_the_limits() {
+        let long = Event::Completed {
+            key: "k".repeat(KEY_BYTES_MAX + 1),
+            generation: 1,
+            at_ms: 1,
+        };
+        assert!(long.validate().is_err());
+        assert_eq!(decode_event(&encode_event(&long)), None);
+    }
+}

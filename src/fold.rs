@@ -1,0 +1,349 @@
+//! The pure core: folding events into the running set (the contract's rules 1 to 5).
+//!
+//! No I/O, no clock, no threads: an event goes in, the new state and what the event did come
+//! out. Live appends and replay both call [`RunningSet::apply`], so the state a process holds for
+//! its acknowledged events and the state a replay of its log rebuilds are equal by construction.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::{Event, Run};
+
+/// Why a run is reported as interrupted after recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reason {
+    /// The process died with the run in flight.
+    Crash,
+    /// The run was still in flight at a clean shutdown (the drain timed out).
+    Shutdown,
+}
+
+/// A run in the running set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// The run as it was started.
+    #[serde(flatten)]
+    pub run: Run,
+    /// Set when a clean shutdown found this run still in flight.
+    pub interrupted_by_shutdown: bool,
+}
+
+impl Entry {
+    /// Why this run would be reported as interrupted if the process stopped now.
+    pub fn reason(&self) -> Reason {
+        if self.interrupted_by_shutdown {
+            Reason::Shutdown
+        } else {
+            Reason::Crash
+        }
+    }
+}
+
+/// A key's high-water mark: the highest generation the log has seen for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    /// The highest generation of any start or completion seen for the key.
+    pub generation: u64,
+    /// Timestamp of the latest event seen for the key (for retention).
+    pub last_event_ms: u64,
+}
+
+/// What the fold counted. Every event lands in exactly one of the first six counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counters {
+    /// Starts that became the key's running entry.
+    pub started: u64,
+    /// Starts below the key's high-water mark, ignored (rule 1).
+    pub stale_starts: u64,
+    /// Completions that removed a running entry.
+    pub completed: u64,
+    /// Completions older than the key's running entry, ignored (rule 3).
+    pub stale_completions: u64,
+    /// Completions for a key with no running entry: no-ops (rule 3).
+    pub unknown_completions: u64,
+    /// Clean shutdowns.
+    pub shutdowns: u64,
+    /// Starts that replaced an older running entry of the same key (a subset of `started`).
+    pub superseded: u64,
+}
+
+impl Counters {
+    /// Stale starts plus stale completions: the records the fold ignored.
+    pub fn stale_ignored(&self) -> u64 {
+        self.stale_starts + self.stale_completions
+    }
+}
+
+/// What one event did to the running set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// The run became the key's running entry, replacing `superseded` if there was one.
+    Started {
+        /// The generation of the entry it replaced.
+        superseded: Option<u64>,
+    },
+    /// The start was below the key's high-water mark and was ignored.
+    StaleStart {
+        /// The key's mark.
+        high_water: u64,
+    },
+    /// The completion removed the key's running entry.
+    Completed,
+    /// A newer run owns the key's slot; the completion was ignored.
+    StaleCompletion {
+        /// The generation of the run that owns the slot.
+        running_generation: u64,
+    },
+    /// The key had no running entry; nothing changed.
+    UnknownCompletion,
+    /// A clean shutdown; `interrupted` runs were still in flight.
+    Shutdown {
+        /// How many runs the shutdown interrupted.
+        interrupted: usize,
+    },
+}
+
+/// The running set and everything the fold remembers besides it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunningSet {
+    runs: BTreeMap<String, Entry>,
+    marks: BTreeMap<String, Mark>,
+    counters: Counters,
+    last_was_shutdown: bool,
+}
+
+impl RunningSet {
+    /// An empty set: what a log with no events folds to.
+    pub fn new() -> RunningSet {
+        RunningSet::default()
+    }
+
+    /// Applies one event (rules 1 to 5 of the contract) and says what it did.
+    pub fn apply(&mut self, event: &Event) -> Applied {
+        self.last_was_shutdown = matches!(event, Event::Shutdown { .. });
+        match event {
+            Event::Started(run) => self.start(run),
+            Event::Completed {
+                key,
+                generation,
+                at_ms,
+            } => self.complete(key, *generation, *at_ms),
+            Event::Shutdown { .. } => {
+                self.counters.shutdowns += 1;
+                for entry in self.runs.values_mut() {
+                    entry.interrupted_by_shutdown = true;
+                }
+                Applied::Shutdown {
+                    interrupted: self.runs.len(),
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, run: &Run) -> Applied {
+        let mark = self.raise_mark(&run.key, run.generation, run.started_at_ms);
+        if run.generation < mark {
+            self.counters.stale_starts += 1;
+            return Applied::StaleStart { high_water: mark };
+        }
+        self.counters.started += 1;
+        let entry = Entry {
+            run: run.clone(),
+            interrupted_by_shutdown: false,
+        };
+        let superseded = self
+            .runs
+            .insert(run.key.clone(), entry)
+            .map(|old| old.run.generation);
+        if superseded.is_some() {
+            self.counters.superseded += 1;
+        }
+        Applied::Started { superseded }
+    }
+
+    fn complete(&mut self, key: &str, generation: u64, at_ms: u64) -> Applied {
+        self.raise_mark(key, generation, at_ms);
+        match self.runs.get(key).map(|e| e.run.generation) {
+            None => {
+                self.counters.unknown_completions += 1;
+                Applied::UnknownCompletion
+            }
+            Some(running) if generation < running => {
+                self.counters.stale_completions += 1;
+                Applied::StaleCompletion {
+                    running_generation: running,
+                }
+            }
+            Some(_) => {
+                self.runs.remove(key);
+                self.counters.completed += 1;
+                Applied::Completed
+            }
+        }
+    }
+
+    /// Raises the key's mark to at least `generation`; returns the mark from before, or
+    /// `generation` for a key not seen yet (so a first start is never stale).
+    fn raise_mark(&mut self, key: &str, generation: u64, at_ms: u64) -> u64 {
+        match self.marks.get_mut(key) {
+            Some(mark) => {
+                let before = mark.generation;
+                mark.generation = mark.generation.max(generation);
+                mark.last_event_ms = mark.last_event_ms.max(at_ms);
+                before
+            }
+            None => {
+                self.marks.insert(
+                    key.to_string(),
+                    Mark {
+                        generation,
+                        last_event_ms: at_ms,
+                    },
+                );
+                generation
+            }
+        }
+    }
+
+    /// The running entry of `key`, if any.
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.runs.get(key)
+    }
+
+    /// Every running entry, ordered by key.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &Entry> {
+        self.runs.values()
+    }
+
+    /// How many runs are in the set.
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// True when no run is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The high-water mark of `key`, if the log has seen it.
+    pub fn mark(&self, key: &str) -> Option<Mark> {
+        self.marks.get(key).copied()
+    }
+
+    /// Every key's high-water mark, ordered by key.
+    pub fn marks(&self) -> impl ExactSizeIterator<Item = (&str, &Mark)> {
+        self.marks.iter().map(|(k, m)| (k.as_str(), m))
+    }
+
+    /// What the fold has counted so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// True when the last event applied was a clean shutdown.
+    pub fn ended_with_shutdown(&self) -> bool {
+        self.last_was_shutdown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(key: &str, generation: u64) -> Event {
+        Event::Started(Run::new(
+            key,
+            format!("s{generation}"),
+            generation,
+            generation,
+        ))
+    }
+    fn complete(key: &str, generation: u64) -> Event {
+        Event::Completed {
+            key: key.into(),
+            generation,
+            at_ms: 100 + generation,
+        }
+    }
+    fn fold(events: &[Event]) -> RunningSet {
+        let mut set = RunningSet::new();
+        for e in events {
+            set.apply(e);
+        }
+        set
+    }
+
+    #[test]
+    fn completion_removes_the_run() {
+        let set = fold(&[start("a", 1), complete("a", 1)]);
+        assert!(set.is_empty());
+        assert_eq!(set.counters().completed, 1);
+    }
+
+    #[test]
+    fn stale_completion_does_not_clear_newer_run() {
+        let mut set = fold(&[start("a", 1), start("a", 2)]);
+        assert_eq!(
+            set.apply(&complete("a", 1)),
+            Applied::StaleCompletion {
+                running_generation: 2
+            }
+        );
+        assert_eq!(set.get("a").unwrap().run.generation, 2);
+        assert_eq!(set.counters().stale_completions, 1);
+    }
+
+    #[test]
+    fn newer_completion_clears_older_run() {
+        let set = fold(&[start("a", 1), complete("a", 3)]);
+        assert!(set.is_empty());
+        assert_eq!(set.mark("a").unwrap().generation, 3);
+    }
+
+    #[test]
+    fn stale_start_is_ignored_and_counted() {
+        let mut set = fold(&[start("a", 5), complete("a", 5)]);
+        assert_eq!(
+            set.apply(&start("a", 4)),
+            Applied::StaleStart { high_water: 5 }
+        );
+        assert!(set.is_empty());
+        assert_eq!(set.counters().stale_ignored(), 1);
+    }
+
+    #[test]
+    fn start_at_the_mark_replaces_the_entry() {
+        let mut set = fold(&[start("a", 5)]);
+        assert_eq!(
+            set.apply(&start("a", 5)),
+            Applied::Started {
+                superseded: Some(5)
+            }
+        );
+        assert_eq!(set.counters().superseded, 1);
+    }
+
+    #[test]
+    fn completing_an_unknown_key_is_a_no_op() {
+        let mut set = RunningSet::new();
+        assert_eq!(set.apply(&complete("x", 1)), Applied::UnknownCompletion);
+        assert!(set.is_empty());
+    }
+
+    #[test]
+    fn shutdown_marks_remaining_runs_as_interrupted_by_shutdown() {
+        let mut set = fold(&[start("a", 1), start("b", 1)]);
+        assert_eq!(
+            set.apply(&Event::Shutdown { at_ms: 9 }),
+            Applied::Shutdown { interrupted: 2 }
+        );
+        assert!(set.ended_with_shutdown());
+        assert!(set.entries().all(|e| e.reason() == Reason::Shutdown));
+        set.apply(&start("c", 1));
+        assert!(!set.ended_with_shutdown());
+        assert_eq!(set.get("c").unwrap().reason(), Reason::Crash);
+        assert_eq!(set.get("a").unwrap().reason(), Reason::Shutdown);
+    }
+}

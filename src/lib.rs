@@ -1,0 +1,44 @@
+//! `inflight`: exact crash recovery of a gateway's in-flight runs.
+//!
+//! A gateway records each agent run's start and completion with [`Log::mark_running`] and
+//! [`Log::mark_completed`]; each returns once its event is a synced, CRC-framed record in an
+//! append-only log. After a crash, [`Log::open`] replays the log and reports exactly which runs
+//! were in flight ([`RecoveryReport::running`]), cutting a torn tail, skipping (or refusing)
+//! corruption, and ignoring stale-generation records.
+//!
+//! ```
+//! use inflight::{Log, Options, Reason, Run};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (log, _) = Log::open(dir.path(), Options::default())?;
+//! log.mark_running(Run::new("agent:main:discord:thread:77", "20261126_1", 1, 1_000).with_meta("{\"resume_from\":\"m-91\"}"))?;
+//! log.mark_running(Run::new("agent:main:http:c-5", "20261126_2", 1, 1_001))?;
+//! log.mark_completed("agent:main:http:c-5", 1)?;
+//! drop(log); // the process dies here
+//!
+//! let (_log, report) = Log::open(dir.path(), Options::default())?;
+//! assert_eq!(report.running.len(), 1);
+//! assert_eq!(report.running[0].run.key, "agent:main:discord:thread:77");
+//! assert_eq!(report.running[0].reason, Reason::Crash);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The modules, one job each:
+
+#![warn(missing_docs)]
+
+pub mod error;
+pub mod event;
+pub mod fold;
+pub mod frame;
+pub mod limits;
+pub mod log;
+pub mod recovery;
+pub mod storage;
+
+pub use error::{Error, Result};
+pub use event::{Event, Run};
+pub use fold::{Applied, Counters, Entry, Mark, Reason, RunningSet};
+pub use log::{Environment, Log, Options, Recovered, SystemEnvironment};
+pub use recovery::{Corruption, InterruptedRun, Policy, RecoveryReport, TornTail};
+pub use storage::{FsStorage, Storage, StorageFile};

@@ -1,0 +1,30 @@
+//! Every size the log accepts, in one table.
+//!
+//! Each limit is checked before an event is encoded (a clear
+//! [`Error::InvalidInput`](crate::Error::InvalidInput), nothing written) and again after a
+//! record is decoded during replay, so a record that breaks one is reported as corruption rather
+//! than trusted.
+
+/// Largest routing key, in bytes of UTF-8. Keys must also be non-empty.
+pub const KEY_BYTES_MAX: usize = 1024;
+
+/// Largest session id, in bytes of UTF-8.
+pub const SESSION_ID_BYTES_MAX: usize = 256;
+
+/// Largest `meta` payload, in bytes of UTF-8.
+pub const META_BYTES_MAX: usize = 4096;
+
+/// Largest encoded event (a frame's payload). An event with every field at its limit encodes
+/// to well under this (see the `worst_case_event_fits_a_record` test), so the bound only ever
+/// rejects corrupt lengths read back from disk.
+pub const RECORD_BYTES_MAX: usize = 8 * 1024;
+
+/// Default size at which the writer starts a new segment file.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+
+/// Smallest segment size a caller may configure: a header plus at least one largest record.
+pub const SEGMENT_BYTES_MIN: u64 = 16 * 1024;
+
+/// Largest segment size a caller may configure. Replay maps one whole segment at a time, so this
+/// also bounds the address space replay uses.
+pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 30;

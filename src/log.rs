@@ -1,0 +1,510 @@
+//! The log handle: open (lock, replay, repair), durable appends, clean close.
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::error::{Error, Result};
+use crate::event::{Event, Run, encode_event};
+use crate::fold::{Applied, Counters, Entry, Mark, RunningSet};
+use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
+use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
+use crate::recovery::{Policy, RecoveryReport, Tail, replay, segment_name};
+use crate::storage::{DirLock, FsStorage, LockError, Storage, StorageFile, write_all_at};
+
+/// The outside world the shell needs: a clock and a source of salts. Replace it to make a
+/// simulated run deterministic.
+pub trait Environment: Send + Sync + Debug {
+    /// Milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+    /// A fresh random salt for a new segment.
+    fn salt(&self) -> u64;
+}
+
+/// The system clock and a random salt.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemEnvironment;
+
+impl Environment for SystemEnvironment {
+    fn now_ms(&self) -> u64 {
+        now_ms()
+    }
+    fn salt(&self) -> u64 {
+        fastrand::u64(..)
+    }
+}
+
+/// The system clock in milliseconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How to open a log.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// What to do with corruption: skip and report (default), or fail.
+    pub policy: Policy,
+    /// Size at which the writer starts a new segment, between [`SEGMENT_BYTES_MIN`] and
+    /// [`SEGMENT_BYTES_LIMIT`].
+    pub segment_bytes_max: u64,
+    /// The clock and salt source.
+    pub environment: Arc<dyn Environment>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            policy: Policy::default(),
+            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
+            environment: Arc::new(SystemEnvironment),
+        }
+    }
+}
+
+impl Options {
+    /// These options with the strict corruption policy.
+    pub fn strict(mut self) -> Options {
+        self.policy = Policy::Strict;
+        self
+    }
+
+    fn validate(&self) -> Result<()> {
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
+            return Err(Error::InvalidInput {
+                field: "segment_bytes_max",
+                reason: format!(
+                    "is {}, outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_LIMIT}",
+                    self.segment_bytes_max
+                ),
+                key: None,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a read-only replay found: the report and the folded state.
+#[derive(Clone, Debug)]
+pub struct Recovered {
+    /// What replay found.
+    pub report: RecoveryReport,
+    /// The state the log folds to.
+    pub set: RunningSet,
+}
+
+/// An open log. `Send + Sync`: share it between threads with an `Arc`.
+///
+/// Every `mark_*` call returns only after its event is durable: written and synced with
+/// fdatasync (and, for a new segment, its directory entry synced too). A call that returns an
+/// error may or may not have reached the disk; after a failed write or sync the handle is
+/// poisoned and every later call fails until the log is reopened.
+#[derive(Debug)]
+pub struct Log {
+    dir: PathBuf,
+    storage: Arc<dyn Storage>,
+    options: Options,
+    state: Mutex<State>,
+    _lock: DirLock,
+}
+
+#[derive(Debug)]
+struct State {
+    writer: Writer,
+    set: RunningSet,
+    /// Set by the first failed write or sync, or by close; then every call fails.
+    failure: Option<Failure>,
+}
+
+#[derive(Debug, Clone)]
+enum Failure {
+    Poisoned(String),
+    Closed,
+}
+
+impl Failure {
+    fn to_error(&self) -> Error {
+        match self {
+            Failure::Poisoned(cause) => Error::Poisoned {
+                cause: cause.clone(),
+            },
+            Failure::Closed => Error::Closed,
+        }
+    }
+}
+
+/// The open end of the last segment.
+#[derive(Debug)]
+struct Writer {
+    file: Box<dyn StorageFile>,
+    path: PathBuf,
+    header: SegmentHeader,
+    /// Where the next frame goes: the end of the last durable frame.
+    offset: u64,
+    next_seq: u64,
+    buf: Vec<u8>,
+}
+
+impl Log {
+    /// Opens (creating if missing) the log in `dir` on the real file system, and replays it.
+    ///
+    /// ```
+    /// use inflight::{Log, Options, Run};
+    /// let dir = tempfile::tempdir()?;
+    /// let (log, report) = Log::open(dir.path(), Options::default())?;
+    /// assert!(report.running.is_empty());
+    /// log.mark_running(Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", 1, 1_764_150_000_000))?;
+    /// drop(log); // a crash: no clean shutdown recorded
+    ///
+    /// let (log, report) = Log::open(dir.path(), Options::default())?;
+    /// assert_eq!(report.running.len(), 1); // the run to resume
+    /// log.mark_completed("agent:main:telegram:dm:4242", 1)?;
+    /// log.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Log, RecoveryReport)> {
+        Log::open_with_storage(Arc::new(FsStorage::default()), dir, options)
+    }
+
+    /// Opens the log in `dir` through `storage`: takes the directory's lock, replays, cuts a torn
+    /// tail (and syncs the cut) and prepares the segment the next append goes to.
+    pub fn open_with_storage(
+        storage: Arc<dyn Storage>,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<(Log, RecoveryReport)> {
+        options.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        create_dir_durably(&*storage, &dir)?;
+        let lock = storage.lock(&dir).map_err(|e| match e {
+            LockError::Held(holder_pid) => Error::Locked {
+                dir: dir.clone(),
+                holder_pid,
+            },
+            LockError::Io(e) => Error::io("lock", &dir, e),
+        })?;
+        let replayed = replay(&*storage, &dir, options.policy)?;
+        let mut report = replayed.report;
+        let env = &options.environment;
+        let writer = match replayed.tail {
+            Tail::Fresh => {
+                Writer::create(&*storage, &dir, 1, replayed.next_seq, env.now_ms(), &**env)?
+            }
+            Tail::NewSegment { segment_no, remove } => {
+                if let Some(path) = remove {
+                    storage
+                        .remove(&path)
+                        .map_err(|e| Error::io("remove", &path, e))?;
+                    storage
+                        .sync_dir(&dir)
+                        .map_err(|e| Error::io("sync directory", &dir, e))?;
+                    if let Some(torn) = &mut report.torn_tail {
+                        torn.cut = true;
+                    }
+                }
+                let created = report.coverage_since_ms.unwrap_or_else(|| env.now_ms());
+                Writer::create(
+                    &*storage,
+                    &dir,
+                    segment_no,
+                    replayed.next_seq,
+                    created,
+                    &**env,
+                )?
+            }
+            Tail::Append { path, header, end } => {
+                let writer = Writer::reopen(&*storage, path, header, end, replayed.next_seq)?;
+                if let Some(torn) = &mut report.torn_tail {
+                    torn.cut = true;
+                }
+                writer
+            }
+        };
+        report.coverage_since_ms = Some(writer.header.log_created_ms);
+        log_report(&dir, &report);
+        let log = Log {
+            dir,
+            storage,
+            options,
+            state: Mutex::new(State {
+                writer,
+                set: replayed.set,
+                failure: None,
+            }),
+            _lock: lock,
+        };
+        Ok((log, report))
+    }
+
+    /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
+    /// inspect a log, even one a live process is writing. A torn tail is reported (with
+    /// `cut: false`) but left in place.
+    pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<Recovered> {
+        Log::read_only_with_storage(&FsStorage { no_mmap: true }, dir, policy)
+    }
+
+    /// [`Log::read_only`] through `storage`.
+    pub fn read_only_with_storage(
+        storage: &dyn Storage,
+        dir: impl AsRef<Path>,
+        policy: Policy,
+    ) -> Result<Recovered> {
+        let dir = dir.as_ref();
+        if !storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
+            return Err(Error::NotFound {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let replayed = replay(storage, dir, policy)?;
+        Ok(Recovered {
+            report: replayed.report,
+            set: replayed.set,
+        })
+    }
+
+    /// Records that `run` started. Returns once the event is durable, with what it did to the
+    /// running set (a start below the key's high-water mark is recorded but ignored).
+    pub fn mark_running(&self, run: Run) -> Result<Applied> {
+        self.append(Event::Started(run))
+    }
+
+    /// Records that the run of `key` with `generation` completed, timestamped with the
+    /// environment's clock. Returns once the event is durable.
+    pub fn mark_completed(&self, key: &str, generation: u64) -> Result<Applied> {
+        let at_ms = self.options.environment.now_ms();
+        self.mark_completed_at(key, generation, at_ms)
+    }
+
+    /// [`Log::mark_completed`] with an explicit timestamp.
+    pub fn mark_completed_at(&self, key: &str, generation: u64, at_ms: u64) -> Result<Applied> {
+        self.append(Event::Completed {
+            key: key.to_string(),
+            generation,
+            at_ms,
+        })
+    }
+
+    /// Records a clean shutdown (runs still in flight are reported after the next open with
+    /// reason `shutdown`) and closes the handle: later calls return [`Error::Closed`].
+    pub fn close(&self) -> Result<()> {
+        let at_ms = self.options.environment.now_ms();
+        self.append(Event::Shutdown { at_ms })?;
+        self.state()?.failure = Some(Failure::Closed);
+        Ok(())
+    }
+
+    /// The runs in flight now, ordered by key.
+    pub fn running(&self) -> Vec<Entry> {
+        self.with_set(|set| set.entries().cloned().collect())
+    }
+
+    /// The high-water mark of `key`: the highest generation recorded for it.
+    pub fn high_water(&self, key: &str) -> Option<Mark> {
+        self.with_set(|set| set.mark(key))
+    }
+
+    /// What the fold has counted since the log was created.
+    pub fn counters(&self) -> Counters {
+        self.with_set(|set| set.counters())
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn with_set<T>(&self, f: impl FnOnce(&RunningSet) -> T) -> T {
+        // The set is only changed after a durable append, by code that cannot panic halfway, so
+        // it is consistent even if another thread panicked while holding the lock.
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&state.set)
+    }
+
+    fn state(&self) -> Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| Error::Poisoned {
+            cause: "a thread panicked while appending".into(),
+        })
+    }
+
+    fn append(&self, event: Event) -> Result<Applied> {
+        event.validate()?;
+        let payload = encode_event(&event);
+        let mut state = self.state()?;
+        if let Some(failure) = &state.failure {
+            return Err(failure.to_error());
+        }
+        let result = state
+            .writer
+            .append(&*self.storage, &self.dir, &payload, &self.options);
+        if let Err(e) = result {
+            // A failed write or sync leaves the file in an unknown state and, after a failed
+            // fsync, the kernel may report the next one as a success without writing the data
+            // (Linux drops dirty pages on error). Nothing written after this point could be
+            // trusted, so the handle refuses everything until the log is reopened and replayed.
+            tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
+            state.failure = Some(Failure::Poisoned(e.to_string()));
+            return Err(e);
+        }
+        Ok(state.set.apply(&event))
+    }
+}
+
+impl Writer {
+    /// Creates segment `segment_no` and makes its header and directory entry durable before any
+    /// record goes in, so a record is never acknowledged in a file that could vanish or whose
+    /// salt could be lost.
+    fn create(
+        storage: &dyn Storage,
+        dir: &Path,
+        segment_no: u64,
+        base_seq: u64,
+        log_created_ms: u64,
+        env: &dyn Environment,
+    ) -> Result<Writer> {
+        let header = SegmentHeader {
+            segment_no,
+            base_seq,
+            salt: env.salt(),
+            log_created_ms,
+            segment_created_ms: env.now_ms(),
+        };
+        let path = dir.join(segment_name(segment_no));
+        let file = storage
+            .create(&path)
+            .map_err(|e| Error::io("create", &path, e))?;
+        write_all_at(&*file, &header.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
+        file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+        tracing::debug!(segment = %path.display(), base_seq, "created segment");
+        Ok(Writer {
+            file,
+            path,
+            header,
+            offset: SEGMENT_HEADER_BYTES as u64,
+            next_seq: base_seq,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Opens the last segment to append after its last valid record, first cutting off and
+    /// syncing away anything past it (a torn tail), so a new record can never be followed by
+    /// stale bytes that a later replay would mistake for corruption.
+    fn reopen(
+        storage: &dyn Storage,
+        path: PathBuf,
+        header: SegmentHeader,
+        end: u64,
+        next_seq: u64,
+    ) -> Result<Writer> {
+        let file = storage
+            .open(&path, true)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        if len > end {
+            file.set_len(end)
+                .map_err(|e| Error::io("truncate", &path, e))?;
+            file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+            tracing::warn!(segment = %path.display(), offset = end, bytes = len - end, "cut torn tail");
+        }
+        Ok(Writer {
+            file,
+            path,
+            header,
+            offset: end,
+            next_seq,
+            buf: Vec::new(),
+        })
+    }
+
+    fn append(
+        &mut self,
+        storage: &dyn Storage,
+        dir: &Path,
+        payload: &[u8],
+        options: &Options,
+    ) -> Result<()> {
+        self.buf.clear();
+        encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
+        let frame_len = self.buf.len() as u64;
+        if self.offset + frame_len > options.segment_bytes_max
+            && self.offset > SEGMENT_HEADER_BYTES as u64
+        {
+            let next = Writer::create(
+                storage,
+                dir,
+                self.header.segment_no + 1,
+                self.next_seq,
+                self.header.log_created_ms,
+                &*options.environment,
+            )?;
+            *self = next;
+            encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
+        }
+        write_all_at(&*self.file, &self.buf, self.offset)
+            .map_err(|e| Error::io("write", &self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io("sync", &self.path, e))?;
+        self.offset += frame_len;
+        self.next_seq += 1;
+        Ok(())
+    }
+}
+
+/// Creates `dir` if missing and syncs the parent of every directory it created, so that the log
+/// directory itself cannot vanish after a power loss once a record in it is acknowledged.
+fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let is_dir = |d: &Path| storage.is_dir(d).map_err(|e| Error::io("stat", d, e));
+    if is_dir(dir)? {
+        return Ok(());
+    }
+    let mut missing = vec![dir];
+    while let Some(parent) = missing.last().and_then(|d| d.parent()) {
+        if parent.as_os_str().is_empty() || is_dir(parent)? {
+            break;
+        }
+        missing.push(parent);
+    }
+    storage
+        .create_dir_all(dir)
+        .map_err(|e| Error::io("create directory", dir, e))?;
+    for created in missing.iter().rev() {
+        let parent = match created.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        storage
+            .sync_dir(parent)
+            .map_err(|e| Error::io("sync directory", parent, e))?;
+    }
+    Ok(())
+}
+
+fn log_report(dir: &Path, report: &RecoveryReport) {
+    tracing::info!(
+        dir = %dir.display(),
+        segments = report.segments,
+        records = report.records,
+        running = report.running.len(),
+        clean_shutdown = report.clean_shutdown,
+        "opened log"
+    );
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(segment = %torn.segment, offset = torn.offset, bytes = torn.bytes, "torn tail");
+    }
+    for c in &report.corruption {
+        tracing::error!(
+            segment = %c.segment,
+            start = c.start_offset,
+            end = c.end_offset,
+            after_seq = c.after_seq,
+            before_seq = ?c.before_seq,
+            detail = %c.detail,
+            "corruption skipped: gap in the log"
+        );
+    }
+}

@@ -1,0 +1,357 @@
+//! Replay: read every segment, fold its events, and classify whatever is damaged as a torn tail
+//! (cut before the next append) or corruption (reported as a gap, or an error under the strict
+//! policy). Replay itself changes nothing on disk; it returns a plan that the writer carries out.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::event::{Run, decode_event};
+use crate::fold::{Counters, Reason, RunningSet};
+use crate::frame::{HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader};
+use crate::storage::Storage;
+
+/// What to do with a damaged region that has valid records after it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Skip the damaged region, replay what follows it, and report it as a gap (the default:
+    /// losing the rest of the log to one bad sector would be worse).
+    #[default]
+    SkipDamaged,
+    /// Fail to open with [`Error::Corrupt`].
+    Strict,
+}
+
+/// A run that was in flight when the log was last written, and why it stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptedRun {
+    /// The run as it was started.
+    #[serde(flatten)]
+    pub run: Run,
+    /// `crash`, or `shutdown` when a clean shutdown found it still running.
+    pub reason: Reason,
+}
+
+/// An incomplete or invalid end of the last segment with nothing valid after it: the normal
+/// trace of a crash during an append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TornTail {
+    /// The segment file's name.
+    pub segment: String,
+    /// Where the torn bytes begin (the end of the last valid record).
+    pub offset: u64,
+    /// How many bytes follow the last valid record.
+    pub bytes: u64,
+    /// True once the bytes were cut off and the cut synced (a read-write open); false when the
+    /// replay was read-only and left the file as it was.
+    pub cut: bool,
+}
+
+/// A damaged region with valid records after it, or a segment that cannot be read at all.
+/// Under the default policy the region is skipped and marked as a gap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corruption {
+    /// The segment file's name.
+    pub segment: String,
+    /// First damaged byte.
+    pub start_offset: u64,
+    /// One past the last damaged byte.
+    pub end_offset: u64,
+    /// Sequence number of the last valid record before the gap (0 if none).
+    pub after_seq: u64,
+    /// Sequence number of the first valid record after the gap, if any.
+    pub before_seq: Option<u64>,
+    /// Timestamp of the last valid record before the gap: the gap's time range starts here.
+    pub after_ms: Option<u64>,
+    /// Timestamp of the first valid record after the gap: the gap's time range ends here.
+    pub before_ms: Option<u64>,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// What opening (or replaying) a log found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// The runs in flight when the log was last written: resume or suspend exactly these.
+    pub running: Vec<InterruptedRun>,
+    /// Bytes of torn tail found (0 if none).
+    pub torn_tail_bytes: u64,
+    /// The torn tail, if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// Damaged regions skipped, in log order.
+    pub corruption: Vec<Corruption>,
+    /// Stale starts and completions the fold ignored.
+    pub stale_ignored: u64,
+    /// True when the last record is a clean shutdown.
+    pub clean_shutdown: bool,
+    /// Since when the log has been recording (milliseconds since the Unix epoch); `None` when
+    /// no segment header could be read. Runs that began before this are not covered.
+    pub coverage_since_ms: Option<u64>,
+    /// Everything the fold counted.
+    pub counters: Counters,
+    /// Segment files read.
+    pub segments: u64,
+    /// Valid records replayed.
+    pub records: u64,
+    /// Sequence number of the last valid record (0 if none).
+    pub last_seq: u64,
+}
+
+/// Where the writer continues after replay.
+#[derive(Debug)]
+pub(crate) enum Tail {
+    /// The directory holds no segment: start segment 1.
+    Fresh,
+    /// Append to the last segment after its last valid record; anything past `end` is a torn
+    /// tail to cut (and sync) first.
+    Append {
+        path: PathBuf,
+        header: SegmentHeader,
+        end: u64,
+    },
+    /// The last segment cannot be appended to (its header is damaged or torn): start segment
+    /// `segment_no`, after removing `remove` (a segment whose creation a crash interrupted).
+    NewSegment {
+        segment_no: u64,
+        remove: Option<PathBuf>,
+    },
+}
+
+/// The outcome of replay: the folded state, the report, and where to continue writing.
+#[derive(Debug)]
+pub(crate) struct Replayed {
+    pub set: RunningSet,
+    pub report: RecoveryReport,
+    pub tail: Tail,
+    pub next_seq: u64,
+}
+
+/// File name of segment `n`.
+pub(crate) fn segment_name(n: u64) -> String {
+    format!("{n:020}.log")
+}
+
+fn parse_segment_name(name: &str) -> Option<u64> {
+    let digits = name.strip_suffix(".log")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
+/// A damaged region not yet known to be a torn tail or corruption.
+struct Damage {
+    segment: String,
+    start: u64,
+    end: u64,
+    after_seq: u64,
+    after_ms: Option<u64>,
+    detail: String,
+}
+
+impl Damage {
+    fn into_corruption(self, before: Option<(u64, u64)>) -> Corruption {
+        Corruption {
+            segment: self.segment,
+            start_offset: self.start,
+            end_offset: self.end,
+            after_seq: self.after_seq,
+            before_seq: before.map(|b| b.0),
+            after_ms: self.after_ms,
+            before_ms: before.map(|b| b.1),
+            detail: self.detail,
+        }
+    }
+}
+
+/// Replays the log in `dir`. Reads only; see [`Tail`] for what the caller must repair.
+pub(crate) fn replay(storage: &dyn Storage, dir: &Path, policy: Policy) -> Result<Replayed> {
+    let mut segments: Vec<(u64, String)> = storage
+        .list(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+        .into_iter()
+        .filter_map(|name| parse_segment_name(&name).map(|n| (n, name)))
+        .collect();
+    segments.sort();
+
+    let mut set = RunningSet::new();
+    let mut report = RecoveryReport::default();
+    let mut pending: Vec<Damage> = Vec::new();
+    let mut next_seq = 1u64;
+    let mut last_ms: Option<u64> = None;
+    let mut tail = Tail::Fresh;
+
+    for (i, (number, name)) in segments.iter().enumerate() {
+        let is_last = i + 1 == segments.len();
+        let path = dir.join(name);
+        let file = storage
+            .open(&path, false)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let bytes = file.read_all().map_err(|e| Error::io("read", &path, e))?;
+        report.segments += 1;
+        let damage = |start: u64, end: u64, next_seq: u64, after_ms, detail: String| Damage {
+            segment: name.clone(),
+            start,
+            end,
+            after_seq: next_seq - 1,
+            after_ms,
+            detail,
+        };
+
+        let header = match SegmentHeader::decode(&bytes) {
+            Ok(h) if h.segment_no != *number => Err(format!(
+                "segment header says segment {}, the file name says {number}",
+                h.segment_no
+            )),
+            Ok(h) if h.base_seq < next_seq => Err(format!(
+                "segment starts at sequence {} but records up to {} were already read: it overlaps an earlier segment",
+                h.base_seq,
+                next_seq - 1
+            )),
+            Ok(h) => Ok(h),
+            Err(HeaderError::UnsupportedVersion(found)) => {
+                return Err(Error::UnsupportedVersion {
+                    path,
+                    found,
+                    supported: crate::frame::FORMAT_VERSION,
+                });
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let header = match header {
+            Ok(h) => h,
+            Err(detail) => {
+                let len = bytes.len() as u64;
+                if is_last && len <= SEGMENT_HEADER_BYTES as u64 {
+                    // A crash while the segment was being created: its header was never synced,
+                    // so no record in it was ever acknowledged.
+                    report.torn_tail_bytes = len;
+                    report.torn_tail = Some(TornTail {
+                        segment: name.clone(),
+                        offset: 0,
+                        bytes: len,
+                        cut: false,
+                    });
+                    tail = Tail::NewSegment {
+                        segment_no: *number,
+                        remove: Some(path),
+                    };
+                } else {
+                    pending.push(damage(0, len, next_seq, last_ms, detail));
+                    tail = Tail::NewSegment {
+                        segment_no: number + 1,
+                        remove: None,
+                    };
+                }
+                continue;
+            }
+        };
+        report.coverage_since_ms = Some(
+            report
+                .coverage_since_ms
+                .map_or(header.log_created_ms, |c| c.min(header.log_created_ms)),
+        );
+        if header.base_seq > next_seq && pending.is_empty() {
+            let detail = format!(
+                "records {next_seq}..{} are missing: no segment holds them",
+                header.base_seq - 1
+            );
+            pending.push(damage(0, 0, next_seq, last_ms, detail));
+        }
+        next_seq = header.base_seq;
+
+        let body = &bytes[SEGMENT_HEADER_BYTES..];
+        let mut end = SEGMENT_HEADER_BYTES as u64;
+        for scanned in Scanner::new(body, SEGMENT_HEADER_BYTES as u64, header.salt, next_seq) {
+            let frame = match scanned {
+                Scanned::Frame(frame) => frame,
+                Scanned::Damaged { start, end } => {
+                    let detail = "no valid record here".to_string();
+                    pending.push(damage(start, end, next_seq, last_ms, detail));
+                    continue;
+                }
+            };
+            let Some(event) = decode_event(frame.payload) else {
+                let detail = format!(
+                    "record {} has a valid checksum but is not a valid event",
+                    frame.seq
+                );
+                pending.push(damage(frame.offset, frame.end(), next_seq, last_ms, detail));
+                continue;
+            };
+            for d in pending.drain(..) {
+                report
+                    .corruption
+                    .push(d.into_corruption(Some((frame.seq, event.at_ms()))));
+            }
+            set.apply(&event);
+            report.records += 1;
+            report.last_seq = frame.seq;
+            next_seq = frame.seq + 1;
+            last_ms = Some(event.at_ms());
+            end = frame.end();
+        }
+        tail = Tail::Append { path, header, end };
+    }
+
+    // Damage with nothing valid after it: in the last segment it is a torn tail; anywhere else
+    // it cannot be the trace of a crash (a segment is complete before the next one is created),
+    // so it is corruption.
+    for d in pending {
+        let in_last_segment = matches!(&tail, Tail::Append { path, .. }
+            if path.file_name().is_some_and(|n| *n == *d.segment));
+        if in_last_segment {
+            report.torn_tail_bytes += d.end - d.start;
+            let torn = report.torn_tail.get_or_insert(TornTail {
+                segment: d.segment.clone(),
+                offset: d.start,
+                bytes: 0,
+                cut: false,
+            });
+            torn.bytes += d.end - d.start;
+        } else {
+            report.corruption.push(d.into_corruption(None));
+        }
+    }
+
+    if policy == Policy::Strict
+        && let Some(c) = report.corruption.first()
+    {
+        return Err(Error::Corrupt {
+            segment: dir.join(&c.segment),
+            offset: c.start_offset,
+            detail: c.detail.clone(),
+        });
+    }
+
+    let counters = set.counters();
+    report.counters = counters;
+    report.stale_ignored = counters.stale_ignored();
+    report.clean_shutdown = set.ended_with_shutdown();
+    report.running = set
+        .entries()
+        .map(|e| InterruptedRun {
+            run: e.run.clone(),
+            reason: e.reason(),
+        })
+        .collect();
+    Ok(Replayed {
+        set,
+        report,
+        tail,
+        next_seq,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_names_round_trip_and_others_are_ignored() {
+        assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
+        assert_eq!(parse_segment_name("42.log"), None);
+        assert_eq!(parse_segment_name("LOCK"), None);
+        assert_eq!(parse_segment_name("0000000000000000004x.log"), None);
+    }
+}

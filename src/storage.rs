@@ -1,0 +1,275 @@
+//! The storage seam: every file and directory operation the log performs goes through
+//! [`Storage`] and [`StorageFile`]. [`FsStorage`] is the real file system; a simulated,
+//! crash-injecting implementation can stand behind the same traits.
+
+use std::any::Any;
+use std::fmt::Debug;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::ops::Deref;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Mode of every file the log creates: owner read and write only, since files hold user ids.
+pub const FILE_MODE: u32 = 0o600;
+/// Mode of a log directory the log creates.
+pub const DIR_MODE: u32 = 0o700;
+/// Name of the lock file inside a log directory.
+pub const LOCK_FILE: &str = "LOCK";
+
+/// Directory operations, and the way to files.
+pub trait Storage: Send + Sync + Debug {
+    /// Creates `dir` and any missing parents with [`DIR_MODE`]. Not an error if it exists.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Whether `dir` exists and is a directory.
+    fn is_dir(&self, dir: &Path) -> io::Result<bool>;
+    /// The names of the entries in `dir`.
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// Creates a new file (failing if it exists) with [`FILE_MODE`], open for reading and writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    /// Opens an existing file, for reading and, if `write`, writing.
+    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>>;
+    /// Renames `from` to `to`, replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes the directory's entries (creates, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Takes the directory's exclusive lock, held until the returned guard is dropped.
+    fn lock(&self, dir: &Path) -> Result<DirLock, LockError>;
+}
+
+/// Operations on one open file.
+#[allow(clippy::len_without_is_empty)] // a file's length is a storage call, not a collection's size
+pub trait StorageFile: Send + Sync + Debug {
+    /// Reads at `offset`; may return fewer bytes than asked, and 0 at the end.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Writes at `offset`; may write fewer bytes than given.
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
+    /// The file's length.
+    fn len(&self) -> io::Result<u64>;
+    /// Truncates or extends the file.
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Makes the file's data, and the metadata needed to read it back, durable (fdatasync).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Makes the file's data and all its metadata durable (fsync).
+    fn sync_all(&self) -> io::Result<()>;
+    /// The whole file. The default reads it; [`FsStorage`] maps it.
+    fn read_all(&self) -> io::Result<FileBytes> {
+        read_to_vec(self).map(FileBytes::Owned)
+    }
+}
+
+/// A whole file's bytes: mapped, or read into memory.
+#[derive(Debug)]
+pub enum FileBytes {
+    /// A read-only memory map.
+    Mapped(memmap2::Mmap),
+    /// Bytes read into memory.
+    Owned(Vec<u8>),
+}
+
+impl Deref for FileBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            FileBytes::Mapped(m) => m,
+            FileBytes::Owned(v) => v,
+        }
+    }
+}
+
+/// Reads a whole file through [`StorageFile::read_at`], retrying short reads.
+pub fn read_to_vec(file: &(impl StorageFile + ?Sized)) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("file too large"))?;
+    let mut buf = vec![0u8; len];
+    let mut done = 0;
+    while done < len {
+        match file.read_at(&mut buf[done..], done as u64) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("file ended at byte {done} of {len} while reading"),
+                ));
+            }
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(buf)
+}
+
+/// Writes all of `buf` at `offset`, retrying short writes. A write that makes no progress is an
+/// error ([`io::ErrorKind::WriteZero`]).
+pub fn write_all_at(file: &(impl StorageFile + ?Sized), buf: &[u8], offset: u64) -> io::Result<()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match file.write_at(&buf[done..], offset + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A held directory lock; dropping it releases the lock.
+pub struct DirLock(#[allow(dead_code)] Box<dyn Any + Send + Sync>);
+
+impl DirLock {
+    /// Wraps whatever keeps the lock held.
+    pub fn new(guard: impl Any + Send + Sync) -> DirLock {
+        DirLock(Box::new(guard))
+    }
+}
+
+impl Debug for DirLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirLock")
+    }
+}
+
+/// Why [`Storage::lock`] failed.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another holder has the lock; its pid, if it could be read.
+    Held(Option<u32>),
+    /// The lock file could not be opened or locked.
+    Io(io::Error),
+}
+
+/// The real file system.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FsStorage {
+    /// When set, [`StorageFile::read_all`] reads files into memory instead of mapping them.
+    /// Read-only tools set it: a map of a file that another process shortens would fault.
+    pub no_mmap: bool,
+}
+
+impl Storage for FsStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(DIR_MODE)
+            .create(dir)
+    }
+
+    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+        match fs::metadata(dir) {
+            Ok(m) => Ok(m.is_dir()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .mode(FILE_MODE)
+            .open(path)?;
+        Ok(Box::new(FsFile {
+            file,
+            no_mmap: self.no_mmap,
+        }))
+    }
+
+    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+        let file = OpenOptions::new().read(true).write(write).open(path)?;
+        Ok(Box::new(FsFile {
+            file,
+            no_mmap: self.no_mmap,
+        }))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(FILE_MODE)
+            .open(&path)
+            .map_err(LockError::Io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let pid = file
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok());
+                return Err(LockError::Held(pid));
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+        }
+        // The pid is only a hint for the error message of the next opener; the lock itself is
+        // the flock, which the kernel drops when this process dies, so no sync is needed.
+        file.set_len(0).map_err(LockError::Io)?;
+        write!(file, "{}", std::process::id()).map_err(LockError::Io)?;
+        Ok(DirLock::new(file))
+    }
+}
+
+#[derive(Debug)]
+struct FsFile {
+    file: File,
+    no_mmap: bool,
+}
+
+impl StorageFile for FsFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.file.read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.file.write_at(buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        self.file.sync_all()
+    }
+    fn read_all(&self) -> io::Result<FileBytes> {
+        if self.no_mmap || self.len()? == 0 {
+            return read_to_vec(self).map(FileBytes::Owned);
+        }
+        // SAFETY: a map is undefined behaviour if the file shrinks or changes under it. Only the
+        // process holding the directory lock writes segments, and it maps a segment only during
+        // its own open, before it writes anything; read-only opens set `no_mmap`.
+        let map = unsafe { memmap2::Mmap::map(&self.file)? };
+        Ok(FileBytes::Mapped(map))
+    }
+}
