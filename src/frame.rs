@@ -266,7 +266,9 @@ impl<'a> Iterator for Scanner<'a> {
         let start = self.pos;
         for pos in start + 1..self.bytes.len() {
             if let Some(frame) = self.frame_at(pos, self.next_seq) {
+                // The records between were lost with the damage: continue from this one.
                 self.pos = pos;
+                self.next_seq = frame.seq;
                 return Some(Scanned::Damaged {
                     start: self.base_offset + start as u64,
                     end: frame.offset,

@@ -1,0 +1,178 @@
+//! The command line: documented exit codes, one-line errors, the JSON report's fields, the ack
+//! stream of `load`, and the demo's end-to-end check.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::{frame_offsets, open, run, segment};
+
+fn inflight(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_inflight"))
+        .args(args)
+        .output()
+        .expect("run inflight")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn replay_json_has_the_documented_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    log.mark_running(run("a", 3).with_meta("{\"platform\":\"telegram\"}"))
+        .unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    log.mark_completed("b", 1).unwrap();
+    drop(log);
+
+    let out = inflight(&["replay", dir.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let running = v["running"].as_array().unwrap();
+    assert_eq!(running.len(), 1);
+    let r = &running[0];
+    assert_eq!(r["key"], "a");
+    assert_eq!(r["session_id"], "a-s3");
+    assert_eq!(r["generation"], 3);
+    assert_eq!(r["started_at_ms"], 1_003);
+    assert_eq!(r["reason"], "crash");
+    assert_eq!(r["meta"], "{\"platform\":\"telegram\"}");
+    assert_eq!(v["torn_tail_bytes"], 0);
+    assert_eq!(v["corruption"], serde_json::json!([]));
+    assert_eq!(v["stale_ignored"], 0);
+    assert_eq!(v["clean_shutdown"], false);
+    assert!(v["coverage_since_ms"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn replay_of_a_missing_directory_exits_5_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let out = inflight(&["replay", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("nope"), "{err}");
+    assert!(!missing.exists());
+}
+
+#[test]
+fn replay_strict_exits_3_on_corruption_and_default_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    for key in ["a", "b", "c"] {
+        log.mark_running(run(key, 1)).unwrap();
+    }
+    drop(log);
+    let path = segment(dir.path(), 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let offsets = frame_offsets(&bytes);
+    bytes[offsets[1] + 18] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    let d = dir.path().to_str().unwrap();
+
+    let out = inflight(&["replay", d, "--strict"]);
+    assert_eq!(out.status.code(), Some(3));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("at byte {}", offsets[1])), "{err}");
+
+    let out = inflight(&["replay", d, "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["corruption"].as_array().unwrap().len(), 1);
+    assert_eq!(v["corruption"][0]["start_offset"], offsets[1]);
+    assert_eq!(v["running"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "replay changes no byte"
+    );
+
+    let out = inflight(&["replay", d]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("CORRUPTION"));
+}
+
+#[test]
+fn load_acks_every_event_as_a_json_line_and_alternates_per_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("log");
+    let d = d.to_str().unwrap();
+    let args = [
+        "load",
+        d,
+        "--sessions",
+        "4",
+        "--events",
+        "40",
+        "--threads",
+        "2",
+        "--acks",
+    ];
+    let out = inflight(&args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 40);
+    let mut state: std::collections::BTreeMap<String, (u64, bool)> = Default::default();
+    for l in &lines {
+        let key = l["key"].as_str().unwrap().to_string();
+        let g = l["generation"].as_u64().unwrap();
+        let (last, running) = state.get(&key).copied().unwrap_or((0, false));
+        match l["event"].as_str().unwrap() {
+            "started" => {
+                assert!(!running && g == last + 1, "{l}");
+                assert!(l["session_id"].is_string());
+                state.insert(key, (g, true));
+            }
+            "completed" => {
+                assert!(running && g == last, "{l}");
+                state.insert(key, (g, false));
+            }
+            other => panic!("unknown event {other}"),
+        }
+    }
+    assert!(stderr(&out).contains("events/s"));
+
+    // A second run continues above each key's high-water mark.
+    let out = inflight(&["load", d, "--sessions", "4", "--events", "8", "--acks"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let key = first["key"].as_str().unwrap();
+    assert_eq!(first["event"], "started");
+    assert_eq!(first["generation"].as_u64().unwrap(), state[key].0 + 1);
+}
+
+#[test]
+fn demo_recovers_every_acknowledged_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("demo");
+    let out = inflight(&[
+        "demo",
+        "--dir",
+        d.to_str().unwrap(),
+        "--sessions",
+        "50",
+        "--threads",
+        "2",
+        "--kill-after-ms",
+        "300",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", stderr(&out));
+    assert!(stdout.contains("result: PASS"), "{stdout}");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    assert_eq!(inflight(&["replay"]).status.code(), Some(2));
+    assert_eq!(inflight(&["frobnicate"]).status.code(), Some(2));
+    let help = inflight(&["--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
+}

@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use inflight::{Log, Options, RecoveryReport, Run};
+
+/// A run of `key` with `generation`, started at `generation` ms.
+pub fn run(key: &str, generation: u64) -> Run {
+    Run::new(
+        key,
+        format!("{key}-s{generation}"),
+        generation,
+        1_000 + generation,
+    )
+}
+
+/// Opens the log with default options, panicking on error.
+pub fn open(dir: &Path) -> (Log, RecoveryReport) {
+    Log::open(dir, Options::default()).expect("open log")
+}
+
+/// The path of segment `n` in `dir`.
+pub fn segment(dir: &Path, n: u64) -> PathBuf {
+    dir.join(format!("{n:020}.log"))
+}
+
+/// Keys and generations of the report's running runs, in key order.
+pub fn running(report: &RecoveryReport) -> Vec<(String, u64)> {
+    report
+        .running
+        .iter()
+        .map(|r| (r.run.key.clone(), r.run.generation))
+        .collect()
+}
+
+/// Keys and generations of the log's live running set, in key order.
+pub fn live(log: &Log) -> Vec<(String, u64)> {
+    log.running()
+        .into_iter()
+        .map(|e| (e.run.key, e.run.generation))
+        .collect()
+}
+
+/// Byte offsets at which each frame of a single-segment log starts, and the file's length.
+pub fn frame_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut pos = inflight::frame::SEGMENT_HEADER_BYTES;
+    while pos + inflight::frame::FRAME_HEADER_BYTES <= bytes.len() {
+        offsets.push(pos);
+        let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().unwrap()) as usize;
+        pos += inflight::frame::FRAME_HEADER_BYTES + len;
+    }
+    offsets
+}

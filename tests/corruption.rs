@@ -1,0 +1,143 @@
+//! An invalid record with valid records after it is corruption: skipped and reported as a gap
+//! by default, a typed error under the strict policy, and never silently truncated.
+
+mod common;
+
+use common::{frame_offsets, open, run, running, segment};
+use inflight::{Error, Log, Options, Policy};
+
+/// Five runs a..e in one segment; returns the directory and the segment's bytes.
+fn five_runs() -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    for key in ["a", "b", "c", "d", "e"] {
+        log.mark_running(run(key, 1)).unwrap();
+    }
+    drop(log);
+    let bytes = std::fs::read(segment(dir.path(), 1)).unwrap();
+    (dir, bytes)
+}
+
+#[test]
+fn corruption_in_the_middle_is_skipped_and_reported_as_a_gap() {
+    let (dir, mut bytes) = five_runs();
+    let offsets = frame_offsets(&bytes);
+    bytes[offsets[2] + 20] ^= 0x01; // inside record 3 (run "c")
+    std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
+
+    let (log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.corruption.len(), 1);
+    let gap = &report.corruption[0];
+    assert_eq!(gap.segment, format!("{:020}.log", 1));
+    assert_eq!(
+        (gap.start_offset, gap.end_offset),
+        (offsets[2] as u64, offsets[3] as u64)
+    );
+    assert_eq!((gap.after_seq, gap.before_seq), (2, Some(4)));
+    // Runs are started at 1000 + generation, so every record here is at 1001 ms.
+    assert_eq!((gap.after_ms, gap.before_ms), (Some(1_001), Some(1_001)));
+    assert_eq!(
+        running(&report),
+        vec![
+            ("a".into(), 1),
+            ("b".into(), 1),
+            ("d".into(), 1),
+            ("e".into(), 1)
+        ]
+    );
+    // The log stays writable, and the damaged bytes stay where they are.
+    log.mark_running(run("f", 1)).unwrap();
+    drop(log);
+    let after = std::fs::read(segment(dir.path(), 1)).unwrap();
+    assert_eq!(&after[..bytes.len()], &bytes[..]);
+    let (_log, report) = open(dir.path());
+    assert_eq!(
+        report.corruption.len(),
+        1,
+        "still reported, never silently dropped"
+    );
+    assert_eq!(report.running.len(), 5);
+}
+
+#[test]
+fn corruption_in_the_middle_fails_the_strict_policy() {
+    let (dir, mut bytes) = five_runs();
+    let offsets = frame_offsets(&bytes);
+    bytes[offsets[1] + 2] ^= 0xff; // record 2's length
+    std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
+    for result in [
+        Log::open(dir.path(), Options::default().strict()).map(|_| ()),
+        Log::read_only(dir.path(), Policy::Strict).map(|_| ()),
+    ] {
+        match result {
+            Err(Error::Corrupt {
+                segment: s, offset, ..
+            }) => {
+                assert_eq!(s, segment(dir.path(), 1));
+                assert_eq!(offset, offsets[1] as u64);
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+    assert_eq!(
+        std::fs::read(segment(dir.path(), 1)).unwrap(),
+        bytes,
+        "a strict open that fails changes nothing"
+    );
+}
+
+#[test]
+fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
+        ..Options::default()
+    };
+    let (log, _) = Log::open(dir.path(), options.clone()).unwrap();
+    let meta = "m".repeat(1000);
+    for g in 1..=40 {
+        log.mark_running(run(&format!("k{g}"), 1).with_meta(meta.clone()))
+            .unwrap();
+    }
+    drop(log);
+    assert!(
+        segment(dir.path(), 3).exists(),
+        "the test needs several segments"
+    );
+    // Cut the end of segment 1: it looks like a torn tail, but segment 2 follows it.
+    let first = segment(dir.path(), 1);
+    let len = std::fs::metadata(&first).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    let (_log, report) = Log::open(dir.path(), options).unwrap();
+    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.corruption.len(), 1);
+    assert!(report.corruption[0].before_seq.is_some());
+    assert_eq!(report.running.len(), 39);
+}
+
+#[test]
+fn a_missing_middle_segment_is_reported_as_a_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
+        ..Options::default()
+    };
+    let (log, _) = Log::open(dir.path(), options.clone()).unwrap();
+    for g in 1..=40 {
+        log.mark_running(run(&format!("k{g}"), 1).with_meta("m".repeat(1000)))
+            .unwrap();
+    }
+    drop(log);
+    std::fs::remove_file(segment(dir.path(), 2)).unwrap();
+    let (_log, report) = Log::open(dir.path(), options).unwrap();
+    assert_eq!(report.corruption.len(), 1);
+    let gap = &report.corruption[0];
+    assert!(gap.detail.contains("missing"), "{}", gap.detail);
+    assert!(gap.before_seq.unwrap() > gap.after_seq + 1);
+}

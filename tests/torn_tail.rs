@@ -1,0 +1,103 @@
+//! A torn tail (an incomplete or invalid last record with nothing valid after it) is cut off,
+//! synced away before the next append, and reported with the bytes dropped.
+
+mod common;
+
+use std::fs::OpenOptions;
+
+use common::{frame_offsets, open, run, running, segment};
+use inflight::{Log, Policy};
+
+/// Writes three runs and returns (directory, segment bytes, offset of the last frame).
+fn three_runs() -> (tempfile::TempDir, Vec<u8>, usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    for key in ["a", "b", "c"] {
+        log.mark_running(run(key, 1)).unwrap();
+    }
+    drop(log);
+    let bytes = std::fs::read(segment(dir.path(), 1)).unwrap();
+    let last = *frame_offsets(&bytes).last().unwrap();
+    (dir, bytes, last)
+}
+
+#[test]
+fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
+    let (dir, bytes, last) = three_runs();
+    let path = segment(dir.path(), 1);
+    for kept in 1..bytes.len() - last {
+        std::fs::write(&path, &bytes[..last + kept]).unwrap();
+
+        let seen = Log::read_only(dir.path(), Policy::Strict).unwrap().report;
+        assert_eq!(seen.torn_tail_bytes, kept as u64, "kept {kept}");
+        assert!(!seen.torn_tail.as_ref().unwrap().cut);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            (last + kept) as u64,
+            "read-only must not cut"
+        );
+
+        let (log, report) = open(dir.path());
+        assert_eq!(report.torn_tail_bytes, kept as u64);
+        let torn = report.torn_tail.clone().unwrap();
+        assert_eq!((torn.offset, torn.cut), (last as u64, true));
+        assert!(
+            report.corruption.is_empty(),
+            "a torn tail is not corruption"
+        );
+        assert_eq!(running(&report), vec![("a".into(), 1), ("b".into(), 1)]);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), last as u64);
+        drop(log);
+    }
+}
+
+#[test]
+fn torn_tail_is_cut_and_synced_before_next_append() {
+    let (dir, bytes, last) = three_runs();
+    let path = segment(dir.path(), 1);
+    // Half of the last record, then zeros as a crash can leave them (the length grew, the data
+    // never arrived).
+    let mut torn = bytes[..last + 10].to_vec();
+    torn.extend_from_slice(&[0u8; 300]);
+    std::fs::write(&path, &torn).unwrap();
+
+    let (log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 310);
+    log.mark_running(run("d", 1)).unwrap();
+    drop(log);
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 0);
+    assert!(report.corruption.is_empty());
+    assert_eq!(
+        running(&report),
+        vec![("a".into(), 1), ("b".into(), 1), ("d".into(), 1)]
+    );
+}
+
+#[test]
+fn a_segment_whose_creation_was_torn_is_replaced() {
+    let (dir, _, _) = three_runs();
+    // A crash while segment 2 was created: a short header that was never synced.
+    let next = segment(dir.path(), 2);
+    std::fs::write(&next, b"INFLIG").unwrap();
+    let (log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 6);
+    assert!(report.corruption.is_empty());
+    assert_eq!(report.running.len(), 3);
+    log.mark_running(run("d", 1)).unwrap();
+    drop(log);
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.running.len(), 4);
+    assert_eq!(report.torn_tail_bytes, 0);
+}
+
+#[test]
+fn trailing_zeros_after_the_last_record_are_a_torn_tail() {
+    let (dir, bytes, _) = three_runs();
+    let path = segment(dir.path(), 1);
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(bytes.len() as u64 + 4096).unwrap();
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 4096);
+    assert_eq!(report.running.len(), 3);
+}
