@@ -42,3 +42,8 @@ pub use fold::{Applied, Counters, Entry, Mark, Reason, RunningSet};
 pub use log::{Environment, Log, Options, Recovered, SystemEnvironment};
 pub use recovery::{Corruption, InterruptedRun, Policy, RecoveryReport, TornTail};
 pub use storage::{FsStorage, Storage, StorageFile};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
