@@ -24,6 +24,15 @@
 //! ```
 //!
 //! The modules, one job each:
+//!
+//! - [`event`]: the vocabulary: a [`Run`] and the [`Event`]s a log records.
+//! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the contract's rules).
+//! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
+//! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
+//! - [`log`]: the handle: open, durable appends, clean close.
+//! - [`storage`]: the seam every file operation goes through, and the real file system.
+//! - [`limits`]: every size the log accepts.
+//! - [`error`]: the typed [`Error`], with where it happened and what to do.
 
 #![warn(missing_docs)]
 
