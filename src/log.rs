@@ -185,7 +185,7 @@ impl Log {
             },
             LockError::Io(e) => Error::io("lock", &dir, e),
         })?;
-        let replayed = replay(&*storage, &dir, options.policy)?;
+        let replayed = replay(&*storage, &dir, options.policy, &mut |_, _| {})?;
         let mut report = replayed.report;
         let env = &options.environment;
         let writer = match replayed.tail {
@@ -251,13 +251,38 @@ impl Log {
         dir: impl AsRef<Path>,
         policy: Policy,
     ) -> Result<Recovered> {
+        Log::for_each_event(storage, dir, policy, |_, _| {})
+    }
+
+    /// A read-only replay that also hands every valid record, with its sequence number, to
+    /// `visit` in log order: for offline tools that need the events themselves, not only the
+    /// state they fold to. Like [`Log::read_only`], it takes no lock and changes nothing.
+    ///
+    /// ```
+    /// # use inflight::{Log, Options, Policy, Run, FsStorage};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let (log, _) = Log::open(dir.path(), Options::default())?;
+    /// # log.mark_running(Run::new("k", "s", 1, 1))?;
+    /// let mut keys = Vec::new();
+    /// Log::for_each_event(&FsStorage { no_mmap: true }, dir.path(), Policy::Strict, |_seq, event| {
+    ///     keys.extend(event.key().map(str::to_string));
+    /// })?;
+    /// assert_eq!(keys, ["k"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_each_event(
+        storage: &dyn Storage,
+        dir: impl AsRef<Path>,
+        policy: Policy,
+        mut visit: impl FnMut(u64, &Event),
+    ) -> Result<Recovered> {
         let dir = dir.as_ref();
         if !storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
             return Err(Error::NotFound {
                 dir: dir.to_path_buf(),
             });
         }
-        let replayed = replay(storage, dir, policy)?;
+        let replayed = replay(storage, dir, policy, &mut visit)?;
         Ok(Recovered {
             report: replayed.report,
             set: replayed.set,

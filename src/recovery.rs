@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::event::{Run, decode_event};
+use crate::event::{Event, Run, decode_event};
 use crate::fold::{Counters, Reason, RunningSet};
 use crate::frame::{HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader};
 use crate::storage::Storage;
@@ -164,8 +164,14 @@ impl Damage {
     }
 }
 
-/// Replays the log in `dir`. Reads only; see [`Tail`] for what the caller must repair.
-pub(crate) fn replay(storage: &dyn Storage, dir: &Path, policy: Policy) -> Result<Replayed> {
+/// Replays the log in `dir`, handing every valid record to `visit` in log order. Reads only;
+/// see [`Tail`] for what the caller must repair.
+pub(crate) fn replay(
+    storage: &dyn Storage,
+    dir: &Path,
+    policy: Policy,
+    visit: &mut dyn FnMut(u64, &Event),
+) -> Result<Replayed> {
     let mut segments: Vec<(u64, String)> = storage
         .list(dir)
         .map_err(|e| Error::io("list", dir, e))?
@@ -285,6 +291,7 @@ pub(crate) fn replay(storage: &dyn Storage, dir: &Path, policy: Policy) -> Resul
                     .push(d.into_corruption(Some((frame.seq, event.at_ms()))));
             }
             set.apply(&event);
+            visit(frame.seq, &event);
             report.records += 1;
             report.last_seq = frame.seq;
             next_seq = frame.seq + 1;
