@@ -9,9 +9,19 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Run, encode_event};
 use crate::fold::{Applied, Counters, Entry, Mark, RunningSet};
 use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
-use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
+use crate::limits::{
+    REWRITE_ON_OPEN_BYTES, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN,
+};
+
+/// Alignment of the region rewritten on open: the page cache's unit.
+const PAGE_BYTES: u64 = 4096;
+
+// The rewrite on open must cover everything a failed writer can have left unsynced.
+const _: () = assert!(REWRITE_ON_OPEN_BYTES >= crate::frame::FRAME_BYTES_MAX as u64);
 use crate::recovery::{Policy, RecoveryReport, Tail, replay, segment_name};
-use crate::storage::{DirLock, FsStorage, LockError, Storage, StorageFile, write_all_at};
+use crate::storage::{
+    DirLock, FsStorage, LockError, Storage, StorageFile, read_exact_at, write_all_at,
+};
 
 /// The outside world the shell needs: a clock and a source of salts. Replace it to make a
 /// simulated run deterministic.
@@ -215,7 +225,7 @@ impl Log {
                 )?
             }
             Tail::Append { path, header, end } => {
-                let writer = Writer::reopen(&*storage, path, header, end, replayed.next_seq)?;
+                let writer = Writer::reopen(&*storage, &dir, path, header, end, replayed.next_seq)?;
                 if let Some(torn) = &mut report.torn_tail {
                     torn.cut = true;
                 }
@@ -415,11 +425,23 @@ impl Writer {
         })
     }
 
-    /// Opens the last segment to append after its last valid record, first cutting off and
-    /// syncing away anything past it (a torn tail), so a new record can never be followed by
-    /// stale bytes that a later replay would mistake for corruption.
+    /// Opens the last segment to append after its last valid record.
+    ///
+    /// Two things happen before the first append, each for a crash case:
+    ///
+    /// - Anything past the last valid record (a torn tail) is cut off and the cut synced, so a
+    ///   new record can never be followed by stale bytes that a later replay would mistake for
+    ///   corruption.
+    /// - The last [`REWRITE_ON_OPEN_BYTES`] of valid records are written again, unchanged, and
+    ///   synced, and the directory is synced. Replay reads the page cache, which after a failed
+    ///   fsync may hold data that never reached the disk (Linux marks the pages clean, and a
+    ///   later fsync succeeds without writing them), or a segment whose directory entry was
+    ///   never made durable. Without this, a record a previous writer failed to sync could be
+    ///   reported as recovered now and vanish at the next power loss, taking with it, say, a
+    ///   completion the gateway already acted on.
     fn reopen(
         storage: &dyn Storage,
+        dir: &Path,
         path: PathBuf,
         header: SegmentHeader,
         end: u64,
@@ -432,9 +454,16 @@ impl Writer {
         if len > end {
             file.set_len(end)
                 .map_err(|e| Error::io("truncate", &path, e))?;
-            file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
             tracing::warn!(segment = %path.display(), offset = end, bytes = len - end, "cut torn tail");
         }
+        let from = end.saturating_sub(REWRITE_ON_OPEN_BYTES) / PAGE_BYTES * PAGE_BYTES;
+        let mut tail = vec![0u8; (end - from) as usize];
+        read_exact_at(&*file, &mut tail, from).map_err(|e| Error::io("read", &path, e))?;
+        write_all_at(&*file, &tail, from).map_err(|e| Error::io("write", &path, e))?;
+        file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
         Ok(Writer {
             file,
             path,

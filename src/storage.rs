@@ -83,13 +83,23 @@ impl Deref for FileBytes {
 pub fn read_to_vec(file: &(impl StorageFile + ?Sized)) -> io::Result<Vec<u8>> {
     let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("file too large"))?;
     let mut buf = vec![0u8; len];
+    read_exact_at(file, &mut buf, 0)?;
+    Ok(buf)
+}
+
+/// Fills `buf` from `offset`, retrying short reads; an early end of file is an error.
+pub fn read_exact_at(
+    file: &(impl StorageFile + ?Sized),
+    buf: &mut [u8],
+    offset: u64,
+) -> io::Result<()> {
     let mut done = 0;
-    while done < len {
-        match file.read_at(&mut buf[done..], done as u64) {
+    while done < buf.len() {
+        match file.read_at(&mut buf[done..], offset + done as u64) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("file ended at byte {done} of {len} while reading"),
+                    format!("file ended at byte {} while reading", offset + done as u64),
                 ));
             }
             Ok(n) => done += n,
@@ -97,7 +107,7 @@ pub fn read_to_vec(file: &(impl StorageFile + ?Sized)) -> io::Result<Vec<u8>> {
             Err(e) => return Err(e),
         }
     }
-    Ok(buf)
+    Ok(())
 }
 
 /// Writes all of `buf` at `offset`, retrying short writes. A write that makes no progress is an
