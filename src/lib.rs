@@ -31,6 +31,8 @@
 //! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
 //! - [`log`]: the handle: open, durable appends, clean close.
 //! - [`storage`]: the seam every file operation goes through, and the real file system.
+//! - `sim` (feature `sim`): a simulated storage that loses, tears and corrupts writes the way a
+//!   power loss or a failing disk can, for crash-testing the log and code built on it.
 //! - [`limits`]: every size the log accepts.
 //! - [`error`]: the typed [`Error`], with where it happened and what to do.
 
@@ -43,6 +45,9 @@ pub mod frame;
 pub mod limits;
 pub mod log;
 pub mod recovery;
+// The simulated, crash-injecting storage for tests (feature `sim`); documented in the module.
+#[cfg(feature = "sim")]
+pub mod sim;
 pub mod storage;
 
 pub use error::{Error, Result};
