@@ -28,8 +28,3 @@ pub const SEGMENT_BYTES_MIN: u64 = 16 * 1024;
 /// Largest segment size a caller may configure. Replay maps one whole segment at a time, so this
 /// also bounds the address space replay uses.
 pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 30;
-
-/// Bytes at the end of the last segment that a read-write open writes again and syncs before
-/// appending (see `Log::open`). Must be at least the most bytes a writer can leave unsynced when
-/// it fails: one frame today ([`RECORD_BYTES_MAX`] plus its header).
-pub const REWRITE_ON_OPEN_BYTES: u64 = 64 * 1024;

@@ -9,16 +9,8 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Run, encode_event};
 use crate::fold::{Applied, Counters, Entry, Mark, RunningSet};
 use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
-use crate::limits::{
-    REWRITE_ON_OPEN_BYTES, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN,
-};
-
-/// Alignment of the region rewritten on open: the page cache's unit.
-const PAGE_BYTES: u64 = 4096;
-
-// The rewrite on open must cover everything a failed writer can have left unsynced.
-const _: () = assert!(REWRITE_ON_OPEN_BYTES >= crate::frame::FRAME_BYTES_MAX as u64);
-use crate::recovery::{Policy, RecoveryReport, Tail, replay, segment_name};
+use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
+use crate::recovery::{Policy, RecoveryReport, TEMP_SUFFIX, Tail, replay, segment_name, temp_path};
 use crate::storage::{
     DirLock, FsStorage, LockError, Storage, StorageFile, read_exact_at, write_all_at,
 };
@@ -195,6 +187,7 @@ impl Log {
             },
             LockError::Io(e) => Error::io("lock", &dir, e),
         })?;
+        remove_temp_files(&*storage, &dir)?;
         let replayed = replay(&*storage, &dir, options.policy, &mut |_, _| {})?;
         let mut report = replayed.report;
         let env = &options.environment;
@@ -425,20 +418,18 @@ impl Writer {
         })
     }
 
-    /// Opens the last segment to append after its last valid record.
+    /// Makes the last segment durable as replay read it, then opens it to append after its
+    /// last valid record.
     ///
-    /// Two things happen before the first append, each for a crash case:
-    ///
-    /// - Anything past the last valid record (a torn tail) is cut off and the cut synced, so a
-    ///   new record can never be followed by stale bytes that a later replay would mistake for
-    ///   corruption.
-    /// - The last [`REWRITE_ON_OPEN_BYTES`] of valid records are written again, unchanged, and
-    ///   synced, and the directory is synced. Replay reads the page cache, which after a failed
-    ///   fsync may hold data that never reached the disk (Linux marks the pages clean, and a
-    ///   later fsync succeeds without writing them), or a segment whose directory entry was
-    ///   never made durable. Without this, a record a previous writer failed to sync could be
-    ///   reported as recovered now and vanish at the next power loss, taking with it, say, a
-    ///   completion the gateway already acted on.
+    /// Replay reads the page cache, and after a failed fsync the cache can hold data that will
+    /// never reach the disk (Linux marks the pages clean, and the next fsync succeeds without
+    /// writing them); a segment whose directory sync failed is likewise visible but not durable.
+    /// A reopen that trusted what it read could report a record as recovered (say a completion
+    /// the gateway then acts on) that vanishes at the next power loss. So the segment's bytes up
+    /// to its last valid record are copied to a new file, synced, renamed over the segment, and
+    /// the directory synced. Copying, rather than rewriting in place, never puts synced bytes at
+    /// risk of a torn overwrite. Anything past the last valid record (a torn tail) is left out
+    /// of the copy: it is cut, and the cut is durable before the first append.
     fn reopen(
         storage: &dyn Storage,
         dir: &Path,
@@ -447,20 +438,25 @@ impl Writer {
         end: u64,
         next_seq: u64,
     ) -> Result<Writer> {
-        let file = storage
-            .open(&path, true)
+        let old = storage
+            .open(&path, false)
             .map_err(|e| Error::io("open", &path, e))?;
-        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let len = old.len().map_err(|e| Error::io("stat", &path, e))?;
+        let mut bytes = vec![0u8; end as usize];
+        read_exact_at(&*old, &mut bytes, 0).map_err(|e| Error::io("read", &path, e))?;
+        drop(old);
         if len > end {
-            file.set_len(end)
-                .map_err(|e| Error::io("truncate", &path, e))?;
-            tracing::warn!(segment = %path.display(), offset = end, bytes = len - end, "cut torn tail");
+            tracing::warn!(segment = %path.display(), offset = end, bytes = len - end, "cutting torn tail");
         }
-        let from = end.saturating_sub(REWRITE_ON_OPEN_BYTES) / PAGE_BYTES * PAGE_BYTES;
-        let mut tail = vec![0u8; (end - from) as usize];
-        read_exact_at(&*file, &mut tail, from).map_err(|e| Error::io("read", &path, e))?;
-        write_all_at(&*file, &tail, from).map_err(|e| Error::io("write", &path, e))?;
-        file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+        let tmp = temp_path(&path);
+        let file = storage
+            .create(&tmp)
+            .map_err(|e| Error::io("create", &tmp, e))?;
+        write_all_at(&*file, &bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
+        file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+        storage
+            .rename(&tmp, &path)
+            .map_err(|e| Error::io("rename", &tmp, e))?;
         storage
             .sync_dir(dir)
             .map_err(|e| Error::io("sync directory", dir, e))?;
@@ -534,6 +530,25 @@ fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
         storage
             .sync_dir(parent)
             .map_err(|e| Error::io("sync directory", parent, e))?;
+    }
+    Ok(())
+}
+
+/// Removes replacements that a crash interrupted before their rename (the originals are intact).
+fn remove_temp_files(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let mut removed = false;
+    for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
+        let path = dir.join(name);
+        storage
+            .remove(&path)
+            .map_err(|e| Error::io("remove", &path, e))?;
+        removed = true;
+    }
+    if removed {
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
     }
     Ok(())
 }

@@ -132,6 +132,17 @@ pub(crate) fn segment_name(n: u64) -> String {
     format!("{n:020}.log")
 }
 
+/// Suffix of a file being written to replace another (`NAME.tmp`); readers ignore such files and
+/// a read-write open removes them.
+pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+
+/// Where the replacement of `path` is written before it is renamed over `path`.
+pub(crate) fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(TEMP_SUFFIX);
+    PathBuf::from(name)
+}
+
 fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".log")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
