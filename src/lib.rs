@@ -34,10 +34,14 @@
 //! - `sim` (feature `sim`): a simulated storage that loses, tears and corrupts writes the way a
 //!   power loss or a failing disk can, for crash-testing the log and code built on it.
 //! - [`limits`]: every size the log accepts.
+//! - `crashtest` (feature `sim`): the persistence model's oracle and a harness that checks the
+//!   log after every step of a crash test.
 //! - [`error`]: the typed [`Error`], with where it happened and what to do.
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "sim")]
+pub mod crashtest;
 pub mod error;
 pub mod event;
 pub mod fold;

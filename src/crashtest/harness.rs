@@ -1,0 +1,479 @@
+//! Drives a [`Log`] on a [`SimStorage`] through operations (start, complete, close, reopen,
+//! crash, crash during recovery, injected faults) and checks the persistence model's oracle after
+//! every step. The property tests, the exhaustive enumeration and the `ops` fuzz target all use
+//! it; a failure carries the simulator's trace.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+use crate::event::{Event, Run};
+use crate::fold::{Entry, RunningSet};
+use crate::log::{Environment, Log, Options};
+use crate::recovery::{Policy, RecoveryReport};
+use crate::sim::{Fault, FaultRule, SimStorage};
+
+use super::oracle::{History, Outcome, Violation, fold};
+
+/// Storage calls a recovery may be stopped after, at most (for [`Op::CrashDuringRecovery`]).
+pub const RECOVERY_CRASH_POINT_MAX: u64 = 64;
+/// Attempts to open a log while injected faults make opening fail.
+const OPEN_ATTEMPTS_MAX: usize = 8;
+/// Where the harness keeps its log inside the simulator.
+const LOG_DIR: &str = "/inflight";
+
+/// One step of a crash test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum Op {
+    /// `mark_running` on key `k{key}` with `generation`.
+    Start {
+        /// Which of a few keys.
+        key: u8,
+        /// The run's generation.
+        generation: u8,
+    },
+    /// `mark_completed` on key `k{key}` with `generation`.
+    Complete {
+        /// Which of a few keys.
+        key: u8,
+        /// The generation that completed.
+        generation: u8,
+    },
+    /// A clean shutdown (`close`), then a reopen.
+    Close,
+    /// Drop the handle and open the log again, without a crash.
+    Reopen,
+    /// A power loss (a crash state chosen by the simulator's seed), then recovery.
+    Crash,
+    /// A power loss, a recovery stopped by another power loss after `after` storage calls
+    /// (modulo [`RECOVERY_CRASH_POINT_MAX`]), then a full recovery.
+    CrashDuringRecovery {
+        /// Storage calls the interrupted recovery gets.
+        after: u8,
+    },
+    /// Arm a one-shot fault on the next storage call it applies to.
+    Fault(FaultKind),
+}
+
+/// The injectable errors of the persistence model that the harness drives (F7 to F10).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub enum FaultKind {
+    /// F7: a sync fails with EIO (Linux semantics).
+    SyncEio,
+    /// F8: a write fails with EIO.
+    WriteEio,
+    /// F8: ENOSPC partway through a write.
+    WriteNoSpace,
+    /// F8: a short write.
+    WriteShort,
+    /// F9: a directory sync fails.
+    SyncDirEio,
+    /// F9: a create fails.
+    CreateEio,
+    /// F9: a rename fails.
+    RenameEio,
+    /// F10: a read fails.
+    ReadEio,
+    /// F10: a read returns short.
+    ReadShort,
+}
+
+impl FaultKind {
+    fn fault(self) -> Fault {
+        match self {
+            FaultKind::SyncEio => Fault::SyncEio,
+            FaultKind::WriteEio => Fault::WriteEio,
+            FaultKind::WriteNoSpace => Fault::WriteNoSpace,
+            FaultKind::WriteShort => Fault::WriteShort,
+            FaultKind::SyncDirEio => Fault::SyncDirEio,
+            FaultKind::CreateEio => Fault::CreateEio,
+            FaultKind::RenameEio => Fault::RenameEio,
+            FaultKind::ReadEio => Fault::ReadEio,
+            FaultKind::ReadShort => Fault::ReadShort,
+        }
+    }
+}
+
+/// A violation, with the step it happened at and the simulator's trace.
+#[derive(Debug)]
+pub struct Failure {
+    /// The broken promise.
+    pub violation: Violation,
+    /// How many operations had been applied before the failing one.
+    pub step: usize,
+    /// The simulator's seed.
+    pub seed: u64,
+    /// The last storage calls, rendered.
+    pub trace: String,
+}
+
+impl std::error::Error for Failure {}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "seed {} step {}: {}\nlast storage calls:\n{}",
+            self.seed, self.step, self.violation, self.trace
+        )
+    }
+}
+
+/// A deterministic clock (one millisecond per reading) and salt source.
+#[derive(Debug)]
+pub struct StepEnvironment {
+    now_ms: AtomicU64,
+    rng: Mutex<fastrand::Rng>,
+}
+
+impl StepEnvironment {
+    /// A clock starting at `start_ms` and salts drawn from `seed`.
+    pub fn new(seed: u64, start_ms: u64) -> StepEnvironment {
+        StepEnvironment {
+            now_ms: AtomicU64::new(start_ms),
+            rng: Mutex::new(fastrand::Rng::with_seed(seed)),
+        }
+    }
+}
+
+impl Environment for StepEnvironment {
+    fn now_ms(&self) -> u64 {
+        self.now_ms.fetch_add(1, Ordering::Relaxed)
+    }
+    fn salt(&self) -> u64 {
+        self.rng.lock().unwrap_or_else(|e| e.into_inner()).u64(..)
+    }
+}
+
+/// What a harness has done so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Operations applied.
+    pub ops: u64,
+    /// Events acknowledged.
+    pub acked: u64,
+    /// Events whose call failed.
+    pub failed: u64,
+    /// Power losses simulated.
+    pub crashes: u64,
+    /// Recoveries checked against the oracle.
+    pub recoveries: u64,
+}
+
+/// A log on a simulated disk, and the model it is checked against.
+pub struct Harness {
+    sim: SimStorage,
+    seed: u64,
+    dir: PathBuf,
+    options: Options,
+    log: Option<Log>,
+    history: History,
+    /// The fold of every acknowledged event: what the live handle must hold.
+    model: RunningSet,
+    /// Set when a call failed: every later call on this handle must fail too (O6).
+    poisoned: bool,
+    clock_ms: u64,
+    step: usize,
+    stats: Stats,
+}
+
+impl fmt::Debug for Harness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Harness")
+            .field("seed", &self.seed)
+            .field("step", &self.step)
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Harness {
+    /// A fresh simulated disk from `seed`, with the log opened on it (small segments, so that
+    /// rollover happens within short tests).
+    pub fn new(seed: u64) -> Result<Harness, Box<Failure>> {
+        Harness::with_storage(SimStorage::new(seed), seed)
+    }
+
+    /// A harness on an existing simulator (for example a fork in a crash-state enumeration).
+    /// The log is opened, and recovery checked, as for a fresh harness.
+    pub fn with_storage(sim: SimStorage, seed: u64) -> Result<Harness, Box<Failure>> {
+        let options = Options {
+            segment_bytes_max: crate::limits::SEGMENT_BYTES_MIN,
+            environment: Arc::new(StepEnvironment::new(seed, 1_000_000)),
+            ..Options::default()
+        };
+        let mut h = Harness {
+            sim,
+            seed,
+            dir: PathBuf::from(LOG_DIR),
+            options,
+            log: None,
+            history: History::new(),
+            model: RunningSet::new(),
+            poisoned: false,
+            clock_ms: 0,
+            step: 0,
+            stats: Stats::default(),
+        };
+        h.reopen()?;
+        Ok(h)
+    }
+
+    /// The simulated disk.
+    pub fn sim(&self) -> &SimStorage {
+        &self.sim
+    }
+
+    /// What the harness has done.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Applies `op` and checks every promise it touches.
+    pub fn apply(&mut self, op: Op) -> Result<(), Box<Failure>> {
+        self.stats.ops += 1;
+        let result = match op {
+            Op::Start { key, generation } => {
+                self.clock_ms += 1;
+                let run = Run::new(
+                    format!("k{}", key % 8),
+                    format!("s{}", self.clock_ms),
+                    u64::from(generation),
+                    self.clock_ms,
+                );
+                self.submit(Event::Started(run))
+            }
+            Op::Complete { key, generation } => {
+                self.clock_ms += 1;
+                self.submit(Event::Completed {
+                    key: format!("k{}", key % 8),
+                    generation: u64::from(generation),
+                    at_ms: self.clock_ms,
+                })
+            }
+            Op::Close => self.close().and_then(|()| self.reopen()),
+            Op::Reopen => {
+                self.log = None;
+                self.reopen()
+            }
+            Op::Crash => {
+                self.crash();
+                self.reopen()
+            }
+            Op::CrashDuringRecovery { after } => {
+                self.crash();
+                self.sim
+                    .crash_after_ops(u64::from(after) % RECOVERY_CRASH_POINT_MAX);
+                let interrupted = Log::open_with_storage(
+                    Arc::new(self.sim.clone()),
+                    &self.dir,
+                    self.options.clone(),
+                );
+                drop(interrupted);
+                self.crash();
+                self.reopen()
+            }
+            Op::Fault(kind) => {
+                self.sim.inject(FaultRule::once(kind.fault()));
+                Ok(())
+            }
+        };
+        self.step += 1;
+        result
+    }
+
+    /// Applies every op in order, stopping at the first failure.
+    pub fn run(&mut self, ops: &[Op]) -> Result<(), Box<Failure>> {
+        ops.iter().try_for_each(|&op| self.apply(op))
+    }
+
+    /// A power loss: the handle dies, and the disk keeps what the simulator's seed chooses.
+    pub fn crash(&mut self) {
+        self.log = None;
+        self.sim.crash();
+        self.stats.crashes += 1;
+    }
+
+    fn fail(&self, violation: Violation) -> Box<Failure> {
+        Box::new(Failure {
+            violation,
+            step: self.step,
+            seed: self.seed,
+            trace: self.sim.trace_text_last(40),
+        })
+    }
+
+    fn mismatch(&self, detail: String) -> Box<Failure> {
+        self.fail(Violation::Mismatch { detail })
+    }
+
+    fn submit(&mut self, event: Event) -> Result<(), Box<Failure>> {
+        let Some(log) = &self.log else {
+            return Ok(());
+        };
+        let result = match &event {
+            Event::Started(run) => log.mark_running(run.clone()),
+            Event::Completed {
+                key,
+                generation,
+                at_ms,
+            } => log.mark_completed_at(key, *generation, *at_ms),
+            Event::Shutdown { .. } => unreachable!("shutdowns go through close"),
+        };
+        self.after_call(event, result.map(Some))
+    }
+
+    fn close(&mut self) -> Result<(), Box<Failure>> {
+        let Some(log) = self.log.take() else {
+            return Ok(());
+        };
+        let result = log.close();
+        if result.is_ok() && !matches!(log.mark_completed("k0", 0), Err(Error::Closed)) {
+            return Err(self.mismatch("a closed handle accepted an append".into()));
+        }
+        self.after_call(Event::Shutdown { at_ms: 0 }, result.map(|()| None))
+    }
+
+    /// Checks one call's result against the model: O6 (a failed call poisons the handle) and
+    /// O7 (the live set is the fold of the acknowledged events).
+    fn after_call(
+        &mut self,
+        event: Event,
+        result: Result<Option<crate::fold::Applied>, Error>,
+    ) -> Result<(), Box<Failure>> {
+        match result {
+            Ok(applied) => {
+                if self.poisoned {
+                    return Err(self.mismatch(format!(
+                        "O6: a call succeeded on a handle poisoned by an earlier failure: {event:?}"
+                    )));
+                }
+                let expected = self.model.apply(&event);
+                if applied.is_some_and(|a| a != expected) {
+                    return Err(self.mismatch(format!(
+                        "O7: {event:?} did {applied:?}, the model says {expected:?}"
+                    )));
+                }
+                self.history.submit(event, Outcome::Acked);
+                self.stats.acked += 1;
+                if let Some(log) = &self.log {
+                    self.check_live(log.running())?;
+                }
+            }
+            Err(e) => {
+                if self.poisoned && !matches!(e, Error::Poisoned { .. }) {
+                    return Err(self.mismatch(format!(
+                        "O6: a poisoned handle failed with {e} instead of Poisoned"
+                    )));
+                }
+                if !matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
+                    return Err(self.mismatch(format!("unexpected error for {event:?}: {e}")));
+                }
+                self.poisoned = true;
+                self.history.submit(event, Outcome::Failed);
+                self.stats.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    fn check_live(&self, live: Vec<Entry>) -> Result<(), Box<Failure>> {
+        let model: Vec<Entry> = self.model.entries().cloned().collect();
+        if live != model {
+            return Err(self.mismatch(format!(
+                "O7: live running set {live:?} differs from the model {model:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Opens the log (retrying while injected faults make opening fail; each failed attempt
+    /// must leave the log recoverable) and checks the recovery against the oracle.
+    fn reopen(&mut self) -> Result<(), Box<Failure>> {
+        self.log = None;
+        self.poisoned = false;
+        let mut last_error = None;
+        for _ in 0..OPEN_ATTEMPTS_MAX {
+            match Log::open_with_storage(
+                Arc::new(self.sim.clone()),
+                &self.dir,
+                self.options.clone(),
+            ) {
+                Ok((log, report)) => return self.check_recovery(log, report),
+                Err(e @ (Error::Io { .. } | Error::Locked { .. })) => last_error = Some(e),
+                Err(e) => return Err(self.mismatch(format!("recovery failed: {e}"))),
+            }
+        }
+        // Faults are one-shot, so this only happens if every attempt met a new one.
+        self.sim.clear_faults();
+        Err(self.mismatch(format!(
+            "recovery kept failing: {}",
+            last_error.map_or_else(String::new, |e| e.to_string())
+        )))
+    }
+
+    /// O1, O2, O4 and O7 after a successful open.
+    fn check_recovery(&mut self, log: Log, report: RecoveryReport) -> Result<(), Box<Failure>> {
+        self.stats.recoveries += 1;
+        if let Some(c) = report.corruption.first() {
+            return Err(self.mismatch(format!(
+                "recovery reported corruption without any media fault: {c:?}"
+            )));
+        }
+        let mut events = Vec::new();
+        let replayed = Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
+            events.push(e.clone())
+        });
+        let replayed = match replayed {
+            Ok(r) => r,
+            // An injected read fault can hit this extra read; it is not part of the open.
+            Err(Error::Io { .. }) => {
+                let mut again = Vec::new();
+                let r = Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
+                    again.push(e.clone())
+                })
+                .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))?;
+                events = again;
+                r
+            }
+            Err(e) => return Err(self.mismatch(format!("replay after open failed: {e}"))),
+        };
+        if replayed.report.torn_tail.is_some() {
+            return Err(self.mismatch(format!(
+                "O4: a torn tail is still there after a read-write open: {:?}",
+                replayed.report.torn_tail
+            )));
+        }
+        self.history.check(&events).map_err(|v| self.fail(v))?;
+        let folded = fold(&events);
+        if replayed.set != folded {
+            return Err(
+                self.mismatch("O7: replayed state differs from the fold of its events".into())
+            );
+        }
+        let running: Vec<Entry> = folded.entries().cloned().collect();
+        if log.running() != running {
+            return Err(self.mismatch(format!(
+                "O7: the opened log holds {:?}, its events fold to {running:?}",
+                log.running()
+            )));
+        }
+        let reported: Vec<(&Run, crate::fold::Reason)> =
+            report.running.iter().map(|r| (&r.run, r.reason)).collect();
+        let expected: Vec<(&Run, crate::fold::Reason)> =
+            running.iter().map(|e| (&e.run, e.reason())).collect();
+        if reported != expected {
+            return Err(self.mismatch(format!(
+                "O7: report lists {reported:?}, the fold says {expected:?}"
+            )));
+        }
+        self.history.reset(&events);
+        self.model = folded;
+        self.log = Some(log);
+        Ok(())
+    }
+}
