@@ -53,7 +53,10 @@
 //! - **F5 names**: each unsynced create, rename or removal persists or is lost, independently:
 //!   a new file can vanish, a removed file come back, a renamed file keep its old name (and a
 //!   renamed file may hold contents that were never synced, since names and data are
-//!   independent).
+//!   independent). One rule binds them, the one [`Storage::sync_dir`] follows: an operation
+//!   persists only together with every earlier pending operation on a name it touches, so a
+//!   rename never lands without the create of its source, nor a create without the earlier
+//!   rename or removal that freed its name.
 //! - **F6 crash points**: [`SimStorage::crash_after_ops`] lets the next `n` storage calls
 //!   succeed and fails every later one with `io::ErrorKind::Other` ("simulated crash") until
 //!   [`SimStorage::crash`] is called: the code under test stops exactly after call `n`, whether
@@ -72,6 +75,82 @@
 //! A crash cannot stop code that still runs: a [`Log`](crate::Log) opened before the crash
 //! fails on its dead file handles, but its clone of the `SimStorage` still works (clones share
 //! one state). Drop the old log and reopen with a fresh clone, as in the example below.
+//!
+//! # Every crash state (tier 3)
+//!
+//! [`SimStorage::crash`] draws one state at random. For small workloads a test can instead try
+//! them all, ALICE-style: [`SimStorage::crash_state_count`] says how many states a finite
+//! enumeration of what F1 to F5 allow has, [`SimStorage::crash_into`] crashes into state number
+//! `index` of it, and [`SimStorage::fork`] gives each attempt its own copy of the machine.
+//! [`SimStorage::pending_summary`] lists the pending items for a failing test's message.
+//!
+//! ```
+//! use std::path::Path;
+//! use inflight::Storage;
+//! use inflight::sim::SimStorage;
+//! use inflight::storage::write_all_at;
+//!
+//! let sim = SimStorage::new(7);
+//! sim.create_dir_all(Path::new("/d"))?;
+//! sim.sync_dir(Path::new("/"))?;
+//! let file = sim.create(Path::new("/d/f"))?;
+//! write_all_at(&*file, b"synced", 0)?;
+//! file.sync_data()?;
+//! sim.sync_dir(Path::new("/d"))?;
+//! write_all_at(&*file, b" and not", 6)?; // pending: one write, 7 alternatives
+//!
+//! assert_eq!(sim.crash_state_count(), 7);
+//! for state in 0..sim.crash_state_count() {
+//!     let copy = sim.fork();
+//!     copy.crash_into(state);
+//!     let bytes = copy.file_bytes("/d/f").unwrap();
+//!     assert!(bytes.starts_with(b"synced"), "state {state} of\n{}", sim.pending_summary());
+//! }
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! The pending items, in the enumeration's order: each file's pending writes and length
+//! changes (files in inode order, which is creation order; each file's operations oldest
+//! first), then the pending directory operations, oldest first. Each item has a list of
+//! alternatives; the state count is the product of the list lengths (saturating at
+//! `u64::MAX`), and `index` is read in mixed radix with the first item as the least significant
+//! digit: item `i` takes alternative `(index / (c0 * c1 * ... * c(i-1))) % ci`. Alternative 0
+//! of every item is "lost", so state 0 is the state [`SimStorage::crash_keep_nothing`] gives.
+//!
+//! - A **write** of the bytes `s..e`, cut at the [`SECTOR_BYTES`] boundaries into `n` sectors
+//!   (the first and last may be partial). Let `least` and `greatest` be the shortest and longest
+//!   the file can be just before it (from its synced length and the earlier pending operations
+//!   on it). The alternatives, in this order:
+//!   1. lost;
+//!   2. lost, but the file grew to `e` (F3: its length persisted, its data not), the new bytes
+//!      reading as zeros, then as garbage: these two only if `e > least`;
+//!   3. persisted whole;
+//!   4. torn (F2), for each kept pattern: if `n <= 4`, every non-empty proper subset of its
+//!      sectors (`2^n - 2` patterns, among them the `n - 1` prefixes cut at a sector boundary);
+//!      if `n > 4`, the `n - 1` prefixes cut at a sector boundary; then, if the first sector
+//!      holds at least 2 bytes of the write, the prefix cut in the middle of that first sector.
+//!      Each pattern comes with every fill of the parts that did not persist (F3): the old
+//!      bytes, zeros, garbage; "old" is left out when `s >= greatest` (the old bytes are past
+//!      the end of the file and read as zeros anyway), and with powersafe overwrite
+//!      ([`SimStorage::set_powersafe_overwrite`]) a write inside the file (`e <= least`) only
+//!      has "old". And with each length: the file covers the whole write, or, only if
+//!      `e > least` and the pattern ends before `e`, the file ends at the last persisted byte
+//!      (never shrinking). With that short length a prefix pattern of a write at
+//!      `s >= greatest` leaves no unpersisted byte inside the file, so it counts once, not
+//!      once per fill.
+//!
+//!   A 3-sector write past the end of the file thus has 1 + 2 + 1 + 19 = 23 alternatives:
+//!   7 patterns times 2 fills at full length, plus the 4 patterns ending early at short length
+//!   (3 prefixes once, the middle sector alone with 2 fills).
+//! - A **length change** ([`StorageFile::set_len`]): lost, persisted.
+//! - A **directory operation** (create, rename, removal, a new directory's entry): lost,
+//!   persisted. A "persisted" operation that the F5 rule above forbids (an earlier operation
+//!   on one of its names was lost) is lost too, so some indices give the same state.
+//!
+//! Garbage is deterministic: it derives from the seed, the number of crashes so far and the
+//! item's place, so the same state of the same simulator gives the same bytes. The random
+//! [`SimStorage::crash`] applies its choices with the same code, choosing among the same kinds
+//! of outcomes (and more of them: cuts anywhere, [`PAGE_BYTES`] sectors, sectors cut short).
 //!
 //! # Injected errors (F7 to F10)
 //!
@@ -231,6 +310,8 @@ const ENOSPC: i32 = 28;
 /// Mixed into the seed for the fault generator, so that arming a probabilistic fault does not
 /// change which crash states the seed gives.
 const FAULT_SEED_SALT: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Mixed into the seed for the garbage of the crash-state enumeration.
+const GARBAGE_SEED_SALT: u64 = 0x2545_f491_4f6c_dd1d;
 
 /// The root directory's inode.
 const ROOT: Ino = 0;
@@ -507,8 +588,8 @@ impl fmt::Display for TraceEntry {
     }
 }
 
-/// The simulated storage. Cheap to clone: clones share one state (one simulated machine).
-/// See the [module documentation](self).
+/// The simulated storage. Cheap to clone: clones share one state (one simulated machine);
+/// [`SimStorage::fork`] makes an independent copy. See the [module documentation](self).
 #[derive(Clone)]
 pub struct SimStorage {
     shared: Arc<Mutex<Inner>>,
@@ -582,6 +663,62 @@ impl SimStorage {
     /// [`SimStorage::crash_after_ops`] is lifted.
     pub fn crash_with(&self, mode: CrashMode) {
         self.inner().crash(mode);
+    }
+
+    /// A deep, independent copy of the whole simulated machine: files (durable bytes, cache,
+    /// pending operations), directories and their pending operations, the trace, the random
+    /// generators' states, the armed faults, the crash point and the call count, the powersafe
+    /// setting. From then on nothing done to one changes the other, and both make the same
+    /// random choices for the same calls.
+    ///
+    /// File handles and locks are not copied: handles opened on `self` keep working on `self`
+    /// only, and the fork starts with every lock released, because the [`DirLock`] guards
+    /// belong to `self` (dropping one releases `self`'s lock), so a lock copied into the fork
+    /// could never be released but by a crash. The fork is the machine as a new process finds
+    /// it: nothing open, nothing locked, the `LOCK` files still there.
+    pub fn fork(&self) -> SimStorage {
+        let mut copy = self.inner().clone();
+        copy.locks.clear();
+        SimStorage {
+            shared: Arc::new(Mutex::new(copy)),
+        }
+    }
+
+    /// How many crash states the enumeration of [`SimStorage::crash_into`] has from the current
+    /// pending operations: the product of each pending item's number of alternatives,
+    /// saturating at `u64::MAX`. 1 when nothing is pending. See "Every crash state" in the
+    /// [module documentation](self) for the alternatives.
+    pub fn crash_state_count(&self) -> u64 {
+        state_count(&self.inner().pending_items())
+    }
+
+    /// Simulates a power loss that leaves crash state number `index` of the enumeration (see
+    /// "Every crash state" in the [module documentation](self)), with the same other effects as
+    /// [`SimStorage::crash`]: old handles dead, locks released, nothing pending, the cache is
+    /// the durable state, the crash point lifted, a crash entry in the trace. The same index
+    /// from the same state gives the same result, garbage included.
+    ///
+    /// # Panics
+    ///
+    /// If `index` is not below [`SimStorage::crash_state_count`]; nothing is changed then.
+    pub fn crash_into(&self, index: u64) {
+        let mut inner = self.inner();
+        let items = inner.pending_items();
+        let count = state_count(&items);
+        if index >= count {
+            let summary = inner.summary(&items);
+            drop(inner);
+            panic!("no crash state {index}: the enumeration has {count}\n{summary}");
+        }
+        let outcomes = choose(items, index);
+        inner.apply_crash(outcomes, &format!("state {index} of {count}"));
+    }
+
+    /// The pending items of the enumeration, one a line with its number of alternatives, after
+    /// a line with their count and the number of crash states: for a failing test's message.
+    pub fn pending_summary(&self) -> String {
+        let inner = self.inner();
+        inner.summary(&inner.pending_items())
     }
 
     /// F2 and F3: when `on`, the parts of a torn write that did not persist keep the bytes they
@@ -1204,7 +1341,7 @@ fn write_into(bytes: &mut Vec<u8>, offset: u64, data: &[u8]) {
     bytes[start..end].copy_from_slice(data);
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct FileNode {
     durable: Vec<u8>,
     /// What reads see: `durable` with `pending` applied, plus whatever a failed sync dropped
@@ -1213,12 +1350,13 @@ struct FileNode {
     pending: Vec<FileOp>,
 }
 
-#[derive(Default)]
+#[derive(Clone, Default)]
 struct DirNode {
     durable: BTreeMap<String, Ino>,
     cache: BTreeMap<String, Ino>,
 }
 
+#[derive(Clone)]
 enum Node {
     File(FileNode),
     Dir(DirNode),
@@ -1263,6 +1401,7 @@ enum View {
     Durable,
 }
 
+#[derive(Clone)]
 struct ArmedRule {
     rule: FaultRule,
     /// Matching calls seen so far (for [`Trigger::Nth`]).
@@ -1288,9 +1427,45 @@ impl Strategy {
             _ => Strategy::Independent,
         }
     }
+
+    /// The strategy for `ops` pending operations in a crash of this mode.
+    fn for_mode(rng: &mut Rng, mode: CrashMode, ops: usize) -> Strategy {
+        match mode {
+            CrashMode::Random => Strategy::pick(rng, ops),
+            CrashMode::KeepNothing => Strategy::DropAll,
+            CrashMode::KeepEverything => Strategy::KeepAll,
+        }
+    }
+
+    /// The fate of the `i`-th file operation.
+    fn file_fate(&self, rng: &mut Rng, i: usize) -> Fate {
+        match *self {
+            Strategy::DropAll => Fate::Drop,
+            Strategy::KeepAll => Fate::Keep,
+            Strategy::Prefix(n) if i < n => Fate::Keep,
+            Strategy::Prefix(n) if i == n => Fate::Tear,
+            Strategy::Prefix(_) => Fate::Drop,
+            // F1: any subset, not only a prefix; F2: any of them torn.
+            Strategy::Independent => match rng.u8(0..4) {
+                0 | 1 => Fate::Keep,
+                2 => Fate::Drop,
+                _ => Fate::Tear,
+            },
+        }
+    }
+
+    /// Whether the `i`-th directory operation persists.
+    fn dir_keep(&self, rng: &mut Rng, i: usize) -> bool {
+        match *self {
+            Strategy::DropAll => false,
+            Strategy::KeepAll => true,
+            Strategy::Prefix(n) => i < n,
+            Strategy::Independent => rng.bool(),
+        }
+    }
 }
 
-/// What a crash did to one pending operation.
+/// What a random crash does to one pending operation, before the details are drawn.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Fate {
     Keep,
@@ -1298,11 +1473,316 @@ enum Fate {
     Tear,
 }
 
+/// What a crash leaves in the bytes of a write that did not persist (F3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fill {
+    /// What was there before: the old bytes, or zeros past the old end of the file.
+    Old,
+    Zeros,
+    /// Random bytes, from a generator with this seed.
+    Garbage(u64),
+}
+
+impl Fill {
+    fn apply(self, bytes: &mut [u8]) {
+        match self {
+            Fill::Old => {}
+            Fill::Zeros => bytes.fill(0),
+            Fill::Garbage(seed) => Rng::with_seed(seed).fill(bytes),
+        }
+    }
+}
+
+/// F2 and F3: how a write was torn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Tear {
+    /// The parts that reached the disk, as ranges of the write's bytes (0 is its first byte),
+    /// in order and disjoint.
+    kept: Vec<Range<usize>>,
+    /// What the parts that did not persist read as.
+    fill: Fill,
+    /// Whether the file's length covers the whole write; if not, it ends at the last persisted
+    /// byte (it never shrinks).
+    whole_length: bool,
+}
+
+impl Tear {
+    /// Applies the torn write of `data` at `offset` to `bytes`. With `powersafe_overwrite`, the
+    /// fill only touches bytes past the old end of the file.
+    fn apply(&self, bytes: &mut Vec<u8>, offset: u64, data: &[u8], powersafe_overwrite: bool) {
+        let old_len = bytes.len();
+        let start = offset as usize;
+        let end = start + data.len();
+        let kept_end = self
+            .kept
+            .iter()
+            .filter(|r| !r.is_empty())
+            .map(|r| start + r.end)
+            .max()
+            .unwrap_or(0);
+        let covered = if self.whole_length { end } else { kept_end };
+        let new_len = covered.max(old_len);
+        bytes.resize(new_len, 0);
+        let from = if powersafe_overwrite {
+            start.max(old_len)
+        } else {
+            start
+        };
+        let unwritten_end = end.min(new_len);
+        self.fill
+            .apply(&mut bytes[from.min(unwritten_end)..unwritten_end]);
+        for r in &self.kept {
+            bytes[start + r.start..start + r.end].copy_from_slice(&data[r.clone()]);
+        }
+    }
+}
+
+/// What a crash does with one pending operation: the unit both the random crash and the
+/// enumeration choose, and [`Inner::apply_crash`] applies.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// The operation is lost.
+    Lost,
+    /// The operation persisted whole.
+    Kept,
+    /// A write only (F3): its data is lost but the file's length grew to cover it, the new
+    /// bytes reading as the fill.
+    Grown(Fill),
+    /// A write only (F2): part of it persisted.
+    Torn(Tear),
+}
+
+/// One pending operation, in the enumeration's order.
+#[derive(Clone, Copy, Debug)]
+enum ItemRef {
+    /// Operation `op` of the pending list of file `ino`.
+    File { ino: Ino, op: usize },
+    /// Pending directory operation `op`.
+    Dir { op: usize },
+}
+
+/// A pending operation and its alternatives in the enumeration.
+struct PendingItem {
+    what: ItemRef,
+    alternatives: Vec<Outcome>,
+}
+
+/// The number of crash states: the product of the items' numbers of alternatives.
+fn state_count(items: &[PendingItem]) -> u64 {
+    items.iter().fold(1, |count: u64, item| {
+        count.saturating_mul(item.alternatives.len() as u64)
+    })
+}
+
+/// The outcomes of crash state `index`: a mixed-radix number, the first item's choice the least
+/// significant digit.
+fn choose(items: Vec<PendingItem>, mut index: u64) -> Vec<Outcome> {
+    items
+        .into_iter()
+        .map(|item| {
+            let mut alternatives = item.alternatives;
+            let n = alternatives.len() as u64;
+            let choice = index % n;
+            index /= n;
+            alternatives.swap_remove(choice as usize)
+        })
+        .collect()
+}
+
+/// The enumeration's alternatives for a pending write of `len` bytes at `start`, when the file
+/// is at least `least` and at most `greatest` bytes long just before it. See "Every crash
+/// state" in the module documentation.
+fn write_alternatives(
+    start: u64,
+    len: usize,
+    least: u64,
+    greatest: u64,
+    powersafe_overwrite: bool,
+    garbage: u64,
+) -> Vec<Outcome> {
+    let end = start + len as u64;
+    let may_extend = end > least;
+    let mut alternatives = vec![Outcome::Lost];
+    if may_extend {
+        alternatives.push(Outcome::Grown(Fill::Zeros));
+        alternatives.push(Outcome::Grown(Fill::Garbage(garbage)));
+    }
+    alternatives.push(Outcome::Kept);
+    let fills = if powersafe_overwrite && end <= least {
+        vec![Fill::Old]
+    } else if start >= greatest {
+        // The old bytes are past the end of the file: they read as zeros.
+        vec![Fill::Zeros, Fill::Garbage(garbage)]
+    } else {
+        vec![Fill::Old, Fill::Zeros, Fill::Garbage(garbage)]
+    };
+    for kept in torn_patterns(start, len) {
+        let kept_end = kept.last().map_or(0, |r| r.end);
+        let is_prefix = kept.len() == 1 && kept[0].start == 0;
+        alternatives.extend(fills.iter().map(|&fill| {
+            Outcome::Torn(Tear {
+                kept: kept.clone(),
+                fill,
+                whole_length: true,
+            })
+        }));
+        if may_extend && kept_end < len {
+            // Past the end of the file, a prefix leaves nothing unpersisted inside it.
+            let short_fills = if is_prefix && start >= greatest {
+                &fills[..1]
+            } else {
+                &fills[..]
+            };
+            alternatives.extend(short_fills.iter().map(|&fill| {
+                Outcome::Torn(Tear {
+                    kept: kept.clone(),
+                    fill,
+                    whole_length: false,
+                })
+            }));
+        }
+    }
+    alternatives
+}
+
+/// Non-empty subsets of a write's sectors up to this many sectors; past it, only prefixes.
+const SUBSET_SECTORS_MAX: usize = 4;
+
+/// F2: the parts of a write of `len` bytes at `start` that the enumeration lets a torn write
+/// keep, as ranges of the write's bytes: for at most [`SUBSET_SECTORS_MAX`] sectors every
+/// non-empty proper subset of its [`SECTOR_BYTES`] sectors, else every prefix cut at a sector
+/// boundary; then the prefix cut in the middle of the first sector, if it holds 2 bytes or more.
+fn torn_patterns(start: u64, len: usize) -> Vec<Vec<Range<usize>>> {
+    let sectors = sector_ranges(start, len, SECTOR_BYTES);
+    let Some(first) = sectors.first() else {
+        return Vec::new();
+    };
+    let n = sectors.len();
+    let mut patterns = Vec::new();
+    if n <= SUBSET_SECTORS_MAX {
+        for mask in 1..(1u32 << n) - 1 {
+            let mut kept: Vec<Range<usize>> = Vec::new();
+            for (i, sector) in sectors.iter().enumerate() {
+                if mask & (1 << i) == 0 {
+                    continue;
+                }
+                match kept.last_mut() {
+                    Some(last) if last.end == sector.start => last.end = sector.end,
+                    _ => kept.push(sector.clone()),
+                }
+            }
+            patterns.push(kept);
+        }
+    } else {
+        patterns.extend(sectors[1..].iter().map(|sector| prefix(sector.start)));
+    }
+    if first.len() >= 2 {
+        patterns.push(prefix(first.len() / 2));
+    }
+    patterns
+}
+
+/// The first `len` bytes of a write, as a tear's kept parts.
+fn prefix(len: usize) -> Vec<Range<usize>> {
+    std::iter::once(0..len).collect()
+}
+
+/// A write of `len` bytes at `start` cut at the multiples of `sector`, as ranges of the write's
+/// bytes.
+fn sector_ranges(start: u64, len: usize, sector: u64) -> Vec<Range<usize>> {
+    let end = start + len as u64;
+    let mut ranges = Vec::new();
+    let mut at = start;
+    while at < end {
+        let stop = ((at / sector + 1) * sector).min(end);
+        ranges.push((at - start) as usize..(stop - start) as usize);
+        at = stop;
+    }
+    ranges
+}
+
+/// F2 and F3: a random tear of a write of `len` bytes at `start`: a prefix cut anywhere, or
+/// some of its [`SECTOR_BYTES`] or [`PAGE_BYTES`] sectors, each possibly cut short; a random
+/// fill and length.
+fn random_tear(rng: &mut Rng, start: u64, len: usize) -> Tear {
+    let kept = if len == 0 {
+        Vec::new()
+    } else if rng.bool() {
+        // A prefix, cut anywhere (usually inside a sector).
+        prefix(rng.usize(0..len))
+    } else {
+        let sector = if rng.bool() { SECTOR_BYTES } else { PAGE_BYTES };
+        let mut kept = Vec::new();
+        for r in sector_ranges(start, len, sector) {
+            match rng.u8(0..8) {
+                0..=3 => kept.push(r),
+                4 => kept.push(r.start..r.start + rng.usize(0..r.len())),
+                _ => {}
+            }
+        }
+        kept
+    };
+    let whole_length = rng.bool();
+    let fill = random_fill(rng);
+    Tear {
+        kept,
+        fill,
+        whole_length,
+    }
+}
+
+fn random_fill(rng: &mut Rng) -> Fill {
+    match rng.u8(0..3) {
+        0 => Fill::Old,
+        1 => Fill::Zeros,
+        _ => Fill::Garbage(rng.u64(..)),
+    }
+}
+
+/// Applies a crash's outcome for one pending file operation to the bytes that stay durable.
+fn apply_file_outcome(
+    bytes: &mut Vec<u8>,
+    op: &FileOp,
+    outcome: &Outcome,
+    powersafe_overwrite: bool,
+    stats: &mut CrashStats,
+) {
+    match (op, outcome) {
+        (FileOp::Write { .. }, Outcome::Lost) => stats.writes_lost += 1,
+        (FileOp::Write { .. }, Outcome::Kept) => {
+            stats.writes_kept += 1;
+            op.apply(bytes);
+        }
+        (FileOp::Write { offset, data }, Outcome::Grown(fill)) => {
+            stats.writes_grown += 1;
+            let old_len = bytes.len();
+            let end = *offset as usize + data.len();
+            if end > old_len {
+                bytes.resize(end, 0);
+                fill.apply(&mut bytes[old_len..]);
+            }
+        }
+        (FileOp::Write { offset, data }, Outcome::Torn(tear)) => {
+            stats.writes_torn += 1;
+            tear.apply(bytes, *offset, data, powersafe_overwrite);
+        }
+        (FileOp::SetLen(_), Outcome::Kept) => {
+            stats.set_len_kept += 1;
+            op.apply(bytes);
+        }
+        (FileOp::SetLen(_), Outcome::Lost) => stats.set_len_lost += 1,
+        (FileOp::SetLen(_), Outcome::Grown(_) | Outcome::Torn(_)) => {
+            unreachable!("a length change persists or is lost")
+        }
+    }
+}
+
 #[derive(Default)]
 struct CrashStats {
     writes_kept: usize,
     writes_torn: usize,
     writes_lost: usize,
+    writes_grown: usize,
     set_len_kept: usize,
     set_len_lost: usize,
     dir_ops_kept: usize,
@@ -1313,10 +1793,12 @@ impl fmt::Display for CrashStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "writes kept {} torn {} lost {}; set_len kept {} lost {}; dir ops kept {} lost {}",
+            "writes kept {} torn {} lost {} grown {}; set_len kept {} lost {}; \
+             dir ops kept {} lost {}",
             self.writes_kept,
             self.writes_torn,
             self.writes_lost,
+            self.writes_grown,
             self.set_len_kept,
             self.set_len_lost,
             self.dir_ops_kept,
@@ -1346,6 +1828,7 @@ impl Rec {
     }
 }
 
+#[derive(Clone)]
 struct Inner {
     seed: u64,
     /// Drives crash states and media faults.
@@ -1607,36 +2090,152 @@ impl Inner {
         Ok(())
     }
 
+    /// A random crash (or one of the extremes, by `mode`).
     fn crash(&mut self, mode: CrashMode) {
+        let outcomes = self.random_outcomes(mode);
+        self.apply_crash(outcomes, &format!("{mode:?}"));
+    }
+
+    /// Draws one outcome per pending operation, in the order of [`Inner::pending_items`]: per
+    /// file, and for the directory operations, a [`Strategy`], then each operation's fate and
+    /// its details.
+    fn random_outcomes(&mut self, mode: CrashMode) -> Vec<Outcome> {
+        let rng = &mut self.crash_rng;
+        let mut outcomes = Vec::new();
+        for node in self.nodes.values() {
+            let Node::File(file) = node else { continue };
+            if file.pending.is_empty() {
+                continue;
+            }
+            let strategy = Strategy::for_mode(rng, mode, file.pending.len());
+            for (i, op) in file.pending.iter().enumerate() {
+                let fate = strategy.file_fate(rng, i);
+                let outcome = match (op, fate) {
+                    (_, Fate::Keep) => Outcome::Kept,
+                    // F3: a lost write's length may have persisted without its data.
+                    (FileOp::Write { .. }, Fate::Drop)
+                        if mode == CrashMode::Random && rng.u8(0..8) == 0 =>
+                    {
+                        Outcome::Grown(if rng.bool() {
+                            Fill::Garbage(rng.u64(..))
+                        } else {
+                            Fill::Zeros
+                        })
+                    }
+                    (_, Fate::Drop) => Outcome::Lost,
+                    (FileOp::Write { offset, data }, Fate::Tear) => {
+                        Outcome::Torn(random_tear(rng, *offset, data.len()))
+                    }
+                    (FileOp::SetLen(_), Fate::Tear) if rng.bool() => Outcome::Kept,
+                    (FileOp::SetLen(_), Fate::Tear) => Outcome::Lost,
+                };
+                outcomes.push(outcome);
+            }
+        }
+        // F5: each pending directory operation persists or not.
+        let strategy = Strategy::for_mode(rng, mode, self.dir_ops.len());
+        for i in 0..self.dir_ops.len() {
+            outcomes.push(if strategy.dir_keep(rng, i) {
+                Outcome::Kept
+            } else {
+                Outcome::Lost
+            });
+        }
+        outcomes
+    }
+
+    /// The pending operations a crash decides about, in the enumeration's order (each file's
+    /// operations, files by inode and operations oldest first; then the directory operations,
+    /// oldest first), each with its alternatives. See "Every crash state" in the module
+    /// documentation.
+    fn pending_items(&self) -> Vec<PendingItem> {
+        let mut items = Vec::new();
+        for (ino, file) in self.files() {
+            // The shortest and longest the file can be before each operation, whatever the
+            // earlier ones became.
+            let mut least = file.durable.len() as u64;
+            let mut greatest = least;
+            for (op_index, op) in file.pending.iter().enumerate() {
+                let alternatives = match op {
+                    FileOp::Write { offset, data } => {
+                        let alternatives = write_alternatives(
+                            *offset,
+                            data.len(),
+                            least,
+                            greatest,
+                            self.powersafe_overwrite,
+                            self.garbage_seed(items.len()),
+                        );
+                        greatest = greatest.max(offset + data.len() as u64);
+                        alternatives
+                    }
+                    FileOp::SetLen(len) => {
+                        least = least.min(*len);
+                        greatest = greatest.max(*len);
+                        vec![Outcome::Lost, Outcome::Kept]
+                    }
+                };
+                items.push(PendingItem {
+                    what: ItemRef::File { ino, op: op_index },
+                    alternatives,
+                });
+            }
+        }
+        items.extend((0..self.dir_ops.len()).map(|op| PendingItem {
+            what: ItemRef::Dir { op },
+            alternatives: vec![Outcome::Lost, Outcome::Kept],
+        }));
+        items
+    }
+
+    /// The seed of the garbage the enumeration writes for pending item number `item`: from the
+    /// seed, the number of crashes so far and the item's place only, so that it does not depend
+    /// on what the other items became.
+    fn garbage_seed(&self, item: usize) -> u64 {
+        let mix = self.seed
+            ^ GARBAGE_SEED_SALT
+            ^ self.epoch.wrapping_mul(0xbf58_476d_1ce4_e5b9)
+            ^ (item as u64).wrapping_mul(0x94d0_49bb_1331_11eb);
+        Rng::with_seed(mix).u64(..)
+    }
+
+    /// Makes one crash state the new durable and cache state, then does the rest of a crash:
+    /// `outcomes` has one outcome per pending operation, in the order of
+    /// [`Inner::pending_items`]. `what` names the state in the trace.
+    fn apply_crash(&mut self, outcomes: Vec<Outcome>, what: &str) {
         let mut stats = CrashStats::default();
+        let powersafe = self.powersafe_overwrite;
+        let mut outcomes = outcomes.into_iter();
+        let mut next = || outcomes.next().expect("one outcome per pending operation");
+        // F1 to F4.
         for node in self.nodes.values_mut() {
             if let Node::File(file) = node {
-                let powersafe = self.powersafe_overwrite;
-                crash_file(&mut self.crash_rng, file, mode, powersafe, &mut stats);
+                for op in mem::take(&mut file.pending) {
+                    apply_file_outcome(&mut file.durable, &op, &next(), powersafe, &mut stats);
+                }
+                file.cache = file.durable.clone();
             }
         }
 
-        // F5: each pending directory operation persists or not.
-        let ops = mem::take(&mut self.dir_ops);
-        let strategy = match mode {
-            CrashMode::Random => Strategy::pick(&mut self.crash_rng, ops.len()),
-            CrashMode::KeepNothing => Strategy::DropAll,
-            CrashMode::KeepEverything => Strategy::KeepAll,
-        };
-        for (i, op) in ops.iter().enumerate() {
-            let keep = match strategy {
-                Strategy::DropAll => false,
-                Strategy::KeepAll => true,
-                Strategy::Prefix(n) => i < n,
-                Strategy::Independent => self.crash_rng.bool(),
-            };
+        // F5, with the rule sync_dir follows: an operation persists only together with every
+        // earlier pending operation on a name it touches.
+        let mut lost_names: BTreeSet<(Ino, String)> = BTreeSet::new();
+        for op in mem::take(&mut self.dir_ops) {
+            let names: Vec<(Ino, String)> =
+                op.sets.iter().map(|s| (s.dir, s.name.clone())).collect();
+            let keep = next() == Outcome::Kept && !names.iter().any(|n| lost_names.contains(n));
             if keep {
                 stats.dir_ops_kept += 1;
-                self.apply_durable(op);
+                self.apply_durable(&op);
             } else {
                 stats.dir_ops_lost += 1;
+                lost_names.extend(names);
             }
         }
+        debug_assert!(
+            outcomes.next().is_none(),
+            "one outcome per pending operation"
+        );
         for node in self.nodes.values_mut() {
             if let Node::Dir(dir) = node {
                 dir.cache = dir.durable.clone();
@@ -1667,9 +2266,84 @@ impl Inner {
             offset: None,
             len: None,
             fault: None,
-            detail: format!("{mode:?}: {stats}"),
+            detail: format!("{what}: {stats}"),
             result: Ok(0),
         });
+    }
+
+    /// The text of [`SimStorage::pending_summary`].
+    fn summary(&self, items: &[PendingItem]) -> String {
+        let paths = self.paths();
+        let path = |ino: Ino| match paths.get(&ino) {
+            Some(path) => path.display().to_string(),
+            None => format!("(inode {ino})"),
+        };
+        let entry = |dir: Ino, name: &str| {
+            let dir = path(dir);
+            format!("{}/{name}", dir.trim_end_matches('/'))
+        };
+        let mut text = format!(
+            "{} pending items, {} crash states\n",
+            items.len(),
+            state_count(items)
+        );
+        for (i, item) in items.iter().enumerate() {
+            let what = match item.what {
+                ItemRef::File { ino, op } => match self.file(ino).map(|f| &f.pending[op]) {
+                    Ok(FileOp::Write { offset, data }) => {
+                        format!("{}: write off={offset} len={}", path(ino), data.len())
+                    }
+                    Ok(FileOp::SetLen(len)) => format!("{}: set_len {len}", path(ino)),
+                    Err(_) => format!("(inode {ino}): operation {op}"),
+                },
+                ItemRef::Dir { op } => match self.dir_ops[op].sets.as_slice() {
+                    [to, from] if to.target.is_some() && from.target.is_none() => format!(
+                        "rename {} -> {}",
+                        entry(from.dir, &from.name),
+                        entry(to.dir, &to.name)
+                    ),
+                    sets => {
+                        let parts: Vec<String> = sets
+                            .iter()
+                            .map(|set| match set.target {
+                                Some(target) if self.dir(target).is_ok() => {
+                                    format!("mkdir {}", entry(set.dir, &set.name))
+                                }
+                                Some(_) => format!("create {}", entry(set.dir, &set.name)),
+                                None => format!("remove {}", entry(set.dir, &set.name)),
+                            })
+                            .collect();
+                        parts.join(", ")
+                    }
+                },
+            };
+            text.push_str(&format!(
+                "  {i}: {what}: {} alternatives\n",
+                item.alternatives.len()
+            ));
+        }
+        text
+    }
+
+    /// A path for every inode a name reaches: through the cache's names, else the durable ones.
+    fn paths(&self) -> BTreeMap<Ino, PathBuf> {
+        let mut paths = BTreeMap::new();
+        for view in [View::Cache, View::Durable] {
+            let mut stack = vec![(PathBuf::from("/"), ROOT)];
+            while let Some((path, ino)) = stack.pop() {
+                if let Some(Node::Dir(dir)) = self.nodes.get(&ino) {
+                    let entries = match view {
+                        View::Cache => &dir.cache,
+                        View::Durable => &dir.durable,
+                    };
+                    for (name, &child) in entries {
+                        stack.push((path.join(name), child));
+                    }
+                }
+                paths.entry(ino).or_insert(path);
+            }
+        }
+        paths
     }
 
     /// F11: damages the durable bytes of `ino` at `offset`, and the cache where it holds the
@@ -1717,155 +2391,6 @@ impl Inner {
             result: Ok(0),
         });
         Ok(())
-    }
-}
-
-/// Replaces `file`'s durable bytes with a crash state its pending operations allow (F1 to F4),
-/// and clears them.
-fn crash_file(
-    rng: &mut Rng,
-    file: &mut FileNode,
-    mode: CrashMode,
-    powersafe_overwrite: bool,
-    stats: &mut CrashStats,
-) {
-    let ops = mem::take(&mut file.pending);
-    if !ops.is_empty() {
-        let strategy = match mode {
-            CrashMode::Random => Strategy::pick(rng, ops.len()),
-            CrashMode::KeepNothing => Strategy::DropAll,
-            CrashMode::KeepEverything => Strategy::KeepAll,
-        };
-        for (i, op) in ops.iter().enumerate() {
-            let fate = match strategy {
-                Strategy::DropAll => Fate::Drop,
-                Strategy::KeepAll => Fate::Keep,
-                Strategy::Prefix(n) if i < n => Fate::Keep,
-                Strategy::Prefix(n) if i == n => Fate::Tear,
-                Strategy::Prefix(_) => Fate::Drop,
-                // F1: any subset, not only a prefix; F2: any of them torn.
-                Strategy::Independent => match rng.u8(0..4) {
-                    0 | 1 => Fate::Keep,
-                    2 => Fate::Drop,
-                    _ => Fate::Tear,
-                },
-            };
-            match op {
-                FileOp::Write { offset, data } => match fate {
-                    Fate::Keep => {
-                        stats.writes_kept += 1;
-                        write_into(&mut file.durable, *offset, data);
-                    }
-                    Fate::Tear => {
-                        stats.writes_torn += 1;
-                        tear_write(rng, &mut file.durable, *offset, data, powersafe_overwrite);
-                    }
-                    Fate::Drop => {
-                        stats.writes_lost += 1;
-                        // F3: the length may have persisted without the data.
-                        let end = (*offset as usize) + data.len();
-                        if mode == CrashMode::Random
-                            && end > file.durable.len()
-                            && rng.u8(0..8) == 0
-                        {
-                            grow(rng, &mut file.durable, end);
-                        }
-                    }
-                },
-                // F4: a length change persists or not.
-                FileOp::SetLen(_) => {
-                    let keep = match fate {
-                        Fate::Keep => true,
-                        Fate::Drop => false,
-                        Fate::Tear => rng.bool(),
-                    };
-                    if keep {
-                        stats.set_len_kept += 1;
-                        op.apply(&mut file.durable);
-                    } else {
-                        stats.set_len_lost += 1;
-                    }
-                }
-            }
-        }
-    }
-    file.cache = file.durable.clone();
-}
-
-/// F2 and F3: applies part of a write to `bytes`.
-fn tear_write(
-    rng: &mut Rng,
-    bytes: &mut Vec<u8>,
-    offset: u64,
-    data: &[u8],
-    powersafe_overwrite: bool,
-) {
-    let old_len = bytes.len();
-    let start = offset as usize;
-    let end = start + data.len();
-    if data.is_empty() {
-        return;
-    }
-    // F2: which parts reached the disk.
-    let kept: Vec<Range<usize>> = if rng.bool() {
-        // A prefix, cut anywhere (usually inside a sector).
-        let cut = start + rng.usize(0..data.len());
-        std::iter::once(start..cut).collect()
-    } else {
-        // Some of its sectors, each possibly cut short.
-        let sector = if rng.bool() {
-            SECTOR_BYTES as usize
-        } else {
-            PAGE_BYTES as usize
-        };
-        let mut kept = Vec::new();
-        let mut at = start;
-        while at < end {
-            let stop = ((at / sector + 1) * sector).min(end);
-            match rng.u8(0..8) {
-                0..=3 => kept.push(at..stop),
-                4 => kept.push(at..at + rng.usize(0..stop - at)),
-                _ => {}
-            }
-            at = stop;
-        }
-        kept
-    };
-    // F3: the length may cover the whole write, or only what persisted of it.
-    let kept_end = kept
-        .iter()
-        .filter(|r| !r.is_empty())
-        .map(|r| r.end)
-        .max()
-        .unwrap_or(0);
-    let covered = if rng.bool() { end } else { kept_end };
-    let new_len = covered.max(old_len);
-    bytes.resize(new_len, 0);
-    // F3: what did not persist reads as the old bytes (zeros past the old end), zeros, or
-    // garbage; with powersafe overwrite, only past the old end.
-    let from = if powersafe_overwrite {
-        start.max(old_len)
-    } else {
-        start
-    };
-    let unwritten_end = end.min(new_len);
-    let unwritten = from.min(unwritten_end)..unwritten_end;
-    match rng.u8(0..3) {
-        0 => {}
-        1 => bytes[unwritten].fill(0),
-        _ => rng.fill(&mut bytes[unwritten]),
-    }
-    for r in kept {
-        bytes[r.clone()].copy_from_slice(&data[r.start - start..r.end - start]);
-    }
-}
-
-/// F3: the file grew to `len` without its data: zeros or garbage.
-fn grow(rng: &mut Rng, bytes: &mut Vec<u8>, len: usize) {
-    let old_len = bytes.len();
-    bytes.resize(len, 0);
-    if rng.bool() {
-        rng.fill(&mut bytes[old_len..]);
     }
 }
 
@@ -2304,6 +2829,248 @@ mod tests {
         }
         let states: BTreeSet<_> = (0..20).map(|seed| run(seed).1).collect();
         assert!(states.len() > 10, "different seeds give different crashes");
+    }
+
+    /// Every file a durable name reaches, with its durable bytes.
+    fn durable_state(sim: &SimStorage) -> Vec<(PathBuf, Vec<u8>)> {
+        let inner = sim.inner();
+        inner
+            .walk(View::Durable)
+            .into_iter()
+            .map(|(path, ino)| (path, inner.file(ino).unwrap().durable.clone()))
+            .collect()
+    }
+
+    /// Every crash state of `sim`'s enumeration, each on its own fork.
+    fn all_states(sim: &SimStorage) -> Vec<Vec<(PathBuf, Vec<u8>)>> {
+        (0..sim.crash_state_count())
+            .map(|index| {
+                let fork = sim.fork();
+                fork.crash_into(index);
+                durable_state(&fork)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn forks_are_independent() {
+        let sim = SimStorage::new(13);
+        let file = setup(&sim, b"synced");
+        write_all_at(&*file, b"+pending", 6).unwrap();
+        let _lock = sim.lock(Path::new(DIR)).unwrap();
+        sim.inject(FaultRule::nth(Fault::ReadEio, 2));
+        let fork = sim.fork();
+
+        // The same state, the same random choices.
+        assert_eq!(fork.file_bytes(file_path()).unwrap(), b"synced+pending");
+        assert_eq!(fork.trace(), sim.trace());
+        assert_eq!(fork.crash_state_count(), sim.crash_state_count());
+        assert_eq!(fork.pending_summary(), sim.pending_summary());
+        // Locks are released in the fork, held in the original.
+        let fork_lock = fork.lock(Path::new(DIR)).unwrap();
+        assert!(matches!(
+            sim.lock(Path::new(DIR)),
+            Err(LockError::Held(Some(FAKE_PID)))
+        ));
+        drop(fork_lock);
+
+        // Changes to one never reach the other.
+        write_all_at(&*file, b"!", 14).unwrap();
+        assert_eq!(sim.file_bytes(file_path()).unwrap(), b"synced+pending!");
+        assert_eq!(fork.file_bytes(file_path()).unwrap(), b"synced+pending");
+        let forked_file = fork.open(&file_path(), true).unwrap();
+        forked_file.sync_data().unwrap();
+        assert_eq!(fork.durable_bytes(file_path()).unwrap(), b"synced+pending");
+        assert_eq!(sim.durable_bytes(file_path()).unwrap(), b"synced");
+        fork.create(&Path::new(DIR).join("only-in-fork")).unwrap();
+        assert!(
+            sim.file_bytes(Path::new(DIR).join("only-in-fork"))
+                .is_none()
+        );
+        // The armed fault is armed in both, separately: each fires on its own second read.
+        for storage in [&sim, &fork] {
+            let f = storage.open(&file_path(), false).unwrap();
+            f.read_at(&mut [0; 1], 0).unwrap();
+            assert!(f.read_at(&mut [0; 1], 0).is_err());
+        }
+        // A crash of the fork leaves the original's handles alive, and the reverse.
+        fork.crash();
+        assert_eq!(file.len().unwrap(), 15);
+        assert!(forked_file.len().is_err());
+        sim.crash_keep_nothing();
+        assert_eq!(fork.file_bytes(file_path()).unwrap(), b"synced+pending");
+        assert_eq!(sim.file_bytes(file_path()).unwrap(), b"synced");
+        assert_ne!(fork.trace(), sim.trace());
+
+        // Both draw the same random crash from the same state.
+        let sim = SimStorage::new(14);
+        let file = setup(&sim, &[3; 700]);
+        write_all_at(&*file, &[4; 3000], 500).unwrap();
+        sim.create(&Path::new(DIR).join("g")).unwrap();
+        let fork = sim.fork();
+        sim.crash();
+        fork.crash();
+        assert_eq!(durable_state(&fork), durable_state(&sim));
+    }
+
+    #[test]
+    fn nothing_pending_has_one_crash_state_keeping_everything() {
+        let sim = SimStorage::new(15);
+        let file = setup(&sim, b"all synced");
+        assert_eq!(sim.crash_state_count(), 1);
+        assert!(
+            sim.pending_summary()
+                .starts_with("0 pending items, 1 crash states")
+        );
+        let before = durable_state(&sim);
+        sim.crash_into(0);
+        assert!(sim.trace_text_last(1).contains("state 0 of 1"));
+        assert_eq!(durable_state(&sim), before);
+        assert_eq!(sim.file_bytes(file_path()).unwrap(), b"all synced");
+        assert!(file.len().is_err(), "handles die at the crash");
+    }
+
+    #[test]
+    #[should_panic(expected = "no crash state 1: the enumeration has 1")]
+    fn crash_into_past_the_count_panics() {
+        let sim = SimStorage::new(16);
+        setup(&sim, b"x");
+        sim.crash_into(1);
+    }
+
+    #[test]
+    fn a_three_sector_write_has_23_crash_states() {
+        let synced: Vec<u8> = (0..1024u32).map(|i| (i % 251) as u8).collect();
+        let sim = SimStorage::new(17);
+        let file = setup(&sim, &synced);
+        let written = [0xAB; 1536];
+        write_all_at(&*file, &written, 1024).unwrap(); // sectors 2, 3 and 4
+        // Lost 1, grown 2 (zeros, garbage), whole 1, torn 19: 7 patterns ({0}, {1}, {0,1},
+        // {2}, {0,2}, {1,2}, half of sector 0) times 2 fills at full length, and the 4
+        // patterns ending before the write's end at short length: the prefixes {0}, {0,1} and
+        // the half sector once each, {1} with 2 fills.
+        assert_eq!(sim.crash_state_count(), 23, "{}", sim.pending_summary());
+        assert!(
+            sim.pending_summary()
+                .contains("/data/f: write off=1024 len=1536: 23 alternatives"),
+            "{}",
+            sim.pending_summary()
+        );
+
+        let states = all_states(&sim);
+        let mut lost = false;
+        let mut whole = false;
+        let mut torn = false;
+        for (index, state) in states.iter().enumerate() {
+            let [(path, bytes)] = state.as_slice() else {
+                panic!("state {index}: {state:?}");
+            };
+            assert_eq!(*path, file_path());
+            assert!(bytes.len() >= 1024 && bytes.len() <= 2560, "state {index}");
+            assert_eq!(
+                &bytes[..1024],
+                &synced[..],
+                "state {index}: synced bytes survive"
+            );
+            let tail = &bytes[1024..];
+            lost |= tail.is_empty();
+            whole |= tail == written;
+            torn |= tail.contains(&0xAB) && tail != written;
+        }
+        assert!(
+            lost && whole && torn,
+            "lost {lost} whole {whole} torn {torn}"
+        );
+        let distinct: BTreeSet<_> = states.iter().collect();
+        assert_eq!(distinct.len(), 23, "every alternative is a different state");
+        assert_eq!(
+            states[0],
+            [(file_path(), synced.clone())],
+            "state 0 loses everything"
+        );
+    }
+
+    #[test]
+    fn an_unsynced_create_has_two_crash_states() {
+        let sim = SimStorage::new(18);
+        setup(&sim, b"x");
+        sim.create(&Path::new(DIR).join("g")).unwrap();
+        assert_eq!(sim.crash_state_count(), 2);
+        assert!(
+            sim.pending_summary()
+                .contains("create /data/g: 2 alternatives")
+        );
+        let names = |index| {
+            let fork = sim.fork();
+            fork.crash_into(index);
+            fork.list(Path::new(DIR)).map(|mut names| {
+                names.sort();
+                names
+            })
+        };
+        assert_eq!(names(0).unwrap(), ["f"]);
+        assert_eq!(names(1).unwrap(), ["f", "g"]);
+    }
+
+    #[test]
+    fn enumerated_renames_keep_their_source_create() {
+        let sim = SimStorage::new(19);
+        setup(&sim, b"x");
+        let (a, b) = (Path::new(DIR).join("a"), Path::new(DIR).join("b"));
+        let file = sim.create(&a).unwrap();
+        write_all_at(&*file, b"new", 0).unwrap();
+        file.sync_data().unwrap();
+        sim.rename(&a, &b).unwrap();
+        assert_eq!(sim.crash_state_count(), 4);
+        assert!(sim.pending_summary().contains("rename /data/a -> /data/b"));
+        let names: BTreeSet<Vec<String>> = (0..4)
+            .map(|index| {
+                let fork = sim.fork();
+                fork.crash_into(index);
+                let mut names = fork.durable_list(DIR).unwrap();
+                names.sort();
+                names
+            })
+            .collect();
+        let expected: BTreeSet<Vec<String>> = [vec!["f"], vec!["a", "f"], vec!["b", "f"]]
+            .into_iter()
+            .map(|v| v.into_iter().map(String::from).collect())
+            .collect();
+        assert_eq!(names, expected, "never b without the create of a");
+    }
+
+    #[test]
+    fn enumeration_is_deterministic() {
+        let workload = |seed| {
+            let sim = SimStorage::new(seed);
+            let file = setup(&sim, &[9; 600]);
+            write_all_at(&*file, &[1; 1200], 300).unwrap();
+            file.set_len(1000).unwrap();
+            write_all_at(&*file, &[2; 100], 1400).unwrap();
+            sim.create(&Path::new(DIR).join("g")).unwrap();
+            sim
+        };
+        let sim = workload(20);
+        let count = sim.crash_state_count();
+        assert!(count > 100, "{}", sim.pending_summary());
+        let again = workload(20);
+        assert_eq!(again.crash_state_count(), count);
+        let mut garbage = false;
+        for index in (0..count).step_by(7) {
+            let one = sim.fork();
+            let two = sim.fork();
+            let three = again.fork();
+            one.crash_into(index);
+            two.crash_into(index);
+            three.crash_into(index);
+            let state = durable_state(&one);
+            assert_eq!(durable_state(&two), state, "index {index}");
+            assert_eq!(durable_state(&three), state, "index {index}");
+            garbage |= state
+                .iter()
+                .any(|(_, bytes)| bytes.iter().any(|b| ![0, 1, 2, 9].contains(b)));
+        }
+        assert!(garbage, "some states hold garbage");
     }
 
     #[test]
