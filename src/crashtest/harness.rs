@@ -195,24 +195,36 @@ impl Harness {
     /// A fresh simulated disk from `seed`, with the log opened on it (small segments, so that
     /// rollover happens within short tests).
     pub fn new(seed: u64) -> Result<Harness, Box<Failure>> {
-        Harness::with_storage(SimStorage::new(seed), seed)
+        Harness::resume(SimStorage::new(seed), seed, History::new())
     }
 
-    /// A harness on an existing simulator (for example a fork in a crash-state enumeration).
-    /// The log is opened, and recovery checked, as for a fresh harness.
-    pub fn with_storage(sim: SimStorage, seed: u64) -> Result<Harness, Box<Failure>> {
-        let options = Options {
+    /// The options the harness opens its log with: small segments, so that rollover happens
+    /// within short tests, and a deterministic clock and salts from `seed`.
+    pub fn options(seed: u64) -> Options {
+        Options {
             segment_bytes_max: crate::limits::SEGMENT_BYTES_MIN,
             environment: Arc::new(StepEnvironment::new(seed, 1_000_000)),
             ..Options::default()
-        };
+        }
+    }
+
+    /// The directory the harness keeps its log in, inside the simulator.
+    pub fn dir() -> &'static std::path::Path {
+        std::path::Path::new(LOG_DIR)
+    }
+
+    /// A harness on an existing simulator whose log has seen the events of `history` (for
+    /// example a fork in a crash-state enumeration, after the crash). The log is opened and the
+    /// recovery checked against `history`.
+    pub fn resume(sim: SimStorage, seed: u64, history: History) -> Result<Harness, Box<Failure>> {
+        let options = Harness::options(seed);
         let mut h = Harness {
             sim,
             seed,
             dir: PathBuf::from(LOG_DIR),
             options,
             log: None,
-            history: History::new(),
+            history,
             model: RunningSet::new(),
             poisoned: false,
             clock_ms: 0,
@@ -396,24 +408,24 @@ impl Harness {
     fn reopen(&mut self) -> Result<(), Box<Failure>> {
         self.log = None;
         self.poisoned = false;
-        let mut last_error = None;
-        for _ in 0..OPEN_ATTEMPTS_MAX {
+        for attempt in 0..=OPEN_ATTEMPTS_MAX {
+            if attempt == OPEN_ATTEMPTS_MAX {
+                // Every attempt met an injected fault (they are one-shot, but many can be armed).
+                // With none left, the open must succeed: failed attempts may not have harmed the
+                // log.
+                self.sim.clear_faults();
+            }
             match Log::open_with_storage(
                 Arc::new(self.sim.clone()),
                 &self.dir,
                 self.options.clone(),
             ) {
                 Ok((log, report)) => return self.check_recovery(log, report),
-                Err(e @ (Error::Io { .. } | Error::Locked { .. })) => last_error = Some(e),
+                Err(Error::Io { .. }) if attempt < OPEN_ATTEMPTS_MAX => {}
                 Err(e) => return Err(self.mismatch(format!("recovery failed: {e}"))),
             }
         }
-        // Faults are one-shot, so this only happens if every attempt met a new one.
-        self.sim.clear_faults();
-        Err(self.mismatch(format!(
-            "recovery kept failing: {}",
-            last_error.map_or_else(String::new, |e| e.to_string())
-        )))
+        unreachable!("the last attempt returns")
     }
 
     /// O1, O2, O4 and O7 after a successful open.
@@ -475,5 +487,28 @@ impl Harness {
         self.model = folded;
         self.log = Some(log);
         Ok(())
+    }
+}
+
+/// Operations a fuzz input may run at most (more are ignored), keeping each execution short.
+pub const FUZZ_OPS_MAX: usize = 64;
+
+/// One input of the `ops` fuzz target: a simulator seed and the operations to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
+pub struct FuzzInput {
+    /// The simulator's seed (crash states, fault draws).
+    pub seed: u64,
+    /// The operations, of which the first [`FUZZ_OPS_MAX`] run.
+    pub ops: Vec<Op>,
+}
+
+impl FuzzInput {
+    /// Runs the input, then a final power loss and recovery, checking the oracle throughout.
+    pub fn run(&self) -> Result<Stats, Box<Failure>> {
+        let mut h = Harness::new(self.seed)?;
+        h.run(&self.ops[..self.ops.len().min(FUZZ_OPS_MAX)])?;
+        h.apply(Op::Crash)?;
+        Ok(h.stats())
     }
 }

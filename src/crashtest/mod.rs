@@ -21,8 +21,9 @@ mod decoder;
 mod harness;
 mod oracle;
 
-pub use decoder::{ScanSummary, check_segment_bytes};
+pub use decoder::{ScanSummary, check_replay_bytes, check_segment_bytes};
 pub use harness::{
-    Failure, FaultKind, Harness, Op, RECOVERY_CRASH_POINT_MAX, Stats, StepEnvironment,
+    FUZZ_OPS_MAX, Failure, FaultKind, FuzzInput, Harness, Op, RECOVERY_CRASH_POINT_MAX, Stats,
+    StepEnvironment,
 };
 pub use oracle::{History, Outcome, Violation, fold};

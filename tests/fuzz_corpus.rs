@@ -1,0 +1,180 @@
+//! The fuzz targets' committed corpora (`fuzz/corpus/<target>/`), run as ordinary tests on stable
+//! Rust, so every input a fuzzer ever kept is checked by `cargo test` too. The decoder is also
+//! held to its allocation bound here: decoding an input never allocates more than a small
+//! multiple of its size.
+//!
+//! `INFLIGHT_WRITE_SEEDS=1 cargo test --test fuzz_corpus` regenerates the seed inputs.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+
+use arbitrary::{Arbitrary, Unstructured};
+use inflight::crashtest::{FuzzInput, check_replay_bytes, check_segment_bytes};
+use inflight::event::{Event, decode_event};
+use inflight::frame::{SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader};
+use inflight::{Log, Options, Run};
+
+/// Counts the bytes each thread has allocated and not freed, and the peak since a reset.
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let _ = LIVE.try_with(|l| {
+            let now = l.get() + layout.size() as isize;
+            l.set(now);
+            let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+        });
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        let _ = LIVE.try_with(|l| l.set(l.get() - layout.size() as isize));
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Bytes this thread allocated at peak while `f` ran, beyond what it held before.
+fn peak_allocation(f: impl FnOnce()) -> isize {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    f();
+    PEAK.with(Cell::get) - base
+}
+
+/// What replay does with a segment's bytes: scan the frames and decode each event.
+fn decode_all(data: &[u8]) -> usize {
+    let (salt, seq, body) = match SegmentHeader::decode(data) {
+        Ok(h) => (h.salt, h.base_seq, &data[SEGMENT_HEADER_BYTES..]),
+        Err(_) => (0, 1, data),
+    };
+    Scanner::new(body, 0, salt, seq)
+        .filter_map(|s| match s {
+            Scanned::Frame(f) => decode_event(f.payload),
+            Scanned::Damaged { .. } => None,
+        })
+        .count()
+}
+
+fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/corpus")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    files
+}
+
+#[test]
+fn decode_segment_corpus_keeps_every_decoder_promise() {
+    maybe_write_seeds();
+    for (path, data) in corpus("decode_segment") {
+        let name = path.display();
+        check_segment_bytes(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_replay_bytes(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let peak = peak_allocation(|| {
+            decode_all(&data);
+        });
+        let bound = 2 * data.len() as isize + 16 * 1024;
+        assert!(
+            peak <= bound,
+            "{name}: decoding {} bytes allocated {peak} at peak",
+            data.len()
+        );
+    }
+}
+
+#[test]
+fn ops_corpus_satisfies_the_oracle() {
+    maybe_write_seeds();
+    for (path, data) in corpus("ops") {
+        let input = FuzzInput::arbitrary_take_rest(Unstructured::new(&data)).unwrap();
+        input
+            .run()
+            .unwrap_or_else(|f| panic!("{}: {f}", path.display()));
+    }
+}
+
+/// Regenerates the seed inputs when `INFLIGHT_WRITE_SEEDS` is set.
+fn maybe_write_seeds() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    if std::env::var_os("INFLIGHT_WRITE_SEEDS").is_none() {
+        return;
+    }
+    ONCE.call_once(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        let write = |target: &str, name: &str, bytes: &[u8]| {
+            std::fs::create_dir_all(root.join(target)).unwrap();
+            std::fs::write(root.join(target).join(name), bytes).unwrap();
+        };
+        for (name, bytes) in segment_seeds() {
+            write("decode_segment", &name, &bytes);
+        }
+        let mut rng = fastrand::Rng::with_seed(0x0f_u64);
+        for i in 0..16 {
+            let len = rng.usize(16..600);
+            let bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+            write("ops", &format!("seed-{i:02}"), &bytes);
+        }
+    });
+}
+
+/// Real segments and the damage a crash or a bad disk does to them.
+fn segment_seeds() -> Vec<(String, Vec<u8>)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(tmp.path(), Options::default()).unwrap();
+    let header_only = std::fs::read(tmp.path().join(format!("{:020}.log", 1))).unwrap();
+    log.mark_running(
+        Run::new("agent:main:telegram:dm:4242", "20261126_1", 1, 1_000).with_meta("{\"m\":1}"),
+    )
+    .unwrap();
+    log.mark_running(Run::new("agent:main:http:c-5", "20261126_2", 3, 1_001))
+        .unwrap();
+    log.mark_completed_at("agent:main:http:c-5", 2, 1_002)
+        .unwrap();
+    log.mark_completed_at("agent:main:telegram:dm:4242", 1, 1_003)
+        .unwrap();
+    log.mark_running(
+        Run::new("k".repeat(1024), "s".repeat(256), u64::MAX, u64::MAX).with_meta("m".repeat(4096)),
+    )
+    .unwrap();
+    log.close().unwrap();
+    let full = std::fs::read(tmp.path().join(format!("{:020}.log", 1))).unwrap();
+    let _ = Event::Shutdown { at_ms: 0 };
+
+    let mut seeds = vec![
+        ("header-only".to_string(), header_only),
+        ("five-records-and-shutdown".to_string(), full.clone()),
+        (
+            "torn-mid-record".to_string(),
+            full[..full.len() - 20].to_vec(),
+        ),
+        ("zeros".to_string(), vec![0u8; 256]),
+    ];
+    let mut flipped = full.clone();
+    flipped[SEGMENT_HEADER_BYTES + 40] ^= 0x08;
+    seeds.push(("bit-flip-in-first-record".into(), flipped));
+    let mut zero_tail = full.clone();
+    zero_tail.extend_from_slice(&[0u8; 512]);
+    seeds.push(("zero-filled-growth".into(), zero_tail));
+    let mut bad_header = full;
+    bad_header[30] ^= 0xff;
+    seeds.push(("damaged-header".into(), bad_header));
+    seeds
+}
