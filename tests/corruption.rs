@@ -87,17 +87,20 @@ fn corruption_in_the_middle_fails_the_strict_policy() {
     );
 }
 
-#[test]
-fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options {
+/// Options with the smallest segments.
+fn small_segments() -> Options {
+    Options {
         segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
         ..Options::default()
-    };
-    let (log, _) = Log::open(dir.path(), options.clone()).unwrap();
-    let meta = "m".repeat(1000);
+    }
+}
+
+/// Forty runs of 1 KiB meta in small segments: at least three segment files.
+fn many_segments() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = Log::open(dir.path(), small_segments()).unwrap();
     for g in 1..=40 {
-        log.mark_running(run(&format!("k{g}"), 1).with_meta(meta.clone()))
+        log.mark_running(run(&format!("k{g}"), 1).with_meta("m".repeat(1000)))
             .unwrap();
     }
     drop(log);
@@ -105,6 +108,12 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
         segment(dir.path(), 3).exists(),
         "the test needs several segments"
     );
+    dir
+}
+
+#[test]
+fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
+    let dir = many_segments();
     // Cut the end of segment 1: it looks like a torn tail, but segment 2 follows it.
     let first = segment(dir.path(), 1);
     let len = std::fs::metadata(&first).unwrap().len();
@@ -114,7 +123,7 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
         .unwrap()
         .set_len(len - 100)
         .unwrap();
-    let (_log, report) = Log::open(dir.path(), options).unwrap();
+    let (_log, report) = Log::open(dir.path(), small_segments()).unwrap();
     assert_eq!(report.torn_tail_bytes, 0);
     assert_eq!(report.corruption.len(), 1);
     assert!(report.corruption[0].before_seq.is_some());
@@ -123,19 +132,9 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
 
 #[test]
 fn a_missing_middle_segment_is_reported_as_a_gap() {
-    let dir = tempfile::tempdir().unwrap();
-    let options = Options {
-        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
-        ..Options::default()
-    };
-    let (log, _) = Log::open(dir.path(), options.clone()).unwrap();
-    for g in 1..=40 {
-        log.mark_running(run(&format!("k{g}"), 1).with_meta("m".repeat(1000)))
-            .unwrap();
-    }
-    drop(log);
+    let dir = many_segments();
     std::fs::remove_file(segment(dir.path(), 2)).unwrap();
-    let (_log, report) = Log::open(dir.path(), options).unwrap();
+    let (_log, report) = Log::open(dir.path(), small_segments()).unwrap();
     assert_eq!(report.corruption.len(), 1);
     let gap = &report.corruption[0];
     assert!(gap.detail.contains("missing"), "{}", gap.detail);
