@@ -11,9 +11,7 @@ use crate::fold::{Applied, Counters, Entry, Mark, RunningSet};
 use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
 use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
 use crate::recovery::{Policy, RecoveryReport, TEMP_SUFFIX, Tail, replay, segment_name, temp_path};
-use crate::storage::{
-    DirLock, FsStorage, LockError, Storage, StorageFile, read_exact_at, write_all_at,
-};
+use crate::storage::{DirLock, FsStorage, LockError, Storage, StorageFile, write_all_at};
 
 /// The outside world the shell needs: a clock and a source of salts. Replace it to make a
 /// simulated run deterministic.
@@ -217,8 +215,15 @@ impl Log {
                     &**env,
                 )?
             }
-            Tail::Append { path, header, end } => {
-                let writer = Writer::reopen(&*storage, &dir, path, header, end, replayed.next_seq)?;
+            Tail::Append {
+                path,
+                header,
+                end,
+                bytes,
+            } => {
+                let valid = &bytes[..end as usize];
+                let writer =
+                    Writer::reopen(&*storage, &dir, path, header, valid, replayed.next_seq)?;
                 if let Some(torn) = &mut report.torn_tail {
                     torn.cut = true;
                 }
@@ -435,24 +440,15 @@ impl Writer {
         dir: &Path,
         path: PathBuf,
         header: SegmentHeader,
-        end: u64,
+        valid: &[u8],
         next_seq: u64,
     ) -> Result<Writer> {
-        let old = storage
-            .open(&path, false)
-            .map_err(|e| Error::io("open", &path, e))?;
-        let len = old.len().map_err(|e| Error::io("stat", &path, e))?;
-        let mut bytes = vec![0u8; end as usize];
-        read_exact_at(&*old, &mut bytes, 0).map_err(|e| Error::io("read", &path, e))?;
-        drop(old);
-        if len > end {
-            tracing::warn!(segment = %path.display(), offset = end, bytes = len - end, "cutting torn tail");
-        }
+        let end = valid.len() as u64;
         let tmp = temp_path(&path);
         let file = storage
             .create(&tmp)
             .map_err(|e| Error::io("create", &tmp, e))?;
-        write_all_at(&*file, &bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
+        write_all_at(&*file, valid, 0).map_err(|e| Error::io("write", &tmp, e))?;
         file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
         storage
             .rename(&tmp, &path)

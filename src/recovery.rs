@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Run, decode_event};
 use crate::fold::{Counters, Reason, RunningSet};
 use crate::frame::{HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader};
-use crate::storage::Storage;
+use crate::storage::{FileBytes, Storage};
 
 /// What to do with a damaged region that has valid records after it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,6 +109,8 @@ pub(crate) enum Tail {
         path: PathBuf,
         header: SegmentHeader,
         end: u64,
+        /// The segment as replay read it, so the writer need not read it again.
+        bytes: FileBytes,
     },
     /// The last segment cannot be appended to (its header is damaged or torn): start segment
     /// `segment_no`, after removing `remove` (a segment whose creation a crash interrupted).
@@ -309,7 +311,12 @@ pub(crate) fn replay(
             last_ms = Some(event.at_ms());
             end = frame.end();
         }
-        tail = Tail::Append { path, header, end };
+        tail = Tail::Append {
+            path,
+            header,
+            end,
+            bytes,
+        };
     }
 
     // Damage with nothing valid after it: in the last segment it is a torn tail; anywhere else
