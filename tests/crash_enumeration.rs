@@ -6,6 +6,8 @@
 //!
 //! Prints how many workloads, crash points and crash states were checked.
 
+mod common;
+
 use std::sync::Arc;
 
 use inflight::crashtest::{Harness, History, Outcome};
@@ -113,9 +115,12 @@ fn every_crash_state_of_every_small_workload_recovers_correctly() {
             }
         }
     }
-    eprintln!(
-        "tier 3: {} workloads, {points} crash points, {states} crash states checked (at most {most} at one point)",
-        all.len()
+    common::report_tier(
+        "3",
+        &format!(
+            "tier 3: {} workloads, {points} crash points, {states} crash states checked (at most {most} at one point)",
+            all.len()
+        ),
     );
     assert!(
         states > points,

@@ -6,8 +6,13 @@
 //!
 //! `INFLIGHT_PROPTEST_CASES` sets the number of cases (default 2000).
 
-use inflight::crashtest::{FaultKind, Harness, Op};
+mod common;
+
+use std::cell::Cell;
+
+use inflight::crashtest::{FaultKind, Harness, Op, Stats};
 use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 
 fn fault() -> impl Strategy<Value = FaultKind> {
     prop_oneof![
@@ -42,17 +47,48 @@ fn cases() -> u32 {
         .unwrap_or(2000)
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(), ..ProptestConfig::default() })]
-
-    #[test]
-    fn the_log_satisfies_the_oracle_after_every_step(
-        seed in any::<u64>(),
-        ops in proptest::collection::vec(op(), 1..48),
-    ) {
+#[test]
+fn the_log_satisfies_the_oracle_after_every_step() {
+    let config = ProptestConfig {
+        cases: cases(),
+        ..ProptestConfig::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let totals = Cell::new(Stats::default());
+    let cases_run = Cell::new(0u64);
+    let strategy = (any::<u64>(), proptest::collection::vec(op(), 1..48));
+    let result = runner.run(&strategy, |(seed, ops)| {
         let mut h = Harness::new(seed).map_err(|f| TestCaseError::fail(f.to_string()))?;
-        h.run(&ops).map_err(|f| TestCaseError::fail(f.to_string()))?;
+        h.run(&ops)
+            .map_err(|f| TestCaseError::fail(f.to_string()))?;
         // A final power loss and recovery after whatever the sequence left behind.
-        h.apply(Op::Crash).map_err(|f| TestCaseError::fail(f.to_string()))?;
+        h.apply(Op::Crash)
+            .map_err(|f| TestCaseError::fail(f.to_string()))?;
+        let (s, t) = (h.stats(), totals.get());
+        totals.set(Stats {
+            ops: t.ops + s.ops,
+            acked: t.acked + s.acked,
+            failed: t.failed + s.failed,
+            crashes: t.crashes + s.crashes,
+            recoveries: t.recoveries + s.recoveries,
+        });
+        cases_run.set(cases_run.get() + 1);
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+    let t = totals.get();
+    common::report_tier(
+        "2",
+        &format!(
+            "tier 2: {} cases, {} operations, {} events acknowledged, {} failed, {} power losses, {} recoveries checked",
+            cases_run.get(),
+            t.ops,
+            t.acked,
+            t.failed,
+            t.crashes,
+            t.recoveries
+        ),
+    );
 }

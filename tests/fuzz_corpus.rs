@@ -5,63 +5,17 @@
 //!
 //! `INFLIGHT_WRITE_SEEDS=1 cargo test --test fuzz_corpus` regenerates the seed inputs.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
-use inflight::crashtest::{FuzzInput, check_replay_bytes, check_segment_bytes};
-use inflight::event::{Event, decode_event};
-use inflight::frame::{SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader};
+use inflight::crashtest::{
+    CountingAllocator, FuzzInput, check_decoder_allocation, check_replay_bytes, check_segment_bytes,
+};
+use inflight::frame::SEGMENT_HEADER_BYTES;
 use inflight::{Log, Options, Run};
 
-/// Counts the bytes each thread has allocated and not freed, and the peak since a reset.
-struct Counting;
-
-thread_local! {
-    static LIVE: Cell<isize> = const { Cell::new(0) };
-    static PEAK: Cell<isize> = const { Cell::new(0) };
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let _ = LIVE.try_with(|l| {
-            let now = l.get() + layout.size() as isize;
-            l.set(now);
-            let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
-        });
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        let _ = LIVE.try_with(|l| l.set(l.get() - layout.size() as isize));
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
-
-/// Bytes this thread allocated at peak while `f` ran, beyond what it held before.
-fn peak_allocation(f: impl FnOnce()) -> isize {
-    let base = LIVE.with(Cell::get);
-    PEAK.with(|p| p.set(base));
-    f();
-    PEAK.with(Cell::get) - base
-}
-
-/// What replay does with a segment's bytes: scan the frames and decode each event.
-fn decode_all(data: &[u8]) -> usize {
-    let (salt, seq, body) = match SegmentHeader::decode(data) {
-        Ok(h) => (h.salt, h.base_seq, &data[SEGMENT_HEADER_BYTES..]),
-        Err(_) => (0, 1, data),
-    };
-    Scanner::new(body, 0, salt, seq)
-        .filter_map(|s| match s {
-            Scanned::Frame(f) => decode_event(f.payload),
-            Scanned::Damaged { .. } => None,
-        })
-        .count()
-}
+static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -88,15 +42,7 @@ fn decode_segment_corpus_keeps_every_decoder_promise() {
         let name = path.display();
         check_segment_bytes(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
         check_replay_bytes(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let peak = peak_allocation(|| {
-            decode_all(&data);
-        });
-        let bound = 2 * data.len() as isize + 16 * 1024;
-        assert!(
-            peak <= bound,
-            "{name}: decoding {} bytes allocated {peak} at peak",
-            data.len()
-        );
+        check_decoder_allocation(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
 
@@ -156,7 +102,6 @@ fn segment_seeds() -> Vec<(String, Vec<u8>)> {
     .unwrap();
     log.close().unwrap();
     let full = std::fs::read(tmp.path().join(format!("{:020}.log", 1))).unwrap();
-    let _ = Event::Shutdown { at_ms: 0 };
 
     let mut seeds = vec![
         ("header-only".to_string(), header_only),

@@ -2,7 +2,9 @@
 //! with SIGKILL at random instants, again and again on the same log. Every event it acknowledged
 //! on its pipe must be in the log; nothing it never submitted may appear.
 //!
-//! `INFLIGHT_SIGKILL_ROUNDS` sets the number of kills (default 12).
+//! `INFLIGHT_SIGKILL_ROUNDS` sets the number of kills (default 20).
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
@@ -77,7 +79,7 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
     let rounds: usize = std::env::var("INFLIGHT_SIGKILL_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(12);
+        .unwrap_or(20);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let mut rng = fastrand::Rng::with_seed(0x5eed);
@@ -147,5 +149,8 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
             .collect();
         assert_eq!(running, expected, "round {round}");
     }
-    eprintln!("{rounds} kills, {total_acks} acknowledged events, all recovered");
+    common::report_tier(
+        "4",
+        &format!("tier 4: {rounds} SIGKILLs, {total_acks} acknowledged events, all recovered"),
+    );
 }

@@ -9,6 +9,11 @@ use crate::frame::{
     FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, frame_checksum,
 };
 
+/// Decoding an input may allocate at most this many times its length...
+pub const DECODER_ALLOCATION_FACTOR: isize = 2;
+/// ...plus this many bytes.
+pub const DECODER_ALLOCATION_SLACK_BYTES: isize = 16 * 1024;
+
 /// Cut points tried for the prefix property when the input is too long to try them all.
 const PREFIX_SAMPLES: usize = 32;
 /// Inputs up to this long have the prefix property checked at every cut point.
@@ -152,6 +157,37 @@ pub fn check_segment_bytes(data: &[u8]) -> Result<ScanSummary, String> {
         }
     }
     Ok(whole)
+}
+
+/// What replay does with a segment's bytes: scan the frames and decode each event. Returns how
+/// many events decoded.
+fn decode_all(data: &[u8]) -> usize {
+    let (salt, first_seq, body, base) = split(data);
+    Scanner::new(body, base, salt, first_seq)
+        .filter_map(|s| match s {
+            Scanned::Frame(f) => decode_event(f.payload),
+            Scanned::Damaged { .. } => None,
+        })
+        .count()
+}
+
+/// Checks that decoding `data` allocates at most [`DECODER_ALLOCATION_FACTOR`] times its length
+/// plus [`DECODER_ALLOCATION_SLACK_BYTES`], however it is damaged. Needs
+/// [`CountingAllocator`](super::CountingAllocator) as the global allocator, and says so if it is
+/// not. Returns the peak.
+pub fn check_decoder_allocation(data: &[u8]) -> Result<isize, String> {
+    let peak = super::peak_allocation(|| {
+        std::hint::black_box(decode_all(data));
+    })
+    .ok_or("the CountingAllocator is not the global allocator: cannot measure")?;
+    let bound = DECODER_ALLOCATION_FACTOR * data.len() as isize + DECODER_ALLOCATION_SLACK_BYTES;
+    if peak > bound {
+        return Err(format!(
+            "decoding {} bytes allocated {peak} bytes at peak, over the bound of {bound}",
+            data.len()
+        ));
+    }
+    Ok(peak)
 }
 
 /// Replays `data` as the only segment of a log on the simulated disk, read-only and then

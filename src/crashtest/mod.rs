@@ -17,11 +17,16 @@
 //! # Ok::<(), Box<inflight::crashtest::Failure>>(())
 //! ```
 
+mod alloc;
 mod decoder;
 mod harness;
 mod oracle;
 
-pub use decoder::{ScanSummary, check_replay_bytes, check_segment_bytes};
+pub use alloc::{CountingAllocator, peak_allocation};
+pub use decoder::{
+    DECODER_ALLOCATION_FACTOR, DECODER_ALLOCATION_SLACK_BYTES, ScanSummary,
+    check_decoder_allocation, check_replay_bytes, check_segment_bytes,
+};
 pub use harness::{
     FUZZ_OPS_MAX, Failure, FaultKind, FuzzInput, Harness, Op, RECOVERY_CRASH_POINT_MAX, Stats,
     StepEnvironment,

@@ -118,6 +118,38 @@ impl History {
         }
     }
 
+    /// O3, for media faults: `recovered` may lack acknowledged events (the caller then checks
+    /// that the loss was reported, with its place), but may hold nothing that was not submitted,
+    /// nothing twice and nothing out of order. Returns the acknowledged events missing.
+    pub fn missing_acked(&self, recovered: &[Event]) -> Result<Vec<Event>, Violation> {
+        let mut missing = Vec::new();
+        let mut next = 0;
+        for event in recovered {
+            let Some(found) = self.events[next..]
+                .iter()
+                .position(|(submitted, _)| same(submitted, event))
+            else {
+                return Err(Violation::Invented {
+                    event: event.clone(),
+                });
+            };
+            missing.extend(
+                self.events[next..next + found]
+                    .iter()
+                    .filter(|(_, o)| *o == Outcome::Acked)
+                    .map(|(e, _)| e.clone()),
+            );
+            next += found + 1;
+        }
+        missing.extend(
+            self.events[next..]
+                .iter()
+                .filter(|(_, o)| *o == Outcome::Acked)
+                .map(|(e, _)| e.clone()),
+        );
+        Ok(missing)
+    }
+
     /// After a successful recovery: the recovered events are now the durable history.
     pub fn reset(&mut self, recovered: &[Event]) {
         self.events = recovered

@@ -53,3 +53,11 @@ pub fn frame_offsets(bytes: &[u8]) -> Vec<usize> {
     }
     offsets
 }
+
+/// Records a crash-test tier's figures: printed, and written to
+/// `target/tmp/crashtest-TIER.txt` so that CI can show them after a passing run.
+pub fn report_tier(tier: &str, line: &str) {
+    eprintln!("{line}");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("crashtest-{tier}.txt"));
+    std::fs::write(&path, format!("{line}\n")).expect("write the tier's summary");
+}
