@@ -428,6 +428,25 @@ impl Harness {
         unreachable!("the last attempt returns")
     }
 
+    /// A read-only replay of the log, collecting its events. Armed read faults may hit it (it
+    /// is the harness's own read, not the open's), so it is retried like an open.
+    fn replay_events(&self) -> Result<(Vec<Event>, crate::log::Recovered), Box<Failure>> {
+        for attempt in 0..=OPEN_ATTEMPTS_MAX {
+            if attempt == OPEN_ATTEMPTS_MAX {
+                self.sim.clear_faults();
+            }
+            let mut events = Vec::new();
+            match Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
+                events.push(e.clone())
+            }) {
+                Ok(replayed) => return Ok((events, replayed)),
+                Err(Error::Io { .. }) if attempt < OPEN_ATTEMPTS_MAX => {}
+                Err(e) => return Err(self.mismatch(format!("replay after open failed: {e}"))),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
     /// O1, O2, O4 and O7 after a successful open.
     fn check_recovery(&mut self, log: Log, report: RecoveryReport) -> Result<(), Box<Failure>> {
         self.stats.recoveries += 1;
@@ -436,24 +455,7 @@ impl Harness {
                 "recovery reported corruption without any media fault: {c:?}"
             )));
         }
-        let mut events = Vec::new();
-        let replayed = Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
-            events.push(e.clone())
-        });
-        let replayed = match replayed {
-            Ok(r) => r,
-            // An injected read fault can hit this extra read; it is not part of the open.
-            Err(Error::Io { .. }) => {
-                let mut again = Vec::new();
-                let r = Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
-                    again.push(e.clone())
-                })
-                .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))?;
-                events = again;
-                r
-            }
-            Err(e) => return Err(self.mismatch(format!("replay after open failed: {e}"))),
-        };
+        let (events, replayed) = self.replay_events()?;
         if replayed.report.torn_tail.is_some() {
             return Err(self.mismatch(format!(
                 "O4: a torn tail is still there after a read-write open: {:?}",
