@@ -88,6 +88,13 @@ pub enum Error {
         key: Option<String>,
     },
 
+    /// The log directory's path names something that is not a directory.
+    #[error("{} exists and is not a directory; give the path of a log directory", path.display())]
+    NotADirectory {
+        /// The path that was given.
+        path: PathBuf,
+    },
+
     /// A read-only open was pointed at a directory that does not exist.
     #[error("no log directory at {}; check the path (a log directory holds NNNN.log segment files)", dir.display())]
     NotFound {
@@ -112,14 +119,14 @@ impl Error {
     /// | 1 | an I/O error, or a poisoned or closed handle |
     /// | 3 | corruption under `--strict`, or an unsupported format version |
     /// | 4 | the directory is locked by another process |
-    /// | 5 | the log directory does not exist |
+    /// | 5 | the log directory does not exist, is not a directory, or holds no log |
     /// | 6 | invalid input |
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Io { .. } | Error::Poisoned { .. } | Error::Closed => 1,
             Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => 3,
             Error::Locked { .. } => 4,
-            Error::NotFound { .. } => 5,
+            Error::NotFound { .. } | Error::NotADirectory { .. } => 5,
             Error::InvalidInput { .. } => 6,
         }
     }

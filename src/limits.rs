@@ -19,8 +19,9 @@ pub const META_BYTES_MAX: usize = 4096;
 /// rejects corrupt lengths read back from disk.
 pub const RECORD_BYTES_MAX: usize = 8 * 1024;
 
-/// Default size at which the writer starts a new segment file.
-pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 64 << 20;
+/// Default size at which the writer starts a new segment file. A read-write open copies the
+/// last segment once (to make what replay read durable), so this also bounds that copy.
+pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 16 << 20;
 
 /// Smallest segment size a caller may configure: a header plus at least one largest record.
 pub const SEGMENT_BYTES_MIN: u64 = 16 * 1024;

@@ -229,8 +229,27 @@ impl Log {
                 }
                 writer
             }
+            Tail::Seal {
+                path,
+                bytes,
+                next_segment_no,
+            } => {
+                // The damage stays where it is, for inspection; new records go to a new segment.
+                replace_durably(&*storage, &dir, &path, &bytes)?;
+                let created = report.coverage_since_ms.unwrap_or_else(|| env.now_ms());
+                Writer::create(
+                    &*storage,
+                    &dir,
+                    next_segment_no,
+                    replayed.next_seq,
+                    created,
+                    &**env,
+                )?
+            }
         };
-        report.coverage_since_ms = Some(writer.header.log_created_ms);
+        let created = writer.header.log_created_ms;
+        report.coverage_since_ms =
+            Some(report.coverage_since_ms.map_or(created, |c| c.min(created)));
         log_report(&dir, &report);
         let log = Log {
             dir,
@@ -300,7 +319,7 @@ impl Log {
     /// Records that `run` started. Returns once the event is durable, with what it did to the
     /// running set (a start below the key's high-water mark is recorded but ignored).
     pub fn mark_running(&self, run: Run) -> Result<Applied> {
-        self.append(Event::Started(run))
+        self.record(Event::Started(run))
     }
 
     /// Records that the run of `key` with `generation` completed, timestamped with the
@@ -312,7 +331,7 @@ impl Log {
 
     /// [`Log::mark_completed`] with an explicit timestamp.
     pub fn mark_completed_at(&self, key: &str, generation: u64, at_ms: u64) -> Result<Applied> {
-        self.append(Event::Completed {
+        self.record(Event::Completed {
             key: key.to_string(),
             generation,
             at_ms,
@@ -323,9 +342,7 @@ impl Log {
     /// reason `shutdown`) and closes the handle: later calls return [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
         let at_ms = self.options.environment.now_ms();
-        self.append(Event::Shutdown { at_ms })?;
-        self.state()?.failure = Some(Failure::Closed);
-        Ok(())
+        self.record(Event::Shutdown { at_ms }).map(drop)
     }
 
     /// The runs in flight now, ordered by key.
@@ -361,7 +378,10 @@ impl Log {
         })
     }
 
-    fn append(&self, event: Event) -> Result<Applied> {
+    /// Records any event: a start, a completion, or a shutdown (which closes the handle, as
+    /// [`Log::close`] does). Returns once the event is durable, with what it did to the running
+    /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
+    pub fn record(&self, event: Event) -> Result<Applied> {
         event.validate()?;
         let payload = encode_event(&event);
         let mut state = self.state()?;
@@ -379,6 +399,11 @@ impl Log {
             tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
             state.failure = Some(Failure::Poisoned(e.to_string()));
             return Err(e);
+        }
+        if matches!(event, Event::Shutdown { .. }) {
+            // In the same critical section as the append, so no other thread's event can land
+            // after the shutdown record.
+            state.failure = Some(Failure::Closed);
         }
         Ok(state.set.apply(&event))
     }
@@ -423,18 +448,9 @@ impl Writer {
         })
     }
 
-    /// Makes the last segment durable as replay read it, then opens it to append after its
-    /// last valid record.
-    ///
-    /// Replay reads the page cache, and after a failed fsync the cache can hold data that will
-    /// never reach the disk (Linux marks the pages clean, and the next fsync succeeds without
-    /// writing them); a segment whose directory sync failed is likewise visible but not durable.
-    /// A reopen that trusted what it read could report a record as recovered (say a completion
-    /// the gateway then acts on) that vanishes at the next power loss. So the segment's bytes up
-    /// to its last valid record are copied to a new file, synced, renamed over the segment, and
-    /// the directory synced. Copying, rather than rewriting in place, never puts synced bytes at
-    /// risk of a torn overwrite. Anything past the last valid record (a torn tail) is left out
-    /// of the copy: it is cut, and the cut is durable before the first append.
+    /// Makes the last segment durable as replay read it (see [`replace_durably`]), up to its
+    /// last valid record, then opens it to append after that record. Anything past it (a torn
+    /// tail) is left out of the copy: it is cut, and the cut is durable before the first append.
     fn reopen(
         storage: &dyn Storage,
         dir: &Path,
@@ -443,24 +459,12 @@ impl Writer {
         valid: &[u8],
         next_seq: u64,
     ) -> Result<Writer> {
-        let end = valid.len() as u64;
-        let tmp = temp_path(&path);
-        let file = storage
-            .create(&tmp)
-            .map_err(|e| Error::io("create", &tmp, e))?;
-        write_all_at(&*file, valid, 0).map_err(|e| Error::io("write", &tmp, e))?;
-        file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
-        storage
-            .rename(&tmp, &path)
-            .map_err(|e| Error::io("rename", &tmp, e))?;
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
+        let file = replace_durably(storage, dir, &path, valid)?;
         Ok(Writer {
             file,
             path,
             header,
-            offset: end,
+            offset: valid.len() as u64,
             next_seq,
             buf: Vec::new(),
         })
@@ -501,33 +505,76 @@ impl Writer {
     }
 }
 
-/// Creates `dir` if missing and syncs the parent of every directory it created, so that the log
-/// directory itself cannot vanish after a power loss once a record in it is acknowledged.
+/// Creates `dir` if missing, and syncs the parent of every directory it created and of `dir`
+/// itself. A directory entry is durable only once its parent is synced, and an earlier process
+/// may have created the log directory and died before syncing it: without this, a power loss
+/// could take the whole directory, acknowledged records and all.
 fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
     let is_dir = |d: &Path| storage.is_dir(d).map_err(|e| Error::io("stat", d, e));
-    if is_dir(dir)? {
-        return Ok(());
-    }
-    let mut missing = vec![dir];
-    while let Some(parent) = missing.last().and_then(|d| d.parent()) {
-        if parent.as_os_str().is_empty() || is_dir(parent)? {
+    let parent_of = |d: &Path| match d.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut missing = Vec::new();
+    let mut next = Some(dir);
+    while let Some(d) = next {
+        if d.as_os_str().is_empty() || is_dir(d)? {
             break;
         }
-        missing.push(parent);
+        missing.push(d);
+        next = d.parent();
     }
-    storage
-        .create_dir_all(dir)
-        .map_err(|e| Error::io("create directory", dir, e))?;
-    for created in missing.iter().rev() {
-        let parent = match created.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
+    if !missing.is_empty() {
+        storage.create_dir_all(dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
+                Error::NotADirectory {
+                    path: dir.to_path_buf(),
+                }
+            }
+            _ => Error::io("create directory", dir, e),
+        })?;
+    }
+    let mut parents: Vec<PathBuf> = missing.iter().rev().map(|d| parent_of(d)).collect();
+    if missing.is_empty() {
+        parents.push(parent_of(dir));
+    }
+    for parent in parents {
         storage
-            .sync_dir(parent)
-            .map_err(|e| Error::io("sync directory", parent, e))?;
+            .sync_dir(&parent)
+            .map_err(|e| Error::io("sync directory", &parent, e))?;
     }
     Ok(())
+}
+
+/// Replaces the file at `path` with `bytes`, durably: writes them to `NAME.tmp`, syncs it,
+/// renames it over `path` and syncs the directory. Returns the new file, open for writing.
+///
+/// A read-write open does this with the segment it will append to, because replay reads the
+/// page cache: after a failed fsync the cache can hold data that will never reach the disk
+/// (Linux marks the pages clean, and the next fsync succeeds without writing them), and a
+/// segment whose directory sync failed is visible but not durable. A reopen that trusted what
+/// it read could report a record as recovered (say a completion the gateway then acts on) that
+/// vanishes at the next power loss. Copying, rather than rewriting in place, never puts synced
+/// bytes at risk of a torn overwrite.
+fn replace_durably(
+    storage: &dyn Storage,
+    dir: &Path,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Box<dyn StorageFile>> {
+    let tmp = temp_path(path);
+    let file = storage
+        .create(&tmp)
+        .map_err(|e| Error::io("create", &tmp, e))?;
+    write_all_at(&*file, bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
+    file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+    storage
+        .rename(&tmp, path)
+        .map_err(|e| Error::io("rename", &tmp, e))?;
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("sync directory", dir, e))?;
+    Ok(file)
 }
 
 /// Removes replacements that a crash interrupted before their rename (the originals are intact).

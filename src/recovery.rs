@@ -112,6 +112,13 @@ pub(crate) enum Tail {
         /// The segment as replay read it, so the writer need not read it again.
         bytes: FileBytes,
     },
+    /// The last segment ends in corruption, which must be kept: make the whole segment durable
+    /// as it is and continue in a new segment `next_segment_no`.
+    Seal {
+        path: PathBuf,
+        bytes: FileBytes,
+        next_segment_no: u64,
+    },
     /// The last segment cannot be appended to (its header is damaged or torn): start segment
     /// `segment_no`, after removing `remove` (a segment whose creation a crash interrupted).
     NewSegment {
@@ -127,6 +134,23 @@ pub(crate) struct Replayed {
     pub report: RecoveryReport,
     pub tail: Tail,
     pub next_seq: u64,
+}
+
+/// The most bytes a crash can leave unsynced at the end of the last segment: one frame, since
+/// every append is synced before the next one starts. Longer damage there is corruption.
+pub const UNSYNCED_TAIL_BYTES_MAX: u64 = crate::frame::FRAME_BYTES_MAX as u64;
+
+/// Whether damaged bytes at the end of a segment reach past the one frame a torn append could
+/// have left: the frame header at their start is readable, with a length in range, and the bytes
+/// go on after the frame it describes. A crash can leave the file no longer than the append it
+/// interrupted, so such damage is not the trace of a crash.
+fn extends_past_one_frame(damaged: &[u8]) -> bool {
+    let Some(len) = damaged.get(..4) else {
+        return false;
+    };
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    (1..=crate::limits::RECORD_BYTES_MAX).contains(&len)
+        && damaged.len() > crate::frame::FRAME_HEADER_BYTES + len
 }
 
 /// File name of segment `n`.
@@ -160,6 +184,9 @@ struct Damage {
     after_seq: u64,
     after_ms: Option<u64>,
     detail: String,
+    /// False where the damage cannot be the trace of a crash: a frame whose checksum holds, a
+    /// damaged header, missing records.
+    torn_possible: bool,
 }
 
 impl Damage {
@@ -215,6 +242,7 @@ pub(crate) fn replay(
             after_seq: next_seq - 1,
             after_ms,
             detail,
+            torn_possible: false,
         };
 
         let header = match SegmentHeader::decode(&bytes) {
@@ -286,7 +314,10 @@ pub(crate) fn replay(
                 Scanned::Frame(frame) => frame,
                 Scanned::Damaged { start, end } => {
                     let detail = "no valid record here".to_string();
-                    pending.push(damage(start, end, next_seq, last_ms, detail));
+                    pending.push(Damage {
+                        torn_possible: true,
+                        ..damage(start, end, next_seq, last_ms, detail)
+                    });
                     continue;
                 }
             };
@@ -296,6 +327,8 @@ pub(crate) fn replay(
                     frame.seq
                 );
                 pending.push(damage(frame.offset, frame.end(), next_seq, last_ms, detail));
+                // Its checksum holds, so its sequence number is real: it is used.
+                next_seq = frame.seq + 1;
                 continue;
             };
             for d in pending.drain(..) {
@@ -319,23 +352,50 @@ pub(crate) fn replay(
         };
     }
 
-    // Damage with nothing valid after it: in the last segment it is a torn tail; anywhere else
-    // it cannot be the trace of a crash (a segment is complete before the next one is created),
-    // so it is corruption.
-    for d in pending {
-        let in_last_segment = matches!(&tail, Tail::Append { path, .. }
-            if path.file_name().is_some_and(|n| *n == *d.segment));
-        if in_last_segment {
-            report.torn_tail_bytes += d.end - d.start;
-            let torn = report.torn_tail.get_or_insert(TornTail {
-                segment: d.segment.clone(),
-                offset: d.start,
-                bytes: 0,
+    // Damage with nothing valid after it. Every append is synced before the next one starts, so
+    // a crash can leave at most one unsynced frame, at the end of the last segment: damage there,
+    // no longer than that and holding no frame whose checksum holds, is a torn tail. Anything
+    // else cannot be the trace of a crash, so it is corruption, and its bytes are kept.
+    let last_segment = match &tail {
+        Tail::Append { path, .. } => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    let (at_tail, elsewhere): (Vec<Damage>, Vec<Damage>) = pending
+        .into_iter()
+        .partition(|d| last_segment.as_deref() == Some(d.segment.as_str()));
+    for d in elsewhere {
+        report.corruption.push(d.into_corruption(None));
+    }
+    let tail_bytes: u64 = at_tail.iter().map(|d| d.end - d.start).sum();
+    if let (Some(first), Tail::Append { bytes, .. }) = (at_tail.first(), &tail) {
+        let torn = tail_bytes <= UNSYNCED_TAIL_BYTES_MAX
+            && at_tail.iter().all(|d| d.torn_possible)
+            && !extends_past_one_frame(&bytes[first.start as usize..]);
+        if torn {
+            report.torn_tail_bytes = tail_bytes;
+            report.torn_tail = Some(TornTail {
+                segment: at_tail[0].segment.clone(),
+                offset: at_tail[0].start,
+                bytes: tail_bytes,
                 cut: false,
             });
-            torn.bytes += d.end - d.start;
         } else {
-            report.corruption.push(d.into_corruption(None));
+            for d in at_tail {
+                report.corruption.push(d.into_corruption(None));
+            }
+            if let Tail::Append {
+                path,
+                header,
+                bytes,
+                ..
+            } = tail
+            {
+                tail = Tail::Seal {
+                    path,
+                    bytes,
+                    next_segment_no: header.segment_no + 1,
+                };
+            }
         }
     }
 

@@ -48,3 +48,44 @@ fn many_threads_append_and_replay_equals_live() {
     let (log, _) = open(dir.path());
     assert_eq!(live(&log), live_now);
 }
+
+#[test]
+fn close_is_the_last_record_even_with_appenders_racing_it() {
+    for _ in 0..20 {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, _) = open(dir.path());
+        let log = Arc::new(log);
+        let appenders: Vec<_> = (0..3)
+            .map(|t| {
+                let log = Arc::clone(&log);
+                std::thread::spawn(move || {
+                    let mut acked = 0;
+                    for g in 1.. {
+                        match log.mark_running(run(&format!("t{t}"), g)) {
+                            Ok(_) => acked += 1,
+                            Err(inflight::Error::Closed) => return acked,
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    unreachable!()
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        log.close().unwrap();
+        let acked: u64 = appenders.into_iter().map(|t| t.join().unwrap()).sum();
+        let mut events = Vec::new();
+        Log::for_each_event(
+            &inflight::FsStorage { no_mmap: true },
+            dir.path(),
+            Policy::Strict,
+            |_, e| events.push(e.clone()),
+        )
+        .unwrap();
+        assert!(
+            matches!(events.last(), Some(inflight::Event::Shutdown { .. })),
+            "the shutdown must be the last record"
+        );
+        assert_eq!(events.len() as u64, acked + 1);
+    }
+}

@@ -140,3 +140,75 @@ fn a_missing_middle_segment_is_reported_as_a_gap() {
     assert!(gap.detail.contains("missing"), "{}", gap.detail);
     assert!(gap.before_seq.unwrap() > gap.after_seq + 1);
 }
+
+#[test]
+fn damage_at_the_end_longer_than_one_frame_is_corruption_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    for key in ["a", "b", "c", "d", "e"] {
+        log.mark_running(run(key, 1).with_meta("m".repeat(4000)))
+            .unwrap();
+    }
+    drop(log);
+    // Zero the last three records: a crash leaves at most one unsynced frame, so this is not
+    // the trace of a crash.
+    let path = segment(dir.path(), 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let offsets = frame_offsets(&bytes);
+    let len = bytes.len();
+    bytes[offsets[2]..len].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+
+    assert!(matches!(
+        Log::read_only(dir.path(), Policy::Strict),
+        Err(Error::Corrupt { .. })
+    ));
+    let (log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.corruption.len(), 1);
+    let gap = &report.corruption[0];
+    assert_eq!(
+        (gap.start_offset, gap.end_offset),
+        (offsets[2] as u64, len as u64)
+    );
+    assert_eq!(gap.before_seq, None);
+    // The damaged bytes are kept; new records go to a new segment.
+    log.mark_running(run("f", 1)).unwrap();
+    drop(log);
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.corruption.len(), 1);
+    assert_eq!(
+        running(&report),
+        vec![("a".into(), 1), ("b".into(), 1), ("f".into(), 1)]
+    );
+}
+
+#[test]
+fn a_checksummed_frame_that_is_not_an_event_is_corruption_even_at_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    log.mark_running(run("a", 1)).unwrap();
+    drop(log);
+    // A frame a newer build might write: valid checksum and sequence, unknown event variant.
+    let path = segment(dir.path(), 1);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let header = inflight::frame::SegmentHeader::decode(&bytes).unwrap();
+    inflight::frame::encode_frame(header.salt, 2, &[9, 1, 2, 3], &mut bytes);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (log, report) = open(dir.path());
+    assert_eq!(
+        report.torn_tail_bytes, 0,
+        "a valid checksum cannot be a torn write"
+    );
+    assert_eq!(report.corruption.len(), 1);
+    assert!(report.corruption[0].detail.contains("not a valid event"));
+    log.mark_running(run("b", 1)).unwrap();
+    drop(log);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the frame is never cut"
+    );
+}

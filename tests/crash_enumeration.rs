@@ -63,15 +63,7 @@ fn run(sim: &SimStorage, workload: &[usize]) -> History {
     };
     for (i, &symbol) in workload.iter().enumerate() {
         let e = event(symbol, i as u64 + 1);
-        let result = match &e {
-            Event::Started(run) => log.mark_running(run.clone()).map(drop),
-            Event::Completed {
-                key,
-                generation,
-                at_ms,
-            } => log.mark_completed_at(key, *generation, *at_ms).map(drop),
-            Event::Shutdown { .. } => unreachable!(),
-        };
+        let result = log.record(e.clone());
         let failed = result.is_err();
         history.submit(
             e,

@@ -55,14 +55,14 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
 fn torn_tail_is_cut_and_synced_before_next_append() {
     let (dir, bytes, last) = three_runs();
     let path = segment(dir.path(), 1);
-    // Half of the last record, then zeros as a crash can leave them (the length grew, the data
-    // never arrived).
+    // The first 10 bytes of the last record, then zeros to its end, as a crash can leave them
+    // (the length grew, the rest of the data never arrived).
     let mut torn = bytes[..last + 10].to_vec();
-    torn.extend_from_slice(&[0u8; 300]);
+    torn.resize(bytes.len(), 0);
     std::fs::write(&path, &torn).unwrap();
 
     let (log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 310);
+    assert_eq!(report.torn_tail_bytes, (bytes.len() - last) as u64);
     log.mark_running(run("d", 1)).unwrap();
     drop(log);
     let (_log, report) = open(dir.path());
@@ -89,6 +89,22 @@ fn a_segment_whose_creation_was_torn_is_replaced() {
     let (_log, report) = open(dir.path());
     assert_eq!(report.running.len(), 4);
     assert_eq!(report.torn_tail_bytes, 0);
+}
+
+#[test]
+fn zeros_past_the_last_record_longer_than_any_append_are_corruption() {
+    let (dir, bytes, _) = three_runs();
+    let path = segment(dir.path(), 1);
+    let file = OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(bytes.len() as u64 + 64 * 1024).unwrap();
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(
+        report.corruption.len(),
+        1,
+        "a crash cannot leave 64 KiB of zeros"
+    );
+    assert_eq!(report.running.len(), 3);
 }
 
 #[test]

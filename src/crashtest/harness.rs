@@ -327,15 +327,7 @@ impl Harness {
         let Some(log) = &self.log else {
             return Ok(());
         };
-        let result = match &event {
-            Event::Started(run) => log.mark_running(run.clone()),
-            Event::Completed {
-                key,
-                generation,
-                at_ms,
-            } => log.mark_completed_at(key, *generation, *at_ms),
-            Event::Shutdown { .. } => unreachable!("shutdowns go through close"),
-        };
+        let result = log.record(event.clone());
         self.after_call(event, result.map(Some))
     }
 
