@@ -95,8 +95,12 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// A read-only open was pointed at a directory that does not exist.
-    #[error("no log directory at {}; check the path (a log directory holds NNNN.log segment files)", dir.display())]
+    /// A read-only open was pointed at a directory that does not exist or holds no segment
+    /// file: there is no log there (which must never read as "nothing in flight").
+    #[error(
+        "no inflight log at {}: no such directory, or no NNNNNNNNNNNNNNNNNNNN.log segment files in it; check the path",
+        dir.display()
+    )]
     NotFound {
         /// The path that was given.
         dir: PathBuf,

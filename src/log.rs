@@ -266,10 +266,12 @@ impl Log {
     }
 
     /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
-    /// inspect a log, even one a live process is writing. A torn tail is reported (with
-    /// `cut: false`) but left in place.
+    /// inspect a log, even one a live process is writing (an append in progress then shows as a
+    /// torn tail). A torn tail is reported (with `cut: false`) but left in place. Segments are
+    /// memory-mapped (see [`FsStorage::mmap`]). A directory without segment files is
+    /// [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
     pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<Recovered> {
-        Log::read_only_with_storage(&FsStorage { no_mmap: true }, dir, policy)
+        Log::read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
     }
 
     /// [`Log::read_only`] through `storage`.
@@ -291,7 +293,7 @@ impl Log {
     /// # let (log, _) = Log::open(dir.path(), Options::default())?;
     /// # log.mark_running(Run::new("k", "s", 1, 1))?;
     /// let mut keys = Vec::new();
-    /// Log::for_each_event(&FsStorage { no_mmap: true }, dir.path(), Policy::Strict, |_seq, event| {
+    /// Log::for_each_event(&FsStorage::default(), dir.path(), Policy::Strict, |_seq, event| {
     ///     keys.extend(event.key().map(str::to_string));
     /// })?;
     /// assert_eq!(keys, ["k"]);
@@ -310,6 +312,11 @@ impl Log {
             });
         }
         let replayed = replay(storage, dir, policy, &mut visit)?;
+        if replayed.report.segments == 0 {
+            return Err(Error::NotFound {
+                dir: dir.to_path_buf(),
+            });
+        }
         Ok(Recovered {
             report: replayed.report,
             set: replayed.set,

@@ -153,9 +153,13 @@ pub enum LockError {
 /// The real file system.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct FsStorage {
-    /// When set, [`StorageFile::read_all`] reads files into memory instead of mapping them.
-    /// Read-only tools set it: a map of a file that another process shortens would fault.
-    pub no_mmap: bool,
+    /// When set, [`StorageFile::read_all`] maps a file (memmap2) instead of reading it into
+    /// memory: faster for offline replay of large logs, but a disk read error while mapped kills
+    /// the process with SIGBUS instead of returning an error. [`Log::read_only`] sets it; a
+    /// read-write open does not, so a gateway gets a typed error it can report.
+    ///
+    /// [`Log::read_only`]: crate::Log::read_only
+    pub mmap: bool,
 }
 
 impl Storage for FsStorage {
@@ -193,7 +197,7 @@ impl Storage for FsStorage {
             .open(path)?;
         Ok(Box::new(FsFile {
             file,
-            no_mmap: self.no_mmap,
+            mmap: self.mmap,
         }))
     }
 
@@ -201,7 +205,7 @@ impl Storage for FsStorage {
         let file = OpenOptions::new().read(true).write(write).open(path)?;
         Ok(Box::new(FsFile {
             file,
-            no_mmap: self.no_mmap,
+            mmap: self.mmap,
         }))
     }
 
@@ -250,7 +254,7 @@ impl Storage for FsStorage {
 #[derive(Debug)]
 struct FsFile {
     file: File,
-    no_mmap: bool,
+    mmap: bool,
 }
 
 impl StorageFile for FsFile {
@@ -273,12 +277,13 @@ impl StorageFile for FsFile {
         self.file.sync_all()
     }
     fn read_all(&self) -> io::Result<FileBytes> {
-        if self.no_mmap || self.len()? == 0 {
+        if !self.mmap || self.len()? == 0 {
             return read_to_vec(self).map(FileBytes::Owned);
         }
-        // SAFETY: a map is undefined behaviour if the file shrinks or changes under it. Only the
-        // process holding the directory lock writes segments, and it maps a segment only during
-        // its own open, before it writes anything; read-only opens set `no_mmap`.
+        // SAFETY: a map is undefined behaviour if the mapped bytes change or the file shrinks
+        // under it. The log never changes or shortens a segment in place: it only appends past
+        // the end (outside the map) and replaces whole files by renaming a copy over them, which
+        // leaves the mapped inode as it was.
         let map = unsafe { memmap2::Mmap::map(&self.file)? };
         Ok(FileBytes::Mapped(map))
     }

@@ -76,7 +76,7 @@ fn close_is_the_last_record_even_with_appenders_racing_it() {
         let acked: u64 = appenders.into_iter().map(|t| t.join().unwrap()).sum();
         let mut events = Vec::new();
         Log::for_each_event(
-            &inflight::FsStorage { no_mmap: true },
+            &inflight::FsStorage::default(),
             dir.path(),
             Policy::Strict,
             |_, e| events.push(e.clone()),

@@ -98,3 +98,24 @@ fn a_completion_whose_sync_failed_stays_completed_once_a_reopen_reported_it() {
         );
     }
 }
+
+/// Found by review, reproduced with the simulator: a process created the log directory and died
+/// before syncing its parent; the next process found the directory, acknowledged events, and a
+/// power loss took the whole directory. A read-write open now syncs the parent every time.
+#[test]
+fn a_log_directory_whose_creation_was_never_synced_survives_the_next_power_loss() {
+    use inflight::storage::Storage;
+    for seed in 0..200 {
+        let sim = SimStorage::new(seed);
+        sim.create_dir_all(Harness::dir()).unwrap(); // never synced: the creator died here
+        let mut h = Harness::resume(sim, seed, History::new()).unwrap_or_else(|f| panic!("{f}"));
+        h.run(&[
+            Op::Start {
+                key: 0,
+                generation: 1,
+            },
+            Op::Crash,
+        ])
+        .unwrap_or_else(|f| panic!("{f}"));
+    }
+}

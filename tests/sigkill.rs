@@ -93,7 +93,7 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
 
         let mut logged: Vec<Named> = Vec::new();
         let found = Log::for_each_event(
-            &FsStorage { no_mmap: true },
+            &FsStorage::default(),
             &dir,
             Policy::Strict,
             |_, e| logged.extend(named(e)),
