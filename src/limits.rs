@@ -24,7 +24,7 @@ pub const RECORD_BYTES_MAX: usize = 8 * 1024;
 pub const SEGMENT_BYTES_MAX_DEFAULT: u64 = 16 << 20;
 
 /// Smallest segment size a caller may configure: a header plus at least one largest record.
-pub const SEGMENT_BYTES_MIN: u64 = 16 * 1024;
+pub const SEGMENT_BYTES_MIN: u64 = 12 * 1024;
 
 /// Largest segment size a caller may configure. Replay maps one whole segment at a time, so this
 /// also bounds the address space replay uses.

@@ -10,21 +10,28 @@ mod common;
 
 use std::sync::Arc;
 
-use inflight::crashtest::{Harness, History, Outcome};
+use inflight::crashtest::{Harness, History, Outcome, START_META_BYTES};
 use inflight::sim::SimStorage;
 use inflight::{Event, Log, Run};
 
 /// The events workloads are made of: two keys, a completion, a newer generation.
 fn event(symbol: usize, at_ms: u64) -> Event {
+    // Starts carry enough meta that the fourth one rolls over to a second segment.
+    let start = |key: &str, generation| {
+        Event::Started(
+            Run::new(key, format!("s{at_ms}"), generation, at_ms)
+                .with_meta("m".repeat(START_META_BYTES)),
+        )
+    };
     match symbol {
-        0 => Event::Started(Run::new("k0", format!("s{at_ms}"), 1, at_ms)),
+        0 => start("k0", 1),
         1 => Event::Completed {
             key: "k0".into(),
             generation: 1,
             at_ms,
         },
-        2 => Event::Started(Run::new("k1", format!("s{at_ms}"), 1, at_ms)),
-        _ => Event::Started(Run::new("k0", format!("s{at_ms}"), 2, at_ms)),
+        2 => start("k1", 1),
+        _ => start("k0", 2),
     }
 }
 const SYMBOLS: usize = 4;
@@ -80,14 +87,24 @@ fn run(sim: &SimStorage, workload: &[usize]) -> History {
     history
 }
 
+/// How many segment files the log in `sim` has.
+fn segments(sim: &SimStorage) -> usize {
+    sim.durable_list(Harness::dir())
+        .unwrap_or_default()
+        .iter()
+        .filter(|n| n.ends_with(".log"))
+        .count()
+}
+
 #[test]
 fn every_crash_state_of_every_small_workload_recovers_correctly() {
-    let (mut points, mut states, mut most) = (0u64, 0u64, 0u64);
+    let (mut points, mut states, mut most, mut rolled) = (0u64, 0u64, 0u64, 0usize);
     let all = workloads();
     for workload in &all {
         let probe = SimStorage::new(SEED);
         run(&probe, workload);
         let calls = probe.op_count();
+        rolled += usize::from(segments(&probe) > 1);
         for point in 0..=calls {
             let sim = SimStorage::new(SEED);
             sim.crash_after_ops(point);
@@ -110,7 +127,7 @@ fn every_crash_state_of_every_small_workload_recovers_correctly() {
     common::report_tier(
         "3",
         &format!(
-            "tier 3: {} workloads, {points} crash points, {states} crash states checked (at most {most} at one point)",
+            "tier 3: {} workloads ({rolled} crossing a segment rollover), {points} crash points, {states} crash states checked (at most {most} at one point)",
             all.len()
         ),
     );

@@ -4,7 +4,7 @@
 //! O7) against a plain model. On failure, proptest shrinks the sequence and the message carries
 //! the simulator's seed and trace.
 //!
-//! `INFLIGHT_PROPTEST_CASES` sets the number of cases (default 2000).
+//! `INFLIGHT_PROPTEST_CASES` sets the number of cases (default 10000).
 
 mod common;
 
@@ -44,7 +44,7 @@ fn cases() -> u32 {
     std::env::var("INFLIGHT_PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
+        .unwrap_or(10_000)
 }
 
 #[test]
@@ -56,6 +56,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
     let mut runner = TestRunner::new(config);
     let totals = Cell::new(Stats::default());
     let cases_run = Cell::new(0u64);
+    let cases_rolled = Cell::new(0u64);
     let strategy = (any::<u64>(), proptest::collection::vec(op(), 1..48));
     let result = runner.run(&strategy, |(seed, ops)| {
         let mut h = Harness::new(seed).map_err(|f| TestCaseError::fail(f.to_string()))?;
@@ -73,6 +74,9 @@ fn the_log_satisfies_the_oracle_after_every_step() {
             recoveries: t.recoveries + s.recoveries,
         });
         cases_run.set(cases_run.get() + 1);
+        let logs = h.sim().durable_list(Harness::dir()).unwrap_or_default();
+        let rolled = logs.iter().filter(|n| n.ends_with(".log")).count() > 1;
+        cases_rolled.set(cases_rolled.get() + u64::from(rolled));
         Ok(())
     });
     if let Err(e) = result {
@@ -82,8 +86,9 @@ fn the_log_satisfies_the_oracle_after_every_step() {
     common::report_tier(
         "2",
         &format!(
-            "tier 2: {} cases, {} operations, {} events acknowledged, {} failed, {} power losses, {} recoveries checked",
+            "tier 2: {} cases ({} crossing a segment rollover), {} operations, {} events acknowledged, {} failed, {} power losses, {} recoveries checked",
             cases_run.get(),
+            cases_rolled.get(),
             t.ops,
             t.acked,
             t.failed,

@@ -92,12 +92,9 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
         acked.extend(this_round);
 
         let mut logged: Vec<Named> = Vec::new();
-        let found = Log::for_each_event(
-            &FsStorage::default(),
-            &dir,
-            Policy::Strict,
-            |_, e| logged.extend(named(e)),
-        )
+        let found = Log::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
+            logged.extend(named(e))
+        })
         .unwrap();
         assert!(found.report.corruption.is_empty());
         let logged_set: BTreeSet<&Named> = logged.iter().collect();

@@ -21,6 +21,8 @@ use super::oracle::{History, Outcome, Violation, fold};
 pub const RECOVERY_CRASH_POINT_MAX: u64 = 64;
 /// Attempts to open a log while injected faults make opening fail.
 const OPEN_ATTEMPTS_MAX: usize = 8;
+/// Meta carried by the starts of even keys, so that a few fill a smallest segment.
+pub const START_META_BYTES: usize = 3500;
 /// Where the harness keeps its log inside the simulator.
 const LOG_DIR: &str = "/inflight";
 
@@ -251,12 +253,17 @@ impl Harness {
         let result = match op {
             Op::Start { key, generation } => {
                 self.clock_ms += 1;
-                let run = Run::new(
+                let mut run = Run::new(
                     format!("k{}", key % 8),
                     format!("s{}", self.clock_ms),
                     u64::from(generation),
                     self.clock_ms,
                 );
+                if key % 2 == 0 {
+                    // Large enough that a few of them fill a smallest segment: tests built on
+                    // the harness cross segment rollovers too.
+                    run.meta = Some("m".repeat(START_META_BYTES));
+                }
                 self.submit(Event::Started(run))
             }
             Op::Complete { key, generation } => {

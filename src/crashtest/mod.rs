@@ -28,7 +28,7 @@ pub use decoder::{
     check_decoder_allocation, check_replay_bytes, check_segment_bytes,
 };
 pub use harness::{
-    FUZZ_OPS_MAX, Failure, FaultKind, FuzzInput, Harness, Op, RECOVERY_CRASH_POINT_MAX, Stats,
-    StepEnvironment,
+    FUZZ_OPS_MAX, Failure, FaultKind, FuzzInput, Harness, Op, RECOVERY_CRASH_POINT_MAX,
+    START_META_BYTES, Stats, StepEnvironment,
 };
 pub use oracle::{History, Outcome, Violation, fold};
