@@ -12,7 +12,10 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A storage call failed.
-    #[error("{op} {}: {source}", path.display())]
+    #[error(
+        "{op} {}: {source}; check the disk, its free space and the file's permissions, then reopen the log",
+        path.display()
+    )]
     Io {
         /// The operation that failed, for example `"sync"` or `"write"`.
         op: &'static str,

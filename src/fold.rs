@@ -20,6 +20,22 @@ pub enum Reason {
     Shutdown,
 }
 
+impl Reason {
+    /// `"crash"` or `"shutdown"`, as in the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Crash => "crash",
+            Reason::Shutdown => "shutdown",
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A run in the running set.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {

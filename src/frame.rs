@@ -62,6 +62,8 @@ pub enum HeaderError {
     BadChecksum,
     /// A valid header of a version this build does not read.
     UnsupportedVersion(u32),
+    /// A version-1 header whose header-length field is not 64.
+    BadLength(u32),
 }
 
 impl std::fmt::Display for HeaderError {
@@ -71,6 +73,12 @@ impl std::fmt::Display for HeaderError {
             HeaderError::BadMagic => write!(f, "segment header has no INFLIGHT magic"),
             HeaderError::BadChecksum => write!(f, "segment header checksum does not match"),
             HeaderError::UnsupportedVersion(v) => write!(f, "format version {v} is not supported"),
+            HeaderError::BadLength(n) => {
+                write!(
+                    f,
+                    "segment header says it is {n} bytes long, not {SEGMENT_HEADER_BYTES}"
+                )
+            }
         }
     }
 }
@@ -104,8 +112,12 @@ impl SegmentHeader {
             return Err(HeaderError::BadChecksum);
         }
         let version = le_u32(&b[8..12]);
-        if version != FORMAT_VERSION || le_u32(&b[12..16]) != SEGMENT_HEADER_BYTES as u32 {
+        if version != FORMAT_VERSION {
             return Err(HeaderError::UnsupportedVersion(version));
+        }
+        let header_len = le_u32(&b[12..16]);
+        if header_len != SEGMENT_HEADER_BYTES as u32 {
+            return Err(HeaderError::BadLength(header_len));
         }
         Ok(SegmentHeader {
             segment_no: le_u64(&b[16..24]),

@@ -402,10 +402,20 @@ pub(crate) fn replay(
     if policy == Policy::Strict
         && let Some(c) = report.corruption.first()
     {
+        let after = c
+            .after_ms
+            .map_or(String::new(), |ms| format!(" at {ms} ms"));
+        let before = match (c.before_seq, c.before_ms) {
+            (Some(seq), Some(ms)) => format!("record {seq} at {ms} ms"),
+            _ => "the end of the log".to_string(),
+        };
         return Err(Error::Corrupt {
             segment: dir.join(&c.segment),
             offset: c.start_offset,
-            detail: c.detail.clone(),
+            detail: format!(
+                "{} (bytes {}..{}; a gap between record {}{after} and {before})",
+                c.detail, c.start_offset, c.end_offset, c.after_seq
+            ),
         });
     }
 

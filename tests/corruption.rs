@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{frame_offsets, open, run, running, segment};
+use common::{frame_offsets, open, run, running, segment, small_segments};
 use inflight::{Error, Log, Options, Policy};
 
 /// Five runs a..e in one segment; returns the directory and the segment's bytes.
@@ -85,14 +85,6 @@ fn corruption_in_the_middle_fails_the_strict_policy() {
         bytes,
         "a strict open that fails changes nothing"
     );
-}
-
-/// Options with the smallest segments.
-fn small_segments() -> Options {
-    Options {
-        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
-        ..Options::default()
-    }
 }
 
 /// Forty runs of 1 KiB meta in small segments: at least three segment files.

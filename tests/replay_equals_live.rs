@@ -3,7 +3,9 @@
 
 mod common;
 
-use inflight::{Log, Options, Policy, Run, RunningSet};
+use common::small_segments;
+
+use inflight::{Log, Policy, Run, RunningSet};
 use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
@@ -21,13 +23,6 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Reopen),
         1 => Just(Op::Close),
     ]
-}
-
-fn small_segments() -> Options {
-    Options {
-        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
-        ..Options::default()
-    }
 }
 
 proptest! {

@@ -1,14 +1,14 @@
 //! `inflight demo`: a gateway killed with SIGKILL mid-flight, and the proof that its log knows
 //! exactly which runs were in flight.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use inflight::{Log, Options, Reason};
+use inflight::{Event, FsStorage, Log, Options, Policy};
 use serde::Deserialize;
 
 use super::{CliResult, DemoArgs, Failure};
@@ -68,7 +68,20 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
     }
     let temp;
     let dir: PathBuf = match &args.dir {
-        Some(d) => d.clone(),
+        Some(d) => {
+            // The check below compares the log with what this run's child acknowledged, so the
+            // log must hold nothing else.
+            if std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()) {
+                return Err(Failure::new(
+                    2,
+                    format!(
+                        "--dir {} is not empty: the demo needs a new or empty directory (inspect an existing log with `inflight replay`)",
+                        d.display()
+                    ),
+                ));
+            }
+            d.clone()
+        }
         None => {
             temp = tempfile::Builder::new()
                 .prefix("inflight-demo-")
@@ -184,6 +197,17 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
     let (log, report) = Log::open(&dir, Options::default())?;
     let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     drop(log);
+    // The completions in the log, to confirm that a run missing from recovery really had its
+    // completion reach the disk.
+    let mut completed: BTreeSet<(String, u64)> = BTreeSet::new();
+    Log::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
+        if let Event::Completed {
+            key, generation, ..
+        } = e
+        {
+            completed.insert((key.clone(), *generation));
+        }
+    })?;
     println!(
         "reopened the log in {open_ms:.1} ms: {} records replayed, torn tail {} bytes, corruption {}, clean shutdown {}",
         report.records,
@@ -198,7 +222,7 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
         .map(|r| (r.run.key.as_str(), r))
         .collect();
     let mut rows: Vec<(Verdict, String, String, String)> = Vec::new();
-    let keys: std::collections::BTreeSet<&str> = acked
+    let keys: BTreeSet<&str> = acked
         .keys()
         .map(String::as_str)
         .chain(recovered.keys().copied())
@@ -210,7 +234,12 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
             (Some(a), Some(r)) if a.running && r.run.generation == a.generation => {
                 Verdict::Recovered
             }
-            (Some(a), None) if a.running => Verdict::CompletionInFlight,
+            (Some(a), None)
+                if a.running && completed.contains(&(key.to_string(), a.generation)) =>
+            {
+                Verdict::CompletionInFlight
+            }
+            (Some(a), None) if a.running => Verdict::Lost,
             (_, None) => continue, // idle on both sides: nothing to show
             (a, Some(r))
                 if !a.is_some_and(|a| a.running)
@@ -231,12 +260,7 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
             )
         });
         let recovered_text = r.map_or("not in flight".to_string(), |r| {
-            let reason = if r.reason == Reason::Crash {
-                "crash"
-            } else {
-                "shutdown"
-            };
-            format!("g{} ({}) {reason}", r.run.generation, r.run.session_id)
+            format!("g{} ({}) {}", r.run.generation, r.run.session_id, r.reason)
         });
         rows.push((verdict, key.to_string(), acked_text, recovered_text));
     }

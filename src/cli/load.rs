@@ -5,14 +5,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use inflight::limits::{KEY_BYTES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
 use inflight::{Log, Options, Run};
 
 use super::{CliResult, Failure, LoadArgs};
 
 /// Events when neither --events nor --seconds is given.
 const EVENTS_DEFAULT: u64 = 10_000;
-/// Most latency samples kept per thread (about 64 MiB in all at 16 threads).
-const SAMPLES_PER_THREAD_MAX: usize = 1 << 20;
+/// Most latency samples kept in all (4 bytes each: 64 MiB), shared equally among the threads.
+const SAMPLES_MAX: usize = 16 << 20;
 /// Most threads.
 const THREADS_MAX: usize = 1024;
 
@@ -38,6 +39,26 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
     {
         return Err(Failure::new(2, "--seconds must be a positive number"));
     }
+    let segments = SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT;
+    if !segments.contains(&args.segment_bytes) {
+        return Err(Failure::new(
+            2,
+            format!(
+                "--segment-bytes must be between {SEGMENT_BYTES_MIN} and {SEGMENT_BYTES_LIMIT} (got {})",
+                args.segment_bytes
+            ),
+        ));
+    }
+    // The longest key is PREFIX:N for the last session; check it before creating anything.
+    let longest_key = args.key_prefix.len() + 1 + (args.sessions - 1).to_string().len();
+    if args.key_prefix.is_empty() || longest_key > KEY_BYTES_MAX {
+        return Err(Failure::new(
+            2,
+            format!(
+                "--key-prefix must be non-empty and keep keys within {KEY_BYTES_MAX} bytes (PREFIX:N would be {longest_key})"
+            ),
+        ));
+    }
     let options = Options {
         segment_bytes_max: args.segment_bytes,
         ..Options::default()
@@ -45,7 +66,8 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
     let (log, report) = Log::open(&args.dir, options)?;
     let log = Arc::new(log);
 
-    let mut shares: Vec<Vec<KeyState>> = (0..args.threads).map(|_| Vec::new()).collect();
+    let threads = args.threads;
+    let mut shares: Vec<Vec<KeyState>> = (0..threads).map(|_| Vec::new()).collect();
     for i in 0..args.sessions {
         let key = format!("{}:{i}", args.key_prefix);
         let generation = log.high_water(&key).map_or(0, |m| m.generation);
@@ -80,6 +102,7 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
                     rng: fastrand::Rng::with_seed(t as u64 + 1),
                     acks,
                     samples_us: Vec::new(),
+                    samples_max: SAMPLES_MAX / threads,
                     events: 0,
                     thread: t,
                 };
@@ -142,6 +165,7 @@ struct Worker<'a> {
     rng: fastrand::Rng,
     acks: bool,
     samples_us: Vec<u32>,
+    samples_max: usize,
     events: u64,
     thread: usize,
 }
@@ -167,7 +191,7 @@ impl Worker<'_> {
                 serde_json::json!({"event": "started", "key": k.key, "session_id": session_id, "generation": generation})
             };
             self.events += 1;
-            if self.samples_us.len() < SAMPLES_PER_THREAD_MAX {
+            if self.samples_us.len() < self.samples_max {
                 self.samples_us
                     .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
             }

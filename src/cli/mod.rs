@@ -15,7 +15,7 @@ Exit codes:
   2  bad command-line usage
   3  corruption under --strict, or an unsupported format version
   4  the log directory is locked by another process (the message names its pid)
-  5  the log directory does not exist
+  5  no log there: no such directory, not a directory, or no segment files in it
   6  invalid input (a key, session id or meta over its limit, an empty key)
   7  demo: an acknowledged run was not recovered, or a run was invented
 
@@ -143,6 +143,12 @@ type CliResult = Result<(), Failure>;
 
 /// Parses arguments, runs the command and returns the process exit code.
 pub fn main() -> i32 {
+    // Die quietly when the reader of our output goes away (`inflight replay DIR | head`), as
+    // command-line tools do, instead of Rust's default of failing the next write with a panic.
+    // SAFETY: setting a signal's disposition to its default at startup, before any thread.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

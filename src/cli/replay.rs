@@ -38,7 +38,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
     );
     if let Some(torn) = &report.torn_tail {
         println!(
-            "torn tail: {} byte(s) at {}:{} (left in place; the next read-write open cuts it)",
+            "torn tail: {} byte(s) at {}:{} (an append in progress, or what a crash left; the next read-write open cuts it)",
             torn.bytes, torn.segment, torn.offset
         );
     }
@@ -65,17 +65,13 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
             "KEY", "GENERATION", "SESSION", "STARTED", "REASON"
         );
         for r in &report.running {
-            let reason = match r.reason {
-                inflight::Reason::Crash => "crash",
-                inflight::Reason::Shutdown => "shutdown",
-            };
             println!(
                 "  {:<40} {:>10}  {:<28} {:<24} {:<8} {}",
                 r.run.key,
                 r.run.generation,
                 r.run.session_id,
                 format_ms(r.run.started_at_ms),
-                reason,
+                r.reason,
                 r.run.meta.as_deref().unwrap_or("-")
             );
         }

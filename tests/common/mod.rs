@@ -15,6 +15,14 @@ pub fn run(key: &str, generation: u64) -> Run {
     )
 }
 
+/// Options with the smallest segments, so that tests cross rollovers with few records.
+pub fn small_segments() -> Options {
+    Options {
+        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
+        ..Options::default()
+    }
+}
+
 /// Opens the log with default options, panicking on error.
 pub fn open(dir: &Path) -> (Log, RecoveryReport) {
     Log::open(dir, Options::default()).expect("open log")
