@@ -29,7 +29,10 @@
 //! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the contract's rules).
 //! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
 //! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
-//! - [`log`]: the handle: open, durable appends, clean close.
+//! - [`log`]: the handle: open (lock, replay, repair), durable appends, clean close.
+//! - `writer` (internal): the open end of the log: segments created, frames appended and
+//!   synced, rollover, the durable copy made at open.
+//! - `layout` (internal): what a log directory holds: segment file names, temporary copies.
 //! - [`storage`]: the seam every file operation goes through, and the real file system.
 //! - `sim` (feature `sim`): a simulated storage that loses, tears and corrupts writes the way a
 //!   power loss or a failing disk can, for crash-testing the log and code built on it.
@@ -46,6 +49,7 @@ pub mod error;
 pub mod event;
 pub mod fold;
 pub mod frame;
+mod layout;
 pub mod limits;
 pub mod log;
 pub mod recovery;
@@ -53,6 +57,7 @@ pub mod recovery;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod storage;
+mod writer;
 
 pub use error::{Error, Result};
 pub use event::{Event, Run};

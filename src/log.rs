@@ -8,10 +8,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::error::{Error, Result};
 use crate::event::{Event, Run, encode_event};
 use crate::fold::{Applied, Counters, Entry, Mark, RunningSet};
-use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
+use crate::layout::TEMP_SUFFIX;
 use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
-use crate::recovery::{Policy, RecoveryReport, TEMP_SUFFIX, Tail, replay, segment_name, temp_path};
-use crate::storage::{DirLock, FsStorage, LockError, Storage, StorageFile, write_all_at};
+use crate::recovery::{Policy, RecoveryReport, Tail, replay};
+use crate::storage::{DirLock, FsStorage, LockError, Storage};
+use crate::writer::{Writer, replace_durably};
 
 /// The outside world the shell needs: a clock and a source of salts. Replace it to make a
 /// simulated run deterministic.
@@ -133,18 +134,6 @@ impl Failure {
             Failure::Closed => Error::Closed,
         }
     }
-}
-
-/// The open end of the last segment.
-#[derive(Debug)]
-struct Writer {
-    file: Box<dyn StorageFile>,
-    path: PathBuf,
-    header: SegmentHeader,
-    /// Where the next frame goes: the end of the last durable frame.
-    offset: u64,
-    next_seq: u64,
-    buf: Vec<u8>,
 }
 
 impl Log {
@@ -416,102 +405,6 @@ impl Log {
     }
 }
 
-impl Writer {
-    /// Creates segment `segment_no` and makes its header and directory entry durable before any
-    /// record goes in, so a record is never acknowledged in a file that could vanish or whose
-    /// salt could be lost.
-    fn create(
-        storage: &dyn Storage,
-        dir: &Path,
-        segment_no: u64,
-        base_seq: u64,
-        log_created_ms: u64,
-        env: &dyn Environment,
-    ) -> Result<Writer> {
-        let header = SegmentHeader {
-            segment_no,
-            base_seq,
-            salt: env.salt(),
-            log_created_ms,
-            segment_created_ms: env.now_ms(),
-        };
-        let path = dir.join(segment_name(segment_no));
-        let file = storage
-            .create(&path)
-            .map_err(|e| Error::io("create", &path, e))?;
-        write_all_at(&*file, &header.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
-        file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
-        tracing::debug!(segment = %path.display(), base_seq, "created segment");
-        Ok(Writer {
-            file,
-            path,
-            header,
-            offset: SEGMENT_HEADER_BYTES as u64,
-            next_seq: base_seq,
-            buf: Vec::new(),
-        })
-    }
-
-    /// Makes the last segment durable as replay read it (see [`replace_durably`]), up to its
-    /// last valid record, then opens it to append after that record. Anything past it (a torn
-    /// tail) is left out of the copy: it is cut, and the cut is durable before the first append.
-    fn reopen(
-        storage: &dyn Storage,
-        dir: &Path,
-        path: PathBuf,
-        header: SegmentHeader,
-        valid: &[u8],
-        next_seq: u64,
-    ) -> Result<Writer> {
-        let file = replace_durably(storage, dir, &path, valid)?;
-        Ok(Writer {
-            file,
-            path,
-            header,
-            offset: valid.len() as u64,
-            next_seq,
-            buf: Vec::new(),
-        })
-    }
-
-    fn append(
-        &mut self,
-        storage: &dyn Storage,
-        dir: &Path,
-        payload: &[u8],
-        options: &Options,
-    ) -> Result<()> {
-        self.buf.clear();
-        encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
-        let frame_len = self.buf.len() as u64;
-        if self.offset + frame_len > options.segment_bytes_max
-            && self.offset > SEGMENT_HEADER_BYTES as u64
-        {
-            let next = Writer::create(
-                storage,
-                dir,
-                self.header.segment_no + 1,
-                self.next_seq,
-                self.header.log_created_ms,
-                &*options.environment,
-            )?;
-            *self = next;
-            encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
-        }
-        write_all_at(&*self.file, &self.buf, self.offset)
-            .map_err(|e| Error::io("write", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("sync", &self.path, e))?;
-        self.offset += frame_len;
-        self.next_seq += 1;
-        Ok(())
-    }
-}
-
 /// Creates `dir` if missing, and syncs the parent of every directory it created and of `dir`
 /// itself. A directory entry is durable only once its parent is synced, and an earlier process
 /// may have created the log directory and died before syncing it: without this, a power loss
@@ -551,37 +444,6 @@ fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
             .map_err(|e| Error::io("sync directory", &parent, e))?;
     }
     Ok(())
-}
-
-/// Replaces the file at `path` with `bytes`, durably: writes them to `NAME.tmp`, syncs it,
-/// renames it over `path` and syncs the directory. Returns the new file, open for writing.
-///
-/// A read-write open does this with the segment it will append to, because replay reads the
-/// page cache: after a failed fsync the cache can hold data that will never reach the disk
-/// (Linux marks the pages clean, and the next fsync succeeds without writing them), and a
-/// segment whose directory sync failed is visible but not durable. A reopen that trusted what
-/// it read could report a record as recovered (say a completion the gateway then acts on) that
-/// vanishes at the next power loss. Copying, rather than rewriting in place, never puts synced
-/// bytes at risk of a torn overwrite.
-fn replace_durably(
-    storage: &dyn Storage,
-    dir: &Path,
-    path: &Path,
-    bytes: &[u8],
-) -> Result<Box<dyn StorageFile>> {
-    let tmp = temp_path(path);
-    let file = storage
-        .create(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    write_all_at(&*file, bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
-    storage
-        .rename(&tmp, path)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("sync directory", dir, e))?;
-    Ok(file)
 }
 
 /// Removes replacements that a crash interrupted before their rename (the originals are intact).

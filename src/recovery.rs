@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Run, decode_event};
 use crate::fold::{Counters, Reason, RunningSet};
 use crate::frame::{HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader};
+use crate::layout::parse_segment_name;
 use crate::storage::{FileBytes, Storage};
 
 /// What to do with a damaged region that has valid records after it.
@@ -151,29 +152,6 @@ fn extends_past_one_frame(damaged: &[u8]) -> bool {
     let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
     (1..=crate::limits::RECORD_BYTES_MAX).contains(&len)
         && damaged.len() > crate::frame::FRAME_HEADER_BYTES + len
-}
-
-/// File name of segment `n`.
-pub(crate) fn segment_name(n: u64) -> String {
-    format!("{n:020}.log")
-}
-
-/// Suffix of a file being written to replace another (`NAME.tmp`); readers ignore such files and
-/// a read-write open removes them.
-pub(crate) const TEMP_SUFFIX: &str = ".tmp";
-
-/// Where the replacement of `path` is written before it is renamed over `path`.
-pub(crate) fn temp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(TEMP_SUFFIX);
-    PathBuf::from(name)
-}
-
-fn parse_segment_name(name: &str) -> Option<u64> {
-    let digits = name.strip_suffix(".log")?;
-    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| digits.parse().ok())
-        .flatten()
 }
 
 /// A damaged region not yet known to be a torn tail or corruption.
@@ -436,17 +414,4 @@ pub(crate) fn replay(
         tail,
         next_seq,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segment_names_round_trip_and_others_are_ignored() {
-        assert_eq!(parse_segment_name(&segment_name(42)), Some(42));
-        assert_eq!(parse_segment_name("42.log"), None);
-        assert_eq!(parse_segment_name("LOCK"), None);
-        assert_eq!(parse_segment_name("0000000000000000004x.log"), None);
-    }
 }

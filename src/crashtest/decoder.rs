@@ -199,8 +199,9 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     use std::sync::Arc;
 
     use crate::error::Error;
+    use crate::layout::segment_name;
     use crate::log::{Log, Options};
-    use crate::recovery::{Policy, segment_name};
+    use crate::recovery::Policy;
     use crate::sim::SimStorage;
     use crate::storage::{Storage, write_all_at};
 
