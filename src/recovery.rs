@@ -243,47 +243,63 @@ pub(crate) fn replay(
             }
             Err(e) => Err(e.to_string()),
         };
-        let header = match header {
-            Ok(h) => h,
+        let len = bytes.len() as u64;
+        let (header, salvaged) = match header {
+            Ok(h) => (h, false),
+            Err(_) if is_last && len <= SEGMENT_HEADER_BYTES as u64 => {
+                // A crash while the segment was being created: its header was never synced, so
+                // no record in it was ever acknowledged.
+                report.torn_tail_bytes = len;
+                report.torn_tail = Some(TornTail {
+                    segment: name.clone(),
+                    offset: 0,
+                    bytes: len,
+                    cut: false,
+                });
+                tail = Tail::NewSegment {
+                    segment_no: *number,
+                    remove: Some(path),
+                };
+                continue;
+            }
             Err(detail) => {
-                let len = bytes.len() as u64;
-                if is_last && len <= SEGMENT_HEADER_BYTES as u64 {
-                    // A crash while the segment was being created: its header was never synced,
-                    // so no record in it was ever acknowledged.
-                    report.torn_tail_bytes = len;
-                    report.torn_tail = Some(TornTail {
-                        segment: name.clone(),
-                        offset: 0,
-                        bytes: len,
-                        cut: false,
-                    });
-                    tail = Tail::NewSegment {
-                        segment_no: *number,
-                        remove: Some(path),
-                    };
-                } else {
-                    pending.push(damage(0, len, next_seq, last_ms, detail));
+                let header_end = len.min(SEGMENT_HEADER_BYTES as u64);
+                pending.push(damage(0, header_end, next_seq, last_ms, detail));
+                if len <= SEGMENT_HEADER_BYTES as u64 {
                     tail = Tail::NewSegment {
                         segment_no: number + 1,
                         remove: None,
                     };
+                    continue;
                 }
-                continue;
+                // The frames may still be readable: each checksum covers the salt, so if the
+                // header's salt field survived they validate, and if it did not none does.
+                let salt = u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes"));
+                let salvage = SegmentHeader {
+                    segment_no: *number,
+                    base_seq: next_seq,
+                    salt,
+                    log_created_ms: 0,
+                    segment_created_ms: 0,
+                };
+                (salvage, true)
             }
         };
-        report.coverage_since_ms = Some(
-            report
-                .coverage_since_ms
-                .map_or(header.log_created_ms, |c| c.min(header.log_created_ms)),
-        );
-        if header.base_seq > next_seq && pending.is_empty() {
-            let detail = format!(
-                "records {next_seq}..{} are missing: no segment holds them",
-                header.base_seq - 1
+        if !salvaged {
+            report.coverage_since_ms = Some(
+                report
+                    .coverage_since_ms
+                    .map_or(header.log_created_ms, |c| c.min(header.log_created_ms)),
             );
-            pending.push(damage(0, 0, next_seq, last_ms, detail));
+            if header.base_seq > next_seq && pending.is_empty() {
+                let detail = format!(
+                    "records {next_seq}..{} are missing: no segment holds them",
+                    header.base_seq - 1
+                );
+                pending.push(damage(0, 0, next_seq, last_ms, detail));
+            }
+            next_seq = header.base_seq;
         }
-        next_seq = header.base_seq;
 
         let body = &bytes[SEGMENT_HEADER_BYTES..];
         let mut end = SEGMENT_HEADER_BYTES as u64;
@@ -293,7 +309,8 @@ pub(crate) fn replay(
                 Scanned::Damaged { start, end } => {
                     let detail = "no valid record here".to_string();
                     pending.push(Damage {
-                        torn_possible: true,
+                        // Nothing in a segment with a damaged header is the trace of a crash.
+                        torn_possible: !salvaged,
                         ..damage(start, end, next_seq, last_ms, detail)
                     });
                     continue;
@@ -322,11 +339,20 @@ pub(crate) fn replay(
             last_ms = Some(event.at_ms());
             end = frame.end();
         }
-        tail = Tail::Append {
-            path,
-            header,
-            end,
-            bytes,
+        tail = if salvaged {
+            // Never append to a segment whose header is damaged.
+            Tail::Seal {
+                path,
+                bytes,
+                next_segment_no: number + 1,
+            }
+        } else {
+            Tail::Append {
+                path,
+                header,
+                end,
+                bytes,
+            }
         };
     }
 

@@ -67,28 +67,36 @@ fn a_missing_directory_is_created_by_open_and_refused_by_read_only() {
     assert!(segment(&dir, 1).exists());
 }
 
-#[test]
-fn a_corrupted_file_is_never_read_as_nothing_in_flight() {
+/// Three runs a, b, c in one segment whose header byte `at` is then flipped.
+fn damaged_header(at: usize) -> (tempfile::TempDir, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path());
     for key in ["a", "b", "c"] {
         log.mark_running(run(key, 1)).unwrap();
     }
     drop(log);
-    // Damage the segment header: its salt is unreadable, so none of its frames can be checked.
     let path = segment(dir.path(), 1);
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes[20] ^= 0x40;
+    bytes[at] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
+    (dir, bytes)
+}
 
+#[test]
+fn a_corrupted_file_is_never_read_as_nothing_in_flight() {
+    // The segment number field: the header's checksum fails, but its salt is intact, so every
+    // frame still proves itself and the runs are recovered; the header is reported.
+    let (dir, bytes) = damaged_header(20);
+    let path = segment(dir.path(), 1);
     let found = Log::read_only(dir.path(), Policy::SkipDamaged).unwrap();
-    assert_eq!(
-        found.report.corruption.len(),
-        1,
-        "the damage must be reported"
-    );
-    assert_eq!(found.report.corruption[0].start_offset, 0);
-    assert_eq!(found.report.corruption[0].end_offset, bytes.len() as u64);
+    let gaps: Vec<_> = found
+        .report
+        .corruption
+        .iter()
+        .map(|c| (c.start_offset, c.end_offset))
+        .collect();
+    assert_eq!(gaps, vec![(0, 64)], "the damage must be reported");
+    assert_eq!(found.report.running.len(), 3);
     assert!(matches!(
         Log::read_only(dir.path(), Policy::Strict),
         Err(Error::Corrupt { offset: 0, .. })
@@ -96,13 +104,38 @@ fn a_corrupted_file_is_never_read_as_nothing_in_flight() {
     // A read-write open keeps the damaged segment for inspection and writes to a new one.
     let (log, report) = open(dir.path());
     assert_eq!(report.corruption.len(), 1);
+    assert_eq!(report.running.len(), 3);
     log.mark_running(run("d", 1)).unwrap();
+    drop(log);
     assert_eq!(
         std::fs::read(&path).unwrap(),
         bytes,
         "damaged bytes are never rewritten"
     );
     assert!(segment(dir.path(), 2).exists());
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.running.len(), 4);
+}
+
+#[test]
+fn a_segment_whose_salt_is_lost_is_reported_whole_not_read_as_empty() {
+    // The salt itself: no frame can be checked any more, so the whole segment is a gap.
+    let (dir, bytes) = damaged_header(33);
+    let found = Log::read_only(dir.path(), Policy::SkipDamaged).unwrap();
+    let covered: u64 = found
+        .report
+        .corruption
+        .iter()
+        .map(|c| c.end_offset - c.start_offset)
+        .sum();
+    assert_eq!(
+        covered,
+        bytes.len() as u64,
+        "every byte of the segment is reported"
+    );
+    assert!(found.report.running.is_empty());
+    assert!(found.report.torn_tail.is_none());
+    assert!(Log::read_only(dir.path(), Policy::Strict).is_err());
 }
 
 #[test]
