@@ -14,7 +14,8 @@ use inflight::crashtest::{Harness, History, Outcome, START_META_BYTES};
 use inflight::sim::SimStorage;
 use inflight::{Event, Log, Run};
 
-/// The events workloads are made of: two keys, a completion, a newer generation.
+/// The events workloads are made of: two keys, a completion, a newer generation, and a clean
+/// shutdown (only ever last).
 fn event(symbol: usize, at_ms: u64) -> Event {
     // Starts carry enough meta that the fourth one rolls over to a second segment.
     let start = |key: &str, generation| {
@@ -31,13 +32,16 @@ fn event(symbol: usize, at_ms: u64) -> Event {
             at_ms,
         },
         2 => start("k1", 1),
-        _ => start("k0", 2),
+        3 => start("k0", 2),
+        _ => Event::Shutdown { at_ms },
     }
 }
 const SYMBOLS: usize = 4;
+const SHUTDOWN: usize = 4;
 const EVENTS_MAX: usize = 4;
 const SEED: u64 = 11;
 
+/// Every sequence of up to [`EVENTS_MAX`] events, the shorter ones also followed by a shutdown.
 fn workloads() -> Vec<Vec<usize>> {
     let mut all: Vec<Vec<usize>> = vec![vec![]];
     let mut frontier = all.clone();
@@ -54,6 +58,16 @@ fn workloads() -> Vec<Vec<usize>> {
             .collect();
         all.extend(frontier.iter().cloned());
     }
+    let closed: Vec<Vec<usize>> = all
+        .iter()
+        .filter(|w| w.len() < EVENTS_MAX)
+        .map(|w| {
+            let mut w = w.clone();
+            w.push(SHUTDOWN);
+            w
+        })
+        .collect();
+    all.extend(closed);
     all
 }
 
@@ -70,16 +84,13 @@ fn run(sim: &SimStorage, workload: &[usize]) -> History {
     };
     for (i, &symbol) in workload.iter().enumerate() {
         let e = event(symbol, i as u64 + 1);
-        let result = log.record(e.clone());
-        let failed = result.is_err();
-        history.submit(
-            e,
-            if failed {
-                Outcome::Failed
-            } else {
-                Outcome::Acked
-            },
-        );
+        let failed = log.record(e.clone()).is_err();
+        let outcome = if failed {
+            Outcome::Failed
+        } else {
+            Outcome::Acked
+        };
+        history.submit(e, outcome);
         if failed {
             break;
         }
