@@ -84,7 +84,8 @@ pub struct RecoveryReport {
     pub corruption: Vec<Corruption>,
     /// Stale starts and completions the fold ignored.
     pub stale_ignored: u64,
-    /// True when the last record is a clean shutdown.
+    /// True when the last record is a clean shutdown. (A process that opened the log after it
+    /// and wrote nothing leaves no record, so its own exit, clean or not, does not show here.)
     pub clean_shutdown: bool,
     /// Since when the log has been recording (milliseconds since the Unix epoch); `None` when
     /// no segment header could be read. Runs that began before this are not covered.
