@@ -69,14 +69,8 @@ fn a_missing_directory_is_created_by_open_and_refused_by_read_only() {
 
 /// Three runs a, b, c in one segment whose header byte `at` is then flipped.
 fn damaged_header(at: usize) -> (tempfile::TempDir, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = open(dir.path());
-    for key in ["a", "b", "c"] {
-        log.mark_running(run(key, 1)).unwrap();
-    }
-    drop(log);
+    let (dir, mut bytes) = common::log_with_runs(&["a", "b", "c"], "");
     let path = segment(dir.path(), 1);
-    let mut bytes = std::fs::read(&path).unwrap();
     bytes[at] ^= 0x40;
     std::fs::write(&path, &bytes).unwrap();
     (dir, bytes)

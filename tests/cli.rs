@@ -61,14 +61,8 @@ fn replay_of_a_missing_directory_exits_5_with_one_line() {
 
 #[test]
 fn replay_strict_exits_3_on_corruption_and_default_reports_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = open(dir.path());
-    for key in ["a", "b", "c"] {
-        log.mark_running(run(key, 1)).unwrap();
-    }
-    drop(log);
+    let (dir, mut bytes) = common::log_with_runs(&["a", "b", "c"], "");
     let path = segment(dir.path(), 1);
-    let mut bytes = std::fs::read(&path).unwrap();
     let offsets = frame_offsets(&bytes);
     bytes[offsets[1] + 18] ^= 0x10;
     std::fs::write(&path, &bytes).unwrap();

@@ -8,14 +8,7 @@ use inflight::{Error, Log, Options, Policy};
 
 /// Five runs a..e in one segment; returns the directory and the segment's bytes.
 fn five_runs() -> (tempfile::TempDir, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = open(dir.path());
-    for key in ["a", "b", "c", "d", "e"] {
-        log.mark_running(run(key, 1)).unwrap();
-    }
-    drop(log);
-    let bytes = std::fs::read(segment(dir.path(), 1)).unwrap();
-    (dir, bytes)
+    common::log_with_runs(&["a", "b", "c", "d", "e"], "")
 }
 
 #[test]
@@ -135,17 +128,10 @@ fn a_missing_middle_segment_is_reported_as_a_gap() {
 
 #[test]
 fn damage_at_the_end_longer_than_one_frame_is_corruption_not_a_torn_tail() {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = open(dir.path());
-    for key in ["a", "b", "c", "d", "e"] {
-        log.mark_running(run(key, 1).with_meta("m".repeat(4000)))
-            .unwrap();
-    }
-    drop(log);
+    let (dir, mut bytes) = common::log_with_runs(&["a", "b", "c", "d", "e"], &"m".repeat(4000));
     // Zero the last three records: a crash leaves at most one unsynced frame, so this is not
     // the trace of a crash.
     let path = segment(dir.path(), 1);
-    let mut bytes = std::fs::read(&path).unwrap();
     let offsets = frame_offsets(&bytes);
     let len = bytes.len();
     bytes[offsets[2]..len].fill(0);

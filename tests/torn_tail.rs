@@ -10,13 +10,7 @@ use inflight::{Log, Policy};
 
 /// Writes three runs and returns (directory, segment bytes, offset of the last frame).
 fn three_runs() -> (tempfile::TempDir, Vec<u8>, usize) {
-    let dir = tempfile::tempdir().unwrap();
-    let (log, _) = open(dir.path());
-    for key in ["a", "b", "c"] {
-        log.mark_running(run(key, 1)).unwrap();
-    }
-    drop(log);
-    let bytes = std::fs::read(segment(dir.path(), 1)).unwrap();
+    let (dir, bytes) = common::log_with_runs(&["a", "b", "c"], "");
     let last = *frame_offsets(&bytes).last().unwrap();
     (dir, bytes, last)
 }

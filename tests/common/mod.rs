@@ -28,6 +28,19 @@ pub fn open(dir: &Path) -> (Log, RecoveryReport) {
     Log::open(dir, Options::default()).expect("open log")
 }
 
+/// A fresh log directory holding one started run (generation 1) per key, with `meta` on each,
+/// and the bytes of its only segment.
+pub fn log_with_runs(keys: &[&str], meta: &str) -> (tempfile::TempDir, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    for key in keys {
+        log.mark_running(run(key, 1).with_meta(meta)).unwrap();
+    }
+    drop(log);
+    let bytes = std::fs::read(segment(dir.path(), 1)).unwrap();
+    (dir, bytes)
+}
+
 /// The path of segment `n` in `dir`.
 pub fn segment(dir: &Path, n: u64) -> PathBuf {
     dir.join(format!("{n:020}.log"))
