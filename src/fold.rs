@@ -1,4 +1,16 @@
-//! The pure core: folding events into the running set (the contract's rules 1 to 5).
+//! The pure core: folding events into the running set.
+//!
+//! Per key the fold remembers the highest generation seen (its high-water mark). The rules:
+//!
+//! 1. A start below the key's mark is stale: ignored and counted.
+//! 2. A start at or above the mark becomes the key's running entry (replacing an older one,
+//!    which was superseded) and raises the mark.
+//! 3. A completion removes the key's running entry if its generation is at or above the
+//!    entry's; below it, a newer run owns the slot and the completion is stale (ignored,
+//!    counted). Completing an unknown key is a no-op. A completion raises the mark too.
+//! 4. Marks are kept for every key seen, so a late stale record is still recognised.
+//! 5. A shutdown marks a clean exit: runs still in the set were interrupted by it, and are
+//!    reported with that reason rather than as crash victims. None is dropped.
 //!
 //! No I/O, no clock, no threads: an event goes in, the new state and what the event did come
 //! out. Live appends and replay both call [`RunningSet::apply`], so the state a process holds for
@@ -136,7 +148,7 @@ impl RunningSet {
         RunningSet::default()
     }
 
-    /// Applies one event (rules 1 to 5 of the contract) and says what it did.
+    /// Applies one event (rules 1 to 5 above) and says what it did.
     pub fn apply(&mut self, event: &Event) -> Applied {
         self.last_was_shutdown = matches!(event, Event::Shutdown { .. });
         match event {

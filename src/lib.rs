@@ -26,7 +26,7 @@
 //! The modules, one job each:
 //!
 //! - [`event`]: the vocabulary: a [`Run`] and the [`Event`]s a log records.
-//! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the contract's rules).
+//! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the generation rules).
 //! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
 //! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
 //! - [`log`]: the handle: open (lock, replay, repair), durable appends, clean close.

@@ -1,4 +1,5 @@
-//! The scenarios the replaced JSON checkpoint was tested for, held to the contract's standard.
+//! The scenarios the JSON checkpoint that inflight replaces was tested for, held to this crate's
+//! promises.
 
 mod common;
 

@@ -3,9 +3,16 @@
 //!
 //! Install it as the global allocator of a test binary or fuzz target:
 //!
-//! ```ignore
+//! ```
+//! use inflight::crashtest::{CountingAllocator, peak_allocation};
+//!
 //! #[global_allocator]
-//! static ALLOCATOR: inflight::crashtest::CountingAllocator = inflight::crashtest::CountingAllocator;
+//! static ALLOCATOR: CountingAllocator = CountingAllocator;
+//!
+//! fn main() {
+//!     let peak = peak_allocation(|| drop(std::hint::black_box(vec![0u8; 1000])));
+//!     assert!(peak.unwrap() >= 1000);
+//! }
 //! ```
 //!
 //! Counts are per thread, so tests running in parallel do not disturb each other.

@@ -3,6 +3,29 @@
 //! the `sim` feature; the project's own property tests, exhaustive enumeration and fuzz targets
 //! are built on it, and so can a user's tests.
 //!
+//! The persistence model is what a crash may do to the disk (F1 to F12, listed in the `sim`
+//! module) and what recovery must then guarantee. Each event a test submits is **acked** (its
+//! call returned `Ok`), **failed** (it returned an error) or **in flight** (a crash came during
+//! the call; treated as failed). After a crash and recovery:
+//!
+//! - **O1** every acked event is in the recovered log, in order, exactly;
+//! - **O2** the recovered events are the acked ones plus, possibly, some failed ones, in
+//!   submission order: no duplicate, no reordering, nothing never submitted, nothing an earlier
+//!   recovery found absent coming back;
+//! - **O3** after a media fault (F11), recovery satisfies O1 and O2 or reports the damage with
+//!   its place, and never returns an event with wrong bytes;
+//! - **O4** recovery is idempotent and survives crashes during recovery;
+//! - **O5** a crash at any step of compaction leaves the old state or the new (the log has no
+//!   compaction yet);
+//! - **O6** after a failed sync (F7) every later call fails until the log is reopened;
+//! - **O7** the recovered running set is the fold of the recovered events, and for acked events
+//!   equals what the live process held.
+//!
+//! The tests come in four tiers: decoder fuzzing ([`check_segment_bytes`]), a property-based
+//! state machine ([`Harness`]), exhaustive enumeration of crash states
+//! ([`SimStorage::crash_into`](crate::sim::SimStorage::crash_into)), and real processes killed
+//! with SIGKILL.
+//!
 //! ```
 //! use inflight::crashtest::{Harness, Op};
 //!

@@ -159,7 +159,7 @@ impl History {
     }
 }
 
-/// The contract's fold of `events`: what a log holding them must report (O7).
+/// The fold of `events` (the generation rules): what a log holding them must report (O7).
 pub fn fold(events: &[Event]) -> RunningSet {
     let mut set = RunningSet::new();
     for e in events {
