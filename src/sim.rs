@@ -1531,7 +1531,8 @@ impl Tear {
         let unwritten_end = end.min(new_len);
         self.fill
             .apply(&mut bytes[from.min(unwritten_end)..unwritten_end]);
-        for r in &self.kept {
+        // An empty part (a sector cut to nothing) may lie past the new end of the file.
+        for r in self.kept.iter().filter(|r| !r.is_empty()) {
             bytes[start + r.start..start + r.end].copy_from_slice(&data[r.clone()]);
         }
     }
@@ -2850,6 +2851,18 @@ mod tests {
                 durable_state(&fork)
             })
             .collect()
+    }
+
+    #[test]
+    fn a_tear_whose_last_part_is_empty_applies_past_the_new_end() {
+        let tear = Tear {
+            kept: vec![0..10, 600..600],
+            fill: Fill::Zeros,
+            whole_length: false,
+        };
+        let mut bytes = Vec::new();
+        tear.apply(&mut bytes, 0, &[7u8; 700], false);
+        assert_eq!(bytes, vec![7u8; 10]);
     }
 
     #[test]

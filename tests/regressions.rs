@@ -119,3 +119,22 @@ fn a_log_directory_whose_creation_was_never_synced_survives_the_next_power_loss(
         .unwrap_or_else(|f| panic!("{f}"));
     }
 }
+
+/// Found by a long run of the state machine (100000 cases): the simulator itself panicked when
+/// a random crash tore a write so that its last kept sector was cut to nothing past the file's
+/// new end (here after a reopen whose copy met a short write and then ENOSPC).
+#[test]
+fn a_crash_that_cuts_a_torn_writes_last_sector_to_nothing_is_simulated() {
+    let mut h = Harness::new(15509567249860992187).unwrap_or_else(|f| panic!("{f}"));
+    h.run(&[
+        Op::CrashDuringRecovery { after: 5 },
+        Op::Fault(FaultKind::WriteShort),
+        Op::Fault(FaultKind::WriteNoSpace),
+        Op::Start {
+            key: 1,
+            generation: 0,
+        },
+        Op::Crash,
+    ])
+    .unwrap_or_else(|f| panic!("{f}"));
+}
