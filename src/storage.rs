@@ -35,7 +35,10 @@ pub trait Storage: Send + Sync + Debug {
     fn remove(&self, path: &Path) -> io::Result<()>;
     /// Makes the directory's entries (creates, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
-    /// Takes the directory's exclusive lock, held until the returned guard is dropped.
+    /// Takes the directory's exclusive lock, held until the returned guard is dropped. (With
+    /// [`FsStorage`] it is a `flock` on the lock file. A child process forked while the lock is
+    /// held shares it until the child calls exec, which closes the file: Rust opens files
+    /// close-on-exec.)
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError>;
 }
 

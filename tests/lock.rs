@@ -3,12 +3,23 @@
 mod common;
 
 use std::process::Command;
+use std::sync::Mutex;
 
 use common::{open, run};
 use inflight::{Error, Log, Options, Policy};
 
+/// The tests here run one at a time. A flock belongs to the open file, which a child process
+/// shares between its fork and its exec: while one test spawns a process, another test's
+/// dropped handle could still be locked in that child for a moment.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 fn a_second_handle_in_the_same_process_is_refused() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (_log, _) = open(dir.path());
     match Log::open(dir.path(), Options::default()) {
@@ -21,6 +32,7 @@ fn a_second_handle_in_the_same_process_is_refused() {
 
 #[test]
 fn a_second_process_gets_an_error_naming_the_holder() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path());
     log.mark_running(run("a", 1)).unwrap();
@@ -63,6 +75,7 @@ fn a_second_process_gets_an_error_naming_the_holder() {
 
 #[test]
 fn the_lock_is_released_when_the_handle_is_dropped() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path());
     drop(log);
