@@ -174,8 +174,8 @@ impl Log {
             },
             LockError::Io(e) => Error::io("lock", &dir, e),
         })?;
-        remove_temp_files(&*storage, &dir)?;
-        let replayed = replay(&*storage, &dir, options.policy, &mut |_, _| {})?;
+        let names = remove_temp_files(&*storage, &dir)?;
+        let replayed = replay(&*storage, &dir, names, options.policy, &mut |_, _| {})?;
         let mut report = replayed.report;
         let env = &options.environment;
         let writer = match replayed.tail {
@@ -300,7 +300,8 @@ impl Log {
                 dir: dir.to_path_buf(),
             });
         }
-        let replayed = replay(storage, dir, policy, &mut visit)?;
+        let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
+        let replayed = replay(storage, dir, names, policy, &mut visit)?;
         if replayed.report.segments == 0 {
             return Err(Error::NotFound {
                 dir: dir.to_path_buf(),
@@ -446,23 +447,26 @@ fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Removes replacements that a crash interrupted before their rename (the originals are intact).
-fn remove_temp_files(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
-    let mut removed = false;
-    for name in names.iter().filter(|n| n.ends_with(TEMP_SUFFIX)) {
+/// Removes replacements that a crash interrupted before their rename (the originals are intact),
+/// and returns the names that remain in the directory.
+fn remove_temp_files(storage: &dyn Storage, dir: &Path) -> Result<Vec<String>> {
+    let (temps, names): (Vec<String>, Vec<String>) = storage
+        .list(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+        .into_iter()
+        .partition(|n| n.ends_with(TEMP_SUFFIX));
+    for name in &temps {
         let path = dir.join(name);
         storage
             .remove(&path)
             .map_err(|e| Error::io("remove", &path, e))?;
-        removed = true;
     }
-    if removed {
+    if !temps.is_empty() {
         storage
             .sync_dir(dir)
             .map_err(|e| Error::io("sync directory", dir, e))?;
     }
-    Ok(())
+    Ok(names)
 }
 
 fn log_report(dir: &Path, report: &RecoveryReport) {

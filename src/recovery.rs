@@ -185,15 +185,16 @@ impl Damage {
 
 /// Replays the log in `dir`, handing every valid record to `visit` in log order. Reads only;
 /// see [`Tail`] for what the caller must repair.
+///
+/// `names` is the directory's listing (the caller has usually just read it).
 pub(crate) fn replay(
     storage: &dyn Storage,
     dir: &Path,
+    names: Vec<String>,
     policy: Policy,
     visit: &mut dyn FnMut(u64, &Event),
 ) -> Result<Replayed> {
-    let mut segments: Vec<(u64, String)> = storage
-        .list(dir)
-        .map_err(|e| Error::io("list", dir, e))?
+    let mut segments: Vec<(u64, String)> = names
         .into_iter()
         .filter_map(|name| parse_segment_name(&name).map(|n| (n, name)))
         .collect();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
+use crate::frame::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
 use crate::layout::{segment_name, temp_path};
 use crate::log::{Environment, Options};
 use crate::storage::{Storage, StorageFile, write_all_at};
@@ -89,9 +89,7 @@ impl Writer {
         payload: &[u8],
         options: &Options,
     ) -> Result<()> {
-        self.buf.clear();
-        encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
-        let frame_len = self.buf.len() as u64;
+        let frame_len = (FRAME_HEADER_BYTES + payload.len()) as u64;
         if self.offset + frame_len > options.segment_bytes_max
             && self.offset > SEGMENT_HEADER_BYTES as u64
         {
@@ -104,8 +102,10 @@ impl Writer {
                 &*options.environment,
             )?;
             *self = next;
-            encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
         }
+        self.buf.clear();
+        encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
+        debug_assert_eq!(self.buf.len() as u64, frame_len);
         write_all_at(&*self.file, &self.buf, self.offset)
             .map_err(|e| Error::io("write", &self.path, e))?;
         self.file

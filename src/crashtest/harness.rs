@@ -407,43 +407,44 @@ impl Harness {
     fn reopen(&mut self) -> Result<(), Box<Failure>> {
         self.log = None;
         self.poisoned = false;
-        for attempt in 0..=OPEN_ATTEMPTS_MAX {
-            if attempt == OPEN_ATTEMPTS_MAX {
-                // Every attempt met an injected fault (they are one-shot, but many can be armed).
-                // With none left, the open must succeed: failed attempts may not have harmed the
-                // log.
-                self.sim.clear_faults();
-            }
-            match Log::open_with_storage(
-                Arc::new(self.sim.clone()),
-                &self.dir,
-                self.options.clone(),
-            ) {
-                Ok((log, report)) => return self.check_recovery(log, report),
-                Err(Error::Io { .. }) if attempt < OPEN_ATTEMPTS_MAX => {}
-                Err(e) => return Err(self.mismatch(format!("recovery failed: {e}"))),
+        let storage = Arc::new(self.sim.clone());
+        match self.retrying_faults(|| {
+            Log::open_with_storage(storage.clone(), &self.dir, self.options.clone())
+        }) {
+            Ok((log, report)) => self.check_recovery(log, report),
+            Err(e) => Err(self.mismatch(format!("recovery failed: {e}"))),
+        }
+    }
+
+    /// Runs `attempt` until it succeeds or fails with something other than an I/O error. Armed
+    /// faults are one-shot, but many can be armed: after [`OPEN_ATTEMPTS_MAX`] failures they are
+    /// cleared, and the last attempt must succeed, since failed attempts may not harm the log.
+    fn retrying_faults<T>(
+        &self,
+        mut attempt: impl FnMut() -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        for _ in 0..OPEN_ATTEMPTS_MAX {
+            match attempt() {
+                Err(Error::Io { .. }) => {}
+                done => return done,
             }
         }
-        unreachable!("the last attempt returns")
+        self.sim.clear_faults();
+        attempt()
     }
 
     /// A read-only replay of the log, collecting its events. Armed read faults may hit it (it
     /// is the harness's own read, not the open's), so it is retried like an open.
     fn replay_events(&self) -> Result<(Vec<Event>, crate::log::Recovered), Box<Failure>> {
-        for attempt in 0..=OPEN_ATTEMPTS_MAX {
-            if attempt == OPEN_ATTEMPTS_MAX {
-                self.sim.clear_faults();
-            }
-            let mut events = Vec::new();
-            match Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
+        let mut events = Vec::new();
+        self.retrying_faults(|| {
+            events.clear();
+            Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
                 events.push(e.clone())
-            }) {
-                Ok(replayed) => return Ok((events, replayed)),
-                Err(Error::Io { .. }) if attempt < OPEN_ATTEMPTS_MAX => {}
-                Err(e) => return Err(self.mismatch(format!("replay after open failed: {e}"))),
-            }
-        }
-        unreachable!("the last attempt returns")
+            })
+        })
+        .map(|replayed| (events, replayed))
+        .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))
     }
 
     /// O1, O2, O4 and O7 after a successful open.
