@@ -22,9 +22,11 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Creates segment `segment_no` and makes its header and directory entry durable before any
-    /// record goes in, so a record is never acknowledged in a file that could vanish or whose
-    /// salt could be lost.
+    /// Creates segment `segment_no` atomically: its header is written to `NAME.tmp`, synced, and
+    /// renamed into place, and the directory synced, before any record goes in. So a record is
+    /// never acknowledged in a file that could vanish or whose salt could be lost, and a crash
+    /// can never leave a segment under its own name without a complete, synced header: a
+    /// damaged header is always corruption, never the trace of a crash.
     pub(crate) fn create(
         storage: &dyn Storage,
         dir: &Path,
@@ -41,14 +43,7 @@ impl Writer {
             segment_created_ms: env.now_ms(),
         };
         let path = dir.join(segment_name(segment_no));
-        let file = storage
-            .create(&path)
-            .map_err(|e| Error::io("create", &path, e))?;
-        write_all_at(&*file, &header.encode(), 0).map_err(|e| Error::io("write", &path, e))?;
-        file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
+        let file = replace_durably(storage, dir, &path, &header.encode())?;
         tracing::debug!(segment = %path.display(), base_seq, "created segment");
         Ok(Writer {
             file,

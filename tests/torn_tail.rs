@@ -111,3 +111,99 @@ fn trailing_zeros_after_the_last_record_are_a_torn_tail() {
     assert_eq!(report.torn_tail_bytes, 4096);
     assert_eq!(report.running.len(), 3);
 }
+
+#[test]
+fn a_zero_filled_unfinished_segment_header_is_replaced() {
+    let (dir, _, _) = three_runs();
+    // A header cut inside the segment number, the rest zero-filled: a crash of an older build
+    // that wrote headers in place can leave it.
+    let mut header = std::fs::read(segment(dir.path(), 1)).unwrap()[..64].to_vec();
+    header[16] = 2; // segment 2's number
+    header[20..].fill(0);
+    std::fs::write(segment(dir.path(), 2), &header).unwrap();
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 64);
+    assert!(report.corruption.is_empty());
+    assert_eq!(report.running.len(), 3);
+}
+
+#[test]
+fn junk_in_place_of_the_only_segment_is_corruption_not_an_empty_log() {
+    // The fault of the JSON checkpoint this log replaces: a damaged file read as "nothing in
+    // flight". No crash can leave bytes that are neither a header's prefix nor zeros.
+    let dir = tempfile::tempdir().unwrap();
+    let path = segment(dir.path(), 1);
+    std::fs::write(&path, b"this is not a log").unwrap();
+    let replayed = inflight::Log::read_only(dir.path(), inflight::Policy::SkipDamaged).unwrap();
+    assert!(replayed.report.torn_tail.is_none());
+    assert_eq!(replayed.report.corruption.len(), 1);
+    assert_eq!(
+        (
+            replayed.report.corruption[0].start_offset,
+            replayed.report.corruption[0].end_offset
+        ),
+        (0, 17)
+    );
+    assert!(!replayed.report.clean_shutdown);
+    assert!(matches!(
+        inflight::Log::read_only(dir.path(), inflight::Policy::Strict),
+        Err(inflight::Error::Corrupt { offset: 0, .. })
+    ));
+    // A read-write open keeps the bytes for inspection and writes to a new segment.
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.corruption.len(), 1);
+    assert_eq!(std::fs::read(&path).unwrap(), b"this is not a log");
+}
+
+#[test]
+fn a_checksum_valid_frame_copied_onto_the_end_is_corruption_and_never_cut() {
+    let (dir, bytes, _) = three_runs();
+    let offsets = common::frame_offsets(&bytes);
+    // Record 2, whole, appended again after record 3: its checksum holds but its sequence
+    // number was already used. A crash cannot write a complete frame that was never appended.
+    let copy = bytes[offsets[1]..offsets[2]].to_vec();
+    let mut damaged = bytes.clone();
+    damaged.extend_from_slice(&copy);
+    let path = segment(dir.path(), 1);
+    std::fs::write(&path, &damaged).unwrap();
+    let (_log, report) = open(dir.path());
+    assert!(report.torn_tail.is_none(), "{:?}", report.torn_tail);
+    assert_eq!(report.corruption.len(), 1);
+    assert_eq!(
+        (
+            report.corruption[0].start_offset,
+            report.corruption[0].end_offset
+        ),
+        (bytes.len() as u64, damaged.len() as u64)
+    );
+    assert!(
+        std::fs::read(&path).unwrap().starts_with(&damaged),
+        "the damaged bytes stay where they are"
+    );
+    assert_eq!(report.running.len(), 3);
+}
+
+#[test]
+fn a_shutdown_followed_by_a_torn_tail_is_not_a_clean_exit() {
+    let (dir, _, _) = three_runs();
+    let (log, _) = open(dir.path());
+    log.close().unwrap();
+    drop(log);
+    let (log, report) = open(dir.path());
+    assert!(report.clean_shutdown);
+    drop(log);
+    // A later process began an append after the shutdown and crashed in it.
+    let path = segment(dir.path(), 1);
+    let file = OpenOptions::new().append(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut &file, &[0x20, 0, 0, 0, 1, 2, 3]).unwrap();
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.torn_tail_bytes, 7);
+    assert!(!report.clean_shutdown, "a process wrote after the shutdown");
+    // The runs the shutdown found in flight keep their reason.
+    assert!(
+        report
+            .running
+            .iter()
+            .all(|r| r.reason == inflight::Reason::Shutdown)
+    );
+}

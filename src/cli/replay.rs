@@ -33,7 +33,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         } else if report.records == 0 {
             "none recorded"
         } else {
-            "crash (no clean shutdown recorded after the last record)"
+            "crash (the log does not end at a clean shutdown record)"
         }
     );
     if let Some(torn) = &report.torn_tail {

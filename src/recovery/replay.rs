@@ -1,0 +1,423 @@
+//! The walk over a log's segments, in ascending number: read each header, scan its frames, fold
+//! each valid record, and hold every damaged region until what follows it decides whether it
+//! is corruption (valid records after it) or, at the very end, possibly a torn tail.
+
+use std::mem;
+use std::path::{Path, PathBuf};
+
+use super::damage::{Damage, is_torn_tail, is_unfinished_header};
+use super::report::{InterruptedRun, Policy, RecoveryReport, TornTail};
+use crate::error::{Error, Result};
+use crate::event::{Event, decode_event};
+use crate::fold::RunningSet;
+use crate::frame::{FORMAT_VERSION, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner};
+use crate::frame::{Frame, SegmentHeader};
+use crate::layout::parse_segment_name;
+use crate::storage::{FileBytes, Storage};
+
+/// Where the writer continues after replay.
+#[derive(Debug)]
+pub(crate) enum Tail {
+    /// The directory holds no segment: start segment 1.
+    Fresh,
+    /// Append to the last segment after its last valid record; anything past `end` is a torn
+    /// tail to cut (and sync) first.
+    Append {
+        path: PathBuf,
+        header: SegmentHeader,
+        end: u64,
+        /// The segment as replay read it, so the writer need not read it again.
+        bytes: FileBytes,
+    },
+    /// The last segment ends in corruption, which must be kept: make the whole segment durable
+    /// as it is and continue in a new segment `next_segment_no`.
+    Seal {
+        path: PathBuf,
+        bytes: FileBytes,
+        next_segment_no: u64,
+    },
+    /// The last segment cannot be appended to (its header is damaged or unfinished): start
+    /// segment `segment_no`, after removing `remove` (a segment whose creation a crash
+    /// interrupted).
+    NewSegment {
+        segment_no: u64,
+        remove: Option<PathBuf>,
+    },
+}
+
+/// The outcome of replay: the folded state, the report, and where to continue writing.
+#[derive(Debug)]
+pub(crate) struct Replayed {
+    pub set: RunningSet,
+    pub report: RecoveryReport,
+    pub tail: Tail,
+    pub next_seq: u64,
+}
+
+/// Replays the log in `dir`, handing every valid record to `visit` in log order. Reads only;
+/// see [`Tail`] for what the caller must repair.
+///
+/// `names` is the directory's listing (the caller has usually just read it).
+pub(crate) fn replay(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: Vec<String>,
+    policy: Policy,
+    visit: &mut dyn FnMut(u64, &Event),
+) -> Result<Replayed> {
+    let segments = segment_files(names);
+    let mut walk = Walk::new();
+    for (i, (number, name)) in segments.iter().enumerate() {
+        let path = dir.join(name);
+        let bytes = read_segment(storage, &path)?;
+        let is_last = i + 1 == segments.len();
+        walk.segment(*number, name, path, bytes, is_last, visit)?;
+    }
+    walk.settle_the_end();
+    walk.enforce(policy, dir)?;
+    Ok(walk.finish())
+}
+
+/// The segment files among `names`, in ascending number; other names are ignored.
+fn segment_files(names: Vec<String>) -> Vec<(u64, String)> {
+    let mut segments: Vec<(u64, String)> = names
+        .into_iter()
+        .filter_map(|name| parse_segment_name(&name).map(|n| (n, name)))
+        .collect();
+    segments.sort();
+    segments
+}
+
+fn read_segment(storage: &dyn Storage, path: &Path) -> Result<FileBytes> {
+    let file = storage
+        .open(path, false)
+        .map_err(|e| Error::io("open", path, e))?;
+    file.read_all().map_err(|e| Error::io("read", path, e))
+}
+
+/// The state of a replay between segments.
+struct Walk {
+    set: RunningSet,
+    report: RecoveryReport,
+    /// Damaged regions since the last valid record: corruption once a valid record follows.
+    pending: Vec<Damage>,
+    next_seq: u64,
+    /// Timestamp of the last valid record.
+    last_ms: Option<u64>,
+    tail: Tail,
+}
+
+impl Walk {
+    fn new() -> Walk {
+        Walk {
+            set: RunningSet::new(),
+            report: RecoveryReport::default(),
+            pending: Vec::new(),
+            next_seq: 1,
+            last_ms: None,
+            tail: Tail::Fresh,
+        }
+    }
+
+    /// A damaged region of `segment` starting after the last valid record.
+    fn damage(&self, segment: &str, start: u64, end: u64, detail: String) -> Damage {
+        Damage {
+            segment: segment.to_string(),
+            start,
+            end,
+            after_seq: self.next_seq - 1,
+            after_ms: self.last_ms,
+            detail,
+            torn_possible: false,
+        }
+    }
+
+    /// Step 1 to 3 for one segment: its header, its frames, and where a writer could go on.
+    fn segment(
+        &mut self,
+        number: u64,
+        name: &str,
+        path: PathBuf,
+        bytes: FileBytes,
+        is_last: bool,
+        visit: &mut dyn FnMut(u64, &Event),
+    ) -> Result<()> {
+        self.report.segments += 1;
+        let len = bytes.len() as u64;
+        let header = match self.check_header(number, &path, &bytes)? {
+            Ok(header) => {
+                self.begin_segment(name, &header);
+                Some(header)
+            }
+            Err(_)
+                if is_last
+                    && SegmentHeader::decode(&bytes).is_err()
+                    && is_unfinished_header(&bytes, number) =>
+            {
+                self.unfinished_header(number, name, path, len);
+                return Ok(());
+            }
+            Err(detail) => {
+                let header_end = len.min(SEGMENT_HEADER_BYTES as u64);
+                self.pending.push(self.damage(name, 0, header_end, detail));
+                None
+            }
+        };
+        if header.is_none() && len <= SEGMENT_HEADER_BYTES as u64 {
+            self.tail = Tail::NewSegment {
+                segment_no: number + 1,
+                remove: None,
+            };
+            return Ok(());
+        }
+        // A segment whose header is damaged may still have readable frames: each checksum covers
+        // the salt, so if the header's salt field survived they validate, and if not none does.
+        let salt = header.map_or_else(|| salt_field(&bytes), |h| h.salt);
+        let end = self.scan_frames(name, &bytes, salt, header.is_some(), visit);
+        self.tail = match header {
+            Some(header) => Tail::Append {
+                path,
+                header,
+                end,
+                bytes,
+            },
+            // Never append to a segment whose header is damaged.
+            None => Tail::Seal {
+                path,
+                bytes,
+                next_segment_no: number + 1,
+            },
+        };
+        Ok(())
+    }
+
+    /// Decodes and checks a segment's header: the outer error is fatal (a version this build
+    /// does not read), the inner one says why the header is damaged.
+    fn check_header(
+        &self,
+        number: u64,
+        path: &Path,
+        bytes: &[u8],
+    ) -> Result<std::result::Result<SegmentHeader, String>> {
+        Ok(match SegmentHeader::decode(bytes) {
+            Ok(h) if h.segment_no != number => Err(format!(
+                "segment header says segment {}, the file name says {number}",
+                h.segment_no
+            )),
+            Ok(h) if h.base_seq < self.next_seq => Err(format!(
+                "segment starts at sequence {} but records up to {} were already read: it \
+                 overlaps an earlier segment",
+                h.base_seq,
+                self.next_seq - 1
+            )),
+            Ok(h) => Ok(h),
+            Err(HeaderError::UnsupportedVersion(found)) => {
+                return Err(Error::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    found,
+                    supported: FORMAT_VERSION,
+                });
+            }
+            Err(e) => Err(e.to_string()),
+        })
+    }
+
+    /// A valid header: it extends the log's coverage, and a base sequence above the next
+    /// expected one means records are missing (reported once: not again when damage since the
+    /// last valid record already accounts for them).
+    fn begin_segment(&mut self, name: &str, header: &SegmentHeader) {
+        let since = &mut self.report.coverage_since_ms;
+        *since = Some(since.map_or(header.log_created_ms, |c| c.min(header.log_created_ms)));
+        if header.base_seq > self.next_seq && self.pending.is_empty() {
+            let detail = format!(
+                "records {}..{} are missing: no segment holds them",
+                self.next_seq,
+                header.base_seq - 1
+            );
+            self.pending.push(self.damage(name, 0, 0, detail));
+        }
+        self.next_seq = header.base_seq;
+    }
+
+    /// The last segment holds only part of a header, written in place by a build that did not
+    /// create segments atomically, and a crash stopped it: nothing in it was ever acknowledged.
+    /// It is a torn tail, and the writer replaces it.
+    fn unfinished_header(&mut self, number: u64, name: &str, path: PathBuf, len: u64) {
+        self.report.torn_tail_bytes = len;
+        self.report.torn_tail = Some(TornTail {
+            segment: name.to_string(),
+            offset: 0,
+            bytes: len,
+            cut: false,
+        });
+        self.tail = Tail::NewSegment {
+            segment_no: number,
+            remove: Some(path),
+        };
+    }
+
+    /// Reads the frames after the header, folding each valid record; returns the offset just
+    /// past the last valid frame. Damage is held in `pending` until a valid record follows it.
+    fn scan_frames(
+        &mut self,
+        name: &str,
+        bytes: &[u8],
+        salt: u64,
+        header_valid: bool,
+        visit: &mut dyn FnMut(u64, &Event),
+    ) -> u64 {
+        let body = &bytes[SEGMENT_HEADER_BYTES..];
+        let mut end = SEGMENT_HEADER_BYTES as u64;
+        for scanned in Scanner::new(body, SEGMENT_HEADER_BYTES as u64, salt, self.next_seq) {
+            match scanned {
+                Scanned::Frame(frame) => {
+                    if self.accept(name, frame, visit) {
+                        end = frame.end();
+                    }
+                }
+                Scanned::Damaged { start, end } => {
+                    let detail = "no valid record here".to_string();
+                    self.pending.push(Damage {
+                        // Nothing in a segment with a damaged header is the trace of a crash.
+                        torn_possible: header_valid,
+                        ..self.damage(name, start, end, detail)
+                    });
+                }
+            }
+        }
+        end
+    }
+
+    /// A frame whose checksum holds: fold its event (settling the damage before it as
+    /// corruption), or, if it is not a valid event, hold it as damage. Returns whether the
+    /// frame was a valid record.
+    fn accept(&mut self, name: &str, frame: Frame<'_>, visit: &mut dyn FnMut(u64, &Event)) -> bool {
+        let Some(event) = decode_event(frame.payload) else {
+            let detail = format!(
+                "record {} has a valid checksum but is not a valid event",
+                frame.seq
+            );
+            let damage = self.damage(name, frame.offset, frame.end(), detail);
+            self.pending.push(damage);
+            // Its checksum holds, so its sequence number is real: it is used.
+            self.next_seq = frame.seq + 1;
+            return false;
+        };
+        for d in self.pending.drain(..) {
+            let corruption = d.into_corruption(Some((frame.seq, event.at_ms())));
+            self.report.corruption.push(corruption);
+        }
+        self.set.apply(&event);
+        visit(frame.seq, &event);
+        self.report.records += 1;
+        self.report.last_seq = frame.seq;
+        self.next_seq = frame.seq + 1;
+        self.last_ms = Some(event.at_ms());
+        true
+    }
+
+    /// Damage with nothing valid after it. At the end of a last segment the writer could append
+    /// to, it may be a torn tail (see [`is_torn_tail`]); anything else is corruption, its bytes
+    /// are kept, and the writer continues in a new segment.
+    fn settle_the_end(&mut self) {
+        let pending = mem::take(&mut self.pending);
+        let last_segment = match &self.tail {
+            Tail::Append { path, .. } => path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            _ => None,
+        };
+        let (at_tail, elsewhere): (Vec<Damage>, Vec<Damage>) = pending
+            .into_iter()
+            .partition(|d| last_segment.as_deref() == Some(d.segment.as_str()));
+        for d in elsewhere {
+            self.report.corruption.push(d.into_corruption(None));
+        }
+        let Some(first) = at_tail.first() else {
+            return;
+        };
+        let Tail::Append { header, bytes, .. } = &self.tail else {
+            unreachable!("damage at the tail is only held for a segment the writer appends to");
+        };
+        if is_torn_tail(&at_tail, &bytes[first.start as usize..], header.salt) {
+            let bytes: u64 = at_tail.iter().map(|d| d.end - d.start).sum();
+            self.report.torn_tail_bytes = bytes;
+            self.report.torn_tail = Some(TornTail {
+                segment: first.segment.clone(),
+                offset: first.start,
+                bytes,
+                cut: false,
+            });
+            return;
+        }
+        for d in at_tail {
+            self.report.corruption.push(d.into_corruption(None));
+        }
+        if let Tail::Append {
+            path,
+            header,
+            bytes,
+            ..
+        } = mem::replace(&mut self.tail, Tail::Fresh)
+        {
+            self.tail = Tail::Seal {
+                path,
+                bytes,
+                next_segment_no: header.segment_no + 1,
+            };
+        }
+    }
+
+    /// Under the strict policy, the first corruption is an error.
+    fn enforce(&self, policy: Policy, dir: &Path) -> Result<()> {
+        let Some(c) = self.report.corruption.first() else {
+            return Ok(());
+        };
+        if policy != Policy::Strict {
+            return Ok(());
+        }
+        let after = c
+            .after_ms
+            .map_or(String::new(), |ms| format!(" at {ms} ms"));
+        let before = match (c.before_seq, c.before_ms) {
+            (Some(seq), Some(ms)) => format!("record {seq} at {ms} ms"),
+            _ => "the end of the log".to_string(),
+        };
+        Err(Error::Corrupt {
+            segment: dir.join(&c.segment),
+            offset: c.start_offset,
+            detail: format!(
+                "{} (bytes {}..{}; a gap between record {}{after} and {before})",
+                c.detail, c.start_offset, c.end_offset, c.after_seq
+            ),
+        })
+    }
+
+    /// The report's summary fields, from the fold.
+    fn finish(mut self) -> Replayed {
+        let report = &mut self.report;
+        let counters = self.set.counters();
+        report.counters = counters;
+        report.stale_ignored = counters.stale_ignored();
+        let damage_after_last_record =
+            report.torn_tail.is_some() || report.corruption.iter().any(|c| c.before_seq.is_none());
+        report.clean_shutdown = self.set.ended_with_shutdown() && !damage_after_last_record;
+        report.running = self
+            .set
+            .entries()
+            .map(|e| InterruptedRun {
+                run: e.run.clone(),
+                reason: e.reason(),
+            })
+            .collect();
+        Replayed {
+            set: self.set,
+            report: self.report,
+            tail: self.tail,
+            next_seq: self.next_seq,
+        }
+    }
+}
+
+/// The salt field of a segment whose header is damaged, as found.
+fn salt_field(bytes: &[u8]) -> u64 {
+    u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes"))
+}

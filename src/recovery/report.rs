@@ -1,0 +1,98 @@
+//! What recovery reports: the runs that were in flight, the torn tail cut, the damaged regions
+//! skipped, and the counts a gateway or an operator acts on.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::Run;
+use crate::fold::{Counters, Reason};
+
+/// What to do with a damaged region that has valid records after it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Policy {
+    /// Skip the damaged region, replay what follows it, and report it as a gap (the default:
+    /// losing the rest of the log to one bad sector would be worse).
+    #[default]
+    SkipDamaged,
+    /// Fail to open with [`Error::Corrupt`].
+    Strict,
+}
+
+/// A run that was in flight when the log was last written, and why it stopped.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InterruptedRun {
+    /// The run as it was started.
+    #[serde(flatten)]
+    pub run: Run,
+    /// `crash`, or `shutdown` when a clean shutdown found it still running.
+    pub reason: Reason,
+}
+
+/// An incomplete or invalid end of the last segment with nothing valid after it: the normal
+/// trace of a crash during an append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TornTail {
+    /// The segment file's name.
+    pub segment: String,
+    /// Where the torn bytes begin (the end of the last valid record).
+    pub offset: u64,
+    /// How many bytes follow the last valid record.
+    pub bytes: u64,
+    /// True once the bytes were cut off and the cut synced (a read-write open); false when the
+    /// replay was read-only and left the file as it was.
+    pub cut: bool,
+}
+
+/// A damaged region with valid records after it, or a segment that cannot be read at all.
+/// Under the default policy the region is skipped and marked as a gap.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Corruption {
+    /// The segment file's name.
+    pub segment: String,
+    /// First damaged byte.
+    pub start_offset: u64,
+    /// One past the last damaged byte.
+    pub end_offset: u64,
+    /// Sequence number of the last valid record before the gap (0 if none).
+    pub after_seq: u64,
+    /// Sequence number of the first valid record after the gap, if any.
+    pub before_seq: Option<u64>,
+    /// Timestamp of the last valid record before the gap: the gap's time range starts here.
+    pub after_ms: Option<u64>,
+    /// Timestamp of the first valid record after the gap: the gap's time range ends here.
+    pub before_ms: Option<u64>,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// What opening (or replaying) a log found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoveryReport {
+    /// The runs in flight when the log was last written: resume or suspend exactly these.
+    pub running: Vec<InterruptedRun>,
+    /// Bytes of torn tail found (0 if none).
+    pub torn_tail_bytes: u64,
+    /// The torn tail, if there was one.
+    pub torn_tail: Option<TornTail>,
+    /// Damaged regions skipped, in log order.
+    pub corruption: Vec<Corruption>,
+    /// Stale starts plus stale completions: the records the fold ignored. A completion of a
+    /// key with no running entry is not stale; it is counted apart, in
+    /// [`Counters::unknown_completions`].
+    pub stale_ignored: u64,
+    /// True when the log ends exactly at a clean shutdown: the last valid record is a shutdown,
+    /// and no torn tail, unfinished segment or damage follows it (any of those means a process
+    /// wrote after the shutdown and did not finish). A process that opened the log after the
+    /// shutdown and wrote nothing leaves no trace, so its own exit does not show here.
+    pub clean_shutdown: bool,
+    /// Since when the log has been recording (milliseconds since the Unix epoch); `None` when
+    /// no segment header could be read. Runs that began before this are not covered.
+    pub coverage_since_ms: Option<u64>,
+    /// Everything the fold counted.
+    pub counters: Counters,
+    /// Segment files read.
+    pub segments: u64,
+    /// Valid records replayed.
+    pub records: u64,
+    /// Sequence number of the last valid record (0 if none).
+    pub last_seq: u64,
+}
