@@ -214,4 +214,28 @@ mod tests {
         assert!(long.validate().is_err());
         assert_eq!(decode_event(&encode_event(&long)), None);
     }
+
+    /// The README's format section states these rules; a second reader must agree.
+    #[test]
+    fn varints_follow_the_documented_rules() {
+        let shutdown = |at_ms| Some(Event::Shutdown { at_ms });
+        // Over-long (non-minimal) varints are accepted, up to the type's byte limit.
+        assert_eq!(decode_event(&[2, 0x80, 0x00]), shutdown(0));
+        assert_eq!(decode_event(&[0x82, 0x00, 5]), shutdown(5));
+        // The variant index is a u32: at most 5 bytes.
+        assert_eq!(
+            decode_event(&[0x82, 0x80, 0x80, 0x80, 0x00, 5]),
+            shutdown(5)
+        );
+        assert_eq!(decode_event(&[0x82, 0x80, 0x80, 0x80, 0x80, 0x00, 5]), None);
+        // A u64 is at most 10 bytes, the tenth at most 1.
+        let mut max = vec![2];
+        max.extend([0xff; 9]);
+        max.push(0x01);
+        assert_eq!(decode_event(&max), shutdown(u64::MAX));
+        *max.last_mut().unwrap() = 0x02;
+        assert_eq!(decode_event(&max), None);
+        // An unknown variant index is not an event.
+        assert_eq!(decode_event(&[3, 0]), None);
+    }
 }

@@ -216,9 +216,12 @@ pub enum Scanned<'a> {
 /// Reads the frames of one segment body in order. Pure: it walks a byte slice.
 ///
 /// Frames must carry consecutive sequence numbers starting at `next_seq`. Where the bytes at
-/// the current position do not hold the expected frame, the scanner searches forward byte by
-/// byte for the next frame that validates with a higher sequence number and reports the
-/// stretch between as [`Scanned::Damaged`]. Whether that stretch is a torn tail (nothing valid
+/// the current position do not hold a valid frame, the scanner searches forward byte by byte
+/// for the next frame that validates with a sequence number at or above the expected one and
+/// reports the stretch between as [`Scanned::Damaged`]. Where they hold a valid frame whose
+/// sequence number is above the expected one (records are missing, but no byte is damaged), it
+/// reports an empty damaged region at the frame's offset and then yields the frame. The
+/// regions and frames it yields tile the input exactly, in order. Whether that stretch is a torn tail (nothing valid
 /// after it) or corruption is for the caller to decide, since the answer may depend on later
 /// segments.
 #[derive(Clone, Debug)]
@@ -270,10 +273,17 @@ impl<'a> Iterator for Scanner<'a> {
         if self.pos >= self.bytes.len() {
             return None;
         }
-        if let Some(frame) = self.frame_at(self.pos, self.next_seq)
-            && frame.seq == self.next_seq
-        {
-            return Some(self.take(frame));
+        if let Some(frame) = self.frame_at(self.pos, self.next_seq) {
+            if frame.seq == self.next_seq {
+                return Some(self.take(frame));
+            }
+            // A valid frame, but records before it are missing: an empty damaged region marks
+            // the gap, and the frame is taken on the next call.
+            self.next_seq = frame.seq;
+            return Some(Scanned::Damaged {
+                start: frame.offset,
+                end: frame.offset,
+            });
         }
         let start = self.pos;
         for pos in start + 1..self.bytes.len() {
@@ -366,6 +376,26 @@ mod tests {
         let scanned: Vec<_> = Scanner::new(&bytes, 0, 3, 1).collect();
         assert_eq!(scanned.len(), 2);
         assert!(matches!(scanned[1], Scanned::Damaged { .. }));
+    }
+
+    #[test]
+    fn a_valid_frame_after_missing_records_is_kept_after_an_empty_gap() {
+        let mut bytes = Vec::new();
+        encode_frame(3, 1, b"a", &mut bytes);
+        let second = bytes.len() as u64;
+        encode_frame(3, 5, b"e", &mut bytes); // records 2..4 are missing
+        encode_frame(3, 6, b"f", &mut bytes);
+        let scanned: Vec<_> = Scanner::new(&bytes, 0, 3, 1).collect();
+        assert_eq!(scanned.len(), 4);
+        assert_eq!(
+            scanned[1],
+            Scanned::Damaged {
+                start: second,
+                end: second
+            }
+        );
+        assert!(matches!(scanned[2], Scanned::Frame(f) if f.seq == 5 && f.payload == b"e"));
+        assert!(matches!(scanned[3], Scanned::Frame(f) if f.seq == 6));
     }
 
     #[test]

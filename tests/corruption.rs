@@ -190,3 +190,38 @@ fn a_checksummed_frame_that_is_not_an_event_is_corruption_even_at_the_end() {
         "the frame is never cut"
     );
 }
+
+#[test]
+fn records_cut_out_of_a_segment_are_a_gap_and_the_records_after_them_survive() {
+    let (dir, bytes) = five_runs();
+    let offsets = frame_offsets(&bytes);
+    // Record 3 removed whole: no byte is damaged, but a sequence number is missing.
+    let mut cut = bytes[..offsets[2]].to_vec();
+    cut.extend_from_slice(&bytes[offsets[3]..]);
+    std::fs::write(segment(dir.path(), 1), &cut).unwrap();
+
+    let replayed = Log::read_only(dir.path(), Policy::SkipDamaged).unwrap();
+    let report = replayed.report;
+    assert_eq!(report.corruption.len(), 1, "{:?}", report.corruption);
+    let gap = &report.corruption[0];
+    assert_eq!(
+        (gap.start_offset, gap.end_offset),
+        (offsets[2] as u64, offsets[2] as u64)
+    );
+    assert_eq!((gap.after_seq, gap.before_seq), (2, Some(4)));
+    assert!(
+        gap.detail.contains("records 3..3 are missing"),
+        "{}",
+        gap.detail
+    );
+    assert_eq!(
+        running(&report),
+        vec![
+            ("a".into(), 1),
+            ("b".into(), 1),
+            ("d".into(), 1),
+            ("e".into(), 1)
+        ]
+    );
+    assert!(Log::read_only(dir.path(), Policy::Strict).is_err());
+}

@@ -110,7 +110,7 @@ struct LoadArgs {
     /// returned Ok (the summary then goes to stderr).
     #[arg(long)]
     acks: bool,
-    /// Start a new segment file past this many bytes.
+    /// Start a new segment file past this many bytes (12288 to 1073741824).
     #[arg(long, default_value_t = inflight::limits::SEGMENT_BYTES_MAX_DEFAULT)]
     segment_bytes: u64,
 }

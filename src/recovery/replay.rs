@@ -151,7 +151,10 @@ impl Walk {
             }
             Err(_)
                 if is_last
-                    && SegmentHeader::decode(&bytes).is_err()
+                    && matches!(
+                        SegmentHeader::decode(&bytes),
+                        Err(HeaderError::Short | HeaderError::BadMagic | HeaderError::BadChecksum)
+                    )
                     && is_unfinished_header(&bytes, number) =>
             {
                 self.unfinished_header(number, name, path, len);
@@ -268,7 +271,8 @@ impl Walk {
     ) -> u64 {
         let body = &bytes[SEGMENT_HEADER_BYTES..];
         let mut end = SEGMENT_HEADER_BYTES as u64;
-        for scanned in Scanner::new(body, SEGMENT_HEADER_BYTES as u64, salt, self.next_seq) {
+        let mut scanner = Scanner::new(body, SEGMENT_HEADER_BYTES as u64, salt, self.next_seq);
+        while let Some(scanned) = scanner.next() {
             match scanned {
                 Scanned::Frame(frame) => {
                     if self.accept(name, frame, visit) {
@@ -276,7 +280,15 @@ impl Walk {
                     }
                 }
                 Scanned::Damaged { start, end } => {
-                    let detail = "no valid record here".to_string();
+                    let detail = if start == end {
+                        format!(
+                            "records {}..{} are missing",
+                            self.next_seq,
+                            scanner.next_seq() - 1
+                        )
+                    } else {
+                        "no valid record here".to_string()
+                    };
                     self.pending.push(Damage {
                         // Nothing in a segment with a damaged header is the trace of a crash.
                         torn_possible: header_valid,
