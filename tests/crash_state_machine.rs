@@ -53,7 +53,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
         cases: cases(),
         ..ProptestConfig::default()
     };
-    let mut runner = TestRunner::new(config);
+    let mut runner = TestRunner::new(config.clone());
     let totals = Cell::new(Stats::default());
     let cases_run = Cell::new(0u64);
     let cases_rolled = Cell::new(0u64);
@@ -72,6 +72,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
             failed: t.failed + s.failed,
             crashes: t.crashes + s.crashes,
             recoveries: t.recoveries + s.recoveries,
+            faults_failed_calls: t.faults_failed_calls + s.faults_failed_calls,
         });
         cases_run.set(cases_run.get() + 1);
         let logs = h.sim().durable_list(Harness::dir()).unwrap_or_default();
@@ -83,17 +84,33 @@ fn the_log_satisfies_the_oracle_after_every_step() {
         panic!("{e}");
     }
     let t = totals.get();
+    let (cases, rolled) = (cases_run.get(), cases_rolled.get());
     common::report_tier(
         "2",
         &format!(
-            "tier 2: {} cases ({} crossing a segment rollover), {} operations, {} events acknowledged, {} failed, {} power losses, {} recoveries checked",
-            cases_run.get(),
-            cases_rolled.get(),
-            t.ops,
-            t.acked,
-            t.failed,
-            t.crashes,
-            t.recoveries
+            "tier 2: {cases} cases ({rolled} crossing a segment rollover), {} operations, {} events acknowledged, {} failed, {} calls failed by an injected fault, {} power losses, {} recoveries checked",
+            t.ops, t.acked, t.failed, t.faults_failed_calls, t.crashes, t.recoveries
         ),
     );
+    // What the tier explores, per case, may not shrink silently (a change to the generator, the
+    // harness or the log that stops it from crossing rollovers, acknowledging events, failing
+    // calls or recovering). Each floor is about two thirds of what the tier reaches today.
+    assert_eq!(cases, u64::from(config.cases), "every case ran");
+    let floors = [
+        ("cases crossing a segment rollover", rolled, 0.33),
+        ("events acknowledged", t.acked, 10.0),
+        (
+            "calls failed by an injected fault",
+            t.faults_failed_calls,
+            1.0,
+        ),
+        ("power losses", t.crashes, 4.0),
+        ("recoveries checked", t.recoveries, 5.0),
+    ];
+    for (what, count, per_case) in floors {
+        assert!(
+            count as f64 >= per_case * cases as f64,
+            "tier 2 explored too little: {count} {what} in {cases} cases, below the floor of {per_case} per case"
+        );
+    }
 }

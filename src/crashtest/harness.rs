@@ -10,12 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::Error;
 use crate::event::{Event, Run};
-use crate::fold::{Entry, RunningSet};
+use crate::fold::{Entry, Reason};
 use crate::log::{Environment, Log, Options};
 use crate::recovery::{Policy, RecoveryReport};
 use crate::sim::{Fault, FaultRule, SimStorage};
 
-use super::oracle::{History, Outcome, Violation, fold};
+use super::oracle::{History, Model, Outcome, Violation};
 
 /// Storage calls a recovery may be stopped after, at most (for [`Op::CrashDuringRecovery`]).
 pub const RECOVERY_CRASH_POINT_MAX: u64 = 64;
@@ -164,6 +164,8 @@ pub struct Stats {
     pub crashes: u64,
     /// Recoveries checked against the oracle.
     pub recoveries: u64,
+    /// Injected faults that made a call (an append, a close, or an attempt to open) fail.
+    pub faults_failed_calls: u64,
 }
 
 /// A log on a simulated disk, and the model it is checked against.
@@ -174,8 +176,8 @@ pub struct Harness {
     options: Options,
     log: Option<Log>,
     history: History,
-    /// The fold of every acknowledged event: what the live handle must hold.
-    model: RunningSet,
+    /// The reference model of every acknowledged event: what the live handle must hold.
+    model: Model,
     /// Set when a call failed: every later call on this handle must fail too (O6).
     poisoned: bool,
     clock_ms: u64,
@@ -220,6 +222,9 @@ impl Harness {
     /// recovery checked against `history`.
     pub fn resume(sim: SimStorage, seed: u64, history: History) -> Result<Harness, Box<Failure>> {
         let options = Harness::options(seed);
+        // What the live process held: the model of the events it had acknowledged.
+        let acked: Vec<Event> = history.acked().cloned().collect();
+        let model = Model::of(&acked);
         let mut h = Harness {
             sim,
             seed,
@@ -227,7 +232,7 @@ impl Harness {
             options,
             log: None,
             history,
-            model: RunningSet::new(),
+            model,
             poisoned: false,
             clock_ms: 0,
             step: 0,
@@ -334,27 +339,47 @@ impl Harness {
         let Some(log) = &self.log else {
             return Ok(());
         };
+        let calls_before = self.sim.op_count();
         let result = log.record(event.clone());
-        self.after_call(event, result.map(Some))
+        self.after_call(event, result.map(Some), calls_before)
     }
 
     fn close(&mut self) -> Result<(), Box<Failure>> {
         let Some(log) = self.log.take() else {
             return Ok(());
         };
+        let calls_before = self.sim.op_count();
         let result = log.close();
         if result.is_ok() && !matches!(log.mark_completed("k0", 0), Err(Error::Closed)) {
             return Err(self.mismatch("a closed handle accepted an append".into()));
         }
-        self.after_call(Event::Shutdown { at_ms: 0 }, result.map(|()| None))
+        self.after_call(
+            Event::Shutdown { at_ms: 0 },
+            result.map(|()| None),
+            calls_before,
+        )
     }
 
-    /// Checks one call's result against the model: O6 (a failed call poisons the handle) and
-    /// O7 (the live set is the fold of the acknowledged events).
+    /// The fault injected into a storage call made since call number `calls_before`, if any:
+    /// what explains an error. A log whose calls failed on their own (a bug, not the disk)
+    /// would otherwise pass O1 and O2 with nothing acknowledged.
+    fn fault_since(&self, calls_before: u64) -> Option<Fault> {
+        self.sim
+            .trace()
+            .iter()
+            .rev()
+            .take_while(|t| t.index >= calls_before)
+            .find_map(|t| t.fault)
+    }
+
+    /// Checks one call's result against the model: an error is explained by an injected fault
+    /// (or by an earlier one that poisoned the handle), O6 (a failed call poisons the handle)
+    /// and O7 (the live set is the model's fold of the acknowledged events).
     fn after_call(
         &mut self,
         event: Event,
         result: Result<Option<crate::fold::Applied>, Error>,
+        calls_before: u64,
     ) -> Result<(), Box<Failure>> {
         match result {
             Ok(applied) => {
@@ -384,6 +409,14 @@ impl Harness {
                 if !matches!(e, Error::Io { .. } | Error::Poisoned { .. }) {
                     return Err(self.mismatch(format!("unexpected error for {event:?}: {e}")));
                 }
+                if !self.poisoned {
+                    if self.fault_since(calls_before).is_none() {
+                        return Err(self.mismatch(format!(
+                            "{event:?} failed with no injected fault to explain it: {e}"
+                        )));
+                    }
+                    self.stats.faults_failed_calls += 1;
+                }
                 self.poisoned = true;
                 self.history.submit(event, Outcome::Failed);
                 self.stats.failed += 1;
@@ -393,7 +426,8 @@ impl Harness {
     }
 
     fn check_live(&self, live: Vec<Entry>) -> Result<(), Box<Failure>> {
-        let model: Vec<Entry> = self.model.entries().cloned().collect();
+        let live = with_reasons(&live);
+        let model = self.model.running();
         if live != model {
             return Err(self.mismatch(format!(
                 "O7: live running set {live:?} differs from the model {model:?}"
@@ -408,40 +442,47 @@ impl Harness {
         self.log = None;
         self.poisoned = false;
         let storage = Arc::new(self.sim.clone());
-        match self.retrying_faults(|| {
-            Log::open_with_storage(storage.clone(), &self.dir, self.options.clone())
-        }) {
+        let (dir, options) = (self.dir.clone(), self.options.clone());
+        match self
+            .retrying_faults(|| Log::open_with_storage(storage.clone(), &dir, options.clone()))
+        {
             Ok((log, report)) => self.check_recovery(log, report),
             Err(e) => Err(self.mismatch(format!("recovery failed: {e}"))),
         }
     }
 
-    /// Runs `attempt` until it succeeds or fails with something other than an I/O error. Armed
-    /// faults are one-shot, but many can be armed: after [`OPEN_ATTEMPTS_MAX`] failures they are
-    /// cleared, and the last attempt must succeed, since failed attempts may not harm the log.
+    /// Runs `attempt` until it succeeds or fails with something other than an I/O error that an
+    /// injected fault explains. Armed faults are one-shot, but many can be armed: after
+    /// [`OPEN_ATTEMPTS_MAX`] failures they are cleared, and the last attempt must succeed, since
+    /// failed attempts may not harm the log.
     fn retrying_faults<T>(
-        &self,
+        &mut self,
         mut attempt: impl FnMut() -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    ) -> Result<T, String> {
         for _ in 0..OPEN_ATTEMPTS_MAX {
+            let calls_before = self.sim.op_count();
             match attempt() {
-                Err(Error::Io { .. }) => {}
-                done => return done,
+                Err(e @ Error::Io { .. }) => {
+                    if self.fault_since(calls_before).is_none() {
+                        return Err(format!("{e} (no injected fault explains it)"));
+                    }
+                    self.stats.faults_failed_calls += 1;
+                }
+                done => return done.map_err(|e| e.to_string()),
             }
         }
         self.sim.clear_faults();
-        attempt()
+        attempt().map_err(|e| e.to_string())
     }
 
     /// A read-only replay of the log, collecting its events. Armed read faults may hit it (it
     /// is the harness's own read, not the open's), so it is retried like an open.
-    fn replay_events(&self) -> Result<(Vec<Event>, crate::log::Recovered), Box<Failure>> {
+    fn replay_events(&mut self) -> Result<(Vec<Event>, crate::log::Recovered), Box<Failure>> {
         let mut events = Vec::new();
+        let (sim, dir) = (self.sim.clone(), self.dir.clone());
         self.retrying_faults(|| {
             events.clear();
-            Log::for_each_event(&self.sim, &self.dir, Policy::Strict, |_, e| {
-                events.push(e.clone())
-            })
+            Log::for_each_event(&sim, &dir, Policy::Strict, |_, e| events.push(e.clone()))
         })
         .map(|replayed| (events, replayed))
         .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))
@@ -463,33 +504,57 @@ impl Harness {
             )));
         }
         self.history.check(&events).map_err(|v| self.fail(v))?;
-        let folded = fold(&events);
-        if replayed.set != folded {
-            return Err(
-                self.mismatch("O7: replayed state differs from the fold of its events".into())
-            );
+        // O7, against the reference model, which shares no code with the log's fold.
+        let expected = Model::of(&events);
+        let running = expected.running();
+        for (what, got) in [
+            ("the report", report_running(&report)),
+            ("the read-only replay", report_running(&replayed.report)),
+            ("the opened log", with_reasons(&log.running())),
+        ] {
+            if got != running {
+                return Err(self.mismatch(format!(
+                    "O7: {what} lists {got:?}, the model of the recovered events says {running:?}"
+                )));
+            }
         }
-        let running: Vec<Entry> = folded.entries().cloned().collect();
-        if log.running() != running {
+        let counted = (report.stale_ignored, report.counters.unknown_completions);
+        let modelled = (expected.stale_ignored(), expected.unknown_completions());
+        if counted != modelled {
             return Err(self.mismatch(format!(
-                "O7: the opened log holds {:?}, its events fold to {running:?}",
-                log.running()
+                "O7: the report counts (stale, unknown completions) {counted:?}, the model {modelled:?}"
             )));
         }
-        let reported: Vec<(&Run, crate::fold::Reason)> =
-            report.running.iter().map(|r| (&r.run, r.reason)).collect();
-        let expected: Vec<(&Run, crate::fold::Reason)> =
-            running.iter().map(|e| (&e.run, e.reason())).collect();
-        if reported != expected {
+        // For acknowledged events, the recovered state is what the live process held: when no
+        // failed event survived, the model of the recovered events is the live model.
+        if events.len() == self.history.acked().count() && expected != self.model {
             return Err(self.mismatch(format!(
-                "O7: report lists {reported:?}, the fold says {expected:?}"
+                "O7: recovered {running:?}, the live process held {:?}",
+                self.model.running()
             )));
         }
         self.history.reset(&events);
-        self.model = folded;
+        self.model = expected;
         self.log = Some(log);
         Ok(())
     }
+}
+
+/// Live entries as (run, reason), the shape the model speaks.
+fn with_reasons(entries: &[Entry]) -> Vec<(Run, Reason)> {
+    entries
+        .iter()
+        .map(|e| (e.run.clone(), e.reason()))
+        .collect()
+}
+
+/// A report's interrupted runs as (run, reason).
+fn report_running(report: &RecoveryReport) -> Vec<(Run, Reason)> {
+    report
+        .running
+        .iter()
+        .map(|r| (r.run.clone(), r.reason))
+        .collect()
 }
 
 /// Operations a fuzz input may run at most (more are ignored), keeping each execution short.

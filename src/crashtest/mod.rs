@@ -18,8 +18,13 @@
 //! - **O5** a crash at any step of compaction leaves the old state or the new (the log has no
 //!   compaction yet);
 //! - **O6** after a failed sync (F7) every later call fails until the log is reopened;
-//! - **O7** the recovered running set is the fold of the recovered events, and for acked events
-//!   equals what the live process held.
+//! - **O7** the recovered running set is what the reference [`Model`] (a second, plain
+//!   implementation of the generation rules that shares no code with the log's fold) gives for
+//!   the recovered events, and for acked events equals what the live process held.
+//!
+//! Every error the log returns must be explained by a fault the test injected into that call
+//! (or by an earlier one that poisoned the handle): a log whose calls failed on their own would
+//! otherwise pass O1 and O2 with nothing acknowledged.
 //!
 //! The tests come in four tiers: decoder fuzzing ([`check_segment_bytes`]), a property-based
 //! state machine ([`Harness`]), exhaustive enumeration of crash states
@@ -54,4 +59,4 @@ pub use harness::{
     FUZZ_OPS_MAX, Failure, FaultKind, FuzzInput, Harness, Op, RECOVERY_CRASH_POINT_MAX,
     START_META_BYTES, Stats, StepEnvironment,
 };
-pub use oracle::{History, Outcome, Violation, fold};
+pub use oracle::{History, Model, Outcome, Violation};

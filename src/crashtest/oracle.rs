@@ -1,10 +1,11 @@
 //! The oracle of the persistence model: what a recovered log may contain, given what each call
 //! returned (O1, O2), and what state it must fold to (O7).
 
+use std::collections::HashMap;
 use std::fmt;
 
-use crate::event::Event;
-use crate::fold::RunningSet;
+use crate::event::{Event, Run};
+use crate::fold::{Applied, Reason};
 
 /// What a call that submitted an event returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,13 +160,116 @@ impl History {
     }
 }
 
-/// The fold of `events` (the generation rules): what a log holding them must report (O7).
-pub fn fold(events: &[Event]) -> RunningSet {
-    let mut set = RunningSet::new();
-    for e in events {
-        set.apply(e);
+/// A second, deliberately plain implementation of the contract's generation rules, written
+/// apart from [`RunningSet`](crate::RunningSet) (hash maps, no shared code) so that the two can
+/// disagree: the harness checks the log's live state and every recovery against it (O7).
+///
+/// The rules, from the contract: a key's high-water mark is the highest generation of any start
+/// or completion seen for it; a start below the mark is stale; any other start becomes the
+/// key's running run; a completion with no running run is unknown; one below the running run's
+/// generation is stale; any other removes the run; a shutdown marks every running run as
+/// interrupted by it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Model {
+    marks: HashMap<String, u64>,
+    /// Each running run, and whether a shutdown found it in flight.
+    running: HashMap<String, (Run, bool)>,
+    stale: u64,
+    unknown_completions: u64,
+}
+
+impl Model {
+    /// An empty model: a log with no events.
+    pub fn new() -> Model {
+        Model::default()
     }
-    set
+
+    /// The model of a log holding `events`.
+    pub fn of(events: &[Event]) -> Model {
+        let mut model = Model::new();
+        for event in events {
+            model.apply(event);
+        }
+        model
+    }
+
+    /// Applies one event and says what it did, in the log's vocabulary.
+    pub fn apply(&mut self, event: &Event) -> Applied {
+        match event {
+            Event::Started(run) => {
+                let mark = self.marks.get(&run.key).copied();
+                self.raise(&run.key, run.generation);
+                if mark.is_some_and(|m| run.generation < m) {
+                    self.stale += 1;
+                    return Applied::StaleStart {
+                        high_water: mark.unwrap_or(0),
+                    };
+                }
+                let old = self.running.insert(run.key.clone(), (run.clone(), false));
+                Applied::Started {
+                    superseded: old.map(|(r, _)| r.generation),
+                }
+            }
+            Event::Completed {
+                key, generation, ..
+            } => {
+                self.raise(key, *generation);
+                let Some((run, _)) = self.running.get(key) else {
+                    self.unknown_completions += 1;
+                    return Applied::UnknownCompletion;
+                };
+                if *generation < run.generation {
+                    self.stale += 1;
+                    return Applied::StaleCompletion {
+                        running_generation: run.generation,
+                    };
+                }
+                self.running.remove(key);
+                Applied::Completed
+            }
+            Event::Shutdown { .. } => {
+                for (_, interrupted) in self.running.values_mut() {
+                    *interrupted = true;
+                }
+                Applied::Shutdown {
+                    interrupted: self.running.len(),
+                }
+            }
+        }
+    }
+
+    fn raise(&mut self, key: &str, generation: u64) {
+        let mark = self.marks.entry(key.to_string()).or_insert(generation);
+        *mark = (*mark).max(generation);
+    }
+
+    /// The running runs with the reason they would be reported with, ordered by key.
+    pub fn running(&self) -> Vec<(Run, Reason)> {
+        let mut runs: Vec<(Run, Reason)> = self
+            .running
+            .values()
+            .map(|(run, by_shutdown)| {
+                let reason = if *by_shutdown {
+                    Reason::Shutdown
+                } else {
+                    Reason::Crash
+                };
+                (run.clone(), reason)
+            })
+            .collect();
+        runs.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        runs
+    }
+
+    /// Stale starts plus stale completions.
+    pub fn stale_ignored(&self) -> u64 {
+        self.stale
+    }
+
+    /// Completions of keys with no running run.
+    pub fn unknown_completions(&self) -> u64 {
+        self.unknown_completions
+    }
 }
 
 #[cfg(test)]
@@ -213,5 +317,44 @@ mod tests {
             h.check(&[start("a"), start("b")]),
             Err(Violation::Invented { .. })
         ));
+    }
+
+    #[test]
+    fn the_model_follows_the_generation_rules() {
+        let run = |key: &str, g| Event::Started(Run::new(key, "s", g, 1));
+        let done = |key: &str, g| Event::Completed {
+            key: key.into(),
+            generation: g,
+            at_ms: 2,
+        };
+        let mut m = Model::new();
+        assert_eq!(m.apply(&done("a", 3)), Applied::UnknownCompletion);
+        assert_eq!(m.apply(&run("a", 2)), Applied::StaleStart { high_water: 3 });
+        assert_eq!(m.apply(&run("a", 3)), Applied::Started { superseded: None });
+        assert_eq!(
+            m.apply(&run("a", 4)),
+            Applied::Started {
+                superseded: Some(3)
+            }
+        );
+        assert_eq!(
+            m.apply(&done("a", 3)),
+            Applied::StaleCompletion {
+                running_generation: 4
+            }
+        );
+        assert_eq!(m.apply(&run("b", 1)), Applied::Started { superseded: None });
+        assert_eq!(
+            m.apply(&Event::Shutdown { at_ms: 3 }),
+            Applied::Shutdown { interrupted: 2 }
+        );
+        assert_eq!(m.apply(&done("b", 1)), Applied::Completed);
+        assert_eq!((m.stale_ignored(), m.unknown_completions()), (2, 1));
+        let running = m.running();
+        assert_eq!(running.len(), 1);
+        assert_eq!(
+            (running[0].0.generation, running[0].1),
+            (4, Reason::Shutdown)
+        );
     }
 }
