@@ -90,8 +90,25 @@ fn replay_strict_exits_3_on_corruption_and_default_reports_it() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("CORRUPTION"));
 }
 
+/// The stdout of `load --acks`: (submissions, acknowledgements), each an event object in the
+/// order printed, after checking that every acknowledgement follows its own submission.
+fn submissions_and_acks(stdout: &[u8]) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    let (mut submitted, mut acked) = (Vec::new(), Vec::new());
+    for line in String::from_utf8_lossy(stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        match v.get("submit") {
+            Some(event) => submitted.push(event.clone()),
+            None => {
+                assert!(submitted.contains(&v), "acknowledged before submitted: {v}");
+                acked.push(v);
+            }
+        }
+    }
+    (submitted, acked)
+}
+
 #[test]
-fn load_acks_every_event_as_a_json_line_and_alternates_per_key() {
+fn load_submits_and_acks_every_event_as_json_lines_and_alternates_per_key() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("log");
     let d = d.to_str().unwrap();
@@ -108,10 +125,7 @@ fn load_acks_every_event_as_a_json_line_and_alternates_per_key() {
     ];
     let out = inflight(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (submitted, lines) = submissions_and_acks(&out.stdout);
     assert_eq!(lines.len(), 40);
     let mut state: std::collections::BTreeMap<String, (u64, bool)> = Default::default();
     for l in &lines {
@@ -122,10 +136,13 @@ fn load_acks_every_event_as_a_json_line_and_alternates_per_key() {
             "started" => {
                 assert!(!running && g == last + 1, "{l}");
                 assert!(l["session_id"].is_string());
+                assert!(l["started_at_ms"].as_u64().unwrap() > 0, "{l}");
+                assert!(l["meta"].is_string(), "{l}");
                 state.insert(key, (g, true));
             }
             "completed" => {
                 assert!(running && g == last, "{l}");
+                assert!(l["at_ms"].as_u64().unwrap() > 0, "{l}");
                 state.insert(key, (g, false));
             }
             other => panic!("unknown event {other}"),
@@ -133,11 +150,51 @@ fn load_acks_every_event_as_a_json_line_and_alternates_per_key() {
     }
     assert!(stderr(&out).contains("events/s"));
 
+    // The lines name the events exactly as the log holds them.
+    let mut logged = Vec::new();
+    inflight::Log::for_each_event(
+        &inflight::FsStorage::default(),
+        std::path::Path::new(d),
+        inflight::Policy::Strict,
+        |_, e| logged.push(e.clone()),
+    )
+    .unwrap();
+    let logged: Vec<serde_json::Value> = logged
+        .iter()
+        .filter_map(|e| match e {
+            inflight::Event::Started(r) => Some(serde_json::json!({
+                "event": "started", "key": r.key, "session_id": r.session_id,
+                "generation": r.generation, "started_at_ms": r.started_at_ms, "meta": r.meta,
+            })),
+            inflight::Event::Completed {
+                key,
+                generation,
+                at_ms,
+            } => Some(serde_json::json!({
+                "event": "completed", "key": key, "generation": generation, "at_ms": at_ms,
+            })),
+            inflight::Event::Shutdown { .. } => None,
+        })
+        .collect();
+    let by_key = |events: &[serde_json::Value]| {
+        let mut m: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+        for e in events {
+            m.entry(e["key"].as_str().unwrap().to_string())
+                .or_default()
+                .push(e.clone());
+        }
+        m
+    };
+    // Per key (threads interleave freely), a clean run acknowledges what it submits, and the log
+    // holds exactly that, in that order.
+    assert_eq!(by_key(&submitted), by_key(&lines));
+    assert_eq!(by_key(&logged), by_key(&lines));
+
     // A second run continues above each key's high-water mark.
     let out = inflight(&["load", d, "--sessions", "4", "--events", "8", "--acks"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    let first: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    let (_, acked) = submissions_and_acks(&out.stdout);
+    let first = &acked[0];
     let key = first["key"].as_str().unwrap();
     assert_eq!(first["event"], "started");
     assert_eq!(first["generation"].as_u64().unwrap(), state[key].0 + 1);

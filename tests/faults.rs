@@ -1,10 +1,14 @@
 //! The error faults of the persistence model (F7 to F10), each driven through the real code on
-//! the simulated disk with its promise stated and checked.
+//! the simulated disk with its promise stated and checked. Each test also checks from the
+//! simulator's trace that its fault was injected where it says.
+
+mod common;
 
 use std::sync::Arc;
 
+use common::injected;
 use inflight::crashtest::Harness;
-use inflight::sim::{Fault, FaultRule, SimStorage};
+use inflight::sim::{Fault, FaultRule, OpKind, SimStorage, TraceEntry};
 use inflight::{Error, Log, Run};
 
 const SEED: u64 = 5;
@@ -15,6 +19,27 @@ fn open(sim: &SimStorage) -> inflight::Result<(Log, inflight::RecoveryReport)> {
         Harness::dir(),
         Harness::options(SEED),
     )
+}
+
+/// The calls `fault` was injected into, after checking that there was at least one and that
+/// each was on a segment file (a handle keeps the name it was opened with: the open's copy
+/// `NAME.log.tmp`, renamed over `NAME.log`, is the segment).
+fn injected_on_segments(sim: &SimStorage, fault: Fault) -> Vec<TraceEntry> {
+    let calls = injected(sim, fault);
+    assert!(
+        !calls.is_empty()
+            && calls
+                .iter()
+                .all(|e| e.path.to_string_lossy().contains(".log")),
+        "{fault:?} was not injected into a segment's call:\n{}",
+        sim.trace_text_last(40)
+    );
+    calls
+}
+
+/// The bytes a call returned `Ok` with, if it did.
+fn ok_bytes(entry: &TraceEntry) -> Option<u64> {
+    entry.result.as_ref().ok().copied()
 }
 
 fn keys(report: &inflight::RecoveryReport) -> Vec<&str> {
@@ -45,6 +70,8 @@ fn a_failed_sync_is_never_acknowledged_and_poisons_until_reopen() {
         Err(Error::Poisoned { .. })
     ));
     assert!(matches!(log.close(), Err(Error::Poisoned { .. })));
+    let failed = injected_on_segments(&sim, Fault::SyncEio);
+    assert!(failed.len() == 1 && failed[0].result.is_err(), "{failed:?}");
     drop(log);
     sim.crash();
     let (_log, report) = open(&sim).unwrap();
@@ -56,9 +83,18 @@ fn a_failed_sync_is_never_acknowledged_and_poisons_until_reopen() {
 fn enospc_partway_through_an_append_is_a_clear_error_and_the_log_reopens_valid() {
     let sim = two_runs();
     let (log, _) = open(&sim).unwrap();
+    let segment = Harness::dir().join(format!("{:020}.log", 1));
+    let before = sim.file_bytes(&segment).unwrap().len();
     sim.fail_next(Fault::WriteNoSpace);
     let err = log.mark_running(Run::new("c", "s", 1, 3)).unwrap_err();
     assert!(err.to_string().contains("No space left"), "{err}");
+    // Partway: a prefix of the frame reached the cache before the error.
+    let failed = injected_on_segments(&sim, Fault::WriteNoSpace);
+    let after = sim.file_bytes(&segment).unwrap().len();
+    assert!(
+        failed.len() == 1 && before < after && (after - before) < failed[0].len.unwrap() as usize,
+        "{before} -> {after} bytes: {failed:?}"
+    );
     drop(log);
     sim.crash();
     let (log, report) = open(&sim).unwrap();
@@ -79,6 +115,11 @@ fn a_short_write_is_completed_and_acknowledged() {
     log.mark_running(Run::new("c", "s", 1, 3).with_meta("x".repeat(3000)))
         .unwrap();
     sim.clear_faults();
+    let short = injected_on_segments(&sim, Fault::WriteShort);
+    assert!(
+        short.iter().any(|e| ok_bytes(e) < e.len),
+        "no write was short: {short:?}"
+    );
     drop(log);
     sim.crash();
     let (_log, report) = open(&sim).unwrap();
@@ -96,6 +137,11 @@ fn a_read_error_during_recovery_is_an_error_never_a_torn_tail() {
         Err(Error::Io { op: "read", .. }) => {}
         other => panic!("expected a read error, got {:?}", other.map(|(_, r)| r)),
     }
+    let failed = injected_on_segments(&sim, Fault::ReadEio);
+    assert!(
+        failed.len() == 1 && failed[0].op == OpKind::ReadAt,
+        "{failed:?}"
+    );
     assert_eq!(
         sim.durable_bytes(&segment).unwrap(),
         before,
@@ -113,6 +159,11 @@ fn short_reads_during_recovery_are_retried() {
     sim.inject(FaultRule::with_probability(Fault::ReadShort, 1.0));
     let (_log, report) = open(&sim).unwrap();
     sim.clear_faults();
+    let short = injected_on_segments(&sim, Fault::ReadShort);
+    assert!(
+        short.iter().any(|e| ok_bytes(e) < e.len),
+        "no read was short: {short:?}"
+    );
     assert_eq!(keys(&report), ["a", "b"]);
     assert_eq!(report.torn_tail_bytes, 0);
 }
@@ -144,6 +195,17 @@ fn a_failed_directory_sync_during_rollover_poisons_and_loses_nothing_acknowledge
         }
     }
     assert!(acked.len() < 12, "a rollover must have met the fault");
+    // The directory sync that failed followed the creation of the second segment.
+    let failed = injected(&sim, Fault::SyncDirEio);
+    let trace = sim.trace();
+    let created = trace.iter().find(|e| {
+        e.op == OpKind::Create && e.path.ends_with(format!("{:020}.log", 2)) && e.result.is_ok()
+    });
+    assert!(
+        failed.len() == 1 && created.is_some_and(|c| c.index < failed[0].index),
+        "{}",
+        sim.trace_text_last(40)
+    );
     drop(log);
     sim.crash();
     let (_log, report) = open(&sim).unwrap();

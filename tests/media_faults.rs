@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use inflight::crashtest::{Harness, History, Outcome};
 use inflight::sim::{MediaFault, SimStorage};
-use inflight::{Event, Log, Policy, Run};
+use inflight::{Corruption, Event, Log, Policy, Run, TornTail};
 
 const CASES: u64 = 600;
 
@@ -78,13 +78,24 @@ fn media_faults_are_recovered_exactly_or_reported_with_their_place() {
             .missing_acked(&events)
             .unwrap_or_else(|v| panic!("{context}: {v}"));
         let report = &found.report;
-        let reported_here =
-            report.corruption.iter().any(|c| {
-                c.segment == *name && c.start_offset < hit_end && hit_start < c.end_offset
-            }) || report
-                .torn_tail
-                .as_ref()
-                .is_some_and(|t| t.segment == *name && t.offset < hit_end);
+        // A report is at the place when the region it names, in the damaged segment, shares a
+        // byte with the damage.
+        let overlaps = |segment: &str, start: u64, end: u64| {
+            segment == name && start < hit_end && hit_start < end
+        };
+        let corruption_here = |c: &Corruption| overlaps(&c.segment, c.start_offset, c.end_offset);
+        let torn_here = |t: &TornTail| overlaps(&t.segment, t.offset, t.offset + t.bytes);
+        let reported_here = report.corruption.iter().any(corruption_here)
+            || report.torn_tail.as_ref().is_some_and(torn_here);
+        // Every event was acknowledged and the handle dropped before the power loss, so nothing
+        // was pending: whatever recovery reports comes from the fault, so one of its reports must
+        // be at the place. (Others may follow from it: a damaged salt leaves every frame of the
+        // segment unprovable.)
+        let reported = !report.corruption.is_empty() || report.torn_tail.is_some();
+        assert!(
+            !reported || reported_here,
+            "{context}: damage reported, but none of it at {hit_start}..{hit_end}: {report:?}"
+        );
         if missing.is_empty() {
             exact += 1;
         } else {

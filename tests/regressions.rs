@@ -1,10 +1,25 @@
 //! Regression tests, each named after the crash that the simulator found and that it reproduces.
+//! Each also checks, from the simulator's trace, that the scenario it is named for happened, so
+//! that a change in the simulator's random draws cannot turn it into a test of nothing.
+
+mod common;
 
 use std::sync::Arc;
 
+use common::{crash_figures, crashes, injected};
 use inflight::crashtest::{FaultKind, Harness, History, Op, Outcome};
-use inflight::sim::SimStorage;
+use inflight::sim::{Fault, OpKind, SimStorage, TraceEntry};
+use inflight::storage::Storage;
 use inflight::{Event, Log, Run};
+
+fn is_tmp(entry: &TraceEntry) -> bool {
+    entry.path.extension().is_some_and(|e| e == "tmp")
+}
+
+/// The index in `trace` of the last successful call matching `what`.
+fn last_ok(trace: &[TraceEntry], what: impl Fn(&TraceEntry) -> bool) -> Option<usize> {
+    trace.iter().rposition(|e| e.result.is_ok() && what(e))
+}
 
 /// Found by the simulator: a read-write open used to rewrite the end of the last segment in
 /// place (to make bytes a failed fsync left undurable durable again). Without atomic sector
@@ -40,7 +55,18 @@ fn power_loss_during_the_open_after_a_crash_never_tears_synced_records() {
         Harness::options(SEED),
     ));
     let open_calls = probe.op_count() - before;
+    // The open under test copies the last segment to NAME.tmp and renames the copy over it.
+    let trace = probe.trace();
+    assert!(
+        last_ok(&trace, |e| e.op == OpKind::WriteAt && is_tmp(e)).is_some()
+            && last_ok(&trace, |e| e.op == OpKind::Rename && is_tmp(e)).is_some(),
+        "the open no longer copies and renames the last segment:\n{}",
+        probe.trace_text()
+    );
     let mut states = 0;
+    // Crash points inside the window, and crash states there that tore or lost something.
+    let (mut copy_unsynced, mut rename_unsynced) = (0, 0);
+    let (mut torn_states, mut rename_lost_states) = (0, 0);
     for point in 0..=open_calls {
         let (sim, history) = setup();
         sim.crash_after_ops(point);
@@ -49,9 +75,23 @@ fn power_loss_during_the_open_after_a_crash_never_tears_synced_records() {
             Harness::dir(),
             Harness::options(SEED),
         ));
+        let trace = sim.trace();
+        let write = last_ok(&trace, |e| e.op == OpKind::WriteAt && is_tmp(e));
+        let sync = last_ok(&trace, |e| {
+            matches!(e.op, OpKind::SyncData | OpKind::SyncAll) && is_tmp(e)
+        });
+        let rename = last_ok(&trace, |e| e.op == OpKind::Rename && is_tmp(e));
+        let dir_sync = last_ok(&trace, |e| e.op == OpKind::SyncDir);
+        let copy_pending = write.is_some() && sync < write;
+        let rename_pending = rename.is_some() && dir_sync < rename;
+        copy_unsynced += usize::from(copy_pending);
+        rename_unsynced += usize::from(rename_pending);
         for index in 0..sim.crash_state_count() {
             let fork = sim.fork();
             fork.crash_into(index);
+            let crash = crash_figures(fork.trace().last().expect("the crash is traced"));
+            torn_states += usize::from(copy_pending && crash.writes_torn > 0);
+            rename_lost_states += usize::from(rename_pending && crash.dir_ops_lost > 0);
             Harness::resume(fork, SEED, history.clone()).unwrap_or_else(|f| {
                 panic!("crash after call {point} of the open, state {index}: {f}")
             });
@@ -61,6 +101,16 @@ fn power_loss_during_the_open_after_a_crash_never_tears_synced_records() {
     assert!(
         states > open_calls,
         "{states} states for {open_calls} crash points"
+    );
+    // The power losses the test is named for: during the copy, tearing it; and after the
+    // rename, losing it.
+    assert!(
+        copy_unsynced > 0 && torn_states > 0,
+        "no crash state tore the unsynced copy ({copy_unsynced} crash points with it pending)"
+    );
+    assert!(
+        rename_unsynced > 0 && rename_lost_states > 0,
+        "no crash state lost the unsynced rename ({rename_unsynced} crash points with it pending)"
     );
 }
 
@@ -96,6 +146,16 @@ fn a_completion_whose_sync_failed_stays_completed_once_a_reopen_reported_it() {
             2,
             "the completion and the poisoned start after it"
         );
+        // The scenario: the completion's sync failed on a segment, and two power losses
+        // followed the reopen.
+        let failed = injected(h.sim(), Fault::SyncEio);
+        assert!(
+            failed.len() == 1
+                && failed[0].result.is_err()
+                && failed[0].path.extension().is_some_and(|e| e == "log"),
+            "seed {seed}: {failed:?}"
+        );
+        assert_eq!(crashes(h.sim()).len(), 2, "seed {seed}");
     }
 }
 
@@ -104,10 +164,16 @@ fn a_completion_whose_sync_failed_stays_completed_once_a_reopen_reported_it() {
 /// power loss took the whole directory. A read-write open now syncs the parent every time.
 #[test]
 fn a_log_directory_whose_creation_was_never_synced_survives_the_next_power_loss() {
-    use inflight::storage::Storage;
     for seed in 0..200 {
         let sim = SimStorage::new(seed);
         sim.create_dir_all(Harness::dir()).unwrap(); // never synced: the creator died here
+        // The scenario: a power loss now could take the directory.
+        let lost = sim.fork();
+        lost.crash_keep_nothing();
+        assert!(
+            !lost.is_dir(Harness::dir()).unwrap(),
+            "seed {seed}: the directory's creation is already durable"
+        );
         let mut h = Harness::resume(sim, seed, History::new()).unwrap_or_else(|f| panic!("{f}"));
         h.run(&[
             Op::Start {
@@ -117,6 +183,12 @@ fn a_log_directory_whose_creation_was_never_synced_survives_the_next_power_loss(
             Op::Crash,
         ])
         .unwrap_or_else(|f| panic!("{f}"));
+        let crashes = crashes(h.sim());
+        assert_eq!(
+            crashes.len(),
+            1,
+            "seed {seed}: the power loss after the open"
+        );
     }
 }
 
@@ -137,4 +209,28 @@ fn a_crash_that_cuts_a_torn_writes_last_sector_to_nothing_is_simulated() {
         Op::Crash,
     ])
     .unwrap_or_else(|f| panic!("{f}"));
+    // The scenario: the reopen's copy met a short write and then ENOSPC, and the power loss
+    // after that tore a write.
+    let sim = h.sim();
+    let short = injected(sim, Fault::WriteShort);
+    let no_space = injected(sim, Fault::WriteNoSpace);
+    assert!(
+        short.len() == 1
+            && no_space.len() == 1
+            && is_tmp(&short[0])
+            && is_tmp(&no_space[0])
+            && short[0].index < no_space[0].index,
+        "{}",
+        sim.trace_text()
+    );
+    let next_crash = sim
+        .trace()
+        .into_iter()
+        .find(|e| e.op == OpKind::Crash && e.index > no_space[0].index)
+        .expect("a power loss after the ENOSPC");
+    assert!(
+        crash_figures(&next_crash).writes_torn > 0,
+        "{}",
+        sim.trace_text()
+    );
 }

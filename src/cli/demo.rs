@@ -20,7 +20,8 @@ const ROWS_SHOWN: usize = 12;
 /// How long the child may take to acknowledge its first event.
 const FIRST_ACK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// One acknowledgement line from `inflight load --acks`.
+/// The event an acknowledgement or submission line of `inflight load --acks` names (the fields
+/// the demo needs; the others are ignored).
 #[derive(Debug, Deserialize)]
 #[serde(tag = "event", rename_all = "lowercase")]
 enum Ack {
@@ -33,6 +34,15 @@ enum Ack {
         key: String,
         generation: u64,
     },
+}
+
+/// One line of `inflight load --acks`: a submission, printed before the call, or an
+/// acknowledgement, printed after it returned `Ok`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Line {
+    Submit { submit: Ack },
+    Ack(Ack),
 }
 
 /// What the child had acknowledged for one key: its last event.
@@ -55,7 +65,8 @@ enum Verdict {
     StartInFlight,
     /// An acknowledged run missing, or an acknowledged completion undone.
     Lost,
-    /// A recovered run the child never submitted.
+    /// A recovered run the child never submitted (no submission line names its key, generation
+    /// and session id).
     Invented,
 }
 
@@ -115,15 +126,18 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
         .spawn()
         .map_err(|e| Failure::new(1, format!("starting the simulated gateway: {e}")))?;
 
-    // Read acknowledgements on a thread; the first one starts the kill timer.
+    // Read the child's lines on a thread; the first acknowledgement starts the kill timer.
     let stdout = child.stdout.take().expect("stdout is piped");
     let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
     let reader = std::thread::spawn(move || {
         let mut lines = Vec::new();
+        let mut first_tx = Some(first_tx);
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if lines.is_empty() {
-                let _ = first_tx.send(());
+            if !line.starts_with("{\"submit\"")
+                && let Some(tx) = first_tx.take()
+            {
+                let _ = tx.send(());
             }
             lines.push(line);
         }
@@ -156,9 +170,29 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
     }
 
     let mut acked: BTreeMap<String, Acked> = BTreeMap::new();
+    // (key, generation, session id) of every start the child submitted.
+    let mut submitted: BTreeSet<(String, u64, String)> = BTreeSet::new();
+    let mut acks = 0;
     for line in &lines {
-        let ack: Ack = serde_json::from_str(line)
-            .map_err(|e| Failure::new(1, format!("unreadable acknowledgement {line:?}: {e}")))?;
+        let line: Line = serde_json::from_str(line).map_err(|e| {
+            Failure::new(1, format!("unreadable line from the child {line:?}: {e}"))
+        })?;
+        let ack = match line {
+            Line::Submit {
+                submit:
+                    Ack::Started {
+                        key,
+                        session_id,
+                        generation,
+                    },
+            } => {
+                submitted.insert((key, generation, session_id));
+                continue;
+            }
+            Line::Submit { .. } => continue,
+            Line::Ack(ack) => ack,
+        };
+        acks += 1;
         match ack {
             Ack::Started {
                 key,
@@ -189,7 +223,7 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
     println!(
         "killed it with SIGKILL {:.2} s after its first acknowledgement, having acknowledged {} events",
         ran_for.as_secs_f64(),
-        lines.len()
+        acks
     );
 
     // The next start of the gateway: open the log it left behind.
@@ -231,6 +265,15 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
         let a = acked.get(key);
         let r = recovered.get(key);
         let verdict = match (a, r) {
+            (_, Some(r))
+                if !submitted.contains(&(
+                    key.to_string(),
+                    r.run.generation,
+                    r.run.session_id.clone(),
+                )) =>
+            {
+                Verdict::Invented
+            }
             (Some(a), Some(r)) if a.running && r.run.generation == a.generation => {
                 Verdict::Recovered
             }

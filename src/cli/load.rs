@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use inflight::limits::{KEY_BYTES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
-use inflight::{Log, Options, Run};
+use inflight::{Event, Log, Options, Run};
 
 use super::{CliResult, Failure, LoadArgs};
 
@@ -175,37 +175,97 @@ impl Worker<'_> {
         while more() {
             let i = self.rng.usize(..self.keys.len());
             let k = &mut self.keys[i];
-            let t0 = Instant::now();
-            let line = if k.running {
-                self.log.mark_completed(&k.key, k.generation)?;
-                k.running = false;
-                serde_json::json!({"event": "completed", "key": k.key, "generation": k.generation})
+            let event = if k.running {
+                Event::Completed {
+                    key: k.key.clone(),
+                    generation: k.generation,
+                    at_ms: inflight::log::now_ms(),
+                }
             } else {
                 let generation = k.generation + 1;
                 let session_id = format!("{}-s{generation}", k.key);
-                let run = Run::new(&k.key, &session_id, generation, inflight::log::now_ms())
-                    .with_meta(format!("{{\"thread\":{}}}", self.thread));
-                self.log.mark_running(run)?;
-                k.generation = generation;
-                k.running = true;
-                serde_json::json!({"event": "started", "key": k.key, "session_id": session_id, "generation": generation})
+                Event::Started(
+                    Run::new(&k.key, session_id, generation, inflight::log::now_ms())
+                        .with_meta(format!("{{\"thread\":{}}}", self.thread)),
+                )
             };
+            let line = self.acks.then(|| event_json(&event));
+            if let Some(line) = &line {
+                // Printed before the call: the parent learns every event that may reach the log,
+                // even when it is killed during the call.
+                print_line(&serde_json::json!({ "submit": line }))?;
+            }
+            let t0 = Instant::now();
+            match &event {
+                Event::Completed {
+                    key,
+                    generation,
+                    at_ms,
+                } => self.log.mark_completed_at(key, *generation, *at_ms)?,
+                Event::Started(run) => self.log.mark_running(run.clone())?,
+                Event::Shutdown { .. } => unreachable!("load never submits a shutdown"),
+            };
+            let elapsed = t0.elapsed();
+            k.generation = event_generation(&event);
+            k.running = matches!(event, Event::Started(_));
             self.events += 1;
             if self.samples_us.len() < self.samples_max {
                 self.samples_us
-                    .push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    .push(elapsed.as_micros().min(u32::MAX as u128) as u32);
             }
-            if self.acks {
+            if let Some(line) = &line {
                 // Printed only after the call returned Ok: a line on the pipe is a promise that
                 // the event is durable.
-                let mut out = std::io::stdout().lock();
-                writeln!(out, "{line}")
-                    .and_then(|()| out.flush())
-                    .map_err(|e| Failure::new(1, format!("writing acknowledgements: {e}")))?;
+                print_line(line)?;
             }
         }
         Ok(())
     }
+}
+
+fn event_generation(event: &Event) -> u64 {
+    match event {
+        Event::Started(run) => run.generation,
+        Event::Completed { generation, .. } => *generation,
+        Event::Shutdown { .. } => 0,
+    }
+}
+
+/// The JSON object that names `event` exactly, as the `--acks` lines show it.
+fn event_json(event: &Event) -> serde_json::Value {
+    match event {
+        Event::Started(run) => serde_json::json!({
+            "event": "started",
+            "key": run.key,
+            "session_id": run.session_id,
+            "generation": run.generation,
+            "started_at_ms": run.started_at_ms,
+            "meta": run.meta,
+        }),
+        Event::Completed {
+            key,
+            generation,
+            at_ms,
+        } => serde_json::json!({
+            "event": "completed",
+            "key": key,
+            "generation": generation,
+            "at_ms": at_ms,
+        }),
+        Event::Shutdown { at_ms } => serde_json::json!({"event": "shutdown", "at_ms": at_ms}),
+    }
+}
+
+/// Writes `value` and a newline to stdout in one write under the stdout lock, then flushes, so
+/// that lines from several threads never interleave and a reader sees each line whole as soon
+/// as it is printed (a pipe write of one short line is atomic, even when the process is killed).
+fn print_line(value: &serde_json::Value) -> Result<(), Failure> {
+    let mut line = value.to_string();
+    line.push('\n');
+    let mut out = std::io::stdout().lock();
+    out.write_all(line.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Failure::new(1, format!("writing acknowledgements: {e}")))
 }
 
 fn summarize(

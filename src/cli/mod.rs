@@ -106,8 +106,14 @@ struct LoadArgs {
     /// Keys are PREFIX:0, PREFIX:1, ...
     #[arg(long, default_value = "load")]
     key_prefix: String,
-    /// Print every acknowledged event as one JSON line on stdout, flushed, after its call
-    /// returned Ok (the summary then goes to stderr).
+    /// Print each event on stdout twice, as one JSON line each, flushed: first a submission
+    /// line, {"submit":EVENT}, before the call that records it; then the acknowledgement line,
+    /// EVENT alone, after the call returned Ok. EVENT is
+    /// {"event":"started","key":K,"session_id":S,"generation":G,"started_at_ms":T,"meta":M} or
+    /// {"event":"completed","key":K,"generation":G,"at_ms":T}, exactly the event given to the
+    /// log. Lines from several threads never interleave; a key's lines come in its order. An
+    /// acknowledged event is durable; a submitted one may or may not be in the log after a
+    /// crash; nothing else may be. The summary then goes to stderr.
     #[arg(long)]
     acks: bool,
     /// Start a new segment file past this many bytes (12288 to 1073741824).

@@ -82,3 +82,88 @@ pub fn report_tier(tier: &str, line: &str) {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("crashtest-{tier}.txt"));
     std::fs::write(&path, format!("{line}\n")).expect("write the tier's summary");
 }
+
+/// What one simulated power loss did, read from its trace entry.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrashFigures {
+    /// Pending writes that persisted whole.
+    pub writes_kept: u64,
+    /// Pending writes that persisted in part (F2).
+    pub writes_torn: u64,
+    /// Pending writes that vanished (F1).
+    pub writes_lost: u64,
+    /// Pending writes whose length persisted without their data (F3).
+    pub writes_grown: u64,
+    /// Pending directory operations that persisted (F5).
+    pub dir_ops_kept: u64,
+    /// Pending directory operations that vanished (F5).
+    pub dir_ops_lost: u64,
+}
+
+/// Parses the detail of a crash entry of the simulator's trace ("WHAT: writes kept A torn B
+/// lost C grown D; set_len kept E lost F; dir ops kept G lost H"). Panics if the entry is not a
+/// crash or its text is not in that form, so that a change of the simulator's wording fails the
+/// tests that rely on it instead of making them vacuous.
+pub fn crash_figures(entry: &inflight::sim::TraceEntry) -> CrashFigures {
+    assert_eq!(entry.op, inflight::sim::OpKind::Crash, "{entry}");
+    let text = entry
+        .detail
+        .rsplit_once(": ")
+        .map_or(entry.detail.as_str(), |(_, figures)| figures);
+    let mut figures = CrashFigures::default();
+    let mut seen = 0;
+    for section in text.split(';') {
+        let words: Vec<&str> = section.split_whitespace().collect();
+        let (group, pairs) = match words.as_slice() {
+            ["writes", rest @ ..] => ("writes", rest),
+            ["set_len", rest @ ..] => ("set_len", rest),
+            ["dir", "ops", rest @ ..] => ("dir ops", rest),
+            _ => panic!("unexpected crash detail {:?}", entry.detail),
+        };
+        for pair in pairs.chunks(2) {
+            let [name, value] = pair else {
+                panic!("unexpected crash detail {:?}", entry.detail)
+            };
+            let value: u64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("unexpected crash detail {:?}", entry.detail));
+            let slot = match (group, *name) {
+                ("writes", "kept") => &mut figures.writes_kept,
+                ("writes", "torn") => &mut figures.writes_torn,
+                ("writes", "lost") => &mut figures.writes_lost,
+                ("writes", "grown") => &mut figures.writes_grown,
+                ("dir ops", "kept") => &mut figures.dir_ops_kept,
+                ("dir ops", "lost") => &mut figures.dir_ops_lost,
+                ("set_len", "kept" | "lost") => {
+                    seen += 1;
+                    continue;
+                }
+                _ => panic!("unexpected crash detail {:?}", entry.detail),
+            };
+            *slot = value;
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 8, "unexpected crash detail {:?}", entry.detail);
+    figures
+}
+
+/// The figures of every power loss in `sim`'s trace, oldest first.
+pub fn crashes(sim: &inflight::sim::SimStorage) -> Vec<CrashFigures> {
+    sim.trace()
+        .iter()
+        .filter(|e| e.op == inflight::sim::OpKind::Crash)
+        .map(crash_figures)
+        .collect()
+}
+
+/// The calls of `sim`'s trace into which `fault` was injected.
+pub fn injected(
+    sim: &inflight::sim::SimStorage,
+    fault: inflight::sim::Fault,
+) -> Vec<inflight::sim::TraceEntry> {
+    sim.trace()
+        .into_iter()
+        .filter(|e| e.fault == Some(fault))
+        .collect()
+}
