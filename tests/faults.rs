@@ -199,7 +199,10 @@ fn a_failed_directory_sync_during_rollover_poisons_and_loses_nothing_acknowledge
     let failed = injected(&sim, Fault::SyncDirEio);
     let trace = sim.trace();
     let created = trace.iter().find(|e| {
-        e.op == OpKind::Create && e.path.ends_with(format!("{:020}.log", 2)) && e.result.is_ok()
+        // The segment is created as NAME.tmp and renamed into place.
+        e.op == OpKind::Create
+            && e.path.to_string_lossy().contains(&format!("{:020}.log", 2))
+            && e.result.is_ok()
     });
     assert!(
         failed.len() == 1 && created.is_some_and(|c| c.index < failed[0].index),

@@ -7,7 +7,7 @@
 //!   timestamp, meta);
 //! - O2: every event in the log was submitted, exactly, and appears once;
 //! - each key's events in the log come in that key's submission order;
-//! - the running set the open reports is the fold of exactly those events.
+//! - the running set the open reports is the reference model's fold of exactly those events.
 //!
 //! `INFLIGHT_SIGKILL_ROUNDS` sets the number of kills (default 20).
 
@@ -193,12 +193,15 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
                 );
             }
         }
-        // What an open reports as running is the fold of exactly those events.
-        let folded = inflight::crashtest::fold(&logged);
-        let mut expected: Vec<&Run> = folded.entries().map(|entry| &entry.run).collect();
-        expected.sort_by(|a, b| a.key.cmp(&b.key));
-        let mut running: Vec<&Run> = found.report.running.iter().map(|r| &r.run).collect();
-        running.sort_by(|a, b| a.key.cmp(&b.key));
+        // What an open reports as running is the reference model's fold of exactly those
+        // events, runs and reasons.
+        let expected = inflight::crashtest::Model::of(&logged).running();
+        let running: Vec<(Run, inflight::Reason)> = found
+            .report
+            .running
+            .iter()
+            .map(|r| (r.run.clone(), r.reason))
+            .collect();
         assert_eq!(running, expected, "round {round}");
     }
     common::report_tier(
