@@ -11,6 +11,8 @@ use std::path::PathBuf;
 
 use fastrand::Rng;
 
+#[cfg(doc)]
+use super::SimStorage;
 use super::trace::{OpKind, TraceEntry};
 use super::vfs::{FileOp, Ino, Node, ROOT};
 use super::{Inner, PAGE_BYTES, SECTOR_BYTES};
@@ -127,14 +129,14 @@ pub(super) struct Tear {
 }
 
 impl Tear {
-    /// Applies the torn write of `data` at `offset` to `bytes`. With `powersafe_overwrite`, the
+    /// Applies the torn write of `data` at `offset` to `bytes`. With `overwrite_keeps_old`, the
     /// fill only touches bytes past the old end of the file.
     pub(super) fn apply(
         &self,
         bytes: &mut Vec<u8>,
         offset: u64,
         data: &[u8],
-        powersafe_overwrite: bool,
+        overwrite_keeps_old: bool,
     ) {
         let old_len = bytes.len();
         let start = offset as usize;
@@ -149,7 +151,7 @@ impl Tear {
         let covered = if self.whole_length { end } else { kept_end };
         let new_len = covered.max(old_len);
         bytes.resize(new_len, 0);
-        let from = if powersafe_overwrite {
+        let from = if overwrite_keeps_old {
             start.max(old_len)
         } else {
             start
@@ -177,6 +179,41 @@ pub(super) enum Outcome {
     Grown(Fill),
     /// A write only (F2): part of it persisted.
     Torn(Tear),
+    /// A write only, with the sector spill on ([`SimStorage::set_sector_spill`]): the outcome
+    /// (never [`Outcome::Kept`]), and then bytes outside the write, in the sectors it touches,
+    /// damaged.
+    Spilled(Box<Outcome>, Spill),
+}
+
+/// F2 without powersafe overwrite: what a write that a crash interrupted did to the bytes
+/// around it in the sectors it shares with them (before its start in its first sector, after
+/// its end in its last sector). Only with [`SimStorage::set_sector_spill`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Spill {
+    /// The damaged bytes, as file offsets, outside the write and inside its first or last
+    /// sector. Bytes past the end of the file are not there to damage.
+    pub(super) range: Range<u64>,
+    /// What they read as: [`Fill::Zeros`] or [`Fill::Garbage`].
+    pub(super) fill: Fill,
+}
+
+impl Spill {
+    /// Damages the bytes of the range that the file holds.
+    fn apply(&self, bytes: &mut [u8]) {
+        let len = bytes.len() as u64;
+        let (start, end) = (self.range.start.min(len), self.range.end.min(len));
+        self.fill.apply(&mut bytes[start as usize..end as usize]);
+    }
+}
+
+/// Where a write of `len` bytes at `start` shares `sector`-byte sectors with other bytes: the
+/// bytes before it in its first sector, and the bytes after it in its last sector (either
+/// empty when the write starts or ends at a sector boundary).
+pub(super) fn sector_neighbours(start: u64, len: usize, sector: u64) -> [Range<u64>; 2] {
+    let end = start + len as u64;
+    let head = start / sector * sector..start;
+    let tail = end..end.div_ceil(sector) * sector;
+    [head, tail]
 }
 
 /// The first `len` bytes of a write, as a tear's kept parts.
@@ -228,6 +265,35 @@ fn random_tear(rng: &mut Rng, start: u64, len: usize) -> Tear {
     }
 }
 
+/// The sector spill of a random crash: for a write at `start` of `len` bytes that the crash
+/// interrupted, with probability 1/2, the bytes around it in its first or its last `sector`
+/// (each with probability 1/2, if the write does not start or end at a sector boundary) are
+/// damaged from a random cut in that sector to the sector's end, as a sector write cut short
+/// leaves them. `None` if nothing was damaged.
+fn random_spill(rng: &mut Rng, start: u64, len: usize, sector: u64) -> Option<Spill> {
+    if !rng.bool() {
+        return None;
+    }
+    let [head, tail] = sector_neighbours(start, len, sector);
+    let fill = if rng.bool() {
+        Fill::Zeros
+    } else {
+        Fill::Garbage(rng.u64(..))
+    };
+    let range = match (head.is_empty(), tail.is_empty()) {
+        (true, true) => return None,
+        (false, true) => head,
+        (true, false) => tail,
+        (false, false) if rng.bool() => head,
+        (false, false) => tail,
+    };
+    let cut = rng.u64(range.clone());
+    Some(Spill {
+        range: cut..range.end,
+        fill,
+    })
+}
+
 fn random_fill(rng: &mut Rng) -> Fill {
     match rng.u8(0..3) {
         0 => Fill::Old,
@@ -241,10 +307,15 @@ fn apply_file_outcome(
     bytes: &mut Vec<u8>,
     op: &FileOp,
     outcome: &Outcome,
-    powersafe_overwrite: bool,
+    overwrite_keeps_old: bool,
     stats: &mut CrashStats,
 ) {
     match (op, outcome) {
+        (FileOp::Write { .. }, Outcome::Spilled(base, spill)) => {
+            stats.writes_spilled += 1;
+            apply_file_outcome(bytes, op, base, overwrite_keeps_old, stats);
+            spill.apply(bytes);
+        }
         (FileOp::Write { .. }, Outcome::Lost) => stats.writes_lost += 1,
         (FileOp::Write { .. }, Outcome::Kept) => {
             stats.writes_kept += 1;
@@ -261,14 +332,14 @@ fn apply_file_outcome(
         }
         (FileOp::Write { offset, data }, Outcome::Torn(tear)) => {
             stats.writes_torn += 1;
-            tear.apply(bytes, *offset, data, powersafe_overwrite);
+            tear.apply(bytes, *offset, data, overwrite_keeps_old);
         }
         (FileOp::SetLen(_), Outcome::Kept) => {
             stats.set_len_kept += 1;
             op.apply(bytes);
         }
         (FileOp::SetLen(_), Outcome::Lost) => stats.set_len_lost += 1,
-        (FileOp::SetLen(_), Outcome::Grown(_) | Outcome::Torn(_)) => {
+        (FileOp::SetLen(_), Outcome::Grown(_) | Outcome::Torn(_) | Outcome::Spilled(..)) => {
             unreachable!("a length change persists or is lost")
         }
     }
@@ -280,6 +351,8 @@ struct CrashStats {
     writes_torn: usize,
     writes_lost: usize,
     writes_grown: usize,
+    /// Writes whose crash also damaged bytes around them (counted besides their outcome).
+    writes_spilled: usize,
     set_len_kept: usize,
     set_len_lost: usize,
     dir_ops_kept: usize,
@@ -300,7 +373,11 @@ impl fmt::Display for CrashStats {
             self.set_len_lost,
             self.dir_ops_kept,
             self.dir_ops_lost
-        )
+        )?;
+        if self.writes_spilled > 0 {
+            write!(f, "; writes spilled {}", self.writes_spilled)?;
+        }
+        Ok(())
     }
 }
 
@@ -315,6 +392,7 @@ impl Inner {
     /// file, and for the directory operations, a [`Strategy`], then each operation's fate and
     /// its details.
     fn random_outcomes(&mut self, mode: CrashMode) -> Vec<Outcome> {
+        let sector_spill = self.sector_spill;
         let rng = &mut self.crash_rng;
         let mut outcomes = Vec::new();
         for node in self.nodes.values() {
@@ -344,6 +422,19 @@ impl Inner {
                     (FileOp::SetLen(_), Fate::Tear) if rng.bool() => Outcome::Kept,
                     (FileOp::SetLen(_), Fate::Tear) => Outcome::Lost,
                 };
+                // F2 without powersafe overwrite: an interrupted write may damage its
+                // neighbours in the sectors it touches.
+                let outcome = match (op, sector_spill) {
+                    (FileOp::Write { offset, data }, Some(sector))
+                        if mode == CrashMode::Random && outcome != Outcome::Kept =>
+                    {
+                        match random_spill(rng, *offset, data.len(), sector) {
+                            Some(spill) => Outcome::Spilled(Box::new(outcome), spill),
+                            None => outcome,
+                        }
+                    }
+                    _ => outcome,
+                };
                 outcomes.push(outcome);
             }
         }
@@ -364,14 +455,14 @@ impl Inner {
     /// [`Inner::pending_items`]. `what` names the state in the trace.
     pub(super) fn apply_crash(&mut self, outcomes: Vec<Outcome>, what: &str) {
         let mut stats = CrashStats::default();
-        let powersafe = self.powersafe_overwrite;
+        let keeps_old = self.overwrite_keeps_old;
         let mut outcomes = outcomes.into_iter();
         let mut next = || outcomes.next().expect("one outcome per pending operation");
         // F1 to F4.
         for node in self.nodes.values_mut() {
             if let Node::File(file) = node {
                 for op in mem::take(&mut file.pending) {
-                    apply_file_outcome(&mut file.durable, &op, &next(), powersafe, &mut stats);
+                    apply_file_outcome(&mut file.durable, &op, &next(), keeps_old, &mut stats);
                 }
                 file.cache = file.durable.clone();
             }
@@ -484,18 +575,18 @@ mod tests {
     }
 
     #[test]
-    fn torn_overwrites_damage_old_bytes_unless_powersafe() {
+    fn torn_overwrites_damage_old_bytes_unless_they_keep_them() {
         let old = [7u8; 2048];
         let mut damaged = false;
         for seed in 0..300 {
-            for powersafe in [false, true] {
+            for keeps_old in [false, true] {
                 let sim = SimStorage::new(seed);
-                sim.set_powersafe_overwrite(powersafe);
+                sim.set_overwrite_keeps_old_bytes(keeps_old);
                 let file = setup(&sim, &old);
                 write_all_at(&*file, &old, 0).unwrap(); // rewritten unchanged
                 sim.crash();
                 let bytes = sim.file_bytes(file_path()).unwrap();
-                if powersafe {
+                if keeps_old {
                     assert_eq!(bytes, old, "seed {seed}");
                 } else {
                     damaged |= bytes != old;
@@ -504,7 +595,7 @@ mod tests {
         }
         assert!(
             damaged,
-            "without powersafe overwrite a torn rewrite can damage old bytes"
+            "unless overwrites keep the old bytes, a torn rewrite can damage them"
         );
     }
 
@@ -556,5 +647,54 @@ mod tests {
         let mut bytes = Vec::new();
         tear.apply(&mut bytes, 0, &[7u8; 700], false);
         assert_eq!(bytes, vec![7u8; 10]);
+    }
+
+    #[test]
+    fn random_crashes_damage_synced_bytes_before_a_write_only_with_the_sector_spill() {
+        let synced: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let mut damaged_last_byte = 0;
+        for spill in [None, Some(SECTOR_BYTES)] {
+            for seed in 0..400 {
+                let sim = SimStorage::new(seed);
+                sim.set_sector_spill(spill);
+                let file = setup(&sim, &synced);
+                write_all_at(&*file, &[0xAB; 300], 1000).unwrap();
+                sim.crash();
+                let bytes = sim.file_bytes(file_path()).unwrap();
+                if spill.is_none() {
+                    assert_eq!(&bytes[..1000], &synced[..], "seed {seed}: nothing spilled");
+                    continue;
+                }
+                // Only the write's first sector, from a cut to the write's start.
+                assert_eq!(&bytes[..512], &synced[..512], "seed {seed}");
+                if let Some(cut) = (512..1000).find(|&i| bytes[i] != synced[i]) {
+                    assert!(
+                        bytes[cut..1000].iter().all(|&b| b == 0) || bytes[999] != synced[999],
+                        "seed {seed}: damage from a cut to the write"
+                    );
+                    assert!(sim.trace_text_last(1).contains("writes spilled 1"));
+                }
+                damaged_last_byte += usize::from(bytes[999] != synced[999]);
+            }
+        }
+        assert!(
+            damaged_last_byte > 20,
+            "the synced byte just before the write is damaged in {damaged_last_byte} crashes"
+        );
+    }
+
+    #[test]
+    fn a_write_that_persisted_whole_spills_nothing() {
+        let synced = vec![3u8; 1000];
+        for seed in 0..50 {
+            let sim = SimStorage::new(seed);
+            sim.set_sector_spill(Some(PAGE_BYTES));
+            let file = setup(&sim, &synced);
+            write_all_at(&*file, &[4; 100], 1000).unwrap();
+            sim.crash_keep_everything();
+            let mut expected = synced.clone();
+            expected.extend([4; 100]);
+            assert_eq!(sim.file_bytes(file_path()).unwrap(), expected);
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::ops::Range;
 
 use fastrand::Rng;
 
-use super::crash::{Fill, Outcome, Tear, prefix, sector_ranges};
+use super::crash::{Fill, Outcome, Spill, Tear, prefix, sector_neighbours, sector_ranges};
 use super::vfs::{FileOp, Ino};
 use super::{Inner, SECTOR_BYTES};
 
@@ -51,6 +51,15 @@ pub(super) fn choose(items: Vec<PendingItem>, mut index: u64) -> Vec<Outcome> {
         .collect()
 }
 
+/// How the disk treats the bytes around a write, for [`write_alternatives`].
+#[derive(Clone, Copy)]
+struct DiskModel {
+    /// [`SimStorage::set_overwrite_keeps_old_bytes`](super::SimStorage::set_overwrite_keeps_old_bytes).
+    overwrite_keeps_old: bool,
+    /// [`SimStorage::set_sector_spill`](super::SimStorage::set_sector_spill).
+    sector_spill: Option<u64>,
+}
+
 /// The enumeration's alternatives for a pending write of `len` bytes at `start`, when the file
 /// is at least `least` and at most `greatest` bytes long just before it. See "Every crash
 /// state" in the module documentation.
@@ -59,7 +68,7 @@ fn write_alternatives(
     len: usize,
     least: u64,
     greatest: u64,
-    powersafe_overwrite: bool,
+    disk: DiskModel,
     garbage: u64,
 ) -> Vec<Outcome> {
     let end = start + len as u64;
@@ -70,7 +79,7 @@ fn write_alternatives(
         alternatives.push(Outcome::Grown(Fill::Garbage(garbage)));
     }
     alternatives.push(Outcome::Kept);
-    let fills = if powersafe_overwrite && end <= least {
+    let fills = if disk.overwrite_keeps_old && end <= least {
         vec![Fill::Old]
     } else if start >= greatest {
         // The old bytes are past the end of the file: they read as zeros.
@@ -102,6 +111,40 @@ fn write_alternatives(
                     whole_length: false,
                 })
             }));
+        }
+    }
+    if let Some(sector) = disk.sector_spill {
+        // Only with the sector spill on: every outcome of an interrupted write again, with
+        // damage around it: the bytes before it in its first sector, then those after it in
+        // its last sector (where the file may hold any). Damage runs from a cut to the end of
+        // the sector, as a sector write cut short leaves it: each of these runs whole, then
+        // only its last byte, reading as zeros, then garbage.
+        let spill_garbage = Rng::with_seed(garbage).u64(..);
+        let mut damaged: Vec<Range<u64>> = Vec::new();
+        for range in sector_neighbours(start, len, sector) {
+            if range.is_empty() || range.start >= greatest {
+                continue;
+            }
+            if range.end - range.start > 1 {
+                damaged.push(range.clone());
+            }
+            damaged.push(range.end - 1..range.end);
+        }
+        let interrupted: Vec<Outcome> = alternatives
+            .iter()
+            .filter(|o| **o != Outcome::Kept)
+            .cloned()
+            .collect();
+        for base in interrupted {
+            for range in &damaged {
+                for fill in [Fill::Zeros, Fill::Garbage(spill_garbage)] {
+                    let spill = Spill {
+                        range: range.clone(),
+                        fill,
+                    };
+                    alternatives.push(Outcome::Spilled(Box::new(base.clone()), spill));
+                }
+            }
         }
     }
     alternatives
@@ -150,6 +193,10 @@ impl Inner {
     /// oldest first), each with its alternatives. See "Every crash state" in the module
     /// documentation.
     pub(super) fn pending_items(&self) -> Vec<PendingItem> {
+        let disk = DiskModel {
+            overwrite_keeps_old: self.overwrite_keeps_old,
+            sector_spill: self.sector_spill,
+        };
         let mut items = Vec::new();
         for (ino, file) in self.files() {
             // The shortest and longest the file can be before each operation, whatever the
@@ -164,7 +211,7 @@ impl Inner {
                             data.len(),
                             least,
                             greatest,
-                            self.powersafe_overwrite,
+                            disk,
                             self.garbage_seed(items.len()),
                         );
                         greatest = greatest.max(offset + data.len() as u64);
@@ -417,5 +464,131 @@ mod tests {
                 .any(|(_, bytes)| bytes.iter().any(|b| ![0, 1, 2, 9].contains(b)));
         }
         assert!(garbage, "some states hold garbage");
+    }
+
+    /// 1000 synced bytes, then an unsynced append of 636 bytes at 1000: sectors
+    /// `1000..1024`, `1024..1536` and `1536..1636` of 512 bytes.
+    fn pending_append(seed: u64) -> (SimStorage, Vec<u8>, Vec<u8>) {
+        let synced: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
+        let sim = SimStorage::new(seed);
+        let file = setup(&sim, &synced);
+        let appended = vec![0xAB; 636];
+        write_all_at(&*file, &appended, 1000).unwrap();
+        (sim, synced, appended)
+    }
+
+    #[test]
+    fn the_sector_spill_adds_states_that_damage_synced_bytes_before_an_append() {
+        let (sim, synced, appended) = pending_append(21);
+        assert_eq!(sim.crash_state_count(), 23, "{}", sim.pending_summary());
+        let off = all_states(&sim);
+        sim.set_sector_spill(Some(SECTOR_BYTES));
+        // The 22 alternatives that are not "persisted whole", each again with the 488 bytes
+        // before the append in its first sector damaged, then with only the last of them
+        // damaged, each zeroed, then garbage.
+        assert_eq!(
+            sim.crash_state_count(),
+            23 + 22 * 4,
+            "{}",
+            sim.pending_summary()
+        );
+        let on = all_states(&sim);
+        assert_eq!(
+            on[..23],
+            off[..],
+            "the first states are those without the spill"
+        );
+
+        for state in &off {
+            let bytes = &state[0].1;
+            assert_eq!(
+                &bytes[..1000],
+                &synced[..],
+                "without the spill, synced bytes survive"
+            );
+        }
+        let (mut whole, mut last_byte_only) = (0, 0);
+        for (index, state) in on.iter().enumerate().skip(23) {
+            let bytes = &state[0].1;
+            assert_eq!(
+                &bytes[..512],
+                &synced[..512],
+                "state {index}: another sector"
+            );
+            assert_ne!(
+                bytes[999], synced[999],
+                "state {index}: the byte before the write"
+            );
+            let head = &bytes[512..1000];
+            whole += usize::from(head[..487] != synced[512..999]);
+            last_byte_only += usize::from(head[..487] == synced[512..999]);
+            assert_ne!(
+                &bytes[1000..],
+                &appended[..],
+                "state {index}: the append never whole"
+            );
+        }
+        assert_eq!((whole, last_byte_only), (44, 44));
+    }
+
+    #[test]
+    fn the_sector_spill_of_a_4096_byte_sector_reaches_the_start_of_the_file() {
+        let (sim, synced, _) = pending_append(22);
+        sim.set_sector_spill(Some(PAGE_BYTES));
+        // The tears stay at 512-byte sectors (23 alternatives); the 22 that are not "persisted
+        // whole" come again with bytes 0..1000, which share the append's 4 KiB sector,
+        // damaged, and with byte 999 alone damaged.
+        assert_eq!(
+            sim.crash_state_count(),
+            23 + 22 * 4,
+            "{}",
+            sim.pending_summary()
+        );
+        let states = all_states(&sim);
+        let damaged = states
+            .iter()
+            .filter(|s| s[0].1[..1000] != synced[..])
+            .count();
+        assert_eq!(damaged, 88);
+        let second_byte_damaged = states.iter().filter(|s| s[0].1[1] != synced[1]).count();
+        assert_eq!(second_byte_damaged, 44, "byte 1 shares the append's sector");
+        assert!(states[..23].iter().all(|s| s[0].1[..1000] == synced[..]));
+    }
+
+    #[test]
+    fn the_sector_spill_damages_bytes_after_an_overwrite_too() {
+        let synced = vec![5u8; 2048];
+        let sim = SimStorage::new(23);
+        let file = setup(&sim, &synced);
+        write_all_at(&*file, &[6; 100], 600).unwrap(); // inside sector 512..1024
+        let plain = sim.crash_state_count();
+        sim.set_sector_spill(Some(SECTOR_BYTES));
+        // Every alternative but "persisted whole" again, with the 88 bytes before the write,
+        // byte 599 alone, the 324 bytes after it and byte 1023 alone damaged, each zeroed or
+        // garbage.
+        assert_eq!(sim.crash_state_count(), plain + (plain - 1) * 8);
+        let states = all_states(&sim);
+        let mut before = false;
+        let mut after = false;
+        for state in &states {
+            let bytes = &state[0].1;
+            assert_eq!(bytes.len(), 2048);
+            assert!(bytes[..512].iter().chain(&bytes[1024..]).all(|&b| b == 5));
+            before |= bytes[512..600].iter().any(|&b| b != 5);
+            after |= bytes[700..1024].iter().any(|&b| b != 5);
+        }
+        assert!(before && after, "before {before} after {after}");
+    }
+
+    #[test]
+    fn a_write_aligned_to_sectors_spills_nothing() {
+        let sim = SimStorage::new(24);
+        let file = setup(&sim, &[1; 1024]);
+        write_all_at(&*file, &[2; 512], 1024).unwrap();
+        let plain = sim.crash_state_count();
+        sim.set_sector_spill(Some(SECTOR_BYTES));
+        assert_eq!(sim.crash_state_count(), plain);
+        sim.set_sector_spill(None);
+        assert_eq!(sim.crash_state_count(), plain);
     }
 }

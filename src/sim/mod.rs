@@ -41,14 +41,19 @@
 //!   operations (an ordered file system), or decide each operation independently.
 //! - **F2 torn writes**: a persisted write may be torn: only a prefix of it (cut anywhere, also
 //!   inside a sector), or only some of its [`SECTOR_BYTES`] or [`PAGE_BYTES`] sectors, each
-//!   possibly itself cut short.
+//!   possibly itself cut short. There is no atomicity inside a write's range. Outside it, by
+//!   default, a crash changes nothing: the simulator assumes SQLite's "powersafe overwrite"
+//!   (a crash never changes a byte outside the range a write covered), which the log relies
+//!   on. [`SimStorage::set_sector_spill`] breaks it on purpose: an interrupted write may then
+//!   also damage the synced bytes that share its first or last sector.
 //! - **F3 garbage and zeros**: the parts of a torn write that did not persist read back as the
 //!   old bytes, zeros, or random bytes, and the file's length may cover the whole write even if
 //!   its last bytes did not persist. Even a lost write may leave the file longer, filled with
-//!   zeros or random bytes (its length was persisted, its data not). By default there is no
-//!   atomicity at all, so a torn write can also destroy the old bytes it was overwriting, even
-//!   when it rewrote them unchanged; [`SimStorage::set_powersafe_overwrite`] asks for disks
-//!   that only damage what a torn write appended (SQLite's "powersafe overwrite").
+//!   zeros or random bytes (its length was persisted, its data not). By default a torn write
+//!   can also destroy the old bytes it was overwriting, even when it rewrote them unchanged;
+//!   [`SimStorage::set_overwrite_keeps_old_bytes`] asks for disks that only damage what a torn
+//!   write appended. With the sector spill on, the bytes it damages around a write read back
+//!   as zeros or random bytes too.
 //! - **F4 length changes**: each unsynced [`StorageFile::set_len`] persists or is lost.
 //! - **F5 names**: each unsynced create, rename or removal persists or is lost, independently:
 //!   a new file can vanish, a removed file come back, a renamed file keep its old name (and a
@@ -131,17 +136,29 @@
 //!      holds at least 2 bytes of the write, the prefix cut in the middle of that first sector.
 //!      Each pattern comes with every fill of the parts that did not persist (F3): the old
 //!      bytes, zeros, garbage; "old" is left out when `s >= greatest` (the old bytes are past
-//!      the end of the file and read as zeros anyway), and with powersafe overwrite
-//!      ([`SimStorage::set_powersafe_overwrite`]) a write inside the file (`e <= least`) only
-//!      has "old". And with each length: the file covers the whole write, or, only if
+//!      the end of the file and read as zeros anyway), and when overwrites keep the old bytes
+//!      ([`SimStorage::set_overwrite_keeps_old_bytes`]) a write inside the file (`e <= least`)
+//!      only has "old". And with each length: the file covers the whole write, or, only if
 //!      `e > least` and the pattern ends before `e`, the file ends at the last persisted byte
 //!      (never shrinking). With that short length a prefix pattern of a write at
 //!      `s >= greatest` leaves no unpersisted byte inside the file, so it counts once, not
 //!      once per fill.
+//!   5. only with the sector spill on ([`SimStorage::set_sector_spill`] with `Some(S)`): each
+//!      alternative above but "persisted whole", in that order, again with damage around the
+//!      write, for each of these runs of bytes in turn: the bytes before `s` in its first
+//!      `S`-byte sector, then only the last of them (only if `s` is not a multiple of `S` and
+//!      the file may hold bytes there: `s / S * S < greatest`); the bytes after `e` in its last
+//!      sector, then only the last of them, that sector's last byte (only if `e` is not a
+//!      multiple of `S` and `e < greatest`). Each reads as zeros, then as garbage. (A run of
+//!      one byte comes once, not twice; bytes past the end of the file are not there to
+//!      damage.)
 //!
 //!   A 3-sector write past the end of the file thus has 1 + 2 + 1 + 19 = 23 alternatives:
 //!   7 patterns times 2 fills at full length, plus the 4 patterns ending early at short length
-//!   (3 prefixes once, the middle sector alone with 2 fills).
+//!   (3 prefixes once, the middle sector alone with 2 fills). If it is an append that starts
+//!   inside a sector (at an `s` that is not a multiple of `S`), the sector spill adds each of
+//!   the 22 that are not "persisted whole" again 4 times (the bytes before it, or only the
+//!   last of them, zeroed or garbage): 23 + 88 = 111.
 //! - A **length change** ([`StorageFile::set_len`]): lost, persisted.
 //! - A **directory operation** (create, rename, removal, a new directory's entry): lost,
 //!   persisted. A "persisted" operation that the F5 rule above forbids (an earlier operation
@@ -370,7 +387,8 @@ impl SimStorage {
                 op_count: 0,
                 trace: Vec::new(),
                 fired: None,
-                powersafe_overwrite: false,
+                overwrite_keeps_old: false,
+                sector_spill: None,
             })),
         }
     }
@@ -405,8 +423,8 @@ impl SimStorage {
 
     /// A deep, independent copy of the whole simulated machine: files (durable bytes, cache,
     /// pending operations), directories and their pending operations, the trace, the random
-    /// generators' states, the armed faults, the crash point and the call count, the powersafe
-    /// setting. From then on nothing done to one changes the other, and both make the same
+    /// generators' states, the armed faults, the crash point and the call count, the disk
+    /// settings ([`SimStorage::set_overwrite_keeps_old_bytes`], [`SimStorage::set_sector_spill`]). From then on nothing done to one changes the other, and both make the same
     /// random choices for the same calls.
     ///
     /// File handles and locks are not copied: handles opened on `self` keep working on `self`
@@ -459,13 +477,48 @@ impl SimStorage {
         inner.summary(&inner.pending_items())
     }
 
-    /// F2 and F3: when `on`, the parts of a torn write that did not persist keep the bytes they
-    /// were overwriting (only bytes past the old end of the file can read back as zeros or
-    /// garbage), as on a disk whose sector writes are atomic or whose firmware keeps the old
-    /// copy until the new one is complete. Off by default: the persistence model assumes no
-    /// atomicity, so a crash can damage bytes that a torn write was overwriting.
+    /// F2 and F3, inside a write's range: when `on`, the parts of a torn write that did not
+    /// persist keep the bytes they were overwriting (only bytes past the old end of the file
+    /// can read back as zeros or garbage), as on a disk whose firmware keeps the old copy of a
+    /// sector until the new one is complete. Off by default: the persistence model assumes no
+    /// atomicity, so a crash can damage the old bytes a torn write was overwriting, even when
+    /// it rewrote them unchanged. Bytes outside the write's range are another matter: see
+    /// [`SimStorage::set_sector_spill`].
+    pub fn set_overwrite_keeps_old_bytes(&self, on: bool) {
+        self.inner().overwrite_keeps_old = on;
+    }
+
+    /// The former name of [`SimStorage::set_overwrite_keeps_old_bytes`]. SQLite's "powersafe
+    /// overwrite" is a different promise (that a crash never changes a byte outside the range
+    /// a write covered), the one [`SimStorage::set_sector_spill`] breaks.
+    #[deprecated(
+        note = "renamed set_overwrite_keeps_old_bytes; SQLite's powersafe overwrite is what \
+                set_sector_spill(Some(_)) breaks"
+    )]
     pub fn set_powersafe_overwrite(&self, on: bool) {
-        self.inner().powersafe_overwrite = on;
+        self.set_overwrite_keeps_old_bytes(on);
+    }
+
+    /// F2 outside a write's range, an opt-in violation of SQLite's "powersafe overwrite" (the
+    /// promise that a crash never changes a byte outside the range a write covered). With
+    /// `Some(sector)`, a pending write that a crash loses or tears may also damage the bytes
+    /// that share a `sector`-byte sector with it: before its start in its first sector, after
+    /// its end in its last sector. They read back as zeros or garbage even though they were
+    /// synced long before, as on a disk whose sector writes are not atomic, interrupted while
+    /// it rewrote a partly written sector whole. A write that persisted whole damages nothing.
+    ///
+    /// A random crash ([`SimStorage::crash`]) damages, for half of the writes it interrupts,
+    /// the bytes around one end of the write from a random cut in that sector onwards. The
+    /// enumeration ([`SimStorage::crash_state_count`], [`SimStorage::crash_into`]) gets extra
+    /// alternatives, listed in "Every crash state" in the [module documentation](self), after
+    /// all the others: with `None` (the default) every count and every state is what it was.
+    ///
+    /// # Panics
+    ///
+    /// If `sector` is `Some(0)`.
+    pub fn set_sector_spill(&self, sector: Option<u64>) {
+        assert!(sector != Some(0), "a sector holds at least one byte");
+        self.inner().sector_spill = sector;
     }
 
     /// F6: lets the next `n` storage calls run, then fails every later call with
@@ -627,7 +680,9 @@ struct Inner {
     /// The fault injected into the call in progress, for its trace entry.
     fired: Option<Fault>,
     /// Whether a torn write leaves the old bytes it overwrote intact.
-    powersafe_overwrite: bool,
+    overwrite_keeps_old: bool,
+    /// The sector size whose neighbours an interrupted write may damage, if any.
+    sector_spill: Option<u64>,
 }
 
 impl Inner {

@@ -3,8 +3,8 @@
 pub(super) use std::collections::BTreeSet;
 pub(super) use std::path::{Path, PathBuf};
 
-pub(super) use super::SimStorage;
 use super::vfs::View;
+pub(super) use super::{PAGE_BYTES, SECTOR_BYTES, SimStorage};
 pub(super) use crate::storage::{
     LOCK_FILE, LockError, Storage, StorageFile, read_to_vec, write_all_at,
 };
