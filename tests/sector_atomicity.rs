@@ -16,7 +16,7 @@
 //! - **silent**: an acknowledged event is lost and nothing reported covers its bytes.
 //!
 //! In every state, every recovered event is one that was submitted, with its bytes (O2, O3),
-//! and the opened log holds the fold of its events (O7). Writes the figures to
+//! and the opened log holds the reference model's fold of its events (O7). Writes the figures to
 //! `target/tmp/crashtest-sector.txt`.
 
 mod common;
@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use inflight::crashtest::{Harness, History, Outcome, fold};
+use inflight::crashtest::{Harness, History, Model, Outcome};
 use inflight::sim::SimStorage;
 use inflight::{Event, Log, Policy, RecoveryReport, Run};
 
@@ -291,11 +291,24 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                 let missing = history
                     .missing_acked(&events)
                     .unwrap_or_else(|v| panic!("{context}: {v}"));
-                // O7: the opened log holds the fold of what it replays.
-                let folded = fold(&events);
-                assert_eq!(replayed.set, folded, "{context}");
-                let running: Vec<_> = folded.entries().cloned().collect();
-                assert_eq!(log.running(), running, "{context}");
+                // O7: the opened log holds the reference model of what it replays.
+                let running = Model::of(&events).running();
+                let live: Vec<_> = log
+                    .running()
+                    .into_iter()
+                    .map(|e| {
+                        let reason = e.reason();
+                        (e.run, reason)
+                    })
+                    .collect();
+                assert_eq!(live, running, "{context}");
+                let replayed_running: Vec<_> = replayed
+                    .report
+                    .running
+                    .iter()
+                    .map(|r| (r.run.clone(), r.reason))
+                    .collect();
+                assert_eq!(replayed_running, running, "{context}");
                 let class = if missing.is_empty() {
                     history
                         .check(&events)
