@@ -158,13 +158,38 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 }
 
 /// Decodes a frame payload. `None` when the bytes are not exactly one valid event within the
-/// limits; the caller treats that as corruption. Pure.
+/// limits, in the one encoding [`encode_event`] gives it (postcard also reads a varint padded
+/// with `0x80` bytes, which no writer produces); the caller treats that as corruption. Pure.
 pub fn decode_event(payload: &[u8]) -> Option<Event> {
     let (event, rest): (Event, &[u8]) = postcard::take_from_bytes(payload).ok()?;
-    if !rest.is_empty() || event.validate().is_err() {
+    if !rest.is_empty() || event.validate().is_err() || !encodes_to(&event, payload) {
         return None;
     }
     Some(event)
+}
+
+/// Whether `event` encodes to exactly `bytes`, compared as it is serialized, without a copy.
+fn encodes_to(event: &Event, bytes: &[u8]) -> bool {
+    /// A postcard output that matches each byte against the expected ones.
+    struct Expect<'a>(&'a [u8]);
+    impl postcard::ser_flavors::Flavor for Expect<'_> {
+        type Output = bool;
+        fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+            self.try_extend(&[byte])
+        }
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            let rest = self
+                .0
+                .strip_prefix(data)
+                .ok_or(postcard::Error::SerializeBufferFull)?;
+            self.0 = rest;
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<bool> {
+            Ok(self.0.is_empty())
+        }
+    }
+    postcard::serialize_with_flavor(event, Expect(bytes)) == Ok(true)
 }
 
 #[cfg(test)]
@@ -202,6 +227,16 @@ mod tests {
             bytes.push(0);
             assert_eq!(decode_event(&bytes), None);
         }
+    }
+
+    #[test]
+    fn only_the_shortest_encoding_of_an_event_decodes() {
+        let event = Event::Shutdown { at_ms: 100 };
+        assert_eq!(encode_event(&event), [2, 100]);
+        assert_eq!(decode_event(&[2, 100]), Some(event));
+        // The same integers padded with continuation bytes: postcard reads them, the log not.
+        assert_eq!(decode_event(&[2, 0xe4, 0x00]), None);
+        assert_eq!(decode_event(&[0x82, 0x00, 100]), None);
     }
 
     #[test]
