@@ -21,7 +21,8 @@
 //! - **O7** the recovered running set is the fold of the recovered events, and for acked events
 //!   equals what the live process held.
 //!
-//! The tests come in four tiers: decoder fuzzing ([`check_segment_bytes`]), a property-based
+//! The tests come in four tiers: decoder fuzzing ([`check_segment_bytes`] with a replay of the
+//! bytes, and [`check_pure_decoders`] on the decoders alone), a property-based
 //! state machine ([`Harness`]), exhaustive enumeration of crash states
 //! ([`SimStorage::crash_into`](crate::sim::SimStorage::crash_into)), and real processes killed
 //! with SIGKILL.
@@ -44,6 +45,7 @@ mod alloc;
 mod decoder;
 mod harness;
 mod oracle;
+mod pure;
 
 pub use alloc::{CountingAllocator, peak_allocation};
 pub use decoder::{
@@ -55,3 +57,4 @@ pub use harness::{
     START_META_BYTES, Stats, StepEnvironment,
 };
 pub use oracle::{History, Outcome, Violation, fold};
+pub use pure::{PureSummary, check_pure_decoders};
