@@ -64,6 +64,8 @@ pub enum HeaderError {
     UnsupportedVersion(u32),
     /// A version-1 header whose header-length field is not 64.
     BadLength(u32),
+    /// A version-1 header whose reserved field (bytes 56..60) is not zero.
+    BadReserved(u32),
 }
 
 impl std::fmt::Display for HeaderError {
@@ -78,6 +80,9 @@ impl std::fmt::Display for HeaderError {
                     f,
                     "segment header says it is {n} bytes long, not {SEGMENT_HEADER_BYTES}"
                 )
+            }
+            HeaderError::BadReserved(r) => {
+                write!(f, "segment header's reserved field is {r:#x}, not zero")
             }
         }
     }
@@ -118,6 +123,10 @@ impl SegmentHeader {
         let header_len = le_u32(&b[12..16]);
         if header_len != SEGMENT_HEADER_BYTES as u32 {
             return Err(HeaderError::BadLength(header_len));
+        }
+        let reserved = le_u32(&b[56..60]);
+        if reserved != 0 {
+            return Err(HeaderError::BadReserved(reserved));
         }
         Ok(SegmentHeader {
             segment_no: le_u64(&b[16..24]),
@@ -324,6 +333,27 @@ mod tests {
         assert_eq!(
             SegmentHeader::decode(&[0u8; 64]),
             Err(HeaderError::BadMagic)
+        );
+    }
+
+    #[test]
+    fn a_header_decodes_only_from_the_bytes_it_encodes_to() {
+        // A reserved field that is not zero, under a checksum that holds: every other field
+        // decodes, but the header would not re-encode to its own bytes.
+        let mut b = SegmentHeader {
+            segment_no: 1,
+            base_seq: 1,
+            salt: 2,
+            log_created_ms: 3,
+            segment_created_ms: 3,
+        }
+        .encode();
+        b[57] = 0xea;
+        let crc = crc32fast::hash(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&b),
+            Err(HeaderError::BadReserved(0xea00))
         );
     }
 
