@@ -258,7 +258,9 @@ impl<'a> Scanner<'a> {
 
     fn frame_at(&self, pos: usize, min_seq: u64) -> Option<Frame<'a>> {
         let (seq, payload) = decode_frame(&self.bytes[pos..], self.salt)?;
-        (seq >= min_seq).then_some(Frame {
+        // The last sequence number has no successor for the frame after it: no writer reaches
+        // it, so a frame carrying it is damage.
+        (seq >= min_seq && seq < u64::MAX).then_some(Frame {
             offset: self.base_offset + pos as u64,
             seq,
             payload,
@@ -396,6 +398,14 @@ mod tests {
         let scanned: Vec<_> = Scanner::new(&bytes, 0, 3, 1).collect();
         assert_eq!(scanned.len(), 2);
         assert!(matches!(scanned[1], Scanned::Damaged { .. }));
+    }
+
+    #[test]
+    fn a_frame_with_the_last_sequence_number_is_damage() {
+        let mut bytes = vec![0xff];
+        encode_frame(5, u64::MAX, b"x", &mut bytes);
+        let scanned: Vec<_> = Scanner::new(&bytes, 0, 5, 1).collect();
+        assert_eq!(scanned, vec![Scanned::Damaged { start: 0, end: 18 }]);
     }
 
     #[test]

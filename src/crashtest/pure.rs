@@ -155,8 +155,8 @@ fn check<'a>(data: &'a [u8], items: &mut Vec<Scanned<'a>>) -> Result<PureSummary
         ));
     }
 
-    // Prefixes, at cut points that cross a frame, fall on its end, fall inside damage, and one
-    // that depends on every byte of the input.
+    // Prefixes, cut one byte short of the last frame's end, inside its frame header, in the
+    // middle of the first damaged region, and at a point that depends on every byte of the input.
     let mut cuts = [usize::MAX; PREFIX_CUTS];
     let rel = |abs: u64| (abs - base) as usize;
     if let Some(f) = last_frame {
@@ -380,7 +380,9 @@ impl<'a> Walk<'a> {
                         self.next_seq
                     ));
                 }
-                self.next_seq = f.seq.wrapping_add(1);
+                self.next_seq = f.seq.checked_add(1).ok_or_else(|| {
+                    format!("record at {start} has the last sequence number, with no successor")
+                })?;
                 self.after_damage = false;
             }
             Scanned::Damaged { .. } => {
@@ -391,6 +393,7 @@ impl<'a> Walk<'a> {
                     for p in 1..(end - start) as usize {
                         if let Some((seq, _)) = decode_frame(&bytes[p..], salt)
                             && seq >= self.next_seq
+                            && seq < u64::MAX
                         {
                             return Err(format!(
                                 "{item:?} hides record {seq} at {}",
