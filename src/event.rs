@@ -158,13 +158,38 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
 }
 
 /// Decodes a frame payload. `None` when the bytes are not exactly one valid event within the
-/// limits; the caller treats that as corruption. Pure.
+/// limits, in the one encoding [`encode_event`] gives it (postcard also reads a varint padded
+/// with `0x80` bytes, which no writer produces); the caller treats that as corruption. Pure.
 pub fn decode_event(payload: &[u8]) -> Option<Event> {
     let (event, rest): (Event, &[u8]) = postcard::take_from_bytes(payload).ok()?;
-    if !rest.is_empty() || event.validate().is_err() {
+    if !rest.is_empty() || event.validate().is_err() || !encodes_to(&event, payload) {
         return None;
     }
     Some(event)
+}
+
+/// Whether `event` encodes to exactly `bytes`, compared as it is serialized, without a copy.
+fn encodes_to(event: &Event, bytes: &[u8]) -> bool {
+    /// A postcard output that matches each byte against the expected ones.
+    struct Expect<'a>(&'a [u8]);
+    impl postcard::ser_flavors::Flavor for Expect<'_> {
+        type Output = bool;
+        fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+            self.try_extend(&[byte])
+        }
+        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+            let rest = self
+                .0
+                .strip_prefix(data)
+                .ok_or(postcard::Error::SerializeBufferFull)?;
+            self.0 = rest;
+            Ok(())
+        }
+        fn finalize(self) -> postcard::Result<bool> {
+            Ok(self.0.is_empty())
+        }
+    }
+    postcard::serialize_with_flavor(event, Expect(bytes)) == Ok(true)
 }
 
 #[cfg(test)]
@@ -205,6 +230,16 @@ mod tests {
     }
 
     #[test]
+    fn only_the_shortest_encoding_of_an_event_decodes() {
+        let event = Event::Shutdown { at_ms: 100 };
+        assert_eq!(encode_event(&event), [2, 100]);
+        assert_eq!(decode_event(&[2, 100]), Some(event));
+        // The same integers padded with continuation bytes: postcard reads them, the log not.
+        assert_eq!(decode_event(&[2, 0xe4, 0x00]), None);
+        assert_eq!(decode_event(&[0x82, 0x00, 100]), None);
+    }
+
+    #[test]
     fn decoded_events_must_respect_the_limits() {
         let long = Event::Completed {
             key: "k".repeat(KEY_BYTES_MAX + 1),
@@ -219,15 +254,10 @@ mod tests {
     #[test]
     fn varints_follow_the_documented_rules() {
         let shutdown = |at_ms| Some(Event::Shutdown { at_ms });
-        // Over-long (non-minimal) varints are accepted, up to the type's byte limit.
-        assert_eq!(decode_event(&[2, 0x80, 0x00]), shutdown(0));
-        assert_eq!(decode_event(&[0x82, 0x00, 5]), shutdown(5));
-        // The variant index is a u32: at most 5 bytes.
-        assert_eq!(
-            decode_event(&[0x82, 0x80, 0x80, 0x80, 0x00, 5]),
-            shutdown(5)
-        );
-        assert_eq!(decode_event(&[0x82, 0x80, 0x80, 0x80, 0x80, 0x00, 5]), None);
+        assert_eq!(decode_event(&[2, 5]), shutdown(5));
+        // Only the shortest form is accepted: each event has exactly one encoding.
+        assert_eq!(decode_event(&[2, 0x80, 0x00]), None);
+        assert_eq!(decode_event(&[0x82, 0x00, 5]), None);
         // A u64 is at most 10 bytes, the tenth at most 1.
         let mut max = vec![2];
         max.extend([0xff; 9]);

@@ -64,6 +64,8 @@ pub enum HeaderError {
     UnsupportedVersion(u32),
     /// A version-1 header whose header-length field is not 64.
     BadLength(u32),
+    /// A version-1 header whose reserved field (bytes 56..60) is not zero.
+    BadReserved(u32),
 }
 
 impl std::fmt::Display for HeaderError {
@@ -78,6 +80,9 @@ impl std::fmt::Display for HeaderError {
                     f,
                     "segment header says it is {n} bytes long, not {SEGMENT_HEADER_BYTES}"
                 )
+            }
+            HeaderError::BadReserved(r) => {
+                write!(f, "segment header's reserved field is {r:#x}, not zero")
             }
         }
     }
@@ -118,6 +123,10 @@ impl SegmentHeader {
         let header_len = le_u32(&b[12..16]);
         if header_len != SEGMENT_HEADER_BYTES as u32 {
             return Err(HeaderError::BadLength(header_len));
+        }
+        let reserved = le_u32(&b[56..60]);
+        if reserved != 0 {
+            return Err(HeaderError::BadReserved(reserved));
         }
         Ok(SegmentHeader {
             segment_no: le_u64(&b[16..24]),
@@ -184,7 +193,8 @@ impl Frame<'_> {
     }
 }
 
-/// Decodes the frame at the start of `bytes`, if one is there whose length is in bounds and whose
+/// Decodes the frame at the start of `bytes`, if one is there whose length is in bounds, whose
+/// sequence number is not `u64::MAX` (it would have no successor) and whose
 /// checksum holds. The length is checked against both [`RECORD_BYTES_MAX`] and the bytes that
 /// remain before anything is read, so a corrupt length never reads (or allocates) past the input.
 pub fn decode_frame(bytes: &[u8], salt: u64) -> Option<(u64, &[u8])> {
@@ -195,7 +205,9 @@ pub fn decode_frame(bytes: &[u8], salt: u64) -> Option<(u64, &[u8])> {
     }
     let payload = bytes.get(FRAME_HEADER_BYTES..FRAME_HEADER_BYTES + len)?;
     let seq = le_u64(&header[8..16]);
-    (frame_checksum(salt, seq, payload) == le_u32(&header[4..8])).then_some((seq, payload))
+    // The largest sequence number has no successor, so no valid frame carries it.
+    (seq < u64::MAX && frame_checksum(salt, seq, payload) == le_u32(&header[4..8]))
+        .then_some((seq, payload))
 }
 
 /// One step of reading a segment's frames.
@@ -252,6 +264,8 @@ impl<'a> Scanner<'a> {
 
     fn frame_at(&self, pos: usize, min_seq: u64) -> Option<Frame<'a>> {
         let (seq, payload) = decode_frame(&self.bytes[pos..], self.salt)?;
+        // The last sequence number has no successor for the frame after it: no writer reaches
+        // it, so a frame carrying it is damage.
         (seq >= min_seq).then_some(Frame {
             offset: self.base_offset + pos as u64,
             seq,
@@ -338,6 +352,27 @@ mod tests {
     }
 
     #[test]
+    fn a_header_decodes_only_from_the_bytes_it_encodes_to() {
+        // A reserved field that is not zero, under a checksum that holds: every other field
+        // decodes, but the header would not re-encode to its own bytes.
+        let mut b = SegmentHeader {
+            segment_no: 1,
+            base_seq: 1,
+            salt: 2,
+            log_created_ms: 3,
+            segment_created_ms: 3,
+        }
+        .encode();
+        b[57] = 0xea;
+        let crc = crc32fast::hash(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            SegmentHeader::decode(&b),
+            Err(HeaderError::BadReserved(0xea00))
+        );
+    }
+
+    #[test]
     fn zero_filled_bytes_never_validate() {
         assert_eq!(decode_frame(&[0u8; 64], 0), None);
         let scanned: Vec<_> = Scanner::new(&[0u8; 100], 64, 0, 1).collect();
@@ -396,6 +431,14 @@ mod tests {
         );
         assert!(matches!(scanned[2], Scanned::Frame(f) if f.seq == 5 && f.payload == b"e"));
         assert!(matches!(scanned[3], Scanned::Frame(f) if f.seq == 6));
+    }
+
+    #[test]
+    fn a_frame_with_the_last_sequence_number_is_damage() {
+        let mut bytes = vec![0xff];
+        encode_frame(5, u64::MAX, b"x", &mut bytes);
+        let scanned: Vec<_> = Scanner::new(&bytes, 0, 5, 1).collect();
+        assert_eq!(scanned, vec![Scanned::Damaged { start: 0, end: 18 }]);
     }
 
     #[test]

@@ -19,11 +19,16 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The largest segment number. One below `u64::MAX`, so that the number after any segment's
+/// never overflows; a name with a larger number is not a segment.
+pub(crate) const SEGMENT_NO_MAX: u64 = u64::MAX - 1;
+
 pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".log")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
         .flatten()
+        .filter(|&n| n <= SEGMENT_NO_MAX)
 }
 
 #[cfg(test)]
@@ -36,5 +41,11 @@ mod tests {
         assert_eq!(parse_segment_name("42.log"), None);
         assert_eq!(parse_segment_name("LOCK"), None);
         assert_eq!(parse_segment_name("0000000000000000004x.log"), None);
+        assert_eq!(
+            parse_segment_name(&segment_name(SEGMENT_NO_MAX)),
+            Some(SEGMENT_NO_MAX)
+        );
+        assert_eq!(parse_segment_name(&segment_name(u64::MAX)), None);
+        assert_eq!(parse_segment_name("99999999999999999999.log"), None);
     }
 }

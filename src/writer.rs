@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::frame::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
-use crate::layout::{segment_name, temp_path};
+use crate::layout::{SEGMENT_NO_MAX, segment_name, temp_path};
 use crate::log::{Environment, Options};
 use crate::storage::{Storage, StorageFile, write_all_at};
 
@@ -43,6 +43,11 @@ impl Writer {
             segment_created_ms: env.now_ms(),
         };
         let path = dir.join(segment_name(segment_no));
+        if segment_no > SEGMENT_NO_MAX {
+            // Replay would not read a segment with this number: never write one.
+            let exhausted = std::io::Error::other("no segment number is left after this one");
+            return Err(Error::io("create", &path, exhausted));
+        }
         let file = replace_durably(storage, dir, &path, &header.encode())?;
         tracing::debug!(segment = %path.display(), base_seq, "created segment");
         Ok(Writer {

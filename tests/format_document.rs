@@ -188,17 +188,18 @@ mod doc {
         }
 
         /// An unsigned LEB128 varint of at most `max_bytes` bytes, whose tenth byte (a u64's
-        /// last) is at most 0x01.
+        /// last) is at most 0x01 and fifth (a u32's last) at most 0x0F, in its shortest form
+        /// (a last byte of 0 after others means it was longer than it needed to be).
         fn varint(&mut self, max_bytes: usize) -> Option<u64> {
             let mut v = 0u64;
             for i in 0..max_bytes {
                 let byte = self.byte()?;
-                if i == 9 && byte > 0x01 {
+                if (i == 9 && byte > 0x01) || (max_bytes == 5 && i == 4 && byte > 0x0f) {
                     return None;
                 }
                 v |= ((byte & 0x7f) as u64) << (7 * i);
                 if byte & 0x80 == 0 {
-                    return Some(v);
+                    return (i == 0 || byte != 0).then_some(v);
                 }
             }
             None
@@ -424,7 +425,8 @@ mod doc {
         if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        digits.parse().ok()
+        // The largest u64 is not a segment number: every segment has a successor.
+        digits.parse().ok().filter(|&n| n < u64::MAX)
     }
 
     /// A valid frame at `p`: length in 1..=8192, fits in the file, checksum holds with salt.
@@ -444,7 +446,7 @@ mod doc {
             &b[p + 8..p + 16],
             &b[p + FRAME_HEADER..p + FRAME_HEADER + len],
         ]);
-        (c == u32_at(b, p + 4)).then_some((seq, p + FRAME_HEADER + len))
+        (seq != u64::MAX && c == u32_at(b, p + 4)).then_some((seq, p + FRAME_HEADER + len))
     }
 
     enum HeaderCheck {
@@ -454,7 +456,7 @@ mod doc {
         },
         /// Failed check 1 or 2.
         Early,
-        /// Failed check 4, 5 or 6.
+        /// Failed check 4, 5, 6 or 7.
         Late,
     }
 
@@ -468,7 +470,11 @@ mod doc {
         if u32_at(b, 8) != 1 {
             return Err(Failure::UnsupportedVersion);
         }
-        if u32_at(b, 12) != 64 || u64_at(b, 16) != number || u64_at(b, 24) < next {
+        if u32_at(b, 12) != 64
+            || u32_at(b, 56) != 0
+            || u64_at(b, 16) != number
+            || u64_at(b, 24) < next
+        {
             return Ok(HeaderCheck::Late);
         }
         Ok(HeaderCheck::Valid {
@@ -1434,19 +1440,11 @@ fn checksummed_frames_that_are_not_events() {
             "string length overflow",
             [vec![1], vec![0xff; 9], vec![0x01]].concat(),
         ),
-    ];
-    // At the limits, and over-long within the limits: valid.
-    let good: Vec<(&str, Vec<u8>)> = vec![
-        ("key of 1024 bytes", doc::completed(&"k".repeat(1024), 1, 1)),
-        (
-            "meta of 4096 bytes",
-            doc::started("k", &"s".repeat(256), 1, 1, Some(&"m".repeat(4096))),
-        ),
+        // Longer than needed: only the shortest form is an encoding.
         (
             "5-byte variant index",
             vec![0x82, 0x80, 0x80, 0x80, 0x00, 5],
         ),
-        ("10-byte u64", [vec![2], vec![0x80; 9], vec![0x01]].concat()),
         (
             "10-byte zero",
             [vec![2], vec![0x80; 9], vec![0x00]].concat(),
@@ -1455,6 +1453,15 @@ fn checksummed_frames_that_are_not_events() {
             "80 00 generation",
             [vec![1, 1, b'k', 0x80, 0x00, 4]].concat(),
         ),
+    ];
+    // At the limits: valid.
+    let good: Vec<(&str, Vec<u8>)> = vec![
+        ("key of 1024 bytes", doc::completed(&"k".repeat(1024), 1, 1)),
+        (
+            "meta of 4096 bytes",
+            doc::started("k", &"s".repeat(256), 1, 1, Some(&"m".repeat(4096))),
+        ),
+        ("10-byte u64", [vec![2], vec![0x80; 9], vec![0x01]].concat()),
     ];
     for (what, payload) in &good {
         let dir = crafted(std::slice::from_ref(payload));
@@ -1558,6 +1565,7 @@ fn other_names_are_ignored() {
     std::fs::write(dir.path().join("LOCK"), b"123").unwrap();
     std::fs::write(dir.path().join("0000000000000000000a.log"), b"junk").unwrap();
     std::fs::write(dir.path().join("99999999999999999999.log"), b"junk").unwrap();
+    std::fs::write(dir.path().join(format!("{}.log", u64::MAX)), b"junk").unwrap();
     let r = ok(dir.path());
     assert_eq!(r.segments, 1);
 }
@@ -1641,5 +1649,28 @@ fn random_damage_agrees() {
         eprintln!("round {round}");
         let _ = agree(dir.path());
         assert_eq!(files(dir.path()), before);
+    }
+}
+
+#[test]
+fn a_frame_with_the_largest_sequence_number_is_never_valid() {
+    // Segment 1 holds record 1; a checksum-valid frame with sequence u64::MAX follows, in the
+    // middle (before record 2) and at the end.
+    let one = doc::shutdown(5);
+    for at_end in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = crafted_bytes(1, 1, std::slice::from_ref(&one));
+        b.extend(doc::encode_frame(8, u64::MAX, &doc::shutdown(6)));
+        if !at_end {
+            b.extend(doc::encode_frame(8, 2, &doc::shutdown(7)));
+        }
+        write(dir.path(), 1, &b);
+        let r = agree(dir.path()).unwrap();
+        // Never valid, so plain damage: corruption before record 2, a torn tail at the end.
+        if at_end {
+            assert_eq!((r.records, r.torn_tail_bytes), (1, 18), "{r:?}");
+        } else {
+            assert_eq!((r.records, r.corruption.len()), (2, 1), "{r:?}");
+        }
     }
 }

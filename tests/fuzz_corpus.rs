@@ -9,15 +9,19 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use inflight::crashtest::{
-    CountingAllocator, FuzzInput, check_decoder_allocation, check_replay_bytes, check_segment_bytes,
+    CountingAllocator, FuzzInput, check_decoder_allocation, check_pure_decoders,
+    check_replay_bytes, check_segment_bytes,
 };
-use inflight::frame::SEGMENT_HEADER_BYTES;
+use inflight::event::{Event, encode_event};
+use inflight::frame::{SEGMENT_HEADER_BYTES, encode_frame};
 use inflight::{Log, Options, Run};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
-fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+/// The files of `fuzz/corpus/<target>/`, at least `floor` of them (the committed seeds), so that
+/// a lost or emptied corpus fails rather than passes vacuously.
+fn corpus(target: &str, floor: usize) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz/corpus")
         .join(target);
@@ -31,14 +35,19 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
         })
         .collect();
     files.sort();
-    assert!(!files.is_empty(), "no corpus in {}", dir.display());
+    assert!(
+        files.len() >= floor,
+        "{} holds {} inputs, fewer than the {floor} committed",
+        dir.display(),
+        files.len()
+    );
     files
 }
 
 #[test]
 fn decode_segment_corpus_keeps_every_decoder_promise() {
     maybe_write_seeds();
-    for (path, data) in corpus("decode_segment") {
+    for (path, data) in corpus("decode_segment", 7) {
         let name = path.display();
         check_segment_bytes(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
         check_replay_bytes(&data).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -47,9 +56,32 @@ fn decode_segment_corpus_keeps_every_decoder_promise() {
 }
 
 #[test]
+fn decode_pure_corpus_keeps_every_pure_decoder_promise() {
+    maybe_write_seeds();
+    let (mut frames, mut events, mut headers, mut prefixes) = (0, 0, 0, 0);
+    for (path, data) in corpus("decode_pure", 18) {
+        let summary =
+            check_pure_decoders(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            summary.peak_allocation.is_some(),
+            "the allocation bound was not measured"
+        );
+        frames += summary.frames;
+        events += summary.events + usize::from(summary.event);
+        headers += usize::from(summary.header);
+        prefixes += summary.prefixes;
+    }
+    // The seeds hold real segments, frames and events: a check that found none checked nothing.
+    assert!(
+        frames >= 30 && events >= 30 && headers >= 5 && prefixes >= 30,
+        "{frames} frames, {events} events, {headers} headers, {prefixes} prefixes"
+    );
+}
+
+#[test]
 fn ops_corpus_satisfies_the_oracle() {
     maybe_write_seeds();
-    for (path, data) in corpus("ops") {
+    for (path, data) in corpus("ops", 18) {
         let input = FuzzInput::arbitrary_take_rest(Unstructured::new(&data)).unwrap();
         input
             .run()
@@ -71,6 +103,10 @@ fn maybe_write_seeds() {
         };
         for (name, bytes) in segment_seeds() {
             write("decode_segment", &name, &bytes);
+            write("decode_pure", &name, &bytes);
+        }
+        for (name, bytes) in pure_seeds() {
+            write("decode_pure", &name, &bytes);
         }
         let mut rng = fastrand::Rng::with_seed(0x0f_u64);
         for i in 0..16 {
@@ -121,5 +157,48 @@ fn segment_seeds() -> Vec<(String, Vec<u8>)> {
     let mut bad_header = full;
     bad_header[30] ^= 0xff;
     seeds.push(("damaged-header".into(), bad_header));
+    seeds
+}
+
+/// Inputs for the pure decoders on their own: event payloads alone, and frames behind an
+/// 8-byte salt (how `check_pure_decoders` reads bytes that do not start with a valid header),
+/// small enough for the fuzzer's length limit.
+fn pure_seeds() -> Vec<(String, Vec<u8>)> {
+    let events = [
+        (
+            "started",
+            Event::Started(
+                Run::new("agent:main:telegram:dm:4242", "20261126_1", 1, 1_000)
+                    .with_meta("{\"m\":1}"),
+            ),
+        ),
+        (
+            "completed",
+            Event::Completed {
+                key: "agent:main:http:c-5".into(),
+                generation: 3,
+                at_ms: 1_002,
+            },
+        ),
+        ("shutdown", Event::Shutdown { at_ms: 1_003 }),
+    ];
+    let salt: u64 = 0x5eed_f00d_5a17;
+    let mut seeds = Vec::new();
+    let mut frames = salt.to_le_bytes().to_vec();
+    for (seq, (name, event)) in (1..).zip(&events) {
+        let payload = encode_event(event);
+        let mut frame = salt.to_le_bytes().to_vec();
+        encode_frame(salt, 1, &payload, &mut frame);
+        seeds.push((format!("event-{name}"), payload.clone()));
+        seeds.push((format!("salt-and-frame-{name}"), frame));
+        encode_frame(salt, seq, &payload, &mut frames);
+    }
+    seeds.push(("salt-and-three-frames".into(), frames.clone()));
+    let mut torn = frames.clone();
+    torn.truncate(frames.len() - 3);
+    seeds.push(("salt-and-three-frames-torn".into(), torn));
+    let mut flipped = frames;
+    flipped[8 + 20] ^= 0x01;
+    seeds.push(("salt-and-three-frames-first-flipped".into(), flipped));
     seeds
 }

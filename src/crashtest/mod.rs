@@ -26,7 +26,8 @@
 //! (or by an earlier one that poisoned the handle): a log whose calls failed on their own would
 //! otherwise pass O1 and O2 with nothing acknowledged.
 //!
-//! The tests come in four tiers: decoder fuzzing ([`check_segment_bytes`]), a property-based
+//! The tests come in four tiers: decoder fuzzing ([`check_segment_bytes`] with a replay of the
+//! bytes, and [`check_pure_decoders`] on the decoders alone), a property-based
 //! state machine ([`Harness`]), exhaustive enumeration of crash states
 //! ([`SimStorage::crash_into`](crate::sim::SimStorage::crash_into)), and real processes killed
 //! with SIGKILL.
@@ -49,6 +50,7 @@ mod alloc;
 mod decoder;
 mod harness;
 mod oracle;
+mod pure;
 
 pub use alloc::{CountingAllocator, peak_allocation};
 pub use decoder::{
@@ -60,3 +62,4 @@ pub use harness::{
     START_META_BYTES, Stats, StepEnvironment,
 };
 pub use oracle::{History, Model, Outcome, Violation};
+pub use pure::{PureSummary, check_pure_decoders};
