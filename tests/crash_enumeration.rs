@@ -43,32 +43,7 @@ const SEED: u64 = 11;
 
 /// Every sequence of up to [`EVENTS_MAX`] events, the shorter ones also followed by a shutdown.
 fn workloads() -> Vec<Vec<usize>> {
-    let mut all: Vec<Vec<usize>> = vec![vec![]];
-    let mut frontier = all.clone();
-    for _ in 0..EVENTS_MAX {
-        frontier = frontier
-            .iter()
-            .flat_map(|w| {
-                (0..SYMBOLS).map(move |s| {
-                    let mut w = w.clone();
-                    w.push(s);
-                    w
-                })
-            })
-            .collect();
-        all.extend(frontier.iter().cloned());
-    }
-    let closed: Vec<Vec<usize>> = all
-        .iter()
-        .filter(|w| w.len() < EVENTS_MAX)
-        .map(|w| {
-            let mut w = w.clone();
-            w.push(SHUTDOWN);
-            w
-        })
-        .collect();
-    all.extend(closed);
-    all
+    common::workloads(SYMBOLS, EVENTS_MAX, SHUTDOWN)
 }
 
 /// Runs `workload` on `sim` until it ends or the simulator stops it; returns what each call

@@ -55,29 +55,44 @@ impl Damage {
 ///
 /// - together they are at most one frame long ([`UNSYNCED_TAIL_BYTES_MAX`]);
 /// - each could be the trace of a crash (none is a checksum-valid frame that is not an event,
-///   none is in a segment whose header is damaged);
-/// - if their first 4 bytes read as a frame length in range, they do not go on past the frame
-///   that length describes (a crash leaves the file no longer than the append it interrupted);
+///   none is in a segment whose header is damaged, none is a gap of missing records);
+/// - they do not go on past the frame their first frame header describes, when that header is
+///   witnessed intact (see [`extends_past_an_intact_frame`]);
 /// - no frame whose checksum holds starts anywhere in them, whatever its sequence number (a crash
 ///   cannot write a complete, checksum-valid frame that was never appended: such a frame is a
 ///   copy, a replay of an old frame, or damage of another kind).
 pub(super) fn is_torn_tail(regions: &[Damage], bytes: &[u8], salt: u64) -> bool {
+    let Some(first) = regions.first() else {
+        return false;
+    };
     let total: u64 = regions.iter().map(|d| d.end - d.start).sum();
     total <= UNSYNCED_TAIL_BYTES_MAX
         && regions.iter().all(|d| d.torn_possible)
-        && !extends_past_one_frame(bytes)
+        && !extends_past_an_intact_frame(bytes, first.start, first.after_seq + 1)
         && !holds_checksum_valid_frame(bytes, salt)
 }
 
-/// Whether damaged bytes at the end of a segment reach past the one frame a torn append could
-/// have left: the frame header at their start is readable, with a length in range, and the bytes
-/// go on after the frame it describes.
-fn extends_past_one_frame(damaged: &[u8]) -> bool {
-    let Some(len) = damaged.get(..4) else {
+/// The sector size within which the persistence model lets a torn write keep only a prefix.
+const TEAR_SECTOR_BYTES: u64 = 512;
+
+/// Whether damaged bytes starting at file offset `offset` reach past the one frame a torn append
+/// could have left. A crash leaves the file no longer than the append it interrupted, but a torn
+/// append may have torn its own length field too (a cut inside it, the rest zeros or garbage),
+/// so the length is trusted only when the header is witnessed intact: its sequence field holds
+/// the sequence number the append would have carried (`expected_seq`), and the whole 16-byte
+/// frame header lies within one 512-byte sector. A torn sector keeps a prefix of what was
+/// written to it, so an intact sequence field at bytes 8..16 means bytes 0..8 are intact too.
+fn extends_past_an_intact_frame(damaged: &[u8], offset: u64, expected_seq: u64) -> bool {
+    let Some(header) = damaged.get(..FRAME_HEADER_BYTES) else {
         return false;
     };
-    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-    (1..=RECORD_BYTES_MAX).contains(&len) && damaged.len() > FRAME_HEADER_BYTES + len
+    let len = u32::from_le_bytes(header[0..4].try_into().expect("4 bytes")) as usize;
+    let seq = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    let in_one_sector = offset % TEAR_SECTOR_BYTES + FRAME_HEADER_BYTES as u64 <= TEAR_SECTOR_BYTES;
+    seq == expected_seq
+        && in_one_sector
+        && (1..=RECORD_BYTES_MAX).contains(&len)
+        && damaged.len() > FRAME_HEADER_BYTES + len
 }
 
 /// Whether a frame whose checksum holds (with any sequence number) starts at any byte of
@@ -190,11 +205,37 @@ mod tests {
     }
 
     #[test]
-    fn damage_longer_than_the_frame_it_starts_is_not_a_torn_tail() {
+    fn damage_longer_than_the_intact_frame_it_starts_is_not_a_torn_tail() {
+        // Region starts at offset 64 after record 4: the damaged frame's header carries
+        // sequence 5, as the next append would.
         let mut frame = Vec::new();
         encode_frame(7, 5, b"payload", &mut frame);
-        frame[10] ^= 1;
+        frame[20] ^= 1; // inside the payload: the header is intact
         frame.extend_from_slice(&[0xaa; 4]);
-        assert!(!is_torn_tail(&[region(0, frame.len() as u64)], &frame, 7));
+        let at = |start| Damage {
+            start,
+            end: start + frame.len() as u64,
+            after_seq: 4,
+            ..region(0, 0)
+        };
+        assert!(!is_torn_tail(&[at(64)], &frame, 7));
+        // A header that straddles a sector boundary is not witnessed intact.
+        assert!(is_torn_tail(&[at(500)], &frame, 7));
+    }
+
+    #[test]
+    fn a_torn_length_field_is_still_a_torn_tail() {
+        // The repro of a crash state: the append's first byte kept, the rest of its sector
+        // zero-filled, the file grown to the end of what the write reached. The length now
+        // reads as 0xb8 and the bytes go on past that, but the header is not intact.
+        let mut torn = vec![0u8; 2947];
+        torn[0] = 0xb8;
+        let region = Damage {
+            start: 124,
+            end: 124 + torn.len() as u64,
+            after_seq: 3,
+            ..region(0, 0)
+        };
+        assert!(is_torn_tail(&[region], &torn, 7));
     }
 }

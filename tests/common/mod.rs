@@ -167,3 +167,35 @@ pub fn injected(
         .filter(|e| e.fault == Some(fault))
         .collect()
 }
+
+/// Every sequence of up to `events_max` symbols from `0..symbols`, the shorter ones also
+/// followed by `shutdown` (a clean shutdown comes only last): the workloads of an exhaustive
+/// crash-state enumeration.
+pub fn workloads(symbols: usize, events_max: usize, shutdown: usize) -> Vec<Vec<usize>> {
+    let mut all: Vec<Vec<usize>> = vec![vec![]];
+    let mut frontier = all.clone();
+    for _ in 0..events_max {
+        frontier = frontier
+            .iter()
+            .flat_map(|w| {
+                (0..symbols).map(move |s| {
+                    let mut w = w.clone();
+                    w.push(s);
+                    w
+                })
+            })
+            .collect();
+        all.extend(frontier.iter().cloned());
+    }
+    let closed: Vec<Vec<usize>> = all
+        .iter()
+        .filter(|w| w.len() < events_max)
+        .map(|w| {
+            let mut w = w.clone();
+            w.push(shutdown);
+            w
+        })
+        .collect();
+    all.extend(closed);
+    all
+}
