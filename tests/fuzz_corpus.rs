@@ -59,7 +59,7 @@ fn decode_segment_corpus_keeps_every_decoder_promise() {
 fn decode_pure_corpus_keeps_every_pure_decoder_promise() {
     maybe_write_seeds();
     let (mut frames, mut events, mut headers, mut prefixes) = (0, 0, 0, 0);
-    for (path, data) in corpus("decode_pure", 18) {
+    for (path, data) in corpus("decode_pure", 19) {
         let summary =
             check_pure_decoders(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(

@@ -340,7 +340,8 @@ impl<'a> Walk<'a> {
             body, base, salt, ..
         } = self.segment;
         let (start, end) = span(&item);
-        if start != self.pos || end <= start || end > self.end() {
+        let empty_ok = matches!(item, Scanned::Damaged { .. });
+        if start != self.pos || end < start || (end == start && !empty_ok) || end > self.end() {
             return Err(format!(
                 "{item:?} does not continue from {} within ..{}",
                 self.pos,
@@ -388,6 +389,19 @@ impl<'a> Walk<'a> {
             Scanned::Damaged { .. } => {
                 if self.after_damage {
                     return Err(format!("{item:?} follows another damaged region"));
+                }
+                if start == end {
+                    // An empty region marks missing records: a valid frame with a higher
+                    // sequence number than expected starts right there, and comes next.
+                    match decode_frame(bytes, salt) {
+                        Some((seq, _)) if seq > self.next_seq => {}
+                        _ => {
+                            return Err(format!(
+                                "{item:?} is empty but no frame above sequence {} starts there",
+                                self.next_seq
+                            ));
+                        }
+                    }
                 }
                 if inside {
                     for p in 1..(end - start) as usize {
