@@ -14,7 +14,9 @@ use std::fs::OpenOptions;
 use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
+use inflight::Opened;
 use inflight::{Event, Log, Options, Policy, Run};
+use inflight::{Generation, UnixMs};
 
 /// Rounds of each case.
 const ROUNDS: usize = 3;
@@ -23,8 +25,8 @@ fn run(i: u64) -> Run {
     Run::new(
         format!("agent:main:telegram:dm:{}", 1000 + i % 500),
         format!("20261126_104512_{i:08x}"),
-        i + 1,
-        1_764_150_000_000 + i,
+        Generation(i + 1),
+        UnixMs(1_764_150_000_000 + i),
     )
     .with_meta("{\"resume_from\":\"msg-1234567\",\"platform\":\"telegram\"}")
 }
@@ -81,7 +83,7 @@ fn main() {
         ));
 
         let dir = tmp.path().join(format!("log-{round}"));
-        let (log, _) = Log::open(&dir, Options::default()).unwrap();
+        let Opened { log, .. } = Log::open(&dir, Options::default()).unwrap();
         let t = Instant::now();
         for i in 0..events {
             log.mark_running(run(i)).unwrap();

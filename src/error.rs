@@ -72,7 +72,11 @@ pub enum Error {
     /// exactly what reached the disk.
     #[error("log handle is poisoned by an earlier failure ({cause}); reopen the log to recover")]
     Poisoned {
-        /// The failure that poisoned the handle.
+        /// The kind of the I/O error that poisoned the handle: [`io::ErrorKind::StorageFull`]
+        /// for a full disk (free space, then reopen), another kind for a failing disk or file
+        /// system (check the device before trusting it again).
+        kind: io::ErrorKind,
+        /// The failure that poisoned the handle, as text.
         cause: String,
     },
 
@@ -135,6 +139,16 @@ impl Error {
             Error::Locked { .. } => 4,
             Error::NotFound { .. } | Error::NotADirectory { .. } => 5,
             Error::InvalidInput { .. } => 6,
+        }
+    }
+
+    /// The kind of the underlying I/O error: the source's for [`Error::Io`], the recorded one
+    /// for [`Error::Poisoned`], [`io::ErrorKind::Other`] for everything else.
+    pub fn io_kind(&self) -> io::ErrorKind {
+        match self {
+            Error::Io { source, .. } => source.kind(),
+            Error::Poisoned { kind, .. } => *kind,
+            _ => io::ErrorKind::Other,
         }
     }
 

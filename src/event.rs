@@ -26,18 +26,26 @@ pub struct Run {
 }
 
 impl Run {
-    /// A run with no `meta`.
+    /// A run with no `meta`. The generation and the start time are wrapped in their own types,
+    /// so the two numbers cannot be swapped by mistake:
+    ///
+    /// ```
+    /// use inflight::{Generation, Run, UnixMs};
+    ///
+    /// let run = Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", Generation(3), UnixMs(1_764_150_000_000));
+    /// assert_eq!((run.generation, run.started_at_ms), (3, 1_764_150_000_000));
+    /// ```
     pub fn new(
         key: impl Into<String>,
         session_id: impl Into<String>,
-        generation: u64,
-        started_at_ms: u64,
+        generation: Generation,
+        started_at: UnixMs,
     ) -> Run {
         Run {
             key: key.into(),
             session_id: session_id.into(),
-            generation,
-            started_at_ms,
+            generation: generation.0,
+            started_at_ms: started_at.0,
             meta: None,
         }
     }
@@ -48,6 +56,16 @@ impl Run {
         self
     }
 }
+
+/// A run's generation: bumped by the gateway for every run it begins on a key, monotonic per
+/// key. A type of its own where a generation and a time would otherwise sit side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Generation(pub u64);
+
+/// A time in milliseconds since the Unix epoch. A type of its own where a time and a generation
+/// would otherwise sit side by side.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct UnixMs(pub u64);
 
 /// What the log records. Variant order is part of the on-disk format.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -202,8 +220,8 @@ mod tests {
         let run = Run::new(
             "k".repeat(KEY_BYTES_MAX),
             "s".repeat(SESSION_ID_BYTES_MAX),
-            u64::MAX,
-            u64::MAX,
+            Generation(u64::MAX),
+            UnixMs(u64::MAX),
         )
         .with_meta("m".repeat(META_BYTES_MAX));
         let bytes = encode_event(&Event::Started(run));
@@ -213,7 +231,7 @@ mod tests {
     #[test]
     fn events_round_trip_and_trailing_bytes_are_rejected() {
         let events = [
-            Event::Started(Run::new("a", "s1", 3, 10).with_meta("{\"m\":1}")),
+            Event::Started(Run::new("a", "s1", Generation(3), UnixMs(10)).with_meta("{\"m\":1}")),
             Event::Completed {
                 key: "a".into(),
                 generation: 3,

@@ -48,25 +48,17 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// A run in the running set.
+/// A run in flight: started and not yet completed. The one type for both what a live log holds
+/// ([`Log::running`](crate::Log::running)) and what recovery reports
+/// ([`RecoveryReport::running`](crate::RecoveryReport::running)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
+pub struct InFlightRun {
     /// The run as it was started.
     #[serde(flatten)]
     pub run: Run,
-    /// Set when a clean shutdown found this run still in flight.
-    pub interrupted_by_shutdown: bool,
-}
-
-impl Entry {
-    /// Why this run would be reported as interrupted if the process stopped now.
-    pub fn reason(&self) -> Reason {
-        if self.interrupted_by_shutdown {
-            Reason::Shutdown
-        } else {
-            Reason::Crash
-        }
-    }
+    /// Why the run is (or, if the process stopped now, would be) reported as interrupted:
+    /// [`Reason::Crash`], or [`Reason::Shutdown`] once a clean shutdown found it in flight.
+    pub reason: Reason,
 }
 
 /// A key's high-water mark: the highest generation the log has seen for it.
@@ -136,7 +128,7 @@ pub enum Applied {
 /// The running set and everything the fold remembers besides it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunningSet {
-    runs: BTreeMap<String, Entry>,
+    runs: BTreeMap<String, InFlightRun>,
     marks: BTreeMap<String, Mark>,
     counters: Counters,
     last_was_shutdown: bool,
@@ -161,7 +153,7 @@ impl RunningSet {
             Event::Shutdown { .. } => {
                 self.counters.shutdowns += 1;
                 for entry in self.runs.values_mut() {
-                    entry.interrupted_by_shutdown = true;
+                    entry.reason = Reason::Shutdown;
                 }
                 Applied::Shutdown {
                     interrupted: self.runs.len(),
@@ -177,9 +169,9 @@ impl RunningSet {
             return Applied::StaleStart { high_water: mark };
         }
         self.counters.started += 1;
-        let entry = Entry {
+        let entry = InFlightRun {
             run: run.clone(),
-            interrupted_by_shutdown: false,
+            reason: Reason::Crash,
         };
         let superseded = self
             .runs
@@ -236,12 +228,12 @@ impl RunningSet {
     }
 
     /// The running entry of `key`, if any.
-    pub fn get(&self, key: &str) -> Option<&Entry> {
+    pub fn get(&self, key: &str) -> Option<&InFlightRun> {
         self.runs.get(key)
     }
 
     /// Every running entry, ordered by key.
-    pub fn entries(&self) -> impl ExactSizeIterator<Item = &Entry> {
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = &InFlightRun> {
         self.runs.values()
     }
 
@@ -279,13 +271,14 @@ impl RunningSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::{Generation, UnixMs};
 
     fn start(key: &str, generation: u64) -> Event {
         Event::Started(Run::new(
             key,
             format!("s{generation}"),
-            generation,
-            generation,
+            Generation(generation),
+            UnixMs(generation),
         ))
     }
     fn complete(key: &str, generation: u64) -> Event {
@@ -368,10 +361,10 @@ mod tests {
             Applied::Shutdown { interrupted: 2 }
         );
         assert!(set.ended_with_shutdown());
-        assert!(set.entries().all(|e| e.reason() == Reason::Shutdown));
+        assert!(set.entries().all(|e| e.reason == Reason::Shutdown));
         set.apply(&start("c", 1));
         assert!(!set.ended_with_shutdown());
-        assert_eq!(set.get("c").unwrap().reason(), Reason::Crash);
-        assert_eq!(set.get("a").unwrap().reason(), Reason::Shutdown);
+        assert_eq!(set.get("c").unwrap().reason, Reason::Crash);
+        assert_eq!(set.get("a").unwrap().reason, Reason::Shutdown);
     }
 }

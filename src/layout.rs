@@ -1,7 +1,10 @@
-//! What a log directory holds: segment files named by their number, and the temporary copies
-//! that replace them. (The lock file is the storage's: [`crate::storage::LOCK_FILE`].)
+//! What a log directory holds: segment files named by their number, the temporary copies that
+//! replace them, and the lock file. Every name in a log directory is defined here.
 
 use std::path::{Path, PathBuf};
+
+/// The lock file: the owner's `flock`, holding its pid as text.
+pub const LOCK_FILE: &str = "LOCK";
 
 /// File name of segment `n`.
 pub(crate) fn segment_name(n: u64) -> String {

@@ -7,16 +7,20 @@
 //! corruption, and ignoring stale-generation records.
 //!
 //! ```
-//! use inflight::{Log, Options, Reason, Run};
+//! use inflight::{Generation, Log, Opened, Options, Reason, Run, UnixMs};
 //!
 //! let dir = tempfile::tempdir()?;
-//! let (log, _) = Log::open(dir.path(), Options::default())?;
-//! log.mark_running(Run::new("agent:main:discord:thread:77", "20261126_1", 1, 1_000).with_meta("{\"resume_from\":\"m-91\"}"))?;
-//! log.mark_running(Run::new("agent:main:http:c-5", "20261126_2", 1, 1_001))?;
-//! log.mark_completed("agent:main:http:c-5", 1)?;
+//! let Opened { log, report } = Log::open(dir.path(), Options::default())?;
+//! assert!(report.running.is_empty()); // a new log: nothing was in flight
+//! log.mark_running(
+//!     Run::new("agent:main:discord:thread:77", "20261126_1", Generation(1), UnixMs(1_000))
+//!         .with_meta(r#"{"resume_from":"m-91"}"#),
+//! )?;
+//! let run = log.begin_run("agent:main:http:c-5", "20261126_2", None)?; // generation 1, allocated
+//! log.mark_completed(&run.key, run.generation)?;
 //! drop(log); // the process dies here
 //!
-//! let (_log, report) = Log::open(dir.path(), Options::default())?;
+//! let Opened { log: _log, report } = Log::open(dir.path(), Options::default())?;
 //! assert_eq!(report.running.len(), 1);
 //! assert_eq!(report.running[0].run.key, "agent:main:discord:thread:77");
 //! assert_eq!(report.running[0].reason, Reason::Crash);
@@ -29,10 +33,13 @@
 //! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the generation rules).
 //! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
 //! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
-//! - [`log`]: the handle: open (lock, replay, repair), durable appends, clean close.
-//! - `writer` (internal): the open end of the log: segments created, frames appended and
-//!   synced, rollover, the durable copy made at open.
-//! - `layout` (internal): what a log directory holds: segment file names, temporary copies.
+//! - [`log`]: the handle: open (lock, replay, resume the writer), durable appends, clean close.
+//! - [`options`]: how to open a log, as a builder.
+//! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.
+//! - `writer` (internal): everything that writes to a log directory: what the open does to the
+//!   end of the log, segments created, frames appended and synced, rollover.
+//! - `layout` (internal): what a log directory holds: segment files, temporary copies, the lock
+//!   file.
 //! - [`storage`]: the seam every file operation goes through, and the real file system.
 //! - `sim` (feature `sim`): a simulated storage that loses, tears and corrupts writes the way a
 //!   power loss or a failing disk can, for crash-testing the log and code built on it.
@@ -45,6 +52,7 @@
 
 #[cfg(feature = "sim")]
 pub mod crashtest;
+pub mod environment;
 pub mod error;
 pub mod event;
 pub mod fold;
@@ -52,6 +60,7 @@ pub mod frame;
 mod layout;
 pub mod limits;
 pub mod log;
+pub mod options;
 pub mod recovery;
 // The simulated, crash-injecting storage for tests (feature `sim`); documented in the module.
 #[cfg(feature = "sim")]
@@ -59,11 +68,13 @@ pub mod sim;
 pub mod storage;
 mod writer;
 
+pub use environment::{Environment, SystemEnvironment};
 pub use error::{Error, Result};
-pub use event::{Event, Run};
-pub use fold::{Applied, Counters, Entry, Mark, Reason, RunningSet};
-pub use log::{Environment, Log, Options, Recovered, SystemEnvironment};
-pub use recovery::{Corruption, InterruptedRun, Policy, RecoveryReport, TornTail};
+pub use event::{Event, Generation, Run, UnixMs};
+pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunningSet};
+pub use log::{Log, Opened, Recovered};
+pub use options::Options;
+pub use recovery::{Corruption, Policy, RecoveryReport, TornTail};
 pub use storage::{FsStorage, Storage, StorageFile};
 
 /// The README's examples, compiled and run as doctests.

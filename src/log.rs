@@ -1,90 +1,41 @@
-//! The log handle: open (lock, replay, repair), durable appends, clean close.
+//! The log handle: open (lock, replay, resume the writer), durable appends, clean close.
 
-use std::fmt::Debug;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::event::{Event, Run, encode_event};
-use crate::fold::{Applied, Counters, Entry, Mark, RunningSet};
+use crate::event::{Event, Run, UnixMs, encode_event};
+use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
 use crate::layout::TEMP_SUFFIX;
-use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
-use crate::recovery::{Policy, RecoveryReport, Tail, replay};
+use crate::options::Options;
+use crate::recovery::{Policy, RecoveryReport, replay};
 use crate::storage::{DirLock, FsStorage, LockError, Storage};
-use crate::writer::{Writer, replace_durably};
+use crate::writer::{Context, Writer};
 
-/// The outside world the shell needs: a clock and a source of salts. Replace it to make a
-/// simulated run deterministic.
-pub trait Environment: Send + Sync + Debug {
-    /// Milliseconds since the Unix epoch.
-    fn now_ms(&self) -> u64;
-    /// A fresh random salt for a new segment.
-    fn salt(&self) -> u64;
-}
-
-/// The system clock and a random salt.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemEnvironment;
-
-impl Environment for SystemEnvironment {
-    fn now_ms(&self) -> u64 {
-        now_ms()
-    }
-    fn salt(&self) -> u64 {
-        fastrand::u64(..)
-    }
-}
-
-/// The system clock in milliseconds since the Unix epoch (0 if the clock is before 1970).
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// How to open a log.
-#[derive(Clone, Debug)]
-pub struct Options {
-    /// What to do with corruption: skip and report (default), or fail.
-    pub policy: Policy,
-    /// Size at which the writer starts a new segment, between [`SEGMENT_BYTES_MIN`] and
-    /// [`SEGMENT_BYTES_LIMIT`].
-    pub segment_bytes_max: u64,
-    /// The clock and salt source.
-    pub environment: Arc<dyn Environment>,
-}
-
-impl Default for Options {
-    fn default() -> Options {
-        Options {
-            policy: Policy::default(),
-            segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
-            environment: Arc::new(SystemEnvironment),
-        }
-    }
-}
-
-impl Options {
-    /// These options with the strict corruption policy.
-    pub fn strict(mut self) -> Options {
-        self.policy = Policy::Strict;
-        self
-    }
-
-    fn validate(&self) -> Result<()> {
-        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
-            return Err(Error::InvalidInput {
-                field: "segment_bytes_max",
-                reason: format!(
-                    "is {}, outside {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_LIMIT}",
-                    self.segment_bytes_max
-                ),
-                key: None,
-            });
-        }
-        Ok(())
-    }
+/// An opened log and what its recovery found. `#[must_use]`: the report says which runs were in
+/// flight when the log was last written, and a gateway must resume or suspend exactly those,
+/// so dropping it is a choice the code has to show.
+///
+/// ```
+/// use inflight::{Log, Opened, Options};
+///
+/// let dir = tempfile::tempdir()?;
+/// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
+/// for interrupted in &report.running {
+///     println!("resume {} (reason: {})", interrupted.run.key, interrupted.reason);
+/// }
+/// # drop(log);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "the recovery report lists the runs that were in flight: resume or suspend them"]
+pub struct Opened {
+    /// The open log, ready for appends.
+    pub log: Log,
+    /// What replay found: the interrupted runs, a torn tail cut, corruption skipped.
+    pub report: RecoveryReport,
 }
 
 /// What a read-only replay found: the report and the folded state.
@@ -98,17 +49,23 @@ pub struct Recovered {
 
 /// An open log. `Send + Sync`: share it between threads with an `Arc`.
 ///
-/// Every `mark_*` call returns only after its event is durable: written and synced with
-/// fdatasync (and, for a new segment, its directory entry synced too). A call that returns an
-/// error may or may not have reached the disk; after a failed write or sync the handle is
-/// poisoned and every later call fails until the log is reopened.
-#[derive(Debug)]
+/// Every call that records an event returns only after the event is durable: written and
+/// synced with fdatasync (and, for a new segment, its directory entry synced too). A call that
+/// returns an error may or may not have reached the disk; after a failed write or sync the
+/// handle is poisoned and every later call fails until the log is reopened.
 pub struct Log {
     dir: PathBuf,
-    storage: Arc<dyn Storage>,
-    options: Options,
+    environment: Arc<dyn Environment>,
     state: Mutex<State>,
     _lock: DirLock,
+}
+
+impl std::fmt::Debug for Log {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Log")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
@@ -121,14 +78,15 @@ struct State {
 
 #[derive(Debug, Clone)]
 enum Failure {
-    Poisoned(String),
+    Poisoned { kind: io::ErrorKind, cause: String },
     Closed,
 }
 
 impl Failure {
     fn to_error(&self) -> Error {
         match self {
-            Failure::Poisoned(cause) => Error::Poisoned {
+            Failure::Poisoned { kind, cause } => Error::Poisoned {
+                kind: *kind,
                 cause: cause.clone(),
             },
             Failure::Closed => Error::Closed,
@@ -140,20 +98,20 @@ impl Log {
     /// Opens (creating if missing) the log in `dir` on the real file system, and replays it.
     ///
     /// ```
-    /// use inflight::{Log, Options, Run};
+    /// use inflight::{Generation, Log, Opened, Options, Run, UnixMs};
     /// let dir = tempfile::tempdir()?;
-    /// let (log, report) = Log::open(dir.path(), Options::default())?;
+    /// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
     /// assert!(report.running.is_empty());
-    /// log.mark_running(Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", 1, 1_764_150_000_000))?;
+    /// log.mark_running(Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", Generation(1), UnixMs(1_764_150_000_000)))?;
     /// drop(log); // a crash: no clean shutdown recorded
     ///
-    /// let (log, report) = Log::open(dir.path(), Options::default())?;
+    /// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
     /// assert_eq!(report.running.len(), 1); // the run to resume
     /// log.mark_completed("agent:main:telegram:dm:4242", 1)?;
     /// log.close()?;
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<(Log, RecoveryReport)> {
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Opened> {
         Log::open_with_storage(Arc::new(FsStorage::default()), dir, options)
     }
 
@@ -163,7 +121,7 @@ impl Log {
         storage: Arc<dyn Storage>,
         dir: impl AsRef<Path>,
         options: Options,
-    ) -> Result<(Log, RecoveryReport)> {
+    ) -> Result<Opened> {
         options.validate()?;
         let dir = dir.as_ref().to_path_buf();
         create_dir_durably(&*storage, &dir)?;
@@ -177,73 +135,17 @@ impl Log {
         let names = remove_temp_files(&*storage, &dir)?;
         let replayed = replay(&*storage, &dir, names, options.policy, &mut |_, _| {})?;
         let mut report = replayed.report;
-        let env = &options.environment;
-        let writer = match replayed.tail {
-            Tail::Fresh => {
-                Writer::create(&*storage, &dir, 1, replayed.next_seq, env.now_ms(), &**env)?
-            }
-            Tail::NewSegment { segment_no, remove } => {
-                if let Some(path) = remove {
-                    storage
-                        .remove(&path)
-                        .map_err(|e| Error::io("remove", &path, e))?;
-                    storage
-                        .sync_dir(&dir)
-                        .map_err(|e| Error::io("sync directory", &dir, e))?;
-                    if let Some(torn) = &mut report.torn_tail {
-                        torn.cut = true;
-                    }
-                }
-                let created = report.coverage_since_ms.unwrap_or_else(|| env.now_ms());
-                Writer::create(
-                    &*storage,
-                    &dir,
-                    segment_no,
-                    replayed.next_seq,
-                    created,
-                    &**env,
-                )?
-            }
-            Tail::Append {
-                path,
-                header,
-                end,
-                bytes,
-            } => {
-                let valid = &bytes[..end as usize];
-                let writer =
-                    Writer::reopen(&*storage, &dir, path, header, valid, replayed.next_seq)?;
-                if let Some(torn) = &mut report.torn_tail {
-                    torn.cut = true;
-                }
-                writer
-            }
-            Tail::Seal {
-                path,
-                bytes,
-                next_segment_no,
-            } => {
-                // The damage stays where it is, for inspection; new records go to a new segment.
-                replace_durably(&*storage, &dir, &path, &bytes)?;
-                let created = report.coverage_since_ms.unwrap_or_else(|| env.now_ms());
-                Writer::create(
-                    &*storage,
-                    &dir,
-                    next_segment_no,
-                    replayed.next_seq,
-                    created,
-                    &**env,
-                )?
-            }
+        let context = Context {
+            storage,
+            dir: dir.clone(),
+            environment: options.environment.clone(),
+            segment_bytes_max: options.segment_bytes_max,
         };
-        let created = writer.header.log_created_ms;
-        report.coverage_since_ms =
-            Some(report.coverage_since_ms.map_or(created, |c| c.min(created)));
+        let writer = Writer::resume(context, replayed.tail, replayed.next_seq, &mut report)?;
         log_report(&dir, &report);
         let log = Log {
             dir,
-            storage,
-            options,
+            environment: options.environment,
             state: Mutex::new(State {
                 writer,
                 set: replayed.set,
@@ -251,14 +153,16 @@ impl Log {
             }),
             _lock: lock,
         };
-        Ok((log, report))
+        Ok(Opened { log, report })
     }
 
     /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
     /// inspect a log, even one a live process is writing (an append in progress then shows as a
-    /// torn tail). A torn tail is reported (with `cut: false`) but left in place. Segments are
-    /// memory-mapped (see [`FsStorage::mmap`]). A directory without segment files is
-    /// [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
+    /// torn tail), and for a gateway that must learn what was in flight when a read-write open
+    /// cannot run (the disk is full: an open needs room for a copy of the last segment). A torn
+    /// tail is reported (with `cut: false`) but left in place. Segments are memory-mapped (see
+    /// [`FsStorage::mmap`]). A directory without segment files is [`Error::NotFound`]: it is
+    /// not a log, and must not read as "nothing in flight".
     pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<Recovered> {
         Log::read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
     }
@@ -277,10 +181,10 @@ impl Log {
     /// state they fold to. Like [`Log::read_only`], it takes no lock and changes nothing.
     ///
     /// ```
-    /// # use inflight::{Log, Options, Policy, Run, FsStorage};
+    /// # use inflight::{Generation, Log, Options, Policy, Run, FsStorage, UnixMs};
     /// # let dir = tempfile::tempdir()?;
-    /// # let (log, _) = Log::open(dir.path(), Options::default())?;
-    /// # log.mark_running(Run::new("k", "s", 1, 1))?;
+    /// # let log = Log::open(dir.path(), Options::default())?.log;
+    /// # log.mark_running(Run::new("k", "s", Generation(1), UnixMs(1)))?;
     /// let mut keys = Vec::new();
     /// Log::for_each_event(&FsStorage::default(), dir.path(), Policy::Strict, |_seq, event| {
     ///     keys.extend(event.key().map(str::to_string));
@@ -313,37 +217,89 @@ impl Log {
         })
     }
 
-    /// Records that `run` started. Returns once the event is durable, with what it did to the
-    /// running set (a start below the key's high-water mark is recorded but ignored).
+    /// Records that `run` started, under the generation the gateway chose (for gateways that own
+    /// their generations, for example bumping one on `/stop`). Returns once the event is
+    /// durable, with what it did to the running set (a start below the key's high-water mark is
+    /// recorded but ignored). To let the log choose the generation, use [`Log::begin_run`].
     pub fn mark_running(&self, run: Run) -> Result<Applied> {
         self.record(Event::Started(run))
     }
 
-    /// Records that the run of `key` with `generation` completed, timestamped with the
-    /// environment's clock. Returns once the event is durable.
+    /// Begins a run on `key` under a generation the log allocates: one above the key's
+    /// high-water mark (1 for a key the log has not seen), stamped with the log's clock.
+    /// Returns the run, generation included, once its start is durable. Allocation and append
+    /// happen under the log's own lock, so two threads beginning runs on one key never get the
+    /// same generation (reading [`Log::high_water`] and then calling [`Log::mark_running`]
+    /// races).
+    ///
+    /// ```
+    /// use inflight::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let first = log.begin_run("agent:main:http:c-5", "20261126_1", None)?;
+    /// let second = log.begin_run("agent:main:http:c-5", "20261126_1", Some(r#"{"resume_from":"m-2"}"#.into()))?;
+    /// assert_eq!((first.generation, second.generation), (1, 2));
+    /// log.mark_completed(&second.key, second.generation)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn begin_run(
+        &self,
+        key: impl Into<String>,
+        session_id: impl Into<String>,
+        meta: Option<String>,
+    ) -> Result<Run> {
+        let mut run = Run {
+            key: key.into(),
+            session_id: session_id.into(),
+            generation: 0,
+            started_at_ms: 0,
+            meta,
+        };
+        // The limits do not depend on the generation: check them before taking the lock.
+        let mut event = Event::Started(run.clone());
+        event.validate()?;
+        let mut state = self.state()?;
+        let mark = state.set.mark(&run.key).map(|m| m.generation);
+        run.generation = match mark {
+            None => 1,
+            Some(g) => g.checked_add(1).ok_or_else(|| Error::InvalidInput {
+                field: "generation",
+                reason: "has reached its largest value for this key; no generation is left".into(),
+                key: Some(crate::event::shorten(&run.key)),
+            })?,
+        };
+        run.started_at_ms = self.environment.now_ms();
+        event = Event::Started(run.clone());
+        self.append_locked(&mut state, &event)?;
+        Ok(run)
+    }
+
+    /// Records that the run of `key` with `generation` completed, timestamped with the log's
+    /// clock. Returns once the event is durable.
     pub fn mark_completed(&self, key: &str, generation: u64) -> Result<Applied> {
-        let at_ms = self.options.environment.now_ms();
-        self.mark_completed_at(key, generation, at_ms)
+        let at = UnixMs(self.environment.now_ms());
+        self.mark_completed_at(key, generation, at)
     }
 
     /// [`Log::mark_completed`] with an explicit timestamp.
-    pub fn mark_completed_at(&self, key: &str, generation: u64, at_ms: u64) -> Result<Applied> {
+    pub fn mark_completed_at(&self, key: &str, generation: u64, at: UnixMs) -> Result<Applied> {
         self.record(Event::Completed {
             key: key.to_string(),
             generation,
-            at_ms,
+            at_ms: at.0,
         })
     }
 
     /// Records a clean shutdown (runs still in flight are reported after the next open with
     /// reason `shutdown`) and closes the handle: later calls return [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
-        let at_ms = self.options.environment.now_ms();
+        let at_ms = self.environment.now_ms();
         self.record(Event::Shutdown { at_ms }).map(drop)
     }
 
     /// The runs in flight now, ordered by key.
-    pub fn running(&self) -> Vec<Entry> {
+    pub fn running(&self) -> Vec<InFlightRun> {
         self.with_set(|set| set.entries().cloned().collect())
     }
 
@@ -371,6 +327,7 @@ impl Log {
 
     fn state(&self) -> Result<MutexGuard<'_, State>> {
         self.state.lock().map_err(|_| Error::Poisoned {
+            kind: io::ErrorKind::Other,
             cause: "a thread panicked while appending".into(),
         })
     }
@@ -380,21 +337,26 @@ impl Log {
     /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
     pub fn record(&self, event: Event) -> Result<Applied> {
         event.validate()?;
-        let payload = encode_event(&event);
         let mut state = self.state()?;
+        self.append_locked(&mut state, &event)
+    }
+
+    /// Appends `event` (already validated) while the caller holds the state's lock, and folds it.
+    fn append_locked(&self, state: &mut State, event: &Event) -> Result<Applied> {
         if let Some(failure) = &state.failure {
             return Err(failure.to_error());
         }
-        let result = state
-            .writer
-            .append(&*self.storage, &self.dir, &payload, &self.options);
-        if let Err(e) = result {
+        let payload = encode_event(event);
+        if let Err(e) = state.writer.append(&payload) {
             // A failed write or sync leaves the file in an unknown state and, after a failed
             // fsync, the kernel may report the next one as a success without writing the data
             // (Linux drops dirty pages on error). Nothing written after this point could be
             // trusted, so the handle refuses everything until the log is reopened and replayed.
             tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
-            state.failure = Some(Failure::Poisoned(e.to_string()));
+            state.failure = Some(Failure::Poisoned {
+                kind: e.io_kind(),
+                cause: e.to_string(),
+            });
             return Err(e);
         }
         if matches!(event, Event::Shutdown { .. }) {
@@ -402,7 +364,7 @@ impl Log {
             // after the shutdown record.
             state.failure = Some(Failure::Closed);
         }
-        Ok(state.set.apply(&event))
+        Ok(state.set.apply(event))
     }
 }
 

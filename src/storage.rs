@@ -14,8 +14,8 @@ use std::path::Path;
 pub const FILE_MODE: u32 = 0o600;
 /// Mode of a log directory the log creates.
 pub const DIR_MODE: u32 = 0o700;
-/// Name of the lock file inside a log directory.
-pub const LOCK_FILE: &str = "LOCK";
+/// The lock file's name, defined with every other name in a log directory.
+pub use crate::layout::LOCK_FILE;
 
 /// Directory operations, and the way to files.
 pub trait Storage: Send + Sync + Debug {

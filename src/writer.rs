@@ -1,56 +1,150 @@
-//! The open end of the log: creating segments, appending synced frames, rolling over, and the
-//! durable copy a read-write open makes of the segment it continues.
+//! The open end of the log: what the open does to the end of the log (cut a torn tail, seal a
+//! damaged segment, replace an unfinished one), creating segments, appending synced frames and
+//! rolling over. Everything that writes to a log directory lives here.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::frame::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
 use crate::layout::{SEGMENT_NO_MAX, segment_name, temp_path};
-use crate::log::{Environment, Options};
+use crate::recovery::{RecoveryReport, Tail};
 use crate::storage::{Storage, StorageFile, write_all_at};
 
+/// Where a writer works: the storage, the log directory, the segment size limit, and the clock
+/// and salt source.
+pub(crate) struct Context {
+    pub storage: Arc<dyn Storage>,
+    pub dir: PathBuf,
+    pub environment: Arc<dyn Environment>,
+    pub segment_bytes_max: u64,
+}
+
 /// The open end of the last segment.
-#[derive(Debug)]
 pub(crate) struct Writer {
+    context: Context,
     file: Box<dyn StorageFile>,
     path: PathBuf,
-    pub(crate) header: SegmentHeader,
+    header: SegmentHeader,
     /// Where the next frame goes: the end of the last durable frame.
     offset: u64,
     next_seq: u64,
     buf: Vec<u8>,
 }
 
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer")
+            .field("path", &self.path)
+            .field("offset", &self.offset)
+            .field("next_seq", &self.next_seq)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Writer {
+    /// Carries out replay's plan for the end of the log, the one place where an open changes
+    /// what is on disk, and returns the writer positioned after the last valid record:
+    ///
+    /// - a fresh directory gets segment 1;
+    /// - the last segment is made durable as replay read it, up to its last valid record (a
+    ///   torn tail is left out, so the cut is durable before the first append; see
+    ///   [`replace_durably`]);
+    /// - a last segment that ends in corruption, or whose header is damaged, is made durable as
+    ///   it is and left for inspection; appends go to a new segment;
+    /// - a segment whose creation a crash interrupted (by a build that wrote headers in place)
+    ///   is removed and created anew.
+    ///
+    /// Marks the report's torn tail as cut once the cut is durable, and sets its coverage.
+    pub(crate) fn resume(
+        context: Context,
+        tail: Tail,
+        next_seq: u64,
+        report: &mut RecoveryReport,
+    ) -> Result<Writer> {
+        let created = report
+            .coverage_since_ms
+            .unwrap_or_else(|| context.environment.now_ms());
+        let writer = match tail {
+            Tail::Fresh => Writer::create(context, 1, next_seq, created)?,
+            Tail::NewSegment { segment_no, remove } => {
+                if let Some(path) = remove {
+                    let dir = &context.dir;
+                    let storage = &context.storage;
+                    storage
+                        .remove(&path)
+                        .map_err(|e| Error::io("remove", &path, e))?;
+                    storage
+                        .sync_dir(dir)
+                        .map_err(|e| Error::io("sync directory", dir, e))?;
+                    mark_cut(report);
+                }
+                Writer::create(context, segment_no, next_seq, created)?
+            }
+            Tail::Append {
+                path,
+                header,
+                end,
+                bytes,
+            } => {
+                let valid = &bytes[..end as usize];
+                let file = replace_durably(&*context.storage, &context.dir, &path, valid)?;
+                mark_cut(report);
+                Writer {
+                    context,
+                    file,
+                    path,
+                    header,
+                    offset: valid.len() as u64,
+                    next_seq,
+                    buf: Vec::new(),
+                }
+            }
+            Tail::Seal {
+                path,
+                bytes,
+                next_segment_no,
+            } => {
+                // The damage stays where it is, for inspection; new records go to a new segment.
+                replace_durably(&*context.storage, &context.dir, &path, &bytes)?;
+                Writer::create(context, next_segment_no, next_seq, created)?
+            }
+        };
+        let created = writer.header.log_created_ms;
+        report.coverage_since_ms =
+            Some(report.coverage_since_ms.map_or(created, |c| c.min(created)));
+        Ok(writer)
+    }
+
     /// Creates segment `segment_no` atomically: its header is written to `NAME.tmp`, synced, and
     /// renamed into place, and the directory synced, before any record goes in. So a record is
     /// never acknowledged in a file that could vanish or whose salt could be lost, and a crash
     /// can never leave a segment under its own name without a complete, synced header: a
     /// damaged header is always corruption, never the trace of a crash.
-    pub(crate) fn create(
-        storage: &dyn Storage,
-        dir: &Path,
+    fn create(
+        context: Context,
         segment_no: u64,
         base_seq: u64,
         log_created_ms: u64,
-        env: &dyn Environment,
     ) -> Result<Writer> {
         let header = SegmentHeader {
             segment_no,
             base_seq,
-            salt: env.salt(),
+            salt: context.environment.salt(),
             log_created_ms,
-            segment_created_ms: env.now_ms(),
+            segment_created_ms: context.environment.now_ms(),
         };
-        let path = dir.join(segment_name(segment_no));
+        let path = context.dir.join(segment_name(segment_no));
         if segment_no > SEGMENT_NO_MAX {
             // Replay would not read a segment with this number: never write one.
             let exhausted = std::io::Error::other("no segment number is left after this one");
             return Err(Error::io("create", &path, exhausted));
         }
-        let file = replace_durably(storage, dir, &path, &header.encode())?;
+        let file = replace_durably(&*context.storage, &context.dir, &path, &header.encode())?;
         tracing::debug!(segment = %path.display(), base_seq, "created segment");
         Ok(Writer {
+            context,
             file,
             path,
             header,
@@ -60,48 +154,14 @@ impl Writer {
         })
     }
 
-    /// Makes the last segment durable as replay read it (see [`replace_durably`]), up to its
-    /// last valid record, then opens it to append after that record. Anything past it (a torn
-    /// tail) is left out of the copy: it is cut, and the cut is durable before the first append.
-    pub(crate) fn reopen(
-        storage: &dyn Storage,
-        dir: &Path,
-        path: PathBuf,
-        header: SegmentHeader,
-        valid: &[u8],
-        next_seq: u64,
-    ) -> Result<Writer> {
-        let file = replace_durably(storage, dir, &path, valid)?;
-        Ok(Writer {
-            file,
-            path,
-            header,
-            offset: valid.len() as u64,
-            next_seq,
-            buf: Vec::new(),
-        })
-    }
-
-    pub(crate) fn append(
-        &mut self,
-        storage: &dyn Storage,
-        dir: &Path,
-        payload: &[u8],
-        options: &Options,
-    ) -> Result<()> {
+    /// Appends one frame holding `payload` and syncs it, rolling over to a new segment first
+    /// when the frame would take this one past its size limit (unless it holds no frame yet).
+    pub(crate) fn append(&mut self, payload: &[u8]) -> Result<()> {
         let frame_len = (FRAME_HEADER_BYTES + payload.len()) as u64;
-        if self.offset + frame_len > options.segment_bytes_max
+        if self.offset + frame_len > self.context.segment_bytes_max
             && self.offset > SEGMENT_HEADER_BYTES as u64
         {
-            let next = Writer::create(
-                storage,
-                dir,
-                self.header.segment_no + 1,
-                self.next_seq,
-                self.header.log_created_ms,
-                &*options.environment,
-            )?;
-            *self = next;
+            self.roll_over()?;
         }
         self.buf.clear();
         encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
@@ -115,6 +175,29 @@ impl Writer {
         self.next_seq += 1;
         Ok(())
     }
+
+    fn roll_over(&mut self) -> Result<()> {
+        let context = Context {
+            storage: self.context.storage.clone(),
+            dir: self.context.dir.clone(),
+            environment: self.context.environment.clone(),
+            segment_bytes_max: self.context.segment_bytes_max,
+        };
+        let next = Writer::create(
+            context,
+            self.header.segment_no + 1,
+            self.next_seq,
+            self.header.log_created_ms,
+        )?;
+        *self = next;
+        Ok(())
+    }
+}
+
+fn mark_cut(report: &mut RecoveryReport) {
+    if let Some(torn) = &mut report.torn_tail {
+        torn.cut = true;
+    }
 }
 
 /// Replaces the file at `path` with `bytes`, durably: writes them to `NAME.tmp`, syncs it,
@@ -127,7 +210,7 @@ impl Writer {
 /// it read could report a record as recovered (say a completion the gateway then acts on) that
 /// vanishes at the next power loss. Copying, rather than rewriting in place, never puts synced
 /// bytes at risk of a torn overwrite.
-pub(crate) fn replace_durably(
+fn replace_durably(
     storage: &dyn Storage,
     dir: &Path,
     path: &Path,

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{frame_offsets, open, run, running, segment, small_segments};
+use inflight::Opened;
 use inflight::{Error, Log, Options, Policy};
 
 /// Five runs a..e in one segment; returns the directory and the segment's bytes.
@@ -83,7 +84,7 @@ fn corruption_in_the_middle_fails_the_strict_policy() {
 /// Forty runs of 1 KiB meta in small segments: at least three segment files.
 fn many_segments() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _) = Log::open(dir.path(), small_segments()).unwrap();
+    let Opened { log, .. } = Log::open(dir.path(), small_segments()).unwrap();
     for g in 1..=40 {
         log.mark_running(run(&format!("k{g}"), 1).with_meta("m".repeat(1000)))
             .unwrap();
@@ -108,7 +109,7 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
         .unwrap()
         .set_len(len - 100)
         .unwrap();
-    let (_log, report) = Log::open(dir.path(), small_segments()).unwrap();
+    let Opened { log: _log, report } = Log::open(dir.path(), small_segments()).unwrap();
     assert_eq!(report.torn_tail_bytes, 0);
     assert_eq!(report.corruption.len(), 1);
     assert!(report.corruption[0].before_seq.is_some());
@@ -119,7 +120,7 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
 fn a_missing_middle_segment_is_reported_as_a_gap() {
     let dir = many_segments();
     std::fs::remove_file(segment(dir.path(), 2)).unwrap();
-    let (_log, report) = Log::open(dir.path(), small_segments()).unwrap();
+    let Opened { log: _log, report } = Log::open(dir.path(), small_segments()).unwrap();
     assert_eq!(report.corruption.len(), 1);
     let gap = &report.corruption[0];
     assert!(gap.detail.contains("missing"), "{}", gap.detail);

@@ -10,9 +10,11 @@ mod common;
 
 use std::sync::Arc;
 
+use inflight::Opened;
 use inflight::crashtest::{Harness, History, Outcome, START_META_BYTES};
 use inflight::sim::SimStorage;
 use inflight::{Event, Log, Run};
+use inflight::{Generation, UnixMs};
 
 /// The events workloads are made of: two keys, a completion, a newer generation, and a clean
 /// shutdown (only ever last).
@@ -20,8 +22,13 @@ fn event(symbol: usize, at_ms: u64) -> Event {
     // Starts carry enough meta that the fourth one rolls over to a second segment.
     let start = |key: &str, generation| {
         Event::Started(
-            Run::new(key, format!("s{at_ms}"), generation, at_ms)
-                .with_meta("m".repeat(START_META_BYTES)),
+            Run::new(
+                key,
+                format!("s{at_ms}"),
+                Generation(generation),
+                UnixMs(at_ms),
+            )
+            .with_meta("m".repeat(START_META_BYTES)),
         )
     };
     match symbol {
@@ -50,7 +57,7 @@ fn workloads() -> Vec<Vec<usize>> {
 /// returned.
 fn run(sim: &SimStorage, workload: &[usize]) -> History {
     let mut history = History::new();
-    let Ok((log, _)) = Log::open_with_storage(
+    let Ok(Opened { log, .. }) = Log::open_with_storage(
         Arc::new(sim.clone()),
         Harness::dir(),
         Harness::options(SEED),

@@ -10,6 +10,7 @@ use common::injected;
 use inflight::crashtest::Harness;
 use inflight::sim::{Fault, FaultRule, OpKind, SimStorage, TraceEntry};
 use inflight::{Error, Log, Run};
+use inflight::{Generation, UnixMs};
 
 const SEED: u64 = 5;
 
@@ -19,6 +20,7 @@ fn open(sim: &SimStorage) -> inflight::Result<(Log, inflight::RecoveryReport)> {
         Harness::dir(),
         Harness::options(SEED),
     )
+    .map(|opened| (opened.log, opened.report))
 }
 
 /// The calls `fault` was injected into, after checking that there was at least one and that
@@ -50,8 +52,10 @@ fn keys(report: &inflight::RecoveryReport) -> Vec<&str> {
 fn two_runs() -> SimStorage {
     let sim = SimStorage::new(SEED);
     let (log, _) = open(&sim).unwrap();
-    log.mark_running(Run::new("a", "s", 1, 1)).unwrap();
-    log.mark_running(Run::new("b", "s", 1, 2)).unwrap();
+    log.mark_running(Run::new("a", "s", Generation(1), UnixMs(1)))
+        .unwrap();
+    log.mark_running(Run::new("b", "s", Generation(1), UnixMs(2)))
+        .unwrap();
     sim
 }
 
@@ -61,12 +65,12 @@ fn a_failed_sync_is_never_acknowledged_and_poisons_until_reopen() {
     let (log, _) = open(&sim).unwrap();
     sim.fail_next(Fault::SyncEio);
     assert!(matches!(
-        log.mark_running(Run::new("c", "s", 1, 3)),
+        log.mark_running(Run::new("c", "s", Generation(1), UnixMs(3))),
         Err(Error::Io { .. })
     ));
     // The next sync would succeed (Linux reports the error once), but the handle refuses.
     assert!(matches!(
-        log.mark_completed_at("a", 1, 4),
+        log.mark_completed_at("a", 1, UnixMs(4)),
         Err(Error::Poisoned { .. })
     ));
     assert!(matches!(log.close(), Err(Error::Poisoned { .. })));
@@ -86,7 +90,9 @@ fn enospc_partway_through_an_append_is_a_clear_error_and_the_log_reopens_valid()
     let segment = Harness::dir().join(format!("{:020}.log", 1));
     let before = sim.file_bytes(&segment).unwrap().len();
     sim.fail_next(Fault::WriteNoSpace);
-    let err = log.mark_running(Run::new("c", "s", 1, 3)).unwrap_err();
+    let err = log
+        .mark_running(Run::new("c", "s", Generation(1), UnixMs(3)))
+        .unwrap_err();
     assert!(err.to_string().contains("No space left"), "{err}");
     // Partway: a prefix of the frame reached the cache before the error.
     let failed = injected_on_segments(&sim, Fault::WriteNoSpace);
@@ -100,7 +106,8 @@ fn enospc_partway_through_an_append_is_a_clear_error_and_the_log_reopens_valid()
     let (log, report) = open(&sim).unwrap();
     assert!(report.corruption.is_empty());
     assert_eq!(keys(&report)[..2], ["a", "b"]);
-    log.mark_running(Run::new("d", "s", 1, 5)).unwrap();
+    log.mark_running(Run::new("d", "s", Generation(1), UnixMs(5)))
+        .unwrap();
     drop(log);
     sim.crash();
     let (_log, report) = open(&sim).unwrap();
@@ -112,7 +119,7 @@ fn a_short_write_is_completed_and_acknowledged() {
     let sim = two_runs();
     let (log, _) = open(&sim).unwrap();
     sim.inject(FaultRule::with_probability(Fault::WriteShort, 1.0));
-    log.mark_running(Run::new("c", "s", 1, 3).with_meta("x".repeat(3000)))
+    log.mark_running(Run::new("c", "s", Generation(1), UnixMs(3)).with_meta("x".repeat(3000)))
         .unwrap();
     sim.clear_faults();
     let short = injected_on_segments(&sim, Fault::WriteShort);
@@ -177,7 +184,9 @@ fn a_failed_directory_sync_during_rollover_poisons_and_loses_nothing_acknowledge
     sim.inject(FaultRule::once(Fault::SyncDirEio));
     for i in 0..12u64 {
         // The first directory sync after the open comes with the first rollover.
-        match log.mark_running(Run::new(format!("k{i}"), "s", 1, i).with_meta(meta.clone())) {
+        match log.mark_running(
+            Run::new(format!("k{i}"), "s", Generation(1), UnixMs(i)).with_meta(meta.clone()),
+        ) {
             Ok(_) => acked.push(format!("k{i}")),
             Err(e) => {
                 assert!(

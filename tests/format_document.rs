@@ -9,7 +9,9 @@
 
 use std::path::Path;
 
+use inflight::Opened;
 use inflight::{Error, Log, Options, Policy, Run};
+use inflight::{Generation, UnixMs};
 
 /// An independent reader of the format, from the document alone.
 mod doc {
@@ -874,20 +876,17 @@ fn offsets(bytes: &[u8]) -> Vec<usize> {
 }
 
 fn run(key: &str, g: u64) -> Run {
-    Run::new(key, format!("{key}-s{g}"), g, 1_000 + g)
+    Run::new(key, format!("{key}-s{g}"), Generation(g), UnixMs(1_000 + g))
 }
 
 fn small() -> Options {
-    Options {
-        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
-        ..Options::default()
-    }
+    Options::default().segment_bytes_max(inflight::limits::SEGMENT_BYTES_MIN)
 }
 
 /// A log written by the real writer: runs k0..k{n-1} started, with `meta_len` bytes of meta.
 fn written(n: usize, meta_len: usize, options: Options) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _) = Log::open(dir.path(), options).unwrap();
+    let Opened { log, .. } = Log::open(dir.path(), options).unwrap();
     for i in 0..n {
         log.mark_running(run(&format!("k{i}"), 1).with_meta("m".repeat(meta_len)))
             .unwrap();
@@ -939,11 +938,11 @@ fn crc_is_the_zlib_crc() {
 #[test]
 fn an_undamaged_log_written_by_the_crate() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _) = Log::open(dir.path(), Options::default()).unwrap();
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
     log.mark_running(run("b", 1).with_meta("x")).unwrap();
     log.mark_running(run("a", 2)).unwrap();
     log.mark_running(run("a", 3)).unwrap(); // supersedes a/2
-    log.mark_completed_at("b", 1, 9).unwrap();
+    log.mark_completed_at("b", 1, UnixMs(9)).unwrap();
     log.mark_running(run("c", 1)).unwrap();
     drop(log);
     let r = ok(dir.path());
@@ -1217,7 +1216,7 @@ fn damage_at_the_end_of_a_segment_with_a_damaged_header() {
 #[test]
 fn clean_shutdown_and_what_follows_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _) = Log::open(dir.path(), Options::default()).unwrap();
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
     log.mark_running(run("a", 1)).unwrap();
     log.close().unwrap();
     let r = ok(dir.path());

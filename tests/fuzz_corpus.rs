@@ -8,12 +8,14 @@
 use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
+use inflight::Opened;
 use inflight::crashtest::{
     CountingAllocator, FuzzInput, check_decoder_allocation, check_pure_decoders,
     check_replay_bytes, check_segment_bytes,
 };
 use inflight::event::{Event, encode_event};
 use inflight::frame::{SEGMENT_HEADER_BYTES, encode_frame};
+use inflight::{Generation, UnixMs};
 use inflight::{Log, Options, Run};
 
 #[global_allocator]
@@ -120,20 +122,37 @@ fn maybe_write_seeds() {
 /// Real segments and the damage a crash or a bad disk does to them.
 fn segment_seeds() -> Vec<(String, Vec<u8>)> {
     let tmp = tempfile::tempdir().unwrap();
-    let (log, _) = Log::open(tmp.path(), Options::default()).unwrap();
+    let Opened { log, .. } = Log::open(tmp.path(), Options::default()).unwrap();
     let header_only = std::fs::read(tmp.path().join(format!("{:020}.log", 1))).unwrap();
     log.mark_running(
-        Run::new("agent:main:telegram:dm:4242", "20261126_1", 1, 1_000).with_meta("{\"m\":1}"),
+        Run::new(
+            "agent:main:telegram:dm:4242",
+            "20261126_1",
+            Generation(1),
+            UnixMs(1_000),
+        )
+        .with_meta("{\"m\":1}"),
     )
     .unwrap();
-    log.mark_running(Run::new("agent:main:http:c-5", "20261126_2", 3, 1_001))
+    log.mark_running(Run::new(
+        "agent:main:http:c-5",
+        "20261126_2",
+        Generation(3),
+        UnixMs(1_001),
+    ))
+    .unwrap();
+    log.mark_completed_at("agent:main:http:c-5", 2, UnixMs(1_002))
         .unwrap();
-    log.mark_completed_at("agent:main:http:c-5", 2, 1_002)
-        .unwrap();
-    log.mark_completed_at("agent:main:telegram:dm:4242", 1, 1_003)
+    log.mark_completed_at("agent:main:telegram:dm:4242", 1, UnixMs(1_003))
         .unwrap();
     log.mark_running(
-        Run::new("k".repeat(1024), "s".repeat(256), u64::MAX, u64::MAX).with_meta("m".repeat(4096)),
+        Run::new(
+            "k".repeat(1024),
+            "s".repeat(256),
+            Generation(u64::MAX),
+            UnixMs(u64::MAX),
+        )
+        .with_meta("m".repeat(4096)),
     )
     .unwrap();
     log.close().unwrap();
@@ -168,8 +187,13 @@ fn pure_seeds() -> Vec<(String, Vec<u8>)> {
         (
             "started",
             Event::Started(
-                Run::new("agent:main:telegram:dm:4242", "20261126_1", 1, 1_000)
-                    .with_meta("{\"m\":1}"),
+                Run::new(
+                    "agent:main:telegram:dm:4242",
+                    "20261126_1",
+                    Generation(1),
+                    UnixMs(1_000),
+                )
+                .with_meta("{\"m\":1}"),
             ),
         ),
         (

@@ -71,3 +71,57 @@ fn a_newer_completion_clears_an_older_run() {
     assert!(log.running().is_empty());
     assert_eq!(log.high_water("a").unwrap().generation, 2);
 }
+
+#[test]
+fn begun_runs_get_generations_the_log_allocates_without_races() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    // Above a mark a completion raised, then one above each run begun.
+    log.mark_completed("busy", 41).unwrap();
+    let log = std::sync::Arc::new(log);
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|i| {
+                        log.begin_run("busy", format!("s{t}-{i}"), None)
+                            .unwrap()
+                            .generation
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut generations: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    generations.sort();
+    assert_eq!(
+        generations,
+        (42..142).collect::<Vec<u64>>(),
+        "each one once"
+    );
+    assert_eq!(live(&log), vec![("busy".into(), 141)]);
+    let fresh = log.begin_run("new-key", "s", Some("m".into())).unwrap();
+    assert_eq!((fresh.generation, fresh.meta.as_deref()), (1, Some("m")));
+    drop(log);
+    let (_log, report) = open(dir.path());
+    assert_eq!(
+        running(&report),
+        vec![("busy".into(), 141), ("new-key".into(), 1)]
+    );
+}
+
+#[test]
+fn a_run_begun_with_bad_input_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let error = log.begin_run("", "s", None).unwrap_err();
+    assert!(matches!(
+        error,
+        inflight::Error::InvalidInput { field: "key", .. }
+    ));
+    assert_eq!(log.counters(), inflight::Counters::default());
+}

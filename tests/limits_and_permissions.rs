@@ -7,6 +7,7 @@ use std::os::unix::fs::PermissionsExt;
 use common::{open, run, segment};
 use inflight::limits::{KEY_BYTES_MAX, META_BYTES_MAX, SESSION_ID_BYTES_MAX};
 use inflight::{Error, Log, Options, Run};
+use inflight::{Generation, UnixMs};
 
 fn rejected(log: &Log, run: Run, field: &str) {
     match log.mark_running(run) {
@@ -26,7 +27,12 @@ fn each_limit_is_enforced_and_nothing_is_written() {
     rejected(&log, run(&"k".repeat(KEY_BYTES_MAX + 1), 1), "key");
     rejected(
         &log,
-        Run::new("k", "s".repeat(SESSION_ID_BYTES_MAX + 1), 1, 1),
+        Run::new(
+            "k",
+            "s".repeat(SESSION_ID_BYTES_MAX + 1),
+            Generation(1),
+            UnixMs(1),
+        ),
         "session_id",
     );
     rejected(
@@ -48,8 +54,8 @@ fn each_limit_is_enforced_and_nothing_is_written() {
     let at_limit = Run::new(
         "k".repeat(KEY_BYTES_MAX),
         "s".repeat(SESSION_ID_BYTES_MAX),
-        1,
-        1,
+        Generation(1),
+        UnixMs(1),
     )
     .with_meta("m".repeat(META_BYTES_MAX));
     log.mark_running(at_limit.clone()).unwrap();
@@ -75,10 +81,7 @@ fn invalid_input_names_the_key_and_the_limit() {
 fn segment_size_option_is_bounded() {
     let dir = tempfile::tempdir().unwrap();
     for bad in [0, inflight::limits::SEGMENT_BYTES_LIMIT + 1] {
-        let options = Options {
-            segment_bytes_max: bad,
-            ..Options::default()
-        };
+        let options = Options::default().segment_bytes_max(bad);
         assert!(matches!(
             Log::open(dir.path(), options),
             Err(Error::InvalidInput {

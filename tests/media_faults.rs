@@ -10,9 +10,11 @@ mod common;
 
 use std::sync::Arc;
 
+use inflight::Opened;
 use inflight::crashtest::{Harness, History, Outcome};
 use inflight::sim::{MediaFault, SimStorage};
 use inflight::{Corruption, Event, Log, Policy, Run, TornTail};
+use inflight::{Generation, UnixMs};
 
 const CASES: u64 = 600;
 
@@ -23,7 +25,7 @@ fn media_faults_are_recovered_exactly_or_reported_with_their_place() {
         let sim = SimStorage::new(seed);
         let mut rng = fastrand::Rng::with_seed(seed);
         let mut history = History::new();
-        let (log, _) = Log::open_with_storage(
+        let Opened { log, .. } = Log::open_with_storage(
             Arc::new(sim.clone()),
             Harness::dir(),
             Harness::options(seed),
@@ -32,7 +34,10 @@ fn media_faults_are_recovered_exactly_or_reported_with_their_place() {
         for i in 0..rng.u64(1..12) {
             let key = format!("k{}", rng.u8(0..4));
             let event = if rng.bool() {
-                Event::Started(Run::new(&key, "s", i, i).with_meta("x".repeat(rng.usize(0..900))))
+                Event::Started(
+                    Run::new(&key, "s", Generation(i), UnixMs(i))
+                        .with_meta("x".repeat(rng.usize(0..900))),
+                )
             } else {
                 Event::Completed {
                     key: key.clone(),

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::run;
+use inflight::Opened;
 use inflight::storage::{DirLock, LockError};
 use inflight::{Error, FsStorage, Log, Options, Storage, StorageFile};
 
@@ -105,19 +106,23 @@ impl StorageFile for FlakyFile {
 fn poisoned_after(flip: impl Fn(&Flaky)) {
     let dir = tempfile::tempdir().unwrap();
     let flaky = Arc::new(Flaky::default());
-    let (log, _) = Log::open_with_storage(flaky.clone(), dir.path(), Options::default()).unwrap();
+    let Opened { log, .. } =
+        Log::open_with_storage(flaky.clone(), dir.path(), Options::default()).unwrap();
     log.mark_running(run("a", 1)).unwrap();
     flip(&flaky);
-    assert!(matches!(
-        log.mark_running(run("b", 1)),
-        Err(Error::Io { .. })
-    ));
+    let failure = log.mark_running(run("b", 1)).unwrap_err();
+    assert!(matches!(failure, Error::Io { .. }), "{failure:?}");
     // Healthy storage again: the handle must still refuse, since it cannot know what reached the
     // disk.
     flaky.fail_sync.store(false, Ordering::SeqCst);
     flaky.fail_write.store(false, Ordering::SeqCst);
     for result in [log.mark_running(run("c", 1)), log.mark_completed("a", 1)] {
-        assert!(matches!(result, Err(Error::Poisoned { .. })), "{result:?}");
+        // The poisoned handle keeps the kind of the failure: a full disk and a failing one
+        // call for different action.
+        assert!(
+            matches!(&result, Err(Error::Poisoned { kind, .. }) if *kind == failure.io_kind()),
+            "{result:?}"
+        );
     }
     assert!(matches!(log.close(), Err(Error::Poisoned { .. })));
     assert_eq!(
@@ -146,4 +151,27 @@ fn a_failed_sync_poisons_the_handle_until_reopen() {
 #[test]
 fn enospc_partway_through_an_append_poisons_and_the_log_reopens_valid() {
     poisoned_after(|f| f.fail_write.store(true, Ordering::SeqCst));
+}
+
+#[test]
+fn a_poisoned_handle_says_the_disk_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let flaky = Arc::new(Flaky::default());
+    let log = Log::open_with_storage(flaky.clone(), dir.path(), Options::default())
+        .unwrap()
+        .log;
+    flaky.fail_write.store(true, Ordering::SeqCst);
+    let failure = log.mark_running(run("a", 1)).unwrap_err();
+    assert_eq!(failure.io_kind(), io::ErrorKind::StorageFull);
+    let poisoned = log.mark_running(run("b", 1)).unwrap_err();
+    assert!(
+        matches!(
+            poisoned,
+            Error::Poisoned {
+                kind: io::ErrorKind::StorageFull,
+                ..
+            }
+        ),
+        "{poisoned:?}"
+    );
 }

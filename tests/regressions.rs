@@ -7,10 +7,12 @@ mod common;
 use std::sync::Arc;
 
 use common::{crash_figures, crashes, injected};
+use inflight::Opened;
 use inflight::crashtest::{FaultKind, Harness, History, Op, Outcome};
 use inflight::sim::{Fault, OpKind, SimStorage, TraceEntry};
 use inflight::storage::Storage;
 use inflight::{Event, Log, Run};
+use inflight::{Generation, UnixMs};
 
 fn is_tmp(entry: &TraceEntry) -> bool {
     entry.path.extension().is_some_and(|e| e == "tmp")
@@ -31,7 +33,7 @@ fn power_loss_during_the_open_after_a_crash_never_tears_synced_records() {
     const SEED: u64 = 3;
     let setup = || {
         let sim = SimStorage::new(SEED);
-        let (log, _) = Log::open_with_storage(
+        let Opened { log, .. } = Log::open_with_storage(
             Arc::new(sim.clone()),
             Harness::dir(),
             Harness::options(SEED),
@@ -39,7 +41,7 @@ fn power_loss_during_the_open_after_a_crash_never_tears_synced_records() {
         .unwrap();
         let mut history = History::new();
         for (i, key) in ["a", "b"].into_iter().enumerate() {
-            let run = Run::new(key, "s", 1, i as u64 + 1);
+            let run = Run::new(key, "s", Generation(1), UnixMs(i as u64 + 1));
             log.mark_running(run.clone()).unwrap();
             history.submit(Event::Started(run), Outcome::Acked);
         }

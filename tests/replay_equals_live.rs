@@ -5,6 +5,8 @@ mod common;
 
 use common::small_segments;
 
+use inflight::Opened;
+use inflight::{Generation, UnixMs};
 use inflight::{Log, Policy, Run, RunningSet};
 use proptest::prelude::*;
 
@@ -31,7 +33,7 @@ proptest! {
     #[test]
     fn replay_equals_the_live_state(ops in proptest::collection::vec(op(), 1..120)) {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = Log::open(dir.path(), small_segments()).unwrap();
+        let Opened { mut log, .. } = Log::open(dir.path(), small_segments()).unwrap();
         let mut model = RunningSet::new();
         let mut at = 0u64;
         for op in ops {
@@ -39,14 +41,14 @@ proptest! {
             match op {
                 Op::Start { key, generation } => {
                     // Padding makes segments roll over within a test case.
-                    let run = Run::new(format!("k{key}"), format!("s{at}"), generation, at)
+                    let run = Run::new(format!("k{key}"), format!("s{at}"), Generation(generation), UnixMs(at))
                         .with_meta("x".repeat(600));
                     let applied = log.mark_running(run.clone()).unwrap();
                     prop_assert_eq!(applied, model.apply(&inflight::Event::Started(run)));
                 }
                 Op::Complete { key, generation } => {
                     let key = format!("k{key}");
-                    let applied = log.mark_completed_at(&key, generation, at).unwrap();
+                    let applied = log.mark_completed_at(&key, generation, UnixMs(at)).unwrap();
                     let event = inflight::Event::Completed { key, generation, at_ms: at };
                     prop_assert_eq!(applied, model.apply(&event));
                 }
@@ -59,7 +61,7 @@ proptest! {
                     drop(log);
                     let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
                     prop_assert_eq!(&replayed.set, &model);
-                    let (reopened, report) = Log::open(dir.path(), small_segments()).unwrap();
+                    let Opened { log: reopened, report } = Log::open(dir.path(), small_segments()).unwrap();
                     prop_assert_eq!(reopened.running(), live);
                     prop_assert_eq!(report.running.len(), model.len());
                     prop_assert!(report.corruption.is_empty() && report.torn_tail.is_none());

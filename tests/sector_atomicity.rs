@@ -25,9 +25,11 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use inflight::Opened;
 use inflight::crashtest::{Harness, History, Model, Outcome};
 use inflight::sim::SimStorage;
 use inflight::{Event, Log, Policy, RecoveryReport, Run};
+use inflight::{Generation, UnixMs};
 
 const SEED: u64 = 11;
 const EVENTS_MAX: usize = 3;
@@ -45,8 +47,8 @@ fn event(symbol: usize, at_ms: u64) -> Event {
             Run::new(
                 format!("agent:main:telegram:dm:{key}"),
                 format!("20261126_104512_{at_ms:08x}"),
-                generation,
-                1_764_150_000_000 + at_ms,
+                Generation(generation),
+                UnixMs(1_764_150_000_000 + at_ms),
             )
             .with_meta("{\"resume_from\":\"msg-1234567\",\"platform\":\"telegram\"}"),
         )
@@ -78,8 +80,8 @@ fn earlier(i: u64) -> Event {
             Run::new(
                 key,
                 format!("20261126_104512_{i:08x}"),
-                1,
-                1_764_140_000_000 + i,
+                Generation(1),
+                UnixMs(1_764_140_000_000 + i),
             )
             .with_meta("{\"resume_from\":\"msg-1234567\",\"platform\":\"telegram\"}"),
         )
@@ -109,7 +111,7 @@ fn run(
         sim.crash_after_ops(point);
     }
     let start = sim.op_count();
-    let Ok((log, _)) = Log::open_with_storage(
+    let Ok(Opened { log, .. }) = Log::open_with_storage(
         Arc::new(sim.clone()),
         Harness::dir(),
         Harness::options(SEED),
@@ -249,7 +251,7 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                 );
                 let fork = sim.fork();
                 fork.crash_into(index);
-                let (log, report) = Log::open_with_storage(
+                let Opened { log, report } = Log::open_with_storage(
                     Arc::new(fork.clone()),
                     Harness::dir(),
                     Harness::options(SEED),
@@ -272,7 +274,7 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                     .running()
                     .into_iter()
                     .map(|e| {
-                        let reason = e.reason();
+                        let reason = e.reason;
                         (e.run, reason)
                     })
                     .collect();

@@ -20,6 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use inflight::{Event, FsStorage, Log, Policy, Run};
+use inflight::{Generation, UnixMs};
 
 const THREADS: usize = 2;
 
@@ -39,8 +40,8 @@ fn event_of(v: &serde_json::Value) -> Event {
             let mut run = Run::new(
                 key,
                 v["session_id"].as_str().expect("session_id"),
-                generation,
-                v["started_at_ms"].as_u64().expect("started_at_ms"),
+                Generation(generation),
+                UnixMs(v["started_at_ms"].as_u64().expect("started_at_ms")),
             );
             if let Some(meta) = v["meta"].as_str() {
                 run = run.with_meta(meta);

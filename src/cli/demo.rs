@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use inflight::Opened;
 use inflight::{Event, FsStorage, Log, Options, Policy};
 use serde::Deserialize;
 
@@ -228,7 +229,7 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
 
     // The next start of the gateway: open the log it left behind.
     let opened = Instant::now();
-    let (log, report) = Log::open(&dir, Options::default())?;
+    let Opened { log, report } = Log::open(&dir, Options::default())?;
     let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     drop(log);
     // The completions in the log, to confirm that a run missing from recovery really had its

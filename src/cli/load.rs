@@ -5,8 +5,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use inflight::Opened;
 use inflight::limits::{KEY_BYTES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
 use inflight::{Event, Log, Options, Run};
+use inflight::{Generation, UnixMs};
 
 use super::{CliResult, Failure, LoadArgs};
 
@@ -59,11 +61,8 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             ),
         ));
     }
-    let options = Options {
-        segment_bytes_max: args.segment_bytes,
-        ..Options::default()
-    };
-    let (log, report) = Log::open(&args.dir, options)?;
+    let options = Options::default().segment_bytes_max(args.segment_bytes);
+    let Opened { log, report } = Log::open(&args.dir, options)?;
     let log = Arc::new(log);
 
     let threads = args.threads;
@@ -179,14 +178,19 @@ impl Worker<'_> {
                 Event::Completed {
                     key: k.key.clone(),
                     generation: k.generation,
-                    at_ms: inflight::log::now_ms(),
+                    at_ms: inflight::environment::now_ms(),
                 }
             } else {
                 let generation = k.generation + 1;
                 let session_id = format!("{}-s{generation}", k.key);
                 Event::Started(
-                    Run::new(&k.key, session_id, generation, inflight::log::now_ms())
-                        .with_meta(format!("{{\"thread\":{}}}", self.thread)),
+                    Run::new(
+                        &k.key,
+                        session_id,
+                        Generation(generation),
+                        UnixMs(inflight::environment::now_ms()),
+                    )
+                    .with_meta(format!("{{\"thread\":{}}}", self.thread)),
                 )
             };
             let line = self.acks.then(|| event_json(&event));
@@ -201,7 +205,9 @@ impl Worker<'_> {
                     key,
                     generation,
                     at_ms,
-                } => self.log.mark_completed_at(key, *generation, *at_ms)?,
+                } => self
+                    .log
+                    .mark_completed_at(key, *generation, UnixMs(*at_ms))?,
                 Event::Started(run) => self.log.mark_running(run.clone())?,
                 Event::Shutdown { .. } => unreachable!("load never submits a shutdown"),
             };

@@ -200,7 +200,8 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
 
     use crate::error::Error;
     use crate::layout::segment_name;
-    use crate::log::{Log, Options};
+    use crate::log::{Log, Opened};
+    use crate::options::Options;
     use crate::recovery::Policy;
     use crate::sim::SimStorage;
     use crate::storage::{Storage, write_all_at};
@@ -221,11 +222,11 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
         Err(Error::UnsupportedVersion { .. }) => return Ok(()),
         Err(e) => return Err(format!("read-only replay failed: {e}")),
     };
-    let options = Options {
-        environment: Arc::new(super::StepEnvironment::new(0, 1)),
-        ..Options::default()
-    };
-    let (log, opened) = Log::open_with_storage(Arc::new(sim.clone()), dir, options)
+    let options = Options::default().environment(super::StepEnvironment::new(0, 1));
+    let Opened {
+        log,
+        report: opened,
+    } = Log::open_with_storage(Arc::new(sim.clone()), dir, options)
         .map_err(|e| format!("read-write open failed: {e}"))?;
     drop(log);
     if opened.running != before.running || opened.corruption != before.corruption {

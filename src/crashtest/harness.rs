@@ -8,10 +8,13 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::environment::Environment;
 use crate::error::Error;
 use crate::event::{Event, Run};
-use crate::fold::{Entry, Reason};
-use crate::log::{Environment, Log, Options};
+use crate::event::{Generation, UnixMs};
+use crate::fold::{InFlightRun, Reason};
+use crate::log::{Log, Opened};
+use crate::options::Options;
 use crate::recovery::{Policy, RecoveryReport};
 use crate::sim::{Fault, FaultRule, SimStorage};
 
@@ -205,11 +208,9 @@ impl Harness {
     /// The options the harness opens its log with: small segments, so that rollover happens
     /// within short tests, and a deterministic clock and salts from `seed`.
     pub fn options(seed: u64) -> Options {
-        Options {
-            segment_bytes_max: crate::limits::SEGMENT_BYTES_MIN,
-            environment: Arc::new(StepEnvironment::new(seed, 1_000_000)),
-            ..Options::default()
-        }
+        Options::default()
+            .segment_bytes_max(crate::limits::SEGMENT_BYTES_MIN)
+            .environment(StepEnvironment::new(seed, 1_000_000))
     }
 
     /// The directory the harness keeps its log in, inside the simulator.
@@ -261,8 +262,8 @@ impl Harness {
                 let mut run = Run::new(
                     format!("k{}", key % 8),
                     format!("s{}", self.clock_ms),
-                    u64::from(generation),
-                    self.clock_ms,
+                    Generation(u64::from(generation)),
+                    UnixMs(self.clock_ms),
                 );
                 if key % 2 == 0 {
                     // Large enough that a few of them fill a smallest segment: tests built on
@@ -425,7 +426,7 @@ impl Harness {
         Ok(())
     }
 
-    fn check_live(&self, live: Vec<Entry>) -> Result<(), Box<Failure>> {
+    fn check_live(&self, live: Vec<InFlightRun>) -> Result<(), Box<Failure>> {
         let live = with_reasons(&live);
         let model = self.model.running();
         if live != model {
@@ -446,7 +447,7 @@ impl Harness {
         match self
             .retrying_faults(|| Log::open_with_storage(storage.clone(), &dir, options.clone()))
         {
-            Ok((log, report)) => self.check_recovery(log, report),
+            Ok(Opened { log, report }) => self.check_recovery(log, report),
             Err(e) => Err(self.mismatch(format!("recovery failed: {e}"))),
         }
     }
@@ -541,11 +542,8 @@ impl Harness {
 }
 
 /// Live entries as (run, reason), the shape the model speaks.
-fn with_reasons(entries: &[Entry]) -> Vec<(Run, Reason)> {
-    entries
-        .iter()
-        .map(|e| (e.run.clone(), e.reason()))
-        .collect()
+fn with_reasons(entries: &[InFlightRun]) -> Vec<(Run, Reason)> {
+    entries.iter().map(|e| (e.run.clone(), e.reason)).collect()
 }
 
 /// A report's interrupted runs as (run, reason).

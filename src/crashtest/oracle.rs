@@ -276,9 +276,10 @@ impl Model {
 mod tests {
     use super::*;
     use crate::event::Run;
+    use crate::event::{Generation, UnixMs};
 
     fn start(key: &str) -> Event {
-        Event::Started(Run::new(key, "s", 1, 1))
+        Event::Started(Run::new(key, "s", Generation(1), UnixMs(1)))
     }
 
     #[test]
@@ -321,7 +322,7 @@ mod tests {
 
     #[test]
     fn the_model_follows_the_generation_rules() {
-        let run = |key: &str, g| Event::Started(Run::new(key, "s", g, 1));
+        let run = |key: &str, g| Event::Started(Run::new(key, "s", Generation(g), UnixMs(1)));
         let done = |key: &str, g| Event::Completed {
             key: key.into(),
             generation: g,

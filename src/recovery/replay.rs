@@ -6,7 +6,7 @@ use std::mem;
 use std::path::{Path, PathBuf};
 
 use super::damage::{Damage, is_torn_tail, is_unfinished_header};
-use super::report::{InterruptedRun, Policy, RecoveryReport, TornTail};
+use super::report::{Policy, RecoveryReport, TornTail};
 use crate::error::{Error, Result};
 use crate::event::{Event, decode_event};
 use crate::fold::RunningSet;
@@ -412,14 +412,7 @@ impl Walk {
         let damage_after_last_record =
             report.torn_tail.is_some() || report.corruption.iter().any(|c| c.before_seq.is_none());
         report.clean_shutdown = self.set.ended_with_shutdown() && !damage_after_last_record;
-        report.running = self
-            .set
-            .entries()
-            .map(|e| InterruptedRun {
-                run: e.run.clone(),
-                reason: e.reason(),
-            })
-            .collect();
+        report.running = self.set.entries().cloned().collect();
         Replayed {
             set: self.set,
             report: self.report,

@@ -3,8 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::event::Run;
-use crate::fold::{Counters, Reason};
+use crate::fold::{Counters, InFlightRun};
 
 /// What to do with a damaged region that has valid records after it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -15,16 +14,6 @@ pub enum Policy {
     SkipDamaged,
     /// Fail to open with [`Error::Corrupt`].
     Strict,
-}
-
-/// A run that was in flight when the log was last written, and why it stopped.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct InterruptedRun {
-    /// The run as it was started.
-    #[serde(flatten)]
-    pub run: Run,
-    /// `crash`, or `shutdown` when a clean shutdown found it still running.
-    pub reason: Reason,
 }
 
 /// An incomplete or invalid end of the last segment with nothing valid after it: the normal
@@ -66,9 +55,11 @@ pub struct Corruption {
 
 /// What opening (or replaying) a log found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RecoveryReport {
-    /// The runs in flight when the log was last written: resume or suspend exactly these.
-    pub running: Vec<InterruptedRun>,
+    /// The runs in flight when the log was last written, ordered by key, each with the reason
+    /// it stopped: resume or suspend exactly these.
+    pub running: Vec<InFlightRun>,
     /// Bytes of torn tail found (0 if none).
     pub torn_tail_bytes: u64,
     /// The torn tail, if there was one.

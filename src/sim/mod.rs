@@ -233,7 +233,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use inflight::sim::SimStorage;
-//! use inflight::{Log, Options, Run};
+//! use inflight::{Generation, Log, Opened, Options, Run, UnixMs};
 //!
 //! /// The workload: start runs a and b, complete b, start c.
 //! const STEPS: [(&str, bool); 4] = [("a", true), ("b", true), ("b", false), ("c", true)];
@@ -242,14 +242,14 @@
 //! /// or was in flight when the simulated crash stopped it.
 //! fn workload(sim: &SimStorage) -> usize {
 //!     let opened = Log::open_with_storage(Arc::new(sim.clone()), "/srv/log", Options::default());
-//!     let Ok((log, _)) = opened else {
+//!     let Ok(Opened { log, .. }) = opened else {
 //!         return 0; // the crash came during open (during recovery)
 //!     };
 //!     for (done, &(key, start)) in STEPS.iter().enumerate() {
 //!         let result = if start {
-//!             log.mark_running(Run::new(key, "session", 1, 1_000)).map(drop)
+//!             log.mark_running(Run::new(key, "session", Generation(1), UnixMs(1_000))).map(drop)
 //!         } else {
-//!             log.mark_completed_at(key, 1, 2_000).map(drop)
+//!             log.mark_completed_at(key, 1, UnixMs(2_000)).map(drop)
 //!         };
 //!         if result.is_err() {
 //!             return done;
@@ -278,7 +278,7 @@
 //!         let acked = workload(&sim);
 //!         sim.crash(); // power loss: unsynced data and names may be lost, torn or kept
 //!
-//!         let (_log, report) =
+//!         let Opened { log: _log, report } =
 //!             Log::open_with_storage(Arc::new(sim.clone()), "/srv/log", Options::default())?;
 //!         let mut running: Vec<&str> = report.running.iter().map(|r| r.run.key.as_str()).collect();
 //!         running.sort();

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use inflight::{Generation, UnixMs};
 use inflight::{Log, Options, RecoveryReport, Run};
 
 /// A run of `key` with `generation`, started at `generation` ms.
@@ -10,22 +11,20 @@ pub fn run(key: &str, generation: u64) -> Run {
     Run::new(
         key,
         format!("{key}-s{generation}"),
-        generation,
-        1_000 + generation,
+        Generation(generation),
+        UnixMs(1_000 + generation),
     )
 }
 
 /// Options with the smallest segments, so that tests cross rollovers with few records.
 pub fn small_segments() -> Options {
-    Options {
-        segment_bytes_max: inflight::limits::SEGMENT_BYTES_MIN,
-        ..Options::default()
-    }
+    Options::default().segment_bytes_max(inflight::limits::SEGMENT_BYTES_MIN)
 }
 
 /// Opens the log with default options, panicking on error.
 pub fn open(dir: &Path) -> (Log, RecoveryReport) {
-    Log::open(dir, Options::default()).expect("open log")
+    let opened = Log::open(dir, Options::default()).expect("open log");
+    (opened.log, opened.report)
 }
 
 /// A fresh log directory holding one started run (generation 1) per key, with `meta` on each,
