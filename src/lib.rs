@@ -30,6 +30,7 @@
 //! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
 //! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
 //! - [`log`]: the handle: open (lock, replay, repair), durable appends, clean close.
+//! - `open_dir` (internal): the log directory created at open, and its entry made durable.
 //! - `writer` (internal): the open end of the log: segments created, frames appended and
 //!   synced, rollover, the durable copy made at open.
 //! - `layout` (internal): what a log directory holds: segment file names, temporary copies.
@@ -52,6 +53,7 @@ pub mod frame;
 mod layout;
 pub mod limits;
 pub mod log;
+mod open_dir;
 pub mod recovery;
 // The simulated, crash-injecting storage for tests (feature `sim`); documented in the module.
 #[cfg(feature = "sim")]

@@ -10,6 +10,7 @@ use crate::event::{Event, Run, encode_event};
 use crate::fold::{Applied, Counters, Entry, Mark, RunningSet};
 use crate::layout::TEMP_SUFFIX;
 use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
+use crate::open_dir::create_dir_durably;
 use crate::recovery::{Policy, RecoveryReport, Tail, replay};
 use crate::storage::{DirLock, FsStorage, LockError, Storage};
 use crate::writer::{Writer, replace_durably};
@@ -138,6 +139,11 @@ impl Failure {
 
 impl Log {
     /// Opens (creating if missing) the log in `dir` on the real file system, and replays it.
+    ///
+    /// A new directory gets mode 0700. The entry of the log directory in its parent is synced,
+    /// even when the directory was already there (its creator may have died before syncing it);
+    /// a parent this process may not read for that (`EACCES` or `EPERM`, say mode 0711 and
+    /// another owner) is logged as a warning with the reason, and the open goes on.
     ///
     /// ```
     /// use inflight::{Log, Options, Run};
@@ -404,47 +410,6 @@ impl Log {
         }
         Ok(state.set.apply(&event))
     }
-}
-
-/// Creates `dir` if missing, and syncs the parent of every directory it created and of `dir`
-/// itself. A directory entry is durable only once its parent is synced, and an earlier process
-/// may have created the log directory and died before syncing it: without this, a power loss
-/// could take the whole directory, acknowledged records and all.
-fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    let is_dir = |d: &Path| storage.is_dir(d).map_err(|e| Error::io("stat", d, e));
-    let parent_of = |d: &Path| match d.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut missing = Vec::new();
-    let mut next = Some(dir);
-    while let Some(d) = next {
-        if d.as_os_str().is_empty() || is_dir(d)? {
-            break;
-        }
-        missing.push(d);
-        next = d.parent();
-    }
-    if !missing.is_empty() {
-        storage.create_dir_all(dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
-                Error::NotADirectory {
-                    path: dir.to_path_buf(),
-                }
-            }
-            _ => Error::io("create directory", dir, e),
-        })?;
-    }
-    let mut parents: Vec<PathBuf> = missing.iter().rev().map(|d| parent_of(d)).collect();
-    if missing.is_empty() {
-        parents.push(parent_of(dir));
-    }
-    for parent in parents {
-        storage
-            .sync_dir(&parent)
-            .map_err(|e| Error::io("sync directory", &parent, e))?;
-    }
-    Ok(())
 }
 
 /// Removes replacements that a crash interrupted before their rename (the originals are intact),
