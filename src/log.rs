@@ -145,6 +145,12 @@ impl Log {
     /// a parent this process may not read for that (`EACCES` or `EPERM`, say mode 0711 and
     /// another owner) is logged as a warning with the reason, and the open goes on.
     ///
+    /// A read-write open writes: it makes a synced copy of the last segment (see
+    /// [`Options::segment_bytes_max`]), so it needs that much free space. On a full disk it fails
+    /// with an [`Error::Io`] whose source is of kind [`std::io::ErrorKind::StorageFull`] and
+    /// whose message says so; [`Log::read_only`] writes nothing and still reports what was in
+    /// flight.
+    ///
     /// ```
     /// use inflight::{Log, Options, Run};
     /// let dir = tempfile::tempdir()?;
@@ -170,8 +176,16 @@ impl Log {
         dir: impl AsRef<Path>,
         options: Options,
     ) -> Result<(Log, RecoveryReport)> {
+        Log::open_read_write(storage, dir.as_ref(), options).map_err(Error::at_open)
+    }
+
+    fn open_read_write(
+        storage: Arc<dyn Storage>,
+        dir: &Path,
+        options: Options,
+    ) -> Result<(Log, RecoveryReport)> {
         options.validate()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         create_dir_durably(&*storage, &dir)?;
         let lock = storage.lock(&dir).map_err(|e| match e {
             LockError::Held(holder_pid) => Error::Locked {
@@ -265,6 +279,10 @@ impl Log {
     /// torn tail). A torn tail is reported (with `cut: false`) but left in place. Segments are
     /// memory-mapped (see [`FsStorage::mmap`]). A directory without segment files is
     /// [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
+    ///
+    /// It writes nothing, so it answers on a full disk too, where a read-write open
+    /// ([`Log::open`]) fails for want of room for its copy of the last segment. The command
+    /// line's `inflight replay DIR` is this call.
     pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<Recovered> {
         Log::read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
     }
