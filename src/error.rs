@@ -12,10 +12,13 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum Error {
     /// A storage call failed.
-    #[error(
-        "{op} {}: {source}; check the disk, its free space and the file's permissions, then reopen the log",
-        path.display()
-    )]
+    ///
+    /// When a read-write open fails because the disk is full (`ENOSPC`, kind
+    /// [`io::ErrorKind::StorageFull`]), the message says so, and that [`Log::read_only`]
+    /// (`inflight replay DIR`) still reports what was in flight, since it writes nothing.
+    ///
+    /// [`Log::read_only`]: crate::Log::read_only
+    #[error("{op} {}: {source}; {}", path.display(), io_advice(source, *at_open))]
     Io {
         /// The operation that failed, for example `"sync"` or `"write"`.
         op: &'static str,
@@ -24,6 +27,11 @@ pub enum Error {
         /// The operating system's error.
         #[source]
         source: io::Error,
+        /// Whether the call was part of a read-write open ([`Log::open`]) rather than of an
+        /// append or a read-only replay.
+        ///
+        /// [`Log::open`]: crate::Log::open
+        at_open: bool,
     },
 
     /// Another process (or another handle in this one) holds the directory's lock.
@@ -114,6 +122,18 @@ pub enum Error {
     },
 }
 
+/// What to do about a failed storage call.
+fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
+    if at_open && source.kind() == io::ErrorKind::StorageFull {
+        "the disk is full, and a read-write open writes: it needs room for a copy of the last \
+         segment (up to segment_bytes_max, 16 MiB by default); free space, then open the log \
+         again. Meanwhile `Log::read_only` (on the command line `inflight replay DIR`) reports \
+         what was in flight without writing anything"
+    } else {
+        "check the disk, its free space and the file's permissions, then reopen the log"
+    }
+}
+
 fn key_hint(key: &Option<String>) -> String {
     match key {
         Some(k) => format!(" (key {k:?})"),
@@ -157,6 +177,22 @@ impl Error {
             op,
             path: path.into(),
             source,
+            at_open: false,
+        }
+    }
+
+    /// This error, marked as one a read-write open returned (see [`Error::Io`]).
+    pub(crate) fn at_open(self) -> Error {
+        match self {
+            Error::Io {
+                op, path, source, ..
+            } => Error::Io {
+                op,
+                path,
+                source,
+                at_open: true,
+            },
+            other => other,
         }
     }
 }

@@ -36,6 +36,7 @@
 //! - [`log`]: the handle: open (lock, replay, resume the writer), durable appends, clean close.
 //! - [`options`]: how to open a log, as a builder.
 //! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.
+//! - `open_dir` (internal): the log directory created at open, and its entry made durable.
 //! - `writer` (internal): everything that writes to a log directory: what the open does to the
 //!   end of the log, segments created, frames appended and synced, rollover.
 //! - `layout` (internal): what a log directory holds: segment files, temporary copies, the lock
@@ -60,6 +61,7 @@ pub mod frame;
 mod layout;
 pub mod limits;
 pub mod log;
+mod open_dir;
 pub mod options;
 pub mod recovery;
 // The simulated, crash-injecting storage for tests (feature `sim`); documented in the module.

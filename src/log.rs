@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Run, UnixMs, encode_event};
 use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
 use crate::layout::TEMP_SUFFIX;
+use crate::open_dir::create_dir_durably;
 use crate::options::Options;
 use crate::recovery::{Policy, RecoveryReport, replay};
 use crate::storage::{DirLock, FsStorage, LockError, Storage};
@@ -97,6 +98,17 @@ impl Failure {
 impl Log {
     /// Opens (creating if missing) the log in `dir` on the real file system, and replays it.
     ///
+    /// A new directory gets mode 0700. The entry of the log directory in its parent is synced,
+    /// even when the directory was already there (its creator may have died before syncing it);
+    /// a parent this process may not read for that (`EACCES` or `EPERM`, say mode 0711 and
+    /// another owner) is logged as a warning with the reason, and the open goes on.
+    ///
+    /// A read-write open writes: it makes a synced copy of the last segment (see
+    /// [`Options::segment_bytes_max`]), so it needs that much free space. On a full disk it fails
+    /// with an [`Error::Io`] whose source is of kind [`std::io::ErrorKind::StorageFull`] and
+    /// whose message says so; [`Log::read_only`] writes nothing and still reports what was in
+    /// flight.
+    ///
     /// ```
     /// use inflight::{Generation, Log, Opened, Options, Run, UnixMs};
     /// let dir = tempfile::tempdir()?;
@@ -122,8 +134,12 @@ impl Log {
         dir: impl AsRef<Path>,
         options: Options,
     ) -> Result<Opened> {
+        Log::open_read_write(storage, dir.as_ref(), options).map_err(Error::at_open)
+    }
+
+    fn open_read_write(storage: Arc<dyn Storage>, dir: &Path, options: Options) -> Result<Opened> {
         options.validate()?;
-        let dir = dir.as_ref().to_path_buf();
+        let dir = dir.to_path_buf();
         create_dir_durably(&*storage, &dir)?;
         let lock = storage.lock(&dir).map_err(|e| match e {
             LockError::Held(holder_pid) => Error::Locked {
@@ -158,11 +174,13 @@ impl Log {
 
     /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
     /// inspect a log, even one a live process is writing (an append in progress then shows as a
-    /// torn tail), and for a gateway that must learn what was in flight when a read-write open
-    /// cannot run (the disk is full: an open needs room for a copy of the last segment). A torn
-    /// tail is reported (with `cut: false`) but left in place. Segments are memory-mapped (see
-    /// [`FsStorage::mmap`]). A directory without segment files is [`Error::NotFound`]: it is
-    /// not a log, and must not read as "nothing in flight".
+    /// torn tail). A torn tail is reported (with `cut: false`) but left in place. Segments are
+    /// memory-mapped (see [`FsStorage::mmap`]). A directory without segment files is
+    /// [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
+    ///
+    /// It writes nothing, so it answers on a full disk too, where a read-write open
+    /// ([`Log::open`]) fails for want of room for its copy of the last segment. The command
+    /// line's `inflight replay DIR` is this call.
     pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<Recovered> {
         Log::read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
     }
@@ -366,47 +384,6 @@ impl Log {
         }
         Ok(state.set.apply(event))
     }
-}
-
-/// Creates `dir` if missing, and syncs the parent of every directory it created and of `dir`
-/// itself. A directory entry is durable only once its parent is synced, and an earlier process
-/// may have created the log directory and died before syncing it: without this, a power loss
-/// could take the whole directory, acknowledged records and all.
-fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    let is_dir = |d: &Path| storage.is_dir(d).map_err(|e| Error::io("stat", d, e));
-    let parent_of = |d: &Path| match d.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut missing = Vec::new();
-    let mut next = Some(dir);
-    while let Some(d) = next {
-        if d.as_os_str().is_empty() || is_dir(d)? {
-            break;
-        }
-        missing.push(d);
-        next = d.parent();
-    }
-    if !missing.is_empty() {
-        storage.create_dir_all(dir).map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::NotADirectory => {
-                Error::NotADirectory {
-                    path: dir.to_path_buf(),
-                }
-            }
-            _ => Error::io("create directory", dir, e),
-        })?;
-    }
-    let mut parents: Vec<PathBuf> = missing.iter().rev().map(|d| parent_of(d)).collect();
-    if missing.is_empty() {
-        parents.push(parent_of(dir));
-    }
-    for parent in parents {
-        storage
-            .sync_dir(&parent)
-            .map_err(|e| Error::io("sync directory", &parent, e))?;
-    }
-    Ok(())
 }
 
 /// Removes replacements that a crash interrupted before their rename (the originals are intact),
