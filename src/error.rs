@@ -6,8 +6,8 @@ use std::path::PathBuf;
 /// Everything that can go wrong when opening, writing or replaying a log.
 ///
 /// Each variant says where the problem is (directory, file, byte offset, key) and its message
-/// says what the caller can do. The command-line tool maps each variant to an exit code
-/// ([`Error::exit_code`]).
+/// says what the caller can do. (The `inflight` command line maps the variants to its exit
+/// codes; that policy is the tool's, not the library's.)
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -142,26 +142,6 @@ fn key_hint(key: &Option<String>) -> String {
 }
 
 impl Error {
-    /// The command-line tool's exit code for this error. `0` is success and `2` is a usage
-    /// error (bad flags); the others are:
-    ///
-    /// | code | meaning |
-    /// |---|---|
-    /// | 1 | an I/O error, or a poisoned or closed handle |
-    /// | 3 | corruption under `--strict`, or an unsupported format version |
-    /// | 4 | the directory is locked by another process |
-    /// | 5 | the log directory does not exist, is not a directory, or holds no log |
-    /// | 6 | invalid input |
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            Error::Io { .. } | Error::Poisoned { .. } | Error::Closed => 1,
-            Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => 3,
-            Error::Locked { .. } => 4,
-            Error::NotFound { .. } | Error::NotADirectory { .. } => 5,
-            Error::InvalidInput { .. } => 6,
-        }
-    }
-
     /// The kind of the underlying I/O error: the source's for [`Error::Io`], the recorded one
     /// for [`Error::Poisoned`], [`io::ErrorKind::Other`] for everything else.
     pub fn io_kind(&self) -> io::ErrorKind {

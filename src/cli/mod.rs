@@ -130,9 +130,33 @@ struct Failure {
 impl From<inflight::Error> for Failure {
     fn from(e: inflight::Error) -> Failure {
         Failure {
-            code: e.exit_code(),
+            code: exit_code(&e),
             message: e.to_string(),
         }
+    }
+}
+
+/// The exit code for a library error. `0` is success, `2` a usage error (bad flags) and `7` the
+/// demo's failed check; the library's errors map to:
+///
+/// | code | meaning |
+/// |---|---|
+/// | 1 | an I/O error, or a poisoned or closed handle |
+/// | 3 | corruption under `--strict`, or an unsupported format version |
+/// | 4 | the directory is locked by another process |
+/// | 5 | the log directory does not exist, is not a directory, or holds no log |
+/// | 6 | invalid input |
+///
+/// `Error` is non-exhaustive: a variant added later exits with 1 until it is given a code here.
+fn exit_code(e: &inflight::Error) -> i32 {
+    use inflight::Error;
+    match e {
+        Error::Io { .. } | Error::Poisoned { .. } | Error::Closed => 1,
+        Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => 3,
+        Error::Locked { .. } => 4,
+        Error::NotFound { .. } | Error::NotADirectory { .. } => 5,
+        Error::InvalidInput { .. } => 6,
+        _ => 1,
     }
 }
 

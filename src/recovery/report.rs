@@ -12,7 +12,7 @@ pub enum Policy {
     /// losing the rest of the log to one bad sector would be worse).
     #[default]
     SkipDamaged,
-    /// Fail to open with [`Error::Corrupt`].
+    /// Fail to open with [`Error::Corrupt`](crate::Error::Corrupt).
     Strict,
 }
 
