@@ -33,6 +33,7 @@
 //! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the generation rules).
 //! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
 //! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
+//! - [`fallback`]: the time-window guess, only for what the log cannot speak for (pure).
 //! - [`log`]: the handle: open (lock, replay, resume the writer), durable appends, clean close.
 //! - [`options`]: how to open a log, as a builder.
 //! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.
@@ -56,6 +57,7 @@ pub mod crashtest;
 pub mod environment;
 pub mod error;
 pub mod event;
+pub mod fallback;
 pub mod fold;
 pub mod frame;
 mod layout;

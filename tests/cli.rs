@@ -227,3 +227,80 @@ fn usage_errors_exit_2() {
     let help = inflight(&["--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("Exit codes"));
 }
+
+#[test]
+fn replay_applies_the_fallback_only_where_the_log_cannot_speak() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, report) = open(dir.path());
+    let coverage = report.coverage_since_ms.unwrap();
+    log.mark_running(run("open-for-long", 1)).unwrap(); // started long ago, still open
+    log.mark_running(run("finished", 1)).unwrap();
+    log.mark_completed("finished", 1).unwrap();
+    drop(log);
+    let now = coverage + 60_000;
+    let sessions = dir.path().join("sessions.jsonl");
+    std::fs::write(
+        &sessions,
+        format!(
+            "{{\"key\":\"finished\",\"last_active_ms\":{}}}\n\
+             {{\"key\":\"early\",\"last_active_ms\":{}}}\n\
+             \n\
+             {{\"key\":\"stale\",\"last_active_ms\":{}}}\n",
+            now - 1_000,
+            coverage - 10_000,
+            coverage - 600_000
+        ),
+    )
+    .unwrap();
+    let args = |d: &str| {
+        vec![
+            "replay".to_string(),
+            d.to_string(),
+            "--json".into(),
+            "--sessions".into(),
+            sessions.to_str().unwrap().into(),
+            "--window".into(),
+            "120".into(),
+            "--now".into(),
+            now.to_string(),
+        ]
+    };
+    let run_json = |d: &str| {
+        let a = args(d);
+        let out = inflight(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let v = run_json(dir.path().to_str().unwrap());
+    assert_eq!(
+        v["flagged"],
+        serde_json::json!([
+            {"key": "early", "reason": "before-coverage"},
+            {"key": "open-for-long", "reason": "log"},
+        ])
+    );
+    assert_eq!(
+        v["running"].as_array().unwrap().len(),
+        1,
+        "the report is still there"
+    );
+    // No log at all: every session active within the window is a guess, and that is no error.
+    let missing = dir.path().join("nothing-here");
+    let v = run_json(missing.to_str().unwrap());
+    assert_eq!(v["log_found"], false);
+    assert_eq!(
+        v["flagged"],
+        serde_json::json!([
+            {"key": "early", "reason": "no-log"},
+            {"key": "finished", "reason": "no-log"},
+        ])
+    );
+    // Without --sessions a missing log is still exit 5; a bad sessions line is exit 6.
+    let out = inflight(&["replay", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5));
+    std::fs::write(&sessions, "{\"key\":\"a\"}\n").unwrap();
+    let a = args(dir.path().to_str().unwrap());
+    let out = inflight(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
+}

@@ -84,6 +84,20 @@ struct ReplayArgs {
     /// Fail (exit 3) on corruption instead of skipping the damaged region and reporting a gap.
     #[arg(long)]
     strict: bool,
+    /// Apply the time-window fallback to the gateway's sessions: FILE holds one JSON object a
+    /// line, {"key":K,"last_active_ms":T}. Prints each key to treat as interrupted and why:
+    /// log (the log says so), gap (active around a damaged region the log has nothing after),
+    /// no-log (there is no log), before-coverage (active before the log began recording). A
+    /// missing log is then not an error: every session active within the window is flagged
+    /// no-log.
+    #[arg(long, value_name = "FILE", requires = "window")]
+    sessions: Option<PathBuf>,
+    /// How far back, in seconds, a session counts as recently active (with --sessions).
+    #[arg(long, value_name = "SECS", requires = "sessions")]
+    window: Option<u64>,
+    /// The current time in milliseconds since the Unix epoch, for the window (default: now).
+    #[arg(long, value_name = "MS", requires = "sessions")]
+    now: Option<u64>,
 }
 
 /// Arguments of `inflight load`.

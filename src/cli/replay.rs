@@ -1,5 +1,8 @@
 //! `inflight replay`: the recovered running set and the recovery report, read-only.
 
+use std::path::Path;
+
+use inflight::fallback::{Flagged, LogView, Session, flag};
 use inflight::{Log, Policy};
 
 use super::{CliResult, Failure, ReplayArgs, format_ms};
@@ -10,12 +13,45 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
     } else {
         Policy::SkipDamaged
     };
-    let report = Log::read_only(&args.dir, policy)?.report;
-    if args.json {
-        let json = serde_json::to_string_pretty(&report)
-            .map_err(|e| Failure::new(1, format!("cannot encode the report as JSON: {e}")))?;
-        println!("{json}");
+    let sessions = args.sessions.as_deref().map(read_sessions).transpose()?;
+    let recovered = match Log::read_only(&args.dir, policy) {
+        Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,
+        other => Some(other?),
+    };
+    let flagged = sessions.map(|sessions| {
+        let window_ms = args.window.unwrap_or(0).saturating_mul(1000);
+        let now_ms = args.now.unwrap_or_else(inflight::environment::now_ms);
+        let view = match &recovered {
+            Some(r) => LogView::Present {
+                report: &r.report,
+                set: &r.set,
+            },
+            None => LogView::Missing,
+        };
+        flag(view, &sessions, window_ms, now_ms)
+    });
+    let Some(recovered) = recovered else {
+        let flagged = flagged.unwrap_or_default();
+        if args.json {
+            let value = serde_json::json!({ "log_found": false, "flagged": flagged });
+            print_json(&value)?;
+        } else {
+            println!(
+                "no log at {}: every session active within the window is a guess",
+                args.dir.display()
+            );
+            print_flagged(&flagged);
+        }
         return Ok(());
+    };
+    let report = recovered.report;
+    if args.json {
+        let mut value = serde_json::to_value(&report)
+            .map_err(|e| Failure::new(1, format!("cannot encode the report as JSON: {e}")))?;
+        if let (Some(flagged), Some(object)) = (&flagged, value.as_object_mut()) {
+            object.insert("flagged".into(), serde_json::json!(flagged));
+        }
+        return print_json(&value);
     }
     let dir = args.dir.display();
     println!(
@@ -76,5 +112,52 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
             );
         }
     }
+    if let Some(flagged) = &flagged {
+        print_flagged(flagged);
+    }
     Ok(())
+}
+
+fn print_json(value: &serde_json::Value) -> CliResult {
+    let json = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::new(1, format!("cannot encode the report as JSON: {e}")))?;
+    println!("{json}");
+    Ok(())
+}
+
+fn print_flagged(flagged: &[Flagged]) {
+    println!("flagged by the fallback: {}", flagged.len());
+    for f in flagged {
+        let how = if f.reason.is_precise() {
+            "the log says so"
+        } else {
+            "a guess"
+        };
+        println!("  {:<40} {:<16} {how}", f.key, f.reason);
+    }
+}
+
+/// Reads the gateway's sessions: one JSON object a line, `{"key":K,"last_active_ms":T}`; blank
+/// lines are skipped. A bad line is invalid input (exit 6), naming the file and line.
+fn read_sessions(path: &Path) -> Result<Vec<Session>, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::new(1, format!("read {}: {e}", path.display())))?;
+    let mut sessions = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let session: Session = serde_json::from_str(line).map_err(|e| {
+            Failure::new(
+                6,
+                format!(
+                    "{} line {}: {e}; each line must be {{\"key\":K,\"last_active_ms\":T}}",
+                    path.display(),
+                    i + 1
+                ),
+            )
+        })?;
+        sessions.push(session);
+    }
+    Ok(sessions)
 }
