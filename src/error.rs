@@ -110,6 +110,20 @@ pub enum Error {
         path: PathBuf,
     },
 
+    /// An import ([`Log::import_runs`](crate::Log::import_runs)) was pointed at a directory
+    /// that is not empty; it was left untouched.
+    #[error(
+        "{} {}; import into a new or empty directory",
+        dir.display(),
+        if *log { "already holds an inflight log, which an import never mixes with imported runs" } else { "is not empty" }
+    )]
+    AlreadyExists {
+        /// The directory that was given.
+        dir: PathBuf,
+        /// Whether it holds a log (segment files), rather than only other files.
+        log: bool,
+    },
+
     /// A read-only open was pointed at a directory that does not exist or holds no segment
     /// file: there is no log there (which must never read as "nothing in flight").
     #[error(

@@ -34,6 +34,8 @@
 //! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
 //! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
 //! - [`fallback`]: the time-window guess, only for what the log cannot speak for (pure).
+//! - [`import`]: a new log made from runs recorded elsewhere (the JSON checkpoint), all or
+//!   nothing.
 //! - [`log`]: the handle: open (lock, replay, resume the writer), durable appends, clean close.
 //! - [`options`]: how to open a log, as a builder.
 //! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.
@@ -60,6 +62,7 @@ pub mod event;
 pub mod fallback;
 pub mod fold;
 pub mod frame;
+pub mod import;
 mod layout;
 pub mod limits;
 pub mod log;
@@ -76,6 +79,7 @@ pub use environment::{Environment, SystemEnvironment};
 pub use error::{Error, Result};
 pub use event::{Event, Generation, Run, UnixMs};
 pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunningSet};
+pub use import::ImportReport;
 pub use log::{Log, Opened, Recovered};
 pub use options::Options;
 pub use recovery::{Corruption, Policy, RecoveryReport, TornTail};

@@ -44,6 +44,12 @@ pub(crate) fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()
     Ok(())
 }
 
+/// Syncs the parent of `path`, a directory entry this process just created, renamed into place
+/// or removed. A parent this process may not open or sync is a warning, not an error.
+pub(crate) fn sync_parent_of_new(storage: &dyn Storage, path: &Path) -> Result<()> {
+    sync_parent(storage, path, Created::Yes)
+}
+
 /// Whether the open created the directory whose parent it syncs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Created {

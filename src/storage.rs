@@ -33,6 +33,16 @@ pub trait Storage: Send + Sync + Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Removes an empty directory. Only an import ([`Log::import_runs`]) needs it, to clean up
+    /// after itself; the default refuses with [`io::ErrorKind::Unsupported`].
+    ///
+    /// [`Log::import_runs`]: crate::Log::import_runs
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("this storage cannot remove the directory {}", dir.display()),
+        ))
+    }
     /// Makes the directory's entries (creates, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes the directory's exclusive lock, held until the returned guard is dropped. (With
@@ -218,6 +228,10 @@ impl Storage for FsStorage {
 
     fn remove(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+
+    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+        fs::remove_dir(dir)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

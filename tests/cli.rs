@@ -304,3 +304,149 @@ fn replay_applies_the_fallback_only_where_the_log_cannot_speak() {
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("line 1"), "{}", stderr(&out));
 }
+
+/// Writes `text` as a checkpoint file in `dir` and imports it into `dir/log`.
+fn import_json(dir: &std::path::Path, text: &str) -> (Output, std::path::PathBuf) {
+    let file = dir.join("agent_checkpoints.json");
+    std::fs::write(&file, text).unwrap();
+    let log = dir.join("log");
+    let out = inflight(&["import-json", file.to_str().unwrap(), log.to_str().unwrap()]);
+    (out, log)
+}
+
+#[test]
+fn import_json_brings_a_checkpoint_into_a_new_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, log) = import_json(
+        dir.path(),
+        r#"{
+            "agent:main:telegram:dm:4242": {"session_id": "20261126_104512_9f1c2ab0", "started_at": 1764150000.1239},
+            "agent:main:http:c-5": {"session_id": "20261126_2", "started_at": 1764150001}
+        }"#,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("imported 2 running run(s)"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = inflight(&["replay", log.to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let running: Vec<_> = v["running"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["session_id"].as_str().unwrap().to_string(),
+                r["generation"].as_u64().unwrap(),
+                r["started_at_ms"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        running,
+        [
+            (
+                "agent:main:http:c-5".into(),
+                "20261126_2".into(),
+                1,
+                1_764_150_001_000
+            ),
+            (
+                "agent:main:telegram:dm:4242".into(),
+                "20261126_104512_9f1c2ab0".into(),
+                1,
+                1_764_150_000_123
+            ),
+        ]
+    );
+}
+
+#[test]
+fn import_json_refuses_a_malformed_file_with_one_line_naming_the_key_and_writes_nothing() {
+    let long_key = "k".repeat(inflight::limits::KEY_BYTES_MAX + 1);
+    let over_limit = format!(
+        r#"{{"ok": {{"session_id": "s", "started_at": 1}}, "{long_key}": {{"session_id": "s", "started_at": 1}}}}"#
+    );
+    let cases = [
+        (
+            r#"{"a": {"session_id": "s", "started_at": 1},"#,
+            "EOF while parsing",
+        ),
+        ("[]", "the file must be one JSON object"),
+        (
+            r#"{"a": {"started_at": 1}}"#,
+            r#"key "a": missing field "session_id""#,
+        ),
+        (
+            r#"{"a": {"session_id": 7, "started_at": 1}}"#,
+            "session_id must be a string",
+        ),
+        (
+            r#"{"a": {"session_id": "s", "started_at": "noon"}}"#,
+            "started_at must be a number",
+        ),
+        (
+            r#"{"a": {"session_id": "s", "started_at": -5}}"#,
+            "before the Unix epoch",
+        ),
+        (
+            r#"{"a": {"session_id": "s", "started_at": 1764150000123}}"#,
+            "not milliseconds",
+        ),
+        (
+            r#"{"a": {"session_id": "s", "started_at": 1}, "a": {"session_id": "t", "started_at": 2}}"#,
+            "given twice",
+        ),
+        (over_limit.as_str(), "over the limit"),
+    ];
+    for (text, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, log) = import_json(dir.path(), text);
+        assert_eq!(out.status.code(), Some(6), "{text}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains("agent_checkpoints.json"), "{err}");
+        assert!(err.contains(expected), "{text}: {err}");
+        assert!(err.contains("nothing was imported"), "{err}");
+        assert!(!log.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "{text}");
+    }
+}
+
+#[test]
+fn import_json_into_an_existing_log_exits_8_and_leaves_it_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let (existing, _) = open(&log);
+    existing.mark_running(run("a", 4)).unwrap();
+    drop(existing);
+    let before = std::fs::read(segment(&log, 1)).unwrap();
+
+    let (out, _) = import_json(dir.path(), r#"{"b": {"session_id": "s", "started_at": 1}}"#);
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("already holds an inflight log"), "{err}");
+    assert_eq!(std::fs::read(segment(&log, 1)).unwrap(), before);
+    let (_log, report) = open(&log);
+    assert_eq!(common::running(&report), [("a".into(), 4)]);
+}
+
+#[test]
+fn import_json_of_a_missing_file_is_an_io_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let log = dir.path().join("log");
+    let out = inflight(&[
+        "import-json",
+        missing.to_str().unwrap(),
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("missing.json"), "{}", stderr(&out));
+    assert!(!log.exists());
+}

@@ -1,6 +1,7 @@
 //! Argument parsing, logging setup, and the mapping of errors to one line and an exit code.
 
 mod demo;
+mod import_json;
 mod load;
 mod replay;
 
@@ -18,6 +19,7 @@ Exit codes:
   5  no log there: no such directory, not a directory, or no segment files in it
   6  invalid input (a key, session id or meta over its limit, an empty key)
   7  demo: an acknowledged run was not recovered, or a run was invented
+  8  import-json: the target directory already holds a log (or other files); it is untouched
 
 Set RUST_LOG=info (or debug) to see what the log does on open, recovery and append.";
 
@@ -52,6 +54,28 @@ enum Command {
     ///
     /// Example: inflight load /tmp/inflight-load --sessions 1000 --seconds 10 --threads 4
     Load(LoadArgs),
+    /// Migrate the JSON checkpoint of the design this replaces into a new log: FILE holds one
+    /// object {"KEY": {"session_id": "S", "started_at": SECONDS}, ...} (seconds since the Unix
+    /// epoch, a float). Every entry becomes a running run with generation 1 and its start time
+    /// in milliseconds, rounded down; other fields are ignored.
+    ///
+    /// All or nothing: the whole file is checked first (a malformed file, a limit broken, a key
+    /// twice: exit 6, naming the key), the log is built beside DIR and renamed into place once
+    /// every run is synced. DIR must not exist or be empty; a directory holding a log is refused
+    /// (exit 8) and left untouched.
+    ///
+    /// Example: inflight import-json /var/lib/gateway/agent_checkpoints.json /var/lib/gateway/inflight
+    #[command(name = "import-json")]
+    ImportJson(ImportJsonArgs),
+}
+
+/// Arguments of `inflight import-json`.
+#[derive(Debug, Args)]
+struct ImportJsonArgs {
+    /// The JSON checkpoint (agent_checkpoints.json).
+    file: PathBuf,
+    /// The new log directory (must not exist, or be empty).
+    dir: PathBuf,
 }
 
 /// Arguments of `inflight demo`.
@@ -160,6 +184,7 @@ impl From<inflight::Error> for Failure {
 /// | 4 | the directory is locked by another process |
 /// | 5 | the log directory does not exist, is not a directory, or holds no log |
 /// | 6 | invalid input |
+/// | 8 | an import's target directory is not empty |
 ///
 /// `Error` is non-exhaustive: a variant added later exits with 1 until it is given a code here.
 fn exit_code(e: &inflight::Error) -> i32 {
@@ -170,6 +195,7 @@ fn exit_code(e: &inflight::Error) -> i32 {
         Error::Locked { .. } => 4,
         Error::NotFound { .. } | Error::NotADirectory { .. } => 5,
         Error::InvalidInput { .. } => 6,
+        Error::AlreadyExists { .. } => 8,
         _ => 1,
     }
 }
@@ -205,6 +231,7 @@ pub fn main() -> i32 {
         Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args),
         Command::Load(args) => load::run(args),
+        Command::ImportJson(args) => import_json::run(args),
     };
     match result {
         Ok(()) => 0,

@@ -1,0 +1,306 @@
+//! Migration into a new log: runs recorded elsewhere (for example in the JSON checkpoint of the
+//! design this crate replaces) written as running runs, all or nothing.
+//!
+//! [`Log::import_runs`] validates every run before it writes anything, builds the log in a
+//! fresh sibling directory (`DIR.import-tmp`), and renames that into place only once every run
+//! is durable; on any failure it removes the temporary directory and leaves `DIR` as it was.
+//! It never writes into an existing log: importing into a directory that holds one is
+//! [`Error::AlreadyExists`].
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::event::{Event, Run, UnixMs, shorten};
+use crate::layout::parse_segment_name;
+use crate::log::Log;
+use crate::open_dir::sync_parent_of_new;
+use crate::options::Options;
+use crate::storage::{FsStorage, Storage};
+
+/// Suffix of the sibling directory an import builds its log in: `DIR.import-tmp` for `DIR`.
+pub const IMPORT_TMP_SUFFIX: &str = ".import-tmp";
+
+/// The latest start time an import accepts, in seconds since the Unix epoch:
+/// 9999-12-31T23:59:59Z. Anything later is a unit mix-up (milliseconds or microseconds given as
+/// seconds), not a time.
+pub const STARTED_AT_SECS_MAX: f64 = 253_402_300_799.0;
+
+/// What [`Log::import_runs`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportReport {
+    /// The new log directory.
+    pub dir: PathBuf,
+    /// How many runs it holds, all running.
+    pub imported: usize,
+}
+
+/// A start time given in seconds since the Unix epoch as a float (as Python's `time.time()`
+/// gives it), in milliseconds, rounded down. A negative, NaN or infinite value, or one after
+/// [`STARTED_AT_SECS_MAX`], is [`Error::InvalidInput`] for field `started_at`, naming `key`.
+///
+/// ```
+/// use inflight::UnixMs;
+/// use inflight::import::started_at_from_secs;
+///
+/// assert_eq!(started_at_from_secs("k", 1_764_150_000.1239)?, UnixMs(1_764_150_000_123));
+/// assert!(started_at_from_secs("k", -1.0).is_err());
+/// assert!(started_at_from_secs("k", f64::NAN).is_err());
+/// # Ok::<(), inflight::Error>(())
+/// ```
+pub fn started_at_from_secs(key: &str, secs: f64) -> Result<UnixMs> {
+    let invalid = |reason: String| Error::InvalidInput {
+        field: "started_at",
+        reason,
+        key: Some(shorten(key)),
+    };
+    if !secs.is_finite() {
+        return Err(invalid(format!(
+            "is {secs}; it must be a finite number of seconds since the Unix epoch"
+        )));
+    }
+    if secs < 0.0 {
+        return Err(invalid(format!(
+            "is {secs}, before the Unix epoch; it must be seconds since 1970-01-01"
+        )));
+    }
+    if secs > STARTED_AT_SECS_MAX {
+        return Err(invalid(format!(
+            "is {secs}, after the year 9999; it must be seconds since the Unix epoch (not milliseconds)"
+        )));
+    }
+    // At most 2.6e14 ms: exact in a f64, and well within a u64.
+    Ok(UnixMs((secs * 1000.0).floor() as u64))
+}
+
+impl Log {
+    /// Creates a new log in `dir` holding `runs` as running runs, on the real file system: for
+    /// migrating the in-flight runs of another store (the JSON checkpoint this crate replaces:
+    /// on the command line, `inflight import-json FILE DIR`). Each run keeps the generation and
+    /// start time it is given. Open the log afterwards with [`Log::open`]; its report lists
+    /// every imported run, with reason `crash` (no shutdown is recorded: the runs were
+    /// interrupted wherever they came from).
+    ///
+    /// All or nothing:
+    ///
+    /// - every run is checked first (the limits of [`crate::limits`], and no key twice), and an
+    ///   invalid one is [`Error::InvalidInput`] naming its key, before anything is written;
+    /// - `dir` must not exist or be an empty directory: a directory that holds a log, or
+    ///   anything else, is [`Error::AlreadyExists`] and is left untouched (an existing log is
+    ///   never mixed with imported runs);
+    /// - the log is built in a fresh sibling directory `DIR.import-tmp` (one left by an
+    ///   interrupted import is removed first), every run synced, and the directory renamed to
+    ///   `dir` and its parent synced only then. On any failure the temporary directory is
+    ///   removed and `dir` is as it was. (If only the final sync of the parent fails, the error
+    ///   says so; the complete log is then in place, but a power loss could still undo the
+    ///   rename.)
+    ///
+    /// Run it before the gateway starts: the new log is not locked until it is opened.
+    ///
+    /// ```
+    /// use inflight::{Generation, Log, Options, Run, UnixMs};
+    ///
+    /// let parent = tempfile::tempdir()?;
+    /// let dir = parent.path().join("inflight");
+    /// let runs = [
+    ///     Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", Generation(1), UnixMs(1_764_150_000_000)),
+    ///     Run::new("agent:main:http:c-5", "20261126_2", Generation(1), UnixMs(1_764_150_001_500)),
+    /// ];
+    /// let imported = Log::import_runs(&dir, runs, Options::default())?;
+    /// assert_eq!(imported.imported, 2);
+    ///
+    /// let opened = Log::open(&dir, Options::default())?;
+    /// assert_eq!(opened.report.running.len(), 2);
+    /// // Importing again is refused: the directory holds a log now.
+    /// assert!(matches!(
+    ///     Log::import_runs(&dir, [], Options::default()),
+    ///     Err(inflight::Error::AlreadyExists { log: true, .. })
+    /// ));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn import_runs(
+        dir: impl AsRef<Path>,
+        runs: impl IntoIterator<Item = Run>,
+        options: Options,
+    ) -> Result<ImportReport> {
+        Log::import_runs_with_storage(Arc::new(FsStorage::default()), dir, runs, options)
+    }
+
+    /// [`Log::import_runs`] through `storage`. The storage must be able to rename and remove a
+    /// directory ([`Storage::remove_dir`]); [`FsStorage`] can.
+    pub fn import_runs_with_storage(
+        storage: Arc<dyn Storage>,
+        dir: impl AsRef<Path>,
+        runs: impl IntoIterator<Item = Run>,
+        options: Options,
+    ) -> Result<ImportReport> {
+        let dir = dir.as_ref();
+        options.validate()?;
+        let events = validate_runs(runs)?;
+        check_target(&*storage, dir)?;
+        let tmp = tmp_path(dir)?;
+        if storage
+            .is_dir(&tmp)
+            .map_err(|e| Error::io("stat", &tmp, e))?
+        {
+            // Left by an import that was interrupted: never renamed into place, so nobody's log.
+            tracing::info!(dir = %tmp.display(), "removing the directory of an interrupted import");
+            remove_tmp(&*storage, &tmp)?;
+        }
+        let result = write_log(storage.clone(), &tmp, &events, options).and_then(|()| {
+            storage
+                .rename(&tmp, dir)
+                .map_err(|e| Error::io("rename", &tmp, e))
+        });
+        if let Err(e) = result {
+            if let Err(cleanup) = remove_tmp(&*storage, &tmp) {
+                tracing::error!(
+                    dir = %tmp.display(),
+                    error = %cleanup,
+                    "could not remove the directory of the failed import; remove it by hand"
+                );
+            }
+            return Err(e);
+        }
+        sync_parent_of_new(&*storage, dir)?;
+        tracing::info!(dir = %dir.display(), runs = events.len(), "imported runs into a new log");
+        Ok(ImportReport {
+            dir: dir.to_path_buf(),
+            imported: events.len(),
+        })
+    }
+}
+
+/// Every run as a start event, each checked against the limits, no key twice.
+fn validate_runs(runs: impl IntoIterator<Item = Run>) -> Result<Vec<Event>> {
+    let events: Vec<Event> = runs.into_iter().map(Event::Started).collect();
+    let mut keys = HashSet::with_capacity(events.len());
+    for event in &events {
+        event.validate()?;
+        let key = event.key().unwrap_or_default();
+        if !keys.insert(key) {
+            return Err(Error::InvalidInput {
+                field: "key",
+                reason: "is given twice; a key has at most one running run".into(),
+                key: Some(shorten(key)),
+            });
+        }
+    }
+    Ok(events)
+}
+
+/// `dir` must be absent or an empty directory.
+fn check_target(storage: &dyn Storage, dir: &Path) -> Result<()> {
+    if !storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
+        if storage.open(dir, false).is_ok() {
+            return Err(Error::NotADirectory {
+                path: dir.to_path_buf(),
+            });
+        }
+        return Ok(());
+    }
+    let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    if names.is_empty() {
+        return Ok(());
+    }
+    Err(Error::AlreadyExists {
+        dir: dir.to_path_buf(),
+        log: names.iter().any(|n| parse_segment_name(n).is_some()),
+    })
+}
+
+/// `DIR.import-tmp`, beside `dir`.
+fn tmp_path(dir: &Path) -> Result<PathBuf> {
+    let Some(name) = dir.file_name() else {
+        return Err(Error::InvalidInput {
+            field: "dir",
+            reason: format!(
+                "{} has no final component to import into; name the new log directory",
+                dir.display()
+            ),
+            key: None,
+        });
+    };
+    let mut tmp_name = OsString::from(name);
+    tmp_name.push(IMPORT_TMP_SUFFIX);
+    Ok(dir.with_file_name(tmp_name))
+}
+
+/// Creates the log in `tmp` (which must not exist) and records every start, each synced.
+fn write_log(
+    storage: Arc<dyn Storage>,
+    tmp: &Path,
+    events: &[Event],
+    options: Options,
+) -> Result<()> {
+    let opened = Log::open_with_storage(storage, tmp, options)?;
+    let log = opened.log;
+    for event in events {
+        log.record(event.clone())?;
+    }
+    // Dropped, not closed: a shutdown record would report the runs as interrupted by a clean
+    // shutdown of this log, which they were not.
+    drop(log);
+    Ok(())
+}
+
+/// Removes the temporary directory of an import: its files, then itself, then syncs its parent.
+fn remove_tmp(storage: &dyn Storage, tmp: &Path) -> Result<()> {
+    if !storage.is_dir(tmp).map_err(|e| Error::io("stat", tmp, e))? {
+        return Ok(());
+    }
+    for name in storage.list(tmp).map_err(|e| Error::io("list", tmp, e))? {
+        let path = tmp.join(name);
+        storage
+            .remove(&path)
+            .map_err(|e| Error::io("remove", &path, e))?;
+    }
+    storage
+        .remove_dir(tmp)
+        .map_err(|e| Error::io("remove directory", tmp, e))?;
+    sync_parent_of_new(storage, tmp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_become_milliseconds_rounded_down() {
+        assert_eq!(started_at_from_secs("k", 0.0).unwrap(), UnixMs(0));
+        assert_eq!(started_at_from_secs("k", 1.0009).unwrap(), UnixMs(1_000));
+        assert_eq!(
+            started_at_from_secs("k", 1_764_150_000.5).unwrap(),
+            UnixMs(1_764_150_000_500)
+        );
+        assert_eq!(
+            started_at_from_secs("k", STARTED_AT_SECS_MAX).unwrap(),
+            UnixMs(253_402_300_799_000)
+        );
+        for bad in [-0.001, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e15] {
+            let e = started_at_from_secs("agent:k", bad)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("started_at") && e.contains("agent:k"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_temporary_directory_is_a_sibling() {
+        assert_eq!(
+            tmp_path(Path::new("/var/lib/gw/inflight")).unwrap(),
+            Path::new("/var/lib/gw/inflight.import-tmp")
+        );
+        assert_eq!(
+            tmp_path(Path::new("inflight")).unwrap(),
+            Path::new("inflight.import-tmp")
+        );
+        assert!(tmp_path(Path::new("/")).is_err());
+        assert!(tmp_path(Path::new("a/..")).is_err());
+    }
+}
