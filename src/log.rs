@@ -267,28 +267,33 @@ impl Log {
         session_id: impl Into<String>,
         meta: Option<String>,
     ) -> Result<Run> {
-        let mut run = Run {
+        let mut event = Event::Started(Run {
             key: key.into(),
             session_id: session_id.into(),
             generation: 0,
             started_at_ms: 0,
             meta,
-        };
+        });
         // The limits do not depend on the generation: check them before taking the lock.
-        let mut event = Event::Started(run.clone());
         event.validate()?;
+        let Event::Started(run) = &mut event else {
+            unreachable!("built as a start above");
+        };
         let mut state = self.state()?;
-        let mark = state.set.mark(&run.key).map(|m| m.generation);
-        run.generation = match mark {
+        run.generation = match state.set.mark(&run.key) {
             None => 1,
-            Some(g) => g.checked_add(1).ok_or_else(|| Error::InvalidInput {
-                field: "generation",
-                reason: "has reached its largest value for this key; no generation is left".into(),
-                key: Some(crate::event::shorten(&run.key)),
-            })?,
+            Some(mark) => mark
+                .generation
+                .checked_add(1)
+                .ok_or_else(|| Error::InvalidInput {
+                    field: "generation",
+                    reason: "has reached its largest value for this key; no generation is left"
+                        .into(),
+                    key: Some(crate::event::shorten(&run.key)),
+                })?,
         };
         run.started_at_ms = self.environment.now_ms();
-        event = Event::Started(run.clone());
+        let run = run.clone();
         self.append_locked(&mut state, &event)?;
         Ok(run)
     }

@@ -14,6 +14,7 @@ use crate::storage::{Storage, StorageFile, write_all_at};
 
 /// Where a writer works: the storage, the log directory, the segment size limit, and the clock
 /// and salt source.
+#[derive(Clone)]
 pub(crate) struct Context {
     pub storage: Arc<dyn Storage>,
     pub dir: PathBuf,
@@ -177,14 +178,8 @@ impl Writer {
     }
 
     fn roll_over(&mut self) -> Result<()> {
-        let context = Context {
-            storage: self.context.storage.clone(),
-            dir: self.context.dir.clone(),
-            environment: self.context.environment.clone(),
-            segment_bytes_max: self.context.segment_bytes_max,
-        };
         let next = Writer::create(
-            context,
+            self.context.clone(),
             self.header.segment_no + 1,
             self.next_seq,
             self.header.log_created_ms,

@@ -200,17 +200,7 @@ impl Worker<'_> {
                 print_line(&serde_json::json!({ "submit": line }))?;
             }
             let t0 = Instant::now();
-            match &event {
-                Event::Completed {
-                    key,
-                    generation,
-                    at_ms,
-                } => self
-                    .log
-                    .mark_completed_at(key, *generation, UnixMs(*at_ms))?,
-                Event::Started(run) => self.log.mark_running(run.clone())?,
-                Event::Shutdown { .. } => unreachable!("load never submits a shutdown"),
-            };
+            self.log.record(event.clone())?;
             let elapsed = t0.elapsed();
             k.generation = event_generation(&event);
             k.running = matches!(event, Event::Started(_));

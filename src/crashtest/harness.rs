@@ -12,7 +12,7 @@ use crate::environment::Environment;
 use crate::error::Error;
 use crate::event::{Event, Run};
 use crate::event::{Generation, UnixMs};
-use crate::fold::{InFlightRun, Reason};
+use crate::fold::InFlightRun;
 use crate::log::{Log, Opened};
 use crate::options::Options;
 use crate::recovery::{Policy, RecoveryReport};
@@ -427,7 +427,6 @@ impl Harness {
     }
 
     fn check_live(&self, live: Vec<InFlightRun>) -> Result<(), Box<Failure>> {
-        let live = with_reasons(&live);
         let model = self.model.running();
         if live != model {
             return Err(self.mismatch(format!(
@@ -508,12 +507,13 @@ impl Harness {
         // O7, against the reference model, which shares no code with the log's fold.
         let expected = Model::of(&events);
         let running = expected.running();
+        let live = log.running();
         for (what, got) in [
-            ("the report", report_running(&report)),
-            ("the read-only replay", report_running(&replayed.report)),
-            ("the opened log", with_reasons(&log.running())),
+            ("the report", &report.running),
+            ("the read-only replay", &replayed.report.running),
+            ("the opened log", &live),
         ] {
-            if got != running {
+            if *got != running {
                 return Err(self.mismatch(format!(
                     "O7: {what} lists {got:?}, the model of the recovered events says {running:?}"
                 )));
@@ -539,20 +539,6 @@ impl Harness {
         self.log = Some(log);
         Ok(())
     }
-}
-
-/// Live entries as (run, reason), the shape the model speaks.
-fn with_reasons(entries: &[InFlightRun]) -> Vec<(Run, Reason)> {
-    entries.iter().map(|e| (e.run.clone(), e.reason)).collect()
-}
-
-/// A report's interrupted runs as (run, reason).
-fn report_running(report: &RecoveryReport) -> Vec<(Run, Reason)> {
-    report
-        .running
-        .iter()
-        .map(|r| (r.run.clone(), r.reason))
-        .collect()
 }
 
 /// Operations a fuzz input may run at most (more are ignored), keeping each execution short.

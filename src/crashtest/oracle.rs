@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::event::{Event, Run};
-use crate::fold::{Applied, Reason};
+use crate::fold::{Applied, InFlightRun, Reason};
 
 /// What a call that submitted an event returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,20 +244,20 @@ impl Model {
     }
 
     /// The running runs with the reason they would be reported with, ordered by key.
-    pub fn running(&self) -> Vec<(Run, Reason)> {
-        let mut runs: Vec<(Run, Reason)> = self
+    pub fn running(&self) -> Vec<InFlightRun> {
+        let mut runs: Vec<InFlightRun> = self
             .running
             .values()
-            .map(|(run, by_shutdown)| {
-                let reason = if *by_shutdown {
+            .map(|(run, by_shutdown)| InFlightRun {
+                run: run.clone(),
+                reason: if *by_shutdown {
                     Reason::Shutdown
                 } else {
                     Reason::Crash
-                };
-                (run.clone(), reason)
+                },
             })
             .collect();
-        runs.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        runs.sort_by(|a, b| a.run.key.cmp(&b.run.key));
         runs
     }
 
@@ -354,7 +354,7 @@ mod tests {
         let running = m.running();
         assert_eq!(running.len(), 1);
         assert_eq!(
-            (running[0].0.generation, running[0].1),
+            (running[0].run.generation, running[0].reason),
             (4, Reason::Shutdown)
         );
     }

@@ -95,6 +95,15 @@ fn read_segment(storage: &dyn Storage, path: &Path) -> Result<FileBytes> {
     file.read_all().map_err(|e| Error::io("read", path, e))
 }
 
+/// Why a segment header was rejected.
+struct DamagedHeader {
+    detail: String,
+    /// The bytes do not form a header at all (too short, no magic, checksum fails: checks 1
+    /// and 2), as opposed to a whole header that fails a later check. Only such bytes can be an
+    /// unfinished header.
+    unreadable: bool,
+}
+
 /// The state of a replay between segments.
 struct Walk {
     set: RunningSet,
@@ -149,20 +158,16 @@ impl Walk {
                 self.begin_segment(name, &header);
                 Some(header)
             }
-            Err(_)
-                if is_last
-                    && matches!(
-                        SegmentHeader::decode(&bytes),
-                        Err(HeaderError::Short | HeaderError::BadMagic | HeaderError::BadChecksum)
-                    )
-                    && is_unfinished_header(&bytes, number) =>
+            Err(damaged)
+                if is_last && damaged.unreadable && is_unfinished_header(&bytes, number) =>
             {
                 self.unfinished_header(number, name, path, len);
                 return Ok(());
             }
-            Err(detail) => {
+            Err(damaged) => {
                 let header_end = len.min(SEGMENT_HEADER_BYTES as u64);
-                self.pending.push(self.damage(name, 0, header_end, detail));
+                self.pending
+                    .push(self.damage(name, 0, header_end, damaged.detail));
                 None
             }
         };
@@ -201,18 +206,22 @@ impl Walk {
         number: u64,
         path: &Path,
         bytes: &[u8],
-    ) -> Result<std::result::Result<SegmentHeader, String>> {
+    ) -> Result<std::result::Result<SegmentHeader, DamagedHeader>> {
+        let checked = |detail: String| DamagedHeader {
+            detail,
+            unreadable: false,
+        };
         Ok(match SegmentHeader::decode(bytes) {
-            Ok(h) if h.segment_no != number => Err(format!(
+            Ok(h) if h.segment_no != number => Err(checked(format!(
                 "segment header says segment {}, the file name says {number}",
                 h.segment_no
-            )),
-            Ok(h) if h.base_seq < self.next_seq => Err(format!(
+            ))),
+            Ok(h) if h.base_seq < self.next_seq => Err(checked(format!(
                 "segment starts at sequence {} but records up to {} were already read: it \
                  overlaps an earlier segment",
                 h.base_seq,
                 self.next_seq - 1
-            )),
+            ))),
             Ok(h) => Ok(h),
             Err(HeaderError::UnsupportedVersion(found)) => {
                 return Err(Error::UnsupportedVersion {
@@ -221,7 +230,13 @@ impl Walk {
                     supported: FORMAT_VERSION,
                 });
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(DamagedHeader {
+                detail: e.to_string(),
+                unreadable: matches!(
+                    e,
+                    HeaderError::Short | HeaderError::BadMagic | HeaderError::BadChecksum
+                ),
+            }),
         })
     }
 
