@@ -63,7 +63,7 @@ pub enum Error {
 
     /// A segment was written by a newer (or unknown) version of the format.
     #[error(
-        "{}: on-disk format version {found} is not supported (this build reads version {supported}); use a newer inflight",
+        "{}: on-disk format version {found} is not supported (this build reads versions 1 to {supported}); use a newer inflight",
         path.display()
     )]
     UnsupportedVersion {

@@ -1,4 +1,5 @@
-//! The vocabulary: a run, and the three events a log records.
+//! The vocabulary: a run, the three events a gateway records, and the two records the log
+//! writes itself.
 
 use serde::{Deserialize, Serialize};
 
@@ -86,6 +87,21 @@ pub enum Event {
         /// When, in milliseconds since the Unix epoch.
         at_ms: u64,
     },
+    /// Written by the log itself: a read-write open found runs in flight. Every run then
+    /// interrupted by a crash counts one more consecutive recovery (see
+    /// [`InFlightRun::recoveries`](crate::InFlightRun::recoveries)). Format version 2.
+    Recovered {
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// Written by the log itself at a compaction: the high-water marks of keys with no running
+    /// run and no event since `forget_before_ms` are forgotten. Format version 2.
+    Retention {
+        /// Marks whose latest event is older than this are dropped.
+        forget_before_ms: u64,
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
 }
 
 impl Event {
@@ -93,8 +109,17 @@ impl Event {
     pub fn at_ms(&self) -> u64 {
         match self {
             Event::Started(run) => run.started_at_ms,
-            Event::Completed { at_ms, .. } | Event::Shutdown { at_ms } => *at_ms,
+            Event::Completed { at_ms, .. }
+            | Event::Shutdown { at_ms }
+            | Event::Recovered { at_ms }
+            | Event::Retention { at_ms, .. } => *at_ms,
         }
+    }
+
+    /// True for the records the log writes itself ([`Event::Recovered`], [`Event::Retention`]);
+    /// [`Log::record`](crate::Log::record) refuses them.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Event::Recovered { .. } | Event::Retention { .. })
     }
 
     /// The key the event concerns, if any.
@@ -102,7 +127,7 @@ impl Event {
         match self {
             Event::Started(run) => Some(&run.key),
             Event::Completed { key, .. } => Some(key),
-            Event::Shutdown { .. } => None,
+            Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => None,
         }
     }
 
@@ -124,12 +149,13 @@ impl Event {
                 Ok(())
             }
             Event::Completed { key, .. } => validate_key(key),
-            Event::Shutdown { .. } => Ok(()),
+            Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => Ok(()),
         }
     }
 }
 
-fn validate_key(key: &str) -> Result<()> {
+/// Checks a key's limits: non-empty, at most [`KEY_BYTES_MAX`] bytes.
+pub(crate) fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidInput {
             field: "key",
@@ -283,7 +309,15 @@ mod tests {
         assert_eq!(decode_event(&max), shutdown(u64::MAX));
         *max.last_mut().unwrap() = 0x02;
         assert_eq!(decode_event(&max), None);
-        // An unknown variant index is not an event.
-        assert_eq!(decode_event(&[3, 0]), None);
+        // The log's own records (format version 2), and an unknown variant index.
+        assert_eq!(decode_event(&[3, 7]), Some(Event::Recovered { at_ms: 7 }));
+        assert_eq!(
+            decode_event(&[4, 5, 7]),
+            Some(Event::Retention {
+                forget_before_ms: 5,
+                at_ms: 7
+            })
+        );
+        assert_eq!(decode_event(&[5, 0]), None);
     }
 }

@@ -8,9 +8,16 @@
 //! 3. A completion removes the key's running entry if its generation is at or above the
 //!    entry's; below it, a newer run owns the slot and the completion is stale (ignored,
 //!    counted). Completing an unknown key is a no-op. A completion raises the mark too.
-//! 4. Marks are kept for every key seen, so a late stale record is still recognised.
+//! 4. Marks are kept for every key seen, so a late stale record is still recognised, until a
+//!    retention record (written by a compaction) forgets the marks of keys with no running run
+//!    and no event since its cut-off.
 //! 5. A shutdown marks a clean exit: runs still in the set were interrupted by it, and are
 //!    reported with that reason rather than as crash victims. None is dropped.
+//! 6. A recovery record (written by a read-write open that found runs in flight) adds one to the
+//!    consecutive-recovery count of every run interrupted by a crash, and resets it for a run
+//!    interrupted by a shutdown. A start that replaces a key's running run keeps its count; a
+//!    completion that removes the run ends it. So the count says how many recoveries in a row
+//!    found the key interrupted with no completion in between: a crash loop.
 //!
 //! No I/O, no clock, no threads: an event goes in, the new state and what the event did come
 //! out. Live appends and replay both call [`RunningSet::apply`], so the state a process holds for
@@ -59,6 +66,24 @@ pub struct InFlightRun {
     /// Why the run is (or, if the process stopped now, would be) reported as interrupted:
     /// [`Reason::Crash`], or [`Reason::Shutdown`] once a clean shutdown found it in flight.
     pub reason: Reason,
+    /// How many consecutive recoveries found this key interrupted by a crash with no completion
+    /// in between, the open that reports it included (0 for a run no recovery has seen). A run
+    /// that crashes the process every time it is resumed counts 1, 2, 3, ...: at
+    /// [`Options::crash_loop_threshold`](crate::Options::crash_loop_threshold) it is a crash
+    /// loop, to suspend rather than resume.
+    #[serde(default)]
+    pub recoveries: u32,
+}
+
+impl InFlightRun {
+    /// A run just started: interrupted by nothing yet, seen by no recovery.
+    pub fn new(run: Run) -> InFlightRun {
+        InFlightRun {
+            run,
+            reason: Reason::Crash,
+            recoveries: 0,
+        }
+    }
 }
 
 /// A key's high-water mark: the highest generation the log has seen for it.
@@ -70,7 +95,8 @@ pub struct Mark {
     pub last_event_ms: u64,
 }
 
-/// What the fold counted. Every event lands in exactly one of the first six counters.
+/// What the fold counted. Every event lands in exactly one of the counters other than
+/// `superseded` and `forgotten`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Starts that became the key's running entry.
@@ -87,6 +113,15 @@ pub struct Counters {
     pub shutdowns: u64,
     /// Starts that replaced an older running entry of the same key (a subset of `started`).
     pub superseded: u64,
+    /// Recovery records (written by read-write opens that found runs in flight).
+    #[serde(default)]
+    pub recoveries: u64,
+    /// Retention records (written by compactions).
+    #[serde(default)]
+    pub retentions: u64,
+    /// High-water marks the retention records forgot.
+    #[serde(default)]
+    pub forgotten: u64,
 }
 
 impl Counters {
@@ -123,6 +158,16 @@ pub enum Applied {
         /// How many runs the shutdown interrupted.
         interrupted: usize,
     },
+    /// A recovery record; `crashed` runs interrupted by a crash counted one more recovery.
+    Recovered {
+        /// How many runs counted one more recovery.
+        crashed: usize,
+    },
+    /// A retention record forgot `forgotten` high-water marks.
+    Retention {
+        /// How many marks were forgotten.
+        forgotten: usize,
+    },
 }
 
 /// The running set and everything the fold remembers besides it.
@@ -142,7 +187,10 @@ impl RunningSet {
 
     /// Applies one event (rules 1 to 5 above) and says what it did.
     pub fn apply(&mut self, event: &Event) -> Applied {
-        self.last_was_shutdown = matches!(event, Event::Shutdown { .. });
+        // The log's own records say nothing about how the process last exited.
+        if !event.is_internal() {
+            self.last_was_shutdown = matches!(event, Event::Shutdown { .. });
+        }
         match event {
             Event::Started(run) => self.start(run),
             Event::Completed {
@@ -159,6 +207,32 @@ impl RunningSet {
                     interrupted: self.runs.len(),
                 }
             }
+            Event::Recovered { .. } => {
+                self.counters.recoveries += 1;
+                let mut crashed = 0;
+                for entry in self.runs.values_mut() {
+                    if entry.reason == Reason::Crash {
+                        entry.recoveries = entry.recoveries.saturating_add(1);
+                        crashed += 1;
+                    } else {
+                        entry.recoveries = 0;
+                    }
+                }
+                Applied::Recovered { crashed }
+            }
+            Event::Retention {
+                forget_before_ms, ..
+            } => {
+                self.counters.retentions += 1;
+                let before = self.marks.len();
+                let runs = &self.runs;
+                self.marks.retain(|key, mark| {
+                    mark.last_event_ms >= *forget_before_ms || runs.contains_key(key)
+                });
+                let forgotten = before - self.marks.len();
+                self.counters.forgotten += forgotten as u64;
+                Applied::Retention { forgotten }
+            }
         }
     }
 
@@ -169,9 +243,12 @@ impl RunningSet {
             return Applied::StaleStart { high_water: mark };
         }
         self.counters.started += 1;
+        // A run that replaces the key's running run keeps counting its recoveries: the key is
+        // still in flight (a gateway resuming an interrupted run starts it again).
+        let recoveries = self.runs.get(&run.key).map_or(0, |old| old.recoveries);
         let entry = InFlightRun {
-            run: run.clone(),
-            reason: Reason::Crash,
+            recoveries,
+            ..InFlightRun::new(run.clone())
         };
         let superseded = self
             .runs
@@ -262,9 +339,46 @@ impl RunningSet {
         self.counters
     }
 
-    /// True when the last event applied was a clean shutdown.
+    /// True when the last event applied (the log's own records aside) was a clean shutdown.
     pub fn ended_with_shutdown(&self) -> bool {
         self.last_was_shutdown
+    }
+
+    /// A set rebuilt from its parts (a snapshot's): the running runs, the marks, the counters,
+    /// and whether the last event was a clean shutdown. Checks what the fold guarantees: one
+    /// run per key, and every running run's key has a mark at or above its generation.
+    pub fn from_parts(
+        runs: Vec<InFlightRun>,
+        marks: Vec<(String, Mark)>,
+        counters: Counters,
+        ended_with_shutdown: bool,
+    ) -> std::result::Result<RunningSet, String> {
+        let mut set = RunningSet {
+            counters,
+            last_was_shutdown: ended_with_shutdown,
+            ..RunningSet::default()
+        };
+        for (key, mark) in marks {
+            if set.marks.insert(key.clone(), mark).is_some() {
+                return Err(format!("the mark of key {key:?} is given twice"));
+            }
+        }
+        for entry in runs {
+            let key = &entry.run.key;
+            match set.marks.get(key) {
+                Some(mark) if mark.generation >= entry.run.generation => {}
+                _ => {
+                    return Err(format!(
+                        "running key {key:?} has no high-water mark at or above its generation {}",
+                        entry.run.generation
+                    ));
+                }
+            }
+            if set.runs.insert(key.clone(), entry).is_some() {
+                return Err("a running key is given twice".to_string());
+            }
+        }
+        Ok(set)
     }
 }
 

@@ -5,7 +5,7 @@
 //! ```text
 //! segment header (64 bytes, little-endian)
 //!   0  magic              8  "INFLIGHT"
-//!   8  version            4  FORMAT_VERSION
+//!   8  version            4  FORMAT_VERSION (2; version 1 is read too)
 //!  12  header length      4  64
 //!  16  segment number     8  equals the number in the file name
 //!  24  base sequence      8  sequence number of the segment's first frame
@@ -26,8 +26,13 @@ use crate::limits::RECORD_BYTES_MAX;
 
 /// First eight bytes of every segment.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"INFLIGHT";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this build writes. Version 2 added the log's own records
+/// ([`Event::Recovered`](crate::Event::Recovered) and [`Event::Retention`](crate::Event::Retention)),
+/// which a version-1 reader would take for damage.
+pub const FORMAT_VERSION: u32 = 2;
+/// The oldest format version this build reads. A version-1 segment is read as it is and never
+/// appended to: a read-write open continues in a new version-2 segment.
+pub const FORMAT_VERSION_OLDEST: u32 = 1;
 /// Size of a segment header.
 pub const SEGMENT_HEADER_BYTES: usize = 64;
 /// Size of a frame header (length, checksum, sequence).
@@ -38,6 +43,8 @@ pub const FRAME_BYTES_MAX: usize = FRAME_HEADER_BYTES + RECORD_BYTES_MAX;
 /// The fields of a segment header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The format version, [`FORMAT_VERSION_OLDEST`]..=[`FORMAT_VERSION`].
+    pub version: u32,
     /// The segment's number; its file is named after it.
     pub segment_no: u64,
     /// Sequence number of the segment's first frame.
@@ -62,9 +69,9 @@ pub enum HeaderError {
     BadChecksum,
     /// A valid header of a version this build does not read.
     UnsupportedVersion(u32),
-    /// A version-1 header whose header-length field is not 64.
+    /// A header whose header-length field is not 64.
     BadLength(u32),
-    /// A version-1 header whose reserved field (bytes 56..60) is not zero.
+    /// A header whose reserved field (bytes 56..60) is not zero.
     BadReserved(u32),
 }
 
@@ -93,7 +100,7 @@ impl SegmentHeader {
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[0..8].copy_from_slice(&SEGMENT_MAGIC);
-        b[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        b[8..12].copy_from_slice(&self.version.to_le_bytes());
         b[12..16].copy_from_slice(&(SEGMENT_HEADER_BYTES as u32).to_le_bytes());
         b[16..24].copy_from_slice(&self.segment_no.to_le_bytes());
         b[24..32].copy_from_slice(&self.base_seq.to_le_bytes());
@@ -117,7 +124,7 @@ impl SegmentHeader {
             return Err(HeaderError::BadChecksum);
         }
         let version = le_u32(&b[8..12]);
-        if version != FORMAT_VERSION {
+        if !(FORMAT_VERSION_OLDEST..=FORMAT_VERSION).contains(&version) {
             return Err(HeaderError::UnsupportedVersion(version));
         }
         let header_len = le_u32(&b[12..16]);
@@ -129,6 +136,7 @@ impl SegmentHeader {
             return Err(HeaderError::BadReserved(reserved));
         }
         Ok(SegmentHeader {
+            version,
             segment_no: le_u64(&b[16..24]),
             base_seq: le_u64(&b[24..32]),
             salt: le_u64(&b[32..40]),
@@ -334,6 +342,7 @@ mod tests {
     #[test]
     fn header_round_trips_and_rejects_damage() {
         let h = SegmentHeader {
+            version: FORMAT_VERSION,
             segment_no: 7,
             base_seq: 100,
             salt: 0xdead_beef,
@@ -356,6 +365,7 @@ mod tests {
         // A reserved field that is not zero, under a checksum that holds: every other field
         // decodes, but the header would not re-encode to its own bytes.
         let mut b = SegmentHeader {
+            version: FORMAT_VERSION,
             segment_no: 1,
             base_seq: 1,
             salt: 2,

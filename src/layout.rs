@@ -1,5 +1,6 @@
-//! What a log directory holds: segment files named by their number, the temporary copies that
-//! replace them, and the lock file. Every name in a log directory is defined here.
+//! What a log directory holds: segment files named by their number, snapshots named by the last
+//! sequence number they cover, the temporary copies that replace or become them, and the lock
+//! file. Every name in a log directory is defined here.
 
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,19 @@ pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
         .filter(|&n| n <= SEGMENT_NO_MAX)
 }
 
+/// File name of the snapshot that covers the log up to sequence number `last_seq`.
+pub(crate) fn snapshot_name(last_seq: u64) -> String {
+    format!("snapshot-{last_seq:020}.json")
+}
+
+/// The last sequence number a snapshot file covers, from its name; `None` for other names.
+pub(crate) fn parse_snapshot_name(name: &str) -> Option<u64> {
+    let digits = name.strip_prefix("snapshot-")?.strip_suffix(".json")?;
+    (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| digits.parse().ok())
+        .flatten()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +64,23 @@ mod tests {
         );
         assert_eq!(parse_segment_name(&segment_name(u64::MAX)), None);
         assert_eq!(parse_segment_name("99999999999999999999.log"), None);
+    }
+
+    #[test]
+    fn snapshot_names_round_trip_and_others_are_ignored() {
+        assert_eq!(parse_snapshot_name(&snapshot_name(7)), Some(7));
+        assert_eq!(
+            parse_snapshot_name(&snapshot_name(u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(parse_snapshot_name("snapshot-7.json"), None);
+        assert_eq!(
+            parse_snapshot_name("snapshot-00000000000000000007.json.tmp"),
+            None
+        );
+        assert_eq!(
+            parse_snapshot_name("snapshot-99999999999999999999.json"),
+            None
+        );
     }
 }

@@ -32,11 +32,15 @@
 //! - [`event`]: the vocabulary: a [`Run`] and the [`Event`]s a log records.
 //! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the generation rules).
 //! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
-//! - [`recovery`]: replay, and the classification of damage as torn tail or corruption.
+//! - [`snapshot`]: the pure snapshot format: the state at a cut, to and from checksummed JSON.
+//! - [`recovery`]: replay (from the newest valid snapshot on), and the classification of damage
+//!   as torn tail or corruption.
 //! - [`fallback`]: the time-window guess, only for what the log cannot speak for (pure).
 //! - [`import`]: a new log made from runs recorded elsewhere (the JSON checkpoint), all or
 //!   nothing.
-//! - [`log`]: the handle: open (lock, replay, resume the writer), durable appends, clean close.
+//! - [`log`]: the handle: open (lock, replay, resume the writer, record the recovery), durable
+//!   appends, compaction's cut, clean close.
+//! - [`compaction`]: after the cut, the snapshot written atomically and what it covers removed.
 //! - [`options`]: how to open a log, as a builder.
 //! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.
 //! - `open_dir` (internal): the log directory created at open, and its entry made durable.
@@ -54,6 +58,7 @@
 
 #![warn(missing_docs)]
 
+pub mod compaction;
 #[cfg(feature = "sim")]
 pub mod crashtest;
 pub mod environment;
@@ -69,20 +74,22 @@ pub mod log;
 mod open_dir;
 pub mod options;
 pub mod recovery;
+pub mod snapshot;
 // The simulated, crash-injecting storage for tests (feature `sim`); documented in the module.
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod storage;
 mod writer;
 
+pub use compaction::Compacted;
 pub use environment::{Environment, SystemEnvironment};
 pub use error::{Error, Result};
 pub use event::{Event, Generation, Run, UnixMs};
 pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunningSet};
 pub use import::ImportReport;
-pub use log::{Log, Opened, Recovered};
+pub use log::{Compaction, Log, Opened, Recovered};
 pub use options::Options;
-pub use recovery::{Corruption, Policy, RecoveryReport, TornTail};
+pub use recovery::{Corruption, Policy, RecoveryReport, SnapshotUsed, TornTail};
 pub use storage::{FsStorage, Storage, StorageFile};
 
 /// The README's examples, compiled and run as doctests.

@@ -29,3 +29,21 @@ pub const SEGMENT_BYTES_MIN: u64 = 12 * 1024;
 /// Largest segment size a caller may configure. Replay maps one whole segment at a time, so this
 /// also bounds the address space replay uses.
 pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 30;
+
+/// Largest snapshot file a compaction writes or a replay reads. A snapshot holds every running
+/// run (meta included) and every kept high-water mark, and is read whole into memory.
+pub const SNAPSHOT_BYTES_MAX: u64 = 2 << 30;
+
+/// Damaged regions a snapshot keeps from what it covers (the newest), for the time-window
+/// fallback.
+pub const GAPS_KEPT_MAX: usize = 64;
+
+/// Default retention of an idle key's high-water mark: 7 days.
+pub const RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
+
+/// Default size of the segments written since the last snapshot at which a log compacts on its
+/// own: 64 MiB, or twice the last snapshot's size if that is larger.
+pub const COMPACT_AFTER_BYTES_DEFAULT: u64 = 64 << 20;
+
+/// Default number of consecutive recoveries that make an interrupted run a crash loop.
+pub const CRASH_LOOP_THRESHOLD_DEFAULT: u32 = 3;

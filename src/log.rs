@@ -1,13 +1,19 @@
-//! The log handle: open (lock, replay, resume the writer), durable appends, clean close.
+//! The log handle: open (lock, replay, resume the writer, record the recovery), durable
+//! appends, compaction's cut (and the compaction itself, on request or in the background),
+//! clean close.
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
+use crate::compaction::{Compacted, Cut, write_snapshot};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::event::{Event, Run, UnixMs, encode_event};
 use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
+use crate::frame::FRAME_HEADER_BYTES;
 use crate::layout::TEMP_SUFFIX;
 use crate::open_dir::create_dir_durably;
 use crate::options::Options;
@@ -54,17 +60,35 @@ pub struct Recovered {
 /// synced with fdatasync (and, for a new segment, its directory entry synced too). A call that
 /// returns an error may or may not have reached the disk; after a failed write or sync the
 /// handle is poisoned and every later call fails until the log is reopened.
+///
+/// The log compacts itself in a background thread when its segments grow past
+/// [`Options::compact_after_bytes`]; dropping the handle waits for a compaction in progress.
 pub struct Log {
+    shared: Arc<Shared>,
+    /// The background compaction, if one was started.
+    background: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What the handle and its background compaction share.
+struct Shared {
     dir: PathBuf,
+    storage: Arc<dyn Storage>,
     environment: Arc<dyn Environment>,
+    policy: Policy,
+    retention_ms: Option<u64>,
+    compact_after_bytes: Option<u64>,
     state: Mutex<State>,
+    /// Held for the whole of a compaction: one at a time.
+    compaction: Mutex<()>,
+    /// Set while a background compaction is wanted or running, so appends start only one.
+    background_busy: AtomicBool,
     _lock: DirLock,
 }
 
 impl std::fmt::Debug for Log {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Log")
-            .field("dir", &self.dir)
+            .field("dir", &self.shared.dir)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +99,10 @@ struct State {
     set: RunningSet,
     /// Set by the first failed write or sync, or by close; then every call fails.
     failure: Option<Failure>,
+    /// Bytes appended since the last cut, for the compaction policy.
+    bytes_since_cut: u64,
+    /// Size of the newest snapshot (0 if none), for the compaction policy.
+    snapshot_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -149,27 +177,64 @@ impl Log {
             LockError::Io(e) => Error::io("lock", &dir, e),
         })?;
         let names = remove_temp_files(&*storage, &dir)?;
-        let replayed = replay(&*storage, &dir, names, options.policy, &mut |_, _| {})?;
+        let replayed = replay(&*storage, &dir, names, options.policy, None, &mut |_, _| {})?;
         let mut report = replayed.report;
         let context = Context {
-            storage,
+            storage: storage.clone(),
             dir: dir.clone(),
             environment: options.environment.clone(),
             segment_bytes_max: options.segment_bytes_max,
         };
-        let writer = Writer::resume(context, replayed.tail, replayed.next_seq, &mut report)?;
+        let mut writer = Writer::resume(context, replayed.tail, replayed.next_seq, &mut report)?;
+        let mut set = replayed.set;
+        if options.record_recovery && !set.is_empty() {
+            // Runs were in flight: this open is a recovery, and each run a crash interrupted
+            // counts one more (crash-loop detection). Durable before the report says so.
+            let event = Event::Recovered {
+                at_ms: options.environment.now_ms(),
+            };
+            writer.append(&encode_event(&event))?;
+            set.apply(&event);
+            report.running = set.entries().cloned().collect();
+            report.counters = set.counters();
+        }
+        report.crash_loop_threshold = options.crash_loop_threshold;
         log_report(&dir, &report);
-        let log = Log {
+        let snapshot_bytes = report.snapshot.as_ref().map_or(0, |s| s.bytes);
+        let shared = Shared {
             dir,
+            storage,
             environment: options.environment,
+            policy: options.policy,
+            retention_ms: options.retention_ms,
+            compact_after_bytes: options.compact_after_bytes,
             state: Mutex::new(State {
                 writer,
-                set: replayed.set,
+                set,
                 failure: None,
+                bytes_since_cut: 0,
+                snapshot_bytes,
             }),
+            compaction: Mutex::new(()),
+            background_busy: AtomicBool::new(false),
             _lock: lock,
         };
+        let log = Log {
+            shared: Arc::new(shared),
+            background: Mutex::new(None),
+        };
         Ok(Opened { log, report })
+    }
+
+    /// Compacts the log in `dir` offline: takes the lock (so it fails with [`Error::Locked`]
+    /// while a gateway holds the log), recovers it as an open does (without counting a
+    /// recovery: this is not a restart), compacts, and releases it. The command line's
+    /// `inflight compact DIR`.
+    pub fn compact_dir(dir: impl AsRef<Path>, options: Options) -> Result<Compacted> {
+        let mut options = options.compact_after_bytes(None);
+        options.record_recovery = false;
+        let Opened { log, report: _ } = Log::open(dir, options)?;
+        log.compact()
     }
 
     /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
@@ -223,8 +288,8 @@ impl Log {
             });
         }
         let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
-        let replayed = replay(storage, dir, names, policy, &mut visit)?;
-        if replayed.report.segments == 0 {
+        let replayed = replay(storage, dir, names, policy, None, &mut visit)?;
+        if replayed.report.segments == 0 && replayed.report.snapshot.is_none() {
             return Err(Error::NotFound {
                 dir: dir.to_path_buf(),
             });
@@ -279,7 +344,7 @@ impl Log {
         let Event::Started(run) = &mut event else {
             unreachable!("built as a start above");
         };
-        let mut state = self.state()?;
+        let mut state = self.shared.state()?;
         run.generation = match state.set.mark(&run.key) {
             None => 1,
             Some(mark) => mark
@@ -292,16 +357,17 @@ impl Log {
                     key: Some(crate::event::shorten(&run.key)),
                 })?,
         };
-        run.started_at_ms = self.environment.now_ms();
+        run.started_at_ms = self.shared.environment.now_ms();
         let run = run.clone();
-        self.append_locked(&mut state, &event)?;
+        self.shared.append_locked(&mut state, &event)?;
+        self.after_append(state);
         Ok(run)
     }
 
     /// Records that the run of `key` with `generation` completed, timestamped with the log's
     /// clock. Returns once the event is durable.
     pub fn mark_completed(&self, key: &str, generation: u64) -> Result<Applied> {
-        let at = UnixMs(self.environment.now_ms());
+        let at = UnixMs(self.shared.environment.now_ms());
         self.mark_completed_at(key, generation, at)
     }
 
@@ -317,7 +383,7 @@ impl Log {
     /// Records a clean shutdown (runs still in flight are reported after the next open with
     /// reason `shutdown`) and closes the handle: later calls return [`Error::Closed`].
     pub fn close(&self) -> Result<()> {
-        let at_ms = self.environment.now_ms();
+        let at_ms = self.shared.environment.now_ms();
         self.record(Event::Shutdown { at_ms }).map(drop)
     }
 
@@ -338,16 +404,185 @@ impl Log {
 
     /// The log directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.shared.dir
     }
 
     fn with_set<T>(&self, f: impl FnOnce(&RunningSet) -> T) -> T {
         // The set is only changed after a durable append, by code that cannot panic halfway, so
         // it is consistent even if another thread panicked while holding the lock.
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         f(&state.set)
     }
 
+    /// Records any event: a start, a completion, or a shutdown (which closes the handle, as
+    /// [`Log::close`] does). Returns once the event is durable, with what it did to the running
+    /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
+    /// The log's own records ([`Event::is_internal`]) are refused.
+    pub fn record(&self, event: Event) -> Result<Applied> {
+        if event.is_internal() {
+            return Err(Error::InvalidInput {
+                field: "event",
+                reason: "is a record the log writes itself (a recovery or a retention)".into(),
+                key: None,
+            });
+        }
+        event.validate()?;
+        let mut state = self.shared.state()?;
+        let applied = self.shared.append_locked(&mut state, &event)?;
+        self.after_append(state);
+        Ok(applied)
+    }
+
+    /// Compacts the log now: cuts it (a retention record, then a new segment: the only moment
+    /// appends wait), writes the state up to the cut as a snapshot, durably, and removes the
+    /// segments it covers. Appends from other threads go on while the snapshot is written.
+    /// Waits for a compaction already in progress, then runs its own.
+    ///
+    /// ```
+    /// use inflight::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let run = log.begin_run("agent:main:http:c-5", "20261126_1", None)?;
+    /// let compacted = log.compact()?;
+    /// assert_eq!(compacted.running, 1);
+    /// drop(log);
+    /// let report = Log::open(dir.path(), Options::default())?.report;
+    /// assert_eq!(report.running[0].run, run); // from the snapshot
+    /// assert!(report.snapshot.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compact(&self) -> Result<Compacted> {
+        self.begin_compaction()?.finish()
+    }
+
+    /// The first half of [`Log::compact`]: the cut. The returned compaction writes the
+    /// snapshot when [`Compaction::finish`] is called; appends may go on in between (tests use
+    /// this to interleave them deterministically). Other compactions wait until it is finished
+    /// or dropped.
+    pub fn begin_compaction(&self) -> Result<Compaction<'_>> {
+        let one_at_a_time = self
+            .shared
+            .compaction
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (cut, retention, forgotten) = self.shared.cut()?;
+        Ok(Compaction {
+            shared: &self.shared,
+            _one_at_a_time: one_at_a_time,
+            cut,
+            retention,
+            forgotten,
+        })
+    }
+
+    /// After an append: starts a background compaction if the policy asks for one.
+    fn after_append(&self, state: MutexGuard<'_, State>) {
+        let wanted = self.shared.wants_compaction(&state);
+        drop(state);
+        if !wanted || self.shared.background_busy.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("inflight-compaction".into())
+            .spawn(move || {
+                match shared.compact() {
+                    Ok(c) => tracing::info!(
+                        snapshot = %c.snapshot.display(),
+                        bytes = c.bytes,
+                        running = c.running,
+                        segments_removed = c.segments_removed,
+                        "compacted in the background"
+                    ),
+                    // The log itself is unharmed (a failed cut poisons the handle, which then
+                    // reports it); the next append past the threshold tries again.
+                    Err(e) => tracing::error!(error = %e, "background compaction failed"),
+                }
+                shared.background_busy.store(false, Ordering::Release);
+            });
+        let mut background = self.background.lock().unwrap_or_else(|e| e.into_inner());
+        match spawned {
+            Ok(handle) => {
+                if let Some(previous) = background.replace(handle) {
+                    let _ = previous.join();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "could not start a background compaction");
+                self.shared.background_busy.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+impl Drop for Log {
+    /// Waits for a background compaction in progress (it holds the directory's lock).
+    fn drop(&mut self) {
+        let handle = self
+            .background
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// A compaction whose cut is made: [`Compaction::finish`] writes the snapshot and removes what
+/// it covers. Dropping it abandons the compaction (the cut stays; nothing is lost).
+#[must_use = "the snapshot is only written by finish()"]
+pub struct Compaction<'a> {
+    shared: &'a Shared,
+    _one_at_a_time: MutexGuard<'a, ()>,
+    cut: Cut,
+    retention: Option<Event>,
+    forgotten: usize,
+}
+
+impl std::fmt::Debug for Compaction<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compaction")
+            .field("cut", &self.cut)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Compaction<'_> {
+    /// The retention record the cut wrote (none when marks are kept forever).
+    pub fn retention_record(&self) -> Option<&Event> {
+        self.retention.as_ref()
+    }
+
+    /// The last sequence number the snapshot will cover.
+    pub fn last_seq(&self) -> u64 {
+        self.cut.last_seq
+    }
+
+    /// Folds everything up to the cut, writes the snapshot (temporary file, sync, rename,
+    /// directory sync), then removes the segments it covers and the snapshots before the one
+    /// it was built from. An error here leaves the log as it was (the handle is not poisoned).
+    pub fn finish(self) -> Result<Compacted> {
+        let shared = self.shared;
+        let now_ms = shared.environment.now_ms();
+        let mut compacted = write_snapshot(
+            &*shared.storage,
+            &shared.dir,
+            shared.policy,
+            self.cut,
+            now_ms,
+        )?;
+        compacted.forgotten = self.forgotten;
+        let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.snapshot_bytes = compacted.bytes;
+        drop(state);
+        tracing::debug!(snapshot = %compacted.snapshot.display(), last_seq = compacted.last_seq, "compacted");
+        Ok(compacted)
+    }
+}
+
+impl Shared {
     fn state(&self) -> Result<MutexGuard<'_, State>> {
         self.state.lock().map_err(|_| Error::Poisoned {
             kind: io::ErrorKind::Other,
@@ -355,13 +590,72 @@ impl Log {
         })
     }
 
-    /// Records any event: a start, a completion, or a shutdown (which closes the handle, as
-    /// [`Log::close`] does). Returns once the event is durable, with what it did to the running
-    /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
-    pub fn record(&self, event: Event) -> Result<Applied> {
-        event.validate()?;
+    /// A whole compaction, for the background thread.
+    fn compact(&self) -> Result<Compacted> {
+        let one_at_a_time = self.compaction.lock().unwrap_or_else(|e| e.into_inner());
+        let (cut, retention, forgotten) = self.cut()?;
+        Compaction {
+            shared: self,
+            _one_at_a_time: one_at_a_time,
+            cut,
+            retention,
+            forgotten,
+        }
+        .finish()
+    }
+
+    /// Whether the segments written since the last cut have grown past the policy's threshold.
+    fn wants_compaction(&self, state: &State) -> bool {
+        state.failure.is_none()
+            && self.compact_after_bytes.is_some_and(|floor| {
+                state.bytes_since_cut >= floor.max(state.snapshot_bytes.saturating_mul(2))
+            })
+    }
+
+    /// The cut, under the state's lock: a retention record (if marks are retained for a
+    /// limited time), then a new segment. Returns where the log was cut and how many marks
+    /// the retention forgot.
+    fn cut(&self) -> Result<(Cut, Option<Event>, usize)> {
         let mut state = self.state()?;
-        self.append_locked(&mut state, &event)
+        let mut forgotten = 0;
+        let mut retention = None;
+        if let Some(retention_ms) = self.retention_ms {
+            let now = self.environment.now_ms();
+            let event = Event::Retention {
+                forget_before_ms: now.saturating_sub(retention_ms),
+                at_ms: now,
+            };
+            if let Applied::Retention { forgotten: n } = self.append_locked(&mut state, &event)? {
+                forgotten = n;
+            }
+            retention = Some(event);
+        }
+        if let Some(failure) = &state.failure {
+            return Err(failure.to_error());
+        }
+        if let Err(e) = state.writer.roll_over() {
+            self.poison(&mut state, &e);
+            return Err(e);
+        }
+        state.bytes_since_cut = 0;
+        let cut = Cut {
+            segment_no: state.writer.segment_no(),
+            last_seq: state.writer.next_seq() - 1,
+        };
+        Ok((cut, retention, forgotten))
+    }
+
+    /// After a failed write or sync: the handle refuses everything until the log is reopened.
+    fn poison(&self, state: &mut State, e: &Error) {
+        // A failed write or sync leaves the file in an unknown state and, after a failed
+        // fsync, the kernel may report the next one as a success without writing the data
+        // (Linux drops dirty pages on error). Nothing written after this point could be
+        // trusted, so the handle refuses everything until the log is reopened and replayed.
+        tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
+        state.failure = Some(Failure::Poisoned {
+            kind: e.io_kind(),
+            cause: e.to_string(),
+        });
     }
 
     /// Appends `event` (already validated) while the caller holds the state's lock, and folds it.
@@ -371,17 +665,10 @@ impl Log {
         }
         let payload = encode_event(event);
         if let Err(e) = state.writer.append(&payload) {
-            // A failed write or sync leaves the file in an unknown state and, after a failed
-            // fsync, the kernel may report the next one as a success without writing the data
-            // (Linux drops dirty pages on error). Nothing written after this point could be
-            // trusted, so the handle refuses everything until the log is reopened and replayed.
-            tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
-            state.failure = Some(Failure::Poisoned {
-                kind: e.io_kind(),
-                cause: e.to_string(),
-            });
+            self.poison(state, &e);
             return Err(e);
         }
+        state.bytes_since_cut += (FRAME_HEADER_BYTES + payload.len()) as u64;
         if matches!(event, Event::Shutdown { .. }) {
             // In the same critical section as the append, so no other thread's event can land
             // after the shutdown record.

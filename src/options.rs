@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use crate::environment::{Environment, SystemEnvironment};
 use crate::error::{Error, Result};
-use crate::limits::{SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN};
+use crate::limits::{
+    COMPACT_AFTER_BYTES_DEFAULT, CRASH_LOOP_THRESHOLD_DEFAULT, RETENTION_MS_DEFAULT,
+    SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN,
+};
 use crate::recovery::Policy;
 
 /// How to open a log. Start from [`Options::default`] and change what you need:
@@ -21,15 +24,27 @@ pub struct Options {
     pub(crate) policy: Policy,
     pub(crate) segment_bytes_max: u64,
     pub(crate) environment: Arc<dyn Environment>,
+    pub(crate) compact_after_bytes: Option<u64>,
+    pub(crate) retention_ms: Option<u64>,
+    pub(crate) crash_loop_threshold: u32,
+    /// Whether a read-write open that finds runs in flight records a recovery (false for the
+    /// offline compaction, which is not a gateway's restart).
+    pub(crate) record_recovery: bool,
 }
 
 impl Default for Options {
-    /// Skip and report corruption, 16 MiB segments, the system clock and random salts.
+    /// Skip and report corruption, 16 MiB segments, compact in the background after 64 MiB of
+    /// segments, keep idle keys' marks 7 days, a crash loop at 3 consecutive recoveries, the
+    /// system clock and random salts.
     fn default() -> Options {
         Options {
             policy: Policy::default(),
             segment_bytes_max: SEGMENT_BYTES_MAX_DEFAULT,
             environment: Arc::new(SystemEnvironment),
+            compact_after_bytes: Some(COMPACT_AFTER_BYTES_DEFAULT),
+            retention_ms: Some(RETENTION_MS_DEFAULT),
+            crash_loop_threshold: CRASH_LOOP_THRESHOLD_DEFAULT,
+            record_recovery: true,
         }
     }
 }
@@ -39,6 +54,9 @@ impl fmt::Debug for Options {
         f.debug_struct("Options")
             .field("policy", &self.policy)
             .field("segment_bytes_max", &self.segment_bytes_max)
+            .field("compact_after_bytes", &self.compact_after_bytes)
+            .field("retention_ms", &self.retention_ms)
+            .field("crash_loop_threshold", &self.crash_loop_threshold)
             .finish_non_exhaustive()
     }
 }
@@ -69,7 +87,43 @@ impl Options {
         self
     }
 
+    /// When the log compacts on its own, in a background thread: once the segments written
+    /// since the last snapshot reach `bytes`, or twice the last snapshot's size if that is
+    /// larger (so a large running set is not rewritten over and over). `None` turns automatic
+    /// compaction off; [`Log::compact`](crate::Log::compact) still works. Default 64 MiB.
+    pub fn compact_after_bytes(mut self, bytes: Option<u64>) -> Options {
+        self.compact_after_bytes = bytes;
+        self
+    }
+
+    /// How long a key with no running run and no event keeps its high-water mark: a
+    /// compaction forgets the marks idle for longer, so memory and snapshots follow the live
+    /// keys, not the log's whole history. `None` keeps every mark forever. Default 7 days.
+    ///
+    /// A forgotten mark cannot recognise a stale record: a start for that key arriving after
+    /// the retention, with a generation below the forgotten mark, is taken as a new run. Keep
+    /// the retention well above the longest time a late record can take to arrive.
+    pub fn retention(mut self, retention: Option<std::time::Duration>) -> Options {
+        self.retention_ms = retention.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// How many consecutive recoveries that find a key interrupted by a crash make it a crash
+    /// loop ([`RecoveryReport::crash_loops`](crate::RecoveryReport::crash_loops), and the
+    /// fallback's `crash-loop` flag). 0 turns the detection off. Default 3.
+    pub fn crash_loop_threshold(mut self, recoveries: u32) -> Options {
+        self.crash_loop_threshold = recoveries;
+        self
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
+        if self.compact_after_bytes == Some(0) {
+            return Err(Error::InvalidInput {
+                field: "compact_after_bytes",
+                reason: "is 0; use None to turn automatic compaction off".into(),
+                key: None,
+            });
+        }
         if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_LIMIT).contains(&self.segment_bytes_max) {
             return Err(Error::InvalidInput {
                 field: "segment_bytes_max",

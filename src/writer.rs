@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::frame::{FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
+use crate::frame::{
+    FORMAT_VERSION, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame,
+};
 use crate::layout::{SEGMENT_NO_MAX, segment_name, temp_path};
 use crate::recovery::{RecoveryReport, Tail};
 use crate::storage::{Storage, StorageFile, write_all_at};
@@ -68,7 +70,7 @@ impl Writer {
             .coverage_since_ms
             .unwrap_or_else(|| context.environment.now_ms());
         let writer = match tail {
-            Tail::Fresh => Writer::create(context, 1, next_seq, created)?,
+            Tail::Fresh { segment_no } => Writer::create(context, segment_no, next_seq, created)?,
             Tail::NewSegment { segment_no, remove } => {
                 if let Some(path) = remove {
                     let dir = &context.dir;
@@ -82,6 +84,19 @@ impl Writer {
                     mark_cut(report);
                 }
                 Writer::create(context, segment_no, next_seq, created)?
+            }
+            Tail::Append {
+                path,
+                header,
+                end,
+                bytes,
+            } if header.version < FORMAT_VERSION => {
+                // A segment of an older version is never given records it could not hold: its
+                // valid records are kept and the log goes on in a new segment.
+                let valid = &bytes[..end as usize];
+                replace_durably(&*context.storage, &context.dir, &path, valid)?;
+                mark_cut(report);
+                Writer::create(context, header.segment_no + 1, next_seq, created)?
             }
             Tail::Append {
                 path,
@@ -130,6 +145,7 @@ impl Writer {
         log_created_ms: u64,
     ) -> Result<Writer> {
         let header = SegmentHeader {
+            version: FORMAT_VERSION,
             segment_no,
             base_seq,
             salt: context.environment.salt(),
@@ -177,7 +193,18 @@ impl Writer {
         Ok(())
     }
 
-    fn roll_over(&mut self) -> Result<()> {
+    /// The number of the segment the next append goes to.
+    pub(crate) fn segment_no(&self) -> u64 {
+        self.header.segment_no
+    }
+
+    /// The sequence number the next append gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Closes the current segment and starts the next one: what a compaction does at its cut.
+    pub(crate) fn roll_over(&mut self) -> Result<()> {
         let next = Writer::create(
             self.context.clone(),
             self.header.segment_no + 1,
@@ -205,7 +232,7 @@ fn mark_cut(report: &mut RecoveryReport) {
 /// it read could report a record as recovered (say a completion the gateway then acts on) that
 /// vanishes at the next power loss. Copying, rather than rewriting in place, never puts synced
 /// bytes at risk of a torn overwrite.
-fn replace_durably(
+pub(crate) fn replace_durably(
     storage: &dyn Storage,
     dir: &Path,
     path: &Path,

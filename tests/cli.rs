@@ -173,7 +173,7 @@ fn load_submits_and_acks_every_event_as_json_lines_and_alternates_per_key() {
             } => Some(serde_json::json!({
                 "event": "completed", "key": key, "generation": generation, "at_ms": at_ms,
             })),
-            inflight::Event::Shutdown { .. } => None,
+            _ => None,
         })
         .collect();
     let by_key = |events: &[serde_json::Value]| {

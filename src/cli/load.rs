@@ -223,7 +223,7 @@ fn event_generation(event: &Event) -> u64 {
     match event {
         Event::Started(run) => run.generation,
         Event::Completed { generation, .. } => *generation,
-        Event::Shutdown { .. } => 0,
+        Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => 0,
     }
 }
 
@@ -249,6 +249,15 @@ fn event_json(event: &Event) -> serde_json::Value {
             "at_ms": at_ms,
         }),
         Event::Shutdown { at_ms } => serde_json::json!({"event": "shutdown", "at_ms": at_ms}),
+        Event::Recovered { at_ms } => serde_json::json!({"event": "recovered", "at_ms": at_ms}),
+        Event::Retention {
+            forget_before_ms,
+            at_ms,
+        } => serde_json::json!({
+            "event": "retention",
+            "forget_before_ms": forget_before_ms,
+            "at_ms": at_ms,
+        }),
     }
 }
 

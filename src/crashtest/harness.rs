@@ -20,6 +20,9 @@ use crate::sim::{Fault, FaultRule, SimStorage};
 
 use super::oracle::{History, Model, Outcome, Violation};
 
+/// The record a recovery writes, as the history matches it (by kind).
+const RECOVERED: Event = Event::Recovered { at_ms: 0 };
+
 /// Storage calls a recovery may be stopped after, at most (for [`Op::CrashDuringRecovery`]).
 pub const RECOVERY_CRASH_POINT_MAX: u64 = 64;
 /// Attempts to open a log while injected faults make opening fail.
@@ -28,6 +31,9 @@ const OPEN_ATTEMPTS_MAX: usize = 8;
 pub const START_META_BYTES: usize = 3500;
 /// Where the harness keeps its log inside the simulator.
 const LOG_DIR: &str = "/inflight";
+/// How long the harness's log keeps an idle key's mark: short enough, against its step clock,
+/// that compactions forget some.
+pub const RETENTION_MS: u64 = 999_990;
 
 /// One step of a crash test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +67,9 @@ pub enum Op {
     },
     /// Arm a one-shot fault on the next storage call it applies to.
     Fault(FaultKind),
+    /// `compact`: a retention record and a new segment (the cut), then the snapshot written
+    /// and the segments it covers removed.
+    Compact,
 }
 
 /// The injectable errors of the persistence model that the harness drives (F7 to F10).
@@ -169,6 +178,14 @@ pub struct Stats {
     pub recoveries: u64,
     /// Injected faults that made a call (an append, a close, or an attempt to open) fail.
     pub faults_failed_calls: u64,
+    /// Compactions that cut the log (each starts a new segment).
+    pub cuts: u64,
+    /// Compactions that returned `Ok`.
+    pub compactions: u64,
+    /// Recoveries that started from a snapshot.
+    pub from_snapshot: u64,
+    /// High-water marks forgotten by compactions' retention records.
+    pub forgotten: u64,
 }
 
 /// A log on a simulated disk, and the model it is checked against.
@@ -206,11 +223,14 @@ impl Harness {
     }
 
     /// The options the harness opens its log with: small segments, so that rollover happens
-    /// within short tests, and a deterministic clock and salts from `seed`.
+    /// within short tests, a deterministic clock and salts from `seed`, a short retention, and
+    /// compaction only when an operation asks for it (no background thread).
     pub fn options(seed: u64) -> Options {
         Options::default()
             .segment_bytes_max(crate::limits::SEGMENT_BYTES_MIN)
             .environment(StepEnvironment::new(seed, 1_000_000))
+            .retention(Some(std::time::Duration::from_millis(RETENTION_MS)))
+            .compact_after_bytes(None)
     }
 
     /// The directory the harness keeps its log in, inside the simulator.
@@ -224,8 +244,10 @@ impl Harness {
     pub fn resume(sim: SimStorage, seed: u64, history: History) -> Result<Harness, Box<Failure>> {
         let options = Harness::options(seed);
         // What the live process held: the model of the events it had acknowledged.
-        let acked: Vec<Event> = history.acked().cloned().collect();
-        let model = Model::of(&acked);
+        let mut model = history.base().clone();
+        for event in history.acked() {
+            model.apply(event);
+        }
         let mut h = Harness {
             sim,
             seed,
@@ -293,6 +315,8 @@ impl Harness {
                 self.crash();
                 self.sim
                     .crash_after_ops(u64::from(after) % RECOVERY_CRASH_POINT_MAX);
+                // The interrupted recovery may have recorded itself.
+                self.history.submit(RECOVERED, Outcome::Failed);
                 let interrupted = Log::open_with_storage(
                     Arc::new(self.sim.clone()),
                     &self.dir,
@@ -306,6 +330,7 @@ impl Harness {
                 self.sim.inject(FaultRule::once(kind.fault()));
                 Ok(())
             }
+            Op::Compact => self.compact(),
         };
         self.step += 1;
         result
@@ -343,6 +368,72 @@ impl Harness {
         let calls_before = self.sim.op_count();
         let result = log.record(event.clone());
         self.after_call(event, result.map(Some), calls_before)
+    }
+
+    /// A compaction, in its two halves. The cut's retention record is an append like any
+    /// other; the snapshot may or may not exist after a failure or a crash, and once `finish`
+    /// returned `Ok` every later recovery must start from it or a later one (O5).
+    fn compact(&mut self) -> Result<(), Box<Failure>> {
+        let Some(log) = self.log.take() else {
+            return Ok(());
+        };
+        let outcome = self.compact_log(&log);
+        self.log = Some(log);
+        outcome?;
+        if let Some(log) = &self.log {
+            self.check_live(log.running())?;
+        }
+        Ok(())
+    }
+
+    fn compact_log(&mut self, log: &Log) -> Result<(), Box<Failure>> {
+        let calls_before = self.sim.op_count();
+        let result = log.begin_compaction();
+        let begun = match result {
+            Ok(begun) => begun,
+            Err(e) => {
+                // The retention record may or may not have landed.
+                let record = Event::Retention {
+                    forget_before_ms: 0,
+                    at_ms: 0,
+                };
+                return self.after_call(record, Err(e), calls_before);
+            }
+        };
+        if self.poisoned {
+            return Err(self.mismatch("O6: a poisoned handle cut a compaction".into()));
+        }
+        self.stats.cuts += 1;
+        if let Some(record) = begun.retention_record().cloned() {
+            if let crate::fold::Applied::Retention { forgotten } = self.model.apply(&record) {
+                self.stats.forgotten += forgotten as u64;
+            }
+            self.history.submit(record, Outcome::Acked);
+        }
+        self.history.cut();
+        let calls_before = self.sim.op_count();
+        match begun.finish() {
+            Ok(done) => {
+                self.history.cut_durable();
+                self.stats.compactions += 1;
+                let (running, marks) = (self.model.running().len(), self.model.marks().len());
+                if (done.running, done.marks) != (running, marks) {
+                    return Err(self.mismatch(format!(
+                        "O7: the snapshot holds {} running runs and {} marks, the model {running} and {marks}",
+                        done.running, done.marks
+                    )));
+                }
+            }
+            Err(e) => {
+                if !matches!(e, Error::Io { .. }) || self.fault_since(calls_before).is_none() {
+                    return Err(self.mismatch(format!(
+                        "a compaction failed with no injected fault to explain it: {e}"
+                    )));
+                }
+                self.stats.faults_failed_calls += 1;
+            }
+        }
+        Ok(())
     }
 
     fn close(&mut self) -> Result<(), Box<Failure>> {
@@ -443,9 +534,17 @@ impl Harness {
         self.poisoned = false;
         let storage = Arc::new(self.sim.clone());
         let (dir, options) = (self.dir.clone(), self.options.clone());
-        match self
-            .retrying_faults(|| Log::open_with_storage(storage.clone(), &dir, options.clone()))
-        {
+        let mut attempts = 0;
+        let opened = self.retrying_faults(|| {
+            attempts += 1;
+            Log::open_with_storage(storage.clone(), &dir, options.clone())
+        });
+        // Each attempt may have recorded itself as a recovery before it failed; the one that
+        // succeeded did, if it found runs in flight (checked in `check_recovery`).
+        for _ in 0..attempts {
+            self.history.submit(RECOVERED, Outcome::Failed);
+        }
+        match opened {
             Ok(Opened { log, report }) => self.check_recovery(log, report),
             Err(e) => Err(self.mismatch(format!("recovery failed: {e}"))),
         }
@@ -503,9 +602,41 @@ impl Harness {
                 replayed.report.torn_tail
             )));
         }
-        self.history.check(&events).map_err(|v| self.fail(v))?;
+        // O5: the recovery starts from the snapshot of a compaction that returned Ok, or a later
+        // one, or (with none since the last recovery) where that recovery started.
+        let used = replayed.report.snapshot.as_ref().map(|s| s.file.clone());
+        if report.snapshot.as_ref().map(|s| &s.file) != used.as_ref() {
+            return Err(self.mismatch(format!(
+                "the open started from snapshot {:?}, the read-only replay from {used:?}",
+                report.snapshot
+            )));
+        }
+        let mut violation = None;
+        let mut start = None;
+        for candidate in self.history.starts(used.as_deref()) {
+            match self.history.check_from(&candidate, &events) {
+                Ok(()) => {
+                    start = Some(candidate);
+                    break;
+                }
+                Err(v) => violation = Some(v),
+            }
+        }
+        let Some(start) = start else {
+            return Err(self.fail(violation.unwrap_or_else(|| Violation::Mismatch {
+                detail: format!(
+                    "O5: the recovery started from snapshot {used:?}, which no compaction since \
+                     the last recovery explains ({} made durable)",
+                    self.history.durable_cuts()
+                ),
+            })));
+        };
+        self.stats.from_snapshot += u64::from(used.is_some());
         // O7, against the reference model, which shares no code with the log's fold.
-        let expected = Model::of(&events);
+        let mut expected = start.model.clone();
+        for event in &events {
+            expected.apply(event);
+        }
         let running = expected.running();
         let live = log.running();
         for (what, got) in [
@@ -526,15 +657,29 @@ impl Harness {
                 "O7: the report counts (stale, unknown completions) {counted:?}, the model {modelled:?}"
             )));
         }
+        // An open that finds runs in flight records itself as a recovery, last; one that finds
+        // none writes nothing.
+        let recorded = matches!(events.last(), Some(Event::Recovered { .. }));
+        if recorded != !running.is_empty() {
+            return Err(self.mismatch(format!(
+                "the open found {} runs in flight and its recovery record is {}",
+                running.len(),
+                if recorded { "there" } else { "missing" }
+            )));
+        }
         // For acknowledged events, the recovered state is what the live process held: when no
-        // failed event survived, the model of the recovered events is the live model.
-        if events.len() == self.history.acked().count() && expected != self.model {
+        // failed event survived, the model of the recovered events is the live model (recovery
+        // counts aside: the recovery records of this reopen are not in the live model).
+        let submitted = |e: &&Event| !matches!(e, Event::Recovered { .. });
+        if events.iter().filter(submitted).count() == self.history.acked_submitted_from(&start)
+            && !expected.same_ignoring_recoveries(&self.model)
+        {
             return Err(self.mismatch(format!(
                 "O7: recovered {running:?}, the live process held {:?}",
                 self.model.running()
             )));
         }
-        self.history.reset(&events);
+        self.history.reset_to(start, used, &events);
         self.model = expected;
         self.log = Some(log);
         Ok(())

@@ -50,27 +50,138 @@ impl fmt::Display for Violation {
     }
 }
 
-/// Events compare equal for the oracle when they are the same event; a shutdown's timestamp
-/// comes from the log's clock, so shutdowns match by position alone.
+/// Events compare equal for the oracle when they are the same event; a shutdown's and the log's
+/// own records' timestamps come from the log's clock, so they match by kind and position alone.
 fn same(a: &Event, b: &Event) -> bool {
     match (a, b) {
-        (Event::Shutdown { .. }, Event::Shutdown { .. }) => true,
+        (Event::Shutdown { .. }, Event::Shutdown { .. })
+        | (Event::Recovered { .. }, Event::Recovered { .. })
+        | (Event::Retention { .. }, Event::Retention { .. }) => true,
         _ => a == b,
     }
 }
 
-/// Every event submitted since the last recovery, in submission order, with its outcome. After a
-/// recovery it is reset to the recovered events, which are durable from then on: an event that
-/// was absent then may never reappear.
+/// A compaction's cut: the first `at` events of the history (and the base) are what its
+/// snapshot holds, `model` their state.
+#[derive(Clone, Debug)]
+struct CutPoint {
+    at: usize,
+    model: Model,
+    /// The compaction returned `Ok`: its snapshot must be what the log recovers from (or a
+    /// later one).
+    durable: bool,
+}
+
+/// Every event submitted since the last recovery, in submission order, with its outcome, and
+/// the compactions cut since. After a recovery it is reset to the recovered events, which are
+/// durable from then on: an event that was absent then may never reappear. The log's own
+/// records (a recovery at each open, a retention at each compaction) are submitted too: the
+/// harness knows when the log writes them.
 #[derive(Clone, Debug, Default)]
 pub struct History {
     events: Vec<(Event, Outcome)>,
+    /// The state before the first event: the snapshot the last recovery started from.
+    base: Model,
+    /// The file name of that snapshot, if any.
+    base_snapshot: Option<String>,
+    cuts: Vec<CutPoint>,
+}
+
+/// Where a recovered log starts: from nothing or the snapshot of the last recovery, or from
+/// the snapshot of a compaction cut since.
+#[derive(Clone, Debug)]
+pub struct Start {
+    /// The state the recovered events are folded onto.
+    pub model: Model,
+    /// Index of the first history event after the start.
+    at: usize,
 }
 
 impl History {
     /// An empty history: a log that does not exist yet.
     pub fn new() -> History {
         History::default()
+    }
+
+    /// A compaction cut the log: the events so far (all acknowledged: a failed one poisons the
+    /// handle, and a poisoned handle cannot cut) are what its snapshot will hold.
+    pub fn cut(&mut self) {
+        let mut model = self.base.clone();
+        for event in self.acked() {
+            model.apply(event);
+        }
+        self.cuts.push(CutPoint {
+            at: self.events.len(),
+            model,
+            durable: false,
+        });
+    }
+
+    /// The last compaction cut returned `Ok`: its snapshot is durable.
+    pub fn cut_durable(&mut self) {
+        if let Some(cut) = self.cuts.last_mut() {
+            cut.durable = true;
+        }
+    }
+
+    /// Compactions whose snapshot was made durable since the last recovery.
+    pub fn durable_cuts(&self) -> usize {
+        self.cuts.iter().filter(|c| c.durable).count()
+    }
+
+    /// O5: the states a recovery that used `snapshot` (a file name, or none) may start from,
+    /// newest first: the newest durable cut or any later one, or, with no durable cut since,
+    /// the last recovery's own start. Never a mix, never less.
+    pub fn starts(&self, snapshot: Option<&str>) -> Vec<Start> {
+        let newest_durable = self.cuts.iter().rposition(|c| c.durable);
+        let mut starts = Vec::new();
+        if snapshot.is_some() && snapshot != self.base_snapshot.as_deref() {
+            // A snapshot written since the last recovery: a cut from the newest durable one on.
+            for cut in self.cuts[newest_durable.unwrap_or(0)..].iter().rev() {
+                starts.push(Start {
+                    model: cut.model.clone(),
+                    at: cut.at,
+                });
+            }
+        }
+        if newest_durable.is_none() && snapshot == self.base_snapshot.as_deref() {
+            starts.push(Start {
+                model: self.base.clone(),
+                at: 0,
+            });
+        }
+        starts
+    }
+
+    /// [`History::check`] of the events after `start`.
+    pub fn check_from(&self, start: &Start, recovered: &[Event]) -> Result<(), Violation> {
+        History {
+            events: self.events[start.at..].to_vec(),
+            ..History::default()
+        }
+        .check(recovered)
+    }
+
+    /// How many acknowledged events after `start` are not recovery records.
+    pub fn acked_submitted_from(&self, start: &Start) -> usize {
+        self.events[start.at..]
+            .iter()
+            .filter(|(e, o)| *o == Outcome::Acked && !matches!(e, Event::Recovered { .. }))
+            .count()
+    }
+
+    /// After a successful recovery from `start` (through the snapshot file `snapshot`): the
+    /// recovered events are now the durable history, on top of that start.
+    pub fn reset_to(&mut self, start: Start, snapshot: Option<String>, recovered: &[Event]) {
+        self.base = start.model;
+        self.base_snapshot = snapshot;
+        self.cuts.clear();
+        self.reset(recovered);
+    }
+
+    /// The state before the first event (the snapshot the last recovery started from).
+    pub fn base(&self) -> &Model {
+        &self.base
     }
 
     /// Records a submitted event and what its call returned.
@@ -168,12 +279,16 @@ impl History {
 /// or completion seen for it; a start below the mark is stale; any other start becomes the
 /// key's running run; a completion with no running run is unknown; one below the running run's
 /// generation is stale; any other removes the run; a shutdown marks every running run as
-/// interrupted by it.
+/// interrupted by it. The log's own records: a recovery counts one more recovery for every
+/// running run a crash interrupted and zeroes the count of those a shutdown interrupted (a run
+/// that replaces a running one keeps its count); a retention forgets the marks of keys with no
+/// running run whose latest event is older than its cut-off.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Model {
-    marks: HashMap<String, u64>,
-    /// Each running run, and whether a shutdown found it in flight.
-    running: HashMap<String, (Run, bool)>,
+    /// Each key's mark: the highest generation, and the latest event's time.
+    marks: HashMap<String, (u64, u64)>,
+    /// Each running run, whether a shutdown found it in flight, and its recovery count.
+    running: HashMap<String, (Run, bool, u32)>,
     stale: u64,
     unknown_completions: u64,
 }
@@ -197,24 +312,29 @@ impl Model {
     pub fn apply(&mut self, event: &Event) -> Applied {
         match event {
             Event::Started(run) => {
-                let mark = self.marks.get(&run.key).copied();
-                self.raise(&run.key, run.generation);
+                let mark = self.marks.get(&run.key).map(|m| m.0);
+                self.raise(&run.key, run.generation, run.started_at_ms);
                 if mark.is_some_and(|m| run.generation < m) {
                     self.stale += 1;
                     return Applied::StaleStart {
                         high_water: mark.unwrap_or(0),
                     };
                 }
-                let old = self.running.insert(run.key.clone(), (run.clone(), false));
+                let count = self.running.get(&run.key).map_or(0, |r| r.2);
+                let old = self
+                    .running
+                    .insert(run.key.clone(), (run.clone(), false, count));
                 Applied::Started {
-                    superseded: old.map(|(r, _)| r.generation),
+                    superseded: old.map(|(r, _, _)| r.generation),
                 }
             }
             Event::Completed {
-                key, generation, ..
+                key,
+                generation,
+                at_ms,
             } => {
-                self.raise(key, *generation);
-                let Some((run, _)) = self.running.get(key) else {
+                self.raise(key, *generation, *at_ms);
+                let Some((run, _, _)) = self.running.get(key) else {
                     self.unknown_completions += 1;
                     return Applied::UnknownCompletion;
                 };
@@ -228,19 +348,67 @@ impl Model {
                 Applied::Completed
             }
             Event::Shutdown { .. } => {
-                for (_, interrupted) in self.running.values_mut() {
+                for (_, interrupted, _) in self.running.values_mut() {
                     *interrupted = true;
                 }
                 Applied::Shutdown {
                     interrupted: self.running.len(),
                 }
             }
+            Event::Recovered { .. } => {
+                let mut crashed = 0;
+                for (_, by_shutdown, count) in self.running.values_mut() {
+                    if *by_shutdown {
+                        *count = 0;
+                    } else {
+                        *count = count.saturating_add(1);
+                        crashed += 1;
+                    }
+                }
+                Applied::Recovered { crashed }
+            }
+            Event::Retention {
+                forget_before_ms, ..
+            } => {
+                let before = self.marks.len();
+                let running = &self.running;
+                self.marks.retain(|key, (_, last)| {
+                    *last >= *forget_before_ms || running.contains_key(key)
+                });
+                Applied::Retention {
+                    forgotten: before - self.marks.len(),
+                }
+            }
         }
     }
 
-    fn raise(&mut self, key: &str, generation: u64) {
-        let mark = self.marks.entry(key.to_string()).or_insert(generation);
-        *mark = (*mark).max(generation);
+    fn raise(&mut self, key: &str, generation: u64, at_ms: u64) {
+        let mark = self
+            .marks
+            .entry(key.to_string())
+            .or_insert((generation, at_ms));
+        mark.0 = mark.0.max(generation);
+        mark.1 = mark.1.max(at_ms);
+    }
+
+    /// Equal but for the recovery counts of the running runs.
+    pub fn same_ignoring_recoveries(&self, other: &Model) -> bool {
+        let zeroed = |m: &Model| {
+            let mut m = m.clone();
+            for entry in m.running.values_mut() {
+                entry.2 = 0;
+            }
+            m
+        };
+        zeroed(self) == zeroed(other)
+    }
+
+    /// The marks the model holds, as `(key, generation)` pairs ordered by key.
+    pub fn marks(&self) -> Vec<(String, u64)> {
+        let mut marks: Vec<(String, u64)> =
+            self.marks.iter().map(|(k, m)| (k.clone(), m.0)).collect();
+        marks.sort();
+        marks
     }
 
     /// The running runs with the reason they would be reported with, ordered by key.
@@ -248,13 +416,14 @@ impl Model {
         let mut runs: Vec<InFlightRun> = self
             .running
             .values()
-            .map(|(run, by_shutdown)| InFlightRun {
+            .map(|(run, by_shutdown, recoveries)| InFlightRun {
                 run: run.clone(),
                 reason: if *by_shutdown {
                     Reason::Shutdown
                 } else {
                     Reason::Crash
                 },
+                recoveries: *recoveries,
             })
             .collect();
         runs.sort_by(|a, b| a.run.key.cmp(&b.run.key));

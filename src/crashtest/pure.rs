@@ -195,7 +195,9 @@ fn check_payload(payload: &[u8]) -> Result<bool, String> {
     let (key, session_id, meta) = match &event {
         Event::Started(run) => (Some(&run.key), Some(&run.session_id), run.meta.as_ref()),
         Event::Completed { key, .. } => (Some(key), None, None),
-        Event::Shutdown { .. } => (None, None, None),
+        Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => {
+            (None, None, None)
+        }
     };
     if key.is_some_and(|k| k.is_empty() || k.len() > KEY_BYTES_MAX)
         || session_id.is_some_and(|s| s.len() > SESSION_ID_BYTES_MAX)

@@ -113,6 +113,7 @@ pub(super) fn is_unfinished_header(bytes: &[u8], segment_no: u64) -> bool {
         return false;
     }
     let expected = crate::frame::SegmentHeader {
+        version: 1,
         segment_no,
         base_seq: 0,
         salt: 0,
@@ -134,6 +135,7 @@ mod tests {
 
     fn header(segment_no: u64) -> [u8; SEGMENT_HEADER_BYTES] {
         SegmentHeader {
+            version: 1,
             segment_no,
             base_seq: 9,
             salt: 0x1234_5678_9abc_def0,

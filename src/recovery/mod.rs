@@ -14,4 +14,4 @@ mod report;
 
 pub use damage::UNSYNCED_TAIL_BYTES_MAX;
 pub(crate) use replay::{Tail, replay};
-pub use report::{Corruption, Policy, RecoveryReport, TornTail};
+pub use report::{Corruption, Policy, RecoveryReport, SnapshotUsed, TornTail};

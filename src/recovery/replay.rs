@@ -1,6 +1,7 @@
-//! The walk over a log's segments, in ascending number: read each header, scan its frames, fold
-//! each valid record, and hold every damaged region until what follows it decides whether it
-//! is corruption (valid records after it) or, at the very end, possibly a torn tail.
+//! The walk over a log: start from the newest valid snapshot (or from nothing), then read the
+//! segments after it in ascending number: read each header, scan its frames, fold each valid
+//! record, and hold every damaged region until what follows it decides whether it is corruption
+//! (valid records after it) or, at the very end, possibly a torn tail.
 
 use std::mem;
 use std::path::{Path, PathBuf};
@@ -12,14 +13,16 @@ use crate::event::{Event, decode_event};
 use crate::fold::RunningSet;
 use crate::frame::{FORMAT_VERSION, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner};
 use crate::frame::{Frame, SegmentHeader};
-use crate::layout::parse_segment_name;
+use crate::layout::{parse_segment_name, parse_snapshot_name};
+use crate::limits::SNAPSHOT_BYTES_MAX;
+use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError};
 use crate::storage::{FileBytes, Storage};
 
 /// Where the writer continues after replay.
 #[derive(Debug)]
 pub(crate) enum Tail {
-    /// The directory holds no segment: start segment 1.
-    Fresh,
+    /// The directory holds no segment after the snapshot (if any): start segment `segment_no`.
+    Fresh { segment_no: u64 },
     /// Append to the last segment after its last valid record; anything past `end` is a torn
     /// tail to cut (and sync) first.
     Append {
@@ -52,21 +55,31 @@ pub(crate) struct Replayed {
     pub report: RecoveryReport,
     pub tail: Tail,
     pub next_seq: u64,
+    /// Timestamp of the last valid record (the snapshot's, if none came after it).
+    pub last_ms: Option<u64>,
 }
 
-/// Replays the log in `dir`, handing every valid record to `visit` in log order. Reads only;
-/// see [`Tail`] for what the caller must repair.
+/// Replays the log in `dir`, handing every valid record after the snapshot it starts from to
+/// `visit` in log order. Reads only; see [`Tail`] for what the caller must repair.
 ///
-/// `names` is the directory's listing (the caller has usually just read it).
+/// `names` is the directory's listing (the caller has usually just read it). With
+/// `segments_below`, only the segments numbered below it are read (a compaction folding the
+/// segments it covers while appends go on in later ones).
 pub(crate) fn replay(
     storage: &dyn Storage,
     dir: &Path,
     names: Vec<String>,
     policy: Policy,
+    segments_below: Option<u64>,
     visit: &mut dyn FnMut(u64, &Event),
 ) -> Result<Replayed> {
-    let segments = segment_files(names);
     let mut walk = Walk::new();
+    walk.snapshot(storage, dir, &names)?;
+    let first = walk.first_segment;
+    let segments: Vec<(u64, String)> = segment_files(names)
+        .into_iter()
+        .filter(|(n, _)| *n >= first && segments_below.is_none_or(|below| *n < below))
+        .collect();
     for (i, (number, name)) in segments.iter().enumerate() {
         let path = dir.join(name);
         let bytes = read_segment(storage, &path)?;
@@ -76,6 +89,50 @@ pub(crate) fn replay(
     walk.settle_the_end();
     walk.enforce(policy, dir)?;
     Ok(walk.finish())
+}
+
+/// The snapshot files among `names`, newest (highest sequence number) first.
+fn snapshot_files(names: &[String]) -> Vec<(u64, &str)> {
+    let mut snapshots: Vec<(u64, &str)> = names
+        .iter()
+        .filter_map(|name| parse_snapshot_name(name).map(|n| (n, name.as_str())))
+        .collect();
+    snapshots.sort_unstable_by(|a, b| b.cmp(a));
+    snapshots
+}
+
+/// Reads and checks one snapshot file: the outer error is fatal (it cannot be read at all, or
+/// its version is one this build does not read), the inner one says why it is damaged.
+fn read_snapshot(
+    storage: &dyn Storage,
+    path: &Path,
+    last_seq: u64,
+) -> Result<std::result::Result<(Snapshot, u64), String>> {
+    let file = storage
+        .open(path, false)
+        .map_err(|e| Error::io("open", path, e))?;
+    let len = file.len().map_err(|e| Error::io("stat", path, e))?;
+    if len > SNAPSHOT_BYTES_MAX {
+        return Ok(Err(format!(
+            "damaged snapshot: {len} bytes, over the limit of {SNAPSHOT_BYTES_MAX}"
+        )));
+    }
+    let bytes = file.read_all().map_err(|e| Error::io("read", path, e))?;
+    Ok(match Snapshot::decode(&bytes) {
+        Ok(s) if s.last_seq != last_seq => Err(format!(
+            "damaged snapshot: it says it covers records up to {}, its name says {last_seq}",
+            s.last_seq
+        )),
+        Ok(s) => Ok((s, len)),
+        Err(SnapshotError::UnsupportedVersion(found)) => {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found,
+                supported: SNAPSHOT_VERSION,
+            });
+        }
+        Err(e @ SnapshotError::Damaged(_)) => Err(e.to_string()),
+    })
 }
 
 /// The segment files among `names`, in ascending number; other names are ignored.
@@ -114,6 +171,8 @@ struct Walk {
     /// Timestamp of the last valid record.
     last_ms: Option<u64>,
     tail: Tail,
+    /// Segments numbered below this are covered by the snapshot the walk started from.
+    first_segment: u64,
 }
 
 impl Walk {
@@ -124,8 +183,53 @@ impl Walk {
             pending: Vec::new(),
             next_seq: 1,
             last_ms: None,
-            tail: Tail::Fresh,
+            tail: Tail::Fresh { segment_no: 1 },
+            first_segment: 0,
         }
+    }
+
+    /// Step 0: start from the newest snapshot that reads, if any. Each newer one that is
+    /// damaged is a pending region from the state the walk starts at (so it becomes the gap
+    /// between that state and the next record read, or reaches the end of the log).
+    fn snapshot(&mut self, storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> {
+        let mut damaged = Vec::new();
+        for (last_seq, name) in snapshot_files(names) {
+            match read_snapshot(storage, &dir.join(name), last_seq)? {
+                Ok((snapshot, len)) => {
+                    self.start_from(name, snapshot, len);
+                    break;
+                }
+                Err(detail) => damaged.push((name.to_string(), detail)),
+            }
+        }
+        for (name, detail) in damaged.into_iter().rev() {
+            let len = storage
+                .open(&dir.join(&name), false)
+                .and_then(|f| f.len())
+                .unwrap_or(0);
+            self.pending.push(self.damage(&name, 0, len, detail));
+        }
+        Ok(())
+    }
+
+    fn start_from(&mut self, name: &str, mut snapshot: Snapshot, len: u64) {
+        self.next_seq = snapshot.last_seq + 1;
+        self.last_ms = snapshot.last_record_ms;
+        self.first_segment = snapshot.next_segment_no;
+        self.tail = Tail::Fresh {
+            segment_no: snapshot.next_segment_no,
+        };
+        let report = &mut self.report;
+        report.coverage_since_ms = Some(snapshot.coverage_since_ms);
+        report.last_seq = snapshot.last_seq;
+        report.snapshot = Some(crate::recovery::SnapshotUsed {
+            file: name.to_string(),
+            last_seq: snapshot.last_seq,
+            bytes: len,
+            created_ms: snapshot.created_ms,
+        });
+        report.gaps_before_snapshot = mem::take(&mut snapshot.gaps);
+        self.set = snapshot.into_set();
     }
 
     /// A damaged region of `segment` starting after the last valid record.
@@ -383,7 +487,7 @@ impl Walk {
             header,
             bytes,
             ..
-        } = mem::replace(&mut self.tail, Tail::Fresh)
+        } = mem::replace(&mut self.tail, Tail::Fresh { segment_no: 0 })
         {
             self.tail = Tail::Seal {
                 path,
@@ -427,12 +531,14 @@ impl Walk {
         let damage_after_last_record =
             report.torn_tail.is_some() || report.corruption.iter().any(|c| c.before_seq.is_none());
         report.clean_shutdown = self.set.ended_with_shutdown() && !damage_after_last_record;
+        report.crash_loop_threshold = crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT;
         report.running = self.set.entries().cloned().collect();
         Replayed {
             set: self.set,
             report: self.report,
             tail: self.tail,
             next_seq: self.next_seq,
+            last_ms: self.last_ms,
         }
     }
 }

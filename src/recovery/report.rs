@@ -53,6 +53,19 @@ pub struct Corruption {
     pub detail: String,
 }
 
+/// The snapshot a replay started from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUsed {
+    /// The snapshot file's name.
+    pub file: String,
+    /// The last sequence number it covers.
+    pub last_seq: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
+
 /// What opening (or replaying) a log found.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -84,6 +97,31 @@ pub struct RecoveryReport {
     pub segments: u64,
     /// Valid records replayed.
     pub records: u64,
-    /// Sequence number of the last valid record (0 if none).
+    /// Sequence number of the last valid record (0 if none), or of the last one the snapshot
+    /// covers if no record follows it.
     pub last_seq: u64,
+    /// The snapshot replay started from, if any; `records` and `segments` count only what came
+    /// after it.
+    pub snapshot: Option<SnapshotUsed>,
+    /// Damage found before the snapshot was written, in what it covers (the newest 64): gone
+    /// from the segments, kept so the time-window fallback still sees the gaps. Reported here
+    /// and not in `corruption`: an earlier open already reported it.
+    pub gaps_before_snapshot: Vec<Corruption>,
+    /// The number of consecutive recoveries at which an interrupted run is a crash loop
+    /// ([`InFlightRun::recoveries`]); 0 turns the detection off. A read-write open uses
+    /// [`Options::crash_loop_threshold`](crate::Options::crash_loop_threshold), a read-only
+    /// replay the default, 3.
+    pub crash_loop_threshold: u32,
+}
+
+impl RecoveryReport {
+    /// The interrupted runs that are crash loops: found interrupted by a crash at
+    /// `crash_loop_threshold` or more consecutive recoveries. Suspend these rather than
+    /// resume them again.
+    pub fn crash_loops(&self) -> impl Iterator<Item = &InFlightRun> {
+        let threshold = self.crash_loop_threshold;
+        self.running
+            .iter()
+            .filter(move |r| threshold > 0 && r.recoveries >= threshold)
+    }
 }

@@ -1,0 +1,154 @@
+//! Compaction, after the cut: fold the segments the cut closed (from the newest snapshot on),
+//! write the state as a snapshot atomically, then remove what it covers. It reads and writes
+//! only files no appender touches, so appends go on meanwhile; the cut itself (a retention
+//! record, and a switch to a new segment) is the log handle's, under its lock.
+//!
+//! The order is what makes a crash at any instant leave the old state or the new one, never a
+//! mix and never less: the snapshot is written to `NAME.tmp`, synced, renamed and the directory
+//! synced before anything it covers is removed, and replay skips what a snapshot covers by the
+//! segment numbers it names, so a segment left behind by a crash is never read twice. The
+//! snapshot the new one was built from is kept, so that a new snapshot damaged later still has
+//! a good state to fall back to.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::layout::{parse_segment_name, parse_snapshot_name, snapshot_name};
+use crate::limits::SNAPSHOT_BYTES_MAX;
+use crate::recovery::{Policy, replay};
+use crate::snapshot::Snapshot;
+use crate::storage::Storage;
+use crate::writer::replace_durably;
+
+/// Where a compaction cut the log: every record up to `last_seq` is in the segments numbered
+/// below `segment_no` (or the snapshot before them); appends go on in `segment_no`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Cut {
+    pub segment_no: u64,
+    pub last_seq: u64,
+}
+
+/// What a compaction did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compacted {
+    /// The snapshot written.
+    pub snapshot: PathBuf,
+    /// The last sequence number it covers.
+    pub last_seq: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Running runs it holds.
+    pub running: usize,
+    /// High-water marks it holds.
+    pub marks: usize,
+    /// High-water marks the compaction's retention record forgot.
+    pub forgotten: usize,
+    /// Segment files removed (covered by the snapshot).
+    pub segments_removed: usize,
+    /// Older snapshot files removed.
+    pub snapshots_removed: usize,
+}
+
+/// Folds everything up to `cut`, writes the snapshot durably, then removes the segments it
+/// covers and every snapshot but it and the one it was built from.
+pub(crate) fn write_snapshot(
+    storage: &dyn Storage,
+    dir: &Path,
+    policy: Policy,
+    cut: Cut,
+    now_ms: u64,
+) -> Result<Compacted> {
+    let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let replayed = replay(
+        storage,
+        dir,
+        names.clone(),
+        policy,
+        Some(cut.segment_no),
+        &mut |_, _| {},
+    )?;
+    let covered = replayed.next_seq - 1;
+    if covered != cut.last_seq || replayed.report.torn_tail.is_some() {
+        // Every record up to the cut was synced before the cut; if replay does not find them
+        // all, the disk lost some since. Keep every file, and say so.
+        return Err(Error::Corrupt {
+            segment: dir.join(crate::layout::segment_name(cut.segment_no - 1)),
+            offset: 0,
+            detail: format!(
+                "compaction found records up to {covered} where the log wrote up to {}: the \
+                 segments changed under the log; nothing was compacted",
+                cut.last_seq
+            ),
+        });
+    }
+    let base = replayed.report.snapshot.as_ref().map(|s| s.file.clone());
+    let mut gaps = replayed.report.gaps_before_snapshot;
+    gaps.extend(replayed.report.corruption);
+    let coverage = replayed.report.coverage_since_ms.unwrap_or(now_ms);
+    let snapshot = Snapshot::of(
+        &replayed.set,
+        cut.last_seq,
+        cut.segment_no,
+        replayed.last_ms,
+        coverage,
+        now_ms,
+        gaps,
+    );
+    let bytes = snapshot.encode();
+    let name = snapshot_name(cut.last_seq);
+    let path = dir.join(&name);
+    if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
+        return Err(Error::InvalidInput {
+            field: "snapshot",
+            reason: format!(
+                "would be {} bytes, over the limit of {SNAPSHOT_BYTES_MAX}; the running runs \
+                 and marks are too many to compact",
+                bytes.len()
+            ),
+            key: None,
+        });
+    }
+    // A copy that an earlier, failed attempt of this process left (a read-write open removes
+    // the ones a crash left).
+    let tmp = crate::layout::temp_path(&path);
+    if names.iter().any(|n| dir.join(n) == tmp) {
+        storage
+            .remove(&tmp)
+            .map_err(|e| Error::io("remove", &tmp, e))?;
+    }
+    drop(replace_durably(storage, dir, &path, &bytes)?);
+
+    // Only now, with the new state durable, may what it covers go.
+    let mut compacted = Compacted {
+        snapshot: path,
+        last_seq: cut.last_seq,
+        bytes: bytes.len() as u64,
+        running: snapshot.running.len(),
+        marks: snapshot.marks.len(),
+        forgotten: 0,
+        segments_removed: 0,
+        snapshots_removed: 0,
+    };
+    for old in &names {
+        let covered_segment = parse_segment_name(old).is_some_and(|n| n < cut.segment_no);
+        let old_snapshot = parse_snapshot_name(old).is_some()
+            && *old != name
+            && base.as_deref() != Some(old.as_str());
+        if covered_segment || old_snapshot {
+            let old_path = dir.join(old);
+            storage
+                .remove(&old_path)
+                .map_err(|e| Error::io("remove", &old_path, e))?;
+            if covered_segment {
+                compacted.segments_removed += 1;
+            } else {
+                compacted.snapshots_removed += 1;
+            }
+        }
+    }
+    storage
+        .sync_dir(dir)
+        .map_err(|e| Error::io("sync directory", dir, e))?;
+    Ok(compacted)
+}

@@ -1,0 +1,337 @@
+//! The pure snapshot format: the state a compaction writes, to and from JSON bytes. No I/O.
+//! The README's "Snapshots" section describes the same format; change both together.
+//!
+//! A snapshot file is one JSON object on one line:
+//!
+//! ```text
+//! {"inflight_snapshot":1,"body_crc32":3735928559,"body":{...}}
+//! ```
+//!
+//! `body_crc32` is the CRC-32 of the exact bytes of `body` as they stand in the file, so a
+//! damaged snapshot is detected rather than believed; `jq '.body.running'` reads it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::event::{Event, validate_key};
+use crate::fold::{Counters, InFlightRun, Mark, RunningSet};
+use crate::layout::SEGMENT_NO_MAX;
+use crate::limits::{GAPS_KEPT_MAX, SNAPSHOT_BYTES_MAX};
+use crate::recovery::Corruption;
+
+/// The snapshot format version this build writes and reads.
+pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// A key's high-water mark, as a snapshot lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyMark {
+    /// The key.
+    pub key: String,
+    /// The highest generation seen for it.
+    pub generation: u64,
+    /// The timestamp of its latest event (retention forgets the mark when this is old).
+    pub last_event_ms: u64,
+}
+
+/// The log's state at a cut: everything replay needs to go on from the records after it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Snapshot {
+    /// The last sequence number the snapshot covers; replay goes on at the next one.
+    pub last_seq: u64,
+    /// Segments numbered below this are covered and may be removed; replay skips them.
+    pub next_segment_no: u64,
+    /// Timestamp of the last record covered (`null` if none): where a gap right after the
+    /// snapshot would begin.
+    pub last_record_ms: Option<u64>,
+    /// Since when the log has been recording.
+    pub coverage_since_ms: u64,
+    /// When the snapshot was written.
+    pub created_ms: u64,
+    /// Whether the last event covered (the log's own records aside) was a clean shutdown.
+    pub ended_with_shutdown: bool,
+    /// The fold's counters since the log was created.
+    pub counters: Counters,
+    /// The running runs, in ascending key order.
+    pub running: Vec<InFlightRun>,
+    /// The high-water marks kept, in ascending key order.
+    pub marks: Vec<KeyMark>,
+    /// Damage found in what the snapshot covers (the newest [`GAPS_KEPT_MAX`]), so that the
+    /// time-window fallback still sees the gaps after their segments are gone.
+    pub gaps: Vec<Corruption>,
+}
+
+/// Why snapshot bytes were rejected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotError {
+    /// The checksum holds, but the version is one this build does not read.
+    UnsupportedVersion(u32),
+    /// The bytes are not a valid snapshot: what is wrong.
+    Damaged(String),
+}
+
+impl std::fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SnapshotError::UnsupportedVersion(v) => {
+                write!(f, "snapshot format version {v} is not supported")
+            }
+            SnapshotError::Damaged(detail) => write!(f, "damaged snapshot: {detail}"),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    inflight_snapshot: u32,
+    body_crc32: u32,
+    #[serde(borrow)]
+    body: &'a RawValue,
+}
+
+impl Snapshot {
+    /// The state a snapshot holds of `set`, covering the log up to `last_seq`. Gaps beyond the
+    /// newest [`GAPS_KEPT_MAX`] are dropped.
+    pub fn of(
+        set: &RunningSet,
+        last_seq: u64,
+        next_segment_no: u64,
+        last_record_ms: Option<u64>,
+        coverage_since_ms: u64,
+        created_ms: u64,
+        mut gaps: Vec<Corruption>,
+    ) -> Snapshot {
+        if gaps.len() > GAPS_KEPT_MAX {
+            gaps.drain(..gaps.len() - GAPS_KEPT_MAX);
+        }
+        Snapshot {
+            last_seq,
+            next_segment_no,
+            last_record_ms,
+            coverage_since_ms,
+            created_ms,
+            ended_with_shutdown: set.ended_with_shutdown(),
+            counters: set.counters(),
+            running: set.entries().cloned().collect(),
+            marks: set
+                .marks()
+                .map(|(key, mark)| KeyMark {
+                    key: key.to_string(),
+                    generation: mark.generation,
+                    last_event_ms: mark.last_event_ms,
+                })
+                .collect(),
+            gaps,
+        }
+    }
+
+    /// The running set the snapshot describes.
+    pub fn into_set(self) -> RunningSet {
+        RunningSet::from_parts(
+            self.running,
+            self.marks
+                .into_iter()
+                .map(|m| {
+                    let mark = Mark {
+                        generation: m.generation,
+                        last_event_ms: m.last_event_ms,
+                    };
+                    (m.key, mark)
+                })
+                .collect(),
+            self.counters,
+            self.ended_with_shutdown,
+        )
+        .expect("a decoded snapshot was checked to form a running set")
+    }
+
+    /// The snapshot file's bytes: one line of JSON. Pure.
+    pub fn encode(&self) -> Vec<u8> {
+        // Plain structs of strings, integers and options: serializing them cannot fail.
+        let body = serde_json::to_vec(self).expect("a snapshot serializes to JSON");
+        let crc = crc32fast::hash(&body);
+        let mut out = Vec::with_capacity(body.len() + 64);
+        out.extend_from_slice(
+            format!("{{\"inflight_snapshot\":{SNAPSHOT_VERSION},\"body_crc32\":{crc},\"body\":")
+                .as_bytes(),
+        );
+        out.extend_from_slice(&body);
+        out.extend_from_slice(b"}\n");
+        out
+    }
+
+    /// Reads a snapshot file's bytes, checking the checksum, the version, the limits and the
+    /// invariants of the state. Pure; never panics on any input.
+    pub fn decode(bytes: &[u8]) -> Result<Snapshot, SnapshotError> {
+        let damaged = |detail: String| SnapshotError::Damaged(detail);
+        if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
+            return Err(damaged(format!(
+                "{} bytes, over the limit of {SNAPSHOT_BYTES_MAX}",
+                bytes.len()
+            )));
+        }
+        let envelope: Envelope<'_> =
+            serde_json::from_slice(bytes).map_err(|e| damaged(format!("not a snapshot: {e}")))?;
+        let body = envelope.body.get();
+        let crc = crc32fast::hash(body.as_bytes());
+        if crc != envelope.body_crc32 {
+            return Err(damaged(format!(
+                "the body's checksum is {crc}, the snapshot says {}",
+                envelope.body_crc32
+            )));
+        }
+        if envelope.inflight_snapshot != SNAPSHOT_VERSION {
+            return Err(SnapshotError::UnsupportedVersion(
+                envelope.inflight_snapshot,
+            ));
+        }
+        let snapshot: Snapshot = serde_json::from_str(body)
+            .map_err(|e| damaged(format!("the body does not read: {e}")))?;
+        snapshot.check().map_err(damaged)?;
+        Ok(snapshot)
+    }
+
+    /// The invariants a writer guarantees, checked on the way in as on the way out.
+    fn check(&self) -> Result<(), String> {
+        if self.last_seq == u64::MAX {
+            return Err("last_seq has no successor".into());
+        }
+        if !(1..=SEGMENT_NO_MAX).contains(&self.next_segment_no) {
+            return Err(format!(
+                "next_segment_no {} is not a segment number",
+                self.next_segment_no
+            ));
+        }
+        if self.gaps.len() > GAPS_KEPT_MAX {
+            return Err(format!(
+                "{} gaps, over the limit of {GAPS_KEPT_MAX}",
+                self.gaps.len()
+            ));
+        }
+        for pair in self.running.windows(2) {
+            if pair[0].run.key >= pair[1].run.key {
+                return Err("running runs are not in strictly ascending key order".into());
+            }
+        }
+        for pair in self.marks.windows(2) {
+            if pair[0].key >= pair[1].key {
+                return Err("marks are not in strictly ascending key order".into());
+            }
+        }
+        for entry in &self.running {
+            Event::Started(entry.run.clone())
+                .validate()
+                .map_err(|e| format!("a running run breaks a limit: {e}"))?;
+        }
+        for mark in &self.marks {
+            validate_key(&mark.key).map_err(|e| format!("a mark breaks a limit: {e}"))?;
+        }
+        let marks: std::collections::BTreeMap<&str, u64> = self
+            .marks
+            .iter()
+            .map(|m| (m.key.as_str(), m.generation))
+            .collect();
+        for entry in &self.running {
+            if marks
+                .get(entry.run.key.as_str())
+                .is_none_or(|&g| g < entry.run.generation)
+            {
+                return Err(format!(
+                    "running key {:?} has no high-water mark at or above its generation",
+                    entry.run.key
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Generation, Run, UnixMs};
+
+    fn sample() -> Snapshot {
+        let mut set = RunningSet::new();
+        set.apply(&Event::Started(
+            Run::new("a", "s1", Generation(3), UnixMs(10)).with_meta("{\"m\":1}"),
+        ));
+        set.apply(&Event::Started(Run::new(
+            "b",
+            "s2",
+            Generation(1),
+            UnixMs(11),
+        )));
+        set.apply(&Event::Completed {
+            key: "b".into(),
+            generation: 1,
+            at_ms: 12,
+        });
+        set.apply(&Event::Recovered { at_ms: 13 });
+        Snapshot::of(&set, 4, 2, Some(13), 5, 20, Vec::new())
+    }
+
+    #[test]
+    fn a_snapshot_round_trips_and_holds_its_state() {
+        let snapshot = sample();
+        let bytes = snapshot.encode();
+        assert!(bytes.ends_with(b"}\n"));
+        let decoded = Snapshot::decode(&bytes).unwrap();
+        assert_eq!(decoded, snapshot);
+        let set = decoded.into_set();
+        assert_eq!(set.get("a").unwrap().recoveries, 1);
+        assert_eq!(set.mark("b").unwrap().generation, 1);
+        // A person and jq read it as plain JSON.
+        let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(value["body"]["running"][0]["key"], "a");
+        assert_eq!(value["body"]["running"][0]["reason"], "crash");
+    }
+
+    #[test]
+    fn any_changed_byte_of_the_body_is_detected() {
+        let bytes = sample().encode();
+        let start = bytes.windows(7).position(|w| w == b"\"body\":").unwrap() + 7;
+        for i in start..bytes.len() - 2 {
+            let mut damaged = bytes.clone();
+            damaged[i] ^= 0x01;
+            assert!(
+                matches!(Snapshot::decode(&damaged), Err(SnapshotError::Damaged(_))),
+                "a flip at byte {i} went unnoticed"
+            );
+        }
+        for len in 0..bytes.len() - 1 {
+            assert!(
+                Snapshot::decode(&bytes[..len]).is_err(),
+                "a prefix of {len}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_version_with_a_good_checksum_is_unsupported() {
+        let bytes = String::from_utf8(sample().encode()).unwrap();
+        let newer = bytes.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1);
+        assert_eq!(
+            Snapshot::decode(newer.as_bytes()),
+            Err(SnapshotError::UnsupportedVersion(2))
+        );
+    }
+
+    #[test]
+    fn a_state_the_fold_cannot_reach_is_damage() {
+        let mut s = sample();
+        s.marks.clear();
+        assert!(matches!(
+            Snapshot::decode(&s.encode()),
+            Err(SnapshotError::Damaged(d)) if d.contains("no high-water mark")
+        ));
+        let mut s = sample();
+        s.marks.reverse();
+        assert!(Snapshot::decode(&s.encode()).is_err());
+        let mut s = sample();
+        s.next_segment_no = 0;
+        assert!(Snapshot::decode(&s.encode()).is_err());
+    }
+}
