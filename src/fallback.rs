@@ -40,6 +40,10 @@ pub enum Flag {
     NoLog,
     /// A guess: the key was last active within the window but before the log began recording.
     BeforeCoverage,
+    /// The log says so, precisely, and more: the key's run is in the recovered running set and
+    /// has been found interrupted by a crash at [`RecoveryReport::crash_loop_threshold`] or
+    /// more consecutive recoveries. Suspend it rather than resume it again.
+    CrashLoop,
 }
 
 impl Flag {
@@ -50,12 +54,13 @@ impl Flag {
             Flag::Gap => "gap",
             Flag::NoLog => "no-log",
             Flag::BeforeCoverage => "before-coverage",
+            Flag::CrashLoop => "crash-loop",
         }
     }
 
-    /// True for [`Flag::Log`]: the log's own answer, not a guess.
+    /// True for [`Flag::Log`] and [`Flag::CrashLoop`]: the log's own answer, not a guess.
     pub fn is_precise(self) -> bool {
-        self == Flag::Log
+        matches!(self, Flag::Log | Flag::CrashLoop)
     }
 }
 
@@ -111,8 +116,10 @@ pub enum LogView<'a> {
 /// far back from `now_ms` a session counts as recently active; a session listed twice counts
 /// with its latest activity. The rules:
 ///
-/// - every run in the log's running set is flagged [`Flag::Log`], whatever its age;
-/// - with no log, or one with no readable segment header (it cannot speak for anything),
+/// - every run in the log's running set is flagged [`Flag::Log`], whatever its age, or
+///   [`Flag::CrashLoop`] when it is one of [`RecoveryReport::crash_loops`];
+/// - with no log, or one with neither a snapshot nor a readable segment header (it cannot
+///   speak for anything),
 ///   every session active within the window is flagged [`Flag::NoLog`];
 /// - otherwise a session is a guess only where the log cannot speak for it: active within the
 ///   window but before the log's coverage began ([`Flag::BeforeCoverage`]); or active within
@@ -143,6 +150,9 @@ pub fn flag(log: LogView<'_>, sessions: &[Session], window_ms: u64, now_ms: u64)
     for run in &report.running {
         flagged.insert(run.run.key.clone(), Flag::Log);
     }
+    for run in report.crash_loops() {
+        flagged.insert(run.run.key.clone(), Flag::CrashLoop);
+    }
     let coverage = report.coverage_since_ms.unwrap_or(0);
     for (key, &t) in &latest {
         if flagged.contains_key(*key) {
@@ -153,7 +163,7 @@ pub fn flag(log: LogView<'_>, sessions: &[Session], window_ms: u64, now_ms: u64)
             flagged.insert(key.to_string(), Flag::BeforeCoverage);
             continue;
         }
-        let in_a_gap = report.corruption.iter().any(|c| {
+        let in_a_gap = report.corruption.iter().chain(&report.gaps_before_snapshot).any(|c| {
             let start = c.after_ms.unwrap_or(coverage);
             let end = c.before_ms.unwrap_or(now_ms);
             let near = t.saturating_add(window_ms) >= start && t <= end.saturating_add(window_ms);
@@ -191,6 +201,7 @@ mod tests {
         let report = RecoveryReport {
             running: set.entries().cloned().collect(),
             coverage_since_ms: Some(coverage),
+            crash_loop_threshold: 3,
             ..RecoveryReport::default()
         };
         (report, set)
@@ -347,10 +358,46 @@ mod tests {
 
     #[test]
     fn flags_read_as_the_contract_names_them() {
-        let json =
-            serde_json::to_string(&[Flag::Log, Flag::Gap, Flag::NoLog, Flag::BeforeCoverage])
-                .unwrap();
-        assert_eq!(json, r#"["log","gap","no-log","before-coverage"]"#);
+        let all = [
+            Flag::Log,
+            Flag::Gap,
+            Flag::NoLog,
+            Flag::BeforeCoverage,
+            Flag::CrashLoop,
+        ];
+        let json = serde_json::to_string(&all).unwrap();
+        assert_eq!(
+            json,
+            r#"["log","gap","no-log","before-coverage","crash-loop"]"#
+        );
         assert!(Flag::Log.is_precise() && !Flag::Gap.is_precise());
+        assert!(Flag::CrashLoop.is_precise());
+    }
+
+    #[test]
+    fn a_run_found_interrupted_at_the_threshold_is_a_crash_loop() {
+        let recovered = Event::Recovered { at_ms: 0 };
+        let mut events = vec![start("loops", 10), start("once", 10)];
+        // Three recoveries in a row find "loops" interrupted; "once" completes after the first
+        // and starts again.
+        events.push(recovered.clone());
+        events.push(done("once", 11));
+        events.push(start("once", 12));
+        events.push(recovered.clone());
+        events.push(recovered);
+        let (mut report, set) = log_of(&events, 0);
+        let counts: Vec<u32> = report.running.iter().map(|r| r.recoveries).collect();
+        assert_eq!(counts, [3, 2]);
+        assert_eq!(
+            flags(&report, &set, &[]),
+            [
+                ("loops".to_string(), Flag::CrashLoop),
+                ("once".to_string(), Flag::Log)
+            ]
+        );
+        report.crash_loop_threshold = 0; // detection off
+        assert_eq!(flags(&report, &set, &[])[0].1, Flag::Log);
+        report.crash_loop_threshold = 2;
+        assert_eq!(flags(&report, &set, &[])[1].1, Flag::CrashLoop);
     }
 }

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -82,6 +82,8 @@ struct Shared {
     compaction: Mutex<()>,
     /// Set while a background compaction is wanted or running, so appends start only one.
     background_busy: AtomicBool,
+    /// Compactions finished by this handle.
+    compactions: AtomicU64,
     _lock: DirLock,
 }
 
@@ -217,6 +219,7 @@ impl Log {
             }),
             compaction: Mutex::new(()),
             background_busy: AtomicBool::new(false),
+            compactions: AtomicU64::new(0),
             _lock: lock,
         };
         let log = Log {
@@ -402,6 +405,11 @@ impl Log {
         self.with_set(|set| set.counters())
     }
 
+    /// How many compactions this handle has finished (in the background or on request).
+    pub fn compactions(&self) -> u64 {
+        self.shared.compactions.load(Ordering::Relaxed)
+    }
+
     /// The log directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
@@ -577,6 +585,7 @@ impl Compaction<'_> {
         let mut state = shared.state.lock().unwrap_or_else(|e| e.into_inner());
         state.snapshot_bytes = compacted.bytes;
         drop(state);
+        shared.compactions.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(snapshot = %compacted.snapshot.display(), last_seq = compacted.last_seq, "compacted");
         Ok(compacted)
     }

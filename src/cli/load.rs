@@ -61,7 +61,21 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             ),
         ));
     }
-    let options = Options::default().segment_bytes_max(args.segment_bytes);
+    let compact_after_bytes = match args.compact_after_bytes.as_str() {
+        "off" => None,
+        text => match text.parse::<u64>() {
+            Ok(n) if n > 0 => Some(n),
+            _ => {
+                return Err(Failure::new(
+                    2,
+                    format!("--compact-after-bytes must be a positive number of bytes or off (got {text:?})"),
+                ));
+            }
+        },
+    };
+    let options = Options::default()
+        .segment_bytes_max(args.segment_bytes)
+        .compact_after_bytes(compact_after_bytes);
     let Opened { log, report } = Log::open(&args.dir, options)?;
     let log = Arc::new(log);
 
@@ -141,6 +155,7 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
         return Err(e);
     }
     let elapsed = started.elapsed();
+    let compactions = log.compactions();
     log.close()?;
 
     let summary = summarize(
@@ -149,6 +164,7 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
         elapsed,
         args.threads,
         report.running.len(),
+        compactions,
     );
     if args.acks {
         eprintln!("{summary}");
@@ -279,6 +295,7 @@ fn summarize(
     elapsed: Duration,
     threads: usize,
     recovered: usize,
+    compactions: u64,
 ) -> String {
     samples.sort_unstable();
     let pct = |p: f64| -> u32 {
@@ -290,7 +307,7 @@ fn summarize(
     };
     let secs = elapsed.as_secs_f64();
     format!(
-        "events      {n}\nthreads     {threads}\nseconds     {secs:.2}\nevents/s    {:.0}\nlatency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\nrecovered   {recovered} interrupted run(s) at open",
+        "events      {n}\nthreads     {threads}\nseconds     {secs:.2}\nevents/s    {:.0}\nlatency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\nrecovered   {recovered} interrupted run(s) at open\ncompactions {compactions}",
         n as f64 / secs.max(1e-9),
         pct(0.50),
         pct(0.90),

@@ -1,5 +1,6 @@
 //! Argument parsing, logging setup, and the mapping of errors to one line and an exit code.
 
+mod compact;
 mod demo;
 mod import_json;
 mod load;
@@ -54,6 +55,14 @@ enum Command {
     ///
     /// Example: inflight load /tmp/inflight-load --sessions 1000 --seconds 10 --threads 4
     Load(LoadArgs),
+    /// Compact a log directory now: write its state as a snapshot (a JSON file a person and jq
+    /// can read) and remove the segments it covers. Takes the log's lock, so it refuses (exit 4)
+    /// while a gateway holds the log; a running gateway compacts on its own (see
+    /// Options::compact_after_bytes). Idle keys' high-water marks older than --retention are
+    /// forgotten.
+    ///
+    /// Example: inflight compact /var/lib/gateway/inflight && jq '.body.running' /var/lib/gateway/inflight/snapshot-*.json
+    Compact(CompactArgs),
     /// Migrate the JSON checkpoint of the design this replaces into a new log: FILE holds one
     /// object {"KEY": {"session_id": "S", "started_at": SECONDS}, ...} (seconds since the Unix
     /// epoch, a float). Every entry becomes a running run with generation 1 and its start time
@@ -67,6 +76,24 @@ enum Command {
     /// Example: inflight import-json /var/lib/gateway/agent_checkpoints.json /var/lib/gateway/inflight
     #[command(name = "import-json")]
     ImportJson(ImportJsonArgs),
+}
+
+/// Arguments of `inflight compact`.
+#[derive(Debug, Args)]
+struct CompactArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// Fail (exit 3) on corruption instead of skipping the damaged region (which the snapshot
+    /// then keeps as a gap).
+    #[arg(long)]
+    strict: bool,
+    /// Forget the high-water marks of keys with no running run idle for longer than this
+    /// (e.g. 7d, 12h); "forever" keeps every mark.
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    retention: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `inflight import-json`.
@@ -122,6 +149,10 @@ struct ReplayArgs {
     /// The current time in milliseconds since the Unix epoch, for the window (default: now).
     #[arg(long, value_name = "MS", requires = "sessions")]
     now: Option<u64>,
+    /// Consecutive recoveries that found a run interrupted at which it counts as a crash loop
+    /// (flagged crash-loop: suspend it rather than resume it); 0 turns the detection off.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    crash_loop_threshold: u32,
 }
 
 /// Arguments of `inflight load`.
@@ -157,6 +188,11 @@ struct LoadArgs {
     /// Start a new segment file past this many bytes (12288 to 1073741824).
     #[arg(long, default_value_t = inflight::limits::SEGMENT_BYTES_MAX_DEFAULT)]
     segment_bytes: u64,
+    /// Compact in the background once this many bytes of segments were written since the last
+    /// snapshot (or twice the snapshot's size, if larger); "off" never compacts. Small values
+    /// make compaction frequent, for tests and benchmarks.
+    #[arg(long, value_name = "BYTES|off", default_value_t = inflight::limits::COMPACT_AFTER_BYTES_DEFAULT.to_string())]
+    compact_after_bytes: String,
 }
 
 /// A failure the CLI reports: one line on stderr and an exit code.
@@ -232,6 +268,7 @@ pub fn main() -> i32 {
         Command::Replay(args) => replay::run(args),
         Command::Load(args) => load::run(args),
         Command::ImportJson(args) => import_json::run(args),
+        Command::Compact(args) => compact::run(args),
     };
     match result {
         Ok(()) => 0,

@@ -14,10 +14,13 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         Policy::SkipDamaged
     };
     let sessions = args.sessions.as_deref().map(read_sessions).transpose()?;
-    let recovered = match Log::read_only(&args.dir, policy) {
+    let mut recovered = match Log::read_only(&args.dir, policy) {
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,
         other => Some(other?),
     };
+    if let Some(r) = &mut recovered {
+        r.report.crash_loop_threshold = args.crash_loop_threshold;
+    }
     let flagged = sessions.map(|sessions| {
         let window_ms = args.window.unwrap_or(0).saturating_mul(1000);
         let now_ms = args.now.unwrap_or_else(inflight::environment::now_ms);
@@ -58,6 +61,15 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         "log {dir}: {} segment(s), {} record(s), last sequence {}",
         report.segments, report.records, report.last_seq
     );
+    if let Some(snapshot) = &report.snapshot {
+        println!(
+            "from snapshot {} ({} bytes, written {}), covering records up to {}",
+            snapshot.file,
+            snapshot.bytes,
+            format_ms(snapshot.created_ms),
+            snapshot.last_seq
+        );
+    }
     match report.coverage_since_ms {
         Some(ms) => println!("recording since {}", format_ms(ms)),
         None => println!("recording since: unknown (no readable segment header)"),
@@ -93,24 +105,39 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
             range(c.before_ms),
         );
     }
+    for c in &report.gaps_before_snapshot {
+        println!(
+            "earlier gap (reported when it was found, kept by the snapshot): {} bytes {}..{}, after record {}",
+            c.segment, c.start_offset, c.end_offset, c.after_seq
+        );
+    }
     println!("stale records ignored: {}", report.stale_ignored);
     println!("interrupted runs: {}", report.running.len());
     if !report.running.is_empty() {
         println!(
-            "  {:<40} {:>10}  {:<28} {:<24} {:<8} META",
-            "KEY", "GENERATION", "SESSION", "STARTED", "REASON"
+            "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  META",
+            "KEY", "GENERATION", "SESSION", "STARTED", "REASON", "RECOVERIES"
         );
         for r in &report.running {
             println!(
-                "  {:<40} {:>10}  {:<28} {:<24} {:<8} {}",
+                "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  {}",
                 r.run.key,
                 r.run.generation,
                 r.run.session_id,
                 format_ms(r.run.started_at_ms),
                 r.reason,
+                r.recoveries,
                 r.run.meta.as_deref().unwrap_or("-")
             );
         }
+    }
+    let loops: Vec<&str> = report.crash_loops().map(|r| r.run.key.as_str()).collect();
+    if !loops.is_empty() {
+        println!(
+            "CRASH LOOP ({} or more recoveries in a row found it interrupted): {}",
+            report.crash_loop_threshold,
+            loops.join(", ")
+        );
     }
     if let Some(flagged) = &flagged {
         print_flagged(flagged);
