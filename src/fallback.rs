@@ -163,13 +163,18 @@ pub fn flag(log: LogView<'_>, sessions: &[Session], window_ms: u64, now_ms: u64)
             flagged.insert(key.to_string(), Flag::BeforeCoverage);
             continue;
         }
-        let in_a_gap = report.corruption.iter().chain(&report.gaps_before_snapshot).any(|c| {
-            let start = c.after_ms.unwrap_or(coverage);
-            let end = c.before_ms.unwrap_or(now_ms);
-            let near = t.saturating_add(window_ms) >= start && t <= end.saturating_add(window_ms);
-            let spoken_after = last_logged.is_some_and(|l| c.before_ms.is_some_and(|b| l >= b));
-            near && !spoken_after
-        });
+        let in_a_gap = report
+            .corruption
+            .iter()
+            .chain(&report.gaps_before_snapshot)
+            .any(|c| {
+                let start = c.after_ms.unwrap_or(coverage);
+                let end = c.before_ms.unwrap_or(now_ms);
+                let near =
+                    t.saturating_add(window_ms) >= start && t <= end.saturating_add(window_ms);
+                let spoken_after = last_logged.is_some_and(|l| c.before_ms.is_some_and(|b| l >= b));
+                near && !spoken_after
+            });
         if in_a_gap {
             flagged.insert(key.to_string(), Flag::Gap);
         }

@@ -7,13 +7,19 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use inflight::{
-    Environment, Error, Event, Generation, Log, Opened, Options, Policy, Run, UnixMs,
-};
+use inflight::{Environment, Error, Event, Generation, Log, Opened, Options, Policy, Run, UnixMs};
 
 fn start(key: &str, generation: u64, at: u64) -> Run {
-    Run::new(key, format!("s-{key}-{generation}"), Generation(generation), UnixMs(at))
-        .with_meta(format!("{{\"g\":{generation},\"pad\":\"{}\"}}", "x".repeat(120)))
+    Run::new(
+        key,
+        format!("s-{key}-{generation}"),
+        Generation(generation),
+        UnixMs(at),
+    )
+    .with_meta(format!(
+        "{{\"g\":{generation},\"pad\":\"{}\"}}",
+        "x".repeat(120)
+    ))
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -41,12 +47,15 @@ fn segments(dir: &Path) -> Vec<String> {
 
 /// A log with some history: starts, completions, stale records, over several segments.
 fn busy_log(dir: &Path, options: Options) -> Log {
-    let log = Log::open(dir, options.segment_bytes_max(12 * 1024)).unwrap().log;
+    let log = Log::open(dir, options.segment_bytes_max(12 * 1024))
+        .unwrap()
+        .log;
     for i in 0..200u64 {
         let key = format!("k{}", i % 40);
         log.mark_running(start(&key, i + 1, 1_000 + i)).unwrap();
         if i % 3 == 0 {
-            log.mark_completed_at(&key, i + 1, UnixMs(2_000 + i)).unwrap();
+            log.mark_completed_at(&key, i + 1, UnixMs(2_000 + i))
+                .unwrap();
         }
         if i % 7 == 0 {
             log.mark_completed_at(&key, i, UnixMs(2_000 + i)).unwrap(); // stale
@@ -68,8 +77,16 @@ fn a_snapshot_holds_the_state_and_replay_starts_from_it() {
     assert_eq!(done.running, running.len());
     assert_eq!(done.marks, 40);
     assert_eq!(done.segments_removed, segments_before);
-    assert_eq!(segments(dir).len(), 1, "only the segment after the cut is left");
-    assert_eq!(log.running(), running, "compaction changes nothing in memory");
+    assert_eq!(
+        segments(dir).len(),
+        1,
+        "only the segment after the cut is left"
+    );
+    assert_eq!(
+        log.running(),
+        running,
+        "compaction changes nothing in memory"
+    );
     drop(log);
 
     // The snapshot is plain JSON a person or jq can read.
@@ -116,7 +133,10 @@ fn appends_go_on_while_the_snapshot_is_written() {
     };
     assert_eq!(keys(&report.running), keys(&live));
     assert!(report.running.iter().any(|r| r.run.key == "during"));
-    assert_eq!(report.records, 2, "the two appends after the cut are replayed");
+    assert_eq!(
+        report.records, 2,
+        "the two appends after the cut are replayed"
+    );
 }
 
 #[test]
@@ -149,7 +169,10 @@ fn concurrent_appenders_and_background_compactions_agree_with_replay() {
     let counters = log.counters();
     drop(log); // waits for a background compaction in progress
     assert!(compactions >= 2, "compacted {compactions} times");
-    assert!(snapshots(dir).len() <= 2, "at most the newest and the one before");
+    assert!(
+        snapshots(dir).len() <= 2,
+        "at most the newest and the one before"
+    );
     let Opened { log, report } = Log::open(dir, options).unwrap();
     assert!(report.snapshot.is_some());
     let strip = |runs: Vec<inflight::InFlightRun>| -> Vec<Run> {
@@ -194,7 +217,10 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one_and_reports_the_gap() {
     }
     match Log::open(dir, Options::default().strict()) {
         Err(Error::Corrupt { .. }) => {}
-        other => panic!("strict open of a damaged snapshot gave {:?}", other.map(|o| o.report)),
+        other => panic!(
+            "strict open of a damaged snapshot gave {:?}",
+            other.map(|o| o.report)
+        ),
     }
 
     // Default: the previous snapshot and the segments left; what they cannot know is a gap.
@@ -205,10 +231,19 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one_and_reports_the_gap() {
     let gap = &report.corruption[0];
     assert_eq!(gap.segment, damaged);
     assert_eq!(gap.after_seq, used.last_seq);
-    assert!(gap.before_seq.is_some(), "the gap ends at the first record after it");
+    assert!(
+        gap.before_seq.is_some(),
+        "the gap ends at the first record after it"
+    );
     let keys: Vec<&str> = report.running.iter().map(|r| r.run.key.as_str()).collect();
-    assert!(!keys.contains(&"lost-in-the-gap"), "only the damaged snapshot knew it");
-    assert!(keys.contains(&"after"), "the segments after the gap are replayed");
+    assert!(
+        !keys.contains(&"lost-in-the-gap"),
+        "only the damaged snapshot knew it"
+    );
+    assert!(
+        keys.contains(&"after"),
+        "the segments after the gap are replayed"
+    );
     // The fallback flags a session that was active around the gap with nothing after it.
     let recovered = Log::read_only(dir, Policy::SkipDamaged).unwrap();
     let flagged = inflight::fallback::flag(
@@ -246,7 +281,10 @@ fn a_damaged_only_snapshot_with_its_segments_gone_loses_only_what_it_held() {
     let report = Log::read_only(dir, Policy::SkipDamaged).unwrap().report;
     assert!(report.snapshot.is_none());
     assert_eq!(report.corruption.len(), 1);
-    assert_eq!(report.corruption[0].after_seq, 0, "nothing is known before it");
+    assert_eq!(
+        report.corruption[0].after_seq, 0,
+        "nothing is known before it"
+    );
     let keys: Vec<&str> = report.running.iter().map(|r| r.run.key.as_str()).collect();
     assert_eq!(keys, ["after"]);
 }
@@ -276,9 +314,11 @@ fn retention_forgets_idle_marks_but_never_a_running_key() {
     let log = Log::open(dir, options.clone()).unwrap().log;
     log.mark_running(start("idle", 5, 90 * day)).unwrap();
     log.mark_completed_at("idle", 5, UnixMs(90 * day)).unwrap();
-    log.mark_running(start("running-long", 3, 80 * day)).unwrap();
+    log.mark_running(start("running-long", 3, 80 * day))
+        .unwrap();
     log.mark_running(start("recent", 2, 99 * day)).unwrap();
-    log.mark_completed_at("recent", 2, UnixMs(99 * day)).unwrap();
+    log.mark_completed_at("recent", 2, UnixMs(99 * day))
+        .unwrap();
     let done = log.compact().unwrap();
     assert_eq!(done.forgotten, 1, "only the idle key's mark");
     assert_eq!(log.high_water("idle"), None);
@@ -311,7 +351,10 @@ fn offline_compaction_refuses_a_held_log_and_records_no_recovery() {
     let done = Log::compact_dir(dir, Options::default()).unwrap();
     assert_eq!(done.running, running.len());
     let report = Log::read_only(dir, Policy::Strict).unwrap().report;
-    assert_eq!(report.counters.recoveries, 0, "an offline compaction is not a restart");
+    assert_eq!(
+        report.counters.recoveries, 0,
+        "an offline compaction is not a restart"
+    );
     assert!(report.running.iter().all(|r| r.recoveries == 0));
     assert!(!report.clean_shutdown);
 }

@@ -89,7 +89,10 @@ fn a_run_that_keeps_crashing_the_process_counts_1_2_3_and_is_flagged() {
     // The count survives a compaction (the child compacts before it dies this time).
     assert_eq!(crash_once(&dir, &[("INFLIGHT_COMPACT", "1")]), (4, true));
     let recovered = Log::read_only(&dir, Default::default()).unwrap();
-    assert!(recovered.report.snapshot.is_some(), "a snapshot was written");
+    assert!(
+        recovered.report.snapshot.is_some(),
+        "a snapshot was written"
+    );
     // A read-only look counts what the log recorded: four recoveries, and the kill since.
     let run = &recovered.report.running[0];
     assert_eq!((run.run.key.as_str(), run.recoveries), (KEY, 4));

@@ -68,7 +68,9 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             _ => {
                 return Err(Failure::new(
                     2,
-                    format!("--compact-after-bytes must be a positive number of bytes or off (got {text:?})"),
+                    format!(
+                        "--compact-after-bytes must be a positive number of bytes or off (got {text:?})"
+                    ),
                 ));
             }
         },
