@@ -53,7 +53,7 @@ pub enum Error {
         segment.display()
     )]
     Corrupt {
-        /// The segment file holding the damage.
+        /// The file holding the damage: a segment, or a snapshot.
         segment: PathBuf,
         /// Byte offset of the first damaged byte in that file.
         offset: u64,
@@ -61,7 +61,7 @@ pub enum Error {
         detail: String,
     },
 
-    /// A segment was written by a newer (or unknown) version of the format.
+    /// A segment or snapshot was written by a newer (or unknown) version of the format.
     #[error(
         "{}: on-disk format version {found} is not supported (this build reads versions 1 to {supported}); use a newer inflight",
         path.display()

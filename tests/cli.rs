@@ -450,3 +450,74 @@ fn import_json_of_a_missing_file_is_an_io_error() {
     assert!(stderr(&out).contains("missing.json"), "{}", stderr(&out));
     assert!(!log.exists());
 }
+
+#[test]
+fn compact_writes_a_snapshot_jq_can_read_and_refuses_a_held_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (log, _) = open(dir.path());
+    log.mark_running(run("a", 3)).unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    log.mark_completed("b", 1).unwrap();
+    // A gateway holds the log: refused, with one line naming the holder.
+    let out = inflight(&["compact", d]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim().lines().count(), 1);
+    assert!(stderr(&out).contains(&std::process::id().to_string()));
+    drop(log);
+
+    let out = inflight(&["compact", d, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (v["running"].as_u64(), v["marks"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let snapshot = std::fs::read(v["snapshot"].as_str().unwrap()).unwrap();
+    let snapshot: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
+    assert_eq!(snapshot["body"]["running"][0]["key"], "a");
+    assert_eq!(snapshot["body"]["running"][0]["recoveries"], 0);
+
+    let out = inflight(&["replay", d, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        v["snapshot"]["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("snapshot-")
+    );
+    assert_eq!(v["running"][0]["key"], "a");
+
+    let out = inflight(&["compact", d, "--retention", "soon"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_damaged_snapshot_exits_3_under_strict_and_is_a_gap_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (log, _) = open(dir.path());
+    log.mark_running(run("a", 1)).unwrap();
+    let done = log.compact().unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    drop(log);
+    let mut bytes = std::fs::read(&done.snapshot).unwrap();
+    let i = bytes.len() - 10;
+    bytes[i] ^= 0x01;
+    std::fs::write(&done.snapshot, bytes).unwrap();
+
+    let out = inflight(&["replay", d, "--strict"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("snapshot"), "{}", stderr(&out));
+    let out = inflight(&["replay", d, "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["corruption"].as_array().unwrap().len(), 1);
+    assert_eq!(v["snapshot"], serde_json::Value::Null);
+    assert_eq!(
+        v["running"][0]["key"], "b",
+        "only what came after the snapshot"
+    );
+    let out = inflight(&["compact", d, "--strict"]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}

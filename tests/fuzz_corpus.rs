@@ -11,7 +11,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use inflight::Opened;
 use inflight::crashtest::{
     CountingAllocator, FuzzInput, check_decoder_allocation, check_pure_decoders,
-    check_replay_bytes, check_segment_bytes,
+    check_replay_bytes, check_segment_bytes, check_snapshot_decoder,
 };
 use inflight::event::{Event, encode_event};
 use inflight::frame::{SEGMENT_HEADER_BYTES, encode_frame};
@@ -81,6 +81,19 @@ fn decode_pure_corpus_keeps_every_pure_decoder_promise() {
 }
 
 #[test]
+fn decode_snapshot_corpus_keeps_every_snapshot_decoder_promise() {
+    maybe_write_seeds();
+    let mut valid = 0;
+    for (path, data) in corpus("decode_snapshot", 8) {
+        let ok =
+            check_snapshot_decoder(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        valid += usize::from(ok);
+    }
+    // Real snapshots among the seeds: a check that decoded none checked little.
+    assert!(valid >= 3, "only {valid} seeds are valid snapshots");
+}
+
+#[test]
 fn ops_corpus_satisfies_the_oracle() {
     maybe_write_seeds();
     for (path, data) in corpus("ops", 18) {
@@ -109,6 +122,9 @@ fn maybe_write_seeds() {
         }
         for (name, bytes) in pure_seeds() {
             write("decode_pure", &name, &bytes);
+        }
+        for (name, bytes) in snapshot_seeds() {
+            write("decode_snapshot", &name, &bytes);
         }
         let mut rng = fastrand::Rng::with_seed(0x0f_u64);
         for i in 0..16 {
@@ -182,6 +198,66 @@ fn segment_seeds() -> Vec<(String, Vec<u8>)> {
 /// Inputs for the pure decoders on their own: event payloads alone, and frames behind an
 /// 8-byte salt (how `check_pure_decoders` reads bytes that do not start with a valid header),
 /// small enough for the fuzzer's length limit.
+/// Real snapshots (empty, with runs, marks and a forgotten mark's absence) and damaged ones.
+fn snapshot_seeds() -> Vec<(String, Vec<u8>)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let newest = |dir: &Path| -> Vec<u8> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.to_string_lossy().ends_with(".json"))
+            .collect();
+        names.sort();
+        std::fs::read(names.last().unwrap()).unwrap()
+    };
+    let log = Log::open(tmp.path(), Options::default()).unwrap().log;
+    log.compact().unwrap();
+    let empty = newest(tmp.path());
+    for i in 0..6u64 {
+        let key = format!("agent:main:telegram:dm:{i}");
+        let run = Run::new(&key, format!("s{i}"), Generation(i + 1), UnixMs(1_000 + i));
+        log.mark_running(if i % 2 == 0 {
+            run.with_meta("{\"m\":\"x\"}")
+        } else {
+            run
+        })
+        .unwrap();
+        if i % 3 == 0 {
+            log.mark_completed(&key, i + 1).unwrap();
+        }
+    }
+    log.compact().unwrap();
+    let full = newest(tmp.path());
+    log.close().unwrap();
+    let mut seeds = vec![
+        ("snapshot-empty".to_string(), empty.clone()),
+        ("snapshot-runs".to_string(), full.clone()),
+    ];
+    let text = String::from_utf8(full.clone()).unwrap();
+    seeds.push((
+        "snapshot-newer-version".into(),
+        text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1)
+            .into_bytes(),
+    ));
+    let mut flipped = full.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 0x04;
+    seeds.push(("snapshot-flipped".into(), flipped));
+    seeds.push(("snapshot-truncated".into(), full[..full.len() / 3].to_vec()));
+    seeds.push(("snapshot-body-only".into(), {
+        let v: serde_json::Value = serde_json::from_slice(&full).unwrap();
+        serde_json::to_vec(&v["body"]).unwrap()
+    }));
+    seeds.push(("snapshot-not-json".into(), b"INFLIGHT\x00\x01".to_vec()));
+    seeds.push(("snapshot-empty-object".into(), b"{}".to_vec()));
+    // A third valid one: the empty log's snapshot with a trailing newline removed.
+    seeds.push((
+        "snapshot-no-newline".into(),
+        empty[..empty.len() - 1].to_vec(),
+    ));
+    seeds
+}
+
 fn pure_seeds() -> Vec<(String, Vec<u8>)> {
     let events = [
         (

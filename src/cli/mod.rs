@@ -17,7 +17,7 @@ Exit codes:
   2  bad command-line usage
   3  corruption under --strict, or an unsupported format version
   4  the log directory is locked by another process (the message names its pid)
-  5  no log there: no such directory, not a directory, or no segment files in it
+  5  no log there: no such directory, not a directory, or no segment or snapshot files in it
   6  invalid input (a key, session id or meta over its limit, an empty key)
   7  demo: an acknowledged run was not recovered, or a run was invented
   8  import-json: the target directory already holds a log (or other files); it is untouched

@@ -229,7 +229,15 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     } = Log::open_with_storage(Arc::new(sim.clone()), dir, options)
         .map_err(|e| format!("read-write open failed: {e}"))?;
     drop(log);
-    if opened.running != before.running || opened.corruption != before.corruption {
+    // The runs and why they stopped; the recovery counts differ by the one the open recorded.
+    let runs = |report: &crate::recovery::RecoveryReport| -> Vec<(crate::Run, crate::Reason)> {
+        report
+            .running
+            .iter()
+            .map(|r| (r.run.clone(), r.reason))
+            .collect()
+    };
+    if runs(&opened) != runs(&before) || opened.corruption != before.corruption {
         return Err("read-only and read-write replay disagree".into());
     }
     let after = Log::read_only_with_storage(&sim, dir, Policy::SkipDamaged)
@@ -238,7 +246,10 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     if after.torn_tail.is_some() {
         return Err("a torn tail survived a read-write open".into());
     }
-    if after.running != before.running || after.corruption.len() < before.corruption.len() {
+    if runs(&after) != runs(&before)
+        || after.running != opened.running
+        || after.corruption.len() < before.corruption.len()
+    {
         return Err("a read-write open changed what the log says".into());
     }
     Ok(())

@@ -660,7 +660,7 @@ impl Harness {
         // An open that finds runs in flight records itself as a recovery, last; one that finds
         // none writes nothing.
         let recorded = matches!(events.last(), Some(Event::Recovered { .. }));
-        if recorded != !running.is_empty() {
+        if recorded == running.is_empty() {
             return Err(self.mismatch(format!(
                 "the open found {} runs in flight and its recovery record is {}",
                 running.len(),

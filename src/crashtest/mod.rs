@@ -62,4 +62,6 @@ pub use harness::{
     START_META_BYTES, Stats, StepEnvironment,
 };
 pub use oracle::{History, Model, Outcome, Violation};
-pub use pure::{PureSummary, check_pure_decoders};
+pub use pure::{
+    PureSummary, SNAPSHOT_ALLOCATION_FACTOR, check_pure_decoders, check_snapshot_decoder,
+};

@@ -436,3 +436,49 @@ impl<'a> Walk<'a> {
         Ok(())
     }
 }
+
+/// Most bytes the snapshot decoder may allocate per byte of input. JSON is dense compared with
+/// the structures it becomes (a `{}` per run, a two-byte string per key), and a run's fields go
+/// through serde's buffered representation, so the factor is larger than the segment decoders'.
+pub const SNAPSHOT_ALLOCATION_FACTOR: isize = 64;
+
+/// Checks the snapshot decoder's promises on arbitrary bytes: it never panics; whatever it
+/// accepts re-encodes to a snapshot that decodes to the same value, rebuilds a running set
+/// holding exactly its runs and marks, and respects the limits (decode checks them); it
+/// allocates at most [`SNAPSHOT_ALLOCATION_FACTOR`] times the input plus
+/// [`DECODER_ALLOCATION_SLACK_BYTES`](super::DECODER_ALLOCATION_SLACK_BYTES) (measured when the
+/// [`CountingAllocator`](super::CountingAllocator) is installed). Returns whether the bytes
+/// were a valid snapshot.
+pub fn check_snapshot_decoder(data: &[u8]) -> Result<bool, String> {
+    use crate::snapshot::Snapshot;
+    let mut decoded = None;
+    let peak = super::peak_allocation(|| decoded = Some(Snapshot::decode(data)));
+    if let Some(peak) = peak {
+        let bound =
+            SNAPSHOT_ALLOCATION_FACTOR * data.len() as isize + DECODER_ALLOCATION_SLACK_BYTES;
+        if peak > bound {
+            return Err(format!(
+                "decoding a snapshot of {} bytes allocated {peak} bytes at peak, over the bound of {bound}",
+                data.len()
+            ));
+        }
+    }
+    let Some(Ok(snapshot)) = decoded else {
+        return Ok(false);
+    };
+    let again = Snapshot::decode(&snapshot.encode())
+        .map_err(|e| format!("a decoded snapshot re-encodes to one that does not decode: {e}"))?;
+    if again != snapshot {
+        return Err("a decoded snapshot re-encodes to a different one".into());
+    }
+    let (runs, marks) = (snapshot.running.len(), snapshot.marks.len());
+    let set = snapshot.into_set();
+    if set.len() != runs || set.marks().len() != marks {
+        return Err(format!(
+            "a snapshot of {runs} runs and {marks} marks rebuilt a set of {} and {}",
+            set.len(),
+            set.marks().len()
+        ));
+    }
+    Ok(true)
+}

@@ -35,7 +35,9 @@ pub struct TornTail {
 /// Under the default policy the region is skipped and marked as a gap.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Corruption {
-    /// The segment file's name.
+    /// The name of the file holding the damage: a segment, or a damaged snapshot (whose whole
+    /// file is the region, and whose gap runs from the state replay started from to the next
+    /// record read).
     pub segment: String,
     /// First damaged byte.
     pub start_offset: u64,
