@@ -3,9 +3,10 @@
 //! `Log::read_only` does, under both policies.
 //!
 //! The module `doc` uses nothing of the crate: its CRC-32, header and frame decoding, payload
-//! decoding (varints, strings, options, enum index) and fold follow the document's words. The
-//! tests build logs with the real writer and with `doc`'s encoder, damage them in each edge
-//! case the document describes, and compare the two readers field by field.
+//! decoding (varints, strings, options, enum index), snapshot reading (with a JSON parser) and
+//! fold follow the document's words. The tests build logs with the real writer and with `doc`'s
+//! encoder, damage them in each edge case the document describes, and compare the two readers
+//! field by field.
 
 use std::path::Path;
 
@@ -16,6 +17,9 @@ use inflight::{Generation, UnixMs};
 /// An independent reader of the format, from the document alone.
 mod doc {
     use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
 
     pub const HEADER: usize = 64;
     pub const FRAME_HEADER: usize = 16;
@@ -50,6 +54,7 @@ mod doc {
     // ----- encoding, by the document: used by the tests to craft logs -----
 
     pub struct Header {
+        pub version: u32,
         pub number: u64,
         pub base: u64,
         pub salt: u64,
@@ -61,7 +66,7 @@ mod doc {
     pub fn encode_header(h: &Header) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER);
         b.extend_from_slice(b"INFLIGHT");
-        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&h.version.to_le_bytes());
         b.extend_from_slice(&64u32.to_le_bytes());
         b.extend_from_slice(&h.number.to_le_bytes());
         b.extend_from_slice(&h.base.to_le_bytes());
@@ -146,6 +151,21 @@ mod doc {
         b
     }
 
+    pub fn recovered(at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(3, &mut b);
+        varint(at, &mut b);
+        b
+    }
+
+    pub fn retention(forget_before: u64, at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(4, &mut b);
+        varint(forget_before, &mut b);
+        varint(at, &mut b);
+        b
+    }
+
     // ----- decoding the payload -----
 
     #[derive(Clone, Debug, PartialEq)]
@@ -165,15 +185,30 @@ mod doc {
         Shutdown {
             at: u64,
         },
+        Recovered {
+            at: u64,
+        },
+        Retention {
+            forget_before: u64,
+            at: u64,
+        },
     }
 
     impl Event {
+        /// The event's timestamp: `started at ms`, or `at ms` (not `forget before ms`).
         pub fn at(&self) -> u64 {
             match self {
                 Event::Started { at, .. }
                 | Event::Completed { at, .. }
-                | Event::Shutdown { at } => *at,
+                | Event::Shutdown { at }
+                | Event::Recovered { at }
+                | Event::Retention { at, .. } => *at,
             }
+        }
+
+        /// Events 3 and 4: the log's own records.
+        fn internal(&self) -> bool {
+            matches!(self, Event::Recovered { .. } | Event::Retention { .. })
         }
     }
 
@@ -220,6 +255,13 @@ mod doc {
         }
     }
 
+    /// Key 1..=1024 bytes, session id at most 256 bytes, meta at most 4096 bytes.
+    fn within_limits(key: &str, session: Option<&str>, meta: Option<&str>) -> bool {
+        (1..=1024).contains(&key.len())
+            && session.is_none_or(|s| s.len() <= 256)
+            && meta.is_none_or(|m| m.len() <= 4096)
+    }
+
     pub fn decode_event(payload: &[u8]) -> Option<Event> {
         let mut c = Cursor { b: payload, pos: 0 };
         let event = match c.varint(5)? {
@@ -233,7 +275,7 @@ mod doc {
                     1 => Some(c.string()?),
                     _ => return None,
                 };
-                if session.len() > 256 || meta.as_ref().is_some_and(|m| m.len() > 4096) {
+                if !within_limits(&key, Some(&session), meta.as_deref()) {
                     return None;
                 }
                 Event::Started {
@@ -250,10 +292,15 @@ mod doc {
                 at: c.u64()?,
             },
             2 => Event::Shutdown { at: c.u64()? },
+            3 => Event::Recovered { at: c.u64()? },
+            4 => Event::Retention {
+                forget_before: c.u64()?,
+                at: c.u64()?,
+            },
             _ => return None,
         };
-        if let Event::Started { key, .. } | Event::Completed { key, .. } = &event
-            && !(1..=1024).contains(&key.len())
+        if let Event::Completed { key, .. } = &event
+            && !within_limits(key, None, None)
         {
             return None;
         }
@@ -270,6 +317,7 @@ mod doc {
         pub started_at_ms: u64,
         pub meta: Option<String>,
         pub reason: String,
+        pub recoveries: u32,
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -299,6 +347,18 @@ mod doc {
         pub stale_completions: u64,
         pub unknown_completions: u64,
         pub superseded: u64,
+        pub recoveries: u64,
+        pub retentions: u64,
+        pub forgotten: u64,
+    }
+
+    /// The snapshot replay started from: `{file, last_seq, bytes, created_ms}`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct SnapshotUsed {
+        pub file: String,
+        pub last_seq: u64,
+        pub bytes: u64,
+        pub created_ms: u64,
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -314,36 +374,55 @@ mod doc {
         pub segments: u64,
         pub records: u64,
         pub last_seq: u64,
+        pub snapshot: Option<SnapshotUsed>,
+        pub gaps_before_snapshot: Vec<Gap>,
+        pub crash_loop_threshold: u32,
     }
 
     #[derive(Clone, Debug, PartialEq)]
     pub enum Failure {
         UnsupportedVersion,
-        /// The first corruption under the strict policy: segment file name and offset.
+        /// The first corruption under the strict policy: segment (or snapshot) file name and
+        /// offset.
         Corrupt {
             segment: String,
             offset: u64,
         },
-        /// Not the format's business (no segment files).
+        /// Not a log: no segment read and no snapshot to start from.
         NoLog,
     }
 
     // ----- the fold -----
 
-    struct Entry {
-        run: Running,
-        by_shutdown: bool,
+    #[derive(Clone, Copy, Default)]
+    struct Mark {
+        generation: u64,
+        last_event_ms: u64,
     }
 
     #[derive(Default)]
     struct Fold {
-        runs: BTreeMap<String, Entry>,
-        marks: BTreeMap<String, u64>,
+        /// Each running run, its reason and recovery count included.
+        runs: BTreeMap<String, Running>,
+        marks: BTreeMap<String, Mark>,
         counters: Counters,
+        ended_with_shutdown: bool,
     }
 
     impl Fold {
+        /// Raises the key's mark (generation and last event time); returns the mark before.
+        fn raise(&mut self, key: &str, generation: u64, at: u64) -> Option<u64> {
+            let before = self.marks.get(key).map(|m| m.generation);
+            let mark = self.marks.entry(key.to_string()).or_default();
+            mark.generation = mark.generation.max(generation);
+            mark.last_event_ms = mark.last_event_ms.max(at);
+            before
+        }
+
         fn apply(&mut self, e: &Event) {
+            if !e.internal() {
+                self.ended_with_shutdown = matches!(e, Event::Shutdown { .. });
+            }
             match e {
                 Event::Started {
                     key,
@@ -352,24 +431,22 @@ mod doc {
                     at,
                     meta,
                 } => {
-                    let mark = self.marks.get(key).copied();
+                    let mark = self.raise(key, *generation, *at);
                     if mark.is_some_and(|m| *generation < m) {
                         self.counters.stale_starts += 1;
                         return;
                     }
-                    self.marks.insert(key.clone(), *generation);
+                    let recoveries = self.runs.get(key).map_or(0, |old| old.recoveries);
                     let old = self.runs.insert(
                         key.clone(),
-                        Entry {
-                            run: Running {
-                                key: key.clone(),
-                                session_id: session.clone(),
-                                generation: *generation,
-                                started_at_ms: *at,
-                                meta: meta.clone(),
-                                reason: String::new(),
-                            },
-                            by_shutdown: false,
+                        Running {
+                            key: key.clone(),
+                            session_id: session.clone(),
+                            generation: *generation,
+                            started_at_ms: *at,
+                            meta: meta.clone(),
+                            reason: "crash".into(),
+                            recoveries,
                         },
                     );
                     self.counters.started += 1;
@@ -378,13 +455,14 @@ mod doc {
                     }
                 }
                 Event::Completed {
-                    key, generation, ..
+                    key,
+                    generation,
+                    at,
                 } => {
-                    let mark = self.marks.entry(key.clone()).or_insert(*generation);
-                    *mark = (*mark).max(*generation);
+                    self.raise(key, *generation, *at);
                     match self.runs.get(key) {
                         None => self.counters.unknown_completions += 1,
-                        Some(entry) if *generation < entry.run.generation => {
+                        Some(run) if *generation < run.generation => {
                             self.counters.stale_completions += 1
                         }
                         Some(_) => {
@@ -395,12 +473,182 @@ mod doc {
                 }
                 Event::Shutdown { .. } => {
                     self.counters.shutdowns += 1;
-                    for entry in self.runs.values_mut() {
-                        entry.by_shutdown = true;
+                    for run in self.runs.values_mut() {
+                        run.reason = "shutdown".into();
                     }
+                }
+                Event::Recovered { .. } => {
+                    self.counters.recoveries += 1;
+                    for run in self.runs.values_mut() {
+                        run.recoveries = if run.reason == "crash" {
+                            run.recoveries.saturating_add(1)
+                        } else {
+                            0
+                        };
+                    }
+                }
+                Event::Retention { forget_before, .. } => {
+                    self.counters.retentions += 1;
+                    let runs = &self.runs;
+                    let before = self.marks.len();
+                    self.marks.retain(|key, m| {
+                        runs.contains_key(key) || m.last_event_ms >= *forget_before
+                    });
+                    self.counters.forgotten += (before - self.marks.len()) as u64;
                 }
             }
         }
+    }
+
+    // ----- snapshots -----
+
+    /// Whether `name` is a snapshot's name, and its number (any u64).
+    pub fn snapshot_number(name: &str) -> Option<u64> {
+        let digits = name.strip_prefix("snapshot-")?.strip_suffix(".json")?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// Check 2: the envelope, its members exactly these, in any order.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Envelope<'a> {
+        inflight_snapshot: u32,
+        body_crc32: u32,
+        #[serde(borrow)]
+        body: &'a RawValue,
+    }
+
+    /// Check 5: the body, every member of the table and no other.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        last_seq: u64,
+        next_segment_no: u64,
+        #[serde(default)]
+        last_record_ms: Option<u64>,
+        coverage_since_ms: u64,
+        created_ms: u64,
+        ended_with_shutdown: bool,
+        counters: BodyCounters,
+        running: Vec<BodyRun>,
+        marks: Vec<BodyMark>,
+        gaps: Vec<BodyGap>,
+    }
+
+    /// Other members are ignored; the three newer counters may be absent (0).
+    #[derive(Deserialize)]
+    struct BodyCounters {
+        started: u64,
+        stale_starts: u64,
+        completed: u64,
+        stale_completions: u64,
+        unknown_completions: u64,
+        shutdowns: u64,
+        superseded: u64,
+        #[serde(default)]
+        recoveries: u64,
+        #[serde(default)]
+        retentions: u64,
+        #[serde(default)]
+        forgotten: u64,
+    }
+
+    #[derive(Deserialize, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum BodyReason {
+        Crash,
+        Shutdown,
+    }
+
+    /// Other members are ignored; `meta` may be absent (null), `recoveries` too (0).
+    #[derive(Deserialize)]
+    struct BodyRun {
+        key: String,
+        session_id: String,
+        generation: u64,
+        started_at_ms: u64,
+        #[serde(default)]
+        meta: Option<String>,
+        reason: BodyReason,
+        #[serde(default)]
+        recoveries: u32,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct BodyMark {
+        key: String,
+        generation: u64,
+        last_event_ms: u64,
+    }
+
+    /// Other members are ignored; the three optional numbers may be absent (null).
+    #[derive(Deserialize)]
+    struct BodyGap {
+        segment: String,
+        start_offset: u64,
+        end_offset: u64,
+        after_seq: u64,
+        #[serde(default)]
+        before_seq: Option<u64>,
+        #[serde(default)]
+        after_ms: Option<u64>,
+        #[serde(default)]
+        before_ms: Option<u64>,
+        #[allow(dead_code)]
+        detail: String,
+    }
+
+    /// Reads a snapshot file named with `number`: `Ok(None)` when it is damaged.
+    fn read_snapshot(number: u64, b: &[u8]) -> Result<Option<Body>, Failure> {
+        // Check 1.
+        if b.len() as u64 > 2_147_483_648 {
+            return Ok(None);
+        }
+        // Check 2 (whitespace around the value is what a JSON parser allows anyway).
+        let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(b) else {
+            return Ok(None);
+        };
+        // Check 3: the body's bytes as they stand in the file.
+        let body = envelope.body.get();
+        if crc32(&[body.as_bytes()]) != envelope.body_crc32 {
+            return Ok(None);
+        }
+        // Check 4.
+        if envelope.inflight_snapshot != 1 {
+            return Err(Failure::UnsupportedVersion);
+        }
+        // Checks 5 and 6.
+        let Ok(body) = serde_json::from_str::<Body>(body) else {
+            return Ok(None);
+        };
+        // Check 7.
+        let ascending = |keys: Vec<&String>| keys.windows(2).all(|w| w[0] < w[1]);
+        let marks: BTreeMap<&str, u64> = body
+            .marks
+            .iter()
+            .map(|m| (m.key.as_str(), m.generation))
+            .collect();
+        let valid = body.last_seq == number
+            && body.last_seq != u64::MAX
+            && (1..u64::MAX).contains(&body.next_segment_no)
+            && body.gaps.len() <= 64
+            && ascending(body.running.iter().map(|r| &r.key).collect())
+            && ascending(body.marks.iter().map(|m| &m.key).collect())
+            && body
+                .running
+                .iter()
+                .all(|r| within_limits(&r.key, Some(&r.session_id), r.meta.as_deref()))
+            && body.marks.iter().all(|m| within_limits(&m.key, None, None))
+            && body.running.iter().all(|r| {
+                marks
+                    .get(r.key.as_str())
+                    .is_some_and(|&g| g >= r.generation)
+            });
+        Ok(valid.then_some(body))
     }
 
     // ----- reading a log -----
@@ -410,10 +658,12 @@ mod doc {
         Damage,
         InvalidEvent,
         Missing,
+        Snapshot,
     }
 
     struct Pending {
-        segment: usize,
+        /// The segment's (or damaged snapshot's) file name.
+        file: String,
         start: usize,
         end: usize,
         kind: Kind,
@@ -469,7 +719,7 @@ mod doc {
         if crc32(&[&b[..60]]) != u32_at(b, 60) {
             return Ok(HeaderCheck::Early);
         }
-        if u32_at(b, 8) != 1 {
+        if !(1..=2).contains(&u32_at(b, 8)) {
             return Err(Failure::UnsupportedVersion);
         }
         if u32_at(b, 12) != 64
@@ -485,7 +735,8 @@ mod doc {
         })
     }
 
-    /// Step 2: every byte at 0..24 and 56..60 is zero or what this segment's header holds.
+    /// Step 2: every byte at 0..24 and 56..60 is zero or what this segment's header holds,
+    /// written as version 1.
     fn unfinished_header(b: &[u8], number: u64) -> bool {
         let mut expect = Vec::new();
         expect.extend_from_slice(b"INFLIGHT");
@@ -500,32 +751,119 @@ mod doc {
                 .all(|(i, &x)| !((i < 24) || (56..60).contains(&i)) || x == 0 || x == expect[i])
     }
 
-    /// Replays the segment files `files` (name, bytes) of a directory.
+    /// Replays the files `files` (name, bytes) of a directory.
     pub fn replay(files: &[(String, Vec<u8>)], strict: bool) -> Result<Replay, Failure> {
-        let mut segs: Vec<(u64, &str, &[u8])> = files
-            .iter()
-            .filter_map(|(n, b)| Some((segment_number(n)?, n.as_str(), b.as_slice())))
-            .collect();
-        if segs.is_empty() {
-            return Err(Failure::NoLog);
-        }
-        segs.sort_by_key(|s| s.0);
-        let last = segs.len() - 1;
-
+        let mut fold = Fold::default();
         let mut next = 1u64;
         let mut last_seq = 0u64;
         let mut last_ms: Option<u64> = None;
-        let mut last_was_shutdown = false;
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut corruption: Vec<Gap> = Vec::new();
-        let mut fold = Fold::default();
-        let mut records = 0u64;
         let mut coverage: Option<u64> = None;
-        let mut header_valid = vec![false; segs.len()];
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut snapshot = None;
+        let mut gaps_before_snapshot = Vec::new();
+        let mut first_segment = 0u64;
+
+        // Step 0: the start.
+        let mut snaps: Vec<(u64, &str, &[u8])> = files
+            .iter()
+            .filter_map(|(n, b)| Some((snapshot_number(n)?, n.as_str(), b.as_slice())))
+            .collect();
+        snaps.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let mut damaged = Vec::new();
+        for &(number, name, b) in &snaps {
+            let Some(body) = read_snapshot(number, b)? else {
+                damaged.push((name, b.len()));
+                continue;
+            };
+            next = body.last_seq + 1;
+            last_seq = body.last_seq;
+            last_ms = body.last_record_ms;
+            coverage = Some(body.coverage_since_ms);
+            first_segment = body.next_segment_no;
+            snapshot = Some(SnapshotUsed {
+                file: name.to_string(),
+                last_seq: body.last_seq,
+                bytes: b.len() as u64,
+                created_ms: body.created_ms,
+            });
+            gaps_before_snapshot = body
+                .gaps
+                .iter()
+                .map(|g| Gap {
+                    segment: g.segment.clone(),
+                    start_offset: g.start_offset,
+                    end_offset: g.end_offset,
+                    after_seq: g.after_seq,
+                    before_seq: g.before_seq,
+                    after_ms: g.after_ms,
+                    before_ms: g.before_ms,
+                })
+                .collect();
+            let c = &body.counters;
+            fold.counters = Counters {
+                started: c.started,
+                completed: c.completed,
+                shutdowns: c.shutdowns,
+                stale_starts: c.stale_starts,
+                stale_completions: c.stale_completions,
+                unknown_completions: c.unknown_completions,
+                superseded: c.superseded,
+                recoveries: c.recoveries,
+                retentions: c.retentions,
+                forgotten: c.forgotten,
+            };
+            fold.ended_with_shutdown = body.ended_with_shutdown;
+            for m in &body.marks {
+                let mark = Mark {
+                    generation: m.generation,
+                    last_event_ms: m.last_event_ms,
+                };
+                fold.marks.insert(m.key.clone(), mark);
+            }
+            for r in body.running {
+                let running = Running {
+                    key: r.key.clone(),
+                    session_id: r.session_id,
+                    generation: r.generation,
+                    started_at_ms: r.started_at_ms,
+                    meta: r.meta,
+                    reason: if r.reason == BodyReason::Crash {
+                        "crash"
+                    } else {
+                        "shutdown"
+                    }
+                    .into(),
+                    recoveries: r.recoveries,
+                };
+                fold.runs.insert(r.key, running);
+            }
+            break;
+        }
+        for (name, len) in damaged.into_iter().rev() {
+            pending.push(Pending {
+                file: name.to_string(),
+                start: 0,
+                end: len,
+                kind: Kind::Snapshot,
+                after_seq: next - 1,
+            });
+        }
+
+        // The segments at or above the start's `next_segment_no`.
+        let mut segs: Vec<(u64, &str, &[u8])> = files
+            .iter()
+            .filter_map(|(n, b)| Some((segment_number(n)?, n.as_str(), b.as_slice())))
+            .filter(|s| s.0 >= first_segment)
+            .collect();
+        segs.sort_by_key(|s| s.0);
+
+        let mut corruption: Vec<Gap> = Vec::new();
+        let mut records = 0u64;
+        let mut last_header_valid = false;
         let mut torn: Option<Torn> = None;
 
         let gap = |p: &Pending, last_ms, before: Option<(u64, u64)>| Gap {
-            segment: segs[p.segment].1.to_string(),
+            segment: p.file.clone(),
             start_offset: p.start as u64,
             end_offset: p.end as u64,
             after_seq: p.after_seq,
@@ -534,15 +872,16 @@ mod doc {
             before_ms: before.map(|b| b.1),
         };
 
-        'segments: for (i, &(number, _name, b)) in segs.iter().enumerate() {
+        'segments: for (i, &(number, name, b)) in segs.iter().enumerate() {
+            let is_last = i + 1 == segs.len();
             let salt;
             match check_header(b, number, next)? {
                 HeaderCheck::Valid { base, created } => {
-                    header_valid[i] = true;
+                    last_header_valid = is_last;
                     coverage = Some(coverage.map_or(created, |c: u64| c.min(created)));
                     if base > next && pending.is_empty() {
                         pending.push(Pending {
-                            segment: i,
+                            file: name.to_string(),
                             start: 0,
                             end: 0,
                             kind: Kind::Missing,
@@ -554,18 +893,18 @@ mod doc {
                 }
                 check => {
                     if matches!(check, HeaderCheck::Early)
-                        && i == last
+                        && is_last
                         && unfinished_header(b, number)
                     {
                         torn = Some(Torn {
-                            segment: segs[i].1.to_string(),
+                            segment: name.to_string(),
                             offset: 0,
                             bytes: b.len() as u64,
                         });
                         break 'segments;
                     }
                     pending.push(Pending {
-                        segment: i,
+                        file: name.to_string(),
                         start: 0,
                         end: b.len().min(HEADER),
                         kind: Kind::Damage,
@@ -583,7 +922,7 @@ mod doc {
                     Some((s, e)) if s >= next => {
                         if s > next {
                             pending.push(Pending {
-                                segment: i,
+                                file: name.to_string(),
                                 start: p,
                                 end: p,
                                 kind: Kind::Missing,
@@ -601,7 +940,7 @@ mod doc {
                         match found {
                             None => {
                                 pending.push(Pending {
-                                    segment: i,
+                                    file: name.to_string(),
                                     start: p,
                                     end: b.len(),
                                     kind: Kind::Damage,
@@ -611,7 +950,7 @@ mod doc {
                             }
                             Some((q, s, e)) => {
                                 pending.push(Pending {
-                                    segment: i,
+                                    file: name.to_string(),
                                     start: p,
                                     end: q,
                                     kind: Kind::Damage,
@@ -626,23 +965,15 @@ mod doc {
                 match decode_event(&b[p + FRAME_HEADER..end]) {
                     Some(event) => {
                         for region in pending.drain(..) {
-                            let g = gap(&region, last_ms, Some((seq, event.at())));
-                            if strict {
-                                return Err(Failure::Corrupt {
-                                    segment: g.segment,
-                                    offset: g.start_offset,
-                                });
-                            }
-                            corruption.push(g);
+                            corruption.push(gap(&region, last_ms, Some((seq, event.at()))));
                         }
                         fold.apply(&event);
-                        last_was_shutdown = matches!(event, Event::Shutdown { .. });
                         records += 1;
                         last_seq = seq;
                         last_ms = Some(event.at());
                     }
                     None => pending.push(Pending {
-                        segment: i,
+                        file: name.to_string(),
                         start: p,
                         end,
                         kind: Kind::InvalidEvent,
@@ -655,10 +986,10 @@ mod doc {
         }
 
         // The end: settle the pending regions.
-        if torn.is_none() && header_valid[last] {
-            let tail: Vec<&Pending> = pending.iter().filter(|r| r.segment == last).collect();
+        if torn.is_none() && last_header_valid {
+            let (_, last_name, b) = segs[segs.len() - 1];
+            let tail: Vec<&Pending> = pending.iter().filter(|r| r.file == last_name).collect();
             if !tail.is_empty() {
-                let b = segs[last].2;
                 let start = tail[0].start;
                 let total: usize = tail.iter().map(|r| r.end - r.start).sum();
                 let plain = tail.iter().all(|r| r.kind == Kind::Damage);
@@ -682,38 +1013,34 @@ mod doc {
                     .all(|r| (r.start..r.end).all(|q| valid_frame(b, q, salt).is_none()));
                 if total <= MAX_PAYLOAD + FRAME_HEADER && plain && within_frame && no_frame {
                     torn = Some(Torn {
-                        segment: segs[last].1.to_string(),
+                        segment: last_name.to_string(),
                         offset: start as u64,
                         bytes: total as u64,
                     });
-                    pending.retain(|r| r.segment != last);
+                    pending.retain(|r| r.file != last_name);
                 }
             }
         }
         for region in pending.drain(..) {
-            let g = gap(&region, last_ms, None);
-            if strict {
-                return Err(Failure::Corrupt {
-                    segment: g.segment,
-                    offset: g.start_offset,
-                });
-            }
-            corruption.push(g);
+            corruption.push(gap(&region, last_ms, None));
         }
 
-        let clean_shutdown = last_was_shutdown
+        // The policy, once every segment is read; then "not a log".
+        if strict && let Some(first) = corruption.first() {
+            return Err(Failure::Corrupt {
+                segment: first.segment.clone(),
+                offset: first.start_offset,
+            });
+        }
+        if segs.is_empty() && snapshot.is_none() {
+            return Err(Failure::NoLog);
+        }
+
+        let clean_shutdown = fold.ended_with_shutdown
             && torn.is_none()
             && corruption.iter().all(|g| g.before_seq.is_some());
-        let running = fold
-            .runs
-            .into_values()
-            .map(|e| Running {
-                reason: if e.by_shutdown { "shutdown" } else { "crash" }.to_string(),
-                ..e.run
-            })
-            .collect();
         Ok(Replay {
-            running,
+            running: fold.runs.into_values().collect(),
             torn_tail_bytes: torn.as_ref().map_or(0, |t| t.bytes),
             torn_tail: torn,
             corruption,
@@ -724,13 +1051,16 @@ mod doc {
             segments: segs.len() as u64,
             records,
             last_seq,
+            snapshot,
+            gaps_before_snapshot,
+            crash_loop_threshold: 3,
         })
     }
 }
 
 // ----- the comparison -----
 
-use doc::{Counters, Failure, Gap, Replay, Running, Torn};
+use doc::{Counters, Failure, Gap, Replay, Running, SnapshotUsed, Torn};
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     std::fs::read_dir(dir)
@@ -780,6 +1110,7 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
             started_at_ms: x["started_at_ms"].as_u64().unwrap(),
             meta: x["meta"].as_str().map(Into::into),
             reason: x["reason"].as_str().unwrap().into(),
+            recoveries: x["recoveries"].as_u64().unwrap().try_into().unwrap(),
         })
         .collect();
     let torn_tail = (!r["torn_tail"].is_null()).then(|| Torn {
@@ -787,26 +1118,34 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
         offset: r["torn_tail"]["offset"].as_u64().unwrap(),
         bytes: r["torn_tail"]["bytes"].as_u64().unwrap(),
     });
-    let corruption = r["corruption"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| Gap {
-            segment: g["segment"].as_str().unwrap().into(),
-            start_offset: g["start_offset"].as_u64().unwrap(),
-            end_offset: g["end_offset"].as_u64().unwrap(),
-            after_seq: g["after_seq"].as_u64().unwrap(),
-            before_seq: opt_u64(&g["before_seq"]),
-            after_ms: opt_u64(&g["after_ms"]),
-            before_ms: opt_u64(&g["before_ms"]),
-        })
-        .collect();
+    let gaps = |list: &serde_json::Value| -> Vec<Gap> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|g| Gap {
+                segment: g["segment"].as_str().unwrap().into(),
+                start_offset: g["start_offset"].as_u64().unwrap(),
+                end_offset: g["end_offset"].as_u64().unwrap(),
+                after_seq: g["after_seq"].as_u64().unwrap(),
+                before_seq: opt_u64(&g["before_seq"]),
+                after_ms: opt_u64(&g["after_ms"]),
+                before_ms: opt_u64(&g["before_ms"]),
+            })
+            .collect()
+    };
+    let s = &r["snapshot"];
+    let snapshot = (!s.is_null()).then(|| SnapshotUsed {
+        file: s["file"].as_str().unwrap().into(),
+        last_seq: s["last_seq"].as_u64().unwrap(),
+        bytes: s["bytes"].as_u64().unwrap(),
+        created_ms: s["created_ms"].as_u64().unwrap(),
+    });
     let c = &r["counters"];
     Ok(Replay {
         running,
         torn_tail,
         torn_tail_bytes: r["torn_tail_bytes"].as_u64().unwrap(),
-        corruption,
+        corruption: gaps(&r["corruption"]),
         stale_ignored: r["stale_ignored"].as_u64().unwrap(),
         counters: Counters {
             started: c["started"].as_u64().unwrap(),
@@ -816,12 +1155,22 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
             stale_completions: c["stale_completions"].as_u64().unwrap(),
             unknown_completions: c["unknown_completions"].as_u64().unwrap(),
             superseded: c["superseded"].as_u64().unwrap(),
+            recoveries: c["recoveries"].as_u64().unwrap(),
+            retentions: c["retentions"].as_u64().unwrap(),
+            forgotten: c["forgotten"].as_u64().unwrap(),
         },
         clean_shutdown: r["clean_shutdown"].as_bool().unwrap(),
         coverage_since_ms: opt_u64(&r["coverage_since_ms"]),
         segments: r["segments"].as_u64().unwrap(),
         records: r["records"].as_u64().unwrap(),
         last_seq: r["last_seq"].as_u64().unwrap(),
+        snapshot,
+        gaps_before_snapshot: gaps(&r["gaps_before_snapshot"]),
+        crash_loop_threshold: r["crash_loop_threshold"]
+            .as_u64()
+            .unwrap()
+            .try_into()
+            .unwrap(),
     })
 }
 
@@ -912,6 +1261,7 @@ fn crafted(payloads: &[Vec<u8>]) -> tempfile::TempDir {
 
 fn crafted_bytes(number: u64, base: u64, payloads: &[Vec<u8>]) -> Vec<u8> {
     let mut b = doc::encode_header(&doc::Header {
+        version: 2,
         number,
         base,
         salt: 7 + number,
@@ -1183,17 +1533,17 @@ fn a_renamed_segment() {
 /// Edge case 6: an unsupported version, with magic and checksum holding, anywhere.
 #[test]
 fn an_unsupported_version_is_an_error() {
-    for n in [1, 2, 4] {
+    for (n, version) in [(1, 3), (2, 0), (4, 3), (2, u32::MAX)] {
         let dir = segmented();
         with_header(dir.path(), n, |b| {
-            b[8] = 2;
+            b[8..12].copy_from_slice(&version.to_le_bytes());
             doc::reseal_header(b);
         });
         assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
     }
-    // Version 2 without a valid checksum is only a damaged header.
+    // Version 3 without a valid checksum is only a damaged header.
     let dir = segmented();
-    with_header(dir.path(), 2, |b| b[8] = 2);
+    with_header(dir.path(), 2, |b| b[8] = 3);
     assert!(agree(dir.path()).is_ok());
 }
 
@@ -1405,7 +1755,13 @@ fn short_segment_files() {
 #[test]
 fn checksummed_frames_that_are_not_events() {
     let mut bad: Vec<(&str, Vec<u8>)> = vec![
-        ("unknown variant", vec![3, 0]),
+        ("unknown variant", vec![5, 0]),
+        ("variant 3 without its field", vec![3]),
+        ("variant 4 with one field", vec![4, 1]),
+        (
+            "variant 4 with a trailing byte",
+            [doc::retention(1, 2), vec![0]].concat(),
+        ),
         ("trailing byte", [doc::shutdown(5), vec![0]].concat()),
         (
             "truncated",
@@ -1554,7 +1910,7 @@ fn damage_then_an_unsupported_version() {
         b[n - 10] ^= 0xff;
     });
     with_header(dir.path(), 2, |b| {
-        b[8] = 2;
+        b[8] = 3;
         doc::reseal_header(b);
     });
     let _ = agree(dir.path());
