@@ -2035,3 +2035,664 @@ fn a_frame_with_the_largest_sequence_number_is_never_valid() {
         }
     }
 }
+
+// ----- version 2: the log's own records, snapshots, version-1 segments -----
+
+/// A clock the test moves, and fixed salts.
+#[derive(Clone)]
+struct Clock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Clock {
+    fn at(ms: u64) -> Clock {
+        Clock(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(ms)))
+    }
+
+    fn set(&self, ms: u64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl inflight::Environment for Clock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn salt(&self) -> u64 {
+        0x5a17
+    }
+}
+
+/// The snapshot files of a directory, oldest (lowest number) first.
+fn snapshots(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| doc::snapshot_number(p.file_name().unwrap().to_str().unwrap()).is_some())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The segment numbers of a directory, ascending.
+fn segment_numbers(dir: &Path) -> Vec<u64> {
+    let mut out: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| doc::segment_number(e.unwrap().file_name().to_str().unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn snapshot_file(dir: &Path, last_seq: u64) -> std::path::PathBuf {
+    dir.join(format!("snapshot-{last_seq:020}.json"))
+}
+
+/// A snapshot file's bytes around `body`, with the checksum the document defines.
+fn snapshot_bytes(body: &str) -> Vec<u8> {
+    let crc = doc::crc32(&[body.as_bytes()]);
+    format!("{{\"inflight_snapshot\":1,\"body_crc32\":{crc},\"body\":{body}}}\n").into_bytes()
+}
+
+/// A log compacted twice, so that the newest snapshot has a predecessor and the segments
+/// between the two are gone: runs on k0..k5, completions, a shutdown, reopens (recoveries),
+/// two compactions with events between and after them.
+fn compacted_twice() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small()).unwrap().log;
+    for i in 0..4 {
+        log.mark_running(run(&format!("k{i}"), 1).with_meta("m".repeat(3000)))
+            .unwrap();
+    }
+    log.mark_completed_at("k0", 1, UnixMs(2_000)).unwrap();
+    log.compact().unwrap();
+    log.mark_running(run("k4", 1)).unwrap();
+    log.mark_completed_at("k1", 1, UnixMs(2_001)).unwrap();
+    drop(log);
+    // A crash, then a recovery.
+    let log = Log::open(dir.path(), small()).unwrap().log;
+    log.mark_running(run("k5", 2).with_meta("n".repeat(3000)))
+        .unwrap();
+    log.compact().unwrap();
+    log.mark_running(run("k2", 2)).unwrap();
+    log.mark_completed_at("k3", 1, UnixMs(2_002)).unwrap();
+    drop(log);
+    assert_eq!(
+        snapshots(dir.path()).len(),
+        2,
+        "the previous snapshot is kept"
+    );
+    dir
+}
+
+/// Events 3 and 4 crafted by hand, in a version-2 segment: the fold's rules for them.
+#[test]
+fn recovery_and_retention_records_crafted_from_the_document() {
+    let events = [
+        doc::started("a", "s", 1, 10, None),
+        doc::started("b", "s", 1, 11, None),
+        doc::started("c", "s", 1, 12, None),
+        doc::recovered(13), // a, b, c: 1
+        doc::completed("c", 1, 14),
+        doc::started("a", "s", 2, 15, None), // supersedes a/1 and keeps its count
+        doc::recovered(16),                  // a: 2, b: 2
+        doc::started("c", "s", 2, 17, None), // c again, from 0
+        // Up to here: the first check below.
+        doc::shutdown(18),  // a, b, c interrupted by the shutdown
+        doc::recovered(19), // their counts go back to 0
+        doc::started("d", "s", 5, 20, None),
+        doc::completed("d", 5, 21),
+        doc::completed("e", 3, 5), // unknown: e's mark is 3, its last event 5
+        doc::started("e", "s", 1, 30, None), // stale, and e's last event is now 30
+        doc::completed("f", 2, 7),
+        doc::retention(25, 40), // forgets d (21) and f (7), keeps e (30) and the running keys
+        doc::started("f", "s", 1, 41, None), // f was forgotten: not stale
+        doc::retention(u64::MAX, 42), // forgets e, the only idle mark left
+    ];
+    let dir = crafted(&events[..8]);
+    let r = ok(dir.path());
+    let counts: Vec<(&str, u32)> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.recoveries))
+        .collect();
+    assert_eq!(counts, [("a", 2), ("b", 2), ("c", 0)]);
+    assert_eq!(r.counters.recoveries, 2);
+
+    let dir = crafted(&events);
+    let r = ok(dir.path());
+    assert_eq!(r.counters.recoveries, 3);
+    assert_eq!(r.counters.retentions, 2);
+    assert_eq!(r.counters.forgotten, 3);
+    assert_eq!(r.counters.stale_starts, 1);
+    assert!(!r.clean_shutdown, "starts follow the shutdown");
+    let counts: Vec<(&str, u32, &str)> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.recoveries, x.reason.as_str()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("a", 0, "shutdown"),
+            ("b", 0, "shutdown"),
+            ("c", 0, "shutdown"),
+            ("f", 0, "crash")
+        ]
+    );
+    // The same records in a version-1 segment.
+    let mut b = doc::encode_header(&doc::Header {
+        version: 1,
+        number: 1,
+        base: 1,
+        salt: 8,
+        log_created: 500,
+        segment_created: 601,
+    });
+    for (i, p) in events.iter().enumerate() {
+        b.extend(doc::encode_frame(8, 1 + i as u64, p));
+    }
+    write(dir.path(), 1, &b);
+    assert_eq!(ok(dir.path()), r);
+
+    // Internal records after a shutdown leave the log clean.
+    let dir = crafted(&[
+        doc::started("a", "s", 1, 10, None),
+        doc::shutdown(11),
+        doc::recovered(12),
+        doc::retention(0, 13),
+    ]);
+    let r = ok(dir.path());
+    assert!(r.clean_shutdown);
+    assert_eq!(
+        (r.running[0].reason.as_str(), r.running[0].recoveries),
+        ("shutdown", 0)
+    );
+}
+
+/// Reopening after a crash records a recovery; the counts follow the document's rules, and a
+/// shutdown resets them.
+#[test]
+fn reopens_count_consecutive_recoveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap().log;
+    log.mark_running(run("a", 1)).unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    drop(log);
+    for round in 1..=3u32 {
+        let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
+        if round < 3 {
+            assert!(report.running.iter().all(|x| x.recoveries == round));
+        }
+        if round == 2 {
+            // b resumed under a new generation keeps its count; a completed and restarted
+            // starts over.
+            log.mark_running(run("b", 2)).unwrap();
+            log.mark_completed("a", 1).unwrap();
+            log.mark_running(run("a", 2)).unwrap();
+        }
+        drop(log);
+        let r = ok(dir.path());
+        assert_eq!(r.counters.recoveries, u64::from(round));
+    }
+    let r = ok(dir.path());
+    let counts: Vec<u32> = r.running.iter().map(|x| x.recoveries).collect();
+    assert_eq!(counts, [1, 3]);
+
+    // A clean shutdown, then an open: the runs are reported as interrupted by the shutdown,
+    // their counts reset, and the log still ended with a shutdown.
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
+    assert!(report.running.iter().all(|x| x.recoveries == 0));
+    drop(log);
+    let r = ok(dir.path());
+    assert!(r.clean_shutdown);
+    assert!(
+        r.running
+            .iter()
+            .all(|x| x.reason == "shutdown" && x.recoveries == 0)
+    );
+    assert_eq!(r.counters.recoveries, 5);
+}
+
+/// Retention at a compaction's cut forgets idle marks, by the clock the log was given.
+#[test]
+fn retention_forgets_idle_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::at(10_000);
+    let options = Options::default()
+        .environment(clock.clone())
+        .retention(Some(std::time::Duration::from_millis(1_000)));
+    let log = Log::open(dir.path(), options.clone()).unwrap().log;
+    let idle = log.begin_run("idle", "s", None).unwrap();
+    log.mark_completed(&idle.key, idle.generation).unwrap();
+    log.mark_running(Run::new("late", "s", Generation(4), UnixMs(10_500)))
+        .unwrap();
+    log.mark_completed_at("late", 4, UnixMs(10_600)).unwrap();
+    let busy = log.begin_run("busy", "s", None).unwrap();
+    clock.set(11_550); // forget before 10_550: idle (10_000) goes, late (10_600) stays
+    let compacted = log.compact().unwrap();
+    assert_eq!(compacted.forgotten, 1);
+    // After the cut: a start of the forgotten key below its old generation is a new run.
+    log.mark_running(Run::new("idle", "s", Generation(1), UnixMs(11_600)))
+        .unwrap();
+    drop(log);
+    let r = ok(dir.path());
+    assert_eq!((r.counters.retentions, r.counters.forgotten), (1, 1));
+    assert!(r.snapshot.is_some());
+    let keys: Vec<&str> = r.running.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(keys, ["busy", "idle"]);
+    assert_eq!(r.running[0].generation, busy.generation);
+
+    // The same without a compaction in between: the retention record is read from a segment.
+    let dir2 = tempfile::tempdir().unwrap();
+    let log = Log::open(dir2.path(), options).unwrap().log;
+    log.mark_running(Run::new("x", "s", Generation(1), UnixMs(1)))
+        .unwrap();
+    log.mark_completed_at("x", 1, UnixMs(2)).unwrap();
+    let _ = log.begin_compaction().unwrap(); // the cut only: the snapshot is never written
+    drop(log);
+    let r = ok(dir2.path());
+    assert_eq!((r.counters.retentions, r.counters.forgotten), (1, 1));
+    assert!(r.snapshot.is_none());
+}
+
+/// A compacted log starts from its snapshot: covered segments are skipped and the counts are
+/// of what follows.
+#[test]
+fn a_compacted_log_starts_from_its_snapshot() {
+    let dir = compacted_twice();
+    let r = ok(dir.path());
+    let snapshot = r.snapshot.as_ref().unwrap();
+    assert_eq!(snapshot.file, {
+        let newest = snapshots(dir.path()).pop().unwrap();
+        newest.file_name().unwrap().to_str().unwrap().to_string()
+    });
+    assert_eq!(r.records, 2);
+    assert!(r.corruption.is_empty() && r.torn_tail.is_none());
+    assert_eq!(r.counters.recoveries, 1);
+    assert_eq!(r.counters.retentions, 2);
+    let counts: Vec<(&str, u32)> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.recoveries))
+        .collect();
+    assert_eq!(counts, [("k2", 1), ("k4", 1), ("k5", 0)]);
+
+    // Segments below the snapshot's next segment left behind (a crash before their removal):
+    // skipped, whatever they hold.
+    let first = segment_numbers(dir.path())[0];
+    assert!(first > 1);
+    write(dir.path(), first - 1, b"left behind, not read");
+    write(dir.path(), 1, &crafted_bytes(1, 1, &[doc::shutdown(1)]));
+    let again = ok(dir.path());
+    assert_eq!(again, r);
+
+    // Other names that look like snapshots are ignored.
+    std::fs::write(dir.path().join("snapshot-1.json"), b"x").unwrap();
+    std::fs::write(
+        snapshot_file(dir.path(), 1).with_extension("json.tmp"),
+        b"x",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("snapshot-0000000000000000000x.json"), b"x").unwrap();
+    assert_eq!(ok(dir.path()), r);
+}
+
+/// The newest snapshot damaged at every byte, truncated at every length, deleted: the reader
+/// falls back to the previous one, and the damaged file is a gap.
+#[test]
+fn the_newest_snapshot_damaged_falls_back_to_the_previous() {
+    let dir = compacted_twice();
+    let all = snapshots(dir.path());
+    let (previous, newest) = (&all[0], &all[1]);
+    let original = std::fs::read(newest).unwrap();
+    let mut unsupported = 0;
+    // Every byte of the envelope and the body's ends; a stride through the metas between.
+    let n = original.len();
+    let places = (0..n).filter(|&at| at < 300 || at + 60 > n || at % 37 == 0);
+    for at in places {
+        for mask in [0x01, 0x02, 0x80] {
+            let mut b = original.clone();
+            b[at] ^= mask;
+            std::fs::write(newest, &b).unwrap();
+            match agree(dir.path()) {
+                Err(Failure::UnsupportedVersion) => unsupported += 1,
+                Ok(r) => {
+                    let start = r.snapshot.as_ref().unwrap();
+                    assert_eq!(
+                        start.file,
+                        previous.file_name().unwrap().to_str().unwrap(),
+                        "a flip at {at}"
+                    );
+                    assert_eq!(r.corruption.len(), 1);
+                    assert_eq!(r.corruption[0].after_seq, start.last_seq);
+                    assert_eq!(r.corruption[0].end_offset, original.len() as u64);
+                }
+                Err(e) => panic!("a flip at {at}: {e:?}"),
+            }
+        }
+    }
+    // The version digit flipped to 0 or 3, the checksum still holding.
+    assert_eq!(unsupported, 2);
+    for len in (0..n - 1).step_by(7).chain([n - 2]) {
+        std::fs::write(newest, &original[..len]).unwrap();
+        let r = ok(dir.path());
+        assert_eq!(r.corruption[0].end_offset, len as u64);
+    }
+    // Without its final newline it is still valid.
+    std::fs::write(newest, &original[..n - 1]).unwrap();
+    assert!(ok(dir.path()).corruption.is_empty());
+    // Deleted: the previous snapshot, and records missing before the first segment left.
+    std::fs::remove_file(newest).unwrap();
+    let r = ok(dir.path());
+    assert_eq!(r.corruption.len(), 1);
+    assert_eq!(
+        (r.corruption[0].start_offset, r.corruption[0].end_offset),
+        (0, 0)
+    );
+    // Both damaged: from nothing; both are gaps, the oldest first.
+    std::fs::write(newest, &original[..10]).unwrap();
+    std::fs::write(previous, b"{}").unwrap();
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_none());
+    let gaps: Vec<&str> = r.corruption.iter().map(|g| g.segment.as_str()).collect();
+    assert_eq!(
+        gaps[..2],
+        [all[0].file_name().unwrap(), all[1].file_name().unwrap()].map(|n| n.to_str().unwrap())
+    );
+}
+
+/// The only snapshot damaged after its segments were removed: a gap from the start of the log.
+#[test]
+fn the_only_snapshot_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap().log;
+    log.mark_running(run("a", 1)).unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    let compacted = log.compact().unwrap();
+    log.mark_completed_at("a", 1, UnixMs(5)).unwrap();
+    drop(log);
+    let original = std::fs::read(&compacted.snapshot).unwrap();
+    for len in [
+        0,
+        1,
+        original.len() / 2,
+        original.len() - 3,
+        original.len() - 2,
+    ] {
+        std::fs::write(&compacted.snapshot, &original[..len]).unwrap();
+        let r = ok(dir.path());
+        assert!(r.snapshot.is_none());
+        assert_eq!(r.corruption.len(), 1);
+        assert_eq!(r.corruption[0].after_seq, 0);
+        assert_eq!(r.counters.unknown_completions, 1);
+    }
+    // A trailing newline is whitespace, nothing else is.
+    let mut b = original.clone();
+    b.extend(b" \t\r\n");
+    std::fs::write(&compacted.snapshot, &b).unwrap();
+    assert!(ok(dir.path()).corruption.is_empty());
+    *b.last_mut().unwrap() = 0x0b;
+    std::fs::write(&compacted.snapshot, &b).unwrap();
+    assert_eq!(ok(dir.path()).corruption.len(), 1);
+
+    // No segment left: not a log by default, corruption under the strict policy.
+    std::fs::write(&compacted.snapshot, &original[..10]).unwrap();
+    for n in segment_numbers(dir.path()) {
+        std::fs::remove_file(seg(dir.path(), n)).unwrap();
+    }
+    assert_eq!(real(dir.path(), Policy::SkipDamaged), Err(Failure::NoLog));
+    assert!(matches!(
+        real(dir.path(), Policy::Strict),
+        Err(Failure::Corrupt { offset: 0, .. })
+    ));
+    let _ = agree(dir.path());
+
+    // The valid snapshot alone, with no segment after it: a log.
+    std::fs::write(&compacted.snapshot, &original).unwrap();
+    let r = ok(dir.path());
+    assert_eq!((r.segments, r.records, r.running.len()), (0, 0, 2));
+    assert_eq!(r.last_seq, compacted.last_seq);
+}
+
+/// A snapshot whose name and content disagree, an unsupported snapshot version, and a
+/// snapshot the offline compaction wrote.
+#[test]
+fn snapshot_names_versions_and_the_offline_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap().log;
+    log.mark_running(run("a", 1)).unwrap();
+    drop(log);
+    // Offline: no recovery recorded.
+    let compacted = Log::compact_dir(dir.path(), Options::default()).unwrap();
+    let r = ok(dir.path());
+    assert_eq!(r.counters.recoveries, 0);
+    assert_eq!(r.running[0].recoveries, 0);
+    assert_eq!(r.segments, 1);
+
+    let original = std::fs::read(&compacted.snapshot).unwrap();
+    // Renamed to another number: damaged.
+    let other = snapshot_file(dir.path(), compacted.last_seq + 1);
+    std::fs::rename(&compacted.snapshot, &other).unwrap();
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_none() && r.corruption.len() == 1);
+    std::fs::rename(&other, &compacted.snapshot).unwrap();
+    // A newer version, its checksum holding: an error, even with a valid older snapshot.
+    let text = String::from_utf8(original.clone()).unwrap();
+    let newer = text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1);
+    std::fs::write(snapshot_file(dir.path(), compacted.last_seq + 5), newer).unwrap();
+    assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
+    std::fs::remove_file(snapshot_file(dir.path(), compacted.last_seq + 5)).unwrap();
+    // The same version number, older than the start: never read.
+    std::fs::write(
+        snapshot_file(dir.path(), 0),
+        text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1),
+    )
+    .unwrap();
+    assert!(ok(dir.path()).snapshot.is_some());
+}
+
+/// Snapshots crafted from the document: members in another order, optional members absent,
+/// unknown members where they are ignored and where they are not, and each check of the body.
+#[test]
+fn snapshots_crafted_from_the_document() {
+    let counters = r#"{"started":2,"stale_starts":0,"completed":0,"stale_completions":0,"unknown_completions":0,"shutdowns":0,"superseded":0,"recoveries":1,"retentions":0,"forgotten":0}"#;
+    let run_a = r#"{"key":"a","session_id":"s","generation":2,"started_at_ms":5,"meta":"m","reason":"crash","recoveries":4294967295}"#;
+    let run_b = r#"{"key":"b","session_id":"s","generation":1,"started_at_ms":6,"meta":null,"reason":"shutdown","recoveries":0}"#;
+    let marks = r#"[{"key":"a","generation":3,"last_event_ms":5},{"key":"b","generation":1,"last_event_ms":6}]"#;
+    let body = |counters: &str, running: &str, marks: &str, rest: &str| {
+        format!(
+            r#"{{"last_seq":7,"next_segment_no":3,"last_record_ms":6,"coverage_since_ms":1,"created_ms":9,"ended_with_shutdown":true,"counters":{counters},"running":{running},"marks":{marks},"gaps":[]{rest}}}"#
+        )
+    };
+    let good = body(counters, &format!("[{run_a},{run_b}]"), marks, "");
+    let cases: Vec<(&str, String, bool)> = vec![
+        ("as written", good.clone(), true),
+        (
+            "whitespace inside the body",
+            good.replace(',', " ,\n\t"),
+            true,
+        ),
+        (
+            "optional members absent",
+            body(
+                &counters.replace(r#","recoveries":1,"retentions":0,"forgotten":0"#, ""),
+                &format!("[{},{run_b}]", run_a.replace(r#","recoveries":4294967295"#, "")),
+                marks,
+                "",
+            )
+            .replace(r#""last_record_ms":6,"#, ""),
+            true,
+        ),
+        (
+            "unknown members in a run and in the counters",
+            body(
+                &counters.replace("{", r#"{"later":[1,{"x":2}],"#),
+                &format!("[{},{run_b}]", run_a.replace("{", r#"{"note":"x","#)),
+                marks,
+                "",
+            ),
+            true,
+        ),
+        ("an unknown member in the body", body(counters, &format!("[{run_a},{run_b}]"), marks, r#","x":1"#), false),
+        (
+            "an unknown member in a mark",
+            body(counters, &format!("[{run_a},{run_b}]"), &marks.replacen("}", r#","x":1}"#, 1), ""),
+            false,
+        ),
+        ("a member twice", body(counters, &format!("[{run_a},{run_b}]"), marks, r#","gaps":[]"#), false),
+        ("runs out of order", body(counters, &format!("[{run_b},{run_a}]"), marks, ""), false),
+        ("a run twice", body(counters, &format!("[{run_a},{run_a}]"), marks, ""), false),
+        (
+            "a run above its mark",
+            body(counters, &format!("[{run_a},{run_b}]"), &marks.replace(r#""generation":3"#, r#""generation":1"#), ""),
+            false,
+        ),
+        ("a run without a mark", body(counters, &format!("[{run_a},{run_b}]"), "[]", ""), false),
+        (
+            "a mark with an empty key",
+            body(counters, "[]", r#"[{"key":"","generation":3,"last_event_ms":5}]"#, ""),
+            false,
+        ),
+        (
+            "a session id of 257 bytes",
+            body(counters, &format!("[{}]", run_a.replace(r#""session_id":"s""#, &format!(r#""session_id":"{}""#, "s".repeat(257)))), marks, ""),
+            false,
+        ),
+        ("an unknown reason", body(counters, &format!("[{}]", run_a.replace("crash", "oom")), marks, ""), false),
+        ("a float", good.replace(r#""created_ms":9"#, r#""created_ms":9.0"#), false),
+        ("next segment 0", good.replace(r#""next_segment_no":3"#, r#""next_segment_no":0"#), false),
+        (
+            "next segment the largest u64",
+            good.replace(r#""next_segment_no":3"#, r#""next_segment_no":18446744073709551615"#),
+            false,
+        ),
+        (
+            "recoveries over u32",
+            body(counters, &format!("[{},{run_b}]", run_a.replace("4294967295", "4294967296")), marks, ""),
+            false,
+        ),
+        ("65 gaps", good.replace(r#""gaps":[]"#, &format!(r#""gaps":[{}]"#, vec![r#"{"segment":"x","start_offset":0,"end_offset":0,"after_seq":0,"detail":"d"}"#; 65].join(","))), false),
+        ("64 gaps", good.replace(r#""gaps":[]"#, &format!(r#""gaps":[{}]"#, vec![r#"{"segment":"x","start_offset":0,"end_offset":1,"after_seq":0,"before_seq":null,"detail":"d","more":1}"#; 64].join(","))), true),
+        ("the body not an object", "[]".to_string(), false),
+    ];
+    for (what, body, valid) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(snapshot_file(dir.path(), 7), snapshot_bytes(&body)).unwrap();
+        // A segment after it: a recovery and a completion.
+        write(
+            dir.path(),
+            3,
+            &crafted_bytes(3, 8, &[doc::recovered(10), doc::completed("b", 1, 11)]),
+        );
+        eprintln!("{what}");
+        let r = ok(dir.path());
+        assert_eq!(r.snapshot.is_some(), valid, "{what}");
+        if valid {
+            // a's count stays at the largest u32 (absent: 0, then 1); b is a shutdown's.
+            assert_eq!(r.running.len(), 1, "{what}");
+            assert!(!r.clean_shutdown, "{what}");
+        }
+    }
+    // The envelope's members in another order, with whitespace around.
+    let crc = doc::crc32(&[good.as_bytes()]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        snapshot_file(dir.path(), 7),
+        format!(" {{ \"body\" : {good} , \"inflight_snapshot\" : 1, \"body_crc32\": {crc} }}\r\n"),
+    )
+    .unwrap();
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_some() && r.segments == 0 && r.clean_shutdown);
+    assert_eq!(r.running[0].recoveries, u32::MAX);
+}
+
+/// A version-1 segment written by an older build: read as it is; a read-write open keeps its
+/// valid records, cuts its torn tail, and goes on in a new version-2 segment.
+#[test]
+fn a_version_1_segment_then_an_open() {
+    let v1 = |payloads: &[Vec<u8>]| {
+        let mut b = doc::encode_header(&doc::Header {
+            version: 1,
+            number: 1,
+            base: 1,
+            salt: 9,
+            log_created: 500,
+            segment_created: 501,
+        });
+        for (i, p) in payloads.iter().enumerate() {
+            b.extend(doc::encode_frame(9, 1 + i as u64, p));
+        }
+        b
+    };
+    let payloads = [
+        doc::started("a", "s", 1, 10, None),
+        doc::started("b", "s", 1, 11, Some("m")),
+        doc::recovered(12), // events 3 and 4 are valid in a version-1 segment too
+        doc::completed("b", 1, 13),
+    ];
+    for torn in [0, 9] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = v1(&payloads);
+        let valid = b.len();
+        b.extend(&doc::encode_frame(9, 5, &doc::shutdown(14))[..torn]);
+        write(dir.path(), 1, &b);
+        let before = ok(dir.path());
+        assert_eq!(before.running[0].recoveries, 1);
+        assert_eq!(before.torn_tail_bytes, torn as u64);
+
+        let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(report.running[0].recoveries, 2);
+        log.mark_running(run("c", 1)).unwrap();
+        drop(log);
+        // Segment 1 holds its valid records, untouched; segment 2 is version 2.
+        assert_eq!(read(dir.path(), 1), b[..valid]);
+        let two = read(dir.path(), 2);
+        assert_eq!(u32::from_le_bytes(two[8..12].try_into().unwrap()), 2);
+        assert_eq!(u64::from_le_bytes(two[24..32].try_into().unwrap()), 5);
+        let r = ok(dir.path());
+        assert_eq!((r.segments, r.records, r.counters.recoveries), (2, 6, 2));
+        assert!(r.corruption.is_empty() && r.torn_tail.is_none());
+    }
+}
+
+/// Random damage of every kind across snapshots and segments, the snapshots deleted or
+/// swapped too.
+#[test]
+fn random_damage_with_snapshots_agrees() {
+    let template = compacted_twice();
+    let originals = files(template.path());
+    let mut rng = fastrand::Rng::with_seed(0x5a_9503);
+    for round in 0..300 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = originals.clone();
+        for _ in 0..rng.usize(1..=3) {
+            let f = rng.usize(..all.len());
+            let b = &mut all[f].1;
+            let len = b.len();
+            match rng.u8(..6) {
+                0 if len > 0 => b[rng.usize(..len)] ^= 1 << rng.u8(..8),
+                1 if len > 0 => {
+                    let a = rng.usize(..len);
+                    let e = (a + rng.usize(1..50)).min(len);
+                    b[a..e].fill(0);
+                }
+                2 if len > 0 => b.truncate(rng.usize(..len)),
+                3 => b.extend((0..rng.usize(1..100)).map(|_| rng.u8(..))),
+                4 => {
+                    all.remove(f);
+                }
+                _ => b.clear(),
+            }
+            if all.is_empty() {
+                break;
+            }
+        }
+        for (name, b) in &all {
+            std::fs::write(dir.path().join(name), b).unwrap();
+        }
+        eprintln!("round {round}");
+        let _ = agree(dir.path());
+    }
+}
