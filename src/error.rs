@@ -63,7 +63,7 @@ pub enum Error {
 
     /// A segment or snapshot was written by a newer (or unknown) version of the format.
     #[error(
-        "{}: on-disk format version {found} is not supported (this build reads versions 1 to {supported}); use a newer inflight",
+        "{}: on-disk format version {found} is not supported (this build reads versions up to {supported}); use a newer inflight",
         path.display()
     )]
     UnsupportedVersion {
@@ -120,14 +120,14 @@ pub enum Error {
     AlreadyExists {
         /// The directory that was given.
         dir: PathBuf,
-        /// Whether it holds a log (segment files), rather than only other files.
+        /// Whether it holds a log (segment or snapshot files), rather than only other files.
         log: bool,
     },
 
     /// A read-only open was pointed at a directory that does not exist or holds no segment
     /// file: there is no log there (which must never read as "nothing in flight").
     #[error(
-        "no inflight log at {}: no such directory, or no NNNNNNNNNNNNNNNNNNNN.log segment files in it; check the path",
+        "no inflight log at {}: no such directory, or neither segment (NNNNNNNNNNNNNNNNNNNN.log) nor snapshot files in it; check the path",
         dir.display()
     )]
     NotFound {

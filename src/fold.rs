@@ -187,8 +187,9 @@ impl RunningSet {
 
     /// Applies one event (rules 1 to 5 above) and says what it did.
     pub fn apply(&mut self, event: &Event) -> Applied {
-        // The log's own records say nothing about how the process last exited.
-        if !event.is_internal() {
+        // A retention record (a compaction, maybe an offline one) says nothing about how the
+        // last process exited; a recovery record is a process that opened the log after it.
+        if !matches!(event, Event::Retention { .. }) {
             self.last_was_shutdown = matches!(event, Event::Shutdown { .. });
         }
         match event {
@@ -339,7 +340,7 @@ impl RunningSet {
         self.counters
     }
 
-    /// True when the last event applied (the log's own records aside) was a clean shutdown.
+    /// True when the last event applied (retention records aside) was a clean shutdown.
     pub fn ended_with_shutdown(&self) -> bool {
         self.last_was_shutdown
     }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, Run, UnixMs, shorten};
-use crate::layout::parse_segment_name;
+use crate::layout::is_log_file;
 use crate::log::Log;
 use crate::open_dir::sync_parent_of_new;
 use crate::options::Options;
@@ -207,7 +207,7 @@ fn check_target(storage: &dyn Storage, dir: &Path) -> Result<()> {
     }
     Err(Error::AlreadyExists {
         dir: dir.to_path_buf(),
-        log: names.iter().any(|n| parse_segment_name(n).is_some()),
+        log: names.iter().any(|n| is_log_file(n)),
     })
 }
 

@@ -48,6 +48,11 @@ pub(crate) fn parse_snapshot_name(name: &str) -> Option<u64> {
         .flatten()
 }
 
+/// Whether `name` is a segment or a snapshot: what makes a directory a log.
+pub(crate) fn is_log_file(name: &str) -> bool {
+    parse_segment_name(name).is_some() || parse_snapshot_name(name).is_some()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, Run, UnixMs, encode_event};
 use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
 use crate::frame::FRAME_HEADER_BYTES;
-use crate::layout::TEMP_SUFFIX;
+use crate::layout::{TEMP_SUFFIX, is_log_file};
 use crate::open_dir::create_dir_durably;
 use crate::options::Options;
 use crate::recovery::{Policy, RecoveryReport, replay};
@@ -243,8 +243,8 @@ impl Log {
     /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
     /// inspect a log, even one a live process is writing (an append in progress then shows as a
     /// torn tail). A torn tail is reported (with `cut: false`) but left in place. Segments are
-    /// memory-mapped (see [`FsStorage::mmap`]). A directory without segment files is
-    /// [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
+    /// memory-mapped (see [`FsStorage::mmap`]). A directory with neither segment nor snapshot
+    /// files is [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
     ///
     /// It writes nothing, so it answers on a full disk too, where a read-write open
     /// ([`Log::open`]) fails for want of room for its copy of the last segment. The command
@@ -291,12 +291,14 @@ impl Log {
             });
         }
         let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
-        let replayed = replay(storage, dir, names, policy, None, &mut visit)?;
-        if replayed.report.segments == 0 && replayed.report.snapshot.is_none() {
+        // A directory with neither a segment nor a snapshot file is not a log; one whose every
+        // file is damaged is a log that lost its state, reported as such.
+        if !names.iter().any(|n| is_log_file(n)) {
             return Err(Error::NotFound {
                 dir: dir.to_path_buf(),
             });
         }
+        let replayed = replay(storage, dir, names, policy, None, &mut visit)?;
         Ok(Recovered {
             report: replayed.report,
             set: replayed.set,

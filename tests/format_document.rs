@@ -3,9 +3,10 @@
 //! `Log::read_only` does, under both policies.
 //!
 //! The module `doc` uses nothing of the crate: its CRC-32, header and frame decoding, payload
-//! decoding (varints, strings, options, enum index) and fold follow the document's words. The
-//! tests build logs with the real writer and with `doc`'s encoder, damage them in each edge
-//! case the document describes, and compare the two readers field by field.
+//! decoding (varints, strings, options, enum index), snapshot reading (with a JSON parser) and
+//! fold follow the document's words. The tests build logs with the real writer and with `doc`'s
+//! encoder, damage them in each edge case the document describes, and compare the two readers
+//! field by field.
 
 use std::path::Path;
 
@@ -16,6 +17,9 @@ use inflight::{Generation, UnixMs};
 /// An independent reader of the format, from the document alone.
 mod doc {
     use std::collections::BTreeMap;
+
+    use serde::Deserialize;
+    use serde_json::value::RawValue;
 
     pub const HEADER: usize = 64;
     pub const FRAME_HEADER: usize = 16;
@@ -50,6 +54,7 @@ mod doc {
     // ----- encoding, by the document: used by the tests to craft logs -----
 
     pub struct Header {
+        pub version: u32,
         pub number: u64,
         pub base: u64,
         pub salt: u64,
@@ -61,7 +66,7 @@ mod doc {
     pub fn encode_header(h: &Header) -> Vec<u8> {
         let mut b = Vec::with_capacity(HEADER);
         b.extend_from_slice(b"INFLIGHT");
-        b.extend_from_slice(&1u32.to_le_bytes());
+        b.extend_from_slice(&h.version.to_le_bytes());
         b.extend_from_slice(&64u32.to_le_bytes());
         b.extend_from_slice(&h.number.to_le_bytes());
         b.extend_from_slice(&h.base.to_le_bytes());
@@ -146,6 +151,21 @@ mod doc {
         b
     }
 
+    pub fn recovered(at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(3, &mut b);
+        varint(at, &mut b);
+        b
+    }
+
+    pub fn retention(forget_before: u64, at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(4, &mut b);
+        varint(forget_before, &mut b);
+        varint(at, &mut b);
+        b
+    }
+
     // ----- decoding the payload -----
 
     #[derive(Clone, Debug, PartialEq)]
@@ -165,15 +185,30 @@ mod doc {
         Shutdown {
             at: u64,
         },
+        Recovered {
+            at: u64,
+        },
+        Retention {
+            forget_before: u64,
+            at: u64,
+        },
     }
 
     impl Event {
+        /// The event's timestamp: `started at ms`, or `at ms` (not `forget before ms`).
         pub fn at(&self) -> u64 {
             match self {
                 Event::Started { at, .. }
                 | Event::Completed { at, .. }
-                | Event::Shutdown { at } => *at,
+                | Event::Shutdown { at }
+                | Event::Recovered { at }
+                | Event::Retention { at, .. } => *at,
             }
+        }
+
+        /// Events 3 and 4: the log's own records.
+        fn internal(&self) -> bool {
+            matches!(self, Event::Recovered { .. } | Event::Retention { .. })
         }
     }
 
@@ -220,6 +255,13 @@ mod doc {
         }
     }
 
+    /// Key 1..=1024 bytes, session id at most 256 bytes, meta at most 4096 bytes.
+    fn within_limits(key: &str, session: Option<&str>, meta: Option<&str>) -> bool {
+        (1..=1024).contains(&key.len())
+            && session.is_none_or(|s| s.len() <= 256)
+            && meta.is_none_or(|m| m.len() <= 4096)
+    }
+
     pub fn decode_event(payload: &[u8]) -> Option<Event> {
         let mut c = Cursor { b: payload, pos: 0 };
         let event = match c.varint(5)? {
@@ -233,7 +275,7 @@ mod doc {
                     1 => Some(c.string()?),
                     _ => return None,
                 };
-                if session.len() > 256 || meta.as_ref().is_some_and(|m| m.len() > 4096) {
+                if !within_limits(&key, Some(&session), meta.as_deref()) {
                     return None;
                 }
                 Event::Started {
@@ -250,10 +292,15 @@ mod doc {
                 at: c.u64()?,
             },
             2 => Event::Shutdown { at: c.u64()? },
+            3 => Event::Recovered { at: c.u64()? },
+            4 => Event::Retention {
+                forget_before: c.u64()?,
+                at: c.u64()?,
+            },
             _ => return None,
         };
-        if let Event::Started { key, .. } | Event::Completed { key, .. } = &event
-            && !(1..=1024).contains(&key.len())
+        if let Event::Completed { key, .. } = &event
+            && !within_limits(key, None, None)
         {
             return None;
         }
@@ -270,6 +317,7 @@ mod doc {
         pub started_at_ms: u64,
         pub meta: Option<String>,
         pub reason: String,
+        pub recoveries: u32,
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -299,6 +347,18 @@ mod doc {
         pub stale_completions: u64,
         pub unknown_completions: u64,
         pub superseded: u64,
+        pub recoveries: u64,
+        pub retentions: u64,
+        pub forgotten: u64,
+    }
+
+    /// The snapshot replay started from: `{file, last_seq, bytes, created_ms}`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct SnapshotUsed {
+        pub file: String,
+        pub last_seq: u64,
+        pub bytes: u64,
+        pub created_ms: u64,
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -314,36 +374,55 @@ mod doc {
         pub segments: u64,
         pub records: u64,
         pub last_seq: u64,
+        pub snapshot: Option<SnapshotUsed>,
+        pub gaps_before_snapshot: Vec<Gap>,
+        pub crash_loop_threshold: u32,
     }
 
     #[derive(Clone, Debug, PartialEq)]
     pub enum Failure {
         UnsupportedVersion,
-        /// The first corruption under the strict policy: segment file name and offset.
+        /// The first corruption under the strict policy: segment (or snapshot) file name and
+        /// offset.
         Corrupt {
             segment: String,
             offset: u64,
         },
-        /// Not the format's business (no segment files).
+        /// Not a log: no segment read and no snapshot to start from.
         NoLog,
     }
 
     // ----- the fold -----
 
-    struct Entry {
-        run: Running,
-        by_shutdown: bool,
+    #[derive(Clone, Copy, Default)]
+    struct Mark {
+        generation: u64,
+        last_event_ms: u64,
     }
 
     #[derive(Default)]
     struct Fold {
-        runs: BTreeMap<String, Entry>,
-        marks: BTreeMap<String, u64>,
+        /// Each running run, its reason and recovery count included.
+        runs: BTreeMap<String, Running>,
+        marks: BTreeMap<String, Mark>,
         counters: Counters,
+        ended_with_shutdown: bool,
     }
 
     impl Fold {
+        /// Raises the key's mark (generation and last event time); returns the mark before.
+        fn raise(&mut self, key: &str, generation: u64, at: u64) -> Option<u64> {
+            let before = self.marks.get(key).map(|m| m.generation);
+            let mark = self.marks.entry(key.to_string()).or_default();
+            mark.generation = mark.generation.max(generation);
+            mark.last_event_ms = mark.last_event_ms.max(at);
+            before
+        }
+
         fn apply(&mut self, e: &Event) {
+            if !matches!(e, Event::Retention { .. }) {
+                self.ended_with_shutdown = matches!(e, Event::Shutdown { .. });
+            }
             match e {
                 Event::Started {
                     key,
@@ -352,24 +431,22 @@ mod doc {
                     at,
                     meta,
                 } => {
-                    let mark = self.marks.get(key).copied();
+                    let mark = self.raise(key, *generation, *at);
                     if mark.is_some_and(|m| *generation < m) {
                         self.counters.stale_starts += 1;
                         return;
                     }
-                    self.marks.insert(key.clone(), *generation);
+                    let recoveries = self.runs.get(key).map_or(0, |old| old.recoveries);
                     let old = self.runs.insert(
                         key.clone(),
-                        Entry {
-                            run: Running {
-                                key: key.clone(),
-                                session_id: session.clone(),
-                                generation: *generation,
-                                started_at_ms: *at,
-                                meta: meta.clone(),
-                                reason: String::new(),
-                            },
-                            by_shutdown: false,
+                        Running {
+                            key: key.clone(),
+                            session_id: session.clone(),
+                            generation: *generation,
+                            started_at_ms: *at,
+                            meta: meta.clone(),
+                            reason: "crash".into(),
+                            recoveries,
                         },
                     );
                     self.counters.started += 1;
@@ -378,13 +455,14 @@ mod doc {
                     }
                 }
                 Event::Completed {
-                    key, generation, ..
+                    key,
+                    generation,
+                    at,
                 } => {
-                    let mark = self.marks.entry(key.clone()).or_insert(*generation);
-                    *mark = (*mark).max(*generation);
+                    self.raise(key, *generation, *at);
                     match self.runs.get(key) {
                         None => self.counters.unknown_completions += 1,
-                        Some(entry) if *generation < entry.run.generation => {
+                        Some(run) if *generation < run.generation => {
                             self.counters.stale_completions += 1
                         }
                         Some(_) => {
@@ -395,12 +473,182 @@ mod doc {
                 }
                 Event::Shutdown { .. } => {
                     self.counters.shutdowns += 1;
-                    for entry in self.runs.values_mut() {
-                        entry.by_shutdown = true;
+                    for run in self.runs.values_mut() {
+                        run.reason = "shutdown".into();
                     }
+                }
+                Event::Recovered { .. } => {
+                    self.counters.recoveries += 1;
+                    for run in self.runs.values_mut() {
+                        run.recoveries = if run.reason == "crash" {
+                            run.recoveries.saturating_add(1)
+                        } else {
+                            0
+                        };
+                    }
+                }
+                Event::Retention { forget_before, .. } => {
+                    self.counters.retentions += 1;
+                    let runs = &self.runs;
+                    let before = self.marks.len();
+                    self.marks.retain(|key, m| {
+                        runs.contains_key(key) || m.last_event_ms >= *forget_before
+                    });
+                    self.counters.forgotten += (before - self.marks.len()) as u64;
                 }
             }
         }
+    }
+
+    // ----- snapshots -----
+
+    /// Whether `name` is a snapshot's name, and its number (any u64).
+    pub fn snapshot_number(name: &str) -> Option<u64> {
+        let digits = name.strip_prefix("snapshot-")?.strip_suffix(".json")?;
+        if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        digits.parse().ok()
+    }
+
+    /// Check 2: the envelope, its members exactly these, in any order.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Envelope<'a> {
+        inflight_snapshot: u32,
+        body_crc32: u32,
+        #[serde(borrow)]
+        body: &'a RawValue,
+    }
+
+    /// Check 5: the body, every member of the table and no other.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        last_seq: u64,
+        next_segment_no: u64,
+        #[serde(default)]
+        last_record_ms: Option<u64>,
+        coverage_since_ms: u64,
+        created_ms: u64,
+        ended_with_shutdown: bool,
+        counters: BodyCounters,
+        running: Vec<BodyRun>,
+        marks: Vec<BodyMark>,
+        gaps: Vec<BodyGap>,
+    }
+
+    /// Other members are ignored; the three newer counters may be absent (0).
+    #[derive(Deserialize)]
+    struct BodyCounters {
+        started: u64,
+        stale_starts: u64,
+        completed: u64,
+        stale_completions: u64,
+        unknown_completions: u64,
+        shutdowns: u64,
+        superseded: u64,
+        #[serde(default)]
+        recoveries: u64,
+        #[serde(default)]
+        retentions: u64,
+        #[serde(default)]
+        forgotten: u64,
+    }
+
+    #[derive(Deserialize, PartialEq)]
+    #[serde(rename_all = "lowercase")]
+    enum BodyReason {
+        Crash,
+        Shutdown,
+    }
+
+    /// Other members are ignored; `meta` may be absent (null), `recoveries` too (0).
+    #[derive(Deserialize)]
+    struct BodyRun {
+        key: String,
+        session_id: String,
+        generation: u64,
+        started_at_ms: u64,
+        #[serde(default)]
+        meta: Option<String>,
+        reason: BodyReason,
+        #[serde(default)]
+        recoveries: u32,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct BodyMark {
+        key: String,
+        generation: u64,
+        last_event_ms: u64,
+    }
+
+    /// Other members are ignored; the three optional numbers may be absent (null).
+    #[derive(Deserialize)]
+    struct BodyGap {
+        segment: String,
+        start_offset: u64,
+        end_offset: u64,
+        after_seq: u64,
+        #[serde(default)]
+        before_seq: Option<u64>,
+        #[serde(default)]
+        after_ms: Option<u64>,
+        #[serde(default)]
+        before_ms: Option<u64>,
+        #[allow(dead_code)]
+        detail: String,
+    }
+
+    /// Reads a snapshot file named with `number`: `Ok(None)` when it is damaged.
+    fn read_snapshot(number: u64, b: &[u8]) -> Result<Option<Body>, Failure> {
+        // Check 1.
+        if b.len() as u64 > 2_147_483_648 {
+            return Ok(None);
+        }
+        // Check 2 (whitespace around the value is what a JSON parser allows anyway).
+        let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(b) else {
+            return Ok(None);
+        };
+        // Check 3: the body's bytes as they stand in the file.
+        let body = envelope.body.get();
+        if crc32(&[body.as_bytes()]) != envelope.body_crc32 {
+            return Ok(None);
+        }
+        // Check 4.
+        if envelope.inflight_snapshot != 1 {
+            return Err(Failure::UnsupportedVersion);
+        }
+        // Checks 5 and 6.
+        let Ok(body) = serde_json::from_str::<Body>(body) else {
+            return Ok(None);
+        };
+        // Check 7.
+        let ascending = |keys: Vec<&String>| keys.windows(2).all(|w| w[0] < w[1]);
+        let marks: BTreeMap<&str, u64> = body
+            .marks
+            .iter()
+            .map(|m| (m.key.as_str(), m.generation))
+            .collect();
+        let valid = body.last_seq == number
+            && body.last_seq != u64::MAX
+            && (1..u64::MAX).contains(&body.next_segment_no)
+            && body.gaps.len() <= 64
+            && ascending(body.running.iter().map(|r| &r.key).collect())
+            && ascending(body.marks.iter().map(|m| &m.key).collect())
+            && body
+                .running
+                .iter()
+                .all(|r| within_limits(&r.key, Some(&r.session_id), r.meta.as_deref()))
+            && body.marks.iter().all(|m| within_limits(&m.key, None, None))
+            && body.running.iter().all(|r| {
+                marks
+                    .get(r.key.as_str())
+                    .is_some_and(|&g| g >= r.generation)
+            });
+        Ok(valid.then_some(body))
     }
 
     // ----- reading a log -----
@@ -410,10 +658,12 @@ mod doc {
         Damage,
         InvalidEvent,
         Missing,
+        Snapshot,
     }
 
     struct Pending {
-        segment: usize,
+        /// The segment's (or damaged snapshot's) file name.
+        file: String,
         start: usize,
         end: usize,
         kind: Kind,
@@ -469,7 +719,7 @@ mod doc {
         if crc32(&[&b[..60]]) != u32_at(b, 60) {
             return Ok(HeaderCheck::Early);
         }
-        if u32_at(b, 8) != 1 {
+        if !(1..=2).contains(&u32_at(b, 8)) {
             return Err(Failure::UnsupportedVersion);
         }
         if u32_at(b, 12) != 64
@@ -485,7 +735,8 @@ mod doc {
         })
     }
 
-    /// Step 2: every byte at 0..24 and 56..60 is zero or what this segment's header holds.
+    /// Step 2: every byte at 0..24 and 56..60 is zero or what this segment's header holds,
+    /// written as version 1.
     fn unfinished_header(b: &[u8], number: u64) -> bool {
         let mut expect = Vec::new();
         expect.extend_from_slice(b"INFLIGHT");
@@ -500,32 +751,127 @@ mod doc {
                 .all(|(i, &x)| !((i < 24) || (56..60).contains(&i)) || x == 0 || x == expect[i])
     }
 
-    /// Replays the segment files `files` (name, bytes) of a directory.
+    /// Replays the files `files` (name, bytes) of a directory.
     pub fn replay(files: &[(String, Vec<u8>)], strict: bool) -> Result<Replay, Failure> {
-        let mut segs: Vec<(u64, &str, &[u8])> = files
-            .iter()
-            .filter_map(|(n, b)| Some((segment_number(n)?, n.as_str(), b.as_slice())))
-            .collect();
-        if segs.is_empty() {
-            return Err(Failure::NoLog);
-        }
-        segs.sort_by_key(|s| s.0);
-        let last = segs.len() - 1;
-
+        let mut fold = Fold::default();
         let mut next = 1u64;
         let mut last_seq = 0u64;
         let mut last_ms: Option<u64> = None;
-        let mut last_was_shutdown = false;
-        let mut pending: Vec<Pending> = Vec::new();
-        let mut corruption: Vec<Gap> = Vec::new();
-        let mut fold = Fold::default();
-        let mut records = 0u64;
         let mut coverage: Option<u64> = None;
-        let mut header_valid = vec![false; segs.len()];
+        let mut pending: Vec<Pending> = Vec::new();
+        let mut snapshot = None;
+        let mut gaps_before_snapshot = Vec::new();
+        let mut first_segment = 0u64;
+
+        // Not a log: neither a segment nor a snapshot file, by name.
+        if !files
+            .iter()
+            .any(|(n, _)| segment_number(n).is_some() || snapshot_number(n).is_some())
+        {
+            return Err(Failure::NoLog);
+        }
+
+        // Step 0: the start.
+        let mut snaps: Vec<(u64, &str, &[u8])> = files
+            .iter()
+            .filter_map(|(n, b)| Some((snapshot_number(n)?, n.as_str(), b.as_slice())))
+            .collect();
+        snaps.sort_by_key(|s| std::cmp::Reverse(s.0));
+        let mut damaged = Vec::new();
+        for &(number, name, b) in &snaps {
+            let Some(body) = read_snapshot(number, b)? else {
+                damaged.push((name, b.len()));
+                continue;
+            };
+            next = body.last_seq + 1;
+            last_seq = body.last_seq;
+            last_ms = body.last_record_ms;
+            coverage = Some(body.coverage_since_ms);
+            first_segment = body.next_segment_no;
+            snapshot = Some(SnapshotUsed {
+                file: name.to_string(),
+                last_seq: body.last_seq,
+                bytes: b.len() as u64,
+                created_ms: body.created_ms,
+            });
+            gaps_before_snapshot = body
+                .gaps
+                .iter()
+                .map(|g| Gap {
+                    segment: g.segment.clone(),
+                    start_offset: g.start_offset,
+                    end_offset: g.end_offset,
+                    after_seq: g.after_seq,
+                    before_seq: g.before_seq,
+                    after_ms: g.after_ms,
+                    before_ms: g.before_ms,
+                })
+                .collect();
+            let c = &body.counters;
+            fold.counters = Counters {
+                started: c.started,
+                completed: c.completed,
+                shutdowns: c.shutdowns,
+                stale_starts: c.stale_starts,
+                stale_completions: c.stale_completions,
+                unknown_completions: c.unknown_completions,
+                superseded: c.superseded,
+                recoveries: c.recoveries,
+                retentions: c.retentions,
+                forgotten: c.forgotten,
+            };
+            fold.ended_with_shutdown = body.ended_with_shutdown;
+            for m in &body.marks {
+                let mark = Mark {
+                    generation: m.generation,
+                    last_event_ms: m.last_event_ms,
+                };
+                fold.marks.insert(m.key.clone(), mark);
+            }
+            for r in body.running {
+                let running = Running {
+                    key: r.key.clone(),
+                    session_id: r.session_id,
+                    generation: r.generation,
+                    started_at_ms: r.started_at_ms,
+                    meta: r.meta,
+                    reason: if r.reason == BodyReason::Crash {
+                        "crash"
+                    } else {
+                        "shutdown"
+                    }
+                    .into(),
+                    recoveries: r.recoveries,
+                };
+                fold.runs.insert(r.key, running);
+            }
+            break;
+        }
+        for (name, len) in damaged.into_iter().rev() {
+            pending.push(Pending {
+                file: name.to_string(),
+                start: 0,
+                end: len,
+                kind: Kind::Snapshot,
+                after_seq: next - 1,
+            });
+        }
+
+        // The segments at or above the start's `next_segment_no`.
+        let mut segs: Vec<(u64, &str, &[u8])> = files
+            .iter()
+            .filter_map(|(n, b)| Some((segment_number(n)?, n.as_str(), b.as_slice())))
+            .filter(|s| s.0 >= first_segment)
+            .collect();
+        segs.sort_by_key(|s| s.0);
+
+        let mut corruption: Vec<Gap> = Vec::new();
+        let mut records = 0u64;
+        let mut last_header_valid = false;
         let mut torn: Option<Torn> = None;
 
         let gap = |p: &Pending, last_ms, before: Option<(u64, u64)>| Gap {
-            segment: segs[p.segment].1.to_string(),
+            segment: p.file.clone(),
             start_offset: p.start as u64,
             end_offset: p.end as u64,
             after_seq: p.after_seq,
@@ -534,15 +880,16 @@ mod doc {
             before_ms: before.map(|b| b.1),
         };
 
-        'segments: for (i, &(number, _name, b)) in segs.iter().enumerate() {
+        'segments: for (i, &(number, name, b)) in segs.iter().enumerate() {
+            let is_last = i + 1 == segs.len();
             let salt;
             match check_header(b, number, next)? {
                 HeaderCheck::Valid { base, created } => {
-                    header_valid[i] = true;
+                    last_header_valid = is_last;
                     coverage = Some(coverage.map_or(created, |c: u64| c.min(created)));
                     if base > next && pending.is_empty() {
                         pending.push(Pending {
-                            segment: i,
+                            file: name.to_string(),
                             start: 0,
                             end: 0,
                             kind: Kind::Missing,
@@ -554,18 +901,18 @@ mod doc {
                 }
                 check => {
                     if matches!(check, HeaderCheck::Early)
-                        && i == last
+                        && is_last
                         && unfinished_header(b, number)
                     {
                         torn = Some(Torn {
-                            segment: segs[i].1.to_string(),
+                            segment: name.to_string(),
                             offset: 0,
                             bytes: b.len() as u64,
                         });
                         break 'segments;
                     }
                     pending.push(Pending {
-                        segment: i,
+                        file: name.to_string(),
                         start: 0,
                         end: b.len().min(HEADER),
                         kind: Kind::Damage,
@@ -583,7 +930,7 @@ mod doc {
                     Some((s, e)) if s >= next => {
                         if s > next {
                             pending.push(Pending {
-                                segment: i,
+                                file: name.to_string(),
                                 start: p,
                                 end: p,
                                 kind: Kind::Missing,
@@ -601,7 +948,7 @@ mod doc {
                         match found {
                             None => {
                                 pending.push(Pending {
-                                    segment: i,
+                                    file: name.to_string(),
                                     start: p,
                                     end: b.len(),
                                     kind: Kind::Damage,
@@ -611,7 +958,7 @@ mod doc {
                             }
                             Some((q, s, e)) => {
                                 pending.push(Pending {
-                                    segment: i,
+                                    file: name.to_string(),
                                     start: p,
                                     end: q,
                                     kind: Kind::Damage,
@@ -626,23 +973,15 @@ mod doc {
                 match decode_event(&b[p + FRAME_HEADER..end]) {
                     Some(event) => {
                         for region in pending.drain(..) {
-                            let g = gap(&region, last_ms, Some((seq, event.at())));
-                            if strict {
-                                return Err(Failure::Corrupt {
-                                    segment: g.segment,
-                                    offset: g.start_offset,
-                                });
-                            }
-                            corruption.push(g);
+                            corruption.push(gap(&region, last_ms, Some((seq, event.at()))));
                         }
                         fold.apply(&event);
-                        last_was_shutdown = matches!(event, Event::Shutdown { .. });
                         records += 1;
                         last_seq = seq;
                         last_ms = Some(event.at());
                     }
                     None => pending.push(Pending {
-                        segment: i,
+                        file: name.to_string(),
                         start: p,
                         end,
                         kind: Kind::InvalidEvent,
@@ -655,10 +994,10 @@ mod doc {
         }
 
         // The end: settle the pending regions.
-        if torn.is_none() && header_valid[last] {
-            let tail: Vec<&Pending> = pending.iter().filter(|r| r.segment == last).collect();
+        if torn.is_none() && last_header_valid {
+            let (_, last_name, b) = segs[segs.len() - 1];
+            let tail: Vec<&Pending> = pending.iter().filter(|r| r.file == last_name).collect();
             if !tail.is_empty() {
-                let b = segs[last].2;
                 let start = tail[0].start;
                 let total: usize = tail.iter().map(|r| r.end - r.start).sum();
                 let plain = tail.iter().all(|r| r.kind == Kind::Damage);
@@ -682,38 +1021,31 @@ mod doc {
                     .all(|r| (r.start..r.end).all(|q| valid_frame(b, q, salt).is_none()));
                 if total <= MAX_PAYLOAD + FRAME_HEADER && plain && within_frame && no_frame {
                     torn = Some(Torn {
-                        segment: segs[last].1.to_string(),
+                        segment: last_name.to_string(),
                         offset: start as u64,
                         bytes: total as u64,
                     });
-                    pending.retain(|r| r.segment != last);
+                    pending.retain(|r| r.file != last_name);
                 }
             }
         }
         for region in pending.drain(..) {
-            let g = gap(&region, last_ms, None);
-            if strict {
-                return Err(Failure::Corrupt {
-                    segment: g.segment,
-                    offset: g.start_offset,
-                });
-            }
-            corruption.push(g);
+            corruption.push(gap(&region, last_ms, None));
         }
 
-        let clean_shutdown = last_was_shutdown
+        // The policy, once every segment is read; then "not a log".
+        if strict && let Some(first) = corruption.first() {
+            return Err(Failure::Corrupt {
+                segment: first.segment.clone(),
+                offset: first.start_offset,
+            });
+        }
+
+        let clean_shutdown = fold.ended_with_shutdown
             && torn.is_none()
             && corruption.iter().all(|g| g.before_seq.is_some());
-        let running = fold
-            .runs
-            .into_values()
-            .map(|e| Running {
-                reason: if e.by_shutdown { "shutdown" } else { "crash" }.to_string(),
-                ..e.run
-            })
-            .collect();
         Ok(Replay {
-            running,
+            running: fold.runs.into_values().collect(),
             torn_tail_bytes: torn.as_ref().map_or(0, |t| t.bytes),
             torn_tail: torn,
             corruption,
@@ -724,13 +1056,16 @@ mod doc {
             segments: segs.len() as u64,
             records,
             last_seq,
+            snapshot,
+            gaps_before_snapshot,
+            crash_loop_threshold: 3,
         })
     }
 }
 
 // ----- the comparison -----
 
-use doc::{Counters, Failure, Gap, Replay, Running, Torn};
+use doc::{Counters, Failure, Gap, Replay, Running, SnapshotUsed, Torn};
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     std::fs::read_dir(dir)
@@ -780,6 +1115,7 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
             started_at_ms: x["started_at_ms"].as_u64().unwrap(),
             meta: x["meta"].as_str().map(Into::into),
             reason: x["reason"].as_str().unwrap().into(),
+            recoveries: x["recoveries"].as_u64().unwrap().try_into().unwrap(),
         })
         .collect();
     let torn_tail = (!r["torn_tail"].is_null()).then(|| Torn {
@@ -787,26 +1123,34 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
         offset: r["torn_tail"]["offset"].as_u64().unwrap(),
         bytes: r["torn_tail"]["bytes"].as_u64().unwrap(),
     });
-    let corruption = r["corruption"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| Gap {
-            segment: g["segment"].as_str().unwrap().into(),
-            start_offset: g["start_offset"].as_u64().unwrap(),
-            end_offset: g["end_offset"].as_u64().unwrap(),
-            after_seq: g["after_seq"].as_u64().unwrap(),
-            before_seq: opt_u64(&g["before_seq"]),
-            after_ms: opt_u64(&g["after_ms"]),
-            before_ms: opt_u64(&g["before_ms"]),
-        })
-        .collect();
+    let gaps = |list: &serde_json::Value| -> Vec<Gap> {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|g| Gap {
+                segment: g["segment"].as_str().unwrap().into(),
+                start_offset: g["start_offset"].as_u64().unwrap(),
+                end_offset: g["end_offset"].as_u64().unwrap(),
+                after_seq: g["after_seq"].as_u64().unwrap(),
+                before_seq: opt_u64(&g["before_seq"]),
+                after_ms: opt_u64(&g["after_ms"]),
+                before_ms: opt_u64(&g["before_ms"]),
+            })
+            .collect()
+    };
+    let s = &r["snapshot"];
+    let snapshot = (!s.is_null()).then(|| SnapshotUsed {
+        file: s["file"].as_str().unwrap().into(),
+        last_seq: s["last_seq"].as_u64().unwrap(),
+        bytes: s["bytes"].as_u64().unwrap(),
+        created_ms: s["created_ms"].as_u64().unwrap(),
+    });
     let c = &r["counters"];
     Ok(Replay {
         running,
         torn_tail,
         torn_tail_bytes: r["torn_tail_bytes"].as_u64().unwrap(),
-        corruption,
+        corruption: gaps(&r["corruption"]),
         stale_ignored: r["stale_ignored"].as_u64().unwrap(),
         counters: Counters {
             started: c["started"].as_u64().unwrap(),
@@ -816,12 +1160,22 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
             stale_completions: c["stale_completions"].as_u64().unwrap(),
             unknown_completions: c["unknown_completions"].as_u64().unwrap(),
             superseded: c["superseded"].as_u64().unwrap(),
+            recoveries: c["recoveries"].as_u64().unwrap(),
+            retentions: c["retentions"].as_u64().unwrap(),
+            forgotten: c["forgotten"].as_u64().unwrap(),
         },
         clean_shutdown: r["clean_shutdown"].as_bool().unwrap(),
         coverage_since_ms: opt_u64(&r["coverage_since_ms"]),
         segments: r["segments"].as_u64().unwrap(),
         records: r["records"].as_u64().unwrap(),
         last_seq: r["last_seq"].as_u64().unwrap(),
+        snapshot,
+        gaps_before_snapshot: gaps(&r["gaps_before_snapshot"]),
+        crash_loop_threshold: r["crash_loop_threshold"]
+            .as_u64()
+            .unwrap()
+            .try_into()
+            .unwrap(),
     })
 }
 
@@ -912,6 +1266,7 @@ fn crafted(payloads: &[Vec<u8>]) -> tempfile::TempDir {
 
 fn crafted_bytes(number: u64, base: u64, payloads: &[Vec<u8>]) -> Vec<u8> {
     let mut b = doc::encode_header(&doc::Header {
+        version: 2,
         number,
         base,
         salt: 7 + number,
@@ -1183,17 +1538,17 @@ fn a_renamed_segment() {
 /// Edge case 6: an unsupported version, with magic and checksum holding, anywhere.
 #[test]
 fn an_unsupported_version_is_an_error() {
-    for n in [1, 2, 4] {
+    for (n, version) in [(1, 3), (2, 0), (4, 3), (2, u32::MAX)] {
         let dir = segmented();
         with_header(dir.path(), n, |b| {
-            b[8] = 2;
+            b[8..12].copy_from_slice(&version.to_le_bytes());
             doc::reseal_header(b);
         });
         assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
     }
-    // Version 2 without a valid checksum is only a damaged header.
+    // Version 3 without a valid checksum is only a damaged header.
     let dir = segmented();
-    with_header(dir.path(), 2, |b| b[8] = 2);
+    with_header(dir.path(), 2, |b| b[8] = 3);
     assert!(agree(dir.path()).is_ok());
 }
 
@@ -1405,7 +1760,13 @@ fn short_segment_files() {
 #[test]
 fn checksummed_frames_that_are_not_events() {
     let mut bad: Vec<(&str, Vec<u8>)> = vec![
-        ("unknown variant", vec![3, 0]),
+        ("unknown variant", vec![5, 0]),
+        ("variant 3 without its field", vec![3]),
+        ("variant 4 with one field", vec![4, 1]),
+        (
+            "variant 4 with a trailing byte",
+            [doc::retention(1, 2), vec![0]].concat(),
+        ),
         ("trailing byte", [doc::shutdown(5), vec![0]].concat()),
         (
             "truncated",
@@ -1554,7 +1915,7 @@ fn damage_then_an_unsupported_version() {
         b[n - 10] ^= 0xff;
     });
     with_header(dir.path(), 2, |b| {
-        b[8] = 2;
+        b[8] = 3;
         doc::reseal_header(b);
     });
     let _ = agree(dir.path());
@@ -1677,5 +2038,677 @@ fn a_frame_with_the_largest_sequence_number_is_never_valid() {
         } else {
             assert_eq!((r.records, r.corruption.len()), (2, 1), "{r:?}");
         }
+    }
+}
+
+// ----- version 2: the log's own records, snapshots, version-1 segments -----
+
+/// A clock the test moves, and fixed salts.
+#[derive(Clone)]
+struct Clock(std::sync::Arc<std::sync::atomic::AtomicU64>);
+
+impl Clock {
+    fn at(ms: u64) -> Clock {
+        Clock(std::sync::Arc::new(std::sync::atomic::AtomicU64::new(ms)))
+    }
+
+    fn set(&self, ms: u64) {
+        self.0.store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl inflight::Environment for Clock {
+    fn now_ms(&self) -> u64 {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    fn salt(&self) -> u64 {
+        0x5a17
+    }
+}
+
+/// The snapshot files of a directory, oldest (lowest number) first.
+fn snapshots(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| doc::snapshot_number(p.file_name().unwrap().to_str().unwrap()).is_some())
+        .collect();
+    out.sort();
+    out
+}
+
+/// The segment numbers of a directory, ascending.
+fn segment_numbers(dir: &Path) -> Vec<u64> {
+    let mut out: Vec<u64> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| doc::segment_number(e.unwrap().file_name().to_str().unwrap()))
+        .collect();
+    out.sort();
+    out
+}
+
+fn snapshot_file(dir: &Path, last_seq: u64) -> std::path::PathBuf {
+    dir.join(format!("snapshot-{last_seq:020}.json"))
+}
+
+/// A snapshot file's bytes around `body`, with the checksum the document defines.
+fn snapshot_bytes(body: &str) -> Vec<u8> {
+    let crc = doc::crc32(&[body.as_bytes()]);
+    format!("{{\"inflight_snapshot\":1,\"body_crc32\":{crc},\"body\":{body}}}\n").into_bytes()
+}
+
+/// A log compacted twice, so that the newest snapshot has a predecessor and the segments
+/// between the two are gone: runs on k0..k5, completions, a shutdown, reopens (recoveries),
+/// two compactions with events between and after them.
+fn compacted_twice() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small()).unwrap().log;
+    for i in 0..4 {
+        log.mark_running(run(&format!("k{i}"), 1).with_meta("m".repeat(3000)))
+            .unwrap();
+    }
+    log.mark_completed_at("k0", 1, UnixMs(2_000)).unwrap();
+    log.compact().unwrap();
+    log.mark_running(run("k4", 1)).unwrap();
+    log.mark_completed_at("k1", 1, UnixMs(2_001)).unwrap();
+    drop(log);
+    // A crash, then a recovery.
+    let log = Log::open(dir.path(), small()).unwrap().log;
+    log.mark_running(run("k5", 2).with_meta("n".repeat(3000)))
+        .unwrap();
+    log.compact().unwrap();
+    log.mark_running(run("k2", 2)).unwrap();
+    log.mark_completed_at("k3", 1, UnixMs(2_002)).unwrap();
+    drop(log);
+    assert_eq!(
+        snapshots(dir.path()).len(),
+        2,
+        "the previous snapshot is kept"
+    );
+    dir
+}
+
+/// Events 3 and 4 crafted by hand, in a version-2 segment: the fold's rules for them.
+#[test]
+fn recovery_and_retention_records_crafted_from_the_document() {
+    let events = [
+        doc::started("a", "s", 1, 10, None),
+        doc::started("b", "s", 1, 11, None),
+        doc::started("c", "s", 1, 12, None),
+        doc::recovered(13), // a, b, c: 1
+        doc::completed("c", 1, 14),
+        doc::started("a", "s", 2, 15, None), // supersedes a/1 and keeps its count
+        doc::recovered(16),                  // a: 2, b: 2
+        doc::started("c", "s", 2, 17, None), // c again, from 0
+        // Up to here: the first check below.
+        doc::shutdown(18),  // a, b, c interrupted by the shutdown
+        doc::recovered(19), // their counts go back to 0
+        doc::started("d", "s", 5, 20, None),
+        doc::completed("d", 5, 21),
+        doc::completed("e", 3, 5), // unknown: e's mark is 3, its last event 5
+        doc::started("e", "s", 1, 30, None), // stale, and e's last event is now 30
+        doc::completed("f", 2, 7),
+        doc::retention(25, 40), // forgets d (21) and f (7), keeps e (30) and the running keys
+        doc::started("f", "s", 1, 41, None), // f was forgotten: not stale
+        doc::retention(u64::MAX, 42), // forgets e, the only idle mark left
+    ];
+    let dir = crafted(&events[..8]);
+    let r = ok(dir.path());
+    let counts: Vec<(&str, u32)> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.recoveries))
+        .collect();
+    assert_eq!(counts, [("a", 2), ("b", 2), ("c", 0)]);
+    assert_eq!(r.counters.recoveries, 2);
+
+    let dir = crafted(&events);
+    let r = ok(dir.path());
+    assert_eq!(r.counters.recoveries, 3);
+    assert_eq!(r.counters.retentions, 2);
+    assert_eq!(r.counters.forgotten, 3);
+    assert_eq!(r.counters.stale_starts, 1);
+    assert!(!r.clean_shutdown, "starts follow the shutdown");
+    let counts: Vec<(&str, u32, &str)> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.recoveries, x.reason.as_str()))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("a", 0, "shutdown"),
+            ("b", 0, "shutdown"),
+            ("c", 0, "shutdown"),
+            ("f", 0, "crash")
+        ]
+    );
+    // The same records in a version-1 segment.
+    let mut b = doc::encode_header(&doc::Header {
+        version: 1,
+        number: 1,
+        base: 1,
+        salt: 8,
+        log_created: 500,
+        segment_created: 601,
+    });
+    for (i, p) in events.iter().enumerate() {
+        b.extend(doc::encode_frame(8, 1 + i as u64, p));
+    }
+    write(dir.path(), 1, &b);
+    assert_eq!(ok(dir.path()), r);
+
+    // A retention record after a shutdown leaves the log clean; a recovery record (a process
+    // that opened the log after the shutdown) does not.
+    let dir = crafted(&[
+        doc::started("a", "s", 1, 10, None),
+        doc::shutdown(11),
+        doc::retention(0, 13),
+    ]);
+    assert!(ok(dir.path()).clean_shutdown);
+    let dir = crafted(&[
+        doc::started("a", "s", 1, 10, None),
+        doc::shutdown(11),
+        doc::recovered(12),
+        doc::retention(0, 13),
+    ]);
+    let r = ok(dir.path());
+    assert!(!r.clean_shutdown);
+    assert_eq!(
+        (r.running[0].reason.as_str(), r.running[0].recoveries),
+        ("shutdown", 0)
+    );
+}
+
+/// Reopening after a crash records a recovery; the counts follow the document's rules, and a
+/// shutdown resets them.
+#[test]
+fn reopens_count_consecutive_recoveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap().log;
+    log.mark_running(run("a", 1)).unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    drop(log);
+    for round in 1..=3u32 {
+        let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
+        if round < 3 {
+            assert!(report.running.iter().all(|x| x.recoveries == round));
+        }
+        if round == 2 {
+            // b resumed under a new generation keeps its count; a completed and restarted
+            // starts over.
+            log.mark_running(run("b", 2)).unwrap();
+            log.mark_completed("a", 1).unwrap();
+            log.mark_running(run("a", 2)).unwrap();
+        }
+        drop(log);
+        let r = ok(dir.path());
+        assert_eq!(r.counters.recoveries, u64::from(round));
+    }
+    let r = ok(dir.path());
+    let counts: Vec<u32> = r.running.iter().map(|x| x.recoveries).collect();
+    assert_eq!(counts, [1, 3]);
+
+    // A clean shutdown, then an open: the runs are reported as interrupted by the shutdown,
+    // their counts reset, and the log no longer ends with a shutdown (that open recorded its
+    // recovery and died).
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
+    assert!(report.running.iter().all(|x| x.recoveries == 0));
+    drop(log);
+    let r = ok(dir.path());
+    assert!(!r.clean_shutdown);
+    assert!(
+        r.running
+            .iter()
+            .all(|x| x.reason == "shutdown" && x.recoveries == 0)
+    );
+    assert_eq!(r.counters.recoveries, 5);
+}
+
+/// Retention at a compaction's cut forgets idle marks, by the clock the log was given.
+#[test]
+fn retention_forgets_idle_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Clock::at(10_000);
+    let options = Options::default()
+        .environment(clock.clone())
+        .retention(Some(std::time::Duration::from_millis(1_000)));
+    let log = Log::open(dir.path(), options.clone()).unwrap().log;
+    let idle = log.begin_run("idle", "s", None).unwrap();
+    log.mark_completed(&idle.key, idle.generation).unwrap();
+    log.mark_running(Run::new("late", "s", Generation(4), UnixMs(10_500)))
+        .unwrap();
+    log.mark_completed_at("late", 4, UnixMs(10_600)).unwrap();
+    let busy = log.begin_run("busy", "s", None).unwrap();
+    clock.set(11_550); // forget before 10_550: idle (10_000) goes, late (10_600) stays
+    let compacted = log.compact().unwrap();
+    assert_eq!(compacted.forgotten, 1);
+    // After the cut: a start of the forgotten key below its old generation is a new run.
+    log.mark_running(Run::new("idle", "s", Generation(1), UnixMs(11_600)))
+        .unwrap();
+    drop(log);
+    let r = ok(dir.path());
+    assert_eq!((r.counters.retentions, r.counters.forgotten), (1, 1));
+    assert!(r.snapshot.is_some());
+    let keys: Vec<&str> = r.running.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(keys, ["busy", "idle"]);
+    assert_eq!(r.running[0].generation, busy.generation);
+
+    // The same without a compaction in between: the retention record is read from a segment.
+    let dir2 = tempfile::tempdir().unwrap();
+    let log = Log::open(dir2.path(), options).unwrap().log;
+    log.mark_running(Run::new("x", "s", Generation(1), UnixMs(1)))
+        .unwrap();
+    log.mark_completed_at("x", 1, UnixMs(2)).unwrap();
+    let _ = log.begin_compaction().unwrap(); // the cut only: the snapshot is never written
+    drop(log);
+    let r = ok(dir2.path());
+    assert_eq!((r.counters.retentions, r.counters.forgotten), (1, 1));
+    assert!(r.snapshot.is_none());
+}
+
+/// A compacted log starts from its snapshot: covered segments are skipped and the counts are
+/// of what follows.
+#[test]
+fn a_compacted_log_starts_from_its_snapshot() {
+    let dir = compacted_twice();
+    let r = ok(dir.path());
+    let snapshot = r.snapshot.as_ref().unwrap();
+    assert_eq!(snapshot.file, {
+        let newest = snapshots(dir.path()).pop().unwrap();
+        newest.file_name().unwrap().to_str().unwrap().to_string()
+    });
+    assert_eq!(r.records, 2);
+    assert!(r.corruption.is_empty() && r.torn_tail.is_none());
+    assert_eq!(r.counters.recoveries, 1);
+    assert_eq!(r.counters.retentions, 2);
+    let counts: Vec<(&str, u32)> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.recoveries))
+        .collect();
+    assert_eq!(counts, [("k2", 1), ("k4", 1), ("k5", 0)]);
+
+    // Segments below the snapshot's next segment left behind (a crash before their removal):
+    // skipped, whatever they hold.
+    let first = segment_numbers(dir.path())[0];
+    assert!(first > 1);
+    write(dir.path(), first - 1, b"left behind, not read");
+    write(dir.path(), 1, &crafted_bytes(1, 1, &[doc::shutdown(1)]));
+    let again = ok(dir.path());
+    assert_eq!(again, r);
+
+    // Other names that look like snapshots are ignored.
+    std::fs::write(dir.path().join("snapshot-1.json"), b"x").unwrap();
+    std::fs::write(
+        snapshot_file(dir.path(), 1).with_extension("json.tmp"),
+        b"x",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("snapshot-0000000000000000000x.json"), b"x").unwrap();
+    assert_eq!(ok(dir.path()), r);
+}
+
+/// The newest snapshot damaged at every byte, truncated at every length, deleted: the reader
+/// falls back to the previous one, and the damaged file is a gap.
+#[test]
+fn the_newest_snapshot_damaged_falls_back_to_the_previous() {
+    let dir = compacted_twice();
+    let all = snapshots(dir.path());
+    let (previous, newest) = (&all[0], &all[1]);
+    let original = std::fs::read(newest).unwrap();
+    let mut unsupported = 0;
+    // Every byte of the envelope and the body's ends; a stride through the metas between.
+    let n = original.len();
+    let places = (0..n).filter(|&at| at < 300 || at + 60 > n || at % 37 == 0);
+    for at in places {
+        for mask in [0x01, 0x02, 0x80] {
+            let mut b = original.clone();
+            b[at] ^= mask;
+            std::fs::write(newest, &b).unwrap();
+            match agree(dir.path()) {
+                Err(Failure::UnsupportedVersion) => unsupported += 1,
+                Ok(r) => {
+                    let start = r.snapshot.as_ref().unwrap();
+                    assert_eq!(
+                        start.file,
+                        previous.file_name().unwrap().to_str().unwrap(),
+                        "a flip at {at}"
+                    );
+                    assert_eq!(r.corruption.len(), 1);
+                    assert_eq!(r.corruption[0].after_seq, start.last_seq);
+                    assert_eq!(r.corruption[0].end_offset, original.len() as u64);
+                }
+                Err(e) => panic!("a flip at {at}: {e:?}"),
+            }
+        }
+    }
+    // The version digit flipped to 0 or 3, the checksum still holding.
+    assert_eq!(unsupported, 2);
+    for len in (0..n - 1).step_by(7).chain([n - 2]) {
+        std::fs::write(newest, &original[..len]).unwrap();
+        let r = ok(dir.path());
+        assert_eq!(r.corruption[0].end_offset, len as u64);
+    }
+    // Without its final newline it is still valid.
+    std::fs::write(newest, &original[..n - 1]).unwrap();
+    assert!(ok(dir.path()).corruption.is_empty());
+    // Deleted: the previous snapshot, and records missing before the first segment left.
+    std::fs::remove_file(newest).unwrap();
+    let r = ok(dir.path());
+    assert_eq!(r.corruption.len(), 1);
+    assert_eq!(
+        (r.corruption[0].start_offset, r.corruption[0].end_offset),
+        (0, 0)
+    );
+    // Both damaged: from nothing; both are gaps, the oldest first.
+    std::fs::write(newest, &original[..10]).unwrap();
+    std::fs::write(previous, b"{}").unwrap();
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_none());
+    let gaps: Vec<&str> = r.corruption.iter().map(|g| g.segment.as_str()).collect();
+    assert_eq!(
+        gaps[..2],
+        [all[0].file_name().unwrap(), all[1].file_name().unwrap()].map(|n| n.to_str().unwrap())
+    );
+}
+
+/// The only snapshot damaged after its segments were removed: a gap from the start of the log.
+#[test]
+fn the_only_snapshot_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap().log;
+    log.mark_running(run("a", 1)).unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    let compacted = log.compact().unwrap();
+    log.mark_completed_at("a", 1, UnixMs(5)).unwrap();
+    drop(log);
+    let original = std::fs::read(&compacted.snapshot).unwrap();
+    for len in [
+        0,
+        1,
+        original.len() / 2,
+        original.len() - 3,
+        original.len() - 2,
+    ] {
+        std::fs::write(&compacted.snapshot, &original[..len]).unwrap();
+        let r = ok(dir.path());
+        assert!(r.snapshot.is_none());
+        assert_eq!(r.corruption.len(), 1);
+        assert_eq!(r.corruption[0].after_seq, 0);
+        assert_eq!(r.counters.unknown_completions, 1);
+    }
+    // A trailing newline is whitespace, nothing else is.
+    let mut b = original.clone();
+    b.extend(b" \t\r\n");
+    std::fs::write(&compacted.snapshot, &b).unwrap();
+    assert!(ok(dir.path()).corruption.is_empty());
+    *b.last_mut().unwrap() = 0x0b;
+    std::fs::write(&compacted.snapshot, &b).unwrap();
+    assert_eq!(ok(dir.path()).corruption.len(), 1);
+
+    // No segment left and the snapshot damaged: a log that lost its state, reported as
+    // corruption by default (a gap to the end, no coverage start), an error under strict.
+    std::fs::write(&compacted.snapshot, &original[..10]).unwrap();
+    for n in segment_numbers(dir.path()) {
+        std::fs::remove_file(seg(dir.path(), n)).unwrap();
+    }
+    let r = ok(dir.path());
+    assert_eq!((r.corruption.len(), r.coverage_since_ms), (1, None));
+    assert!(r.running.is_empty());
+    assert!(matches!(
+        real(dir.path(), Policy::Strict),
+        Err(Failure::Corrupt { offset: 0, .. })
+    ));
+    let _ = agree(dir.path());
+
+    // The valid snapshot alone, with no segment after it: a log.
+    std::fs::write(&compacted.snapshot, &original).unwrap();
+    let r = ok(dir.path());
+    assert_eq!((r.segments, r.records, r.running.len()), (0, 0, 2));
+    assert_eq!(r.last_seq, compacted.last_seq);
+}
+
+/// A snapshot whose name and content disagree, an unsupported snapshot version, and a
+/// snapshot the offline compaction wrote.
+#[test]
+fn snapshot_names_versions_and_the_offline_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap().log;
+    log.mark_running(run("a", 1)).unwrap();
+    drop(log);
+    // Offline: no recovery recorded.
+    let compacted = Log::compact_dir(dir.path(), Options::default()).unwrap();
+    let r = ok(dir.path());
+    assert_eq!(r.counters.recoveries, 0);
+    assert_eq!(r.running[0].recoveries, 0);
+    assert_eq!(r.segments, 1);
+
+    let original = std::fs::read(&compacted.snapshot).unwrap();
+    // Renamed to another number: damaged.
+    let other = snapshot_file(dir.path(), compacted.last_seq + 1);
+    std::fs::rename(&compacted.snapshot, &other).unwrap();
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_none() && r.corruption.len() == 1);
+    std::fs::rename(&other, &compacted.snapshot).unwrap();
+    // A newer version, its checksum holding: an error, even with a valid older snapshot.
+    let text = String::from_utf8(original.clone()).unwrap();
+    let newer = text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1);
+    std::fs::write(snapshot_file(dir.path(), compacted.last_seq + 5), newer).unwrap();
+    assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
+    std::fs::remove_file(snapshot_file(dir.path(), compacted.last_seq + 5)).unwrap();
+    // The same version number, older than the start: never read.
+    std::fs::write(
+        snapshot_file(dir.path(), 0),
+        text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1),
+    )
+    .unwrap();
+    assert!(ok(dir.path()).snapshot.is_some());
+}
+
+/// Snapshots crafted from the document: members in another order, optional members absent,
+/// unknown members where they are ignored and where they are not, and each check of the body.
+#[test]
+fn snapshots_crafted_from_the_document() {
+    let counters = r#"{"started":2,"stale_starts":0,"completed":0,"stale_completions":0,"unknown_completions":0,"shutdowns":0,"superseded":0,"recoveries":1,"retentions":0,"forgotten":0}"#;
+    let run_a = r#"{"key":"a","session_id":"s","generation":2,"started_at_ms":5,"meta":"m","reason":"crash","recoveries":4294967295}"#;
+    let run_b = r#"{"key":"b","session_id":"s","generation":1,"started_at_ms":6,"meta":null,"reason":"shutdown","recoveries":0}"#;
+    let marks = r#"[{"key":"a","generation":3,"last_event_ms":5},{"key":"b","generation":1,"last_event_ms":6}]"#;
+    let body = |counters: &str, running: &str, marks: &str, rest: &str| {
+        format!(
+            r#"{{"last_seq":7,"next_segment_no":3,"last_record_ms":6,"coverage_since_ms":1,"created_ms":9,"ended_with_shutdown":true,"counters":{counters},"running":{running},"marks":{marks},"gaps":[]{rest}}}"#
+        )
+    };
+    let good = body(counters, &format!("[{run_a},{run_b}]"), marks, "");
+    let cases: Vec<(&str, String, bool)> = vec![
+        ("as written", good.clone(), true),
+        (
+            "whitespace inside the body",
+            good.replace(',', " ,\n\t"),
+            true,
+        ),
+        (
+            "optional members absent",
+            body(
+                &counters.replace(r#","recoveries":1,"retentions":0,"forgotten":0"#, ""),
+                &format!("[{},{run_b}]", run_a.replace(r#","recoveries":4294967295"#, "")),
+                marks,
+                "",
+            )
+            .replace(r#""last_record_ms":6,"#, ""),
+            true,
+        ),
+        (
+            "unknown members in a run and in the counters",
+            body(
+                &counters.replace("{", r#"{"later":[1,{"x":2}],"#),
+                &format!("[{},{run_b}]", run_a.replace("{", r#"{"note":"x","#)),
+                marks,
+                "",
+            ),
+            true,
+        ),
+        ("an unknown member in the body", body(counters, &format!("[{run_a},{run_b}]"), marks, r#","x":1"#), false),
+        (
+            "an unknown member in a mark",
+            body(counters, &format!("[{run_a},{run_b}]"), &marks.replacen("}", r#","x":1}"#, 1), ""),
+            false,
+        ),
+        ("a member twice", body(counters, &format!("[{run_a},{run_b}]"), marks, r#","gaps":[]"#), false),
+        ("runs out of order", body(counters, &format!("[{run_b},{run_a}]"), marks, ""), false),
+        ("a run twice", body(counters, &format!("[{run_a},{run_a}]"), marks, ""), false),
+        (
+            "a run above its mark",
+            body(counters, &format!("[{run_a},{run_b}]"), &marks.replace(r#""generation":3"#, r#""generation":1"#), ""),
+            false,
+        ),
+        ("a run without a mark", body(counters, &format!("[{run_a},{run_b}]"), "[]", ""), false),
+        (
+            "a mark with an empty key",
+            body(counters, "[]", r#"[{"key":"","generation":3,"last_event_ms":5}]"#, ""),
+            false,
+        ),
+        (
+            "a session id of 257 bytes",
+            body(counters, &format!("[{}]", run_a.replace(r#""session_id":"s""#, &format!(r#""session_id":"{}""#, "s".repeat(257)))), marks, ""),
+            false,
+        ),
+        ("an unknown reason", body(counters, &format!("[{}]", run_a.replace("crash", "oom")), marks, ""), false),
+        ("a float", good.replace(r#""created_ms":9"#, r#""created_ms":9.0"#), false),
+        ("next segment 0", good.replace(r#""next_segment_no":3"#, r#""next_segment_no":0"#), false),
+        (
+            "next segment the largest u64",
+            good.replace(r#""next_segment_no":3"#, r#""next_segment_no":18446744073709551615"#),
+            false,
+        ),
+        (
+            "recoveries over u32",
+            body(counters, &format!("[{},{run_b}]", run_a.replace("4294967295", "4294967296")), marks, ""),
+            false,
+        ),
+        ("65 gaps", good.replace(r#""gaps":[]"#, &format!(r#""gaps":[{}]"#, vec![r#"{"segment":"x","start_offset":0,"end_offset":0,"after_seq":0,"detail":"d"}"#; 65].join(","))), false),
+        ("64 gaps", good.replace(r#""gaps":[]"#, &format!(r#""gaps":[{}]"#, vec![r#"{"segment":"x","start_offset":0,"end_offset":1,"after_seq":0,"before_seq":null,"detail":"d","more":1}"#; 64].join(","))), true),
+        ("the body not an object", "[]".to_string(), false),
+    ];
+    for (what, body, valid) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(snapshot_file(dir.path(), 7), snapshot_bytes(&body)).unwrap();
+        // A segment after it: a recovery and a completion.
+        write(
+            dir.path(),
+            3,
+            &crafted_bytes(3, 8, &[doc::recovered(10), doc::completed("b", 1, 11)]),
+        );
+        eprintln!("{what}");
+        let r = ok(dir.path());
+        assert_eq!(r.snapshot.is_some(), valid, "{what}");
+        if valid {
+            // a's count stays at the largest u32 (absent: 0, then 1); b is a shutdown's.
+            assert_eq!(r.running.len(), 1, "{what}");
+            assert!(!r.clean_shutdown, "{what}");
+        }
+    }
+    // The envelope's members in another order, with whitespace around.
+    let crc = doc::crc32(&[good.as_bytes()]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        snapshot_file(dir.path(), 7),
+        format!(" {{ \"body\" : {good} , \"inflight_snapshot\" : 1, \"body_crc32\": {crc} }}\r\n"),
+    )
+    .unwrap();
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_some() && r.segments == 0 && r.clean_shutdown);
+    assert_eq!(r.running[0].recoveries, u32::MAX);
+}
+
+/// A version-1 segment written by an older build: read as it is; a read-write open keeps its
+/// valid records, cuts its torn tail, and goes on in a new version-2 segment.
+#[test]
+fn a_version_1_segment_then_an_open() {
+    let v1 = |payloads: &[Vec<u8>]| {
+        let mut b = doc::encode_header(&doc::Header {
+            version: 1,
+            number: 1,
+            base: 1,
+            salt: 9,
+            log_created: 500,
+            segment_created: 501,
+        });
+        for (i, p) in payloads.iter().enumerate() {
+            b.extend(doc::encode_frame(9, 1 + i as u64, p));
+        }
+        b
+    };
+    let payloads = [
+        doc::started("a", "s", 1, 10, None),
+        doc::started("b", "s", 1, 11, Some("m")),
+        doc::recovered(12), // events 3 and 4 are valid in a version-1 segment too
+        doc::completed("b", 1, 13),
+    ];
+    for torn in [0, 9] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = v1(&payloads);
+        let valid = b.len();
+        b.extend(&doc::encode_frame(9, 5, &doc::shutdown(14))[..torn]);
+        write(dir.path(), 1, &b);
+        let before = ok(dir.path());
+        assert_eq!(before.running[0].recoveries, 1);
+        assert_eq!(before.torn_tail_bytes, torn as u64);
+
+        let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
+        assert_eq!(report.running[0].recoveries, 2);
+        log.mark_running(run("c", 1)).unwrap();
+        drop(log);
+        // Segment 1 holds its valid records, untouched; segment 2 is version 2.
+        assert_eq!(read(dir.path(), 1), b[..valid]);
+        let two = read(dir.path(), 2);
+        assert_eq!(u32::from_le_bytes(two[8..12].try_into().unwrap()), 2);
+        assert_eq!(u64::from_le_bytes(two[24..32].try_into().unwrap()), 5);
+        let r = ok(dir.path());
+        assert_eq!((r.segments, r.records, r.counters.recoveries), (2, 6, 2));
+        assert!(r.corruption.is_empty() && r.torn_tail.is_none());
+    }
+}
+
+/// Random damage of every kind across snapshots and segments, the snapshots deleted or
+/// swapped too.
+#[test]
+fn random_damage_with_snapshots_agrees() {
+    let template = compacted_twice();
+    let originals = files(template.path());
+    let mut rng = fastrand::Rng::with_seed(0x5a_9503);
+    for round in 0..300 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut all = originals.clone();
+        for _ in 0..rng.usize(1..=3) {
+            let f = rng.usize(..all.len());
+            let b = &mut all[f].1;
+            let len = b.len();
+            match rng.u8(..6) {
+                0 if len > 0 => b[rng.usize(..len)] ^= 1 << rng.u8(..8),
+                1 if len > 0 => {
+                    let a = rng.usize(..len);
+                    let e = (a + rng.usize(1..50)).min(len);
+                    b[a..e].fill(0);
+                }
+                2 if len > 0 => b.truncate(rng.usize(..len)),
+                3 => b.extend((0..rng.usize(1..100)).map(|_| rng.u8(..))),
+                4 => {
+                    all.remove(f);
+                }
+                _ => b.clear(),
+            }
+            if all.is_empty() {
+                break;
+            }
+        }
+        for (name, b) in &all {
+            std::fs::write(dir.path().join(name), b).unwrap();
+        }
+        eprintln!("round {round}");
+        let _ = agree(dir.path());
     }
 }

@@ -85,10 +85,11 @@ pub struct RecoveryReport {
     /// key with no running entry is not stale; it is counted apart, in
     /// [`Counters::unknown_completions`].
     pub stale_ignored: u64,
-    /// True when the log ends exactly at a clean shutdown: the last valid record is a shutdown,
-    /// and no torn tail, unfinished segment or damage follows it (any of those means a process
-    /// wrote after the shutdown and did not finish). A process that opened the log after the
-    /// shutdown and wrote nothing leaves no trace, so its own exit does not show here.
+    /// True when the log ends exactly at a clean shutdown: the last valid record (retention
+    /// records aside) is a shutdown, and no torn tail, unfinished segment or damage follows it
+    /// (any of those means a process wrote after the shutdown and did not finish). A process
+    /// that opened the log after the shutdown and found runs in flight recorded its recovery,
+    /// so its own exit shows here; one that found none and wrote nothing leaves no trace.
     pub clean_shutdown: bool,
     /// Since when the log has been recording (milliseconds since the Unix epoch); `None` when
     /// no segment header could be read. Runs that began before this are not covered.
