@@ -251,6 +251,9 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                 );
                 let fork = sim.fork();
                 fork.crash_into(index);
+                // The open records its recovery when it finds runs in flight.
+                let mut history = history.clone();
+                history.submit(Event::Recovered { at_ms: 0 }, Outcome::Failed);
                 let Opened { log, report } = Log::open_with_storage(
                     Arc::new(fork.clone()),
                     Harness::dir(),

@@ -40,7 +40,18 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
             "a torn tail is not corruption"
         );
         assert_eq!(running(&report), vec![("a".into(), 1), ("b".into(), 1)]);
-        assert_eq!(std::fs::metadata(&path).unwrap().len(), last as u64);
+        // The torn bytes are gone: the segment is its valid frames, then the open's recovery
+        // record (runs were in flight), with nothing torn after it.
+        let after = std::fs::read(&path).unwrap();
+        assert_eq!(after[..last], bytes[..last]);
+        assert_eq!(
+            frame_offsets(&after).len(),
+            3,
+            "two runs and the recovery record"
+        );
+        let seen = Log::read_only(dir.path(), Policy::Strict).unwrap().report;
+        assert!(seen.torn_tail.is_none());
+        assert_eq!(seen.counters.recoveries, 1);
         drop(log);
     }
 }
@@ -118,6 +129,7 @@ fn a_zero_filled_unfinished_segment_header_is_replaced() {
     // A header cut inside the segment number, the rest zero-filled: a crash of an older build
     // that wrote headers in place can leave it.
     let mut header = std::fs::read(segment(dir.path(), 1)).unwrap()[..64].to_vec();
+    header[8] = 1; // those builds wrote format version 1
     header[16] = 2; // segment 2's number
     header[20..].fill(0);
     std::fs::write(segment(dir.path(), 2), &header).unwrap();
