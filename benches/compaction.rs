@@ -232,7 +232,7 @@ fn main() {
     for i in 0..events {
         let key = format!("agent:main:http:c-{}", i % keys);
         let generation = i / keys + 1;
-        if (i / keys) % 2 == 0 {
+        if (i / keys).is_multiple_of(2) {
             log.mark_running(run(&key, generation)).expect("append");
         } else {
             log.mark_completed(&key, generation - 1).expect("append");

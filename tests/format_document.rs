@@ -205,11 +205,6 @@ mod doc {
                 | Event::Retention { at, .. } => *at,
             }
         }
-
-        /// Events 3 and 4: the log's own records.
-        fn internal(&self) -> bool {
-            matches!(self, Event::Recovered { .. } | Event::Retention { .. })
-        }
     }
 
     struct Cursor<'a> {
