@@ -4,7 +4,10 @@
 //! [`Log::mark_completed`]; each returns once its event is a synced, CRC-framed record in an
 //! append-only log. After a crash, [`Log::open`] replays the log and reports exactly which runs
 //! were in flight ([`RecoveryReport::running`]), cutting a torn tail, skipping (or refusing)
-//! corruption, and ignoring stale-generation records.
+//! corruption, and ignoring stale-generation records. The log compacts itself into a JSON
+//! snapshot in the background ([`Log::compact`]), so an open replays only what came after it,
+//! and counts the consecutive recoveries that found each run interrupted, so a run that keeps
+//! crashing the process is reported as a crash loop ([`RecoveryReport::crash_loops`]).
 //!
 //! ```
 //! use inflight::{Generation, Log, Opened, Options, Reason, Run, UnixMs};

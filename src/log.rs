@@ -133,6 +133,10 @@ impl Log {
     /// a parent this process may not read for that (`EACCES` or `EPERM`, say mode 0711 and
     /// another owner) is logged as a warning with the reason, and the open goes on.
     ///
+    /// When runs were in flight, the open records itself as a recovery (a record the log writes
+    /// itself), so that each run counts the consecutive recoveries that found it interrupted
+    /// ([`InFlightRun::recoveries`], crash-loop detection); the report includes it.
+    ///
     /// A read-write open writes: it makes a synced copy of the last segment (see
     /// [`Options::segment_bytes_max`]), so it needs that much free space. On a full disk it fails
     /// with an [`Error::Io`] whose source is of kind [`std::io::ErrorKind::StorageFull`] and
