@@ -42,7 +42,8 @@
 //! - [`import`]: a new log made from runs recorded elsewhere (the JSON checkpoint), all or
 //!   nothing.
 //! - [`log`]: the handle: open (lock, replay, resume the writer, record the recovery), durable
-//!   appends, compaction's cut, clean close.
+//!   appends with group commit, compaction's cut, clean close.
+//! - `commit` (internal): group commit's bookkeeping: accepted events, batches, what is durable.
 //! - [`compaction`]: after the cut, the snapshot written atomically and what it covers removed.
 //! - [`options`]: how to open a log, as a builder.
 //! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.
@@ -61,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+mod commit;
 pub mod compaction;
 #[cfg(feature = "sim")]
 pub mod crashtest;
@@ -90,7 +92,7 @@ pub use error::{Error, Result};
 pub use event::{Event, Generation, Run, UnixMs};
 pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunningSet};
 pub use import::ImportReport;
-pub use log::{Compaction, Log, Opened, Recovered};
+pub use log::{Compaction, Log, Opened, Recovered, Ticket};
 pub use options::Options;
 pub use recovery::{Corruption, Policy, RecoveryReport, SnapshotUsed, TornTail};
 pub use storage::{FsStorage, Storage, StorageFile};

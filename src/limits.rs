@@ -47,3 +47,16 @@ pub const COMPACT_AFTER_BYTES_DEFAULT: u64 = 64 << 20;
 
 /// Default number of consecutive recoveries that make an interrupted run a crash loop.
 pub const CRASH_LOOP_THRESHOLD_DEFAULT: u32 = 3;
+
+/// Most events one group commit writes and syncs together.
+pub const BATCH_EVENTS_MAX: usize = 4096;
+
+/// Most frame bytes one group commit writes and syncs together (a batch holds at least one
+/// event, whatever its size).
+pub const BATCH_BYTES_MAX: usize = 4 << 20;
+
+/// Most events accepted and not yet written; past it, callers wait for a batch to be written.
+pub const QUEUE_EVENTS_MAX: usize = 65_536;
+
+/// Most frame bytes accepted and not yet written; past it, callers wait.
+pub const QUEUE_BYTES_MAX: usize = 64 << 20;

@@ -5,9 +5,10 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use crate::commit::{Queue, Slot};
 use crate::compaction::{Compacted, Cut, write_snapshot};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
@@ -57,9 +58,20 @@ pub struct Recovered {
 /// An open log. `Send + Sync`: share it between threads with an `Arc`.
 ///
 /// Every call that records an event returns only after the event is durable: written and
-/// synced with fdatasync (and, for a new segment, its directory entry synced too). A call that
-/// returns an error may or may not have reached the disk; after a failed write or sync the
-/// handle is poisoned and every later call fails until the log is reopened.
+/// synced with fdatasync (and, for a new segment, its directory entry synced too). Concurrent
+/// callers share writes and syncs (group commit): the first caller to find no write under way
+/// writes every event accepted so far (up to [`limits::BATCH_EVENTS_MAX`] events and
+/// [`limits::BATCH_BYTES_MAX`] bytes) with one write and one fdatasync, and each caller returns
+/// once the sync that covers its own event is done. A lone caller waits for nothing but its own
+/// sync. Events enter the log in the order they were accepted, which is the order the fold
+/// applied them in.
+///
+/// A call that returns an error may or may not have reached the disk; after a failed write or
+/// sync the handle is poisoned and every later call fails until the log is reopened (every
+/// caller waiting on the failed batch gets the error too).
+///
+/// [`limits::BATCH_EVENTS_MAX`]: crate::limits::BATCH_EVENTS_MAX
+/// [`limits::BATCH_BYTES_MAX`]: crate::limits::BATCH_BYTES_MAX
 ///
 /// The log compacts itself in a background thread when its segments grow past
 /// [`Options::compact_after_bytes`]; dropping the handle waits for a compaction in progress.
@@ -78,6 +90,10 @@ struct Shared {
     retention_ms: Option<u64>,
     compact_after_bytes: Option<u64>,
     state: Mutex<State>,
+    /// Signalled when a batch is durable or failed, and when the queue has room again.
+    committed: Condvar,
+    /// The open end of the log, used by one leader at a time (and by a compaction's cut).
+    writer: Mutex<Writer>,
     /// Held for the whole of a compaction: one at a time.
     compaction: Mutex<()>,
     /// Set while a background compaction is wanted or running, so appends start only one.
@@ -97,9 +113,11 @@ impl std::fmt::Debug for Log {
 
 #[derive(Debug)]
 struct State {
-    writer: Writer,
+    /// The fold of every durable event, in log order.
     set: RunningSet,
-    /// Set by the first failed write or sync, or by close; then every call fails.
+    /// Accepted events not yet durable, and what is.
+    queue: Queue,
+    /// Set by the first failed write or sync, or by close; then no event is accepted.
     failure: Option<Failure>,
     /// Bytes appended since the last cut, for the compaction policy.
     bytes_since_cut: u64,
@@ -215,12 +233,14 @@ impl Log {
             retention_ms: options.retention_ms,
             compact_after_bytes: options.compact_after_bytes,
             state: Mutex::new(State {
-                writer,
                 set,
+                queue: Queue::new(writer.next_seq()),
                 failure: None,
                 bytes_since_cut: 0,
                 snapshot_bytes,
             }),
+            committed: Condvar::new(),
+            writer: Mutex::new(writer),
             compaction: Mutex::new(()),
             background_busy: AtomicBool::new(false),
             compactions: AtomicU64::new(0),
@@ -341,35 +361,34 @@ impl Log {
         session_id: impl Into<String>,
         meta: Option<String>,
     ) -> Result<Run> {
-        let mut event = Event::Started(Run {
+        let mut run = Run {
             key: key.into(),
             session_id: session_id.into(),
             generation: 0,
             started_at_ms: 0,
             meta,
-        });
-        // The limits do not depend on the generation: check them before taking the lock.
-        event.validate()?;
-        let Event::Started(run) = &mut event else {
-            unreachable!("built as a start above");
         };
-        let mut state = self.shared.state()?;
-        run.generation = match state.set.mark(&run.key) {
-            None => 1,
-            Some(mark) => mark
-                .generation
-                .checked_add(1)
-                .ok_or_else(|| Error::InvalidInput {
+        // The limits do not depend on the generation: check them before taking the lock.
+        Event::Started(run.clone()).validate()?;
+        let environment = &self.shared.environment;
+        let accepted = self.shared.accept_with(|state| {
+            let durable = state.set.mark(&run.key).map(|m| m.generation);
+            let pending = state.queue.pending_generation(&run.key);
+            run.generation = match durable.max(pending) {
+                None => 1,
+                Some(high) => high.checked_add(1).ok_or_else(|| Error::InvalidInput {
                     field: "generation",
-                    reason: "has reached its largest value for this key; no generation is left"
+                    reason: "has reached its largest value for this key; no generation \
+                                     is left"
                         .into(),
                     key: Some(crate::event::shorten(&run.key)),
                 })?,
-        };
-        run.started_at_ms = self.shared.environment.now_ms();
-        let run = run.clone();
-        self.shared.append_locked(&mut state, &event)?;
-        self.after_append(state);
+            };
+            run.started_at_ms = environment.now_ms();
+            Ok(Event::Started(run.clone()))
+        })?;
+        self.shared.commit(&accepted)?;
+        self.after_commit();
         Ok(run)
     }
 
@@ -433,6 +452,33 @@ impl Log {
     /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
     /// The log's own records ([`Event::is_internal`]) are refused.
     pub fn record(&self, event: Event) -> Result<Applied> {
+        let ticket = self.submit(event)?;
+        self.wait(&ticket)
+    }
+
+    /// The first half of [`Log::record`]: accepts `event` into the log's order and folds it,
+    /// without waiting for it to be durable. Returns at once (unless the queue of accepted
+    /// events is full, [`limits::QUEUE_EVENTS_MAX`] or [`limits::QUEUE_BYTES_MAX`]: then it
+    /// waits for a batch to be written). [`Log::wait`] returns once the event is durable.
+    /// Submitting several events and then waiting for the last makes them share one write and
+    /// one sync even from one thread; an async front builds on it.
+    ///
+    /// ```
+    /// use inflight::{Event, Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let tickets: Vec<_> = (1..=3)
+    ///     .map(|g| log.submit(Event::Completed { key: "k".into(), generation: g, at_ms: g }))
+    ///     .collect::<Result<_, _>>()?;
+    /// log.wait(&tickets[2])?; // one sync made all three durable
+    /// assert!(tickets.iter().all(|t| log.is_durable(t)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`limits::QUEUE_EVENTS_MAX`]: crate::limits::QUEUE_EVENTS_MAX
+    /// [`limits::QUEUE_BYTES_MAX`]: crate::limits::QUEUE_BYTES_MAX
+    pub fn submit(&self, event: Event) -> Result<Ticket> {
         if event.is_internal() {
             return Err(Error::InvalidInput {
                 field: "event",
@@ -441,10 +487,24 @@ impl Log {
             });
         }
         event.validate()?;
-        let mut state = self.shared.state()?;
-        let applied = self.shared.append_locked(&mut state, &event)?;
-        self.after_append(state);
+        let (seq, result) = self.shared.accept_with(|_| Ok(event))?;
+        Ok(Ticket { seq, result })
+    }
+
+    /// Waits until the event of `ticket` is durable (writing it, and whatever was accepted
+    /// with it, if no other caller is), and returns what it did to the running set. An error
+    /// means the write or sync failed (or an earlier one did): the event may or may not be in
+    /// the log, and the handle is poisoned.
+    pub fn wait(&self, ticket: &Ticket) -> Result<Applied> {
+        let applied = self.shared.commit(&(ticket.seq, ticket.result.clone()))?;
+        self.after_commit();
         Ok(applied)
+    }
+
+    /// Whether the event of `ticket` is durable already.
+    pub fn is_durable(&self, ticket: &Ticket) -> bool {
+        let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.queue.is_durable(ticket.seq)
     }
 
     /// Compacts the log now: cuts it (a retention record, then a new segment: the only moment
@@ -490,10 +550,12 @@ impl Log {
         })
     }
 
-    /// After an append: starts a background compaction if the policy asks for one.
-    fn after_append(&self, state: MutexGuard<'_, State>) {
-        let wanted = self.shared.wants_compaction(&state);
-        drop(state);
+    /// After a commit: starts a background compaction if the policy asks for one.
+    fn after_commit(&self) {
+        let wanted = {
+            let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            self.shared.wants_compaction(&state)
+        };
         if !wanted || self.shared.background_busy.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -627,11 +689,11 @@ impl Shared {
             })
     }
 
-    /// The cut, under the state's lock: a retention record (if marks are retained for a
-    /// limited time), then a new segment. Returns where the log was cut and how many marks
-    /// the retention forgot.
+    /// The cut: a retention record (if marks are retained for a limited time), durable like
+    /// any event, then a new segment, made with the writer to itself, so every frame before it
+    /// is written and synced. Returns where the log was cut and how many marks the retention
+    /// forgot.
     fn cut(&self) -> Result<(Cut, Option<Event>, usize)> {
-        let mut state = self.state()?;
         let mut forgotten = 0;
         let mut retention = None;
         if let Some(retention_ms) = self.retention_ms {
@@ -640,27 +702,35 @@ impl Shared {
                 forget_before_ms: now.saturating_sub(retention_ms),
                 at_ms: now,
             };
-            if let Applied::Retention { forgotten: n } = self.append_locked(&mut state, &event)? {
+            let accepted = self.accept_with(|_| Ok(event.clone()))?;
+            if let Applied::Retention { forgotten: n } = self.commit(&accepted)? {
                 forgotten = n;
             }
             retention = Some(event);
         }
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state()?;
         if let Some(failure) = &state.failure {
             return Err(failure.to_error());
         }
-        if let Err(e) = state.writer.roll_over() {
+        drop(state);
+        let rolled = writer.roll_over();
+        let cut = Cut {
+            segment_no: writer.segment_no(),
+            last_seq: writer.next_seq() - 1,
+        };
+        state = self.state()?;
+        if let Err(e) = rolled {
             self.poison(&mut state, &e);
+            self.committed.notify_all();
             return Err(e);
         }
         state.bytes_since_cut = 0;
-        let cut = Cut {
-            segment_no: state.writer.segment_no(),
-            last_seq: state.writer.next_seq() - 1,
-        };
         Ok((cut, retention, forgotten))
     }
 
-    /// After a failed write or sync: the handle refuses everything until the log is reopened.
+    /// After a failed write or sync: the handle refuses everything until the log is reopened,
+    /// and the events still waiting to be written are dropped.
     fn poison(&self, state: &mut State, e: &Error) {
         // A failed write or sync leaves the file in an unknown state and, after a failed
         // fsync, the kernel may report the next one as a success without writing the data
@@ -671,25 +741,100 @@ impl Shared {
             kind: e.io_kind(),
             cause: e.to_string(),
         });
+        state.queue.drop_waiting();
     }
 
-    /// Appends `event` (already validated) while the caller holds the state's lock, and folds it.
-    fn append_locked(&self, state: &mut State, event: &Event) -> Result<Applied> {
-        if let Some(failure) = &state.failure {
-            return Err(failure.to_error());
+    /// Accepts the event `make` builds from the state (under the state's lock, so a generation
+    /// it allocates is never given twice): assigns its sequence number and queues it. Waits
+    /// while the queue is full. Returns the sequence number and where its result will be.
+    fn accept_with(&self, make: impl FnOnce(&State) -> Result<Event>) -> Result<(u64, Slot)> {
+        let mut state = self.state()?;
+        loop {
+            if let Some(failure) = &state.failure {
+                return Err(failure.to_error());
+            }
+            if !state.queue.is_full() {
+                break;
+            }
+            state = self
+                .committed
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
         }
-        let payload = encode_event(event);
-        if let Err(e) = state.writer.append(&payload) {
-            self.poison(state, &e);
-            return Err(e);
-        }
+        let event = make(&state)?;
+        let payload = encode_event(&event);
         state.bytes_since_cut += (FRAME_HEADER_BYTES + payload.len()) as u64;
         if matches!(event, Event::Shutdown { .. }) {
-            // In the same critical section as the append, so no other thread's event can land
+            // In the same critical section as the accept, so no other thread's event can land
             // after the shutdown record.
             state.failure = Some(Failure::Closed);
         }
-        Ok(state.set.apply(event))
+        Ok(state.queue.push(event, payload))
+    }
+
+    /// Returns once the event with `seq` is durable, with what it did to the running set:
+    /// leads a batch when no other caller is writing one, or waits for the leader. The leader
+    /// folds its batch into the running set once it is synced, in log order. An error from the
+    /// batch holding `seq` is returned as it is to its leader and as [`Error::Poisoned`] to the
+    /// others.
+    fn commit(&self, (seq, result): &(u64, Slot)) -> Result<Applied> {
+        let seq = *seq;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if state.queue.is_durable(seq) {
+                return Ok(*result.get().expect("a durable event has been folded"));
+            }
+            if let Some(Failure::Poisoned { kind, cause }) = &state.failure {
+                return Err(Error::Poisoned {
+                    kind: *kind,
+                    cause: cause.clone(),
+                });
+            }
+            if !state.queue.needs_leader() {
+                state = self
+                    .committed
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            let batch = state.queue.take_batch();
+            drop(state);
+            let written = self
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .append_batch(batch.payloads());
+            state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            let applied = written.is_ok().then(|| {
+                let set = &mut state.set;
+                batch.events().map(|(_, e)| set.apply(e)).collect()
+            });
+            state.queue.finish(&batch, applied);
+            self.committed.notify_all();
+            if let Err(e) = written {
+                self.poison(&mut state, &e);
+                let (first, last) = batch.seqs();
+                if (first..=last).contains(&seq) {
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// An event accepted into the log's order by [`Log::submit`]; [`Log::wait`] returns once it is
+/// durable.
+#[derive(Clone, Debug)]
+#[must_use = "an event is durable only once Log::wait returns Ok"]
+pub struct Ticket {
+    seq: u64,
+    result: Slot,
+}
+
+impl Ticket {
+    /// The event's sequence number in the log.
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 }
 

@@ -1,0 +1,275 @@
+//! Group commit's bookkeeping: the events accepted into the log's order and not yet durable,
+//! the batches a leader takes from them, the highest sequence number known durable, and where
+//! each event's result goes once it is folded. No I/O and no locking here: the log handle keeps
+//! a [`Queue`] under its state lock, and the caller that finds no leader at work becomes one,
+//! writes a batch with one write and one fdatasync, folds it, and wakes the others (see
+//! `Log::record`).
+//!
+//! The running set only ever holds durable events (folded in log order once their batch is
+//! synced), so a failed event never shows in it. Generations the log allocates must still
+//! count the events accepted and not yet durable: the queue keeps, per key, the highest
+//! generation among them.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+
+use crate::event::Event;
+use crate::fold::Applied;
+
+use crate::frame::FRAME_HEADER_BYTES;
+use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, QUEUE_BYTES_MAX, QUEUE_EVENTS_MAX};
+
+/// An accepted event, its encoded payload and its sequence number.
+#[derive(Debug)]
+struct Entry {
+    seq: u64,
+    payload: Vec<u8>,
+    event: Event,
+    result: Slot,
+}
+
+/// Where the leader puts what a durable event did to the running set; its caller holds the
+/// other end (a [`Ticket`](crate::Ticket)).
+pub(crate) type Slot = Arc<OnceLock<Applied>>;
+
+/// Events a leader writes and syncs together: consecutive sequence numbers, in order.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    entries: Vec<Entry>,
+}
+
+impl Batch {
+    /// The payloads, in log order.
+    pub(crate) fn payloads(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().map(|e| e.payload.as_slice())
+    }
+
+    /// The events with their sequence numbers, in log order.
+    pub(crate) fn events(&self) -> impl Iterator<Item = (u64, &Event)> {
+        self.entries.iter().map(|e| (e.seq, &e.event))
+    }
+
+    /// The first and the last sequence number in the batch.
+    pub(crate) fn seqs(&self) -> (u64, u64) {
+        let first = self.entries.first().map_or(0, |e| e.seq);
+        let last = self.entries.last().map_or(0, |e| e.seq);
+        (first, last)
+    }
+
+    /// How many events the batch holds.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+/// The accepted events waiting to be written, and what is durable.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    entries: VecDeque<Entry>,
+    /// Frame bytes of the entries.
+    bytes: usize,
+    /// The sequence number the next accepted event gets.
+    next_seq: u64,
+    /// Every event up to this sequence number is durable.
+    durable_seq: u64,
+    /// A leader has taken a batch and not yet finished it.
+    leading: bool,
+    /// Per key, the highest generation among accepted events not yet durable, and how many
+    /// such events name the key.
+    pending_generations: HashMap<String, (u64, usize)>,
+}
+
+impl Queue {
+    /// An empty queue whose next event gets `next_seq`; everything before it is durable.
+    pub(crate) fn new(next_seq: u64) -> Queue {
+        assert!(next_seq >= 1, "sequence numbers start at 1");
+        Queue {
+            entries: VecDeque::new(),
+            bytes: 0,
+            next_seq,
+            durable_seq: next_seq - 1,
+            leading: false,
+            pending_generations: HashMap::new(),
+        }
+    }
+
+    /// Whether accepting one more event must wait for a batch to be written (the queue is
+    /// bounded in events and bytes, so a disk slower than the callers holds them back rather
+    /// than memory growing without limit).
+    pub(crate) fn is_full(&self) -> bool {
+        self.entries.len() >= QUEUE_EVENTS_MAX || self.bytes >= QUEUE_BYTES_MAX
+    }
+
+    /// Accepts `event`, encoded as `payload`; returns its sequence number and where its result
+    /// will be.
+    pub(crate) fn push(&mut self, event: Event, payload: Vec<u8>) -> (u64, Slot) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.bytes += FRAME_HEADER_BYTES + payload.len();
+        if let Some((key, generation)) = key_generation(&event) {
+            let entry = self
+                .pending_generations
+                .entry(key.to_string())
+                .or_insert((generation, 0));
+            entry.0 = entry.0.max(generation);
+            entry.1 += 1;
+        }
+        let result = Slot::default();
+        self.entries.push_back(Entry {
+            seq,
+            payload,
+            event,
+            result: result.clone(),
+        });
+        (seq, result)
+    }
+
+    /// The highest generation of `key` among accepted events not yet durable.
+    pub(crate) fn pending_generation(&self, key: &str) -> Option<u64> {
+        self.pending_generations.get(key).map(|&(g, _)| g)
+    }
+
+    /// Whether the event with `seq` is durable.
+    pub(crate) fn is_durable(&self, seq: u64) -> bool {
+        seq <= self.durable_seq
+    }
+
+    /// Whether events wait and no leader is writing: the caller should lead.
+    pub(crate) fn needs_leader(&self) -> bool {
+        !self.leading && !self.entries.is_empty()
+    }
+
+    /// Takes the next batch, oldest first, at most [`BATCH_EVENTS_MAX`] events and
+    /// [`BATCH_BYTES_MAX`] bytes (always at least one event), and marks a leader at work.
+    pub(crate) fn take_batch(&mut self) -> Batch {
+        assert!(self.needs_leader(), "a batch is taken by the one leader");
+        self.leading = true;
+        let mut entries = Vec::new();
+        let mut bytes = 0;
+        while let Some(next) = self.entries.front() {
+            let frame = FRAME_HEADER_BYTES + next.payload.len();
+            if !entries.is_empty()
+                && (entries.len() >= BATCH_EVENTS_MAX || bytes + frame > BATCH_BYTES_MAX)
+            {
+                break;
+            }
+            bytes += frame;
+            entries.extend(self.entries.pop_front());
+        }
+        self.bytes -= bytes;
+        Batch { entries }
+    }
+
+    /// The leader is done with `batch`: durable if `applied` holds what each of its events
+    /// did (in order), failed if it is `None`.
+    pub(crate) fn finish(&mut self, batch: &Batch, applied: Option<Vec<Applied>>) {
+        assert!(self.leading, "only a leader finishes a batch");
+        self.leading = false;
+        for (_, event) in batch.events() {
+            self.forget_pending(event);
+        }
+        let Some(applied) = applied else {
+            return;
+        };
+        let (first, last) = batch.seqs();
+        assert_eq!(
+            first,
+            self.durable_seq + 1,
+            "batches are written in order, each right after the last durable event"
+        );
+        assert_eq!(applied.len(), batch.entries.len(), "one result per event");
+        for (entry, result) in batch.entries.iter().zip(applied) {
+            entry.result.set(result).expect("each event is folded once");
+        }
+        self.durable_seq = last;
+    }
+
+    fn forget_pending(&mut self, event: &Event) {
+        if let Some((key, _)) = key_generation(event)
+            && let Some(entry) = self.pending_generations.get_mut(key)
+        {
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                self.pending_generations.remove(key);
+            }
+        }
+    }
+
+    /// After a failure nothing more is written: the events still waiting are dropped (their
+    /// callers get the failure).
+    pub(crate) fn drop_waiting(&mut self) {
+        let entries = std::mem::take(&mut self.entries);
+        for entry in &entries {
+            self.forget_pending(&entry.event);
+        }
+        self.bytes = 0;
+    }
+}
+
+/// The key and generation an event names, if any.
+fn key_generation(event: &Event) -> Option<(&str, u64)> {
+    match event {
+        Event::Started(run) => Some((&run.key, run.generation)),
+        Event::Completed {
+            key, generation, ..
+        } => Some((key, *generation)),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(key: &str, generation: u64) -> Event {
+        Event::Completed {
+            key: key.into(),
+            generation,
+            at_ms: 0,
+        }
+    }
+
+    #[test]
+    fn batches_take_events_in_order_within_the_bounds() {
+        let mut q = Queue::new(5);
+        let first = q.push(done("k", 0), vec![1; 10]);
+        for g in 1..BATCH_EVENTS_MAX as u64 + 3 {
+            q.push(done("k", g), vec![1; 10]);
+        }
+        assert_eq!(q.pending_generation("k"), Some(BATCH_EVENTS_MAX as u64 + 2));
+        assert!(q.needs_leader());
+        let batch = q.take_batch();
+        assert_eq!(batch.len(), BATCH_EVENTS_MAX);
+        assert_eq!(batch.seqs(), (5, 5 + BATCH_EVENTS_MAX as u64 - 1));
+        assert!(!q.needs_leader(), "one leader at a time");
+        assert!(!q.is_durable(5));
+        q.finish(&batch, Some(vec![Applied::UnknownCompletion; batch.len()]));
+        assert!(q.is_durable(5 + BATCH_EVENTS_MAX as u64 - 1));
+        assert_eq!(first.1.get(), Some(&Applied::UnknownCompletion));
+        let rest = q.take_batch();
+        assert_eq!(rest.len(), 3);
+        q.finish(&rest, None);
+        assert!(!q.is_durable(rest.seqs().0));
+        assert_eq!(q.pending_generation("k"), None);
+    }
+
+    #[test]
+    fn a_batch_stops_at_the_byte_bound_but_holds_at_least_one_event() {
+        let mut q = Queue::new(1);
+        let big = BATCH_BYTES_MAX; // larger than any real payload
+        q.push(done("k", 1), vec![0; big]);
+        q.push(done("k", 2), vec![0; 1]);
+        assert_eq!(q.take_batch().len(), 1);
+    }
+
+    #[test]
+    fn the_queue_is_bounded() {
+        let mut q = Queue::new(1);
+        while !q.is_full() {
+            q.push(Event::Shutdown { at_ms: 0 }, vec![0; 100]);
+        }
+        assert!(q.entries.len() <= QUEUE_EVENTS_MAX);
+        assert!(q.bytes >= QUEUE_BYTES_MAX || q.entries.len() == QUEUE_EVENTS_MAX);
+    }
+}
