@@ -82,7 +82,35 @@ pub(crate) fn write_snapshot(
             ),
         });
     }
+    for c in &replayed.report.corruption {
+        // Its bytes go with the segments this compaction removes; the snapshot keeps the gap.
+        tracing::error!(
+            segment = %c.segment,
+            start = c.start_offset,
+            end = c.end_offset,
+            after_seq = c.after_seq,
+            detail = %c.detail,
+            "compaction found corruption: its segment is removed, the snapshot keeps the gap"
+        );
+    }
     let base = replayed.report.snapshot.as_ref().map(|s| s.file.clone());
+    if let Some(used) = &replayed.report.snapshot
+        && used.last_seq == cut.last_seq
+    {
+        // Nothing was recorded since that snapshot (marks kept forever, so the cut wrote no
+        // retention record): it is the state. Writing it again under its own name would leave
+        // no earlier snapshot to fall back to.
+        return Ok(Compacted {
+            snapshot: dir.join(&used.file),
+            last_seq: used.last_seq,
+            bytes: used.bytes,
+            running: replayed.set.len(),
+            marks: replayed.set.marks().len(),
+            forgotten: 0,
+            segments_removed: 0,
+            snapshots_removed: 0,
+        });
+    }
     let mut gaps = replayed.report.gaps_before_snapshot;
     gaps.extend(replayed.report.corruption);
     let coverage = replayed.report.coverage_since_ms.unwrap_or(now_ms);

@@ -124,8 +124,9 @@ pub enum Error {
         log: bool,
     },
 
-    /// A read-only open was pointed at a directory that does not exist or holds no segment
-    /// file: there is no log there (which must never read as "nothing in flight").
+    /// A read-only open (or an offline compaction) was pointed at a directory that does not
+    /// exist or holds neither a segment nor a snapshot file: there is no log there (which must
+    /// never read as "nothing in flight").
     #[error(
         "no inflight log at {}: no such directory, or neither segment (NNNNNNNNNNNNNNNNNNNN.log) nor snapshot files in it; check the path",
         dir.display()

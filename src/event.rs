@@ -64,7 +64,10 @@ impl Run {
 pub struct Generation(pub u64);
 
 /// A time in milliseconds since the Unix epoch. A type of its own where a time and a generation
-/// would otherwise sit side by side.
+/// would otherwise sit side by side. Give milliseconds on the clock the log uses (the system's,
+/// by default): retention compares these times with the log's clock, so seconds, or times from
+/// another epoch, would make every idle mark look years old and forgotten at the next
+/// compaction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct UnixMs(pub u64);
 

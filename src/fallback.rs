@@ -400,6 +400,13 @@ mod tests {
                 ("once".to_string(), Flag::Log)
             ]
         );
+        // A clean shutdown interrupting the looping run is not a crash: no crash loop, though
+        // its count is reset only at the next recovery.
+        let mut shut = events.clone();
+        shut.push(Event::Shutdown { at_ms: 20 });
+        let (shut_report, shut_set) = log_of(&shut, 0);
+        assert_eq!(shut_report.running[0].recoveries, 3);
+        assert_eq!(flags(&shut_report, &shut_set, &[])[0].1, Flag::Log);
         report.crash_loop_threshold = 0; // detection off
         assert_eq!(flags(&report, &set, &[])[0].1, Flag::Log);
         report.crash_loop_threshold = 2;

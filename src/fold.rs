@@ -177,6 +177,9 @@ pub struct RunningSet {
     marks: BTreeMap<String, Mark>,
     counters: Counters,
     last_was_shutdown: bool,
+    /// The highest generation among the marks retention forgot (0 if none): a generation the
+    /// log allocates for a key it has no mark for goes above it, so none is ever reused.
+    forgotten_generation: u64,
 }
 
 impl RunningSet {
@@ -227,8 +230,13 @@ impl RunningSet {
                 self.counters.retentions += 1;
                 let before = self.marks.len();
                 let runs = &self.runs;
+                let highest = &mut self.forgotten_generation;
                 self.marks.retain(|key, mark| {
-                    mark.last_event_ms >= *forget_before_ms || runs.contains_key(key)
+                    let keep = mark.last_event_ms >= *forget_before_ms || runs.contains_key(key);
+                    if !keep {
+                        *highest = (*highest).max(mark.generation);
+                    }
+                    keep
                 });
                 let forgotten = before - self.marks.len();
                 self.counters.forgotten += forgotten as u64;
@@ -340,23 +348,32 @@ impl RunningSet {
         self.counters
     }
 
+    /// The highest generation among the marks retention forgot (0 if none). A generation the
+    /// log allocates ([`Log::begin_run`](crate::Log::begin_run)) for a key it holds no mark for
+    /// is above it, so a generation is never given twice, even to a forgotten key.
+    pub fn forgotten_generation(&self) -> u64 {
+        self.forgotten_generation
+    }
+
     /// True when the last event applied (retention records aside) was a clean shutdown.
     pub fn ended_with_shutdown(&self) -> bool {
         self.last_was_shutdown
     }
 
     /// A set rebuilt from its parts (a snapshot's): the running runs, the marks, the counters,
-    /// and whether the last event was a clean shutdown. Checks what the fold guarantees: one
+    /// whether the last event was a clean shutdown, and the highest forgotten generation. Checks what the fold guarantees: one
     /// run per key, and every running run's key has a mark at or above its generation.
     pub fn from_parts(
         runs: Vec<InFlightRun>,
         marks: Vec<(String, Mark)>,
         counters: Counters,
         ended_with_shutdown: bool,
+        forgotten_generation: u64,
     ) -> std::result::Result<RunningSet, String> {
         let mut set = RunningSet {
             counters,
             last_was_shutdown: ended_with_shutdown,
+            forgotten_generation,
             ..RunningSet::default()
         };
         for (key, mark) in marks {

@@ -46,6 +46,10 @@ pub struct Opened {
     pub report: RecoveryReport,
 }
 
+/// How many times a read-only replay lists the directory again when a file it listed is gone
+/// (a compaction removed it meanwhile).
+const READ_ONLY_RETRIES: usize = 3;
+
 /// What a read-only replay found: the report and the folded state.
 #[derive(Clone, Debug)]
 pub struct Recovered {
@@ -202,6 +206,7 @@ impl Log {
         })?;
         let names = remove_temp_files(&*storage, &dir)?;
         let replayed = replay(&*storage, &dir, names, options.policy, None, &mut |_, _| {})?;
+        let replayed_bytes = replayed.segment_bytes;
         let mut report = replayed.report;
         let context = Context {
             storage: storage.clone(),
@@ -236,7 +241,9 @@ impl Log {
                 set,
                 queue: Queue::new(writer.next_seq()),
                 failure: None,
-                bytes_since_cut: 0,
+                // The segments after the snapshot count toward the next compaction, so a
+                // gateway that restarts often still compacts.
+                bytes_since_cut: replayed_bytes,
                 snapshot_bytes,
             }),
             committed: Condvar::new(),
@@ -258,6 +265,20 @@ impl Log {
     /// recovery: this is not a restart), compacts, and releases it. The command line's
     /// `inflight compact DIR`.
     pub fn compact_dir(dir: impl AsRef<Path>, options: Options) -> Result<Compacted> {
+        let dir = dir.as_ref();
+        let storage = FsStorage::default();
+        // A mistyped path must not become a new, empty log.
+        let is_log = storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))?
+            && storage
+                .list(dir)
+                .map_err(|e| Error::io("list", dir, e))?
+                .iter()
+                .any(|n| is_log_file(n));
+        if !is_log {
+            return Err(Error::NotFound {
+                dir: dir.to_path_buf(),
+            });
+        }
         let mut options = options.compact_after_bytes(None);
         options.record_recovery = false;
         let Opened { log, report: _ } = Log::open(dir, options)?;
@@ -283,12 +304,27 @@ impl Log {
         dir: impl AsRef<Path>,
         policy: Policy,
     ) -> Result<Recovered> {
-        Log::for_each_event(storage, dir, policy, |_, _| {})
+        // A compaction of a live log may remove a file between the listing and its reading;
+        // the listing after it is consistent again (a snapshot covers what was removed).
+        let mut attempts = 0;
+        loop {
+            match Log::for_each_event(storage, dir.as_ref(), policy, |_, _| {}) {
+                Err(e @ Error::Io { .. })
+                    if e.io_kind() == io::ErrorKind::NotFound && attempts < READ_ONLY_RETRIES =>
+                {
+                    attempts += 1;
+                }
+                done => return done,
+            }
+        }
     }
 
-    /// A read-only replay that also hands every valid record, with its sequence number, to
-    /// `visit` in log order: for offline tools that need the events themselves, not only the
-    /// state they fold to. Like [`Log::read_only`], it takes no lock and changes nothing.
+    /// A read-only replay that also hands every valid record after the snapshot it starts from,
+    /// with its sequence number, to `visit` in log order: for offline tools that need the events
+    /// themselves, not only the state they fold to. Like [`Log::read_only`], it takes no lock
+    /// and changes nothing. On a live log, a compaction may remove a file between the listing
+    /// and its reading: that is an [`Error::Io`] of kind `NotFound` (after some records were
+    /// visited), and a second call sees a consistent listing again.
     ///
     /// ```
     /// # use inflight::{Generation, Log, Options, Policy, Run, FsStorage, UnixMs};
@@ -338,7 +374,8 @@ impl Log {
     }
 
     /// Begins a run on `key` under a generation the log allocates: one above the key's
-    /// high-water mark (1 for a key the log has not seen), stamped with the log's clock.
+    /// high-water mark (for a key the log holds no mark for, one above every mark retention
+    /// forgot: 1 in a log that forgot none), stamped with the log's clock.
     /// Returns the run, generation included, once its start is durable. Allocation and append
     /// happen under the log's own lock, so two threads beginning runs on one key never get the
     /// same generation (reading [`Log::high_water`] and then calling [`Log::mark_running`]
@@ -375,7 +412,8 @@ impl Log {
             let durable = state.set.mark(&run.key).map(|m| m.generation);
             let pending = state.queue.pending_generation(&run.key);
             run.generation = match durable.max(pending) {
-                None => 1,
+                // Above every generation retention forgot: never one the key had before.
+                None => state.set.forgotten_generation() + 1,
                 Some(high) => high.checked_add(1).ok_or_else(|| Error::InvalidInput {
                     field: "generation",
                     reason: "has reached its largest value for this key; no generation \
@@ -533,7 +571,7 @@ impl Log {
     /// The first half of [`Log::compact`]: the cut. The returned compaction writes the
     /// snapshot when [`Compaction::finish`] is called; appends may go on in between (tests use
     /// this to interleave them deterministically). Other compactions wait until it is finished
-    /// or dropped.
+    /// or dropped, so a thread holding one must not start another (it would wait for itself).
     pub fn begin_compaction(&self) -> Result<Compaction<'_>> {
         let one_at_a_time = self
             .shared
@@ -559,10 +597,24 @@ impl Log {
         if !wanted || self.shared.background_busy.swap(true, Ordering::AcqRel) {
             return;
         }
+        // Spawned while holding the lock on the handle of the last one, which has cleared
+        // `background_busy` (it is done), so joining it never waits for a compaction.
+        let mut background = self.background.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(previous) = background.take() {
+            let _ = previous.join();
+        }
         let shared = self.shared.clone();
         let spawned = std::thread::Builder::new()
             .name("inflight-compaction".into())
             .spawn(move || {
+                /// Clears `background_busy` however the compaction ends, a panic included.
+                struct Done<'a>(&'a AtomicBool);
+                impl Drop for Done<'_> {
+                    fn drop(&mut self) {
+                        self.0.store(false, Ordering::Release);
+                    }
+                }
+                let _done = Done(&shared.background_busy);
                 match shared.compact() {
                     Ok(c) => tracing::info!(
                         snapshot = %c.snapshot.display(),
@@ -575,15 +627,9 @@ impl Log {
                     // reports it); the next append past the threshold tries again.
                     Err(e) => tracing::error!(error = %e, "background compaction failed"),
                 }
-                shared.background_busy.store(false, Ordering::Release);
             });
-        let mut background = self.background.lock().unwrap_or_else(|e| e.into_inner());
         match spawned {
-            Ok(handle) => {
-                if let Some(previous) = background.replace(handle) {
-                    let _ = previous.join();
-                }
-            }
+            Ok(handle) => *background = Some(handle),
             Err(e) => {
                 tracing::error!(error = %e, "could not start a background compaction");
                 self.shared.background_busy.store(false, Ordering::Release);
@@ -638,7 +684,9 @@ impl Compaction<'_> {
 
     /// Folds everything up to the cut, writes the snapshot (temporary file, sync, rename,
     /// directory sync), then removes the segments it covers and the snapshots before the one
-    /// it was built from. An error here leaves the log as it was (the handle is not poisoned).
+    /// it was built from. An error here does not poison the handle, and the log reads the same
+    /// whatever step failed: before the rename nothing changed; after it, the new snapshot
+    /// holds what any covered segment still there holds.
     pub fn finish(self) -> Result<Compacted> {
         let shared = self.shared;
         let now_ms = shared.environment.now_ms();

@@ -60,6 +60,10 @@ pub struct Snapshot {
     /// Damage found in what the snapshot covers (the newest [`GAPS_KEPT_MAX`]), so that the
     /// time-window fallback still sees the gaps after their segments are gone.
     pub gaps: Vec<Corruption>,
+    /// The highest generation among the marks retention forgot (0 if none), so that the log
+    /// never allocates a generation twice.
+    #[serde(default)]
+    pub forgotten_generation: u64,
 }
 
 /// Why snapshot bytes were rejected.
@@ -124,6 +128,7 @@ impl Snapshot {
                 })
                 .collect(),
             gaps,
+            forgotten_generation: set.forgotten_generation(),
         }
     }
 
@@ -143,6 +148,7 @@ impl Snapshot {
                 .collect(),
             self.counters,
             self.ended_with_shutdown,
+            self.forgotten_generation,
         )
         .expect("a decoded snapshot was checked to form a running set")
     }
@@ -195,8 +201,12 @@ impl Snapshot {
 
     /// The invariants a writer guarantees, checked on the way in as on the way out.
     fn check(&self) -> Result<(), String> {
-        if self.last_seq == u64::MAX {
-            return Err("last_seq has no successor".into());
+        if self.last_seq >= u64::MAX - 1 {
+            // The next record would carry u64::MAX, which no frame may.
+            return Err(format!(
+                "last_seq {} leaves no sequence number for a record",
+                self.last_seq
+            ));
         }
         if !(1..=SEGMENT_NO_MAX).contains(&self.next_segment_no) {
             return Err(format!(

@@ -189,6 +189,11 @@ impl Writer {
         self.buf.clear();
         let mut seq = self.next_seq;
         for payload in payloads {
+            if seq == u64::MAX {
+                // No frame may carry it (it would have no successor): the log is full.
+                let full = std::io::Error::other("no sequence number is left for a record");
+                return Err(Error::io("write", &self.path, full));
+            }
             let frame_len = (FRAME_HEADER_BYTES + payload.len()) as u64;
             let end = self.offset + self.buf.len() as u64;
             if end + frame_len > self.context.segment_bytes_max && end > SEGMENT_HEADER_BYTES as u64

@@ -521,3 +521,13 @@ fn a_damaged_snapshot_exits_3_under_strict_and_is_a_gap_by_default() {
     let out = inflight(&["compact", d, "--strict"]);
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }
+
+#[test]
+fn compact_of_a_path_with_no_log_exits_5_and_creates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("typo");
+    let out = inflight(&["compact", missing.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert_eq!(stderr(&out).trim().lines().count(), 1);
+    assert!(!missing.exists());
+}

@@ -262,11 +262,15 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one_and_reports_the_gap() {
             .any(|f| f.key == "lost-in-the-gap" && f.reason == inflight::fallback::Flag::Gap)
     );
 
-    // The next compaction writes a good snapshot and removes the damaged one.
+    // The next compaction writes a good snapshot and removes the damaged one; the gap stays in
+    // the new snapshot, for the fallback and for the strict policy, which still refuses it.
     log.compact().unwrap();
     drop(log);
     assert!(!snapshots(dir).contains(&damaged));
-    assert!(Log::read_only(dir, Policy::Strict).is_ok());
+    let report = Log::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    assert_eq!(report.gaps_before_snapshot.len(), 1);
+    assert_eq!(report.gaps_before_snapshot[0].segment, damaged);
+    assert!(Log::read_only(dir, Policy::Strict).is_err());
 }
 
 #[test]
@@ -375,4 +379,111 @@ fn the_log_refuses_its_own_records_from_callers() {
             Err(Error::InvalidInput { field: "event", .. })
         ));
     }
+}
+
+#[test]
+fn offline_compaction_of_a_path_that_holds_no_log_creates_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let missing = tmp.path().join("typo").join("inflight");
+    assert!(matches!(
+        Log::compact_dir(&missing, Options::default()),
+        Err(Error::NotFound { .. })
+    ));
+    assert!(!tmp.path().join("typo").exists());
+    std::fs::write(tmp.path().join("notes.txt"), "not a log").unwrap();
+    assert!(matches!(
+        Log::compact_dir(tmp.path(), Options::default()),
+        Err(Error::NotFound { .. })
+    ));
+    assert_eq!(names(tmp.path()), ["notes.txt"]);
+}
+
+#[test]
+fn a_gateway_that_restarts_often_still_compacts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let options = Options::default().compact_after_bytes(Some(20_000));
+    // Each short life writes about 5 KB, under the threshold on its own.
+    for life in 0..8u64 {
+        let log = Log::open(dir, options.clone()).unwrap().log;
+        for i in 0..20 {
+            let g = life * 100 + i + 1;
+            log.mark_running(start("k", g, g)).unwrap();
+        }
+        drop(log);
+    }
+    assert!(
+        !snapshots(dir).is_empty(),
+        "the segments written since the last snapshot count across opens"
+    );
+}
+
+#[test]
+fn the_strict_policy_still_fails_on_damage_a_compaction_removed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let log = busy_log(dir, Options::default());
+    drop(log);
+    // Damage in the middle of the first segment: corruption, with records after it.
+    let first = dir.join(&segments(dir)[0]);
+    let mut bytes = std::fs::read(&first).unwrap();
+    bytes[400] ^= 0xff;
+    std::fs::write(&first, bytes).unwrap();
+    assert!(matches!(
+        Log::read_only(dir, Policy::Strict),
+        Err(Error::Corrupt { .. })
+    ));
+    Log::compact_dir(dir, Options::default()).unwrap();
+    assert!(
+        !dir.join(segments(dir)[0].clone())
+            .ends_with("00000000000000000001.log")
+    );
+    // The segment is gone; its gap is kept, and the strict policy still refuses it.
+    let report = Log::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    assert_eq!(report.gaps_before_snapshot.len(), 1);
+    assert!(report.corruption.is_empty());
+    assert!(matches!(
+        Log::read_only(dir, Policy::Strict),
+        Err(Error::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn compacting_again_with_nothing_new_keeps_the_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let options = Options::default().retention(None);
+    let log = busy_log(dir, options.clone());
+    let first = log.compact().unwrap();
+    let again = log.compact().unwrap();
+    assert_eq!(again.snapshot, first.snapshot, "nothing was recorded since");
+    assert!(first.snapshot.exists());
+    drop(log);
+    assert_eq!(snapshots(dir).len(), 1);
+    let report = Log::open(dir, options).unwrap().report;
+    assert_eq!(report.snapshot.unwrap().last_seq, first.last_seq);
+}
+
+#[test]
+fn a_forgotten_key_never_gets_a_generation_it_had() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let day = 24 * 3600 * 1000;
+    let clock = Clock(Arc::new(std::sync::atomic::AtomicU64::new(100 * day)));
+    let options = Options::default()
+        .environment(clock)
+        .retention(Some(Duration::from_secs(24 * 3600)));
+    let log = Log::open(dir, options.clone()).unwrap().log;
+    log.mark_running(start("idle", 41, 10 * day)).unwrap();
+    log.mark_completed_at("idle", 41, UnixMs(10 * day)).unwrap();
+    assert_eq!(log.compact().unwrap().forgotten, 1);
+    assert_eq!(log.high_water("idle"), None);
+    // The log allocates above every generation it forgot, for this key and any other new one.
+    assert_eq!(log.begin_run("idle", "s", None).unwrap().generation, 42);
+    assert_eq!(log.begin_run("new", "s", None).unwrap().generation, 42);
+    log.compact().unwrap();
+    drop(log);
+    // The floor survives in the snapshot.
+    let log = Log::open(dir, options).unwrap().log;
+    assert_eq!(log.begin_run("other", "s", None).unwrap().generation, 42);
 }

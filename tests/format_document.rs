@@ -372,6 +372,8 @@ mod doc {
         pub snapshot: Option<SnapshotUsed>,
         pub gaps_before_snapshot: Vec<Gap>,
         pub crash_loop_threshold: u32,
+        /// The highest generation among the marks retention forgot.
+        pub forgotten_generation: u64,
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -402,6 +404,7 @@ mod doc {
         marks: BTreeMap<String, Mark>,
         counters: Counters,
         ended_with_shutdown: bool,
+        forgotten_generation: u64,
     }
 
     impl Fold {
@@ -486,9 +489,15 @@ mod doc {
                     self.counters.retentions += 1;
                     let runs = &self.runs;
                     let before = self.marks.len();
+                    let mut highest = self.forgotten_generation;
                     self.marks.retain(|key, m| {
-                        runs.contains_key(key) || m.last_event_ms >= *forget_before
+                        let keep = runs.contains_key(key) || m.last_event_ms >= *forget_before;
+                        if !keep {
+                            highest = highest.max(m.generation);
+                        }
+                        keep
                     });
+                    self.forgotten_generation = highest;
                     self.counters.forgotten += (before - self.marks.len()) as u64;
                 }
             }
@@ -531,6 +540,8 @@ mod doc {
         running: Vec<BodyRun>,
         marks: Vec<BodyMark>,
         gaps: Vec<BodyGap>,
+        #[serde(default)]
+        forgotten_generation: u64,
     }
 
     /// Other members are ignored; the three newer counters may be absent (0).
@@ -778,6 +789,20 @@ mod doc {
                 damaged.push((name, b.len()));
                 continue;
             };
+            // It must agree with the segments it says it covers.
+            let disagrees = files.iter().any(|(n, seg)| match segment_number(n) {
+                Some(num) if num < body.next_segment_no => matches!(
+                    check_header(seg, num, 0),
+                    Ok(HeaderCheck::Valid { base, .. })
+                        if base > body.last_seq + 1
+                            || (base == body.last_seq + 1 && seg.len() > HEADER)
+                ),
+                _ => false,
+            });
+            if disagrees {
+                damaged.push((name, b.len()));
+                continue;
+            }
             next = body.last_seq + 1;
             last_seq = body.last_seq;
             last_ms = body.last_record_ms;
@@ -816,6 +841,7 @@ mod doc {
                 forgotten: c.forgotten,
             };
             fold.ended_with_shutdown = body.ended_with_shutdown;
+            fold.forgotten_generation = body.forgotten_generation;
             for m in &body.marks {
                 let mark = Mark {
                     generation: m.generation,
@@ -1028,8 +1054,9 @@ mod doc {
             corruption.push(gap(&region, last_ms, None));
         }
 
-        // The policy, once every segment is read; then "not a log".
-        if strict && let Some(first) = corruption.first() {
+        // The policy, once every segment is read: the first damaged region found, or else the
+        // first gap the start kept.
+        if strict && let Some(first) = corruption.first().or(gaps_before_snapshot.first()) {
             return Err(Failure::Corrupt {
                 segment: first.segment.clone(),
                 offset: first.start_offset,
@@ -1054,6 +1081,7 @@ mod doc {
             snapshot,
             gaps_before_snapshot,
             crash_loop_threshold: 3,
+            forgotten_generation: fold.forgotten_generation,
         })
     }
 }
@@ -1171,6 +1199,7 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
             .unwrap()
             .try_into()
             .unwrap(),
+        forgotten_generation: recovered.set.forgotten_generation(),
     })
 }
 
@@ -2706,4 +2735,38 @@ fn random_damage_with_snapshots_agrees() {
         eprintln!("round {round}");
         let _ = agree(dir.path());
     }
+}
+
+/// A snapshot that does not belong with the segments it says it covers (its next_segment_no
+/// above a segment holding later records) is damaged, not trusted: replay falls back and reads
+/// that segment.
+#[test]
+fn a_snapshot_that_skips_segments_with_later_records_is_damaged() {
+    let dir = tempfile::tempdir().unwrap();
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    log.mark_running(run("a", 1)).unwrap();
+    let compacted = log.compact().unwrap();
+    log.mark_running(run("b", 1)).unwrap();
+    drop(log);
+    let text = std::fs::read_to_string(&compacted.snapshot).unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let mut body = envelope["body"].clone();
+    let next = body["next_segment_no"].as_u64().unwrap();
+    body["next_segment_no"] = serde_json::json!(next + 7);
+    let body = serde_json::to_string(&body).unwrap();
+    let crc = crc32fast::hash(body.as_bytes());
+    let forged = format!("{{\"inflight_snapshot\":1,\"body_crc32\":{crc},\"body\":{body}}}\n");
+    std::fs::write(&compacted.snapshot, forged).unwrap();
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_none(), "the forged snapshot is not the start");
+    assert_eq!(r.corruption.len(), 1);
+    assert!(
+        r.running.iter().any(|x| x.key == "b"),
+        "the later records are read"
+    );
+    assert!(matches!(
+        real(dir.path(), Policy::Strict),
+        Err(Failure::Corrupt { offset: 0, .. })
+    ));
+    let _ = agree(dir.path());
 }

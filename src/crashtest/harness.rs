@@ -650,6 +650,17 @@ impl Harness {
                 )));
             }
         }
+        let marks: Vec<(String, u64)> = replayed
+            .set
+            .marks()
+            .map(|(k, m)| (k.to_string(), m.generation))
+            .collect();
+        if marks != expected.marks() {
+            return Err(self.mismatch(format!(
+                "O7: the replay holds the marks {marks:?}, the model {:?}",
+                expected.marks()
+            )));
+        }
         let counted = (report.stale_ignored, report.counters.unknown_completions);
         let modelled = (expected.stale_ignored(), expected.unknown_completions());
         if counted != modelled {

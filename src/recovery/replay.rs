@@ -57,6 +57,8 @@ pub(crate) struct Replayed {
     pub next_seq: u64,
     /// Timestamp of the last valid record (the snapshot's, if none came after it).
     pub last_ms: Option<u64>,
+    /// Bytes of the segment files read (those after the snapshot).
+    pub segment_bytes: u64,
 }
 
 /// Replays the log in `dir`, handing every valid record after the snapshot it starts from to
@@ -83,6 +85,7 @@ pub(crate) fn replay(
     for (i, (number, name)) in segments.iter().enumerate() {
         let path = dir.join(name);
         let bytes = read_segment(storage, &path)?;
+        walk.segment_bytes += bytes.len() as u64;
         let is_last = i + 1 == segments.len();
         walk.segment(*number, name, path, bytes, is_last, visit)?;
     }
@@ -99,6 +102,48 @@ fn snapshot_files(names: &[String]) -> Vec<(u64, &str)> {
         .collect();
     snapshots.sort_unstable_by(|a, b| b.cmp(a));
     snapshots
+}
+
+/// A snapshot says the segments numbered below its `next_segment_no` hold nothing after its
+/// last record, and replay skips them. Checks that claim against their headers: a segment there
+/// whose intact header starts after the snapshot's next record, or at it with bytes after the
+/// header, means the snapshot does not belong with these segments (restored from elsewhere, or
+/// crafted), and trusting it would skip records. Returns why, if so.
+fn uncovered_segment(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    snapshot: &Snapshot,
+) -> Result<Option<String>> {
+    for name in names {
+        let Some(number) = parse_segment_name(name).filter(|&n| n < snapshot.next_segment_no)
+        else {
+            continue;
+        };
+        let path = dir.join(name);
+        let file = storage
+            .open(&path, false)
+            .map_err(|e| Error::io("open", &path, e))?;
+        let mut header = [0u8; SEGMENT_HEADER_BYTES];
+        if crate::storage::read_exact_at(&*file, &mut header, 0).is_err() {
+            continue; // too short to hold records: nothing skipped
+        }
+        // A segment starting right after the snapshot is covered only while it holds no record
+        // (a cut's new segment, left empty, then cut again).
+        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        let next = snapshot.last_seq + 1;
+        if let Ok(h) = SegmentHeader::decode(&header)
+            && h.segment_no == number
+            && (h.base_seq > next || (h.base_seq == next && len > SEGMENT_HEADER_BYTES as u64))
+        {
+            return Ok(Some(format!(
+                "damaged snapshot: it covers the segments below {} and records up to {}, but \
+                 segment {name} starts at record {}",
+                snapshot.next_segment_no, snapshot.last_seq, h.base_seq
+            )));
+        }
+    }
+    Ok(None)
 }
 
 /// Reads and checks one snapshot file: the outer error is fatal (it cannot be read at all, or
@@ -173,6 +218,8 @@ struct Walk {
     tail: Tail,
     /// Segments numbered below this are covered by the snapshot the walk started from.
     first_segment: u64,
+    /// Bytes of the segment files read.
+    segment_bytes: u64,
 }
 
 impl Walk {
@@ -185,6 +232,7 @@ impl Walk {
             last_ms: None,
             tail: Tail::Fresh { segment_no: 1 },
             first_segment: 0,
+            segment_bytes: 0,
         }
     }
 
@@ -194,7 +242,14 @@ impl Walk {
     fn snapshot(&mut self, storage: &dyn Storage, dir: &Path, names: &[String]) -> Result<()> {
         let mut damaged = Vec::new();
         for (last_seq, name) in snapshot_files(names) {
-            match read_snapshot(storage, &dir.join(name), last_seq)? {
+            let read = match read_snapshot(storage, &dir.join(name), last_seq)? {
+                Ok((snapshot, len)) => match uncovered_segment(storage, dir, names, &snapshot)? {
+                    None => Ok((snapshot, len)),
+                    Some(detail) => Err(detail),
+                },
+                Err(detail) => Err(detail),
+            };
+            match read {
                 Ok((snapshot, len)) => {
                     self.start_from(name, snapshot, len);
                     break;
@@ -497,9 +552,16 @@ impl Walk {
         }
     }
 
-    /// Under the strict policy, the first corruption is an error.
+    /// Under the strict policy, the first corruption is an error: the first damaged region this
+    /// replay found, or else the first gap the snapshot kept (damage found before the snapshot
+    /// was written, whose bytes a compaction removed).
     fn enforce(&self, policy: Policy, dir: &Path) -> Result<()> {
-        let Some(c) = self.report.corruption.first() else {
+        let report = &self.report;
+        let Some(c) = report
+            .corruption
+            .first()
+            .or(report.gaps_before_snapshot.first())
+        else {
             return Ok(());
         };
         if policy != Policy::Strict {
@@ -539,6 +601,7 @@ impl Walk {
             tail: self.tail,
             next_seq: self.next_seq,
             last_ms: self.last_ms,
+            segment_bytes: self.segment_bytes,
         }
     }
 }

@@ -91,8 +91,9 @@ pub struct RecoveryReport {
     /// that opened the log after the shutdown and found runs in flight recorded its recovery,
     /// so its own exit shows here; one that found none and wrote nothing leaves no trace.
     pub clean_shutdown: bool,
-    /// Since when the log has been recording (milliseconds since the Unix epoch); `None` when
-    /// no segment header could be read. Runs that began before this are not covered.
+    /// Since when the log has been recording (milliseconds since the Unix epoch), from the
+    /// snapshot replay started from or the segment headers; `None` when neither could be read.
+    /// Runs that began before this are not covered.
     pub coverage_since_ms: Option<u64>,
     /// Everything the fold counted.
     pub counters: Counters,
@@ -106,9 +107,10 @@ pub struct RecoveryReport {
     /// The snapshot replay started from, if any; `records` and `segments` count only what came
     /// after it.
     pub snapshot: Option<SnapshotUsed>,
-    /// Damage found before the snapshot was written, in what it covers (the newest 64): gone
-    /// from the segments, kept so the time-window fallback still sees the gaps. Reported here
-    /// and not in `corruption`: an earlier open already reported it.
+    /// Damage found before the snapshot was written, in what it covers (the newest 64): its
+    /// bytes are gone with the segments the compaction removed, and the gaps are kept so the
+    /// time-window fallback still sees them. Reported here and not in `corruption` (the replay
+    /// or compaction that found it reported it then); the strict policy fails on it too.
     pub gaps_before_snapshot: Vec<Corruption>,
     /// The number of consecutive recoveries at which an interrupted run is a crash loop
     /// ([`InFlightRun::recoveries`]); 0 turns the detection off. A read-write open uses
@@ -123,8 +125,8 @@ impl RecoveryReport {
     /// resume them again.
     pub fn crash_loops(&self) -> impl Iterator<Item = &InFlightRun> {
         let threshold = self.crash_loop_threshold;
-        self.running
-            .iter()
-            .filter(move |r| threshold > 0 && r.recoveries >= threshold)
+        self.running.iter().filter(move |r| {
+            r.reason == crate::fold::Reason::Crash && threshold > 0 && r.recoveries >= threshold
+        })
     }
 }
