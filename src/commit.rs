@@ -1,4 +1,4 @@
-//! Group commit's bookkeeping: the events accepted into the log's order and not yet durable,
+//! The commit queue's bookkeeping: the events accepted into the log's order and not yet durable,
 //! the batches a leader takes from them, the highest sequence number known durable, and where
 //! each event's result goes once it is folded. No I/O and no locking here: the log handle keeps
 //! a [`Queue`] under its state lock, and the caller that finds no leader at work becomes one,
@@ -17,7 +17,7 @@ use crate::event::Event;
 use crate::fold::Applied;
 
 use crate::frame::FRAME_HEADER_BYTES;
-use crate::limits::{BATCH_BYTES_MAX, BATCH_EVENTS_MAX, QUEUE_BYTES_MAX, QUEUE_EVENTS_MAX};
+use crate::limits::{BATCH_EVENTS_MAX, QUEUE_BYTES_MAX, QUEUE_EVENTS_MAX};
 
 /// An accepted event, its encoded payload and its sequence number.
 #[derive(Debug)]
@@ -140,8 +140,8 @@ impl Queue {
         !self.leading && !self.entries.is_empty()
     }
 
-    /// Takes the next batch, oldest first, at most [`BATCH_EVENTS_MAX`] events and
-    /// [`BATCH_BYTES_MAX`] bytes (always at least one event), and marks a leader at work.
+    /// Takes the next batch, oldest first, at most [`BATCH_EVENTS_MAX`] events (at least one),
+    /// and marks a leader at work.
     pub(crate) fn take_batch(&mut self) -> Batch {
         assert!(self.needs_leader(), "a batch is taken by the one leader");
         self.leading = true;
@@ -149,9 +149,7 @@ impl Queue {
         let mut bytes = 0;
         while let Some(next) = self.entries.front() {
             let frame = FRAME_HEADER_BYTES + next.payload.len();
-            if !entries.is_empty()
-                && (entries.len() >= BATCH_EVENTS_MAX || bytes + frame > BATCH_BYTES_MAX)
-            {
+            if entries.len() >= BATCH_EVENTS_MAX {
                 break;
             }
             bytes += frame;
@@ -247,20 +245,15 @@ mod tests {
         q.finish(&batch, Some(vec![Applied::UnknownCompletion; batch.len()]));
         assert!(q.is_durable(5 + BATCH_EVENTS_MAX as u64 - 1));
         assert_eq!(first.1.get(), Some(&Applied::UnknownCompletion));
+        // The next batch fails: its events are not durable, and after the failure the ones
+        // still waiting are dropped.
         let rest = q.take_batch();
-        assert_eq!(rest.len(), 3);
+        assert_eq!(rest.seqs().0, 5 + BATCH_EVENTS_MAX as u64);
         q.finish(&rest, None);
         assert!(!q.is_durable(rest.seqs().0));
+        q.drop_waiting();
+        assert!(!q.needs_leader());
         assert_eq!(q.pending_generation("k"), None);
-    }
-
-    #[test]
-    fn a_batch_stops_at_the_byte_bound_but_holds_at_least_one_event() {
-        let mut q = Queue::new(1);
-        let big = BATCH_BYTES_MAX; // larger than any real payload
-        q.push(done("k", 1), vec![0; big]);
-        q.push(done("k", 2), vec![0; 1]);
-        assert_eq!(q.take_batch().len(), 1);
     }
 
     #[test]

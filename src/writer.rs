@@ -179,7 +179,7 @@ impl Writer {
 
     /// Appends one frame for each payload, in order, with consecutive sequence numbers, and
     /// makes them durable: the frames bound for one segment go out in one write, and one
-    /// fdatasync covers them (group commit). A frame that would take the segment past its size
+    /// fdatasync covers them. A frame that would take the segment past its size
     /// limit (unless the segment holds no frame yet) goes to a new segment, after the frames
     /// before it are synced; so when this returns `Ok`, every frame of the batch is durable.
     pub(crate) fn append_batch<'a>(

@@ -1,5 +1,6 @@
 //! Tier 2 of the persistence model: a property-based state machine. Random sequences of
-//! start, complete, close, reopen, crash, crash-during-recovery, compaction and injected faults run against a
+//! start, complete, several of them in flight at once, close, reopen, crash,
+//! crash-during-recovery, compaction and injected faults run against a
 //! log on the simulated disk; after every step the harness checks the oracle (O1, O2, O4, O5,
 //! O6, O7) against a plain model. On failure, proptest shrinks the sequence and the message carries
 //! the simulator's seed and trace.
@@ -38,6 +39,8 @@ fn op() -> impl Strategy<Value = Op> {
         4 => any::<u8>().prop_map(|after| Op::CrashDuringRecovery { after }),
         7 => fault().prop_map(Op::Fault),
         5 => Just(Op::Compact),
+        6 => (0u8..4, 0u8..6, any::<u8>())
+            .prop_map(|(key, generation, count)| Op::Batch { key, generation, count }),
     ]
 }
 
@@ -75,6 +78,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
             recoveries: t.recoveries + s.recoveries,
             faults_failed_calls: t.faults_failed_calls + s.faults_failed_calls,
             cuts: t.cuts + s.cuts,
+            batches: t.batches + s.batches,
             compactions: t.compactions + s.compactions,
             from_snapshot: t.from_snapshot + s.from_snapshot,
             forgotten: t.forgotten + s.forgotten,
@@ -100,7 +104,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
     common::report_tier(
         "2",
         &format!(
-            "tier 2: {cases} cases ({rolled} crossing a segment rollover), {} operations, {} events acknowledged, {} failed, {} calls failed by an injected fault, {} power losses, {} recoveries checked ({} from a snapshot), {} compactions ({} marks forgotten)",
+            "tier 2: {cases} cases ({rolled} crossing a segment rollover), {} operations, {} events acknowledged, {} failed, {} calls failed by an injected fault, {} power losses, {} recoveries checked ({} from a snapshot), {} compactions ({} marks forgotten), {} batches of several events in flight",
             t.ops,
             t.acked,
             t.failed,
@@ -109,7 +113,8 @@ fn the_log_satisfies_the_oracle_after_every_step() {
             t.recoveries,
             t.from_snapshot,
             t.compactions,
-            t.forgotten
+            t.forgotten,
+            t.batches
         ),
     );
     // What the tier explores, per case, may not shrink silently (a change to the generator, the
@@ -129,6 +134,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
         ("compactions", t.compactions, 0.75),
         ("recoveries from a snapshot", t.from_snapshot, 2.0),
         ("marks forgotten", t.forgotten, 0.7),
+        ("batches of several events in flight", t.batches, 0.9),
     ];
     for (what, count, per_case) in floors {
         assert!(

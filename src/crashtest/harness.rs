@@ -70,6 +70,16 @@ pub enum Op {
     /// `compact`: a retention record and a new segment (the cut), then the snapshot written
     /// and the segments it covers removed.
     Compact,
+    /// `submit` two to four events (starts and completions of keys from `key` on), then `wait`
+    /// for each: several events in flight at once, written in the order accepted.
+    Batch {
+        /// The first key.
+        key: u8,
+        /// The generation of the events.
+        generation: u8,
+        /// Two more than this, modulo three, events.
+        count: u8,
+    },
 }
 
 /// The injectable errors of the persistence model that the harness drives (F7 to F10).
@@ -180,6 +190,8 @@ pub struct Stats {
     pub faults_failed_calls: u64,
     /// Compactions that cut the log (each starts a new segment).
     pub cuts: u64,
+    /// Batches of several events submitted together.
+    pub batches: u64,
     /// Compactions that returned `Ok`.
     pub compactions: u64,
     /// Recoveries that started from a snapshot.
@@ -331,6 +343,33 @@ impl Harness {
                 Ok(())
             }
             Op::Compact => self.compact(),
+            Op::Batch {
+                key,
+                generation,
+                count,
+            } => {
+                let events: Vec<Event> = (0..2 + count % 3)
+                    .map(|i| {
+                        self.clock_ms += 1;
+                        let key = format!("k{}", key.wrapping_add(i) % 8);
+                        if i % 2 == 0 {
+                            Event::Started(Run::new(
+                                key,
+                                format!("s{}", self.clock_ms),
+                                Generation(u64::from(generation)),
+                                UnixMs(self.clock_ms),
+                            ))
+                        } else {
+                            Event::Completed {
+                                key,
+                                generation: u64::from(generation),
+                                at_ms: self.clock_ms,
+                            }
+                        }
+                    })
+                    .collect();
+                self.batch(events)
+            }
         };
         self.step += 1;
         result
@@ -368,6 +407,40 @@ impl Harness {
         let calls_before = self.sim.op_count();
         let result = log.record(event.clone());
         self.after_call(event, result.map(Some), calls_before)
+    }
+
+    /// Events submitted together, then waited for one by one, so that several are in flight
+    /// when a crash or a fault comes. The live set is checked once all are accounted for.
+    fn batch(&mut self, events: Vec<Event>) -> Result<(), Box<Failure>> {
+        let Some(log) = self.log.take() else {
+            return Ok(());
+        };
+        let outcome = self.batch_on(&log, events);
+        self.log = Some(log);
+        outcome?;
+        if let (Some(log), false) = (&self.log, self.poisoned) {
+            self.check_live(log.running())?;
+        }
+        Ok(())
+    }
+
+    fn batch_on(&mut self, log: &Log, events: Vec<Event>) -> Result<(), Box<Failure>> {
+        let calls_before = self.sim.op_count();
+        let submitted: Vec<_> = events
+            .into_iter()
+            .map(|e| {
+                let ticket = log.submit(e.clone());
+                (e, ticket)
+            })
+            .collect();
+        if submitted.len() > 1 && submitted.iter().all(|(_, t)| t.is_ok()) {
+            self.stats.batches += 1;
+        }
+        for (event, ticket) in submitted {
+            let result = ticket.and_then(|t| log.wait(&t));
+            self.after_call_unchecked(event, result.map(Some), calls_before)?;
+        }
+        Ok(())
     }
 
     /// A compaction, in its two halves. The cut's retention record is an append like any
@@ -473,6 +546,27 @@ impl Harness {
         result: Result<Option<crate::fold::Applied>, Error>,
         calls_before: u64,
     ) -> Result<(), Box<Failure>> {
+        self.account(event, result, calls_before, true)
+    }
+
+    /// [`Harness::after_call`] without the check of the live set (a batch checks it once all
+    /// its events are accounted for).
+    fn after_call_unchecked(
+        &mut self,
+        event: Event,
+        result: Result<Option<crate::fold::Applied>, Error>,
+        calls_before: u64,
+    ) -> Result<(), Box<Failure>> {
+        self.account(event, result, calls_before, false)
+    }
+
+    fn account(
+        &mut self,
+        event: Event,
+        result: Result<Option<crate::fold::Applied>, Error>,
+        calls_before: u64,
+        check_live: bool,
+    ) -> Result<(), Box<Failure>> {
         match result {
             Ok(applied) => {
                 if self.poisoned {
@@ -488,7 +582,7 @@ impl Harness {
                 }
                 self.history.submit(event, Outcome::Acked);
                 self.stats.acked += 1;
-                if let Some(log) = &self.log {
+                if check_live && let Some(log) = &self.log {
                     self.check_live(log.running())?;
                 }
             }
