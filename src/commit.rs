@@ -1,9 +1,12 @@
-//! The commit queue's bookkeeping: the events accepted into the log's order and not yet durable,
-//! the batches a leader takes from them, the highest sequence number known durable, and where
-//! each event's result goes once it is folded. No I/O and no locking here: the log handle keeps
-//! a [`Queue`] under its state lock, and the caller that finds no leader at work becomes one,
-//! writes a batch with one write and one fdatasync, folds it, and wakes the others (see
-//! `Log::record`).
+//! Group commit's bookkeeping: the events accepted into the log's order and not yet durable,
+//! the batches a leader takes from them (as many as one frame holds), the last accepted event
+//! known durable, and where each event's result goes once it is folded. No I/O and no locking
+//! here: the log handle keeps a [`Queue`] under its state lock, and the caller that finds no
+//! leader at work becomes one, writes a batch as one frame with one write and one fdatasync,
+//! folds it, and wakes the others (see `Log::record`).
+//!
+//! Events are numbered in the order accepted (from 1 for each handle); a frame's sequence number
+//! is the writer's, shared by every event in the frame.
 //!
 //! The running set only ever holds durable events (folded in log order once their batch is
 //! synced), so a failed event never shows in it. Generations the log allocates must still
@@ -13,13 +16,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
 
-use crate::event::Event;
+use crate::event::{Event, encode_payload, payload_bytes};
 use crate::fold::Applied;
 
 use crate::frame::FRAME_HEADER_BYTES;
-use crate::limits::{BATCH_EVENTS_MAX, QUEUE_BYTES_MAX, QUEUE_EVENTS_MAX};
+use crate::limits::{BATCH_EVENTS_MAX, QUEUE_BYTES_MAX, QUEUE_EVENTS_MAX, RECORD_BYTES_MAX};
 
-/// An accepted event, its encoded payload and its sequence number.
+/// An accepted event, its encoding and its number in the order accepted.
 #[derive(Debug)]
 struct Entry {
     seq: u64,
@@ -32,16 +35,18 @@ struct Entry {
 /// other end (a [`Ticket`](crate::Ticket)).
 pub(crate) type Slot = Arc<OnceLock<Applied>>;
 
-/// Events a leader writes and syncs together: consecutive sequence numbers, in order.
+/// Events a leader writes and syncs together, as one frame: consecutive numbers, in order.
 #[derive(Debug)]
 pub(crate) struct Batch {
     entries: Vec<Entry>,
 }
 
 impl Batch {
-    /// The payloads, in log order.
-    pub(crate) fn payloads(&self) -> impl Iterator<Item = &[u8]> {
-        self.entries.iter().map(|e| e.payload.as_slice())
+    /// The payload of the frame that holds the batch (see
+    /// [`encode_payload`](crate::event::encode_payload)).
+    pub(crate) fn payload(&self) -> std::borrow::Cow<'_, [u8]> {
+        let parts: Vec<&[u8]> = self.entries.iter().map(|e| e.payload.as_slice()).collect();
+        encode_payload(&parts).into_owned().into()
     }
 
     /// The events with their sequence numbers, in log order.
@@ -140,22 +145,25 @@ impl Queue {
         !self.leading && !self.entries.is_empty()
     }
 
-    /// Takes the next batch, oldest first, at most [`BATCH_EVENTS_MAX`] events (at least one),
+    /// Takes the next batch, oldest first: as many events as one frame holds (at most
+    /// [`BATCH_EVENTS_MAX`], and a payload of at most [`RECORD_BYTES_MAX`] bytes; at least one),
     /// and marks a leader at work.
     pub(crate) fn take_batch(&mut self) -> Batch {
         assert!(self.needs_leader(), "a batch is taken by the one leader");
         self.leading = true;
         let mut entries = Vec::new();
-        let mut bytes = 0;
+        let mut encoded = 0;
         while let Some(next) = self.entries.front() {
-            let frame = FRAME_HEADER_BYTES + next.payload.len();
-            if entries.len() >= BATCH_EVENTS_MAX {
+            let grown = payload_bytes(entries.len() + 1, encoded + next.payload.len());
+            if !entries.is_empty()
+                && (entries.len() >= BATCH_EVENTS_MAX || grown > RECORD_BYTES_MAX)
+            {
                 break;
             }
-            bytes += frame;
+            encoded += next.payload.len();
+            self.bytes -= FRAME_HEADER_BYTES + next.payload.len();
             entries.extend(self.entries.pop_front());
         }
-        self.bytes -= bytes;
         Batch { entries }
     }
 
@@ -229,31 +237,49 @@ mod tests {
     }
 
     #[test]
-    fn batches_take_events_in_order_within_the_bounds() {
+    fn a_batch_is_as_many_events_as_one_frame_holds_in_order() {
         let mut q = Queue::new(5);
         let first = q.push(done("k", 0), vec![1; 10]);
-        for g in 1..BATCH_EVENTS_MAX as u64 + 3 {
+        for g in 1..1000 {
             q.push(done("k", g), vec![1; 10]);
         }
-        assert_eq!(q.pending_generation("k"), Some(BATCH_EVENTS_MAX as u64 + 2));
+        assert_eq!(q.pending_generation("k"), Some(999));
         assert!(q.needs_leader());
         let batch = q.take_batch();
-        assert_eq!(batch.len(), BATCH_EVENTS_MAX);
-        assert_eq!(batch.seqs(), (5, 5 + BATCH_EVENTS_MAX as u64 - 1));
+        let n = batch.len();
+        // Bounded by the frame's payload: one more event would not fit.
+        assert!(payload_bytes(n, n * 10) <= RECORD_BYTES_MAX);
+        assert!(payload_bytes(n + 1, (n + 1) * 10) > RECORD_BYTES_MAX);
+        assert_eq!(batch.payload().len(), payload_bytes(n, n * 10));
+        assert_eq!(batch.seqs(), (5, 5 + n as u64 - 1));
         assert!(!q.needs_leader(), "one leader at a time");
         assert!(!q.is_durable(5));
-        q.finish(&batch, Some(vec![Applied::UnknownCompletion; batch.len()]));
-        assert!(q.is_durable(5 + BATCH_EVENTS_MAX as u64 - 1));
+        q.finish(&batch, Some(vec![Applied::UnknownCompletion; n]));
+        assert!(q.is_durable(5 + n as u64 - 1));
         assert_eq!(first.1.get(), Some(&Applied::UnknownCompletion));
         // The next batch fails: its events are not durable, and after the failure the ones
         // still waiting are dropped.
         let rest = q.take_batch();
-        assert_eq!(rest.seqs().0, 5 + BATCH_EVENTS_MAX as u64);
+        assert_eq!(rest.seqs().0, 5 + n as u64);
         q.finish(&rest, None);
         assert!(!q.is_durable(rest.seqs().0));
         q.drop_waiting();
         assert!(!q.needs_leader());
         assert_eq!(q.pending_generation("k"), None);
+    }
+
+    #[test]
+    fn a_lone_event_is_a_batch_of_one_whatever_its_size() {
+        let mut q = Queue::new(1);
+        q.push(done("k", 1), vec![7; RECORD_BYTES_MAX]);
+        q.push(done("k", 2), vec![7; 10]);
+        let batch = q.take_batch();
+        assert_eq!(batch.len(), 1);
+        assert_eq!(
+            batch.payload().len(),
+            RECORD_BYTES_MAX,
+            "one event is its own payload"
+        );
     }
 
     #[test]

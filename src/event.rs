@@ -215,6 +215,81 @@ pub fn decode_event(payload: &[u8]) -> Option<Event> {
     Some(event)
 }
 
+/// The first byte of a frame payload that holds a batch of events rather than one: the variant
+/// index after the last event's.
+pub const BATCH_TAG: u8 = 5;
+
+/// The payload of a frame holding `events`: the one event's encoding for a single event;
+/// otherwise a batch: [`BATCH_TAG`], the number of events as a varint, then each event's
+/// encoding ([`encode_event`]), back to back. `encoded` holds each event's encoding. Pure.
+///
+/// # Panics
+/// If `encoded` is empty.
+pub fn encode_payload<'a>(encoded: &[&'a [u8]]) -> std::borrow::Cow<'a, [u8]> {
+    match encoded {
+        [] => panic!("a frame holds at least one event"),
+        [one] => std::borrow::Cow::Borrowed(one),
+        many => {
+            let len: usize = many.iter().map(|e| e.len()).sum();
+            let mut out = Vec::with_capacity(len + 11);
+            out.push(BATCH_TAG);
+            let mut n = many.len() as u64;
+            loop {
+                let byte = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    out.push(byte);
+                    break;
+                }
+                out.push(byte | 0x80);
+            }
+            for e in many {
+                out.extend_from_slice(e);
+            }
+            std::borrow::Cow::Owned(out)
+        }
+    }
+}
+
+/// The size of the batch payload of events whose encodings total `encoded_bytes`: what
+/// [`encode_payload`] adds for `events` events (none for one).
+pub fn payload_bytes(events: usize, encoded_bytes: usize) -> usize {
+    if events <= 1 {
+        return encoded_bytes;
+    }
+    let varint = (usize::BITS - events.leading_zeros()).div_ceil(7) as usize;
+    1 + varint + encoded_bytes
+}
+
+/// Decodes a frame payload: one event, or a batch of 2 to [`BATCH_EVENTS_MAX`] events, each
+/// exactly as [`decode_event`] reads it, with nothing left over. `None` when the bytes are not
+/// that (the caller treats it as corruption). Pure.
+///
+/// [`BATCH_EVENTS_MAX`]: crate::limits::BATCH_EVENTS_MAX
+pub fn decode_payload(payload: &[u8]) -> Option<Vec<Event>> {
+    let Some((&BATCH_TAG, rest)) = payload.split_first() else {
+        return decode_event(payload).map(|e| vec![e]);
+    };
+    let (count, mut rest) = postcard::take_from_bytes::<u64>(rest).ok()?;
+    // The count in its shortest form, as the writer gives it, and within the bounds.
+    if payload_bytes(count as usize, 0) != payload.len() - rest.len()
+        || !(2..=crate::limits::BATCH_EVENTS_MAX as u64).contains(&count)
+    {
+        return None;
+    }
+    let mut events = Vec::with_capacity((count as usize).min(rest.len() / 2));
+    for _ in 0..count {
+        let (event, after): (Event, &[u8]) = postcard::take_from_bytes(rest).ok()?;
+        let used = &rest[..rest.len() - after.len()];
+        if event.validate().is_err() || !encodes_to(&event, used) {
+            return None;
+        }
+        events.push(event);
+        rest = after;
+    }
+    rest.is_empty().then_some(events)
+}
+
 /// Whether `event` encodes to exactly `bytes`, compared as it is serialized, without a copy.
 fn encodes_to(event: &Event, bytes: &[u8]) -> bool {
     /// A postcard output that matches each byte against the expected ones.
@@ -284,6 +359,49 @@ mod tests {
         // The same integers padded with continuation bytes: postcard reads them, the log not.
         assert_eq!(decode_event(&[2, 0xe4, 0x00]), None);
         assert_eq!(decode_event(&[0x82, 0x00, 100]), None);
+    }
+
+    #[test]
+    fn a_batch_payload_round_trips_and_only_its_one_encoding_decodes() {
+        let events = [
+            Event::Started(Run::new("a", "s", Generation(1), UnixMs(2))),
+            Event::Completed {
+                key: "a".into(),
+                generation: 1,
+                at_ms: 3,
+            },
+            Event::Shutdown { at_ms: 4 },
+        ];
+        let encoded: Vec<Vec<u8>> = events.iter().map(encode_event).collect();
+        let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        let batch = encode_payload(&parts).into_owned();
+        assert_eq!(batch[..2], [BATCH_TAG, 3]);
+        assert_eq!(
+            batch.len(),
+            payload_bytes(3, encoded.iter().map(Vec::len).sum())
+        );
+        assert_eq!(decode_payload(&batch).unwrap(), events);
+        // One event is its own encoding, never a batch of one.
+        assert_eq!(encode_payload(&parts[..1]), parts[0]);
+        assert_eq!(decode_payload(parts[0]).unwrap(), events[..1]);
+        let mut of_one = vec![BATCH_TAG, 1];
+        of_one.extend_from_slice(parts[0]);
+        assert_eq!(decode_payload(&of_one), None);
+        // A count padded, a count that does not match, trailing bytes: not a batch.
+        let mut padded = vec![BATCH_TAG, 0x83, 0x00];
+        padded.extend_from_slice(&batch[2..]);
+        assert_eq!(decode_payload(&padded), None);
+        let mut short = batch.clone();
+        short[1] = 4;
+        assert_eq!(decode_payload(&short), None);
+        let mut trailing = batch.clone();
+        trailing.push(0);
+        assert_eq!(decode_payload(&trailing), None);
+        // A batch inside a batch is not an event.
+        let mut nested = vec![BATCH_TAG, 2];
+        nested.extend_from_slice(&batch);
+        nested.extend_from_slice(parts[0]);
+        assert_eq!(decode_payload(&nested), None);
     }
 
     #[test]

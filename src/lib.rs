@@ -42,8 +42,8 @@
 //! - [`import`]: a new log made from runs recorded elsewhere (the JSON checkpoint), all or
 //!   nothing.
 //! - [`log`]: the handle: open (lock, replay, resume the writer, record the recovery), durable
-//!   appends through a commit queue, compaction's cut, clean close.
-//! - `commit` (internal): the commit queue: accepted events, batches, what is durable.
+//!   appends with group commit, compaction's cut, clean close.
+//! - `commit` (internal): group commit's bookkeeping: accepted events, batches, what is durable.
 //! - [`compaction`]: after the cut, the snapshot written atomically and what it covers removed.
 //! - [`options`]: how to open a log, as a builder.
 //! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.

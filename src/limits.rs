@@ -48,12 +48,12 @@ pub const COMPACT_AFTER_BYTES_DEFAULT: u64 = 64 << 20;
 /// Default number of consecutive recoveries that make an interrupted run a crash loop.
 pub const CRASH_LOOP_THRESHOLD_DEFAULT: u32 = 3;
 
-/// Most events one leader writes and syncs together: one. Each event is its own frame, synced
-/// before the next is written, which is what tells a torn tail (what a crash during one append
-/// can leave) from corruption. Several frames in one write could be torn in any order by a
-/// crash, leaving a valid frame after a damaged one; sharing one sync among several events
-/// needs a frame that holds them all, which the format does not have yet.
-pub const BATCH_EVENTS_MAX: usize = 1;
+/// Most events one frame holds (group commit): concurrent callers' events are written as one
+/// frame, with one write and one fdatasync, as many as fit in [`RECORD_BYTES_MAX`] bytes and at
+/// most this many. One frame per synced append is what tells a torn tail from corruption: a
+/// crash can tear several frames of one write out of order, never one frame into a valid
+/// record.
+pub const BATCH_EVENTS_MAX: usize = 4096;
 
 /// Most events accepted and not yet written; past it, callers wait for a batch to be written.
 pub const QUEUE_EVENTS_MAX: usize = 65_536;

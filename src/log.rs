@@ -62,19 +62,21 @@ pub struct Recovered {
 /// An open log. `Send + Sync`: share it between threads with an `Arc`.
 ///
 /// Every call that records an event returns only after the event is durable: written and
-/// synced with fdatasync (and, for a new segment, its directory entry synced too). Callers
-/// accept their events into the log's order under a short lock and do not hold it during I/O:
-/// the first caller to find no write under way becomes the leader and writes and syncs the
-/// oldest accepted event, then the next leader takes the next, so events enter the log in the
-/// order they were accepted. Each event is still its own synced append
-/// ([`limits::BATCH_EVENTS_MAX`] explains why: sharing one sync among several events needs a
-/// frame that holds them all).
+/// synced with fdatasync (and, for a new segment, its directory entry synced too). Concurrent
+/// callers share writes and syncs (group commit): each accepts its event into the log's order
+/// under a short lock; the first caller to find no write under way becomes the leader and
+/// writes every event accepted so far that fits in one frame (up to
+/// [`limits::BATCH_EVENTS_MAX`] events and [`limits::RECORD_BYTES_MAX`] bytes) with one write
+/// and one fdatasync; each caller returns once the sync that covers its own event is done. A
+/// lone caller waits for nothing but its own sync. Events enter the log in the order they were
+/// accepted.
 ///
 /// A call that returns an error may or may not have reached the disk; after a failed write or
 /// sync the handle is poisoned and every later call fails until the log is reopened (every
 /// caller waiting on the failed batch gets the error too).
 ///
 /// [`limits::BATCH_EVENTS_MAX`]: crate::limits::BATCH_EVENTS_MAX
+/// [`limits::RECORD_BYTES_MAX`]: crate::limits::RECORD_BYTES_MAX
 ///
 /// The log compacts itself in a background thread when its segments grow past
 /// [`Options::compact_after_bytes`]; dropping the handle waits for a compaction in progress.
@@ -238,7 +240,7 @@ impl Log {
             compact_after_bytes: options.compact_after_bytes,
             state: Mutex::new(State {
                 set,
-                queue: Queue::new(writer.next_seq()),
+                queue: Queue::new(1),
                 failure: None,
                 // The segments after the snapshot count toward the next compaction, so a
                 // gateway that restarts often still compacts.
@@ -496,8 +498,9 @@ impl Log {
     /// The first half of [`Log::record`]: accepts `event` into the log's order and folds it,
     /// without waiting for it to be durable. Returns at once (unless the queue of accepted
     /// events is full, [`limits::QUEUE_EVENTS_MAX`] or [`limits::QUEUE_BYTES_MAX`]: then it
-    /// waits for events to be written). [`Log::wait`] returns once the event is durable; an
-    /// async front builds on the two halves.
+    /// waits for events to be written). [`Log::wait`] returns once the event is durable.
+    /// Submitting several events and then waiting for the last writes them as one frame with
+    /// one sync, even from one thread; an async front builds on the two halves.
     ///
     /// ```
     /// use inflight::{Event, Log, Options};
@@ -507,7 +510,7 @@ impl Log {
     /// let tickets: Vec<_> = (1..=3)
     ///     .map(|g| log.submit(Event::Completed { key: "k".into(), generation: g, at_ms: g }))
     ///     .collect::<Result<_, _>>()?;
-    /// log.wait(&tickets[2])?; // the events before it are written first, in order
+    /// log.wait(&tickets[2])?; // one frame, one sync: all three are durable
     /// assert!(tickets.iter().all(|t| log.is_durable(t)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -849,7 +852,7 @@ impl Shared {
                 .writer
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .append_batch(batch.payloads());
+                .append(&batch.payload());
             state = self.state.lock().unwrap_or_else(|e| e.into_inner());
             let applied = written.is_ok().then(|| {
                 let set = &mut state.set;

@@ -257,7 +257,33 @@ mod doc {
             && meta.is_none_or(|m| m.len() <= 4096)
     }
 
+    /// A frame's payload: one valid event, or a batch (byte 5, a count of 2..=4096 in its
+    /// shortest form, that many valid events, nothing left over).
+    pub fn decode_payload(payload: &[u8]) -> Option<Vec<Event>> {
+        if payload.first() != Some(&5) {
+            return decode_event(payload).map(|e| vec![e]);
+        }
+        let mut c = Cursor { b: payload, pos: 1 };
+        let n = c.u64()?;
+        if !(2..=4096).contains(&n) {
+            return None;
+        }
+        let mut events = Vec::new();
+        for _ in 0..n {
+            let (event, used) = event_at(&payload[c.pos..])?;
+            events.push(event);
+            c.pos += used;
+        }
+        (c.pos == payload.len()).then_some(events)
+    }
+
     pub fn decode_event(payload: &[u8]) -> Option<Event> {
+        let (event, used) = event_at(payload)?;
+        (used == payload.len()).then_some(event)
+    }
+
+    /// The valid event at the start of `payload`, and the bytes it takes.
+    fn event_at(payload: &[u8]) -> Option<(Event, usize)> {
         let mut c = Cursor { b: payload, pos: 0 };
         let event = match c.varint(5)? {
             0 => {
@@ -299,7 +325,7 @@ mod doc {
         {
             return None;
         }
-        (c.pos == payload.len()).then_some(event)
+        Some((event, c.pos))
     }
 
     // ----- the report -----
@@ -991,15 +1017,17 @@ mod doc {
                         }
                     }
                 };
-                match decode_event(&b[p + FRAME_HEADER..end]) {
-                    Some(event) => {
+                match decode_payload(&b[p + FRAME_HEADER..end]) {
+                    Some(events) => {
                         for region in pending.drain(..) {
-                            corruption.push(gap(&region, last_ms, Some((seq, event.at()))));
+                            corruption.push(gap(&region, last_ms, Some((seq, events[0].at()))));
                         }
-                        fold.apply(&event);
-                        records += 1;
+                        for event in &events {
+                            fold.apply(event);
+                            records += 1;
+                            last_ms = Some(event.at());
+                        }
                         last_seq = seq;
-                        last_ms = Some(event.at());
                     }
                     None => pending.push(Pending {
                         file: name.to_string(),
@@ -2769,4 +2797,61 @@ fn a_snapshot_that_skips_segments_with_later_records_is_damaged() {
         Err(Failure::Corrupt { offset: 0, .. })
     ));
     let _ = agree(dir.path());
+}
+
+/// Batches: frames the writer fills with several events (group commit), and crafted ones at
+/// the edges of the rule.
+#[test]
+fn batches_of_events_in_one_frame() {
+    // Real batches: one thread submits many events, then waits for the last.
+    let dir = tempfile::tempdir().unwrap();
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    let tickets: Vec<_> = (1..=50u64)
+        .map(|i| {
+            log.submit(inflight::Event::Started(run(&format!("k{}", i % 7), i)))
+                .unwrap()
+        })
+        .collect();
+    log.wait(tickets.last().unwrap()).unwrap();
+    drop(log);
+    let r = agree(dir.path()).unwrap();
+    assert_eq!(r.records, 50);
+    assert!(
+        r.last_seq < 50,
+        "several events share a frame: last sequence {}",
+        r.last_seq
+    );
+
+    // Crafted: the same events as single frames and as one batch fold the same.
+    let events = [
+        doc::started("a", "s", 1, 10, None),
+        doc::started("b", "s", 1, 11, None),
+        doc::completed("a", 1, 12),
+    ];
+    let singles = ok(crafted(&events).path());
+    let mut batch = vec![5u8, 3];
+    for e in &events {
+        batch.extend_from_slice(e);
+    }
+    let one = ok(crafted(&[batch.clone()]).path());
+    assert_eq!(one.running, singles.running);
+    assert_eq!((one.records, one.last_seq), (3, 1));
+    // Not batches: one event, a padded count, a count that does not match, a batch inside.
+    let mut of_one = vec![5u8, 1];
+    of_one.extend_from_slice(&events[0]);
+    let mut padded = vec![5u8, 0x83, 0x00];
+    padded.extend_from_slice(&batch[2..]);
+    let mut wrong = batch.clone();
+    wrong[1] = 4;
+    let mut nested = vec![5u8, 2];
+    nested.extend_from_slice(&batch);
+    nested.extend_from_slice(&events[0]);
+    for bad in [of_one, padded, wrong, nested] {
+        let r = ok(crafted(&[events[1].clone(), bad, events[2].clone()]).path());
+        assert_eq!(
+            r.corruption.len(),
+            1,
+            "an invalid batch is a checksummed frame that is not an event"
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //! corpus, by `cargo test`. It returns a description of the first broken promise, if any; a panic
 //! inside it is itself a failure.
 
-use crate::event::{decode_event, encode_event};
+use crate::event::{decode_event, decode_payload, encode_event};
 use crate::frame::{
     FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, frame_checksum,
 };
@@ -83,8 +83,10 @@ fn scan(body: &[u8], base: u64, salt: u64, first_seq: u64) -> Result<ScanSummary
                         f.offset, f.seq
                     ));
                 }
-                if let Some(event) = decode_event(f.payload)
-                    && decode_event(&encode_event(&event)).as_ref() != Some(&event)
+                if let Some(events) = decode_payload(f.payload)
+                    && events
+                        .iter()
+                        .any(|e| decode_event(&encode_event(e)).as_ref() != Some(e))
                 {
                     return Err(format!(
                         "record {} does not round-trip through the event codec",
@@ -159,13 +161,13 @@ pub fn check_segment_bytes(data: &[u8]) -> Result<ScanSummary, String> {
     Ok(whole)
 }
 
-/// What replay does with a segment's bytes: scan the frames and decode each event. Returns how
-/// many events decoded.
+/// What replay does with a segment's bytes: scan the frames and decode each payload. Returns how
+/// many frames held valid events.
 fn decode_all(data: &[u8]) -> usize {
     let (salt, first_seq, body, base) = split(data);
     Scanner::new(body, base, salt, first_seq)
         .filter_map(|s| match s {
-            Scanned::Frame(f) => decode_event(f.payload),
+            Scanned::Frame(f) => decode_payload(f.payload),
             Scanned::Damaged { .. } => None,
         })
         .count()

@@ -7,8 +7,8 @@
 //!
 //! - as a segment header ([`SegmentHeader::decode`]): a header that decodes re-encodes to the
 //!   same 64 bytes;
-//! - as one event payload ([`decode_event`]): an event that decodes re-encodes (postcard) to the
-//!   same bytes and respects [`crate::limits`];
+//! - as one frame payload ([`decode_payload`]: one event, or a batch of them): what decodes
+//!   re-encodes to the same bytes and respects [`crate::limits`];
 //! - as a segment: after a valid header its salt and base sequence, otherwise the first 8 bytes
 //!   as the salt and the rest as frames from sequence 1 (so the fuzzer reaches the frame decoder
 //!   without forging a header checksum), scanned by [`Scanner`]: every frame lies within the
@@ -30,7 +30,7 @@
 //! [`DECODER_ALLOCATION_SLACK_BYTES`](super::DECODER_ALLOCATION_SLACK_BYTES); without it that
 //! bound is not measured.
 
-use crate::event::{Event, decode_event, encode_event};
+use crate::event::{Event, decode_payload, encode_event, encode_payload};
 use crate::frame::{
     FRAME_HEADER_BYTES, Frame, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, decode_frame,
     frame_checksum,
@@ -180,34 +180,39 @@ fn check<'a>(data: &'a [u8], items: &mut Vec<Scanned<'a>>) -> Result<PureSummary
     Ok(summary)
 }
 
-/// Checks `payload` as one event: if it decodes, it re-encodes to the same bytes and respects
-/// the limits. Returns whether it decoded.
+/// Checks `payload` as a frame's payload (one event, or a batch of them): if it decodes, it
+/// re-encodes to the same bytes and every event respects the limits. Returns whether it
+/// decoded.
 fn check_payload(payload: &[u8]) -> Result<bool, String> {
-    let Some(event) = decode_event(payload) else {
+    let Some(events) = decode_payload(payload) else {
         return Ok(false);
     };
     if payload.len() > RECORD_BYTES_MAX {
         return Err(format!(
-            "an event of {} bytes decoded, over {RECORD_BYTES_MAX}",
+            "a payload of {} bytes decoded, over {RECORD_BYTES_MAX}",
             payload.len()
         ));
     }
-    let (key, session_id, meta) = match &event {
-        Event::Started(run) => (Some(&run.key), Some(&run.session_id), run.meta.as_ref()),
-        Event::Completed { key, .. } => (Some(key), None, None),
-        Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => {
-            (None, None, None)
+    for event in &events {
+        let (key, session_id, meta) = match event {
+            Event::Started(run) => (Some(&run.key), Some(&run.session_id), run.meta.as_ref()),
+            Event::Completed { key, .. } => (Some(key), None, None),
+            Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => {
+                (None, None, None)
+            }
+        };
+        if key.is_some_and(|k| k.is_empty() || k.len() > KEY_BYTES_MAX)
+            || session_id.is_some_and(|s| s.len() > SESSION_ID_BYTES_MAX)
+            || meta.is_some_and(|m| m.len() > META_BYTES_MAX)
+        {
+            return Err(format!("decoded event {event:?} breaks a limit"));
         }
-    };
-    if key.is_some_and(|k| k.is_empty() || k.len() > KEY_BYTES_MAX)
-        || session_id.is_some_and(|s| s.len() > SESSION_ID_BYTES_MAX)
-        || meta.is_some_and(|m| m.len() > META_BYTES_MAX)
-    {
-        return Err(format!("decoded event {event:?} breaks a limit"));
     }
-    if encode_event(&event) != payload {
+    let encoded: Vec<Vec<u8>> = events.iter().map(encode_event).collect();
+    let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+    if *encode_payload(&parts) != *payload {
         return Err(format!(
-            "decoded event {event:?} does not re-encode to the payload's bytes"
+            "decoded events {events:?} do not re-encode to the payload's bytes"
         ));
     }
     Ok(true)
