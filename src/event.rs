@@ -261,33 +261,115 @@ pub fn payload_bytes(events: usize, encoded_bytes: usize) -> usize {
     1 + varint + encoded_bytes
 }
 
-/// Decodes a frame payload: one event, or a batch of 2 to [`BATCH_EVENTS_MAX`] events, each
-/// exactly as [`decode_event`] reads it, with nothing left over. `None` when the bytes are not
-/// that (the caller treats it as corruption). Pure.
+/// Decodes a frame payload, one event or a batch of 2 to [`BATCH_EVENTS_MAX`] events (each
+/// exactly as [`decode_event`] reads it, with nothing left over), and hands each event, with
+/// its encoding, to `visit` in order. Returns whether the payload was valid: when it is not,
+/// `visit` is never called (the caller treats it as corruption). A batch is checked whole
+/// before its first event is handed out, and its events are decoded one at a time, so the
+/// memory used stays within a small multiple of the payload's size. Pure.
 ///
 /// [`BATCH_EVENTS_MAX`]: crate::limits::BATCH_EVENTS_MAX
-pub fn decode_payload(payload: &[u8]) -> Option<Vec<Event>> {
-    let Some((&BATCH_TAG, rest)) = payload.split_first() else {
-        return decode_event(payload).map(|e| vec![e]);
+pub fn decode_payload_with<'a>(payload: &'a [u8], mut visit: impl FnMut(Event, &'a [u8])) -> bool {
+    let Some(events) = batch_events(payload) else {
+        return match decode_event(payload) {
+            Some(event) => {
+                visit(event, payload);
+                true
+            }
+            None => false,
+        };
     };
-    let (count, mut rest) = postcard::take_from_bytes::<u64>(rest).ok()?;
+    // Once to check every event, once to hand them out.
+    if events.clone().any(|e| e.is_none()) {
+        return false;
+    }
+    for (event, bytes) in events.flatten() {
+        visit(event, bytes);
+    }
+    true
+}
+
+/// The events of a batch payload, each `None` where the bytes are not a valid event (and
+/// nothing after it), or `None` when the payload is not a batch with a valid count (one event,
+/// or not valid at all). The iterator also checks that nothing is left over.
+fn batch_events(payload: &[u8]) -> Option<impl Iterator<Item = Option<(Event, &[u8])>> + Clone> {
+    let (&BATCH_TAG, rest) = payload.split_first()? else {
+        return None;
+    };
+    let Ok((count, rest)) = postcard::take_from_bytes::<u64>(rest) else {
+        return Some(BatchEvents::invalid());
+    };
     // The count in its shortest form, as the writer gives it, and within the bounds.
     if payload_bytes(count as usize, 0) != payload.len() - rest.len()
         || !(2..=crate::limits::BATCH_EVENTS_MAX as u64).contains(&count)
     {
-        return None;
+        return Some(BatchEvents::invalid());
     }
-    let mut events = Vec::with_capacity((count as usize).min(rest.len() / 2));
-    for _ in 0..count {
-        let (event, after): (Event, &[u8]) = postcard::take_from_bytes(rest).ok()?;
-        let used = &rest[..rest.len() - after.len()];
-        if event.validate().is_err() || !encodes_to(&event, used) {
-            return None;
+    Some(BatchEvents {
+        rest,
+        left: count,
+        failed: false,
+    })
+}
+
+/// The events of a batch, decoded one at a time.
+#[derive(Clone)]
+struct BatchEvents<'a> {
+    rest: &'a [u8],
+    left: u64,
+    failed: bool,
+}
+
+impl BatchEvents<'_> {
+    fn invalid() -> BatchEvents<'static> {
+        BatchEvents {
+            rest: &[],
+            left: 0,
+            failed: true,
         }
-        events.push(event);
-        rest = after;
     }
-    rest.is_empty().then_some(events)
+}
+
+impl<'a> Iterator for BatchEvents<'a> {
+    type Item = Option<(Event, &'a [u8])>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            // Reported once, then done.
+            self.failed = false;
+            self.left = 0;
+            return Some(None);
+        }
+        if self.left == 0 {
+            return (!self.rest.is_empty()).then(|| {
+                self.rest = &[];
+                None
+            });
+        }
+        self.left -= 1;
+        let decoded =
+            postcard::take_from_bytes::<Event>(self.rest)
+                .ok()
+                .and_then(|(event, after)| {
+                    let used = &self.rest[..self.rest.len() - after.len()];
+                    (event.validate().is_ok() && encodes_to(&event, used)).then(|| {
+                        self.rest = after;
+                        (event, used)
+                    })
+                });
+        if decoded.is_none() {
+            self.left = 0;
+            self.rest = &[];
+        }
+        Some(decoded)
+    }
+}
+
+/// [`decode_payload_with`], collecting the events: for tests and tools with small payloads (it
+/// allocates a whole event for each one).
+pub fn decode_payload(payload: &[u8]) -> Option<Vec<Event>> {
+    let mut events = Vec::new();
+    decode_payload_with(payload, |e, _| events.push(e)).then_some(events)
 }
 
 /// Whether `event` encodes to exactly `bytes`, compared as it is serialized, without a copy.

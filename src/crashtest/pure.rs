@@ -7,7 +7,7 @@
 //!
 //! - as a segment header ([`SegmentHeader::decode`]): a header that decodes re-encodes to the
 //!   same 64 bytes;
-//! - as one frame payload ([`decode_payload`]: one event, or a batch of them): what decodes
+//! - as one frame payload ([`decode_payload_with`]: one event, or a batch of them): what decodes
 //!   re-encodes to the same bytes and respects [`crate::limits`];
 //! - as a segment: after a valid header its salt and base sequence, otherwise the first 8 bytes
 //!   as the salt and the rest as frames from sequence 1 (so the fuzzer reaches the frame decoder
@@ -30,7 +30,7 @@
 //! [`DECODER_ALLOCATION_SLACK_BYTES`](super::DECODER_ALLOCATION_SLACK_BYTES); without it that
 //! bound is not measured.
 
-use crate::event::{Event, decode_payload, encode_event, encode_payload};
+use crate::event::{BATCH_TAG, Event, decode_payload_with, encode_event, payload_bytes};
 use crate::frame::{
     FRAME_HEADER_BYTES, Frame, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, decode_frame,
     frame_checksum,
@@ -184,17 +184,14 @@ fn check<'a>(data: &'a [u8], items: &mut Vec<Scanned<'a>>) -> Result<PureSummary
 /// re-encodes to the same bytes and every event respects the limits. Returns whether it
 /// decoded.
 fn check_payload(payload: &[u8]) -> Result<bool, String> {
-    let Some(events) = decode_payload(payload) else {
-        return Ok(false);
-    };
-    if payload.len() > RECORD_BYTES_MAX {
-        return Err(format!(
-            "a payload of {} bytes decoded, over {RECORD_BYTES_MAX}",
-            payload.len()
-        ));
-    }
-    for event in &events {
-        let (key, session_id, meta) = match event {
+    // Each event's encoding, as it re-encodes, one after the other (no more bytes than the
+    // payload), and the first limit broken.
+    let mut again = Vec::new();
+    let mut events = 0usize;
+    let mut broken = None;
+    let valid = decode_payload_with(payload, |event, _| {
+        events += 1;
+        let (key, session_id, meta) = match &event {
             Event::Started(run) => (Some(&run.key), Some(&run.session_id), run.meta.as_ref()),
             Event::Completed { key, .. } => (Some(key), None, None),
             Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => {
@@ -205,14 +202,27 @@ fn check_payload(payload: &[u8]) -> Result<bool, String> {
             || session_id.is_some_and(|s| s.len() > SESSION_ID_BYTES_MAX)
             || meta.is_some_and(|m| m.len() > META_BYTES_MAX)
         {
-            return Err(format!("decoded event {event:?} breaks a limit"));
+            broken.get_or_insert_with(|| format!("decoded event {event:?} breaks a limit"));
         }
+        again.extend_from_slice(&encode_event(&event));
+    });
+    if !valid {
+        return Ok(false);
     }
-    let encoded: Vec<Vec<u8>> = events.iter().map(encode_event).collect();
-    let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-    if *encode_payload(&parts) != *payload {
+    if let Some(broken) = broken {
+        return Err(broken);
+    }
+    if payload.len() > RECORD_BYTES_MAX {
         return Err(format!(
-            "decoded events {events:?} do not re-encode to the payload's bytes"
+            "a payload of {} bytes decoded, over {RECORD_BYTES_MAX}",
+            payload.len()
+        ));
+    }
+    // The batch's header, then the events' encodings: the payload's bytes exactly.
+    let header = payload_bytes(events, again.len()) - again.len();
+    if payload[header..] != again[..] || (events > 1 && payload[0] != BATCH_TAG) {
+        return Err(format!(
+            "{events} decoded event(s) do not re-encode to the payload's bytes"
         ));
     }
     Ok(true)

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::damage::{Damage, is_torn_tail, is_unfinished_header};
 use super::report::{Policy, RecoveryReport, TornTail};
 use crate::error::{Error, Result};
-use crate::event::{Event, decode_payload};
+use crate::event::{Event, decode_payload_with};
 use crate::fold::RunningSet;
 use crate::frame::{FORMAT_VERSION, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner};
 use crate::frame::{Frame, SegmentHeader};
@@ -478,7 +478,23 @@ impl Walk {
     /// corruption), or, if its payload is not one event or a batch of them, hold it as damage.
     /// Returns whether the frame was a valid record.
     fn accept(&mut self, name: &str, frame: Frame<'_>, visit: &mut dyn FnMut(u64, &Event)) -> bool {
-        let Some(events) = decode_payload(frame.payload) else {
+        let mut first = true;
+        let valid = decode_payload_with(frame.payload, |event, _| {
+            if first {
+                // A valid record follows the damage held so far: it is corruption, a gap that
+                // ends here.
+                first = false;
+                for d in self.pending.drain(..) {
+                    let corruption = d.into_corruption(Some((frame.seq, event.at_ms())));
+                    self.report.corruption.push(corruption);
+                }
+            }
+            self.set.apply(&event);
+            visit(frame.seq, &event);
+            self.report.records += 1;
+            self.last_ms = Some(event.at_ms());
+        });
+        if !valid {
             let detail = format!(
                 "record {} has a valid checksum but is not a valid event",
                 frame.seq
@@ -488,18 +504,7 @@ impl Walk {
             // Its checksum holds, so its sequence number is real: it is used.
             self.next_seq = frame.seq + 1;
             return false;
-        };
-        let first_ms = events.first().map(Event::at_ms);
-        for d in self.pending.drain(..) {
-            let corruption = d.into_corruption(first_ms.map(|ms| (frame.seq, ms)));
-            self.report.corruption.push(corruption);
         }
-        for event in &events {
-            self.set.apply(event);
-            visit(frame.seq, event);
-            self.last_ms = Some(event.at_ms());
-        }
-        self.report.records += events.len() as u64;
         self.report.last_seq = frame.seq;
         self.next_seq = frame.seq + 1;
         true
