@@ -531,3 +531,33 @@ fn compact_of_a_path_with_no_log_exits_5_and_creates_nothing() {
     assert_eq!(stderr(&out).trim().lines().count(), 1);
     assert!(!missing.exists());
 }
+
+#[test]
+fn bench_measures_the_limit_and_every_thread_count_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = inflight(&[
+        "bench",
+        "--quick",
+        "--json",
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = v["results"].as_array().unwrap();
+    let threads: Vec<u64> = results
+        .iter()
+        .map(|r| r["threads"].as_u64().unwrap())
+        .collect();
+    assert_eq!(threads, [1, 1, 4, 16, 64]);
+    assert!(results[0]["what"].as_str().unwrap().contains("plain"));
+    for r in results {
+        assert!(r["events"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["p50_us"].as_u64().unwrap() <= r["p99_us"].as_u64().unwrap());
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the bench removes its temporary directory"
+    );
+}

@@ -1,5 +1,6 @@
 //! Argument parsing, logging setup, and the mapping of errors to one line and an exit code.
 
+mod bench;
 mod compact;
 mod demo;
 mod import_json;
@@ -55,6 +56,14 @@ enum Command {
     ///
     /// Example: inflight load /tmp/inflight-load --sessions 1000 --seconds 10 --threads 4
     Load(LoadArgs),
+    /// Measure what this disk gives a gateway, in the spirit of pg_test_fsync: the plain
+    /// write + fdatasync rate (the one-writer limit), then the log's events/s and latency at 1,
+    /// 4, 16 and 64 threads (concurrent callers share syncs: group commit). Every event is
+    /// synced. Works in a temporary directory inside DIR (default: the current directory),
+    /// removed at the end; 3 s per measurement, 1 s with --quick.
+    ///
+    /// Example: inflight bench --dir /var/lib/gateway --quick
+    Bench(BenchArgs),
     /// Compact a log directory now: write its state as a snapshot (a JSON file a person and jq
     /// can read) and remove the segments it covers. Takes the log's lock, so it refuses (exit 4)
     /// while a gateway holds the log; a running gateway compacts on its own (see
@@ -76,6 +85,20 @@ enum Command {
     /// Example: inflight import-json /var/lib/gateway/agent_checkpoints.json /var/lib/gateway/inflight
     #[command(name = "import-json")]
     ImportJson(ImportJsonArgs),
+}
+
+/// Arguments of `inflight bench`.
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// A directory on the file system to measure (default: the current directory).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// One second per measurement instead of three.
+    #[arg(long)]
+    quick: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Arguments of `inflight compact`.
@@ -269,6 +292,7 @@ pub fn main() -> i32 {
         Command::Load(args) => load::run(args),
         Command::ImportJson(args) => import_json::run(args),
         Command::Compact(args) => compact::run(args),
+        Command::Bench(args) => bench::run_bench(args),
     };
     match result {
         Ok(()) => 0,

@@ -1,0 +1,237 @@
+//! `inflight bench`: what a disk gives a gateway, in the spirit of `pg_test_fsync`. On the file
+//! system of one directory it measures the one-writer limit (a plain write + fdatasync loop of
+//! one event's frame) and the log's events per second and latency at 1, 4, 16 and 64 threads.
+
+use std::fs::OpenOptions;
+use std::io::{IsTerminal, Write};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use inflight::{Generation, Log, Options, Run, UnixMs};
+
+use super::{BenchArgs, CliResult, Failure};
+
+/// Thread counts measured.
+const THREADS: [usize; 4] = [1, 4, 16, 64];
+
+/// One measurement: events per second and latency percentiles in microseconds.
+struct Measured {
+    what: String,
+    threads: usize,
+    events: u64,
+    seconds: f64,
+    p50: u32,
+    p99: u32,
+    p999: u32,
+}
+
+impl Measured {
+    fn rate(&self) -> f64 {
+        self.events as f64 / self.seconds.max(1e-9)
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "what": self.what,
+            "threads": self.threads,
+            "events": self.events,
+            "seconds": self.seconds,
+            "events_per_s": self.rate().round(),
+            "p50_us": self.p50,
+            "p99_us": self.p99,
+            "p999_us": self.p999,
+        })
+    }
+}
+
+fn measured(what: &str, threads: usize, mut samples: Vec<u32>, seconds: f64) -> Measured {
+    samples.sort_unstable();
+    let pct = |p: f64| -> u32 {
+        if samples.is_empty() {
+            return 0;
+        }
+        samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+    };
+    Measured {
+        what: what.to_string(),
+        threads,
+        events: samples.len() as u64,
+        seconds,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        p999: pct(0.999),
+    }
+}
+
+/// The run every measurement records: a start with a typical key, session id and meta.
+fn run(thread: usize, i: u64) -> Run {
+    Run::new(
+        format!("agent:main:telegram:dm:{thread}:{}", i % 64),
+        format!("20261127_{i:08x}"),
+        Generation(i),
+        UnixMs(inflight::environment::now_ms()),
+    )
+    .with_meta("{\"resume_from\":\"msg-1234567\",\"platform\":\"telegram\"}")
+}
+
+/// A progress line on stderr when it is a terminal.
+struct Progress {
+    on: bool,
+    steps: usize,
+    done: usize,
+}
+
+impl Progress {
+    fn show(&mut self, what: &str) {
+        if !self.on {
+            return;
+        }
+        let width = 24;
+        let filled = width * self.done / self.steps.max(1);
+        eprint!(
+            "\r[{}{}] {what:<40}",
+            "#".repeat(filled),
+            ".".repeat(width - filled)
+        );
+        let _ = std::io::stderr().flush();
+        self.done += 1;
+    }
+
+    fn finish(&self) {
+        if self.on {
+            eprint!("\r{:<70}\r", "");
+        }
+    }
+}
+
+pub(super) fn run_bench(args: BenchArgs) -> CliResult {
+    let base = args.dir.clone().unwrap_or_else(|| ".".into());
+    let tmp = tempfile::Builder::new()
+        .prefix("inflight-bench-")
+        .tempdir_in(&base)
+        .map_err(|e| Failure::new(1, format!("create a directory in {}: {e}", base.display())))?;
+    let seconds = if args.quick { 1.0 } else { 3.0 };
+    let mut progress = Progress {
+        on: std::io::stderr().is_terminal() && !args.json,
+        steps: 1 + THREADS.len(),
+        done: 0,
+    };
+
+    progress.show("plain write + fdatasync loop");
+    let plain = plain_loop(tmp.path(), seconds)?;
+    let mut results = vec![plain];
+    for threads in THREADS {
+        progress.show(&format!("inflight, {threads} thread(s)"));
+        let dir = tmp.path().join(format!("log-{threads}"));
+        results.push(log_rate(&dir, threads, seconds)?);
+    }
+    progress.finish();
+
+    let limit = results[0].rate();
+    let one = results[1].rate();
+    if args.json {
+        let value = serde_json::json!({
+            "dir": base,
+            "seconds_each": seconds,
+            "results": results.iter().map(Measured::json).collect::<Vec<_>>(),
+        });
+        println!("{value}");
+        return Ok(());
+    }
+    println!(
+        "file system of {} ({} s each; every event synced with fdatasync)",
+        base.display(),
+        seconds
+    );
+    println!(
+        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "", "threads", "events/s", "p50 µs", "p99 µs", "p99.9 µs", "÷ limit", "÷ 1 thread"
+    );
+    for m in &results {
+        println!(
+            "{:<34} {:>8} {:>11.0} {:>9} {:>9} {:>9} {:>9.2} {:>9.2}",
+            m.what,
+            m.threads,
+            m.rate(),
+            m.p50,
+            m.p99,
+            m.p999,
+            m.rate() / limit.max(1e-9),
+            m.rate() / one.max(1e-9),
+        );
+    }
+    Ok(())
+}
+
+/// The one-writer limit: one event's frame appended with write + fdatasync, again and again.
+fn plain_loop(dir: &Path, seconds: f64) -> Result<Measured, Failure> {
+    let path = dir.join("plain");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Failure::new(1, format!("create {}: {e}", path.display())))?;
+    let payload = inflight::event::encode_event(&inflight::Event::Started(run(0, 1)));
+    let mut frame = Vec::new();
+    inflight::frame::encode_frame(7, 1, &payload, &mut frame);
+    let mut samples = Vec::new();
+    let mut offset = 0u64;
+    let started = Instant::now();
+    let deadline = Duration::from_secs_f64(seconds);
+    while started.elapsed() < deadline {
+        let t = Instant::now();
+        file.write_all_at(&frame, offset)
+            .and_then(|()| file.sync_data())
+            .map_err(|e| Failure::new(1, format!("write {}: {e}", path.display())))?;
+        offset += frame.len() as u64;
+        samples.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
+    }
+    Ok(measured(
+        "plain write + fdatasync (the limit)",
+        1,
+        samples,
+        started.elapsed().as_secs_f64(),
+    ))
+}
+
+/// The log with `threads` threads, each alternating start and completion on keys of its own.
+fn log_rate(dir: &Path, threads: usize, seconds: f64) -> Result<Measured, Failure> {
+    let options = Options::default().compact_after_bytes(None);
+    let log = Arc::new(Log::open(dir, options)?.log);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..threads)
+        .map(|t| {
+            let (log, stop) = (log.clone(), stop.clone());
+            std::thread::spawn(move || -> Result<Vec<u32>, inflight::Error> {
+                let mut samples = Vec::new();
+                let mut i = 1u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = run(t, i);
+                    let key = r.key.clone();
+                    let s = Instant::now();
+                    log.mark_running(r)?;
+                    samples.push(s.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    let s = Instant::now();
+                    log.mark_completed(&key, i)?;
+                    samples.push(s.elapsed().as_micros().min(u32::MAX as u128) as u32);
+                    i += 1;
+                }
+                Ok(samples)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    let mut samples = Vec::new();
+    for w in workers {
+        samples.extend(w.join().expect("bench worker panicked")?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    Ok(measured("inflight", threads, samples, elapsed))
+}
