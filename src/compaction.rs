@@ -105,7 +105,7 @@ pub(crate) fn write_snapshot(
             last_seq: used.last_seq,
             bytes: used.bytes,
             running: replayed.set.len(),
-            marks: replayed.set.marks().len(),
+            marks: replayed.set.marks_len(),
             forgotten: 0,
             segments_removed: 0,
             snapshots_removed: 0,
