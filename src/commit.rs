@@ -46,7 +46,7 @@ impl Batch {
     /// [`encode_payload`](crate::event::encode_payload)).
     pub(crate) fn payload(&self) -> std::borrow::Cow<'_, [u8]> {
         let parts: Vec<&[u8]> = self.entries.iter().map(|e| e.payload.as_slice()).collect();
-        encode_payload(&parts).into_owned().into()
+        encode_payload(&parts)
     }
 
     /// The events with their sequence numbers, in log order.

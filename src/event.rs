@@ -138,23 +138,26 @@ impl Event {
     /// is read back, so both sides of the disk hold the same invariants.
     pub fn validate(&self) -> Result<()> {
         match self {
-            Event::Started(run) => {
-                validate_key(&run.key)?;
-                check_len(
-                    "session_id",
-                    &run.session_id,
-                    SESSION_ID_BYTES_MAX,
-                    &run.key,
-                )?;
-                if let Some(meta) = &run.meta {
-                    check_len("meta", meta, META_BYTES_MAX, &run.key)?;
-                }
-                Ok(())
-            }
+            Event::Started(run) => validate_run(run),
             Event::Completed { key, .. } => validate_key(key),
             Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => Ok(()),
         }
     }
+}
+
+/// Checks a run's limits: its key, session id and meta.
+pub(crate) fn validate_run(run: &Run) -> Result<()> {
+    validate_key(&run.key)?;
+    check_len(
+        "session_id",
+        &run.session_id,
+        SESSION_ID_BYTES_MAX,
+        &run.key,
+    )?;
+    if let Some(meta) = &run.meta {
+        check_len("meta", meta, META_BYTES_MAX, &run.key)?;
+    }
+    Ok(())
 }
 
 /// Checks a key's limits: non-empty, at most [`KEY_BYTES_MAX`] bytes.

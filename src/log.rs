@@ -426,8 +426,8 @@ impl Log {
             run.started_at_ms = environment.now_ms();
             Ok(Event::Started(run.clone()))
         })?;
-        self.shared.commit(&accepted)?;
-        self.after_commit();
+        let (_, compact) = self.shared.commit(&accepted)?;
+        self.after_commit(compact);
         Ok(run)
     }
 
@@ -535,8 +535,8 @@ impl Log {
     /// means the write or sync failed (or an earlier one did): the event may or may not be in
     /// the log, and the handle is poisoned.
     pub fn wait(&self, ticket: &Ticket) -> Result<Applied> {
-        let applied = self.shared.commit(&(ticket.seq, ticket.result.clone()))?;
-        self.after_commit();
+        let (applied, compact) = self.shared.commit(&(ticket.seq, ticket.result.clone()))?;
+        self.after_commit(compact);
         Ok(applied)
     }
 
@@ -574,27 +574,12 @@ impl Log {
     /// this to interleave them deterministically). Other compactions wait until it is finished
     /// or dropped, so a thread holding one must not start another (it would wait for itself).
     pub fn begin_compaction(&self) -> Result<Compaction<'_>> {
-        let one_at_a_time = self
-            .shared
-            .compaction
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let (cut, retention, forgotten) = self.shared.cut()?;
-        Ok(Compaction {
-            shared: &self.shared,
-            _one_at_a_time: one_at_a_time,
-            cut,
-            retention,
-            forgotten,
-        })
+        self.shared.begin_compaction()
     }
 
-    /// After a commit: starts a background compaction if the policy asks for one.
-    fn after_commit(&self) {
-        let wanted = {
-            let state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            self.shared.wants_compaction(&state)
-        };
+    /// After a commit: starts a background compaction if the policy asked for one when the
+    /// event became durable.
+    fn after_commit(&self, wanted: bool) {
         if !wanted || self.shared.background_busy.swap(true, Ordering::AcqRel) {
             return;
         }
@@ -716,18 +701,22 @@ impl Shared {
         })
     }
 
-    /// A whole compaction, for the background thread.
-    fn compact(&self) -> Result<Compacted> {
+    /// The cut, one compaction at a time: [`Log::begin_compaction`].
+    fn begin_compaction(&self) -> Result<Compaction<'_>> {
         let one_at_a_time = self.compaction.lock().unwrap_or_else(|e| e.into_inner());
         let (cut, retention, forgotten) = self.cut()?;
-        Compaction {
+        Ok(Compaction {
             shared: self,
             _one_at_a_time: one_at_a_time,
             cut,
             retention,
             forgotten,
-        }
-        .finish()
+        })
+    }
+
+    /// A whole compaction, for the background thread.
+    fn compact(&self) -> Result<Compacted> {
+        self.begin_compaction()?.finish()
     }
 
     /// Whether the segments written since the last cut have grown past the policy's threshold.
@@ -752,7 +741,7 @@ impl Shared {
                 at_ms: now,
             };
             let accepted = self.accept_with(|_| Ok(event.clone()))?;
-            if let Applied::Retention { forgotten: n } = self.commit(&accepted)? {
+            if let (Applied::Retention { forgotten: n }, _) = self.commit(&accepted)? {
                 forgotten = n;
             }
             retention = Some(event);
@@ -825,13 +814,15 @@ impl Shared {
     /// leads a batch when no other caller is writing one, or waits for the leader. The leader
     /// folds its batch into the running set once it is synced, in log order. An error from the
     /// batch holding `seq` is returned as it is to its leader and as [`Error::Poisoned`] to the
-    /// others.
-    fn commit(&self, (seq, result): &(u64, Slot)) -> Result<Applied> {
+    /// others. Also says whether the compaction policy asks for a compaction (decided under
+    /// the lock this already holds).
+    fn commit(&self, (seq, result): &(u64, Slot)) -> Result<(Applied, bool)> {
         let seq = *seq;
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if state.queue.is_durable(seq) {
-                return Ok(*result.get().expect("a durable event has been folded"));
+                let applied = *result.get().expect("a durable event has been folded");
+                return Ok((applied, self.wants_compaction(&state)));
             }
             if let Some(Failure::Poisoned { kind, cause }) = &state.failure {
                 return Err(Error::Poisoned {

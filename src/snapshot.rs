@@ -13,7 +13,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::event::{Event, validate_key};
+use crate::event::{validate_key, validate_run};
 use crate::fold::{Counters, InFlightRun, Mark, RunningSet};
 use crate::layout::SEGMENT_NO_MAX;
 use crate::limits::{GAPS_KEPT_MAX, SNAPSHOT_BYTES_MAX};
@@ -231,26 +231,22 @@ impl Snapshot {
             }
         }
         for entry in &self.running {
-            Event::Started(entry.run.clone())
-                .validate()
-                .map_err(|e| format!("a running run breaks a limit: {e}"))?;
+            validate_run(&entry.run).map_err(|e| format!("a running run breaks a limit: {e}"))?;
         }
         for mark in &self.marks {
             validate_key(&mark.key).map_err(|e| format!("a mark breaks a limit: {e}"))?;
         }
-        let marks: std::collections::BTreeMap<&str, u64> = self
-            .marks
-            .iter()
-            .map(|m| (m.key.as_str(), m.generation))
-            .collect();
+        // Both lists are in strictly ascending key order: one walk finds each run's mark.
+        let mut marks = self.marks.iter().peekable();
         for entry in &self.running {
+            let key = &entry.run.key;
+            while marks.next_if(|m| m.key < *key).is_some() {}
             if marks
-                .get(entry.run.key.as_str())
-                .is_none_or(|&g| g < entry.run.generation)
+                .peek()
+                .is_none_or(|m| m.key != *key || m.generation < entry.run.generation)
             {
                 return Err(format!(
-                    "running key {:?} has no high-water mark at or above its generation",
-                    entry.run.key
+                    "running key {key:?} has no high-water mark at or above its generation"
                 ));
             }
         }
@@ -261,7 +257,7 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Generation, Run, UnixMs};
+    use crate::event::{Event, Generation, Run, UnixMs};
 
     fn sample() -> Snapshot {
         let mut set = RunningSet::new();

@@ -173,54 +173,30 @@ impl Writer {
 
     /// Appends one frame holding `payload` and syncs it, rolling over to a new segment first
     /// when the frame would take this one past its size limit (unless it holds no frame yet).
+    /// One frame per synced append: a crash can then tear at most this frame, which is what
+    /// tells a torn tail from corruption (group commit puts several events in one frame).
     pub(crate) fn append(&mut self, payload: &[u8]) -> Result<()> {
-        self.append_batch([payload])
-    }
-
-    /// Appends one frame for each payload, in order, with consecutive sequence numbers, and
-    /// makes them durable: the frames bound for one segment go out in one write, and one
-    /// fdatasync covers them. A frame that would take the segment past its size
-    /// limit (unless the segment holds no frame yet) goes to a new segment, after the frames
-    /// before it are synced; so when this returns `Ok`, every frame of the batch is durable.
-    pub(crate) fn append_batch<'a>(
-        &mut self,
-        payloads: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Result<()> {
+        if self.next_seq == u64::MAX {
+            // No frame may carry it (it would have no successor): the log is full.
+            let full = std::io::Error::other("no sequence number is left for a record");
+            return Err(Error::io("write", &self.path, full));
+        }
+        let frame_len = (FRAME_HEADER_BYTES + payload.len()) as u64;
+        if self.offset + frame_len > self.context.segment_bytes_max
+            && self.offset > SEGMENT_HEADER_BYTES as u64
+        {
+            self.roll_over()?;
+        }
         self.buf.clear();
-        let mut seq = self.next_seq;
-        for payload in payloads {
-            if seq == u64::MAX {
-                // No frame may carry it (it would have no successor): the log is full.
-                let full = std::io::Error::other("no sequence number is left for a record");
-                return Err(Error::io("write", &self.path, full));
-            }
-            let frame_len = (FRAME_HEADER_BYTES + payload.len()) as u64;
-            let end = self.offset + self.buf.len() as u64;
-            if end + frame_len > self.context.segment_bytes_max && end > SEGMENT_HEADER_BYTES as u64
-            {
-                self.write_and_sync(seq)?;
-                self.roll_over()?;
-            }
-            encode_frame(self.header.salt, seq, payload, &mut self.buf);
-            seq += 1;
-        }
-        self.write_and_sync(seq)
-    }
-
-    /// Writes the frames in `buf` after the last one and syncs them; `next_seq` is the sequence
-    /// number after the last frame in `buf`.
-    fn write_and_sync(&mut self, next_seq: u64) -> Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
+        encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
+        debug_assert_eq!(self.buf.len() as u64, frame_len);
         write_all_at(&*self.file, &self.buf, self.offset)
             .map_err(|e| Error::io("write", &self.path, e))?;
         self.file
             .sync_data()
             .map_err(|e| Error::io("sync", &self.path, e))?;
-        self.offset += self.buf.len() as u64;
-        self.next_seq = next_seq;
-        self.buf.clear();
+        self.offset += frame_len;
+        self.next_seq += 1;
         Ok(())
     }
 

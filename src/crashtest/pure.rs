@@ -488,11 +488,11 @@ pub fn check_snapshot_decoder(data: &[u8]) -> Result<bool, String> {
     }
     let (runs, marks) = (snapshot.running.len(), snapshot.marks.len());
     let set = snapshot.into_set();
-    if set.len() != runs || set.marks().len() != marks {
+    if set.len() != runs || set.marks_len() != marks {
         return Err(format!(
             "a snapshot of {runs} runs and {marks} marks rebuilt a set of {} and {}",
             set.len(),
-            set.marks().len()
+            set.marks_len()
         ));
     }
     Ok(true)
