@@ -25,9 +25,15 @@
 
 use std::collections::HashMap;
 
+use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, Run};
+use crate::event::{EventRef, Run, RunRef};
+
+/// The fold's maps, keyed by the gateway's keys. foldhash is seeded at random for each map, as
+/// std's SipHash is (keys come from the gateway's users), and hashes a key several times faster:
+/// replay hashes every record's key.
+type KeyMap<V> = HashMap<String, V, RandomState>;
 
 /// Why a run is reported as interrupted after recovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -173,11 +179,10 @@ pub enum Applied {
 /// The running set and everything the fold remembers besides it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RunningSet {
-    // Hash maps (with std's keyed hasher, since keys come from the gateway's users): replay
-    // folds every record through them, and an ordered map's key comparisons took most of the
-    // replay's time. Listings sort on the way out.
-    runs: HashMap<String, InFlightRun>,
-    marks: HashMap<String, Mark>,
+    // Hash maps: replay folds every record through them, and an ordered map's key comparisons
+    // took most of the replay's time. Listings sort on the way out.
+    runs: KeyMap<InFlightRun>,
+    marks: KeyMap<Mark>,
     counters: Counters,
     last_was_shutdown: bool,
     /// The highest generation among the marks retention forgot (0 if none): a generation the
@@ -191,21 +196,25 @@ impl RunningSet {
         RunningSet::default()
     }
 
-    /// Applies one event (rules 1 to 5 above) and says what it did.
-    pub fn apply(&mut self, event: &Event) -> Applied {
+    /// Applies one event (rules 1 to 6 above) and says what it did. Takes an [`Event`] or the
+    /// borrowed [`EventRef`] replay decodes.
+    ///
+    /// [`Event`]: crate::Event
+    pub fn apply<'a>(&mut self, event: impl Into<EventRef<'a>>) -> Applied {
+        let event = event.into();
         // A retention record (a compaction, maybe an offline one) says nothing about how the
         // last process exited; a recovery record is a process that opened the log after it.
-        if !matches!(event, Event::Retention { .. }) {
-            self.last_was_shutdown = matches!(event, Event::Shutdown { .. });
+        if !matches!(event, EventRef::Retention { .. }) {
+            self.last_was_shutdown = matches!(event, EventRef::Shutdown { .. });
         }
         match event {
-            Event::Started(run) => self.start(run),
-            Event::Completed {
+            EventRef::Started(run) => self.start(run),
+            EventRef::Completed {
                 key,
                 generation,
                 at_ms,
-            } => self.complete(key, *generation, *at_ms),
-            Event::Shutdown { .. } => {
+            } => self.complete(key, generation, at_ms),
+            EventRef::Shutdown { .. } => {
                 self.counters.shutdowns += 1;
                 for entry in self.runs.values_mut() {
                     entry.reason = Reason::Shutdown;
@@ -214,7 +223,7 @@ impl RunningSet {
                     interrupted: self.runs.len(),
                 }
             }
-            Event::Recovered { .. } => {
+            EventRef::Recovered { .. } => {
                 self.counters.recoveries += 1;
                 let mut crashed = 0;
                 for entry in self.runs.values_mut() {
@@ -227,7 +236,7 @@ impl RunningSet {
                 }
                 Applied::Recovered { crashed }
             }
-            Event::Retention {
+            EventRef::Retention {
                 forget_before_ms, ..
             } => {
                 self.counters.retentions += 1;
@@ -235,7 +244,7 @@ impl RunningSet {
                 let runs = &self.runs;
                 let highest = &mut self.forgotten_generation;
                 self.marks.retain(|key, mark| {
-                    let keep = mark.last_event_ms >= *forget_before_ms || runs.contains_key(key);
+                    let keep = mark.last_event_ms >= forget_before_ms || runs.contains_key(key);
                     if !keep {
                         *highest = (*highest).max(mark.generation);
                     }
@@ -248,45 +257,56 @@ impl RunningSet {
         }
     }
 
-    fn start(&mut self, run: &Run) -> Applied {
-        let mark = self.raise_mark(&run.key, run.generation, run.started_at_ms);
+    fn start(&mut self, run: RunRef<'_>) -> Applied {
+        let mark = self.raise_mark(run.key, run.generation, run.started_at_ms);
         if run.generation < mark {
             self.counters.stale_starts += 1;
             return Applied::StaleStart { high_water: mark };
         }
         self.counters.started += 1;
-        // A run that replaces the key's running run keeps counting its recoveries: the key is
-        // still in flight (a gateway resuming an interrupted run starts it again).
-        let recoveries = self.runs.get(&run.key).map_or(0, |old| old.recoveries);
-        let entry = InFlightRun {
-            recoveries,
-            ..InFlightRun::new(run.clone())
+        let Some(entry) = self.runs.get_mut(run.key) else {
+            self.runs
+                .insert(run.key.to_string(), InFlightRun::new(run.to_run()));
+            return Applied::Started { superseded: None };
         };
-        let superseded = self
-            .runs
-            .insert(run.key.clone(), entry)
-            .map(|old| old.run.generation);
-        if superseded.is_some() {
-            self.counters.superseded += 1;
+        // The run replaces the key's running run, which keeps counting its recoveries: the key
+        // is still in flight (a gateway resuming an interrupted run starts it again). The entry
+        // is rewritten in place, reusing its strings.
+        self.counters.superseded += 1;
+        let superseded = entry.run.generation;
+        entry.reason = Reason::Crash;
+        let old = &mut entry.run;
+        old.session_id.clear();
+        old.session_id.push_str(run.session_id);
+        old.generation = run.generation;
+        old.started_at_ms = run.started_at_ms;
+        match (run.meta, &mut old.meta) {
+            (Some(meta), Some(old_meta)) => {
+                old_meta.clear();
+                old_meta.push_str(meta);
+            }
+            (meta, old_meta) => *old_meta = meta.map(str::to_string),
         }
-        Applied::Started { superseded }
+        Applied::Started {
+            superseded: Some(superseded),
+        }
     }
 
     fn complete(&mut self, key: &str, generation: u64, at_ms: u64) -> Applied {
         self.raise_mark(key, generation, at_ms);
-        match self.runs.get(key).map(|e| e.run.generation) {
+        // Removed first, put back in the rare case the completion is stale: one lookup.
+        match self.runs.remove_entry(key) {
             None => {
                 self.counters.unknown_completions += 1;
                 Applied::UnknownCompletion
             }
-            Some(running) if generation < running => {
+            Some((key, entry)) if generation < entry.run.generation => {
+                let running_generation = entry.run.generation;
+                self.runs.insert(key, entry);
                 self.counters.stale_completions += 1;
-                Applied::StaleCompletion {
-                    running_generation: running,
-                }
+                Applied::StaleCompletion { running_generation }
             }
             Some(_) => {
-                self.runs.remove(key);
                 self.counters.completed += 1;
                 Applied::Completed
             }
@@ -389,6 +409,8 @@ impl RunningSet {
             forgotten_generation,
             ..RunningSet::default()
         };
+        set.marks.reserve(marks.len());
+        set.runs.reserve(runs.len());
         for (key, mark) in marks {
             if set.marks.insert(key.clone(), mark).is_some() {
                 return Err(format!("the mark of key {key:?} is given twice"));
@@ -416,7 +438,7 @@ impl RunningSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Generation, UnixMs};
+    use crate::event::{Event, Generation, UnixMs};
 
     fn start(key: &str, generation: u64) -> Event {
         Event::Started(Run::new(

@@ -12,7 +12,7 @@ use crate::commit::{Queue, Slot};
 use crate::compaction::{Compacted, Cut, write_snapshot};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::event::{Event, Run, UnixMs, encode_event};
+use crate::event::{Event, EventRef, Run, UnixMs, encode_event};
 use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
 use crate::frame::FRAME_HEADER_BYTES;
 use crate::layout::{TEMP_SUFFIX, is_log_file};
@@ -343,7 +343,7 @@ impl Log {
         storage: &dyn Storage,
         dir: impl AsRef<Path>,
         policy: Policy,
-        mut visit: impl FnMut(u64, &Event),
+        mut visit: impl FnMut(u64, EventRef<'_>),
     ) -> Result<Recovered> {
         let dir = dir.as_ref();
         if !storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
