@@ -141,7 +141,7 @@ pub enum Error {
 fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
     if at_open && source.kind() == io::ErrorKind::StorageFull {
         "the disk is full, and a read-write open writes: it needs room for a copy of the last \
-         segment (up to segment_bytes_max, 16 MiB by default); free space, then open the log \
+         segment (up to segment_bytes_max, 1 MiB by default); free space, then open the log \
          again. Meanwhile `Log::read_only` (on the command line `inflight replay DIR`) reports \
          what was in flight without writing anything"
     } else {

@@ -228,6 +228,30 @@ pub fn decode_frame(bytes: &[u8], salt: u64) -> Option<(u64, &[u8])> {
         .then_some((seq, payload))
 }
 
+/// The byte that fills a segment's reserved space: the space after its records that the
+/// writer filled ahead of them, so that a synced append writes into blocks the file already has
+/// and its fdatasync commits no new file size. It is `0xFF` because no frame ends with it (an
+/// event's encoding ends with a varint's last byte, below `0x80`, an option's `0`, or a byte of
+/// UTF-8), and because a disk that loses data returns zeros or garbage, not a run of it: zeros
+/// where records were read as damage, never as reserved space.
+pub const RESERVED_BYTE: u8 = 0xFF;
+
+/// Where the reserved space at the end of a segment's bytes begins: the start of the run of
+/// [`RESERVED_BYTE`] that ends them (their length if they do not end with it). Every valid frame
+/// ends at or before it. Pure.
+pub fn reserved_start(bytes: &[u8]) -> usize {
+    // Whole blocks first: comparing a block is vectorised, a byte loop is not.
+    const BLOCK: usize = 4096;
+    let mut end = bytes.len();
+    while end >= BLOCK && bytes[end - BLOCK..end].iter().all(|&b| b == RESERVED_BYTE) {
+        end -= BLOCK;
+    }
+    bytes[..end]
+        .iter()
+        .rposition(|&b| b != RESERVED_BYTE)
+        .map_or(0, |p| p + 1)
+}
+
 /// One step of reading a segment's frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Scanned<'a> {
@@ -347,6 +371,30 @@ mod tests {
             encode_frame(salt, i as u64 + 1, p, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn reserved_space_is_the_run_of_0xff_that_ends_the_bytes() {
+        let mut b = frames(3, &[b"ab", b"c\xff"]);
+        let data = b.len();
+        assert_eq!(
+            reserved_start(&b),
+            data - 1,
+            "a trailing 0xFF is reserved space"
+        );
+        b.pop();
+        b.push(0);
+        assert_eq!(reserved_start(&b), data, "a zero is not");
+        b.resize(data + 10_000, RESERVED_BYTE);
+        assert_eq!(reserved_start(&b), data);
+        b[data + 9_000] = 0;
+        assert_eq!(
+            reserved_start(&b),
+            data + 9_001,
+            "reserved space has no hole"
+        );
+        assert_eq!(reserved_start(&[RESERVED_BYTE; 5000]), 0);
+        assert_eq!(reserved_start(&[]), 0);
     }
 
     #[test]

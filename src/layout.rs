@@ -23,6 +23,16 @@ pub(crate) fn temp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where segment `path` is prepared ahead of need (`NAME.prepared.tmp`): its reserved space
+/// filled and synced, its header written at the rollover, then renamed to `path`. Distinct from
+/// [`temp_path`], so that a segment created when it is needed never meets a preparation of it.
+pub(crate) fn prepared_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".prepared");
+    name.push(TEMP_SUFFIX);
+    PathBuf::from(name)
+}
+
 /// The largest segment number. One below `u64::MAX`, so that the number after any segment's
 /// never overflows; a name with a larger number is not a segment.
 pub(crate) const SEGMENT_NO_MAX: u64 = u64::MAX - 1;

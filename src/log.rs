@@ -218,6 +218,7 @@ impl Log {
             dir: dir.clone(),
             environment: options.environment.clone(),
             segment_bytes_max: options.segment_bytes_max,
+            prepare_segments: options.prepare_segments,
         };
         let mut writer = Writer::resume(context, replayed.tail, replayed.next_seq, &mut report)?;
         let mut set = replayed.set;

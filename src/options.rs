@@ -30,10 +30,11 @@ pub struct Options {
     /// Whether a read-write open that finds runs in flight records a recovery (false for the
     /// offline compaction, which is not a gateway's restart).
     pub(crate) record_recovery: bool,
+    pub(crate) prepare_segments: bool,
 }
 
 impl Default for Options {
-    /// Skip and report corruption, 16 MiB segments, compact in the background after 64 MiB of
+    /// Skip and report corruption, 1 MiB segments, compact in the background after 64 MiB of
     /// segments, keep idle keys' marks 7 days, a crash loop at 3 consecutive recoveries, the
     /// system clock and random salts.
     fn default() -> Options {
@@ -45,6 +46,7 @@ impl Default for Options {
             retention_ms: Some(RETENTION_MS_DEFAULT),
             crash_loop_threshold: CRASH_LOOP_THRESHOLD_DEFAULT,
             record_recovery: true,
+            prepare_segments: true,
         }
     }
 }
@@ -57,6 +59,7 @@ impl fmt::Debug for Options {
             .field("compact_after_bytes", &self.compact_after_bytes)
             .field("retention_ms", &self.retention_ms)
             .field("crash_loop_threshold", &self.crash_loop_threshold)
+            .field("prepare_segments", &self.prepare_segments)
             .finish_non_exhaustive()
     }
 }
@@ -113,6 +116,16 @@ impl Options {
     /// fallback's `crash-loop` flag). 0 turns the detection off. Default 3.
     pub fn crash_loop_threshold(mut self, recoveries: u32) -> Options {
         self.crash_loop_threshold = recoveries;
+        self
+    }
+
+    /// Whether the next segment is prepared in a background thread (created with its space
+    /// reserved and synced, its header left for the rollover) once the current one is half
+    /// full, so that a rollover writes and syncs only the header, and renames it. Default on.
+    /// Off, each segment is created when it is needed, with every storage call on the caller's
+    /// thread: for a simulated storage whose tests replay a deterministic order of calls.
+    pub fn prepare_segments(mut self, on: bool) -> Options {
+        self.prepare_segments = on;
         self
     }
 

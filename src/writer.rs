@@ -8,9 +8,11 @@ use std::sync::Arc;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::frame::{
-    FORMAT_VERSION, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame,
+    FORMAT_VERSION, FRAME_HEADER_BYTES, RESERVED_BYTE, SEGMENT_HEADER_BYTES, SegmentHeader,
+    encode_frame,
 };
-use crate::layout::{SEGMENT_NO_MAX, segment_name, temp_path};
+use crate::layout::{SEGMENT_NO_MAX, prepared_path, segment_name, temp_path};
+use crate::limits::SEGMENT_RESERVED_BYTES_MAX;
 use crate::recovery::{RecoveryReport, Tail};
 use crate::storage::{Storage, StorageFile, write_all_at};
 
@@ -22,6 +24,42 @@ pub(crate) struct Context {
     pub dir: PathBuf,
     pub environment: Arc<dyn Environment>,
     pub segment_bytes_max: u64,
+    /// Whether the next segment is prepared in a background thread (see
+    /// [`Options::prepare_segments`](crate::Options::prepare_segments)).
+    pub prepare_segments: bool,
+}
+
+/// A segment file made ahead of need, at its [`prepared_path`]: its reserved space filled and
+/// synced, its first 64 bytes zeros where the header goes at the rollover.
+struct Prepared {
+    segment_no: u64,
+    path: PathBuf,
+    file: Box<dyn StorageFile>,
+}
+
+/// Makes segment `segment_no` ahead of need (in a background thread).
+fn prepare(context: &Context, segment_no: u64) -> Result<Prepared> {
+    let path = prepared_path(&context.dir.join(segment_name(segment_no)));
+    let storage = &context.storage;
+    // Left by a preparation that was not used (a failed rollover): made again.
+    match storage.remove(&path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(Error::io("remove", &path, e));
+        }
+        _ => {}
+    }
+    let file = storage
+        .create(&path)
+        .map_err(|e| Error::io("create", &path, e))?;
+    let mut bytes = vec![0; SEGMENT_HEADER_BYTES];
+    reserve(&mut bytes, context.segment_bytes_max);
+    write_all_at(&*file, &bytes, 0).map_err(|e| Error::io("write", &path, e))?;
+    file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+    Ok(Prepared {
+        segment_no,
+        path,
+        file,
+    })
 }
 
 /// The open end of the last segment.
@@ -34,6 +72,17 @@ pub(crate) struct Writer {
     offset: u64,
     next_seq: u64,
     buf: Vec<u8>,
+    /// The preparation of the next segment under way, if one was started.
+    next: Option<std::thread::JoinHandle<Result<Prepared>>>,
+}
+
+impl Drop for Writer {
+    /// Waits for a preparation under way: no thread of a closed log writes to its directory.
+    fn drop(&mut self) {
+        if let Some(next) = self.next.take() {
+            let _ = next.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for Writer {
@@ -70,7 +119,9 @@ impl Writer {
             .coverage_since_ms
             .unwrap_or_else(|| context.environment.now_ms());
         let writer = match tail {
-            Tail::Fresh { segment_no } => Writer::create(context, segment_no, next_seq, created)?,
+            Tail::Fresh { segment_no } => {
+                Writer::create(context, segment_no, next_seq, created, None)?
+            }
             Tail::NewSegment { segment_no, remove } => {
                 if let Some(path) = remove {
                     let dir = &context.dir;
@@ -83,7 +134,7 @@ impl Writer {
                         .map_err(|e| Error::io("sync directory", dir, e))?;
                     mark_cut(report);
                 }
-                Writer::create(context, segment_no, next_seq, created)?
+                Writer::create(context, segment_no, next_seq, created, None)?
             }
             Tail::Append {
                 path,
@@ -96,7 +147,7 @@ impl Writer {
                 let valid = &bytes[..end as usize];
                 replace_durably(&*context.storage, &context.dir, &path, valid)?;
                 mark_cut(report);
-                Writer::create(context, header.segment_no + 1, next_seq, created)?
+                Writer::create(context, header.segment_no + 1, next_seq, created, None)?
             }
             Tail::Append {
                 path,
@@ -104,17 +155,21 @@ impl Writer {
                 end,
                 bytes,
             } => {
-                let valid = &bytes[..end as usize];
-                let file = replace_durably(&*context.storage, &context.dir, &path, valid)?;
+                // The copy is reserved again after the last valid record.
+                let mut valid = bytes[..end as usize].to_vec();
+                reserve(&mut valid, context.segment_bytes_max);
+                drop(bytes);
+                let file = replace_durably(&*context.storage, &context.dir, &path, &valid)?;
                 mark_cut(report);
                 Writer {
                     context,
                     file,
                     path,
                     header,
-                    offset: valid.len() as u64,
+                    offset: end,
                     next_seq,
                     buf: Vec::new(),
+                    next: None,
                 }
             }
             Tail::Seal {
@@ -124,7 +179,7 @@ impl Writer {
             } => {
                 // The damage stays where it is, for inspection; new records go to a new segment.
                 replace_durably(&*context.storage, &context.dir, &path, &bytes)?;
-                Writer::create(context, next_segment_no, next_seq, created)?
+                Writer::create(context, next_segment_no, next_seq, created, None)?
             }
         };
         let created = writer.header.log_created_ms;
@@ -143,6 +198,7 @@ impl Writer {
         segment_no: u64,
         base_seq: u64,
         log_created_ms: u64,
+        prepared: Option<Prepared>,
     ) -> Result<Writer> {
         let header = SegmentHeader {
             version: FORMAT_VERSION,
@@ -158,7 +214,30 @@ impl Writer {
             let exhausted = std::io::Error::other("no segment number is left after this one");
             return Err(Error::io("create", &path, exhausted));
         }
-        let file = replace_durably(&*context.storage, &context.dir, &path, &header.encode())?;
+        let file = match prepared.filter(|p| p.segment_no == segment_no) {
+            // Prepared ahead: only the header is written and synced here, then the rename.
+            Some(prepared) => {
+                let Prepared {
+                    path: tmp, file, ..
+                } = prepared;
+                write_all_at(&*file, &header.encode(), 0)
+                    .map_err(|e| Error::io("write", &tmp, e))?;
+                file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+                let storage = &context.storage;
+                storage
+                    .rename(&tmp, &path)
+                    .map_err(|e| Error::io("rename", &tmp, e))?;
+                storage
+                    .sync_dir(&context.dir)
+                    .map_err(|e| Error::io("sync directory", &context.dir, e))?;
+                file
+            }
+            None => {
+                let mut bytes = header.encode().to_vec();
+                reserve(&mut bytes, context.segment_bytes_max);
+                replace_durably(&*context.storage, &context.dir, &path, &bytes)?
+            }
+        };
         tracing::debug!(segment = %path.display(), base_seq, "created segment");
         Ok(Writer {
             context,
@@ -168,6 +247,7 @@ impl Writer {
             offset: SEGMENT_HEADER_BYTES as u64,
             next_seq: base_seq,
             buf: Vec::new(),
+            next: None,
         })
     }
 
@@ -197,7 +277,44 @@ impl Writer {
             .map_err(|e| Error::io("sync", &self.path, e))?;
         self.offset += frame_len;
         self.next_seq += 1;
+        if self.next.is_none()
+            && self.context.prepare_segments
+            && self.offset > self.context.segment_bytes_max / 2
+            && self.header.segment_no < SEGMENT_NO_MAX
+        {
+            self.start_preparing();
+        }
         Ok(())
+    }
+
+    /// Starts preparing the next segment in a background thread. If the thread cannot be
+    /// started, the rollover creates the segment itself.
+    fn start_preparing(&mut self) {
+        let context = self.context.clone();
+        let segment_no = self.header.segment_no + 1;
+        let spawned = std::thread::Builder::new()
+            .name("inflight-segment".into())
+            .spawn(move || prepare(&context, segment_no));
+        match spawned {
+            Ok(handle) => self.next = Some(handle),
+            Err(e) => tracing::warn!(error = %e, "could not start preparing the next segment"),
+        }
+    }
+
+    /// The next segment, if its preparation was started and succeeded (waiting for it to
+    /// finish: it started half a segment ago).
+    fn take_prepared(&mut self) -> Option<Prepared> {
+        match self.next.take()?.join() {
+            Ok(Ok(prepared)) => Some(prepared),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "preparing the next segment failed; creating it now");
+                None
+            }
+            Err(_) => {
+                tracing::warn!("preparing the next segment panicked; creating it now");
+                None
+            }
+        }
     }
 
     /// The number of the segment the next append goes to.
@@ -212,14 +329,28 @@ impl Writer {
 
     /// Closes the current segment and starts the next one: what a compaction does at its cut.
     pub(crate) fn roll_over(&mut self) -> Result<()> {
+        let prepared = self.take_prepared();
         let next = Writer::create(
             self.context.clone(),
             self.header.segment_no + 1,
             self.next_seq,
             self.header.log_created_ms,
+            prepared,
         )?;
         *self = next;
         Ok(())
+    }
+}
+
+/// Reserves a segment's space: fills it with [`RESERVED_BYTE`] from the end of `bytes` (its
+/// header and records) up to its size limit or [`SEGMENT_RESERVED_BYTES_MAX`], whichever is
+/// smaller. It is written with the rest into `NAME.tmp` and synced before the rename, so a
+/// segment never has space reserved in place, and a crash cannot leave a reservation half done
+/// under the segment's name.
+fn reserve(bytes: &mut Vec<u8>, segment_bytes_max: u64) {
+    let reserved = segment_bytes_max.min(SEGMENT_RESERVED_BYTES_MAX) as usize;
+    if bytes.len() < reserved {
+        bytes.resize(reserved, RESERVED_BYTE);
     }
 }
 

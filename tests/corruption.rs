@@ -100,15 +100,11 @@ fn many_segments() -> tempfile::TempDir {
 #[test]
 fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
     let dir = many_segments();
-    // Cut the end of segment 1: it looks like a torn tail, but segment 2 follows it.
+    // Cut the end of segment 1's data: it looks like a torn tail, but segment 2 follows it.
     let first = segment(dir.path(), 1);
-    let len = std::fs::metadata(&first).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&first)
-        .unwrap()
-        .set_len(len - 100)
-        .unwrap();
+    let bytes = std::fs::read(&first).unwrap();
+    let data = common::data(&bytes);
+    std::fs::write(&first, &data[..data.len() - 100]).unwrap();
     let Opened { log: _log, report } = Log::open(dir.path(), small_segments()).unwrap();
     assert_eq!(report.torn_tail_bytes, 0);
     assert_eq!(report.corruption.len(), 1);
@@ -171,7 +167,7 @@ fn a_checksummed_frame_that_is_not_an_event_is_corruption_even_at_the_end() {
     drop(log);
     // A frame a newer build might write: valid checksum and sequence, unknown event variant.
     let path = segment(dir.path(), 1);
-    let mut bytes = std::fs::read(&path).unwrap();
+    let mut bytes = common::data(&std::fs::read(&path).unwrap()).to_vec();
     let header = inflight::frame::SegmentHeader::decode(&bytes).unwrap();
     inflight::frame::encode_frame(header.salt, 2, &[9, 1, 2, 3], &mut bytes);
     std::fs::write(&path, &bytes).unwrap();

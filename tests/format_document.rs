@@ -713,6 +713,16 @@ mod doc {
         digits.parse().ok().filter(|&n| n < u64::MAX)
     }
 
+    /// Where a segment's data ends: at the start of the run of 0xFF bytes (its reserved space)
+    /// that ends the file, or at its end if its last byte is not 0xFF.
+    pub fn data_end(b: &[u8]) -> usize {
+        let mut end = b.len();
+        while end > 0 && b[end - 1] == 0xFF {
+            end -= 1;
+        }
+        end
+    }
+
     /// A valid frame at `p`: length in 1..=8192, fits in the file, checksum holds with salt.
     /// Returns (sequence, payload range end).
     pub fn valid_frame(b: &[u8], p: usize, salt: u64) -> Option<(u64, usize)> {
@@ -821,7 +831,7 @@ mod doc {
                     check_header(seg, num, 0),
                     Ok(HeaderCheck::Valid { base, .. })
                         if base > body.last_seq + 1
-                            || (base == body.last_seq + 1 && seg.len() > HEADER)
+                            || (base == body.last_seq + 1 && data_end(seg) > HEADER)
                 ),
                 _ => false,
             });
@@ -971,6 +981,8 @@ mod doc {
                     salt = u64_at(b, 32);
                 }
             }
+            // Frames are read up to the reserved space (at least the header's end).
+            let b = &b[..data_end(b).max(HEADER)];
             let mut p = HEADER;
             while p < b.len() {
                 let (seq, end) = match valid_frame(b, p, salt) {
@@ -1045,6 +1057,7 @@ mod doc {
         // The end: settle the pending regions.
         if torn.is_none() && last_header_valid {
             let (_, last_name, b) = segs[segs.len() - 1];
+            let b = &b[..data_end(b).max(HEADER)];
             let tail: Vec<&Pending> = pending.iter().filter(|r| r.file == last_name).collect();
             if !tail.is_empty() {
                 let start = tail[0].start;
@@ -1258,8 +1271,13 @@ fn seg(dir: &Path, n: u64) -> std::path::PathBuf {
     dir.join(format!("{n:020}.log"))
 }
 
+/// A segment's bytes up to its reserved space (the run of 0xFF the writer fills ahead of its
+/// records): what the tests below damage is the end of its data, and a segment written back
+/// without reserved space is a valid segment too.
 fn read(dir: &Path, n: u64) -> Vec<u8> {
-    std::fs::read(seg(dir, n)).unwrap()
+    let mut bytes = std::fs::read(seg(dir, n)).unwrap();
+    bytes.truncate(doc::data_end(&bytes).max(doc::HEADER));
+    bytes
 }
 
 fn write(dir: &Path, n: u64, bytes: &[u8]) {
@@ -1707,6 +1725,55 @@ fn a_flipped_byte_in_the_last_frame_at_every_position() {
             }
         }
     }
+}
+
+/// Reserved space: the run of 0xFF that ends a segment is no data; an append into it that a
+/// crash tore is a torn tail; zeros where records were are damage, never reserved space; and
+/// 0xFF bytes followed by a record are damage too.
+#[test]
+fn reserved_space() {
+    let dir = written(3, 50, Options::default());
+    let file = std::fs::read(seg(dir.path(), 1)).unwrap();
+    let data = read(dir.path(), 1);
+    assert!(
+        file.len() > data.len() + 4096 && file[data.len()..].iter().all(|&b| b == 0xFF),
+        "the writer reserves the space after the records"
+    );
+    let r = ok(dir.path());
+    assert_eq!(
+        (r.records, r.torn_tail.is_some(), r.corruption.len()),
+        (3, false, 0)
+    );
+
+    // A torn append into the reserved space: a few bytes of a frame, then 0xFF again.
+    let mut torn = file.clone();
+    torn[data.len()..data.len() + 10].copy_from_slice(&[0x40, 0, 0, 0, 1, 2, 3, 4, 4, 0]);
+    write(dir.path(), 1, &torn);
+    let r = ok(dir.path());
+    let t = r.torn_tail.expect("a torn tail");
+    assert_eq!((t.offset, t.bytes), (data.len() as u64, 10));
+
+    // The last two records zeroed (a disk that lost them): damage, reported, never reserved
+    // space.
+    let o = offsets(&data);
+    let mut zeroed = file.clone();
+    zeroed[o[1]..data.len()].fill(0);
+    write(dir.path(), 1, &zeroed);
+    let r = ok(dir.path());
+    assert_eq!(r.records, 1);
+    let t = r.torn_tail.expect("reported where it is");
+    assert_eq!(
+        (t.offset, t.bytes),
+        (o[1] as u64, (data.len() - o[1]) as u64)
+    );
+
+    // The middle record overwritten with 0xFF: a record follows, so it is corruption.
+    let mut middle = file.clone();
+    middle[o[1]..o[2]].fill(0xFF);
+    write(dir.path(), 1, &middle);
+    let r = ok(dir.path());
+    assert_eq!((r.records, r.corruption.len()), (2, 1));
+    assert_eq!(r.corruption[0].start_offset, o[1] as u64);
 }
 
 /// Edge case 9: trailing zeros, of many lengths.

@@ -157,7 +157,7 @@ fn a_directory_holding_a_log_or_other_files_is_refused_and_untouched() {
         "{e}"
     );
     assert_eq!(
-        std::fs::read(common::segment(dir.path(), 1)).unwrap(),
+        common::data(&std::fs::read(common::segment(dir.path(), 1)).unwrap()),
         bytes
     );
     let report = Log::read_only(dir.path(), inflight::Policy::Strict)

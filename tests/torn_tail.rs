@@ -3,8 +3,6 @@
 
 mod common;
 
-use std::fs::OpenOptions;
-
 use common::{frame_offsets, open, run, running, segment};
 use inflight::{Log, Policy};
 
@@ -100,8 +98,7 @@ fn a_segment_whose_creation_was_torn_is_replaced() {
 fn zeros_past_the_last_record_longer_than_any_append_are_corruption() {
     let (dir, bytes, _) = three_runs();
     let path = segment(dir.path(), 1);
-    let file = OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(bytes.len() as u64 + 64 * 1024).unwrap();
+    std::fs::write(&path, [&bytes[..], &[0; 64 * 1024]].concat()).unwrap();
     let (_log, report) = open(dir.path());
     assert_eq!(report.torn_tail_bytes, 0);
     assert_eq!(
@@ -116,8 +113,7 @@ fn zeros_past_the_last_record_longer_than_any_append_are_corruption() {
 fn trailing_zeros_after_the_last_record_are_a_torn_tail() {
     let (dir, bytes, _) = three_runs();
     let path = segment(dir.path(), 1);
-    let file = OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(bytes.len() as u64 + 4096).unwrap();
+    std::fs::write(&path, [&bytes[..], &[0; 4096]].concat()).unwrap();
     let (_log, report) = open(dir.path());
     assert_eq!(report.torn_tail_bytes, 4096);
     assert_eq!(report.running.len(), 3);
@@ -206,8 +202,9 @@ fn a_shutdown_followed_by_a_torn_tail_is_not_a_clean_exit() {
     drop(log);
     // A later process began an append after the shutdown and crashed in it.
     let path = segment(dir.path(), 1);
-    let file = OpenOptions::new().append(true).open(&path).unwrap();
-    std::io::Write::write_all(&mut &file, &[0x20, 0, 0, 0, 1, 2, 3]).unwrap();
+    let mut bytes = common::data(&std::fs::read(&path).unwrap()).to_vec();
+    bytes.extend_from_slice(&[0x20, 0, 0, 0, 1, 2, 3]);
+    std::fs::write(&path, &bytes).unwrap();
     let (_log, report) = open(dir.path());
     assert_eq!(report.torn_tail_bytes, 7);
     assert!(!report.clean_shutdown, "a process wrote after the shutdown");

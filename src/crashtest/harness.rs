@@ -236,13 +236,15 @@ impl Harness {
 
     /// The options the harness opens its log with: small segments, so that rollover happens
     /// within short tests, a deterministic clock and salts from `seed`, a short retention, and
-    /// compaction only when an operation asks for it (no background thread).
+    /// no background thread (compaction only when an operation asks for it, each segment
+    /// created at its rollover), so the storage calls come in one reproducible order.
     pub fn options(seed: u64) -> Options {
         Options::default()
             .segment_bytes_max(crate::limits::SEGMENT_BYTES_MIN)
             .environment(StepEnvironment::new(seed, 1_000_000))
             .retention(Some(std::time::Duration::from_millis(RETENTION_MS)))
             .compact_after_bytes(None)
+            .prepare_segments(false)
     }
 
     /// The directory the harness keeps its log in, inside the simulator.

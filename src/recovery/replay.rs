@@ -11,7 +11,9 @@ use super::report::{Policy, RecoveryReport, TornTail};
 use crate::error::{Error, Result};
 use crate::event::{EventRef, decode_payload_with};
 use crate::fold::RunningSet;
-use crate::frame::{FORMAT_VERSION, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner};
+use crate::frame::{
+    FORMAT_VERSION, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, reserved_start,
+};
 use crate::frame::{Frame, SegmentHeader};
 use crate::layout::{parse_segment_name, parse_snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
@@ -84,9 +86,9 @@ pub(crate) fn replay(
         .collect();
     for (i, (number, name)) in segments.iter().enumerate() {
         let path = dir.join(name);
-        let bytes = read_segment(storage, &path)?;
-        walk.segment_bytes += bytes.len() as u64;
         let is_last = i + 1 == segments.len();
+        let bytes = read_segment(storage, &path, is_last)?;
+        walk.segment_bytes += reserved_start(&bytes) as u64;
         walk.segment(*number, name, path, bytes, is_last, visit)?;
     }
     walk.settle_the_end();
@@ -129,12 +131,16 @@ fn uncovered_segment(
             continue; // too short to hold records: nothing skipped
         }
         // A segment starting right after the snapshot is covered only while it holds no record
-        // (a cut's new segment, left empty, then cut again).
-        let len = file.len().map_err(|e| Error::io("stat", &path, e))?;
+        // (a cut's new segment, left empty, then cut again): nothing after its header but its
+        // reserved space.
         let next = snapshot.last_seq + 1;
+        let holds_records = || -> Result<bool> {
+            let bytes = file.read_all().map_err(|e| Error::io("read", &path, e))?;
+            Ok(reserved_start(&bytes) > SEGMENT_HEADER_BYTES)
+        };
         if let Ok(h) = SegmentHeader::decode(&header)
             && h.segment_no == number
-            && (h.base_seq > next || (h.base_seq == next && len > SEGMENT_HEADER_BYTES as u64))
+            && (h.base_seq > next || (h.base_seq == next && holds_records()?))
         {
             return Ok(Some(format!(
                 "damaged snapshot: it covers the segments below {} and records up to {}, but \
@@ -190,11 +196,19 @@ fn segment_files(names: Vec<String>) -> Vec<(u64, String)> {
     segments
 }
 
-fn read_segment(storage: &dyn Storage, path: &Path) -> Result<FileBytes> {
+/// Reads a segment whole. The last one is copied, never mapped: on a live log the writer fills
+/// its reserved space in place, and mapped bytes must not change under the map. Every other
+/// segment is sealed: nothing writes to it again.
+fn read_segment(storage: &dyn Storage, path: &Path, last: bool) -> Result<FileBytes> {
     let file = storage
         .open(path, false)
         .map_err(|e| Error::io("open", path, e))?;
-    file.read_all().map_err(|e| Error::io("read", path, e))
+    let read = if last {
+        crate::storage::read_to_vec(&*file).map(FileBytes::Owned)
+    } else {
+        file.read_all()
+    };
+    read.map_err(|e| Error::io("read", path, e))
 }
 
 /// Why a segment header was rejected.
@@ -443,7 +457,9 @@ impl Walk {
         header_valid: bool,
         visit: &mut dyn FnMut(u64, EventRef<'_>),
     ) -> u64 {
-        let body = &bytes[SEGMENT_HEADER_BYTES..];
+        // The reserved space at the end is no data (no frame ends inside it).
+        let data_end = reserved_start(bytes).max(SEGMENT_HEADER_BYTES);
+        let body = &bytes[SEGMENT_HEADER_BYTES..data_end];
         let mut end = SEGMENT_HEADER_BYTES as u64;
         let mut scanner = Scanner::new(body, SEGMENT_HEADER_BYTES as u64, salt, self.next_seq);
         while let Some(scanned) = scanner.next() {
@@ -536,7 +552,12 @@ impl Walk {
         let Tail::Append { header, bytes, .. } = &self.tail else {
             unreachable!("damage at the tail is only held for a segment the writer appends to");
         };
-        if is_torn_tail(&at_tail, &bytes[first.start as usize..], header.salt) {
+        let data_end = reserved_start(bytes);
+        if is_torn_tail(
+            &at_tail,
+            &bytes[first.start as usize..data_end],
+            header.salt,
+        ) {
             let bytes: u64 = at_tail.iter().map(|d| d.end - d.start).sum();
             self.report.torn_tail_bytes = bytes;
             self.report.torn_tail = Some(TornTail {

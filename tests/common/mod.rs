@@ -36,8 +36,17 @@ pub fn log_with_runs(keys: &[&str], meta: &str) -> (tempfile::TempDir, Vec<u8>) 
         log.mark_running(run(key, 1).with_meta(meta)).unwrap();
     }
     drop(log);
-    let bytes = std::fs::read(segment(dir.path(), 1)).unwrap();
+    let bytes = data(&std::fs::read(segment(dir.path(), 1)).unwrap()).to_vec();
     (dir, bytes)
+}
+
+/// A segment's bytes up to its reserved space (the run of
+/// [`RESERVED_BYTE`](inflight::frame::RESERVED_BYTE) the writer fills ahead of its records).
+/// Tests that damage the end of a segment's data write it back without the reserved space: a
+/// valid segment too.
+pub fn data(bytes: &[u8]) -> &[u8] {
+    let end = inflight::frame::reserved_start(bytes).max(inflight::frame::SEGMENT_HEADER_BYTES);
+    &bytes[..end.min(bytes.len())]
 }
 
 /// The path of segment `n` in `dir`.
@@ -62,8 +71,9 @@ pub fn live(log: &Log) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// Byte offsets at which each frame of a single-segment log starts, and the file's length.
+/// Byte offsets at which each frame of a single-segment log starts (up to its reserved space).
 pub fn frame_offsets(bytes: &[u8]) -> Vec<usize> {
+    let bytes = data(bytes);
     let mut offsets = Vec::new();
     let mut pos = inflight::frame::SEGMENT_HEADER_BYTES;
     while pos + inflight::frame::FRAME_HEADER_BYTES <= bytes.len() {
