@@ -206,6 +206,7 @@ impl<'s> Walker<'s> {
     pub(crate) fn poll(&mut self, visit: &mut Visit<'_>) -> Result<()> {
         let names = self.list()?;
         self.add_written_snapshots(&names)?;
+        self.meet_snapshots_read(visit);
         let segments = segment_files(&names);
         if let Some((number, len)) = self.unfinished
             && self.file_len(&names, number) != Some(len)
@@ -235,7 +236,9 @@ impl<'s> Walker<'s> {
             }
             let number = self.current.as_ref().map_or(0, |c| c.number);
             let newer = segments.iter().any(|(n, _)| *n > number);
-            if !self.read_on(newer, visit)? {
+            let finished = self.read_on(newer, visit)?;
+            self.meet_snapshots_read(visit);
+            if !finished {
                 return Ok(());
             }
             self.current = None;
@@ -421,6 +424,21 @@ impl<'s> Walker<'s> {
             self.meet_snapshot(s, visit);
         }
         Ok(())
+    }
+
+    /// Meets every snapshot that covers no record the walk has not read yet: one a compaction
+    /// wrote while the walk follows the log, met as soon as the walk has read up to it.
+    fn meet_snapshots_read(&mut self, visit: &mut Visit<'_>) {
+        while !self.stopped
+            && self
+                .book
+                .ahead
+                .first()
+                .is_some_and(|s| s.snapshot.last_seq < self.next_seq)
+        {
+            let s = self.book.ahead.remove(0);
+            self.meet_snapshot(s, visit);
+        }
     }
 
     /// A valid snapshot at its place: the walk takes its state over, after checking it against
@@ -695,7 +713,22 @@ impl<'s> Walker<'s> {
             self.frame_events = events;
             return false;
         }
-        self.settle_pending(Some((frame.seq, events[0].at_ms())), visit);
+        let first = (frame.seq, events[0].at_ms());
+        if let Some(point) = self.point
+            && point.passed_by(first.0, Some(first.1))
+        {
+            // The state at the point is the one before this record, unless the point lies in
+            // the damage before it: then the log cannot know it.
+            let inside = mem::take(&mut self.pending)
+                .into_iter()
+                .map(|d| d.into_corruption(Some(first)))
+                .find(|c| point.inside((c.after_seq, c.after_ms), (first.0, Some(first.1))));
+            self.unknowable = inside.map(Unknowable::Damaged);
+            self.stopped = true;
+            self.frame_events = events;
+            return true;
+        }
+        self.settle_pending(Some(first), visit);
         let batch = events.len();
         for (index, event) in events.iter().enumerate() {
             if self.stopped {
@@ -737,13 +770,6 @@ impl<'s> Walker<'s> {
     fn settle_pending(&mut self, before: Option<(u64, u64)>, visit: &mut Visit<'_>) {
         for damage in mem::take(&mut self.pending) {
             let region = damage.into_corruption(before);
-            if let Some(point) = self.point
-                && let Some((seq, ms)) = before
-                && point.inside((region.after_seq, region.after_ms), (seq, Some(ms)))
-            {
-                self.unknowable = Some(Unknowable::Damaged(region.clone()));
-                self.stopped = true;
-            }
             let item = Item::Damage(DamageSeen {
                 kind: DamageKind::Corruption,
                 region: &region,
