@@ -418,7 +418,10 @@ impl std::fmt::Display for Ran {
         let ms = self.0;
         match ms {
             0..1_000 => write!(f, "{ms}ms"),
-            1_000..60_000 => write!(f, "{:.1}s", ms as f64 / 1000.0),
+            1_000..60_000 => {
+                let tenths = (ms + 50) / 100;
+                write!(f, "{}.{}s", tenths / 10, tenths % 10)
+            }
             60_000..3_600_000 => write!(f, "{}m{:02}s", ms / 60_000, ms / 1000 % 60),
             _ => write!(f, "{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
         }
