@@ -7,7 +7,7 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 
-use inflight::event::{decode_event, decode_payload_with, encode_event, encode_payload};
+use inflight::event::{decode_event_ref, decode_payload_with, encode_event, encode_payload};
 use inflight::frame::{Scanned, Scanner, decode_frame, encode_frame};
 use inflight::{Event, Generation, Run, RunningSet, UnixMs};
 
@@ -61,7 +61,7 @@ fn frames(c: &mut Criterion) {
     group.bench_function("decode frame + event", |b| {
         b.iter(|| {
             let (_, payload) = decode_frame(black_box(&frame), 42).unwrap();
-            decode_event(payload).unwrap()
+            decode_event_ref(payload).unwrap()
         })
     });
     let batch: Vec<Vec<u8>> = events(64).iter().map(encode_event).collect();
@@ -125,7 +125,7 @@ fn replay(c: &mut Criterion) {
             for scanned in Scanner::new(black_box(&body), 64, salt, 1) {
                 if let Scanned::Frame(f) = scanned {
                     decode_payload_with(f.payload, |e, _| {
-                        set.apply(&e);
+                        set.apply(e);
                     });
                 }
             }

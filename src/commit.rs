@@ -3,7 +3,10 @@
 //! known durable, and where each event's result goes once it is folded. No I/O and no locking
 //! here: the log handle keeps a [`Queue`] under its state lock, and the caller that finds no
 //! leader at work becomes one, writes a batch as one frame with one write and one fdatasync,
-//! folds it, and wakes the others (see `Log::record`).
+//! folds it, and wakes the callers it made durable and the one that leads next (see
+//! `Log::record`). Each waiting caller is woken on its own: a condition variable shared by
+//! all would wake every waiter at every batch, and with dozens of callers the wakeups, not
+//! the disk, set the pace.
 //!
 //! Events are numbered in the order accepted (from 1 for each handle); a frame's sequence number
 //! is the writer's, shared by every event in the frame.
@@ -13,8 +16,9 @@
 //! count the events accepted and not yet durable: the queue keeps, per key, the highest
 //! generation among them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
+use std::thread::Thread;
 
 use crate::event::{Event, encode_payload, payload_bytes};
 use crate::fold::Applied;
@@ -83,6 +87,9 @@ pub(crate) struct Queue {
     /// Per key, the highest generation among accepted events not yet durable, and how many
     /// such events name the key.
     pending_generations: HashMap<String, (u64, usize)>,
+    /// The callers asleep until their event is durable (or they are to lead), by the event's
+    /// sequence number. At most one per event: the caller that waits for it.
+    waiters: BTreeMap<u64, Thread>,
 }
 
 impl Queue {
@@ -96,6 +103,36 @@ impl Queue {
             durable_seq: next_seq - 1,
             leading: false,
             pending_generations: HashMap::new(),
+            waiters: BTreeMap::new(),
+        }
+    }
+
+    /// Registers `thread` as asleep until the event with `seq` is durable, or until it is to
+    /// lead the next batch. (It parks; a wakeup that finds neither is spurious, and it
+    /// registers again.)
+    pub(crate) fn add_waiter(&mut self, seq: u64, thread: Thread) {
+        self.waiters.insert(seq, thread);
+    }
+
+    /// The callers to wake now: the caller of the oldest waiting event that sleeps, when events
+    /// wait and no leader is at work (it leads next: wake it first), and the callers whose
+    /// events are durable. The caller unparks them once it has let go of the lock, so they do
+    /// not wake into it held.
+    pub(crate) fn take_wakeups(&mut self) -> (Option<Thread>, Vec<Thread>) {
+        let later = self.waiters.split_off(&(self.durable_seq + 1));
+        let durable = std::mem::replace(&mut self.waiters, later);
+        let leader = if self.needs_leader() {
+            self.waiters.pop_first().map(|(_, thread)| thread)
+        } else {
+            None
+        };
+        (leader, durable.into_values().collect())
+    }
+
+    /// Wakes every caller that sleeps: after a failure, which each of them must see.
+    pub(crate) fn wake_all(&mut self) {
+        for thread in std::mem::take(&mut self.waiters).into_values() {
+            thread.unpark();
         }
     }
 
@@ -266,6 +303,40 @@ mod tests {
         q.drop_waiting();
         assert!(!q.needs_leader());
         assert_eq!(q.pending_generation("k"), None);
+    }
+
+    #[test]
+    fn a_finished_batch_wakes_its_waiters_and_the_next_leader_only() {
+        let mut q = Queue::new(1);
+        let me = std::thread::current();
+        q.push(done("a", 1), vec![1; 10]);
+        q.push(done("b", 1), vec![1; 10]);
+        let batch = q.take_batch();
+        // Accepted while the batch is written: they wait for the next one.
+        q.push(done("c", 1), vec![1; 10]);
+        q.push(done("d", 1), vec![1; 10]);
+        for seq in [1, 2, 3, 4] {
+            q.add_waiter(seq, me.clone());
+        }
+        q.finish(&batch, Some(vec![Applied::UnknownCompletion; 2]));
+        let (leader, durable) = q.take_wakeups();
+        assert_eq!(
+            durable.len(),
+            2,
+            "the callers of events 1 and 2, durable now"
+        );
+        assert!(leader.is_some(), "the caller of event 3 leads next");
+        assert_eq!(q.waiters.keys().copied().collect::<Vec<_>>(), [4]);
+        // While a leader is at work, nobody else is woken to lead.
+        let next = q.take_batch();
+        assert_eq!(q.take_wakeups().0.map(|t| t.id()), None);
+        q.finish(&next, None);
+        q.drop_waiting();
+        q.wake_all();
+        assert!(
+            q.waiters.is_empty(),
+            "after a failure every sleeper is woken"
+        );
     }
 
     #[test]

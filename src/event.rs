@@ -137,25 +137,219 @@ impl Event {
     /// Checks every limit of [`crate::limits`]. Called before an event is written and after one
     /// is read back, so both sides of the disk hold the same invariants.
     pub fn validate(&self) -> Result<()> {
-        match self {
-            Event::Started(run) => validate_run(run),
-            Event::Completed { key, .. } => validate_key(key),
-            Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => Ok(()),
+        EventRef::from(self).validate()
+    }
+}
+
+/// A [`Run`] as decoded from a record, borrowing its strings from the record's bytes: replay
+/// reads millions of records, and only the runs that go into the running set are copied.
+/// Encodes exactly as the [`Run`] with the same fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunRef<'a> {
+    /// See [`Run::key`].
+    pub key: &'a str,
+    /// See [`Run::session_id`].
+    pub session_id: &'a str,
+    /// See [`Run::generation`].
+    pub generation: u64,
+    /// See [`Run::started_at_ms`].
+    pub started_at_ms: u64,
+    /// See [`Run::meta`].
+    #[serde(borrow)]
+    pub meta: Option<&'a str>,
+}
+
+impl RunRef<'_> {
+    /// The run, owned.
+    pub fn to_run(&self) -> Run {
+        Run {
+            key: self.key.to_string(),
+            session_id: self.session_id.to_string(),
+            generation: self.generation,
+            started_at_ms: self.started_at_ms,
+            meta: self.meta.map(str::to_string),
         }
     }
 }
 
+impl<'a> From<&'a Run> for RunRef<'a> {
+    fn from(run: &'a Run) -> RunRef<'a> {
+        RunRef {
+            key: &run.key,
+            session_id: &run.session_id,
+            generation: run.generation,
+            started_at_ms: run.started_at_ms,
+            meta: run.meta.as_deref(),
+        }
+    }
+}
+
+/// An [`Event`] as decoded from a record, borrowing its strings from the record's bytes (see
+/// [`decode_payload_with`]). Variant for variant the same as [`Event`], and encodes exactly as
+/// it does; [`EventRef::to_event`] gives the owned event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventRef<'a> {
+    /// See [`Event::Started`].
+    Started(#[serde(borrow)] RunRef<'a>),
+    /// See [`Event::Completed`].
+    Completed {
+        /// The run's key.
+        key: &'a str,
+        /// The generation that finished.
+        generation: u64,
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// See [`Event::Shutdown`].
+    Shutdown {
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// See [`Event::Recovered`].
+    Recovered {
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+    /// See [`Event::Retention`].
+    Retention {
+        /// Marks whose latest event is older than this are dropped.
+        forget_before_ms: u64,
+        /// When, in milliseconds since the Unix epoch.
+        at_ms: u64,
+    },
+}
+
+impl EventRef<'_> {
+    /// The event, owned.
+    pub fn to_event(&self) -> Event {
+        match *self {
+            EventRef::Started(run) => Event::Started(run.to_run()),
+            EventRef::Completed {
+                key,
+                generation,
+                at_ms,
+            } => Event::Completed {
+                key: key.to_string(),
+                generation,
+                at_ms,
+            },
+            EventRef::Shutdown { at_ms } => Event::Shutdown { at_ms },
+            EventRef::Recovered { at_ms } => Event::Recovered { at_ms },
+            EventRef::Retention {
+                forget_before_ms,
+                at_ms,
+            } => Event::Retention {
+                forget_before_ms,
+                at_ms,
+            },
+        }
+    }
+
+    /// The event's timestamp: a start's `started_at_ms`, otherwise `at_ms`.
+    pub fn at_ms(&self) -> u64 {
+        match *self {
+            EventRef::Started(run) => run.started_at_ms,
+            EventRef::Completed { at_ms, .. }
+            | EventRef::Shutdown { at_ms }
+            | EventRef::Recovered { at_ms }
+            | EventRef::Retention { at_ms, .. } => at_ms,
+        }
+    }
+
+    /// The key the event concerns, if any.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            EventRef::Started(run) => Some(run.key),
+            EventRef::Completed { key, .. } => Some(key),
+            EventRef::Shutdown { .. } | EventRef::Recovered { .. } | EventRef::Retention { .. } => {
+                None
+            }
+        }
+    }
+
+    /// Checks every limit of [`crate::limits`] (see [`Event::validate`]).
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            EventRef::Started(run) => validate_run(run),
+            EventRef::Completed { key, .. } => validate_key(key),
+            EventRef::Shutdown { .. } | EventRef::Recovered { .. } | EventRef::Retention { .. } => {
+                Ok(())
+            }
+        }
+    }
+
+    /// The length of the event's one encoding ([`encode_event`]), computed without encoding it.
+    fn encoded_len(&self) -> usize {
+        fn str_len(s: &str) -> usize {
+            varint_len(s.len() as u64) + s.len()
+        }
+        // The variant index is a varint too, one byte for each of these.
+        1 + match *self {
+            EventRef::Started(run) => {
+                str_len(run.key)
+                    + str_len(run.session_id)
+                    + varint_len(run.generation)
+                    + varint_len(run.started_at_ms)
+                    + 1
+                    + run.meta.map_or(0, str_len)
+            }
+            EventRef::Completed {
+                key,
+                generation,
+                at_ms,
+            } => str_len(key) + varint_len(generation) + varint_len(at_ms),
+            EventRef::Shutdown { at_ms } | EventRef::Recovered { at_ms } => varint_len(at_ms),
+            EventRef::Retention {
+                forget_before_ms,
+                at_ms,
+            } => varint_len(forget_before_ms) + varint_len(at_ms),
+        }
+    }
+}
+
+impl<'a> From<&'a Event> for EventRef<'a> {
+    fn from(event: &'a Event) -> EventRef<'a> {
+        match event {
+            Event::Started(run) => EventRef::Started(run.into()),
+            Event::Completed {
+                key,
+                generation,
+                at_ms,
+            } => EventRef::Completed {
+                key,
+                generation: *generation,
+                at_ms: *at_ms,
+            },
+            Event::Shutdown { at_ms } => EventRef::Shutdown { at_ms: *at_ms },
+            Event::Recovered { at_ms } => EventRef::Recovered { at_ms: *at_ms },
+            Event::Retention {
+                forget_before_ms,
+                at_ms,
+            } => EventRef::Retention {
+                forget_before_ms: *forget_before_ms,
+                at_ms: *at_ms,
+            },
+        }
+    }
+}
+
+impl<'a> From<&EventRef<'a>> for EventRef<'a> {
+    fn from(event: &EventRef<'a>) -> EventRef<'a> {
+        *event
+    }
+}
+
+/// The bytes of `n` as a postcard varint: 7 bits a byte.
+fn varint_len(n: u64) -> usize {
+    (64 - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
 /// Checks a run's limits: its key, session id and meta.
-pub(crate) fn validate_run(run: &Run) -> Result<()> {
-    validate_key(&run.key)?;
-    check_len(
-        "session_id",
-        &run.session_id,
-        SESSION_ID_BYTES_MAX,
-        &run.key,
-    )?;
-    if let Some(meta) = &run.meta {
-        check_len("meta", meta, META_BYTES_MAX, &run.key)?;
+pub(crate) fn validate_run(run: RunRef<'_>) -> Result<()> {
+    validate_key(run.key)?;
+    check_len("session_id", run.session_id, SESSION_ID_BYTES_MAX, run.key)?;
+    if let Some(meta) = run.meta {
+        check_len("meta", meta, META_BYTES_MAX, run.key)?;
     }
     Ok(())
 }
@@ -207,15 +401,31 @@ pub fn encode_event(event: &Event) -> Vec<u8> {
     postcard::to_allocvec(event).expect("postcard encodes an Event into a Vec")
 }
 
-/// Decodes a frame payload. `None` when the bytes are not exactly one valid event within the
-/// limits, in the one encoding [`encode_event`] gives it (postcard also reads a varint padded
-/// with `0x80` bytes, which no writer produces); the caller treats that as corruption. Pure.
+/// Decodes a frame payload holding one event. `None` when the bytes are not exactly one valid
+/// event within the limits, in the one encoding [`encode_event`] gives it; the caller treats
+/// that as corruption. Pure.
 pub fn decode_event(payload: &[u8]) -> Option<Event> {
-    let (event, rest): (Event, &[u8]) = postcard::take_from_bytes(payload).ok()?;
-    if !rest.is_empty() || event.validate().is_err() || !encodes_to(&event, payload) {
-        return None;
+    decode_event_ref(payload).map(|e| e.to_event())
+}
+
+/// [`decode_event`], borrowing the event's strings from `payload` instead of copying them.
+pub fn decode_event_ref(payload: &[u8]) -> Option<EventRef<'_>> {
+    match take_event(payload)? {
+        (event, []) => Some(event),
+        _ => None,
     }
-    Some(event)
+}
+
+/// One event from the front of `bytes`, in its one encoding and within the limits, and the bytes
+/// after it.
+fn take_event(bytes: &[u8]) -> Option<(EventRef<'_>, &[u8])> {
+    let (event, rest): (EventRef, &[u8]) = postcard::take_from_bytes(bytes).ok()?;
+    // postcard also reads a varint padded with 0x80 bytes, which no writer produces. Every other
+    // part of an encoding has one form (a string's bytes, an option's 0 or 1, a varint's last
+    // byte without bits above the type's width), so the bytes read are the one encoding exactly
+    // when they are as long as it is.
+    (event.encoded_len() == bytes.len() - rest.len() && event.validate().is_ok())
+        .then_some((event, rest))
 }
 
 /// The first byte of a frame payload that holds a batch of events rather than one: the variant
@@ -272,9 +482,12 @@ pub fn payload_bytes(events: usize, encoded_bytes: usize) -> usize {
 /// memory used stays within a small multiple of the payload's size. Pure.
 ///
 /// [`BATCH_EVENTS_MAX`]: crate::limits::BATCH_EVENTS_MAX
-pub fn decode_payload_with<'a>(payload: &'a [u8], mut visit: impl FnMut(Event, &'a [u8])) -> bool {
+pub fn decode_payload_with<'a>(
+    payload: &'a [u8],
+    mut visit: impl FnMut(EventRef<'a>, &'a [u8]),
+) -> bool {
     let Some(events) = batch_events(payload) else {
-        return match decode_event(payload) {
+        return match decode_event_ref(payload) {
             Some(event) => {
                 visit(event, payload);
                 true
@@ -295,7 +508,9 @@ pub fn decode_payload_with<'a>(payload: &'a [u8], mut visit: impl FnMut(Event, &
 /// The events of a batch payload, each `None` where the bytes are not a valid event (and
 /// nothing after it), or `None` when the payload is not a batch with a valid count (one event,
 /// or not valid at all). The iterator also checks that nothing is left over.
-fn batch_events(payload: &[u8]) -> Option<impl Iterator<Item = Option<(Event, &[u8])>> + Clone> {
+fn batch_events(
+    payload: &[u8],
+) -> Option<impl Iterator<Item = Option<(EventRef<'_>, &[u8])>> + Clone> {
     let (&BATCH_TAG, rest) = payload.split_first()? else {
         return None;
     };
@@ -334,7 +549,7 @@ impl BatchEvents<'_> {
 }
 
 impl<'a> Iterator for BatchEvents<'a> {
-    type Item = Option<(Event, &'a [u8])>;
+    type Item = Option<(EventRef<'a>, &'a [u8])>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
@@ -350,16 +565,11 @@ impl<'a> Iterator for BatchEvents<'a> {
             });
         }
         self.left -= 1;
-        let decoded =
-            postcard::take_from_bytes::<Event>(self.rest)
-                .ok()
-                .and_then(|(event, after)| {
-                    let used = &self.rest[..self.rest.len() - after.len()];
-                    (event.validate().is_ok() && encodes_to(&event, used)).then(|| {
-                        self.rest = after;
-                        (event, used)
-                    })
-                });
+        let decoded = take_event(self.rest).map(|(event, after)| {
+            let used = &self.rest[..self.rest.len() - after.len()];
+            self.rest = after;
+            (event, used)
+        });
         if decoded.is_none() {
             self.left = 0;
             self.rest = &[];
@@ -372,31 +582,7 @@ impl<'a> Iterator for BatchEvents<'a> {
 /// allocates a whole event for each one).
 pub fn decode_payload(payload: &[u8]) -> Option<Vec<Event>> {
     let mut events = Vec::new();
-    decode_payload_with(payload, |e, _| events.push(e)).then_some(events)
-}
-
-/// Whether `event` encodes to exactly `bytes`, compared as it is serialized, without a copy.
-fn encodes_to(event: &Event, bytes: &[u8]) -> bool {
-    /// A postcard output that matches each byte against the expected ones.
-    struct Expect<'a>(&'a [u8]);
-    impl postcard::ser_flavors::Flavor for Expect<'_> {
-        type Output = bool;
-        fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-            self.try_extend(&[byte])
-        }
-        fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
-            let rest = self
-                .0
-                .strip_prefix(data)
-                .ok_or(postcard::Error::SerializeBufferFull)?;
-            self.0 = rest;
-            Ok(())
-        }
-        fn finalize(self) -> postcard::Result<bool> {
-            Ok(self.0.is_empty())
-        }
-    }
-    postcard::serialize_with_flavor(event, Expect(bytes)) == Ok(true)
+    decode_payload_with(payload, |e, _| events.push(e.to_event())).then_some(events)
 }
 
 #[cfg(test)]
@@ -444,6 +630,47 @@ mod tests {
         // The same integers padded with continuation bytes: postcard reads them, the log not.
         assert_eq!(decode_event(&[2, 0xe4, 0x00]), None);
         assert_eq!(decode_event(&[0x82, 0x00, 100]), None);
+    }
+
+    use proptest::prelude::Strategy as _;
+
+    proptest::proptest! {
+        /// The length the decoder checks against is the length of the one encoding, for every
+        /// shape of event and every width of its integers, and a padded integer is refused.
+        #[test]
+        fn the_computed_length_is_the_encodings_and_padding_is_refused(
+            variant in 0u8..5,
+            key in "[a-z]{1,200}",
+            session in ".{0,40}",
+            meta in proptest::option::of(".{0,300}"),
+            a in proptest::prelude::any::<u64>().prop_map(|n| n >> (n % 64)),
+            b in proptest::prelude::any::<u64>().prop_map(|n| n >> (n % 64)),
+        ) {
+            let event = match variant {
+                0 => Event::Started(Run { key: key.clone(), session_id: session, generation: a, started_at_ms: b, meta }),
+                1 => Event::Completed { key: key.clone(), generation: a, at_ms: b },
+                2 => Event::Shutdown { at_ms: a },
+                3 => Event::Recovered { at_ms: a },
+                _ => Event::Retention { forget_before_ms: a, at_ms: b },
+            };
+            let bytes = encode_event(&event);
+            proptest::prop_assert_eq!(EventRef::from(&event).encoded_len(), bytes.len());
+            proptest::prop_assert_eq!(decode_event(&bytes), Some(event.clone()));
+            // The same event with one varint padded by a continuation byte (the same value, one
+            // byte longer): the last integer, or a start's generation.
+            let end = match &event {
+                Event::Started(run) => {
+                    1 + varint_len(run.key.len() as u64) + run.key.len()
+                        + varint_len(run.session_id.len() as u64) + run.session_id.len()
+                        + varint_len(run.generation) - 1
+                }
+                _ => bytes.len() - 1,
+            };
+            let mut padded = bytes.clone();
+            padded[end] |= 0x80;
+            padded.insert(end + 1, 0);
+            proptest::prop_assert_eq!(decode_event(&padded), None);
+        }
     }
 
     #[test]

@@ -24,10 +24,17 @@
 //! its acknowledged events and the state a replay of its log rebuilds are equal by construction.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
+use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, Run};
+use crate::event::{EventRef, Run, RunRef};
+
+/// The fold's maps, keyed by the gateway's keys. foldhash is seeded at random for each map, as
+/// std's SipHash is (keys come from the gateway's users), and hashes a key several times faster:
+/// replay hashes every record's key.
+type KeyMap<V> = HashMap<String, V, RandomState>;
 
 /// Why a run is reported as interrupted after recovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -170,20 +177,51 @@ pub enum Applied {
     },
 }
 
+/// What the fold knows of one key: its high-water mark, and its running run if it has one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct KeyState {
+    mark: Mark,
+    /// Boxed: most keys a log has seen are idle, and an idle key then costs a pointer.
+    run: Option<Box<InFlightRun>>,
+}
+
+/// Completed runs' allocations kept for the next starts (their strings keep their capacity):
+/// replay starts and completes runs by the million, and allocating and freeing each run's
+/// strings took a tenth of its time. Bounded, so a set holds little it does not use.
+const SPARE_RUNS_MAX: usize = 64;
+
 /// The running set and everything the fold remembers besides it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct RunningSet {
-    // Hash maps (with std's keyed hasher, since keys come from the gateway's users): replay
-    // folds every record through them, and an ordered map's key comparisons took most of the
-    // replay's time. Listings sort on the way out.
-    runs: HashMap<String, InFlightRun>,
-    marks: HashMap<String, Mark>,
+    // One hash map, key to mark and running run: replay folds every record through it, one
+    // lookup each (an ordered map's key comparisons took most of the replay's time, and a map
+    // each for marks and runs took two lookups). Listings sort on the way out.
+    keys: KeyMap<KeyState>,
+    /// How many keys have a running run.
+    running: usize,
     counters: Counters,
     last_was_shutdown: bool,
     /// The highest generation among the marks retention forgot (0 if none): a generation the
     /// log allocates for a key it has no mark for goes above it, so none is ever reused.
     forgotten_generation: u64,
+    /// Allocations of completed runs, for reuse; not part of the state. The boxes themselves
+    /// are what is reused: they go back into a key's state as they are.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<InFlightRun>>,
 }
+
+impl PartialEq for RunningSet {
+    /// Equal states: the spare allocations are not compared.
+    fn eq(&self, other: &RunningSet) -> bool {
+        self.keys == other.keys
+            && self.running == other.running
+            && self.counters == other.counters
+            && self.last_was_shutdown == other.last_was_shutdown
+            && self.forgotten_generation == other.forgotten_generation
+    }
+}
+
+impl Eq for RunningSet {}
 
 impl RunningSet {
     /// An empty set: what a log with no events folds to.
@@ -191,33 +229,37 @@ impl RunningSet {
         RunningSet::default()
     }
 
-    /// Applies one event (rules 1 to 5 above) and says what it did.
-    pub fn apply(&mut self, event: &Event) -> Applied {
+    /// Applies one event (rules 1 to 6 above) and says what it did. Takes an [`Event`] or the
+    /// borrowed [`EventRef`] replay decodes.
+    ///
+    /// [`Event`]: crate::Event
+    pub fn apply<'a>(&mut self, event: impl Into<EventRef<'a>>) -> Applied {
+        let event = event.into();
         // A retention record (a compaction, maybe an offline one) says nothing about how the
         // last process exited; a recovery record is a process that opened the log after it.
-        if !matches!(event, Event::Retention { .. }) {
-            self.last_was_shutdown = matches!(event, Event::Shutdown { .. });
+        if !matches!(event, EventRef::Retention { .. }) {
+            self.last_was_shutdown = matches!(event, EventRef::Shutdown { .. });
         }
         match event {
-            Event::Started(run) => self.start(run),
-            Event::Completed {
+            EventRef::Started(run) => self.start(run),
+            EventRef::Completed {
                 key,
                 generation,
                 at_ms,
-            } => self.complete(key, *generation, *at_ms),
-            Event::Shutdown { .. } => {
+            } => self.complete(key, generation, at_ms),
+            EventRef::Shutdown { .. } => {
                 self.counters.shutdowns += 1;
-                for entry in self.runs.values_mut() {
+                for entry in self.runs_mut() {
                     entry.reason = Reason::Shutdown;
                 }
                 Applied::Shutdown {
-                    interrupted: self.runs.len(),
+                    interrupted: self.running,
                 }
             }
-            Event::Recovered { .. } => {
+            EventRef::Recovered { .. } => {
                 self.counters.recoveries += 1;
                 let mut crashed = 0;
-                for entry in self.runs.values_mut() {
+                for entry in self.runs_mut() {
                     if entry.reason == Reason::Crash {
                         entry.recoveries = entry.recoveries.saturating_add(1);
                         crashed += 1;
@@ -227,54 +269,81 @@ impl RunningSet {
                 }
                 Applied::Recovered { crashed }
             }
-            Event::Retention {
+            EventRef::Retention {
                 forget_before_ms, ..
             } => {
                 self.counters.retentions += 1;
-                let before = self.marks.len();
-                let runs = &self.runs;
+                let before = self.keys.len();
                 let highest = &mut self.forgotten_generation;
-                self.marks.retain(|key, mark| {
-                    let keep = mark.last_event_ms >= *forget_before_ms || runs.contains_key(key);
+                self.keys.retain(|_, state| {
+                    let keep = state.mark.last_event_ms >= forget_before_ms || state.run.is_some();
                     if !keep {
-                        *highest = (*highest).max(mark.generation);
+                        *highest = (*highest).max(state.mark.generation);
                     }
                     keep
                 });
-                let forgotten = before - self.marks.len();
+                let forgotten = before - self.keys.len();
                 self.counters.forgotten += forgotten as u64;
                 Applied::Retention { forgotten }
             }
         }
     }
 
-    fn start(&mut self, run: &Run) -> Applied {
-        let mark = self.raise_mark(&run.key, run.generation, run.started_at_ms);
+    fn runs_mut(&mut self) -> impl Iterator<Item = &mut InFlightRun> {
+        self.keys.values_mut().filter_map(|s| s.run.as_deref_mut())
+    }
+
+    fn start(&mut self, run: RunRef<'_>) -> Applied {
+        let Some(state) = self.keys.get_mut(run.key) else {
+            // A key not seen yet: its first start is never stale.
+            let state = KeyState {
+                mark: Mark {
+                    generation: run.generation,
+                    last_event_ms: run.started_at_ms,
+                },
+                run: Some(new_run(&mut self.spare, run)),
+            };
+            self.keys.insert(run.key.to_string(), state);
+            self.running += 1;
+            self.counters.started += 1;
+            return Applied::Started { superseded: None };
+        };
+        let mark = raise(&mut state.mark, run.generation, run.started_at_ms);
         if run.generation < mark {
             self.counters.stale_starts += 1;
             return Applied::StaleStart { high_water: mark };
         }
         self.counters.started += 1;
-        // A run that replaces the key's running run keeps counting its recoveries: the key is
-        // still in flight (a gateway resuming an interrupted run starts it again).
-        let recoveries = self.runs.get(&run.key).map_or(0, |old| old.recoveries);
-        let entry = InFlightRun {
-            recoveries,
-            ..InFlightRun::new(run.clone())
+        let Some(entry) = state.run.as_deref_mut() else {
+            state.run = Some(new_run(&mut self.spare, run));
+            self.running += 1;
+            return Applied::Started { superseded: None };
         };
-        let superseded = self
-            .runs
-            .insert(run.key.clone(), entry)
-            .map(|old| old.run.generation);
-        if superseded.is_some() {
-            self.counters.superseded += 1;
+        // The run replaces the key's running run, which keeps counting its recoveries: the key
+        // is still in flight (a gateway resuming an interrupted run starts it again).
+        self.counters.superseded += 1;
+        let superseded = entry.run.generation;
+        let recoveries = entry.recoveries;
+        overwrite(entry, run);
+        entry.recoveries = recoveries;
+        Applied::Started {
+            superseded: Some(superseded),
         }
-        Applied::Started { superseded }
     }
 
     fn complete(&mut self, key: &str, generation: u64, at_ms: u64) -> Applied {
-        self.raise_mark(key, generation, at_ms);
-        match self.runs.get(key).map(|e| e.run.generation) {
+        let Some(state) = self.keys.get_mut(key) else {
+            let mark = Mark {
+                generation,
+                last_event_ms: at_ms,
+            };
+            self.keys
+                .insert(key.to_string(), KeyState { mark, run: None });
+            self.counters.unknown_completions += 1;
+            return Applied::UnknownCompletion;
+        };
+        raise(&mut state.mark, generation, at_ms);
+        match state.run.as_deref().map(|e| e.run.generation) {
             None => {
                 self.counters.unknown_completions += 1;
                 Applied::UnknownCompletion
@@ -286,74 +355,63 @@ impl RunningSet {
                 }
             }
             Some(_) => {
-                self.runs.remove(key);
+                if let Some(done) = state.run.take()
+                    && self.spare.len() < SPARE_RUNS_MAX
+                {
+                    self.spare.push(done);
+                }
+                self.running -= 1;
                 self.counters.completed += 1;
                 Applied::Completed
             }
         }
     }
 
-    /// Raises the key's mark to at least `generation`; returns the mark from before, or
-    /// `generation` for a key not seen yet (so a first start is never stale).
-    fn raise_mark(&mut self, key: &str, generation: u64, at_ms: u64) -> u64 {
-        match self.marks.get_mut(key) {
-            Some(mark) => {
-                let before = mark.generation;
-                mark.generation = mark.generation.max(generation);
-                mark.last_event_ms = mark.last_event_ms.max(at_ms);
-                before
-            }
-            None => {
-                self.marks.insert(
-                    key.to_string(),
-                    Mark {
-                        generation,
-                        last_event_ms: at_ms,
-                    },
-                );
-                generation
-            }
-        }
-    }
-
     /// The running entry of `key`, if any.
     pub fn get(&self, key: &str) -> Option<&InFlightRun> {
-        self.runs.get(key)
+        self.keys.get(key).and_then(|s| s.run.as_deref())
     }
 
     /// Every running entry, ordered by key.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &InFlightRun> {
-        let mut entries: Vec<&InFlightRun> = self.runs.values().collect();
+        let mut entries: Vec<&InFlightRun> = self
+            .keys
+            .values()
+            .filter_map(|s| s.run.as_deref())
+            .collect();
         entries.sort_unstable_by(|a, b| a.run.key.cmp(&b.run.key));
         entries.into_iter()
     }
 
     /// How many runs are in the set.
     pub fn len(&self) -> usize {
-        self.runs.len()
+        self.running
     }
 
     /// True when no run is in flight.
     pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
+        self.running == 0
     }
 
     /// The high-water mark of `key`, if the log has seen it.
     pub fn mark(&self, key: &str) -> Option<Mark> {
-        self.marks.get(key).copied()
+        self.keys.get(key).map(|s| s.mark)
     }
 
     /// Every key's high-water mark, ordered by key.
     pub fn marks(&self) -> impl ExactSizeIterator<Item = (&str, &Mark)> {
-        let mut marks: Vec<(&str, &Mark)> =
-            self.marks.iter().map(|(k, m)| (k.as_str(), m)).collect();
+        let mut marks: Vec<(&str, &Mark)> = self
+            .keys
+            .iter()
+            .map(|(k, s)| (k.as_str(), &s.mark))
+            .collect();
         marks.sort_unstable_by_key(|&(key, _)| key);
         marks.into_iter()
     }
 
     /// How many keys have a high-water mark.
     pub fn marks_len(&self) -> usize {
-        self.marks.len()
+        self.keys.len()
     }
 
     /// What the fold has counted so far.
@@ -374,8 +432,9 @@ impl RunningSet {
     }
 
     /// A set rebuilt from its parts (a snapshot's): the running runs, the marks, the counters,
-    /// whether the last event was a clean shutdown, and the highest forgotten generation. Checks what the fold guarantees: one
-    /// run per key, and every running run's key has a mark at or above its generation.
+    /// whether the last event was a clean shutdown, and the highest forgotten generation. Checks
+    /// what the fold guarantees: one run per key, and every running run's key has a mark at or
+    /// above its generation.
     pub fn from_parts(
         runs: Vec<InFlightRun>,
         marks: Vec<(String, Mark)>,
@@ -389,34 +448,84 @@ impl RunningSet {
             forgotten_generation,
             ..RunningSet::default()
         };
+        set.keys.reserve(marks.len());
         for (key, mark) in marks {
-            if set.marks.insert(key.clone(), mark).is_some() {
-                return Err(format!("the mark of key {key:?} is given twice"));
+            match set.keys.entry(key) {
+                Entry::Occupied(twice) => {
+                    return Err(format!("the mark of key {:?} is given twice", twice.key()));
+                }
+                Entry::Vacant(slot) => {
+                    slot.insert(KeyState { mark, run: None });
+                }
             }
         }
         for entry in runs {
             let key = &entry.run.key;
-            match set.marks.get(key) {
-                Some(mark) if mark.generation >= entry.run.generation => {}
-                _ => {
-                    return Err(format!(
-                        "running key {key:?} has no high-water mark at or above its generation {}",
-                        entry.run.generation
-                    ));
-                }
-            }
-            if set.runs.insert(key.clone(), entry).is_some() {
+            let Some(state) = set
+                .keys
+                .get_mut(key.as_str())
+                .filter(|s| s.mark.generation >= entry.run.generation)
+            else {
+                return Err(format!(
+                    "running key {key:?} has no high-water mark at or above its generation {}",
+                    entry.run.generation
+                ));
+            };
+            if state.run.is_some() {
                 return Err("a running key is given twice".to_string());
             }
+            state.run = Some(Box::new(entry));
+            set.running += 1;
         }
         Ok(set)
     }
 }
 
+/// A run just started, in a spare allocation if there is one.
+#[allow(clippy::vec_box)] // the boxes are what is reused
+fn new_run(spare: &mut Vec<Box<InFlightRun>>, run: RunRef<'_>) -> Box<InFlightRun> {
+    match spare.pop() {
+        Some(mut entry) => {
+            overwrite(&mut entry, run);
+            entry
+        }
+        None => Box::new(InFlightRun::new(run.to_run())),
+    }
+}
+
+/// Makes `entry` the run `run` just started (interrupted by nothing, seen by no recovery),
+/// reusing its strings' allocations.
+fn overwrite(entry: &mut InFlightRun, run: RunRef<'_>) {
+    entry.reason = Reason::Crash;
+    entry.recoveries = 0;
+    let old = &mut entry.run;
+    old.key.clear();
+    old.key.push_str(run.key);
+    old.session_id.clear();
+    old.session_id.push_str(run.session_id);
+    old.generation = run.generation;
+    old.started_at_ms = run.started_at_ms;
+    match (run.meta, &mut old.meta) {
+        (Some(meta), Some(old_meta)) => {
+            old_meta.clear();
+            old_meta.push_str(meta);
+        }
+        (meta, old_meta) => *old_meta = meta.map(str::to_string),
+    }
+}
+
+/// Raises `mark` to at least `generation` and `at_ms`; returns the generation from before.
+fn raise(mark: &mut Mark, generation: u64, at_ms: u64) -> u64 {
+    let before = mark.generation;
+    mark.generation = before.max(generation);
+    mark.last_event_ms = mark.last_event_ms.max(at_ms);
+    before
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Generation, UnixMs};
+    use crate::event::{Event, Generation, UnixMs};
 
     fn start(key: &str, generation: u64) -> Event {
         Event::Started(Run::new(

@@ -12,7 +12,7 @@ use crate::commit::{Queue, Slot};
 use crate::compaction::{Compacted, Cut, write_snapshot};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
-use crate::event::{Event, Run, UnixMs, encode_event};
+use crate::event::{Event, EventRef, Run, UnixMs, encode_event};
 use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
 use crate::frame::FRAME_HEADER_BYTES;
 use crate::layout::{TEMP_SUFFIX, is_log_file};
@@ -95,7 +95,9 @@ struct Shared {
     retention_ms: Option<u64>,
     compact_after_bytes: Option<u64>,
     state: Mutex<State>,
-    /// Signalled when a batch is durable or failed, and when the queue has room again.
+    /// Signalled when a batch is durable or failed, for callers waiting for room in the queue.
+    /// (Callers waiting for their event sleep on their own, woken by the leader: see
+    /// `commit`.)
     committed: Condvar,
     /// The open end of the log, used by one leader at a time (and by a compaction's cut).
     writer: Mutex<Writer>,
@@ -128,6 +130,8 @@ struct State {
     bytes_since_cut: u64,
     /// Size of the newest snapshot (0 if none), for the compaction policy.
     snapshot_bytes: u64,
+    /// Callers waiting for room in the queue (on `committed`).
+    room_waiters: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -246,6 +250,7 @@ impl Log {
                 // gateway that restarts often still compacts.
                 bytes_since_cut: replayed_bytes,
                 snapshot_bytes,
+                room_waiters: 0,
             }),
             committed: Condvar::new(),
             writer: Mutex::new(writer),
@@ -343,7 +348,7 @@ impl Log {
         storage: &dyn Storage,
         dir: impl AsRef<Path>,
         policy: Policy,
-        mut visit: impl FnMut(u64, &Event),
+        mut visit: impl FnMut(u64, EventRef<'_>),
     ) -> Result<Recovered> {
         let dir = dir.as_ref();
         if !storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
@@ -780,6 +785,7 @@ impl Shared {
             cause: e.to_string(),
         });
         state.queue.drop_waiting();
+        state.queue.wake_all();
     }
 
     /// Accepts the event `make` builds from the state (under the state's lock, so a generation
@@ -794,10 +800,12 @@ impl Shared {
             if !state.queue.is_full() {
                 break;
             }
+            state.room_waiters += 1;
             state = self
                 .committed
                 .wait(state)
                 .unwrap_or_else(|e| e.into_inner());
+            state.room_waiters -= 1;
         }
         let event = make(&state)?;
         let payload = encode_event(&event);
@@ -831,10 +839,12 @@ impl Shared {
                 });
             }
             if !state.queue.needs_leader() {
-                state = self
-                    .committed
-                    .wait(state)
-                    .unwrap_or_else(|e| e.into_inner());
+                // Asleep until the leader wakes this caller: its event is durable, or it is to
+                // lead the next batch.
+                state.queue.add_waiter(seq, std::thread::current());
+                drop(state);
+                std::thread::park();
+                state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
             let batch = state.queue.take_batch();
@@ -850,14 +860,29 @@ impl Shared {
                 batch.events().map(|(_, e)| set.apply(e)).collect()
             });
             state.queue.finish(&batch, applied);
-            self.committed.notify_all();
-            if let Err(e) = written {
-                self.poison(&mut state, &e);
+            let failed = written.err();
+            if let Some(e) = &failed {
+                self.poison(&mut state, e);
+            }
+            let (leader, durable) = state.queue.take_wakeups();
+            let room_waiters = state.room_waiters > 0;
+            drop(state);
+            if let Some(leader) = leader {
+                leader.unpark();
+            }
+            for thread in durable {
+                thread.unpark();
+            }
+            if room_waiters {
+                self.committed.notify_all();
+            }
+            if let Some(e) = failed {
                 let (first, last) = batch.seqs();
                 if (first..=last).contains(&seq) {
                     return Err(e);
                 }
             }
+            state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         }
     }
 }

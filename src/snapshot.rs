@@ -231,7 +231,8 @@ impl Snapshot {
             }
         }
         for entry in &self.running {
-            validate_run(&entry.run).map_err(|e| format!("a running run breaks a limit: {e}"))?;
+            validate_run((&entry.run).into())
+                .map_err(|e| format!("a running run breaks a limit: {e}"))?;
         }
         for mark in &self.marks {
             validate_key(&mark.key).map_err(|e| format!("a mark breaks a limit: {e}"))?;

@@ -156,7 +156,7 @@ fn load_submits_and_acks_every_event_as_json_lines_and_alternates_per_key() {
         &inflight::FsStorage::default(),
         std::path::Path::new(d),
         inflight::Policy::Strict,
-        |_, e| logged.push(e.clone()),
+        |_, e| logged.push(e.to_event()),
     )
     .unwrap();
     let logged: Vec<serde_json::Value> = logged

@@ -79,7 +79,7 @@ fn close_is_the_last_record_even_with_appenders_racing_it() {
             &inflight::FsStorage::default(),
             dir.path(),
             Policy::Strict,
-            |_, e| events.push(e.clone()),
+            |_, e| events.push(e.to_event()),
         )
         .unwrap();
         assert!(

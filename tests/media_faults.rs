@@ -76,7 +76,7 @@ fn media_faults_are_recovered_exactly_or_reported_with_their_place() {
 
         let mut events = Vec::new();
         let found = Log::for_each_event(&sim, Harness::dir(), Policy::SkipDamaged, |_, e| {
-            events.push(e.clone())
+            events.push(e.to_event())
         })
         .unwrap_or_else(|e| panic!("{context}: replay failed: {e}"));
         let missing = history

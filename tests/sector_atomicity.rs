@@ -156,7 +156,7 @@ fn record_places(sim: &SimStorage) -> Vec<(Event, String, u64, u64)> {
     durable.crash_keep_nothing();
     let mut by_seq = BTreeMap::new();
     let Ok(_) = Log::for_each_event(&durable, Harness::dir(), Policy::Strict, |seq, e| {
-        by_seq.insert(seq, e.clone());
+        by_seq.insert(seq, e.to_event());
     }) else {
         return Vec::new();
     };
@@ -263,7 +263,7 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                 let mut events = Vec::new();
                 let replayed =
                     Log::for_each_event(&fork, Harness::dir(), Policy::SkipDamaged, |_, e| {
-                        events.push(e.clone())
+                        events.push(e.to_event())
                     })
                     .unwrap_or_else(|e| panic!("{context}: replay after open failed: {e}"));
                 // Never an event that was not submitted, never one with wrong bytes, never out

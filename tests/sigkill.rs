@@ -163,7 +163,7 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
 
         let mut all_logged: Vec<Event> = Vec::new();
         let found = Log::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
-            all_logged.push(e.clone())
+            all_logged.push(e.to_event())
         })
         .unwrap_or_else(|e| panic!("round {round}: the log does not replay under --strict: {e}"));
         assert!(

@@ -9,7 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use inflight::Opened;
-use inflight::{Event, FsStorage, Log, Options, Policy};
+use inflight::event::EventRef;
+use inflight::{FsStorage, Log, Options, Policy};
 use serde::Deserialize;
 
 use super::{CliResult, DemoArgs, Failure};
@@ -236,11 +237,11 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
     // completion reach the disk.
     let mut completed: BTreeSet<(String, u64)> = BTreeSet::new();
     Log::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
-        if let Event::Completed {
+        if let EventRef::Completed {
             key, generation, ..
         } = e
         {
-            completed.insert((key.clone(), *generation));
+            completed.insert((key.to_string(), generation));
         }
     })?;
     println!(

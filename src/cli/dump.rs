@@ -7,11 +7,12 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+use inflight::event::EventRef;
 use inflight::inspect::{
     DamageKind, DamageSeen, EndSeen, EventSeen, Item, Reader, SegmentSeen, SnapshotRole,
     SnapshotSeen,
 };
-use inflight::{Applied, Event, FsStorage};
+use inflight::{Applied, FsStorage};
 use serde::Serialize;
 
 use super::progress::ByteProgress;
@@ -356,27 +357,27 @@ impl<W: Write> Printer<'_, W> {
             write!(out, "#{}/{}", e.index, e.batch)?;
         }
         match e.event {
-            Event::Started(run) => {
+            EventRef::Started(run) => {
                 write!(
                     out,
                     "  started    {}  generation {}  session {}",
                     run.key, run.generation, run.session_id
                 )?;
-                if let Some(meta) = &run.meta {
+                if let Some(meta) = run.meta {
                     write!(out, "  meta {meta}")?;
                 }
             }
-            Event::Completed {
+            EventRef::Completed {
                 key, generation, ..
             } => write!(out, "  completed  {key}  generation {generation}")?,
-            Event::Shutdown { .. } => write!(out, "  shutdown   a clean exit")?,
-            Event::Recovered { .. } => write!(out, "  recovered  an open found runs in flight")?,
-            Event::Retention {
+            EventRef::Shutdown { .. } => write!(out, "  shutdown   a clean exit")?,
+            EventRef::Recovered { .. } => write!(out, "  recovered  an open found runs in flight")?,
+            EventRef::Retention {
                 forget_before_ms, ..
             } => write!(
                 out,
                 "  retention  idle marks older than {} ({forget_before_ms}) are forgotten",
-                Rfc3339(*forget_before_ms)
+                Rfc3339(forget_before_ms)
             )?,
         }
         match e.applied {
@@ -465,7 +466,7 @@ struct EventLine<'a> {
 }
 
 impl<'a> EventLine<'a> {
-    fn of(e: &EventSeen<'a>) -> EventLine<'a> {
+    fn of(e: &'a EventSeen<'a>) -> EventLine<'a> {
         let at_ms = e.event.at_ms();
         let mut line = EventLine {
             item: "event",
@@ -490,22 +491,22 @@ impl<'a> EventLine<'a> {
             ran_ms: e.ended_run_started_at_ms.map(|s| at_ms.saturating_sub(s)),
         };
         line.event = match e.event {
-            Event::Started(run) => {
-                line.session_id = Some(&run.session_id);
+            EventRef::Started(run) => {
+                line.session_id = Some(run.session_id);
                 line.generation = Some(run.generation);
-                line.meta = Some(run.meta.as_deref());
+                line.meta = Some(run.meta);
                 "started"
             }
-            Event::Completed { generation, .. } => {
-                line.generation = Some(*generation);
+            EventRef::Completed { generation, .. } => {
+                line.generation = Some(generation);
                 "completed"
             }
-            Event::Shutdown { .. } => "shutdown",
-            Event::Recovered { .. } => "recovered",
-            Event::Retention {
+            EventRef::Shutdown { .. } => "shutdown",
+            EventRef::Recovered { .. } => "recovered",
+            EventRef::Retention {
                 forget_before_ms, ..
             } => {
-                line.forget_before_ms = Some(*forget_before_ms);
+                line.forget_before_ms = Some(forget_before_ms);
                 "retention"
             }
         };

@@ -85,6 +85,7 @@ fn scan(body: &[u8], base: u64, salt: u64, first_seq: u64) -> Result<ScanSummary
                 }
                 let mut round_trips = true;
                 decode_payload_with(f.payload, |e, _| {
+                    let e = e.to_event();
                     round_trips &= decode_event(&encode_event(&e)).as_ref() == Some(&e);
                 });
                 if !round_trips {

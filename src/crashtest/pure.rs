@@ -190,6 +190,7 @@ fn check_payload(payload: &[u8]) -> Result<bool, String> {
     let mut events = 0usize;
     let mut broken = None;
     let valid = decode_payload_with(payload, |event, _| {
+        let event = event.to_event();
         events += 1;
         let (key, session_id, meta) = match &event {
             Event::Started(run) => (Some(&run.key), Some(&run.session_id), run.meta.as_ref()),

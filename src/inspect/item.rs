@@ -1,6 +1,6 @@
 //! What a walk over a log finds, one item at a time, in log order.
 
-use crate::event::Event;
+use crate::event::EventRef;
 use crate::fold::Applied;
 use crate::frame::SegmentHeader;
 use crate::recovery::{Corruption, TornTail};
@@ -95,8 +95,8 @@ pub struct EventSeen<'a> {
     pub index: usize,
     /// How many events the frame holds (1, or a batch's count).
     pub batch: usize,
-    /// The event.
-    pub event: &'a Event,
+    /// The event, borrowed from the segment's bytes.
+    pub event: EventRef<'a>,
     /// What the fold did with it: a stale start or completion is ignored.
     pub applied: Applied,
     /// For a completion that ended a run: when that run started.

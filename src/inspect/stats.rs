@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::item::Item;
-use crate::event::Event;
+use crate::event::EventRef;
 use crate::fold::{Applied, InFlightRun, RunningSet};
 
 /// Events by kind.
@@ -140,14 +140,14 @@ impl Stats {
         }
     }
 
-    fn count_kind(&mut self, event: &Event) {
+    fn count_kind(&mut self, event: EventRef<'_>) {
         let counts = &mut self.events;
         match event {
-            Event::Started(_) => counts.started += 1,
-            Event::Completed { .. } => counts.completed += 1,
-            Event::Shutdown { .. } => counts.shutdown += 1,
-            Event::Recovered { .. } => counts.recovered += 1,
-            Event::Retention { .. } => counts.retention += 1,
+            EventRef::Started(_) => counts.started += 1,
+            EventRef::Completed { .. } => counts.completed += 1,
+            EventRef::Shutdown { .. } => counts.shutdown += 1,
+            EventRef::Recovered { .. } => counts.recovered += 1,
+            EventRef::Retention { .. } => counts.retention += 1,
         }
     }
 

@@ -17,7 +17,7 @@ use super::item::{
 use super::time_travel::{Point, Unknowable};
 use super::{Visit, Walked};
 use crate::error::{Error, Result};
-use crate::event::{Event, decode_payload_with};
+use crate::event::{EventRef, decode_payload_with};
 use crate::fold::{Applied, RunningSet};
 use crate::frame::{
     FORMAT_VERSION, Frame, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader,
@@ -85,7 +85,6 @@ pub(crate) struct Walker<'s> {
     /// A last segment holding an unfinished header (left by an older build), and its length:
     /// a writer replaces it under the same number.
     unfinished: Option<(u64, u64)>,
-    frame_events: Vec<Event>,
     point: Option<Point>,
     unknowable: Option<Unknowable>,
     stopped: bool,
@@ -119,7 +118,6 @@ impl<'s> Walker<'s> {
             current: None,
             cursor: 0,
             unfinished: None,
-            frame_events: Vec::new(),
             point: None,
             unknowable: None,
             stopped: false,
@@ -699,9 +697,14 @@ impl<'s> Walker<'s> {
     /// events; or hold it as damage if its payload is not valid. Returns whether it was a valid
     /// record.
     fn accept(&mut self, segment: &str, frame: Frame<'_>, visit: &mut Visit<'_>) -> bool {
-        let mut events = mem::take(&mut self.frame_events);
-        events.clear();
-        if !decode_payload_with(frame.payload, |event, _| events.push(event)) {
+        // Most records hold one event: the vector allocates only for a batch's second.
+        let mut events: Vec<EventRef<'_>> = Vec::new();
+        let mut first_event = None;
+        let valid = decode_payload_with(frame.payload, |event, _| match first_event {
+            None => first_event = Some(event),
+            Some(_) => events.push(event),
+        });
+        let Some(first_event) = first_event.filter(|_| valid) else {
             let detail = format!(
                 "record {} has a valid checksum but is not a valid event",
                 frame.seq
@@ -710,10 +713,9 @@ impl<'s> Walker<'s> {
             self.pending.push(damage);
             // Its checksum holds, so its sequence number is real: it is used.
             self.next_seq = frame.seq + 1;
-            self.frame_events = events;
             return false;
-        }
-        let first = (frame.seq, events[0].at_ms());
+        };
+        let first = (frame.seq, first_event.at_ms());
         if let Some(point) = self.point
             && point.passed_by(first.0, Some(first.1))
         {
@@ -725,12 +727,11 @@ impl<'s> Walker<'s> {
                 .find(|c| point.inside((c.after_seq, c.after_ms), (first.0, Some(first.1))));
             self.unknowable = inside.map(Unknowable::Damaged);
             self.stopped = true;
-            self.frame_events = events;
             return true;
         }
         self.settle_pending(Some(first), visit);
-        let batch = events.len();
-        for (index, event) in events.iter().enumerate() {
+        let batch = 1 + events.len();
+        for (index, event) in std::iter::once(first_event).chain(events).enumerate() {
             if self.stopped {
                 break;
             }
@@ -741,7 +742,7 @@ impl<'s> Walker<'s> {
                 break;
             }
             let ended = match event {
-                Event::Completed { key, .. } => self.set.get(key).map(|r| r.run.started_at_ms),
+                EventRef::Completed { key, .. } => self.set.get(key).map(|r| r.run.started_at_ms),
                 _ => None,
             };
             let applied = self.set.apply(event);
@@ -761,7 +762,6 @@ impl<'s> Walker<'s> {
             Self::emit(&mut self.stopped, visit, &item);
         }
         self.next_seq = frame.seq + 1;
-        self.frame_events = events;
         true
     }
 

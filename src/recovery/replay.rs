@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::damage::{Damage, is_torn_tail, is_unfinished_header};
 use super::report::{Policy, RecoveryReport, TornTail};
 use crate::error::{Error, Result};
-use crate::event::{Event, decode_payload_with};
+use crate::event::{EventRef, decode_payload_with};
 use crate::fold::RunningSet;
 use crate::frame::{FORMAT_VERSION, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner};
 use crate::frame::{Frame, SegmentHeader};
@@ -73,7 +73,7 @@ pub(crate) fn replay(
     names: Vec<String>,
     policy: Policy,
     segments_below: Option<u64>,
-    visit: &mut dyn FnMut(u64, &Event),
+    visit: &mut dyn FnMut(u64, EventRef<'_>),
 ) -> Result<Replayed> {
     let mut walk = Walk::new();
     walk.snapshot(storage, dir, &names)?;
@@ -308,7 +308,7 @@ impl Walk {
         path: PathBuf,
         bytes: FileBytes,
         is_last: bool,
-        visit: &mut dyn FnMut(u64, &Event),
+        visit: &mut dyn FnMut(u64, EventRef<'_>),
     ) -> Result<()> {
         self.report.segments += 1;
         let len = bytes.len() as u64;
@@ -441,7 +441,7 @@ impl Walk {
         bytes: &[u8],
         salt: u64,
         header_valid: bool,
-        visit: &mut dyn FnMut(u64, &Event),
+        visit: &mut dyn FnMut(u64, EventRef<'_>),
     ) -> u64 {
         let body = &bytes[SEGMENT_HEADER_BYTES..];
         let mut end = SEGMENT_HEADER_BYTES as u64;
@@ -477,7 +477,12 @@ impl Walk {
     /// A frame whose checksum holds: fold its events (settling the damage before it as
     /// corruption), or, if its payload is not one event or a batch of them, hold it as damage.
     /// Returns whether the frame was a valid record.
-    fn accept(&mut self, name: &str, frame: Frame<'_>, visit: &mut dyn FnMut(u64, &Event)) -> bool {
+    fn accept(
+        &mut self,
+        name: &str,
+        frame: Frame<'_>,
+        visit: &mut dyn FnMut(u64, EventRef<'_>),
+    ) -> bool {
         let mut first = true;
         let valid = decode_payload_with(frame.payload, |event, _| {
             if first {
@@ -489,8 +494,8 @@ impl Walk {
                     self.report.corruption.push(corruption);
                 }
             }
-            self.set.apply(&event);
-            visit(frame.seq, &event);
+            self.set.apply(event);
+            visit(frame.seq, event);
             self.report.records += 1;
             self.last_ms = Some(event.at_ms());
         });
