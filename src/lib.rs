@@ -38,6 +38,9 @@
 //! - [`snapshot`]: the pure snapshot format: the state at a cut, to and from checksummed JSON.
 //! - [`recovery`]: replay (from the newest valid snapshot on), and the classification of damage
 //!   as torn tail or corruption.
+//! - [`inspect`]: offline tools over a log, read-only and safe on a live one: every record with
+//!   its place and what the fold did with it, time travel, verification, statistics, following
+//!   a log as it grows.
 //! - [`fallback`]: the time-window guess, only for what the log cannot speak for (pure).
 //! - [`import`]: a new log made from runs recorded elsewhere (the JSON checkpoint), all or
 //!   nothing.
@@ -77,6 +80,7 @@ pub mod fallback;
 pub mod fold;
 pub mod frame;
 pub mod import;
+pub mod inspect;
 mod layout;
 pub mod limits;
 pub mod log;

@@ -3,9 +3,13 @@
 mod bench;
 mod compact;
 mod demo;
+mod dump;
 mod import_json;
 mod load;
+mod progress;
 mod replay;
+mod stats;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -22,6 +26,9 @@ Exit codes:
   6  invalid input (a key, session id or meta over its limit, an empty key)
   7  demo: an acknowledged run was not recovered, or a run was invented
   8  import-json: the target directory already holds a log (or other files); it is untouched
+  9  replay --at/--at-time: the log no longer holds the records around that point (compacted
+     away, damaged, or before the log began recording); it never guesses
+verify has its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read.
 
 Set RUST_LOG=info (or debug) to see what the log does on open, recovery and append.";
 
@@ -43,11 +50,29 @@ enum Command {
     ///
     /// Example: inflight demo --sessions 500 --threads 8
     Demo(DemoArgs),
-    /// Print the running set and recovery report of a log directory. Read-only: takes no lock
-    /// and changes no byte, so it is safe on a live gateway's log.
-    ///
-    /// Example: inflight replay /var/lib/gateway/inflight --json | jq '.running[].key'
+    /// Print the running set and recovery report of a log directory, or with --at/--at-time the
+    /// running set as it was at that point. Read-only: takes no lock and changes no byte, so it
+    /// is safe on a live gateway's log.
+    #[command(after_help = REPLAY_EXAMPLES)]
     Replay(ReplayArgs),
+    /// Print every event of a log with its sequence number, place (segment:offset, #index in a
+    /// batch), time (RFC 3339, UTC, and milliseconds) and fields, in log order, marking stale
+    /// events, and showing segments, snapshots, damaged regions and the end of the log (a torn
+    /// tail, or a record still being written) where they are. Read-only; safe on a live log.
+    /// With --follow it keeps printing what a running gateway appends, like tail -f, across
+    /// segment rollovers and compactions, until interrupted (Ctrl-C).
+    #[command(after_help = DUMP_EXAMPLES)]
+    Dump(DumpArgs),
+    /// Check every segment and snapshot of a log and report each finding with its file and
+    /// byte offsets. Read-only; safe on a live log (where a record being appended shows as a
+    /// torn tail).
+    #[command(after_help = VERIFY_EXAMPLES)]
+    Verify(VerifyArgs),
+    /// Print a log's statistics: events by kind, stale and unknown records, bytes, segments and
+    /// snapshots, how long completed runs ran (p50, p99, max), the runs in flight longest and
+    /// the busiest keys. Read-only; safe on a live log.
+    #[command(after_help = STATS_EXAMPLES)]
+    Stats(StatsArgs),
     /// Drive a synthetic gateway workload against a log directory and print throughput and
     /// latency; useful on its own to size a disk.
     ///
@@ -85,6 +110,106 @@ enum Command {
     /// Example: inflight import-json /var/lib/gateway/agent_checkpoints.json /var/lib/gateway/inflight
     #[command(name = "import-json")]
     ImportJson(ImportJsonArgs),
+}
+
+const REPLAY_EXAMPLES: &str = "\
+Examples:
+  inflight replay /var/lib/gw/inflight
+  inflight replay /var/lib/gw/inflight --json | jq '.running[].key'
+  inflight replay /var/lib/gw/inflight --at-time 2026-11-26T10:42:00Z   # in flight at 10:42 UTC
+  inflight replay /var/lib/gw/inflight --at 1500 --json
+  inflight replay /var/lib/gw/inflight --sessions sessions.jsonl --window 120
+
+TIME is RFC 3339 in UTC (2026-11-26T10:42:00Z, 2026-11-26 10:42:00.250) or milliseconds since
+the Unix epoch. --at SEQ is the state right after record SEQ; --at-time TIME the state after
+every record up to the first one stamped later than TIME. Where the log no longer holds the
+records around that point (a compaction folded them into a snapshot, damage, or before the log
+began recording) it says so and exits with 9: it never guesses.";
+
+const DUMP_EXAMPLES: &str = "\
+Examples:
+  inflight dump /var/lib/gw/inflight | less -S
+  inflight dump /var/lib/gw/inflight --key agent:main:telegram:dm:4242   # one session's history
+  inflight dump /var/lib/gw/inflight --since 2026-11-26T10:40:00Z --to 5000
+  inflight dump /var/lib/gw/inflight --json | jq -c 'select(.item == \"event\" and .stale)'
+  inflight dump /var/lib/gw/inflight --follow --json     # like tail -f, one JSON object a line
+
+Filters (--from, --to, --key, --since) select events; segments, snapshots, damage and the end
+are shown where they lie. --json prints one object a line, each with \"item\": segment,
+snapshot, event, damage or end. A progress line goes to stderr when it is a terminal.";
+
+const VERIFY_EXAMPLES: &str = "\
+Examples:
+  inflight verify /var/lib/gw/inflight
+  inflight verify /var/lib/gw/inflight --json | jq '.findings[]'
+
+Exit codes of verify:
+  0  clean: every segment and snapshot reads
+  1  a torn tail only: an incomplete last record (what a crash leaves, cut by the next open; on
+     a live log, a record still being written)
+  2  corruption: damage a crash cannot explain, records missing, a damaged snapshot
+  3  the log could not be read: no log there, an I/O error, or a format version this build does
+     not read";
+
+const STATS_EXAMPLES: &str = "\
+Examples:
+  inflight stats /var/lib/gw/inflight
+  inflight stats /var/lib/gw/inflight --json | jq '.durations'
+  inflight stats /var/lib/gw/inflight --top 20";
+
+/// Arguments of `inflight dump`.
+#[derive(Debug, Args)]
+struct DumpArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// One JSON object a line instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only events from this sequence number on.
+    #[arg(long, value_name = "SEQ")]
+    from: Option<u64>,
+    /// Only events up to this sequence number (the dump stops after it).
+    #[arg(long, value_name = "SEQ")]
+    to: Option<u64>,
+    /// Only events of this key.
+    #[arg(long, value_name = "KEY")]
+    key: Option<String>,
+    /// Only events stamped at or after TIME (RFC 3339 in UTC, or milliseconds).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    since: Option<u64>,
+    /// Keep printing new events as a gateway appends them, until interrupted.
+    #[arg(long)]
+    follow: bool,
+    /// With --follow: how often to look for new records, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 50, requires = "follow")]
+    poll_ms: u64,
+}
+
+/// Arguments of `inflight verify`.
+#[derive(Debug, Args)]
+struct VerifyArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Arguments of `inflight stats`.
+#[derive(Debug, Args)]
+struct StatsArgs {
+    /// The log directory.
+    dir: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    /// How many open runs and keys to list.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    top: usize,
+    /// The current time in milliseconds since the Unix epoch, for the open runs' ages (default:
+    /// now).
+    #[arg(long, value_name = "MS")]
+    now: Option<u64>,
 }
 
 /// Arguments of `inflight bench`.
@@ -176,6 +301,15 @@ struct ReplayArgs {
     /// (flagged crash-loop: suspend it rather than resume it); 0 turns the detection off.
     #[arg(long, value_name = "N", default_value_t = 3)]
     crash_loop_threshold: u32,
+    /// The running set as it was right after record SEQ (exit 9 if the log no longer holds the
+    /// records around it).
+    #[arg(long, value_name = "SEQ", conflicts_with_all = ["at_time", "sessions", "strict"])]
+    at: Option<u64>,
+    /// The running set as it was at TIME (RFC 3339 in UTC, or milliseconds since the Unix
+    /// epoch): after every record up to the first one stamped later (exit 9 if the log no
+    /// longer holds the records around it).
+    #[arg(long, value_name = "TIME", value_parser = parse_time, conflicts_with_all = ["sessions", "strict"])]
+    at_time: Option<u64>,
 }
 
 /// Arguments of `inflight load`.
@@ -289,6 +423,9 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Replay(args) => replay::run(args),
+        Command::Dump(args) => dump::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::Stats(args) => stats::run(args),
         Command::Load(args) => load::run(args),
         Command::ImportJson(args) => import_json::run(args),
         Command::Compact(args) => compact::run(args),
@@ -303,8 +440,52 @@ pub fn main() -> i32 {
     }
 }
 
+/// A time given on the command line: RFC 3339 in UTC (`2026-11-26T10:42:00Z`, or with a space
+/// and without the `Z`, any fraction of a second), or milliseconds since the Unix epoch.
+fn parse_time(text: &str) -> Result<u64, String> {
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return text
+            .parse()
+            .map_err(|_| format!("{text} is too large for milliseconds since the Unix epoch"));
+    }
+    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        format!(
+            "{text:?} is not a time ({e}): give RFC 3339 in UTC, e.g. 2026-11-26T10:42:00Z, or \
+             milliseconds since the Unix epoch"
+        )
+    })?;
+    let since = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{text} is before the Unix epoch"))?;
+    u64::try_from(since.as_millis()).map_err(|_| format!("{text} is too far in the future"))
+}
+
 /// Milliseconds since the epoch as an RFC 3339 timestamp.
 fn format_ms(ms: u64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms);
-    humantime::format_rfc3339_millis(t).to_string()
+    Rfc3339(ms).to_string()
+}
+
+/// Milliseconds since the epoch, displayed as an RFC 3339 timestamp in UTC with milliseconds.
+/// A time after the year 9999 (which RFC 3339 cannot write; a gateway's clock or a damaged
+/// record may hold one) is displayed as `after-9999`.
+#[derive(Clone, Copy, Debug)]
+struct Rfc3339(u64);
+
+/// The first millisecond after the year 9999.
+const RFC3339_END_MS: u64 = 253_402_300_800_000;
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0 >= RFC3339_END_MS {
+            return f.write_str("after-9999");
+        }
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.0);
+        write!(f, "{}", humantime::format_rfc3339_millis(t))
+    }
+}
+
+impl serde::Serialize for Rfc3339 {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }

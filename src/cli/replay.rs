@@ -3,11 +3,23 @@
 use std::path::Path;
 
 use inflight::fallback::{Flagged, LogView, Session, flag};
-use inflight::{Log, Policy};
+use inflight::inspect::{Point, StateAt, state_at};
+use inflight::{FsStorage, InFlightRun, Log, Policy};
 
-use super::{CliResult, Failure, ReplayArgs, format_ms};
+use super::{CliResult, Failure, ReplayArgs, Rfc3339, format_ms};
+
+/// The exit code for a point whose state the log no longer holds.
+const UNKNOWABLE: i32 = 9;
 
 pub(super) fn run(args: ReplayArgs) -> CliResult {
+    let point = match (args.at, args.at_time) {
+        (Some(seq), _) => Some(Point::Seq(seq)),
+        (_, Some(ms)) => Some(Point::TimeMs(ms)),
+        _ => None,
+    };
+    if let Some(point) = point {
+        return run_at(&args, point);
+    }
     let policy = if args.strict {
         Policy::Strict
     } else {
@@ -113,24 +125,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
     }
     println!("stale records ignored: {}", report.stale_ignored);
     println!("interrupted runs: {}", report.running.len());
-    if !report.running.is_empty() {
-        println!(
-            "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  META",
-            "KEY", "GENERATION", "SESSION", "STARTED", "REASON", "RECOVERIES"
-        );
-        for r in &report.running {
-            println!(
-                "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  {}",
-                r.run.key,
-                r.run.generation,
-                r.run.session_id,
-                format_ms(r.run.started_at_ms),
-                r.reason,
-                r.recoveries,
-                r.run.meta.as_deref().unwrap_or("-")
-            );
-        }
-    }
+    print_runs(&report.running);
     let loops: Vec<&str> = report.crash_loops().map(|r| r.run.key.as_str()).collect();
     if !loops.is_empty() {
         println!(
@@ -143,6 +138,100 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         print_flagged(flagged);
     }
     Ok(())
+}
+
+/// The running runs as a table (nothing if there are none).
+fn print_runs(running: &[InFlightRun]) {
+    if running.is_empty() {
+        return;
+    }
+    println!(
+        "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  META",
+        "KEY", "GENERATION", "SESSION", "STARTED", "REASON", "RECOVERIES"
+    );
+    for r in running {
+        println!(
+            "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  {}",
+            r.run.key,
+            r.run.generation,
+            r.run.session_id,
+            format_ms(r.run.started_at_ms),
+            r.reason,
+            r.recoveries,
+            r.run.meta.as_deref().unwrap_or("-")
+        );
+    }
+}
+
+/// `replay --at SEQ` / `--at-time TIME`: the running set at that point, or exit 9 where the
+/// log no longer holds the records that would say.
+fn run_at(args: &ReplayArgs, point: Point) -> CliResult {
+    let storage = FsStorage { mmap: true };
+    let state = match state_at(&storage, &args.dir, point)? {
+        Ok(state) => state,
+        Err(why) => {
+            let asked = match point {
+                Point::Seq(seq) => format!("right after record {seq}"),
+                Point::TimeMs(ms) => format!("at {} ({ms})", Rfc3339(ms)),
+            };
+            return Err(Failure::new(
+                UNKNOWABLE,
+                format!(
+                    "{}: the log cannot say what was in flight {asked}: {why}",
+                    args.dir.display()
+                ),
+            ));
+        }
+    };
+    if args.json {
+        return print_json(&state_json(&state));
+    }
+    let StateAt {
+        last_seq,
+        last_ms,
+        ref running,
+        ref gaps,
+        past_the_end,
+        ..
+    } = state;
+    let asked = match point {
+        Point::Seq(seq) => format!("right after record {seq}"),
+        Point::TimeMs(ms) => format!("at {} ({ms})", Rfc3339(ms)),
+    };
+    let last = match last_ms {
+        Some(ms) => format!("record {last_seq}, stamped {} ({ms})", Rfc3339(ms)),
+        None if last_seq == 0 => "no record yet".to_string(),
+        None => format!("record {last_seq}"),
+    };
+    println!("log {} {asked}: the state after {last}", args.dir.display());
+    if past_the_end {
+        println!("(the log ends there: nothing was recorded after it yet)");
+    }
+    for c in gaps {
+        println!(
+            "gap before that point (skipped, as replay does): {} bytes {}..{} ({}), after record {}",
+            c.segment, c.start_offset, c.end_offset, c.detail, c.after_seq
+        );
+    }
+    println!("in flight then: {}", running.len());
+    print_runs(running);
+    Ok(())
+}
+
+fn state_json(state: &StateAt) -> serde_json::Value {
+    let point = match state.point {
+        Point::Seq(seq) => serde_json::json!({ "seq": seq }),
+        Point::TimeMs(ms) => serde_json::json!({ "time_ms": ms, "time": Rfc3339(ms) }),
+    };
+    serde_json::json!({
+        "point": point,
+        "last_seq": state.last_seq,
+        "last_ms": state.last_ms,
+        "last": state.last_ms.map(Rfc3339),
+        "past_the_end": state.past_the_end,
+        "running": state.running,
+        "gaps": state.gaps,
+    })
 }
 
 fn print_json(value: &serde_json::Value) -> CliResult {

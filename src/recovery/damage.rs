@@ -20,7 +20,7 @@ pub const UNSYNCED_TAIL_BYTES_MAX: u64 = FRAME_BYTES_MAX as u64;
 
 /// A damaged region not yet known to be a torn tail or corruption.
 #[derive(Debug)]
-pub(super) struct Damage {
+pub(crate) struct Damage {
     pub segment: String,
     pub start: u64,
     pub end: u64,
@@ -61,7 +61,7 @@ impl Damage {
 /// - no frame whose checksum holds starts anywhere in them, whatever its sequence number (a crash
 ///   cannot write a complete, checksum-valid frame that was never appended: such a frame is a
 ///   copy, a replay of an old frame, or damage of another kind).
-pub(super) fn is_torn_tail(regions: &[Damage], bytes: &[u8], salt: u64) -> bool {
+pub(crate) fn is_torn_tail(regions: &[Damage], bytes: &[u8], salt: u64) -> bool {
     let Some(first) = regions.first() else {
         return false;
     };
@@ -108,7 +108,7 @@ fn holds_checksum_valid_frame(bytes: &[u8], salt: u64) -> bool {
 /// header length, the segment number, the reserved field) holds that value or zero. The other
 /// fields (base sequence, salt, times, checksum) may hold anything. So a prefix of the header, a
 /// zero-filled file, or a prefix followed by zeros qualifies, and junk does not.
-pub(super) fn is_unfinished_header(bytes: &[u8], segment_no: u64) -> bool {
+pub(crate) fn is_unfinished_header(bytes: &[u8], segment_no: u64) -> bool {
     if bytes.len() > SEGMENT_HEADER_BYTES {
         return false;
     }

@@ -111,7 +111,7 @@ fn snapshot_files(names: &[String]) -> Vec<(u64, &str)> {
 /// whose intact header starts after the snapshot's next record, or at it with bytes after the
 /// header, means the snapshot does not belong with these segments (restored from elsewhere, or
 /// crafted), and trusting it would skip records. Returns why, if so.
-fn uncovered_segment(
+pub(crate) fn uncovered_segment(
     storage: &dyn Storage,
     dir: &Path,
     names: &[String],
@@ -154,7 +154,7 @@ fn uncovered_segment(
 
 /// Reads and checks one snapshot file: the outer error is fatal (it cannot be read at all, or
 /// its version is one this build does not read), the inner one says why it is damaged.
-fn read_snapshot(
+pub(crate) fn read_snapshot(
     storage: &dyn Storage,
     path: &Path,
     last_seq: u64,

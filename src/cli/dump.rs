@@ -1,0 +1,534 @@
+//! `inflight dump`: every event with its place, time and fields, in log order, with segments,
+//! snapshots, damage and the end of the log where they lie; `--follow` keeps reading as a
+//! gateway appends. Read-only.
+
+use std::cell::RefCell;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::ops::ControlFlow;
+use std::time::Duration;
+
+use inflight::event::EventRef;
+use inflight::inspect::{
+    DamageKind, DamageSeen, EndSeen, EventSeen, Item, Reader, SegmentSeen, SnapshotRole,
+    SnapshotSeen,
+};
+use inflight::{Applied, FsStorage};
+use serde::Serialize;
+
+use super::progress::ByteProgress;
+use super::{CliResult, DumpArgs, Failure, Rfc3339};
+
+pub(super) fn run(args: DumpArgs) -> CliResult {
+    let storage = FsStorage { mmap: true };
+    // The dump itself is the progress when it goes to the terminal.
+    let progress = RefCell::new(ByteProgress::new(&args.dir));
+    if io::stdout().is_terminal() {
+        progress.borrow_mut().disable();
+    }
+    let stdout = io::stdout();
+    let mut printer = Printer {
+        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
+        filtered: args.from.is_some()
+            || args.to.is_some()
+            || args.key.is_some()
+            || args.since.is_some(),
+        args: &args,
+        segment_line: None,
+        error: None,
+        done: false,
+    };
+    let mut reader = Reader::new(&storage, &args.dir);
+    reader.on_progress(|read| progress.borrow_mut().update(read));
+    let read = reader.read(|item| printer.item(item));
+    progress.borrow_mut().finish();
+    read?;
+    printer.flush()?;
+    if !args.follow || printer.done {
+        return Ok(());
+    }
+    eprintln!(
+        "inflight: following {} (Ctrl-C to stop)",
+        args.dir.display()
+    );
+    let interval = Duration::from_millis(args.poll_ms.max(1));
+    loop {
+        reader.poll(|item| printer.item(item))?;
+        printer.flush()?;
+        if printer.done {
+            return Ok(());
+        }
+        std::thread::sleep(interval);
+    }
+}
+
+/// Prints items as text lines or JSON lines, applying the filters.
+struct Printer<'a, W: Write> {
+    out: BufWriter<W>,
+    args: &'a DumpArgs,
+    /// Whether a filter is on: then a segment's line waits for the first line shown in it.
+    filtered: bool,
+    segment_line: Option<(String, String)>,
+    error: Option<io::Error>,
+    /// `--to` was passed: nothing more to print.
+    done: bool,
+}
+
+impl<W: Write> Printer<'_, W> {
+    fn item(&mut self, item: &Item<'_>) -> ControlFlow<()> {
+        if let Err(e) = self.print(item) {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
+        if self.done {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+
+    fn flush(&mut self) -> CliResult {
+        let flushed = self.out.flush();
+        match self.error.take().map_or(flushed, Err) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Failure::new(1, format!("write the dump: {e}"))),
+        }
+    }
+
+    fn print(&mut self, item: &Item<'_>) -> io::Result<()> {
+        let args = self.args;
+        let (from, to) = (args.from.unwrap_or(0), args.to.unwrap_or(u64::MAX));
+        match item {
+            Item::Event(e) => {
+                if e.seq > to {
+                    self.done = true;
+                    return Ok(());
+                }
+                let shown = e.seq >= from
+                    && args.key.as_deref().is_none_or(|k| e.event.key() == Some(k))
+                    && args.since.is_none_or(|t| e.event.at_ms() >= t);
+                if shown {
+                    self.segment_line_of(e.segment)?;
+                    self.event(e)?;
+                }
+            }
+            Item::Segment(s) => {
+                let base = s.header.as_ref().map_or(0, |h| h.base_seq);
+                if base <= to {
+                    let line = self.segment(s);
+                    if self.filtered {
+                        self.segment_line = Some((s.file.to_string(), line));
+                    } else {
+                        writeln!(self.out, "{line}")?;
+                    }
+                }
+            }
+            Item::Snapshot(s) => {
+                if s.last_seq + 1 >= from && s.last_seq <= to {
+                    let line = self.snapshot(s);
+                    writeln!(self.out, "{line}")?;
+                }
+            }
+            Item::Damage(d) => {
+                let r = d.region;
+                if r.after_seq < to && r.before_seq.is_none_or(|b| b >= from) {
+                    self.segment_line_of(&r.segment)?;
+                    let line = self.damage(d);
+                    writeln!(self.out, "{line}")?;
+                }
+            }
+            Item::End(end) => {
+                let line = self.end(end);
+                writeln!(self.out, "{line}")?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Prints the line of `segment` held back by a filter, before the first line shown in it.
+    fn segment_line_of(&mut self, segment: &str) -> io::Result<()> {
+        if self
+            .segment_line
+            .as_ref()
+            .is_some_and(|(file, _)| file == segment)
+            && let Some((_, line)) = self.segment_line.take()
+        {
+            writeln!(self.out, "{line}")?;
+        }
+        Ok(())
+    }
+
+    fn segment(&self, s: &SegmentSeen<'_>) -> String {
+        if self.args.json {
+            let header = match &s.header {
+                Ok(h) => serde_json::json!({
+                    "version": h.version,
+                    "base_seq": h.base_seq,
+                    "log_created_ms": h.log_created_ms,
+                    "log_created": Rfc3339(h.log_created_ms),
+                    "segment_created_ms": h.segment_created_ms,
+                    "segment_created": Rfc3339(h.segment_created_ms),
+                }),
+                Err(_) => serde_json::Value::Null,
+            };
+            return serde_json::json!({
+                "item": "segment",
+                "file": s.file,
+                "number": s.number,
+                "bytes": s.bytes,
+                "header": header,
+                "damaged_header": s.header.as_ref().err(),
+            })
+            .to_string();
+        }
+        match &s.header {
+            Ok(h) => format!(
+                "-- segment {}: {} bytes, records from {}, format version {}, created {} ({})",
+                s.file,
+                s.bytes,
+                h.base_seq,
+                h.version,
+                Rfc3339(h.segment_created_ms),
+                h.segment_created_ms
+            ),
+            Err(detail) => format!(
+                "-- segment {}: {} bytes, DAMAGED HEADER: {detail}",
+                s.file, s.bytes
+            ),
+        }
+    }
+
+    fn snapshot(&self, s: &SnapshotSeen<'_>) -> String {
+        let role = match s.role {
+            SnapshotRole::Start => "start",
+            SnapshotRole::Older => "older",
+            SnapshotRole::Written => "written",
+        };
+        if self.args.json {
+            return serde_json::json!({
+                "item": "snapshot",
+                "file": s.file,
+                "role": role,
+                "last_seq": s.last_seq,
+                "next_segment_no": s.next_segment_no,
+                "last_record_ms": s.last_record_ms,
+                "last_record": s.last_record_ms.map(Rfc3339),
+                "created_ms": s.created_ms,
+                "created": Rfc3339(s.created_ms),
+                "bytes": s.bytes,
+                "running": s.running,
+                "marks": s.marks,
+                "gaps": s.gaps,
+                "compacted": s.compacted.map(|(first, last)| serde_json::json!({"first_seq": first, "last_seq": last})),
+                "matches_records": s.matches_records,
+                "behind": s.behind,
+            })
+            .to_string();
+        }
+        let last = s.last_record_ms.map_or_else(
+            || "no record".to_string(),
+            |ms| format!("last record at {} ({ms})", Rfc3339(ms)),
+        );
+        let mut line = format!(
+            "-- snapshot {}: the state after record {} ({last}): {} running, {} marks, {} gap(s); written {} ({}); {}",
+            s.file,
+            s.last_seq,
+            s.running,
+            s.marks,
+            s.gaps.len(),
+            Rfc3339(s.created_ms),
+            s.created_ms,
+            match s.role {
+                SnapshotRole::Start => "replay starts here",
+                SnapshotRole::Older => "an older snapshot, kept as a fallback",
+                SnapshotRole::Written => "written by a compaction during this read",
+            }
+        );
+        if let Some((first, last)) = s.compacted {
+            line += &format!(
+                "; records {first}..={last} are only in this snapshot (a compaction removed their segments)"
+            );
+        }
+        if s.matches_records == Some(false) {
+            line += "; ITS STATE DIFFERS FROM THE FOLD OF THE RECORDS BEFORE IT";
+        }
+        if s.behind {
+            line += "; the records read already go past it";
+        }
+        line
+    }
+
+    fn damage(&self, d: &DamageSeen<'_>) -> String {
+        let r = d.region;
+        if self.args.json {
+            let kind = match d.kind {
+                DamageKind::Corruption => "corruption",
+                DamageKind::UnreadSnapshot => "unread_snapshot",
+            };
+            return serde_json::json!({
+                "item": "damage",
+                "kind": kind,
+                "file": r.segment,
+                "start_offset": r.start_offset,
+                "end_offset": r.end_offset,
+                "after_seq": r.after_seq,
+                "after_ms": r.after_ms,
+                "after": r.after_ms.map(Rfc3339),
+                "before_seq": r.before_seq,
+                "before_ms": r.before_ms,
+                "before": r.before_ms.map(Rfc3339),
+                "detail": r.detail,
+            })
+            .to_string();
+        }
+        let at =
+            |ms: Option<u64>| ms.map_or(String::new(), |ms| format!(" at {} ({ms})", Rfc3339(ms)));
+        match d.kind {
+            DamageKind::UnreadSnapshot => format!(
+                "!! DAMAGED SNAPSHOT {} ({} bytes), older than the one replay starts from: {}",
+                r.segment, r.end_offset, r.detail
+            ),
+            DamageKind::Corruption => format!(
+                "!! CORRUPTION in {} bytes {}..{}: {}; a gap between {}{} and {}",
+                r.segment,
+                r.start_offset,
+                r.end_offset,
+                r.detail,
+                match r.after_seq {
+                    0 => "the start of the log".to_string(),
+                    seq => format!("record {seq}"),
+                },
+                at(r.after_ms),
+                r.before_seq.map_or_else(
+                    || "the end of the log".to_string(),
+                    |seq| format!("record {seq}{}", at(r.before_ms))
+                ),
+            ),
+        }
+    }
+
+    fn end(&self, end: &EndSeen<'_>) -> String {
+        if self.args.json {
+            return serde_json::json!({
+                "item": "end",
+                "last_seq": end.last_seq,
+                "last_ms": end.last_ms,
+                "last": end.last_ms.map(Rfc3339),
+                "torn_tail": end.torn_tail,
+                "running": end.running,
+            })
+            .to_string();
+        }
+        let last = match end.last_ms {
+            Some(ms) => format!("record {} at {} ({ms})", end.last_seq, Rfc3339(ms)),
+            None if end.last_seq == 0 => "no record".to_string(),
+            None => format!("record {}", end.last_seq),
+        };
+        let mut line = format!(
+            "-- end: the last record is {last}; {} run(s) in flight",
+            end.running
+        );
+        if let Some(t) = end.torn_tail {
+            line += &format!(
+                "; then {} byte(s) at {}:{}: an incomplete record, still being written if a \
+                 gateway is running, otherwise a torn tail (the next open cuts it)",
+                t.bytes, t.segment, t.offset
+            );
+        }
+        line
+    }
+
+    fn event(&mut self, e: &EventSeen<'_>) -> io::Result<()> {
+        if self.args.json {
+            serde_json::to_writer(&mut self.out, &EventLine::of(e))?;
+            return writeln!(self.out);
+        }
+        let at = e.event.at_ms();
+        let out = &mut self.out;
+        write!(
+            out,
+            "{:>10}  {}  {:>13}  {}:{}",
+            e.seq,
+            Rfc3339(at),
+            at,
+            e.segment,
+            e.offset
+        )?;
+        if e.batch > 1 {
+            write!(out, "#{}/{}", e.index, e.batch)?;
+        }
+        match e.event {
+            EventRef::Started(run) => {
+                write!(
+                    out,
+                    "  started    {}  generation {}  session {}",
+                    run.key, run.generation, run.session_id
+                )?;
+                if let Some(meta) = run.meta {
+                    write!(out, "  meta {meta}")?;
+                }
+            }
+            EventRef::Completed {
+                key, generation, ..
+            } => write!(out, "  completed  {key}  generation {generation}")?,
+            EventRef::Shutdown { .. } => write!(out, "  shutdown   a clean exit")?,
+            EventRef::Recovered { .. } => write!(out, "  recovered  an open found runs in flight")?,
+            EventRef::Retention {
+                forget_before_ms, ..
+            } => write!(
+                out,
+                "  retention  idle marks older than {} ({forget_before_ms}) are forgotten",
+                Rfc3339(forget_before_ms)
+            )?,
+        }
+        match e.applied {
+            Applied::Started {
+                superseded: Some(g),
+            } => write!(out, "  (replaces generation {g}, still in flight)")?,
+            Applied::StaleStart { high_water } => write!(
+                out,
+                "  STALE: below the key's high-water mark {high_water}, ignored"
+            )?,
+            Applied::Completed => {
+                if let Some(started) = e.ended_run_started_at_ms {
+                    write!(out, "  (ran {})", Ran(at.saturating_sub(started)))?;
+                }
+            }
+            Applied::StaleCompletion { running_generation } => write!(
+                out,
+                "  STALE: generation {running_generation} is running, ignored"
+            )?,
+            Applied::UnknownCompletion => write!(out, "  (no run in flight: a no-op)")?,
+            Applied::Shutdown { interrupted } => {
+                write!(out, "; {interrupted} run(s) interrupted by it")?
+            }
+            Applied::Recovered { crashed } => {
+                write!(out, "; {crashed} run(s) count one more recovery")?
+            }
+            Applied::Retention { forgotten } => write!(out, "; {forgotten} forgotten")?,
+            Applied::Started { superseded: None } => {}
+        }
+        writeln!(out)
+    }
+}
+
+/// A duration in milliseconds, briefly: `850ms`, `12.3s`, `4m05s`, `2h03m`.
+struct Ran(u64);
+
+impl std::fmt::Display for Ran {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = self.0;
+        match ms {
+            0..1_000 => write!(f, "{ms}ms"),
+            1_000..60_000 => {
+                let tenths = (ms + 50) / 100;
+                write!(f, "{}.{}s", tenths / 10, tenths % 10)
+            }
+            60_000..3_600_000 => write!(f, "{}m{:02}s", ms / 60_000, ms / 1000 % 60),
+            _ => write!(f, "{}h{:02}m", ms / 3_600_000, ms / 60_000 % 60),
+        }
+    }
+}
+
+/// An event as one JSON line.
+#[derive(Serialize)]
+struct EventLine<'a> {
+    item: &'static str,
+    seq: u64,
+    segment: &'a str,
+    offset: u64,
+    index: usize,
+    batch: usize,
+    at_ms: u64,
+    at: Rfc3339,
+    event: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generation: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    meta: Option<Option<&'a str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    forget_before_ms: Option<u64>,
+    /// What the fold did: started, stale_start, completed, stale_completion,
+    /// unknown_completion, shutdown, recovered, retention.
+    fold: &'static str,
+    stale: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    superseded: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    high_water: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running_generation: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ran_ms: Option<u64>,
+}
+
+impl<'a> EventLine<'a> {
+    fn of(e: &'a EventSeen<'a>) -> EventLine<'a> {
+        let at_ms = e.event.at_ms();
+        let mut line = EventLine {
+            item: "event",
+            seq: e.seq,
+            segment: e.segment,
+            offset: e.offset,
+            index: e.index,
+            batch: e.batch,
+            at_ms,
+            at: Rfc3339(at_ms),
+            event: "",
+            key: e.event.key(),
+            session_id: None,
+            generation: None,
+            meta: None,
+            forget_before_ms: None,
+            fold: "",
+            stale: e.is_stale(),
+            superseded: None,
+            high_water: None,
+            running_generation: None,
+            ran_ms: e.ended_run_started_at_ms.map(|s| at_ms.saturating_sub(s)),
+        };
+        line.event = match e.event {
+            EventRef::Started(run) => {
+                line.session_id = Some(run.session_id);
+                line.generation = Some(run.generation);
+                line.meta = Some(run.meta);
+                "started"
+            }
+            EventRef::Completed { generation, .. } => {
+                line.generation = Some(generation);
+                "completed"
+            }
+            EventRef::Shutdown { .. } => "shutdown",
+            EventRef::Recovered { .. } => "recovered",
+            EventRef::Retention {
+                forget_before_ms, ..
+            } => {
+                line.forget_before_ms = Some(forget_before_ms);
+                "retention"
+            }
+        };
+        line.fold = match e.applied {
+            Applied::Started { superseded } => {
+                line.superseded = superseded;
+                "started"
+            }
+            Applied::StaleStart { high_water } => {
+                line.high_water = Some(high_water);
+                "stale_start"
+            }
+            Applied::Completed => "completed",
+            Applied::StaleCompletion { running_generation } => {
+                line.running_generation = Some(running_generation);
+                "stale_completion"
+            }
+            Applied::UnknownCompletion => "unknown_completion",
+            Applied::Shutdown { .. } => "shutdown",
+            Applied::Recovered { .. } => "recovered",
+            Applied::Retention { .. } => "retention",
+        };
+        line
+    }
+}

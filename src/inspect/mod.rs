@@ -1,0 +1,176 @@
+//! Offline inspection of a log: every record with its place, what the fold did with it, the
+//! damage and the snapshots where they lie, the running set at any point still in the log, a
+//! check of every file, and statistics. Read-only: nothing here takes the lock or changes a
+//! byte, so it works on a log a gateway is appending to and compacting. There an incomplete
+//! last record is a record still being written, not corruption, and a segment a compaction
+//! removes mid-read is not an error.
+//!
+//! A [`Reader`] walks the log in log order (segments are mapped with memmap2) and hands each
+//! [`Item`] to a visitor, by the rules of the README's "Reading a log", so that what it reports
+//! agrees with what an open would:
+//!
+//! ```
+//! use std::ops::ControlFlow;
+//! use inflight::inspect::{Item, walk};
+//! use inflight::{FsStorage, Log, Options};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let log = Log::open(dir.path(), Options::default())?.log;
+//! let run = log.begin_run("agent:main:telegram:dm:4242", "s1", None)?;
+//! log.mark_completed(&run.key, run.generation)?;
+//! log.mark_completed(&run.key, run.generation)?; // late and repeated: unknown now
+//! drop(log);
+//!
+//! let mut events = Vec::new();
+//! let walked = walk(&FsStorage { mmap: true }, dir.path(), |item| {
+//!     if let Item::Event(e) = item {
+//!         events.push((e.seq, e.segment.to_string(), e.offset, e.applied));
+//!     }
+//!     ControlFlow::Continue(())
+//! })?;
+//! assert_eq!(events.len(), 3);
+//! assert_eq!(events[0].2, 64); // the first frame, right after the segment header
+//! assert!(walked.set.is_empty() && walked.torn_tail.is_none());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! - `item`: what a walk finds.
+//! - `walk`: the walk itself, and reading on as a gateway appends.
+//! - `end`: the one place that decides what damage at the end of the log is.
+//! - [`time_travel`]: the running set at a sequence number or a time, or why it is unknowable.
+//! - [`stats`]: counts, sizes, run durations and the busiest keys, from the items.
+//! - [`verify`]: each finding with its place, and the verdict.
+
+mod end;
+mod item;
+pub mod stats;
+pub mod time_travel;
+pub mod verify;
+mod walk;
+
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::time::Duration;
+
+pub use item::{
+    DamageKind, DamageSeen, EndSeen, EventSeen, Item, SegmentSeen, SnapshotRole, SnapshotSeen,
+};
+pub use time_travel::{Point, StateAt, Unknowable, state_at};
+
+use crate::error::Result;
+use crate::fold::RunningSet;
+use crate::recovery::{Corruption, TornTail};
+use crate::storage::Storage;
+
+/// The visitor a walk hands each item to; [`ControlFlow::Break`] stops the walk.
+pub(crate) type Visit<'a> = dyn FnMut(&Item<'_>) -> ControlFlow<()> + 'a;
+
+/// What a walk ends with.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Walked {
+    /// The running set folded up to where the walk stopped (the log's end, unless stopped).
+    pub set: RunningSet,
+    /// The last record folded (or the last one the last snapshot met covers; 0 if none).
+    pub last_seq: u64,
+    /// Its timestamp.
+    pub last_ms: Option<u64>,
+    /// Events folded from the segments (not those a snapshot holds).
+    pub records: u64,
+    /// Segment files read.
+    pub segments: u64,
+    /// Since when the log has been recording, from the snapshots met and the segment headers.
+    pub coverage_since_ms: Option<u64>,
+    /// Every corruption reported, in log order.
+    pub corruption: Vec<Corruption>,
+    /// The end of the data, if the last record is incomplete: still being written on a live
+    /// log, a torn tail otherwise.
+    pub torn_tail: Option<TornTail>,
+    /// Whether the visitor or a time-travel point stopped the walk before the end.
+    pub stopped: bool,
+    /// Why the state at a time-travel point cannot be known, if it cannot.
+    pub unknowable: Option<Unknowable>,
+    /// Bytes of the segment files read.
+    pub bytes_read: u64,
+}
+
+/// Reads a log directory in log order, now and, with [`Reader::poll`] or [`Reader::follow`],
+/// as a gateway appends to it. Through any [`Storage`]; with [`crate::FsStorage`]`{ mmap: true }`
+/// the segments are mapped, not copied.
+pub struct Reader<'s> {
+    walker: walk::Walker<'s>,
+}
+
+impl<'s> Reader<'s> {
+    /// A reader of the log in `dir`.
+    pub fn new(storage: &'s dyn Storage, dir: &Path) -> Reader<'s> {
+        Reader {
+            walker: walk::Walker::new(storage, dir),
+        }
+    }
+
+    /// Calls `progress` now and then with the bytes of segment files read so far.
+    pub fn on_progress(&mut self, progress: impl FnMut(u64) + 's) {
+        self.walker.on_progress(Box::new(progress));
+    }
+
+    /// Reads the whole log as it is now, handing every item to `visit` in log order and ending
+    /// with [`Item::End`], unless `visit` stops it first.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when `dir` holds no log,
+    /// [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion) for a segment or a
+    /// snapshot written by a newer format, [`Error::Io`](crate::Error::Io) when a file cannot
+    /// be read. Damage is never an error: it is an item.
+    pub fn read(&mut self, mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
+        self.walker.walk(&mut visit)
+    }
+
+    /// After [`Reader::read`]: reads what was appended since (records, segments, snapshots a
+    /// compaction wrote). An incomplete last record is one still being written: it is held
+    /// back until a later poll finds it complete. Returns at once when nothing is new.
+    pub fn poll(&mut self, mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
+        self.walker.poll(&mut visit)
+    }
+
+    /// After [`Reader::read`]: polls every `interval`, like `tail -f`, for as long as
+    /// `keep_going` says so and `visit` does not stop it.
+    pub fn follow(
+        &mut self,
+        interval: Duration,
+        mut keep_going: impl FnMut() -> bool,
+        mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>,
+    ) -> Result<()> {
+        while keep_going() && !self.walker.stopped() {
+            self.walker.poll(&mut visit)?;
+            std::thread::sleep(interval);
+        }
+        Ok(())
+    }
+
+    /// The running set folded so far.
+    pub fn running_set(&self) -> &RunningSet {
+        self.walker.set()
+    }
+
+    /// The incomplete last record found by the last read or poll, if any.
+    pub fn torn_tail(&self) -> Option<&TornTail> {
+        self.walker.torn_tail()
+    }
+
+    /// What the reading found.
+    pub fn finish(self) -> Walked {
+        self.walker.into_walked()
+    }
+}
+
+/// Reads the whole log in `dir` once ([`Reader::read`]) and returns what it found.
+pub fn walk(
+    storage: &dyn Storage,
+    dir: &Path,
+    visit: impl FnMut(&Item<'_>) -> ControlFlow<()>,
+) -> Result<Walked> {
+    let mut reader = Reader::new(storage, dir);
+    reader.read(visit)?;
+    Ok(reader.finish())
+}
