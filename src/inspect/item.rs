@@ -75,7 +75,8 @@ pub struct SegmentSeen<'a> {
     pub file: &'a str,
     /// Its number.
     pub number: u64,
-    /// The file's length when the walk read it.
+    /// The length of its data when the walk read it: the file's, less the reserved space at
+    /// its end (see [`reserved_start`](crate::frame::reserved_start)).
     pub bytes: u64,
     /// The header, or why it is damaged (a damaged header is also reported as a
     /// [`Item::Damage`] once what follows it is known).

@@ -21,6 +21,7 @@ use crate::event::{EventRef, decode_payload_with};
 use crate::fold::{Applied, RunningSet};
 use crate::frame::{
     FORMAT_VERSION, Frame, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader,
+    reserved_start,
 };
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name};
 use crate::recovery::{
@@ -28,7 +29,7 @@ use crate::recovery::{
     uncovered_segment,
 };
 use crate::snapshot::Snapshot;
-use crate::storage::{FileBytes, Storage, StorageFile, read_exact_at};
+use crate::storage::{FileBytes, Storage, StorageFile, read_exact_at, read_to_vec};
 
 /// How often, in bytes read, the walk reports its progress.
 const PROGRESS_EVERY_BYTES: u64 = 8 << 20;
@@ -536,18 +537,29 @@ impl<'s> Walker<'s> {
             Err(e) => return Err(Error::io("open", &path, e)),
             Ok(file) => file,
         };
-        let bytes = file.read_all().map_err(|e| Error::io("read", &path, e))?;
+        // The last segment is copied, never mapped: on a live log the writer fills its reserved
+        // space in place, and mapped bytes must not change under the map. The others are
+        // sealed.
+        let bytes = if is_last {
+            read_to_vec(&*file).map(FileBytes::Owned)
+        } else {
+            file.read_all()
+        }
+        .map_err(|e| Error::io("read", &path, e))?;
         if let FileBytes::Mapped(map) = &bytes {
             // Read once, front to back: let the kernel read ahead. Only a hint.
             let _ = map.advise(memmap2::Advice::Sequential);
         }
         self.segments += 1;
         let len = bytes.len() as u64;
+        // The segment's data ends where its reserved space (the run of 0xFF that ends it)
+        // begins.
+        let data_end = reserved_start(&bytes).max(SEGMENT_HEADER_BYTES);
         let checked = self.check_header(number, &path, &bytes)?;
         let item = Item::Segment(SegmentSeen {
             file: name,
             number,
-            bytes: len,
+            bytes: data_end.min(bytes.len()) as u64,
             header: checked.as_ref().map(|h| *h).map_err(|d| d.0.clone()),
         });
         Self::emit(&mut self.stopped, visit, &item);
@@ -591,7 +603,7 @@ impl<'s> Walker<'s> {
             resume: SEGMENT_HEADER_BYTES as u64,
             resume_seq: self.next_seq,
         };
-        self.scan(&mut current, &bytes[SEGMENT_HEADER_BYTES..], visit);
+        self.scan(&mut current, &bytes[SEGMENT_HEADER_BYTES..data_end], visit);
         self.current = Some(current);
         Ok(Read::Done)
     }
@@ -869,6 +881,8 @@ impl<'s> Walker<'s> {
             let mut body = vec![0u8; (len - current.resume) as usize];
             read_exact_at(&*current.file, &mut body, current.resume)
                 .map_err(|e| Error::io("read", &path, e))?;
+            // Up to the reserved space the writer has not filled yet.
+            body.truncate(reserved_start(&body));
             self.scan(&mut current, &body, visit);
         }
         let finished = newer || removed;
