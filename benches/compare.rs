@@ -3,7 +3,8 @@
 //! complete(g) on keys of its own; an event counts once its call returned durably) through
 //!
 //! - the disk's limit: a plain loop of write + fdatasync of one event's frame;
-//! - `inflight` at 1, 4, 16 and 64 threads;
+//! - `inflight` at 1, 4, 16 and 64 threads, and through its async front (`AsyncLog`, feature
+//!   `tokio`) from 64 and 1,000 tokio tasks on a runtime of two workers;
 //! - the design it replaces: a JSON map of running runs, rewritten to a temporary file,
 //!   fsynced, renamed over the old one and the directory fsynced on every event, holding 100
 //!   and 10,000 running runs besides the workload's own;
@@ -100,6 +101,64 @@ fn measure(name: &str, target: Arc<dyn Target>, threads: usize, seconds: f64) ->
     Result_ {
         name: name.to_string(),
         threads,
+        events: samples.len() as u64,
+        seconds,
+        p50: pct(0.5),
+        p99: pct(0.99),
+        p999: pct(0.999),
+    }
+}
+
+/// The log through its async front: `tasks` tokio tasks on a runtime of two workers, each
+/// starting and completing runs like a thread of [`measure`] does.
+fn measure_async(name: &str, log: Log, tasks: usize, seconds: f64) -> Result_ {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let log = inflight::asynclog::AsyncLog::new(log);
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let mut samples: Vec<u32> = runtime.block_on(async {
+        let workers: Vec<_> = (0..tasks)
+            .map(|t| {
+                let (log, stop) = (log.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut samples = Vec::new();
+                    let mut i = 1u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let s = Instant::now();
+                        let run = Run::new(key(t, i), session(i), Generation(i), UnixMs(now_ms()))
+                            .with_meta(META);
+                        log.mark_running(run).await.unwrap();
+                        samples.push(s.elapsed().as_micros() as u32);
+                        let s = Instant::now();
+                        log.mark_completed(key(t, i), i).await.unwrap();
+                        samples.push(s.elapsed().as_micros() as u32);
+                        i += 1;
+                    }
+                    samples
+                })
+            })
+            .collect();
+        let wait = Duration::from_secs_f64(seconds);
+        tokio::task::spawn_blocking(move || std::thread::sleep(wait))
+            .await
+            .expect("sleep");
+        stop.store(true, Ordering::Relaxed);
+        let mut all = Vec::new();
+        for w in workers {
+            all.extend(w.await.expect("task"));
+        }
+        all
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    samples.sort_unstable();
+    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    Result_ {
+        name: name.to_string(),
+        threads: tasks,
         events: samples.len() as u64,
         seconds,
         p50: pct(0.5),
@@ -309,6 +368,18 @@ fn main() {
             seconds,
         ));
     }
+    for tasks in [64, 1000] {
+        let options = Options::default().compact_after_bytes(None);
+        let log = Log::open(dir(&format!("inflight-async-{tasks}")), options)
+            .unwrap()
+            .log;
+        results.push(measure_async(
+            "inflight async front (tokio tasks)",
+            log,
+            tasks,
+            seconds,
+        ));
+    }
     for preloaded in [100, 10_000] {
         let json = JsonFile::new(&dir(&format!("json-{preloaded}")), preloaded);
         let name = format!("JSON rewrite, {preloaded} running");
@@ -336,10 +407,13 @@ fn main() {
     }
 
     let limit = results[0].rate();
+    // Each row against inflight's threads at the same count (the async rows' 1,000 tasks
+    // against its 64 threads, the most it runs).
     let inflight_at = |threads: usize| {
         results
             .iter()
-            .find(|r| r.name == "inflight" && r.threads == threads)
+            .filter(|r| r.name == "inflight" && r.threads <= threads)
+            .max_by_key(|r| r.threads)
             .map_or(1.0, Result_::rate)
     };
     println!(
