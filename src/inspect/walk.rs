@@ -19,14 +19,11 @@ use super::{Visit, Walked};
 use crate::error::{Error, Result};
 use crate::event::{EventRef, decode_payload_with};
 use crate::fold::{Applied, RunningSet};
-use crate::frame::{
-    FORMAT_VERSION, Frame, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader,
-    reserved_start,
-};
+use crate::frame::{Frame, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, reserved_start};
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name};
 use crate::recovery::{
-    Corruption, Damage, TornTail, UNSYNCED_TAIL_BYTES_MAX, is_unfinished_header, read_snapshot,
-    uncovered_segment,
+    Corruption, Damage, DamagedHeader, TornTail, UNSYNCED_TAIL_BYTES_MAX, check_header,
+    is_unfinished_header, read_snapshot, uncovered_segment,
 };
 use crate::snapshot::Snapshot;
 use crate::storage::{FileBytes, Storage, StorageFile, read_exact_at, read_to_vec};
@@ -555,12 +552,12 @@ impl<'s> Walker<'s> {
         // The segment's data ends where its reserved space (the run of 0xFF that ends it)
         // begins.
         let data_end = reserved_start(&bytes).max(SEGMENT_HEADER_BYTES);
-        let checked = self.check_header(number, &path, &bytes)?;
+        let checked = check_header(number, self.next_seq, &path, &bytes)?;
         let item = Item::Segment(SegmentSeen {
             file: name,
             number,
             bytes: data_end.min(bytes.len()) as u64,
-            header: checked.as_ref().map(|h| *h).map_err(|d| d.0.clone()),
+            header: checked.as_ref().map(|h| *h).map_err(|d| d.detail.clone()),
         });
         Self::emit(&mut self.stopped, visit, &item);
         self.advance_progress(len.min(SEGMENT_HEADER_BYTES as u64));
@@ -569,7 +566,7 @@ impl<'s> Walker<'s> {
                 self.begin_segment(name, &header);
                 Some(header)
             }
-            Err(DamagedHeader(_, unreadable))
+            Err(DamagedHeader { unreadable, .. })
                 if is_last && unreadable && is_unfinished_header(&bytes, number) =>
             {
                 // Left by an older build that wrote headers in place: nothing in it was ever
@@ -583,7 +580,7 @@ impl<'s> Walker<'s> {
                 self.unfinished = Some((number, len));
                 return Ok(Read::Done);
             }
-            Err(DamagedHeader(detail, _)) => {
+            Err(DamagedHeader { detail, .. }) => {
                 let header_end = len.min(SEGMENT_HEADER_BYTES as u64);
                 let damage = self.damage(name, 0, header_end, detail);
                 self.pending.push(damage);
@@ -606,44 +603,6 @@ impl<'s> Walker<'s> {
         self.scan(&mut current, &bytes[SEGMENT_HEADER_BYTES..data_end], visit);
         self.current = Some(current);
         Ok(Read::Done)
-    }
-
-    /// Decodes and checks a segment's header, as replay does: the outer error is fatal (a
-    /// version this build does not read), the inner one says why the header is damaged.
-    fn check_header(
-        &self,
-        number: u64,
-        path: &Path,
-        bytes: &[u8],
-    ) -> Result<std::result::Result<SegmentHeader, DamagedHeader>> {
-        let checked = |detail: String| DamagedHeader(detail, false);
-        Ok(match SegmentHeader::decode(bytes) {
-            Ok(h) if h.segment_no != number => Err(checked(format!(
-                "segment header says segment {}, the file name says {number}",
-                h.segment_no
-            ))),
-            Ok(h) if h.base_seq < self.next_seq => Err(checked(format!(
-                "segment starts at sequence {} but records up to {} were already read: it \
-                 overlaps an earlier segment",
-                h.base_seq,
-                self.next_seq - 1
-            ))),
-            Ok(h) => Ok(h),
-            Err(HeaderError::UnsupportedVersion(found)) => {
-                return Err(Error::UnsupportedVersion {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            Err(e) => Err(DamagedHeader(
-                e.to_string(),
-                matches!(
-                    e,
-                    HeaderError::Short | HeaderError::BadMagic | HeaderError::BadChecksum
-                ),
-            )),
-        })
     }
 
     /// A valid header: it extends the coverage; a base sequence above the next expected one
@@ -920,10 +879,6 @@ impl<'s> Walker<'s> {
         &self.set
     }
 }
-
-/// Why a segment header is damaged, and whether its bytes do not form a header at all (checks
-/// 1 and 2 failed), which is what an unfinished header looks like.
-struct DamagedHeader(String, bool);
 
 /// The segment files among `names`, in ascending number.
 fn segment_files(names: &[String]) -> Vec<(u64, String)> {

@@ -212,12 +212,54 @@ fn read_segment(storage: &dyn Storage, path: &Path, last: bool) -> Result<FileBy
 }
 
 /// Why a segment header was rejected.
-struct DamagedHeader {
-    detail: String,
+pub(crate) struct DamagedHeader {
+    pub detail: String,
     /// The bytes do not form a header at all (too short, no magic, checksum fails: checks 1
     /// and 2), as opposed to a whole header that fails a later check. Only such bytes can be an
     /// unfinished header.
-    unreadable: bool,
+    pub unreadable: bool,
+}
+
+/// Decodes and checks the header of segment `number` (its file `path`) when records up to
+/// `next_seq - 1` were read: the outer error is fatal (a version this build does not read), the
+/// inner one says why the header is damaged. Replay and the offline walk both use it.
+pub(crate) fn check_header(
+    number: u64,
+    next_seq: u64,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<std::result::Result<SegmentHeader, DamagedHeader>> {
+    let checked = |detail: String| DamagedHeader {
+        detail,
+        unreadable: false,
+    };
+    Ok(match SegmentHeader::decode(bytes) {
+        Ok(h) if h.segment_no != number => Err(checked(format!(
+            "segment header says segment {}, the file name says {number}",
+            h.segment_no
+        ))),
+        Ok(h) if h.base_seq < next_seq => Err(checked(format!(
+            "segment starts at sequence {} but records up to {} were already read: it \
+             overlaps an earlier segment",
+            h.base_seq,
+            next_seq - 1
+        ))),
+        Ok(h) => Ok(h),
+        Err(HeaderError::UnsupportedVersion(found)) => {
+            return Err(Error::UnsupportedVersion {
+                path: path.to_path_buf(),
+                found,
+                supported: FORMAT_VERSION,
+            });
+        }
+        Err(e) => Err(DamagedHeader {
+            detail: e.to_string(),
+            unreadable: matches!(
+                e,
+                HeaderError::Short | HeaderError::BadMagic | HeaderError::BadChecksum
+            ),
+        }),
+    })
 }
 
 /// The state of a replay between segments.
@@ -326,7 +368,7 @@ impl Walk {
     ) -> Result<()> {
         self.report.segments += 1;
         let len = bytes.len() as u64;
-        let header = match self.check_header(number, &path, &bytes)? {
+        let header = match check_header(number, self.next_seq, &path, &bytes)? {
             Ok(header) => {
                 self.begin_segment(name, &header);
                 Some(header)
@@ -370,47 +412,6 @@ impl Walk {
             },
         };
         Ok(())
-    }
-
-    /// Decodes and checks a segment's header: the outer error is fatal (a version this build
-    /// does not read), the inner one says why the header is damaged.
-    fn check_header(
-        &self,
-        number: u64,
-        path: &Path,
-        bytes: &[u8],
-    ) -> Result<std::result::Result<SegmentHeader, DamagedHeader>> {
-        let checked = |detail: String| DamagedHeader {
-            detail,
-            unreadable: false,
-        };
-        Ok(match SegmentHeader::decode(bytes) {
-            Ok(h) if h.segment_no != number => Err(checked(format!(
-                "segment header says segment {}, the file name says {number}",
-                h.segment_no
-            ))),
-            Ok(h) if h.base_seq < self.next_seq => Err(checked(format!(
-                "segment starts at sequence {} but records up to {} were already read: it \
-                 overlaps an earlier segment",
-                h.base_seq,
-                self.next_seq - 1
-            ))),
-            Ok(h) => Ok(h),
-            Err(HeaderError::UnsupportedVersion(found)) => {
-                return Err(Error::UnsupportedVersion {
-                    path: path.to_path_buf(),
-                    found,
-                    supported: FORMAT_VERSION,
-                });
-            }
-            Err(e) => Err(DamagedHeader {
-                detail: e.to_string(),
-                unreadable: matches!(
-                    e,
-                    HeaderError::Short | HeaderError::BadMagic | HeaderError::BadChecksum
-                ),
-            }),
-        })
     }
 
     /// A valid header: it extends the log's coverage, and a base sequence above the next
