@@ -16,7 +16,7 @@ use inflight::{Applied, FsStorage};
 use serde::Serialize;
 
 use super::progress::ByteProgress;
-use super::{CliResult, DumpArgs, Failure, Rfc3339};
+use super::{CliResult, DumpArgs, Failure, RFC3339_END_MS, Rfc3339};
 
 pub(super) fn run(args: DumpArgs) -> CliResult {
     let storage = FsStorage { mmap: true };
@@ -36,6 +36,8 @@ pub(super) fn run(args: DumpArgs) -> CliResult {
         segment_line: None,
         error: None,
         done: false,
+        line: Vec::with_capacity(256),
+        second: SecondText::default(),
     };
     let mut reader = Reader::new(&storage, &args.dir);
     reader.on_progress(|read| progress.borrow_mut().update(read));
@@ -71,6 +73,11 @@ struct Printer<'a, W: Write> {
     error: Option<io::Error>,
     /// `--to` was passed: nothing more to print.
     done: bool,
+    /// The start of an event's line, built without the formatting machinery: `dump` prints
+    /// millions of them.
+    line: Vec<u8>,
+    /// The RFC 3339 text of the last second printed.
+    second: SecondText,
 }
 
 impl<W: Write> Printer<'_, W> {
@@ -343,33 +350,52 @@ impl<W: Write> Printer<'_, W> {
             return writeln!(self.out);
         }
         let at = e.event.at_ms();
-        let out = &mut self.out;
-        write!(
-            out,
-            "{:>10}  {}  {:>13}  {}:{}",
-            e.seq,
-            Rfc3339(at),
-            at,
-            e.segment,
-            e.offset
-        )?;
+        // What every line has, and a start's or a completion's fields: as `write!` would
+        // format them (`{:>10}  {}  {:>13}  {}:{}`, and so on), at a fraction of its cost.
+        let line = &mut self.line;
+        line.clear();
+        push_right(line, e.seq, 10);
+        line.extend_from_slice(b"  ");
+        self.second.push(line, at);
+        line.extend_from_slice(b"  ");
+        push_right(line, at, 13);
+        line.extend_from_slice(b"  ");
+        line.extend_from_slice(e.segment.as_bytes());
+        line.push(b':');
+        push_right(line, e.offset, 0);
         if e.batch > 1 {
-            write!(out, "#{}/{}", e.index, e.batch)?;
+            line.push(b'#');
+            push_right(line, e.index as u64, 0);
+            line.push(b'/');
+            push_right(line, e.batch as u64, 0);
         }
         match e.event {
             EventRef::Started(run) => {
-                write!(
-                    out,
-                    "  started    {}  generation {}  session {}",
-                    run.key, run.generation, run.session_id
-                )?;
+                line.extend_from_slice(b"  started    ");
+                line.extend_from_slice(run.key.as_bytes());
+                line.extend_from_slice(b"  generation ");
+                push_right(line, run.generation, 0);
+                line.extend_from_slice(b"  session ");
+                line.extend_from_slice(run.session_id.as_bytes());
                 if let Some(meta) = run.meta {
-                    write!(out, "  meta {meta}")?;
+                    line.extend_from_slice(b"  meta ");
+                    line.extend_from_slice(meta.as_bytes());
                 }
             }
             EventRef::Completed {
                 key, generation, ..
-            } => write!(out, "  completed  {key}  generation {generation}")?,
+            } => {
+                line.extend_from_slice(b"  completed  ");
+                line.extend_from_slice(key.as_bytes());
+                line.extend_from_slice(b"  generation ");
+                push_right(line, generation, 0);
+            }
+            _ => {}
+        }
+        let out = &mut self.out;
+        out.write_all(line)?;
+        match e.event {
+            EventRef::Started(_) | EventRef::Completed { .. } => {}
             EventRef::Shutdown { .. } => write!(out, "  shutdown   a clean exit")?,
             EventRef::Recovered { .. } => write!(out, "  recovered  an open found runs in flight")?,
             EventRef::Retention {
@@ -408,6 +434,48 @@ impl<W: Write> Printer<'_, W> {
             Applied::Started { superseded: None } => {}
         }
         writeln!(out)
+    }
+}
+
+/// Appends `n` in decimal, right-aligned in `width` columns (as `{:>width$}`).
+fn push_right(line: &mut Vec<u8>, n: u64, width: usize) {
+    let mut digits = itoa::Buffer::new();
+    let text = digits.format(n);
+    line.extend(std::iter::repeat_n(b' ', width.saturating_sub(text.len())));
+    line.extend_from_slice(text.as_bytes());
+}
+
+/// A time's RFC 3339 text (as [`Rfc3339`] prints it), reusing the text of the last second
+/// printed: events come in time order, most in the same second as the one before.
+#[derive(Default)]
+struct SecondText {
+    second: Option<u64>,
+    /// `YYYY-MM-DDTHH:MM:SS`, the text before the milliseconds.
+    text: String,
+}
+
+impl SecondText {
+    fn push(&mut self, line: &mut Vec<u8>, ms: u64) {
+        if ms >= RFC3339_END_MS {
+            line.extend_from_slice(Rfc3339(ms).to_string().as_bytes());
+            return;
+        }
+        let second = ms / 1000;
+        if self.second != Some(second) {
+            let full = Rfc3339(second * 1000).to_string();
+            // `.000Z` follows the seconds.
+            self.text = full[..full.len() - 5].to_string();
+            self.second = Some(second);
+        }
+        line.extend_from_slice(self.text.as_bytes());
+        let milli = ms % 1000;
+        line.extend_from_slice(&[
+            b'.',
+            b'0' + (milli / 100) as u8,
+            b'0' + (milli / 10 % 10) as u8,
+            b'0' + (milli % 10) as u8,
+            b'Z',
+        ]);
     }
 }
 
@@ -530,5 +598,41 @@ impl<'a> EventLine<'a> {
             Applied::Retention { .. } => "retention",
         };
         line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fast_line_pieces_print_as_fmt_does() {
+        let mut second = SecondText::default();
+        for ms in [
+            0,
+            999,
+            1_000,
+            1_764_150_000_000,
+            1_764_150_000_001,
+            1_764_150_000_999,
+            1_764_150_001_000,
+            1_764_150_000_500,
+            RFC3339_END_MS - 1,
+            RFC3339_END_MS,
+            u64::MAX,
+        ] {
+            let mut line = Vec::new();
+            second.push(&mut line, ms);
+            assert_eq!(
+                String::from_utf8(line).unwrap(),
+                Rfc3339(ms).to_string(),
+                "{ms}"
+            );
+        }
+        for (n, width) in [(0, 10), (7, 0), (1_234_567_890_123, 13), (u64::MAX, 10)] {
+            let mut line = Vec::new();
+            push_right(&mut line, n, width);
+            assert_eq!(String::from_utf8(line).unwrap(), format!("{n:>width$}"));
+        }
     }
 }

@@ -474,7 +474,7 @@ fn format_ms(ms: u64) -> String {
 struct Rfc3339(u64);
 
 /// The first millisecond after the year 9999.
-const RFC3339_END_MS: u64 = 253_402_300_800_000;
+pub(super) const RFC3339_END_MS: u64 = 253_402_300_800_000;
 
 impl std::fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
