@@ -88,8 +88,11 @@ pub(crate) struct Queue {
     /// such events name the key.
     pending_generations: HashMap<String, (u64, usize)>,
     /// The callers asleep until their event is durable (or they are to lead), by the event's
-    /// sequence number. At most one per event: the caller that waits for it.
-    waiters: BTreeMap<u64, Thread>,
+    /// sequence number and the order they went to sleep in (a ticket may be waited for by
+    /// several threads at once).
+    waiters: BTreeMap<(u64, u64), Thread>,
+    /// How many callers went to sleep: the second half of `waiters`' keys.
+    sleeps: u64,
 }
 
 impl Queue {
@@ -104,6 +107,7 @@ impl Queue {
             leading: false,
             pending_generations: HashMap::new(),
             waiters: BTreeMap::new(),
+            sleeps: 0,
         }
     }
 
@@ -111,7 +115,8 @@ impl Queue {
     /// lead the next batch. (It parks; a wakeup that finds neither is spurious, and it
     /// registers again.)
     pub(crate) fn add_waiter(&mut self, seq: u64, thread: Thread) {
-        self.waiters.insert(seq, thread);
+        self.sleeps += 1;
+        self.waiters.insert((seq, self.sleeps), thread);
     }
 
     /// The callers to wake now: the caller of the oldest waiting event that sleeps, when events
@@ -119,7 +124,7 @@ impl Queue {
     /// events are durable. The caller unparks them once it has let go of the lock, so they do
     /// not wake into it held.
     pub(crate) fn take_wakeups(&mut self) -> (Option<Thread>, Vec<Thread>) {
-        let later = self.waiters.split_off(&(self.durable_seq + 1));
+        let later = self.waiters.split_off(&(self.durable_seq + 1, 0));
         let durable = std::mem::replace(&mut self.waiters, later);
         let leader = if self.needs_leader() {
             self.waiters.pop_first().map(|(_, thread)| thread)
@@ -315,18 +320,18 @@ mod tests {
         // Accepted while the batch is written: they wait for the next one.
         q.push(done("c", 1), vec![1; 10]);
         q.push(done("d", 1), vec![1; 10]);
-        for seq in [1, 2, 3, 4] {
+        for seq in [1, 2, 2, 3, 4] {
             q.add_waiter(seq, me.clone());
         }
         q.finish(&batch, Some(vec![Applied::UnknownCompletion; 2]));
         let (leader, durable) = q.take_wakeups();
         assert_eq!(
             durable.len(),
-            2,
-            "the callers of events 1 and 2, durable now"
+            3,
+            "the callers of events 1 and 2 (two wait for event 2), durable now"
         );
         assert!(leader.is_some(), "the caller of event 3 leads next");
-        assert_eq!(q.waiters.keys().copied().collect::<Vec<_>>(), [4]);
+        assert_eq!(q.waiters.keys().map(|k| k.0).collect::<Vec<_>>(), [4]);
         // While a leader is at work, nobody else is woken to lead.
         let next = q.take_batch();
         assert_eq!(q.take_wakeups().0.map(|t| t.id()), None);

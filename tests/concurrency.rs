@@ -89,3 +89,37 @@ fn close_is_the_last_record_even_with_appenders_racing_it() {
         assert_eq!(events.len() as u64, acked + 1);
     }
 }
+
+/// A ticket is `Clone`: several threads may wait for the same event, and every one of them is
+/// woken when it is durable, whichever thread leads its batch.
+#[test]
+fn every_thread_waiting_for_one_ticket_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    let log = Arc::new(log);
+    for round in 0..100u64 {
+        let tickets: Vec<_> = (0..3)
+            .map(|k| {
+                log.submit(inflight::Event::Completed {
+                    key: format!("k{k}"),
+                    generation: round,
+                    at_ms: round,
+                })
+                .unwrap()
+            })
+            .collect();
+        let (done, finished) = std::sync::mpsc::channel();
+        for i in 0..6 {
+            let (log, ticket, done) = (log.clone(), tickets[i % 3].clone(), done.clone());
+            std::thread::spawn(move || {
+                log.wait(&ticket).unwrap();
+                done.send(()).unwrap();
+            });
+        }
+        for _ in 0..6 {
+            finished
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("round {round}: a waiter was never woken"));
+        }
+    }
+}
