@@ -1,8 +1,11 @@
-//! An async front for the log (cargo feature `tokio`), for async gateways. Each call runs the
-//! blocking call on tokio's blocking thread pool, so no write or sync ever blocks a runtime
-//! worker thread, and its future resolves once the event is durable. Concurrent tasks share
-//! writes and syncs exactly as threads do (group commit): every call waiting in the pool joins
-//! the next frame.
+//! An async front for the log (cargo feature `tokio`), for async gateways. A call accepts its
+//! event into the log's order at once, and its future resolves once the event is durable. No
+//! write or sync ever runs on a runtime's thread: a flusher thread of the front's own leads the
+//! batches that only tasks wait for, writing every event accepted meanwhile as one frame with one
+//! sync, and wakes exactly the tasks each sync made durable. Tasks share syncs with each other
+//! and with threads calling the blocking [`Log`] methods (group commit), and a waiting task holds
+//! no thread. Accepting an event waits only if the queue of accepted events is full
+//! ([`QUEUE_EVENTS_MAX`](crate::limits::QUEUE_EVENTS_MAX) events).
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread")]
@@ -29,24 +32,38 @@
 //! # }
 //! ```
 
-use std::io;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
-use crate::error::{Error, Result};
-use crate::event::{Event, Run};
+use crate::error::Result;
+use crate::event::{Event, Run, UnixMs};
 use crate::fold::Applied;
-use crate::log::Log;
+use crate::log::{Flusher, Log, Ticket};
 
-/// A [`Log`] behind futures. Cheap to clone: clones share the log.
+/// A [`Log`] behind futures. Cheap to clone: clones share the log and its flusher thread, which
+/// stops when the last clone (and the last future) is gone.
 #[derive(Clone, Debug)]
 pub struct AsyncLog {
+    // Dropped before the log: the flusher is stopped and joined first.
+    _flusher: Arc<Flusher>,
     log: Arc<Log>,
 }
 
 impl AsyncLog {
-    /// Wraps an open log.
+    /// Wraps an open log, starting its flusher thread.
+    ///
+    /// # Panics
+    /// If the thread cannot be started (the process is out of threads).
     pub fn new(log: Log) -> AsyncLog {
-        AsyncLog { log: Arc::new(log) }
+        let flusher = log
+            .start_flusher()
+            .expect("the async front's flusher thread starts");
+        AsyncLog {
+            _flusher: Arc::new(flusher),
+            log: Arc::new(log),
+        }
     }
 
     /// The log itself, for the calls that do not wait for the disk
@@ -57,7 +74,7 @@ impl AsyncLog {
 
     /// [`Log::mark_running`]: resolves once the start is durable.
     pub async fn mark_running(&self, run: Run) -> Result<Applied> {
-        self.blocking(move |log| log.mark_running(run)).await
+        self.record(Event::Started(run)).await
     }
 
     /// [`Log::begin_run`]: resolves with the run, its generation allocated, once its start is
@@ -68,42 +85,76 @@ impl AsyncLog {
         session_id: impl Into<String>,
         meta: Option<String>,
     ) -> Result<Run> {
-        let (key, session_id) = (key.into(), session_id.into());
-        self.blocking(move |log| log.begin_run(key, session_id, meta))
-            .await
+        let run = Run {
+            key: key.into(),
+            session_id: session_id.into(),
+            generation: 0,
+            started_at_ms: 0,
+            meta,
+        };
+        let (run, ticket) = self.log.submit_begin_run(run)?;
+        self.durable(ticket).await?;
+        Ok(run)
     }
 
     /// [`Log::mark_completed`]: resolves once the completion is durable.
     pub async fn mark_completed(&self, key: impl Into<String>, generation: u64) -> Result<Applied> {
-        let key = key.into();
-        self.blocking(move |log| log.mark_completed(&key, generation))
-            .await
+        let at = UnixMs(self.log.now_ms());
+        self.record(Event::Completed {
+            key: key.into(),
+            generation,
+            at_ms: at.0,
+        })
+        .await
     }
 
     /// [`Log::record`]: resolves once the event is durable.
     pub async fn record(&self, event: Event) -> Result<Applied> {
-        self.blocking(move |log| log.record(event)).await
+        let ticket = self.log.submit(event)?;
+        self.durable(ticket).await
     }
 
     /// [`Log::close`]: records a clean shutdown.
     pub async fn close(&self) -> Result<()> {
-        self.blocking(|log| log.close()).await
+        let at_ms = self.log.now_ms();
+        self.record(Event::Shutdown { at_ms }).await.map(drop)
     }
 
-    /// Runs `call` on the blocking pool.
-    async fn blocking<T: Send + 'static>(
-        &self,
-        call: impl FnOnce(&Log) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
-        let log = self.log.clone();
-        match tokio::task::spawn_blocking(move || call(&log)).await {
-            Ok(result) => result,
-            // The call panicked (or the runtime is shutting down): the log's lock tells the
-            // next call whether the handle is still usable.
-            Err(e) => Err(Error::Poisoned {
-                kind: io::ErrorKind::Other,
-                cause: format!("the blocking call did not finish: {e}"),
-            }),
+    /// Resolves once the event of `ticket` is durable.
+    fn durable(&self, ticket: Ticket) -> Durable {
+        Durable {
+            front: self.clone(),
+            ticket,
+            registered: None,
+        }
+    }
+}
+
+/// The future of an accepted event: ready once it is durable (or its batch failed).
+struct Durable {
+    front: AsyncLog,
+    ticket: Ticket,
+    /// The task's registration with the log, from its last poll.
+    registered: Option<u64>,
+}
+
+impl Future for Durable {
+    type Output = Result<Applied>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Applied>> {
+        let this = self.get_mut();
+        this.front
+            .log
+            .poll_durable(&this.ticket, cx.waker(), &mut this.registered)
+    }
+}
+
+impl Drop for Durable {
+    /// A future dropped before its event is durable forgets its waker (the event itself stays
+    /// accepted, and is written with the next batch).
+    fn drop(&mut self) {
+        if let Some(registered) = self.registered {
+            self.front.log.forget_task(&self.ticket, registered);
         }
     }
 }

@@ -18,6 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, OnceLock};
+use std::task::Waker;
 use std::thread::Thread;
 
 use crate::event::{Event, encode_payload, payload_bytes};
@@ -91,8 +92,37 @@ pub(crate) struct Queue {
     /// sequence number and the order they went to sleep in (a ticket may be waited for by
     /// several threads at once).
     waiters: BTreeMap<(u64, u64), Thread>,
-    /// How many callers went to sleep: the second half of `waiters`' keys.
+    /// The async callers (tasks) waiting for their event, by the same keys. A task never leads
+    /// a batch (it must not block its runtime): the async front's flusher thread does.
+    tasks: BTreeMap<(u64, u64), Waker>,
+    /// How many callers went to sleep: the second half of the waiters' keys.
     sleeps: u64,
+}
+
+/// The callers a finished batch wakes, once the lock is let go.
+#[derive(Debug, Default)]
+pub(crate) struct Wakeups {
+    /// The thread that leads the next batch, if events wait and one of their callers sleeps.
+    pub leader: Option<Thread>,
+    /// The threads whose events are durable now.
+    pub threads: Vec<Thread>,
+    /// The tasks whose events are durable now.
+    pub tasks: Vec<Waker>,
+}
+
+impl Wakeups {
+    /// Wakes them, the next leader first.
+    pub(crate) fn wake(self) {
+        if let Some(leader) = self.leader {
+            leader.unpark();
+        }
+        for thread in self.threads {
+            thread.unpark();
+        }
+        for task in self.tasks {
+            task.wake();
+        }
+    }
 }
 
 impl Queue {
@@ -107,6 +137,7 @@ impl Queue {
             leading: false,
             pending_generations: HashMap::new(),
             waiters: BTreeMap::new(),
+            tasks: BTreeMap::new(),
             sleeps: 0,
         }
     }
@@ -119,25 +150,53 @@ impl Queue {
         self.waiters.insert((seq, self.sleeps), thread);
     }
 
+    /// Registers the task of `waker` as waiting for the event with `seq`, in place of its
+    /// registration `previous` (from an earlier poll) if it is still there. Returns its key.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn add_task(&mut self, seq: u64, waker: &Waker, previous: Option<u64>) -> u64 {
+        if let Some(previous) = previous {
+            self.tasks.remove(&(seq, previous));
+        }
+        self.sleeps += 1;
+        self.tasks.insert((seq, self.sleeps), waker.clone());
+        self.sleeps
+    }
+
+    /// Forgets the registration `key` of a task waiting for `seq` (its future was dropped).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn remove_task(&mut self, seq: u64, key: u64) {
+        self.tasks.remove(&(seq, key));
+    }
+
     /// The callers to wake now: the caller of the oldest waiting event that sleeps, when events
     /// wait and no leader is at work (it leads next: wake it first), and the callers whose
-    /// events are durable. The caller unparks them once it has let go of the lock, so they do
+    /// events are durable. The caller wakes them once it has let go of the lock, so they do
     /// not wake into it held.
-    pub(crate) fn take_wakeups(&mut self) -> (Option<Thread>, Vec<Thread>) {
-        let later = self.waiters.split_off(&(self.durable_seq + 1, 0));
-        let durable = std::mem::replace(&mut self.waiters, later);
+    pub(crate) fn take_wakeups(&mut self) -> Wakeups {
+        let first_waiting = (self.durable_seq + 1, 0);
+        let later = self.waiters.split_off(&first_waiting);
+        let threads = std::mem::replace(&mut self.waiters, later);
+        let later = self.tasks.split_off(&first_waiting);
+        let tasks = std::mem::replace(&mut self.tasks, later);
         let leader = if self.needs_leader() {
             self.waiters.pop_first().map(|(_, thread)| thread)
         } else {
             None
         };
-        (leader, durable.into_values().collect())
+        Wakeups {
+            leader,
+            threads: threads.into_values().collect(),
+            tasks: tasks.into_values().collect(),
+        }
     }
 
     /// Wakes every caller that sleeps: after a failure, which each of them must see.
     pub(crate) fn wake_all(&mut self) {
         for thread in std::mem::take(&mut self.waiters).into_values() {
             thread.unpark();
+        }
+        for task in std::mem::take(&mut self.tasks).into_values() {
+            task.wake();
         }
     }
 
@@ -324,7 +383,11 @@ mod tests {
             q.add_waiter(seq, me.clone());
         }
         q.finish(&batch, Some(vec![Applied::UnknownCompletion; 2]));
-        let (leader, durable) = q.take_wakeups();
+        let Wakeups {
+            leader,
+            threads: durable,
+            ..
+        } = q.take_wakeups();
         assert_eq!(
             durable.len(),
             3,
@@ -334,7 +397,7 @@ mod tests {
         assert_eq!(q.waiters.keys().map(|k| k.0).collect::<Vec<_>>(), [4]);
         // While a leader is at work, nobody else is woken to lead.
         let next = q.take_batch();
-        assert_eq!(q.take_wakeups().0.map(|t| t.id()), None);
+        assert_eq!(q.take_wakeups().leader.map(|t| t.id()), None);
         q.finish(&next, None);
         q.drop_waiting();
         q.wake_all();

@@ -99,6 +99,8 @@ struct Shared {
     /// (Callers waiting for their event sleep on their own, woken by the leader: see
     /// `commit`.)
     committed: Condvar,
+    /// Signalled for the async front's flusher thread when events wait for a leader.
+    flusher_wanted: Condvar,
     /// The open end of the log, used by one leader at a time (and by a compaction's cut).
     writer: Mutex<Writer>,
     /// Held for the whole of a compaction: one at a time.
@@ -132,6 +134,23 @@ struct State {
     snapshot_bytes: u64,
     /// Callers waiting for room in the queue (on `committed`).
     room_waiters: usize,
+    /// The async front's flusher thread, if one runs: it leads the batches of events only tasks
+    /// wait for.
+    flusher: FlusherState,
+}
+
+/// What leading a batch gives back: the state's lock, and the error with the batch's first and
+/// last sequence numbers if it failed.
+type Led<'a> = (MutexGuard<'a, State>, Option<(Error, (u64, u64))>);
+
+/// What the flusher thread is doing.
+#[derive(Debug, Default)]
+struct FlusherState {
+    /// It waits on `flusher_wanted` for events that need a leader.
+    idle: bool,
+    /// It is to stop (its async front is gone).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    stop: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -252,7 +271,9 @@ impl Log {
                 bytes_since_cut: replayed_bytes,
                 snapshot_bytes,
                 room_waiters: 0,
+                flusher: FlusherState::default(),
             }),
+            flusher_wanted: Condvar::new(),
             committed: Condvar::new(),
             writer: Mutex::new(writer),
             compaction: Mutex::new(()),
@@ -405,13 +426,21 @@ impl Log {
         session_id: impl Into<String>,
         meta: Option<String>,
     ) -> Result<Run> {
-        let mut run = Run {
+        let run = Run {
             key: key.into(),
             session_id: session_id.into(),
             generation: 0,
             started_at_ms: 0,
             meta,
         };
+        let (run, ticket) = self.submit_begin_run(run)?;
+        self.wait(&ticket)?;
+        Ok(run)
+    }
+
+    /// The first half of [`Log::begin_run`]: `run` (its generation and start time not yet set)
+    /// accepted with a generation allocated.
+    pub(crate) fn submit_begin_run(&self, mut run: Run) -> Result<(Run, Ticket)> {
         // The limits do not depend on the generation: check them before taking the lock.
         Event::Started(run.clone()).validate()?;
         let environment = &self.shared.environment;
@@ -432,9 +461,54 @@ impl Log {
             run.started_at_ms = environment.now_ms();
             Ok(Event::Started(run.clone()))
         })?;
-        let (_, compact) = self.shared.commit(&accepted)?;
-        self.after_commit(compact);
-        Ok(run)
+        let (seq, result) = accepted;
+        Ok((run, Ticket { seq, result }))
+    }
+
+    /// The time on the log's clock, in milliseconds since the Unix epoch.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.shared.environment.now_ms()
+    }
+
+    /// Starts the async front's flusher thread: it leads the batches of events only tasks wait
+    /// for (a task must not block its runtime's thread on a write and a sync). It stops when
+    /// the returned handle is dropped.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn start_flusher(&self) -> std::io::Result<Flusher> {
+        let shared = self.shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("inflight-flusher".into())
+            .spawn(move || shared.run_flusher())?;
+        Ok(Flusher {
+            shared: self.shared.clone(),
+            thread: Some(thread),
+        })
+    }
+
+    /// The async side of [`Log::wait`] (see `Shared::poll_durable`).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn poll_durable(
+        &self,
+        ticket: &Ticket,
+        waker: &std::task::Waker,
+        registered: &mut Option<u64>,
+    ) -> std::task::Poll<Result<Applied>> {
+        let polled = self
+            .shared
+            .poll_durable(ticket.seq, &ticket.result, waker, registered);
+        polled.map(|done| {
+            done.map(|(applied, compact)| {
+                self.after_commit(compact);
+                applied
+            })
+        })
+    }
+
+    /// Forgets a task's registration for `ticket`.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn forget_task(&self, ticket: &Ticket, registered: u64) {
+        self.shared.forget_task(ticket.seq, registered);
     }
 
     /// Records that the run of `key` with `generation` completed, timestamped with the log's
@@ -848,42 +922,136 @@ impl Shared {
                 state = self.state.lock().unwrap_or_else(|e| e.into_inner());
                 continue;
             }
-            let batch = state.queue.take_batch();
-            drop(state);
-            let written = self
-                .writer
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .append(&batch.payload());
-            state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-            let applied = written.is_ok().then(|| {
-                let set = &mut state.set;
-                batch.events().map(|(_, e)| set.apply(e)).collect()
-            });
-            state.queue.finish(&batch, applied);
-            let failed = written.err();
-            if let Some(e) = &failed {
-                self.poison(&mut state, e);
+            let (next, failed) = self.lead(state);
+            state = next;
+            if let Some((e, (first, last))) = failed
+                && (first..=last).contains(&seq)
+            {
+                return Err(e);
             }
-            let (leader, durable) = state.queue.take_wakeups();
-            let room_waiters = state.room_waiters > 0;
-            drop(state);
-            if let Some(leader) = leader {
-                leader.unpark();
+        }
+    }
+
+    /// Leads one batch: takes it, writes and syncs it as one frame, folds it, and wakes the
+    /// callers it made durable and the one that leads next (or the flusher, if only tasks
+    /// wait). Returns the lock again, and the error with the batch's first and last sequence
+    /// numbers if the write or sync failed (the handle is then poisoned).
+    fn lead<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Led<'a> {
+        let batch = state.queue.take_batch();
+        drop(state);
+        let written = self
+            .writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&batch.payload());
+        state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let applied = written.is_ok().then(|| {
+            let set = &mut state.set;
+            batch.events().map(|(_, e)| set.apply(e)).collect()
+        });
+        state.queue.finish(&batch, applied);
+        let failed = written.err();
+        if let Some(e) = &failed {
+            self.poison(&mut state, e);
+        }
+        let wakeups = state.queue.take_wakeups();
+        let flusher = wakeups.leader.is_none() && state.queue.needs_leader() && state.flusher.idle;
+        let room_waiters = state.room_waiters > 0;
+        drop(state);
+        if flusher {
+            self.flusher_wanted.notify_one();
+        }
+        wakeups.wake();
+        if room_waiters {
+            self.committed.notify_all();
+        }
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        (state, failed.map(|e| (e, batch.seqs())))
+    }
+
+    /// The async side of `commit`: whether the event with `seq` is durable (with what it did,
+    /// and whether the compaction policy asks for a compaction), or else registers `waker` to
+    /// be woken when it is (in place of the task's earlier registration, kept in `registered`)
+    /// and makes sure the flusher leads if nobody is.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn poll_durable(
+        &self,
+        seq: u64,
+        result: &Slot,
+        waker: &std::task::Waker,
+        registered: &mut Option<u64>,
+    ) -> std::task::Poll<Result<(Applied, bool)>> {
+        use std::task::Poll;
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if state.queue.is_durable(seq) {
+            *registered = None;
+            let applied = *result.get().expect("a durable event has been folded");
+            return Poll::Ready(Ok((applied, self.wants_compaction(&state))));
+        }
+        if let Some(Failure::Poisoned { kind, cause }) = &state.failure {
+            *registered = None;
+            return Poll::Ready(Err(Error::Poisoned {
+                kind: *kind,
+                cause: cause.clone(),
+            }));
+        }
+        *registered = Some(state.queue.add_task(seq, waker, *registered));
+        let flusher = state.queue.needs_leader() && state.flusher.idle;
+        drop(state);
+        if flusher {
+            self.flusher_wanted.notify_one();
+        }
+        Poll::Pending
+    }
+
+    /// Forgets a task's registration (its future was dropped before the event was durable).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn forget_task(&self, seq: u64, registered: u64) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.queue.remove_task(seq, registered);
+    }
+
+    /// The async front's flusher: leads every batch that needs a leader, until told to stop.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    fn run_flusher(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        while !state.flusher.stop {
+            if state.queue.needs_leader() {
+                state = self.lead(state).0;
+                continue;
             }
-            for thread in durable {
-                thread.unpark();
-            }
-            if room_waiters {
-                self.committed.notify_all();
-            }
-            if let Some(e) = failed {
-                let (first, last) = batch.seqs();
-                if (first..=last).contains(&seq) {
-                    return Err(e);
-                }
-            }
-            state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            state.flusher.idle = true;
+            state = self
+                .flusher_wanted
+                .wait(state)
+                .unwrap_or_else(|e| e.into_inner());
+            state.flusher.idle = false;
+        }
+    }
+}
+
+/// The async front's flusher thread (see [`Log::start_flusher`]); dropping it stops the thread
+/// and waits for it.
+#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+pub(crate) struct Flusher {
+    shared: Arc<Shared>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Flusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flusher").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.flusher.stop = true;
+        drop(state);
+        self.shared.flusher_wanted.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }
@@ -893,8 +1061,8 @@ impl Shared {
 #[derive(Clone, Debug)]
 #[must_use = "an event is durable only once Log::wait returns Ok"]
 pub struct Ticket {
-    seq: u64,
-    result: Slot,
+    pub(crate) seq: u64,
+    pub(crate) result: Slot,
 }
 
 impl Ticket {
