@@ -588,6 +588,22 @@ impl PyLog {
     }
 }
 
+impl Drop for PyLog {
+    /// A log dropped without `close()` (the handle collected, the process exiting) is released
+    /// as a crash would release it; dropping the last handle waits for a background compaction,
+    /// so it does not hold the GIL meanwhile.
+    fn drop(&mut self) {
+        let log = self
+            .inner
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(log) = log {
+            Python::with_gil(|py| py.allow_threads(move || drop(log)));
+        }
+    }
+}
+
 #[pymethods]
 impl PyLog {
     /// What the open's replay found: the runs that were in flight, and the log's condition.
