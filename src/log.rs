@@ -13,6 +13,7 @@ use crate::compaction::{Compacted, Cut, write_snapshot};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::event::{Event, EventRef, Run, UnixMs, encode_event};
+use crate::fallback::{Flagged, LogView, Session, flag};
 use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
 use crate::frame::FRAME_HEADER_BYTES;
 use crate::layout::{TEMP_SUFFIX, is_log_file};
@@ -547,6 +548,46 @@ impl Log {
     /// What the fold has counted since the log was created.
     pub fn counters(&self) -> Counters {
         self.with_set(|set| set.counters())
+    }
+
+    /// The time-window fallback ([`fallback::flag`]) for this open log: `report` is the one
+    /// its open returned (the runs it found interrupted, its gaps, its coverage), and each key's
+    /// latest event is the log's now, so a key the gateway has recorded since the open is
+    /// covered. The sessions, window and time are as for [`fallback::flag`]. Holds the state's
+    /// lock while it runs: call it at start-up, not on a hot path.
+    ///
+    /// ```
+    /// use inflight::fallback::{Flag, Session};
+    /// use inflight::{Log, Opened, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// # { let log = Log::open(dir.path(), Options::default())?.log;
+    /// #   log.begin_run("agent:main:telegram:dm:4242", "s1", None)?; }
+    /// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
+    /// let now_ms = inflight::environment::now_ms();
+    /// let flagged = log.fallback(&report, &[Session::new("agent:main:http:c-5", now_ms)], 120_000, now_ms);
+    /// // The interrupted run, precisely; c-5 was active while the log was recording.
+    /// assert_eq!(flagged.len(), 1);
+    /// assert_eq!(flagged[0].reason, Flag::Log);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`fallback::flag`]: crate::fallback::flag
+    pub fn fallback(
+        &self,
+        report: &RecoveryReport,
+        sessions: &[Session],
+        window_ms: u64,
+        now_ms: u64,
+    ) -> Vec<Flagged> {
+        self.with_set(|set| {
+            flag(
+                LogView::Present { report, set },
+                sessions,
+                window_ms,
+                now_ms,
+            )
+        })
     }
 
     /// How many compactions this handle has finished (in the background or on request).

@@ -1,0 +1,86 @@
+"""Exact crash recovery of a gateway's in-flight agent runs.
+
+A gateway records each agent run's start and completion; each call returns once its event is
+a synced, CRC-framed record in an append-only log. After a crash, opening the log reports
+exactly which runs were in flight. This package wraps the Rust crate ``inflight``.
+
+>>> import inflight, tempfile
+>>> d = tempfile.mkdtemp()
+>>> with inflight.open(d) as log:
+...     print(len(log.report.running))                      # a new log: nothing in flight
+...     run = log.begin_run("agent:main:telegram:dm:4242", "20261126_1", meta='{"resume_from":"m-9"}')
+...     log.abandon()                                       # the process dies here
+0
+>>> with inflight.open(d) as log:
+...     [(r.key, r.generation, r.reason, r.meta) for r in log.report.running]
+[('agent:main:telegram:dm:4242', 1, 'crash', '{"resume_from":"m-9"}')]
+
+- :func:`open` opens a log (a context manager); :attr:`Log.report` is what recovery found.
+- :meth:`Log.begin_run`, :meth:`Log.mark_running`, :meth:`Log.mark_completed` record events;
+  each returns once the event is durable, with the GIL released meanwhile, so Python threads
+  share group commits.
+- :func:`read_only` replays a log without its lock and without changing a byte.
+- :meth:`Log.fallback`, :meth:`Recovered.fallback`, :func:`fallback_without_log`: the
+  time-window fallback, only for what the log cannot speak for.
+- :mod:`inflight.checkpoint`: ``SessionCrashCheckpoint``, the old JSON checkpoint's shape.
+- :mod:`inflight.aio`: awaitable calls for gateways on asyncio.
+- :mod:`inflight.errors`: the exceptions (also importable from here).
+"""
+
+from __future__ import annotations
+
+from ._inflight import (
+    KEY_BYTES_MAX,
+    META_BYTES_MAX,
+    SESSION_ID_BYTES_MAX,
+    WINDOW_MS_DEFAULT,
+    Flagged,
+    InterruptedRun,
+    Log,
+    RecoveryReport,
+    Recovered,
+    Run,
+    fallback_without_log,
+    import_runs,
+    open,
+    read_only,
+    started_at_ms_from_secs,
+)
+from .errors import (
+    ClosedError,
+    CorruptError,
+    InflightError,
+    InvalidInputError,
+    LockedError,
+    NotFoundError,
+    PoisonedError,
+    StorageError,
+    UnsupportedVersionError,
+)
+
+__all__ = [
+    "KEY_BYTES_MAX",
+    "META_BYTES_MAX",
+    "SESSION_ID_BYTES_MAX",
+    "WINDOW_MS_DEFAULT",
+    "Flagged",
+    "InterruptedRun",
+    "Log",
+    "RecoveryReport",
+    "Recovered",
+    "Run",
+    "fallback_without_log",
+    "import_runs",
+    "open",
+    "read_only",
+    "started_at_ms_from_secs",
+    "InflightError",
+    "LockedError",
+    "CorruptError",
+    "UnsupportedVersionError",
+    "InvalidInputError",
+    "StorageError",
+    "PoisonedError",
+    "ClosedError",
+    "NotFoundError",
+]

@@ -1,0 +1,198 @@
+"""Type stubs of the compiled module ``inflight._inflight`` (re-exported by ``inflight``)."""
+
+from os import PathLike
+from types import TracebackType
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, TypedDict, Union
+
+KEY_BYTES_MAX: int
+SESSION_ID_BYTES_MAX: int
+META_BYTES_MAX: int
+WINDOW_MS_DEFAULT: int
+
+_Path = Union[str, "PathLike[str]"]
+_Number = Union[int, float]
+_Sessions = Union[Mapping[str, _Number], Iterable[Tuple[str, _Number]]]
+Reason = Literal["crash", "shutdown"]
+FlagReason = Literal["log", "crash-loop", "gap", "no-log", "before-coverage"]
+StartApplied = Literal["started", "superseded", "stale-start"]
+CompletionApplied = Literal["completed", "stale-completion", "unknown-completion"]
+
+class TornTail(TypedDict):
+    segment: str
+    offset: int
+    bytes: int
+    cut: bool
+
+class Corruption(TypedDict):
+    segment: str
+    start_offset: int
+    end_offset: int
+    after_seq: int
+    before_seq: Optional[int]
+    after_ms: Optional[int]
+    before_ms: Optional[int]
+    detail: str
+
+class SnapshotUsed(TypedDict):
+    file: str
+    last_seq: int
+    bytes: int
+    created_ms: int
+
+class Counters(TypedDict):
+    started: int
+    stale_starts: int
+    completed: int
+    stale_completions: int
+    unknown_completions: int
+    shutdowns: int
+    superseded: int
+    recoveries: int
+    retentions: int
+    forgotten: int
+
+class Compacted(TypedDict):
+    snapshot: str
+    last_seq: int
+    bytes: int
+    running: int
+    marks: int
+    forgotten: int
+    segments_removed: int
+    snapshots_removed: int
+
+class Run:
+    """One agent run: key, session id, generation, start time (ms since the epoch), meta."""
+
+    key: str
+    session_id: str
+    generation: int
+    started_at_ms: int
+    meta: Optional[str]
+    def __init__(
+        self, key: str, session_id: str, generation: int, started_at_ms: _Number, meta: Optional[str] = None
+    ) -> None: ...
+    @property
+    def started_at(self) -> float:
+        """The start time in seconds since the epoch."""
+
+class InterruptedRun:
+    """A run in flight: its fields, why it stopped, and its crash-loop count."""
+
+    key: str
+    session_id: str
+    generation: int
+    started_at_ms: int
+    meta: Optional[str]
+    reason: Reason
+    recoveries: int
+    crash_loop: bool
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def run(self) -> Run: ...
+
+class RecoveryReport:
+    """What opening (or reading) a log found."""
+
+    @property
+    def running(self) -> List[InterruptedRun]: ...
+    @property
+    def crash_loops(self) -> List[InterruptedRun]: ...
+    @property
+    def crash_loop_threshold(self) -> int: ...
+    @property
+    def torn_tail(self) -> Optional[TornTail]: ...
+    @property
+    def torn_tail_bytes(self) -> int: ...
+    @property
+    def corruption(self) -> List[Corruption]: ...
+    @property
+    def gaps_before_snapshot(self) -> List[Corruption]: ...
+    @property
+    def stale_ignored(self) -> int: ...
+    @property
+    def clean_shutdown(self) -> bool: ...
+    @property
+    def coverage_since_ms(self) -> Optional[int]: ...
+    @property
+    def counters(self) -> Counters: ...
+    @property
+    def segments(self) -> int: ...
+    @property
+    def records(self) -> int: ...
+    @property
+    def last_seq(self) -> int: ...
+    @property
+    def snapshot(self) -> Optional[SnapshotUsed]: ...
+    def to_dict(self) -> Dict[str, Any]: ...
+
+class Flagged:
+    """A key the fallback says to treat as interrupted, and why."""
+
+    key: str
+    reason: FlagReason
+    precise: bool
+    recoveries: Optional[int]
+
+class Log:
+    """An open log: a context manager that closes it cleanly (or abandons it on an exception)."""
+
+    @property
+    def report(self) -> RecoveryReport: ...
+    @property
+    def dir(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def mark_running(
+        self,
+        key: str,
+        session_id: str,
+        generation: int,
+        started_at_ms: Optional[_Number] = None,
+        meta: Optional[str] = None,
+    ) -> StartApplied: ...
+    def begin_run(self, key: str, session_id: str, meta: Optional[str] = None) -> Run: ...
+    def mark_completed(self, key: str, generation: int, at_ms: Optional[_Number] = None) -> CompletionApplied: ...
+    def close(self) -> None: ...
+    def abandon(self) -> None: ...
+    def running(self) -> List[InterruptedRun]: ...
+    def high_water(self, key: str) -> Optional[int]: ...
+    def counters(self) -> Counters: ...
+    def compact(self) -> Compacted: ...
+    def fallback(
+        self, sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
+    ) -> List[Flagged]: ...
+    def __enter__(self) -> "Log": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+class Recovered:
+    """What a read-only replay found."""
+
+    @property
+    def report(self) -> RecoveryReport: ...
+    def fallback(
+        self, sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
+    ) -> List[Flagged]: ...
+
+def open(
+    path: _Path,
+    *,
+    strict: bool = False,
+    segment_bytes_max: int = 1048576,
+    compact_after_bytes: Optional[int] = 67108864,
+    retention_ms: Optional[int] = 604800000,
+    crash_loop_threshold: int = 3,
+) -> Log: ...
+def read_only(path: _Path, *, strict: bool = False) -> Recovered: ...
+def fallback_without_log(
+    sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
+) -> List[Flagged]: ...
+def import_runs(path: _Path, runs: List[Run]) -> int: ...
+def started_at_ms_from_secs(key: str, secs: float) -> int: ...
+def _native_load(path: _Path, threads: int, seconds: float) -> Tuple[int, float]: ...

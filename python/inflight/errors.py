@@ -1,0 +1,112 @@
+"""The exceptions of ``inflight``: one base class, and one subclass per kind of failure.
+
+Each exception's message is the Rust error's own (what happened, where, what to do), and the
+variant's fields are attributes: ``LockedError.holder_pid``, ``CorruptError.offset``, and so on.
+
+>>> import inflight, tempfile
+>>> d = tempfile.mkdtemp()
+>>> with inflight.open(d) as log:
+...     try:
+...         log.begin_run("", "s1")
+...     except inflight.InvalidInputError as e:
+...         print(e.field)
+key
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+
+class InflightError(Exception):
+    """Base class of every error the log raises."""
+
+    @property
+    def message(self) -> str:
+        """The error's message, as the Rust error words it."""
+        return str(self.args[0]) if self.args else ""
+
+
+class LockedError(InflightError):
+    """Another process (or another open handle) holds the log directory's lock.
+
+    ``path`` is the directory, ``holder_pid`` the pid written in its lock file (or None).
+    Read the log meanwhile with :func:`inflight.read_only`, which takes no lock.
+    """
+
+    path: str
+    holder_pid: Optional[int]
+
+
+class CorruptError(InflightError):
+    """The log holds a damaged region and the strict policy was asked for.
+
+    ``path`` is the damaged file, ``offset`` the first damaged byte, ``detail`` what is wrong.
+    Open without ``strict=True`` to skip the region and have it reported as a gap.
+    """
+
+    path: str
+    offset: int
+    detail: str
+
+
+class UnsupportedVersionError(InflightError):
+    """A file of the log was written by a newer version of the format (``found`` above
+    ``supported``)."""
+
+    path: str
+    found: int
+    supported: int
+
+
+class InvalidInputError(InflightError, ValueError):
+    """The caller's input breaks a limit (an empty key, a key over 1024 bytes, a negative
+    generation, ...); nothing was written. ``field`` names it, ``reason`` says why, ``key`` is
+    the key concerned (shortened) when the field is not the key itself."""
+
+    field: str
+    reason: str
+    key: Optional[str]
+
+
+class StorageError(InflightError, OSError):
+    """A storage call failed (the log's I/O error). ``op`` is the operation, ``path`` the file,
+    ``kind`` the Rust ``io::ErrorKind`` (``"StorageFull"`` for a full disk), ``errno`` the
+    operating system's error number when there is one."""
+
+    op: str
+    path: str
+    kind: str
+
+
+class PoisonedError(InflightError):
+    """An earlier write or sync failed: the handle refuses everything until the log is
+    reopened, which replays exactly what reached the disk. ``kind`` and ``cause`` describe
+    the failure that poisoned it."""
+
+    kind: str
+    cause: str
+
+
+class ClosedError(InflightError):
+    """The log was closed; open it again to write."""
+
+
+class NotFoundError(InflightError, FileNotFoundError):
+    """A read-only replay was pointed at a directory that holds no log (which must never read
+    as "nothing in flight"). ``path`` is the path given."""
+
+    path: str
+
+
+__all__ = [
+    "InflightError",
+    "LockedError",
+    "CorruptError",
+    "UnsupportedVersionError",
+    "InvalidInputError",
+    "StorageError",
+    "PoisonedError",
+    "ClosedError",
+    "NotFoundError",
+]
