@@ -85,14 +85,9 @@ impl AsyncLog {
         session_id: impl Into<String>,
         meta: Option<String>,
     ) -> Result<Run> {
-        let run = Run {
-            key: key.into(),
-            session_id: session_id.into(),
-            generation: 0,
-            started_at_ms: 0,
-            meta,
-        };
-        let (run, ticket) = self.log.submit_begin_run(run)?;
+        let (run, ticket) = self
+            .log
+            .submit_begin_run(key.into(), session_id.into(), meta)?;
         self.durable(ticket).await?;
         Ok(run)
     }

@@ -427,21 +427,26 @@ impl Log {
         session_id: impl Into<String>,
         meta: Option<String>,
     ) -> Result<Run> {
-        let run = Run {
-            key: key.into(),
-            session_id: session_id.into(),
-            generation: 0,
-            started_at_ms: 0,
-            meta,
-        };
-        let (run, ticket) = self.submit_begin_run(run)?;
+        let (run, ticket) = self.submit_begin_run(key.into(), session_id.into(), meta)?;
         self.wait(&ticket)?;
         Ok(run)
     }
 
-    /// The first half of [`Log::begin_run`]: `run` (its generation and start time not yet set)
-    /// accepted with a generation allocated.
-    pub(crate) fn submit_begin_run(&self, mut run: Run) -> Result<(Run, Ticket)> {
+    /// The first half of [`Log::begin_run`]: the run accepted with a generation allocated and
+    /// the log's time as its start.
+    pub(crate) fn submit_begin_run(
+        &self,
+        key: String,
+        session_id: String,
+        meta: Option<String>,
+    ) -> Result<(Run, Ticket)> {
+        let mut run = Run {
+            key,
+            session_id,
+            generation: 0,
+            started_at_ms: 0,
+            meta,
+        };
         // The limits do not depend on the generation: check them before taking the lock.
         Event::Started(run.clone()).validate()?;
         let environment = &self.shared.environment;

@@ -1,6 +1,9 @@
 //! The async front: thousands of tasks record durably, share syncs, and never block the
 //! runtime's worker threads on the disk.
 
+mod common;
+
+use common::Flaky;
 use inflight::asynclog::AsyncLog;
 use inflight::{Log, Options, Policy};
 
@@ -47,98 +50,6 @@ fn thousands_of_tasks_share_syncs_and_every_event_is_durable() {
     );
 }
 
-mod watched {
-    //! The real file system, recording which thread made each fdatasync, and failing them
-    //! while `fail` is set.
-    use std::io;
-    use std::path::Path;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
-
-    use inflight::storage::{DirLock, LockError};
-    use inflight::{FsStorage, Storage, StorageFile};
-
-    #[derive(Debug, Default)]
-    pub struct Watched {
-        fs: FsStorage,
-        pub syncs: Arc<Mutex<Vec<String>>>,
-        pub fail: Arc<AtomicBool>,
-    }
-
-    #[derive(Debug)]
-    struct WatchedFile {
-        inner: Box<dyn StorageFile>,
-        syncs: Arc<Mutex<Vec<String>>>,
-        fail: Arc<AtomicBool>,
-    }
-
-    impl Watched {
-        fn wrap(&self, inner: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
-            Box::new(WatchedFile {
-                inner,
-                syncs: self.syncs.clone(),
-                fail: self.fail.clone(),
-            })
-        }
-    }
-
-    impl Storage for Watched {
-        fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-            self.fs.create_dir_all(dir)
-        }
-        fn is_dir(&self, dir: &Path) -> io::Result<bool> {
-            self.fs.is_dir(dir)
-        }
-        fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-            self.fs.list(dir)
-        }
-        fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-            self.fs.create(path).map(|f| self.wrap(f))
-        }
-        fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
-            self.fs.open(path, write).map(|f| self.wrap(f))
-        }
-        fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-            self.fs.rename(from, to)
-        }
-        fn remove(&self, path: &Path) -> io::Result<()> {
-            self.fs.remove(path)
-        }
-        fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-            self.fs.sync_dir(dir)
-        }
-        fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
-            self.fs.lock(dir)
-        }
-    }
-
-    impl StorageFile for WatchedFile {
-        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-            self.inner.read_at(buf, offset)
-        }
-        fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-            self.inner.write_at(buf, offset)
-        }
-        fn len(&self) -> io::Result<u64> {
-            self.inner.len()
-        }
-        fn set_len(&self, len: u64) -> io::Result<()> {
-            self.inner.set_len(len)
-        }
-        fn sync_data(&self) -> io::Result<()> {
-            let name = std::thread::current().name().unwrap_or("").to_string();
-            self.syncs.lock().unwrap().push(name);
-            if self.fail.load(Ordering::SeqCst) {
-                return Err(io::Error::from_raw_os_error(5));
-            }
-            self.inner.sync_data()
-        }
-        fn sync_all(&self) -> io::Result<()> {
-            self.sync_data()
-        }
-    }
-}
-
 /// On a runtime of one thread, hundreds of tasks record durably, and not one fdatasync runs on
 /// the runtime's thread: the front's flusher thread makes them.
 #[test]
@@ -148,7 +59,7 @@ fn no_sync_runs_on_the_runtime_thread() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let storage = std::sync::Arc::new(watched::Watched::default());
+    let storage = std::sync::Arc::new(Flaky::default());
     let opened = Log::open_with_storage(storage.clone(), dir.path(), Options::default()).unwrap();
     let log = AsyncLog::new(opened.log);
     storage.syncs.lock().unwrap().clear();
@@ -191,11 +102,11 @@ fn a_failed_sync_wakes_every_waiting_task_with_an_error() {
         .build()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let storage = std::sync::Arc::new(watched::Watched::default());
+    let storage = std::sync::Arc::new(Flaky::default());
     let opened = Log::open_with_storage(storage.clone(), dir.path(), Options::default()).unwrap();
     let log = AsyncLog::new(opened.log);
     storage
-        .fail
+        .fail_sync
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let (done, finished) = std::sync::mpsc::channel();
     let watched = log.clone();

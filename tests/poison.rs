@@ -4,104 +4,12 @@
 mod common;
 
 use std::io;
-use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use common::run;
+use common::{Flaky, run};
 use inflight::Opened;
-use inflight::storage::{DirLock, LockError};
-use inflight::{Error, FsStorage, Log, Options, Storage, StorageFile};
-
-/// The real file system, except that syncs (or writes) fail while `fail_sync` (or `fail_write`)
-/// is set.
-#[derive(Debug, Default)]
-struct Flaky {
-    fs: FsStorage,
-    fail_sync: Arc<AtomicBool>,
-    fail_write: Arc<AtomicBool>,
-}
-
-#[derive(Debug)]
-struct FlakyFile {
-    inner: Box<dyn StorageFile>,
-    fail_sync: Arc<AtomicBool>,
-    fail_write: Arc<AtomicBool>,
-}
-
-impl Flaky {
-    fn wrap(&self, inner: Box<dyn StorageFile>) -> Box<dyn StorageFile> {
-        Box::new(FlakyFile {
-            inner,
-            fail_sync: self.fail_sync.clone(),
-            fail_write: self.fail_write.clone(),
-        })
-    }
-}
-
-fn eio() -> io::Error {
-    io::Error::from_raw_os_error(5)
-}
-
-impl Storage for Flaky {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        self.fs.create_dir_all(dir)
-    }
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
-        self.fs.is_dir(dir)
-    }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
-        self.fs.list(dir)
-    }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        self.fs.create(path).map(|f| self.wrap(f))
-    }
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
-        self.fs.open(path, write).map(|f| self.wrap(f))
-    }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.fs.rename(from, to)
-    }
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        self.fs.remove(path)
-    }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        self.fs.sync_dir(dir)
-    }
-    fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
-        self.fs.lock(dir)
-    }
-}
-
-impl StorageFile for FlakyFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.inner.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        if self.fail_write.load(Ordering::SeqCst) {
-            // ENOSPC partway: half the bytes land, then the error.
-            let half = buf.len() / 2;
-            self.inner.write_at(&buf[..half], offset)?;
-            return Err(io::Error::from_raw_os_error(28));
-        }
-        self.inner.write_at(buf, offset)
-    }
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync_data(&self) -> io::Result<()> {
-        if self.fail_sync.load(Ordering::SeqCst) {
-            return Err(eio());
-        }
-        self.inner.sync_data()
-    }
-    fn sync_all(&self) -> io::Result<()> {
-        self.sync_data()
-    }
-}
+use inflight::{Error, Log, Options};
 
 fn poisoned_after(flip: impl Fn(&Flaky)) {
     let dir = tempfile::tempdir().unwrap();

@@ -23,10 +23,10 @@ use crate::frame::{Frame, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader,
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name};
 use crate::recovery::{
     Corruption, Damage, DamagedHeader, TornTail, UNSYNCED_TAIL_BYTES_MAX, check_header,
-    is_unfinished_header, read_snapshot, uncovered_segment,
+    is_unfinished_header, read_segment_file, read_snapshot, uncovered_segment,
 };
 use crate::snapshot::Snapshot;
-use crate::storage::{FileBytes, Storage, StorageFile, read_exact_at, read_to_vec};
+use crate::storage::{FileBytes, Storage, StorageFile, read_exact_at};
 
 /// How often, in bytes read, the walk reports its progress.
 const PROGRESS_EVERY_BYTES: u64 = 8 << 20;
@@ -534,15 +534,8 @@ impl<'s> Walker<'s> {
             Err(e) => return Err(Error::io("open", &path, e)),
             Ok(file) => file,
         };
-        // The last segment is copied, never mapped: on a live log the writer fills its reserved
-        // space in place, and mapped bytes must not change under the map. The others are
-        // sealed.
-        let bytes = if is_last {
-            read_to_vec(&*file).map(FileBytes::Owned)
-        } else {
-            file.read_all()
-        }
-        .map_err(|e| Error::io("read", &path, e))?;
+        // As replay reads it: the last segment copied, the sealed ones mapped.
+        let bytes = read_segment_file(&*file, is_last).map_err(|e| Error::io("read", &path, e))?;
         if let FileBytes::Mapped(map) = &bytes {
             // Read once, front to back: let the kernel read ahead. Only a hint.
             let _ = map.advise(memmap2::Advice::Sequential);

@@ -15,6 +15,8 @@ mod report;
 pub use damage::UNSYNCED_TAIL_BYTES_MAX;
 // For the offline tools (`inspect`), which walk a log with the same rules.
 pub(crate) use damage::{Damage, is_torn_tail, is_unfinished_header};
-pub(crate) use replay::{DamagedHeader, check_header, read_snapshot, uncovered_segment};
+pub(crate) use replay::{
+    DamagedHeader, check_header, read_segment_file, read_snapshot, uncovered_segment,
+};
 pub(crate) use replay::{Tail, replay};
 pub use report::{Corruption, Policy, RecoveryReport, SnapshotUsed, TornTail};

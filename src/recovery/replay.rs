@@ -3,6 +3,7 @@
 //! record, and hold every damaged region until what follows it decides whether it is corruption
 //! (valid records after it) or, at the very end, possibly a torn tail.
 
+use std::io;
 use std::mem;
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,7 @@ use crate::frame::{Frame, SegmentHeader};
 use crate::layout::{parse_segment_name, parse_snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError};
-use crate::storage::{FileBytes, Storage};
+use crate::storage::{FileBytes, Storage, StorageFile};
 
 /// Where the writer continues after replay.
 #[derive(Debug)]
@@ -88,7 +89,6 @@ pub(crate) fn replay(
         let path = dir.join(name);
         let is_last = i + 1 == segments.len();
         let bytes = read_segment(storage, &path, is_last)?;
-        walk.segment_bytes += reserved_start(&bytes) as u64;
         walk.segment(*number, name, path, bytes, is_last, visit)?;
     }
     walk.settle_the_end();
@@ -203,12 +203,16 @@ fn read_segment(storage: &dyn Storage, path: &Path, last: bool) -> Result<FileBy
     let file = storage
         .open(path, false)
         .map_err(|e| Error::io("open", path, e))?;
-    let read = if last {
-        crate::storage::read_to_vec(&*file).map(FileBytes::Owned)
+    read_segment_file(&*file, last).map_err(|e| Error::io("read", path, e))
+}
+
+/// [`read_segment`] of a file already open (the offline walk keeps it, to read on).
+pub(crate) fn read_segment_file(file: &dyn StorageFile, last: bool) -> io::Result<FileBytes> {
+    if last {
+        crate::storage::read_to_vec(file).map(FileBytes::Owned)
     } else {
         file.read_all()
-    };
-    read.map_err(|e| Error::io("read", path, e))
+    }
 }
 
 /// Why a segment header was rejected.
@@ -274,8 +278,10 @@ struct Walk {
     tail: Tail,
     /// Segments numbered below this are covered by the snapshot the walk started from.
     first_segment: u64,
-    /// Bytes of the segment files read.
+    /// Bytes of the segment files read, their reserved space left out.
     segment_bytes: u64,
+    /// Where the data of the segment in `tail` ends (its reserved space begins).
+    tail_data_end: usize,
 }
 
 impl Walk {
@@ -289,6 +295,7 @@ impl Walk {
             tail: Tail::Fresh { segment_no: 1 },
             first_segment: 0,
             segment_bytes: 0,
+            tail_data_end: 0,
         }
     }
 
@@ -368,6 +375,9 @@ impl Walk {
     ) -> Result<()> {
         self.report.segments += 1;
         let len = bytes.len() as u64;
+        // The segment's data ends where its reserved space begins (no frame ends inside it).
+        let data_end = reserved_start(&bytes);
+        self.segment_bytes += data_end as u64;
         let header = match check_header(number, self.next_seq, &path, &bytes)? {
             Ok(header) => {
                 self.begin_segment(name, &header);
@@ -396,7 +406,9 @@ impl Walk {
         // A segment whose header is damaged may still have readable frames: each checksum covers
         // the salt, so if the header's salt field survived they validate, and if not none does.
         let salt = header.map_or_else(|| salt_field(&bytes), |h| h.salt);
-        let end = self.scan_frames(name, &bytes, salt, header.is_some(), visit);
+        let data_end = data_end.max(SEGMENT_HEADER_BYTES);
+        let end = self.scan_frames(name, &bytes[..data_end], salt, header.is_some(), visit);
+        self.tail_data_end = data_end;
         self.tail = match header {
             Some(header) => Tail::Append {
                 path,
@@ -448,7 +460,8 @@ impl Walk {
         };
     }
 
-    /// Reads the frames after the header, folding each valid record; returns the offset just
+    /// Reads the frames after the header up to the end of `bytes` (the segment's data, its
+    /// reserved space left out), folding each valid record; returns the offset just
     /// past the last valid frame. Damage is held in `pending` until a valid record follows it.
     fn scan_frames(
         &mut self,
@@ -458,9 +471,7 @@ impl Walk {
         header_valid: bool,
         visit: &mut dyn FnMut(u64, EventRef<'_>),
     ) -> u64 {
-        // The reserved space at the end is no data (no frame ends inside it).
-        let data_end = reserved_start(bytes).max(SEGMENT_HEADER_BYTES);
-        let body = &bytes[SEGMENT_HEADER_BYTES..data_end];
+        let body = &bytes[SEGMENT_HEADER_BYTES..];
         let mut end = SEGMENT_HEADER_BYTES as u64;
         let mut scanner = Scanner::new(body, SEGMENT_HEADER_BYTES as u64, salt, self.next_seq);
         while let Some(scanned) = scanner.next() {
@@ -553,10 +564,9 @@ impl Walk {
         let Tail::Append { header, bytes, .. } = &self.tail else {
             unreachable!("damage at the tail is only held for a segment the writer appends to");
         };
-        let data_end = reserved_start(bytes);
         if is_torn_tail(
             &at_tail,
-            &bytes[first.start as usize..data_end],
+            &bytes[first.start as usize..self.tail_data_end],
             header.salt,
         ) {
             let bytes: u64 = at_tail.iter().map(|d| d.end - d.start).sum();
