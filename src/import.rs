@@ -1,27 +1,34 @@
 //! Migration into a new log: runs recorded elsewhere (for example in the JSON checkpoint of the
 //! design this crate replaces) written as running runs, all or nothing.
 //!
-//! [`Log::import_runs`] validates every run before it writes anything, builds the log in a
-//! fresh sibling directory (`DIR.import-tmp`), and renames that into place only once every run
-//! is durable; on any failure it removes the temporary directory and leaves `DIR` as it was.
-//! It never writes into an existing log: importing into a directory that holds one is
-//! [`Error::AlreadyExists`].
+//! [`Log::import_runs`] validates every run before it writes anything, takes the import's lock
+//! (so that of two imports started at once, one imports and the other gets [`Error::Locked`]),
+//! builds the log in a sibling directory (`DIR.import-tmp/log`), and renames it into place only
+//! once every run is durable; on any failure it removes the temporary directory and leaves
+//! `DIR` as it was. It never writes into an existing log: importing into a directory that holds
+//! one is [`Error::AlreadyExists`].
 
 use std::collections::HashSet;
 use std::ffi::OsString;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::event::{Event, Run, UnixMs, shorten};
+use crate::layout::LOCK_FILE;
 use crate::layout::is_log_file;
 use crate::log::Log;
 use crate::open_dir::sync_parent_of_new;
 use crate::options::Options;
-use crate::storage::{FsStorage, Storage};
+use crate::storage::{DirLock, FsStorage, LockError, Storage};
 
-/// Suffix of the sibling directory an import builds its log in: `DIR.import-tmp` for `DIR`.
+/// Suffix of the sibling directory an import works in: `DIR.import-tmp` for `DIR`. It holds the
+/// import's lock file and the log being built, in `DIR.import-tmp/log`.
 pub const IMPORT_TMP_SUFFIX: &str = ".import-tmp";
+
+/// The log an import builds, inside its temporary directory.
+const IMPORT_LOG_DIR: &str = "log";
 
 /// The latest start time an import accepts, in seconds since the Unix epoch:
 /// 9999-12-31T23:59:59Z. Anything later is a unit mix-up (milliseconds or microseconds given as
@@ -90,12 +97,16 @@ impl Log {
     /// - `dir` must not exist or be an empty directory: a directory that holds a log, or
     ///   anything else, is [`Error::AlreadyExists`] and is left untouched (an existing log is
     ///   never mixed with imported runs);
-    /// - the log is built in a fresh sibling directory `DIR.import-tmp` (one left by an
-    ///   interrupted import is removed first), every run synced, and the directory renamed to
-    ///   `dir` and its parent synced only then. On any failure the temporary directory is
-    ///   removed and `dir` is as it was. (If only the final sync of the parent fails, the error
-    ///   says so; the complete log is then in place, but a power loss could still undo the
-    ///   rename.)
+    /// - one import at a time: the import locks `DIR.import-tmp/LOCK` first, and an import
+    ///   started while another holds it fails with [`Error::Locked`] (wait, then open the log
+    ///   the other one made); under the lock `dir` is checked again, so an import that finished
+    ///   meanwhile makes this one [`Error::AlreadyExists`];
+    /// - the log is built in `DIR.import-tmp/log` (what an interrupted import left there is
+    ///   removed first), every run synced, and renamed to `dir` only then; the temporary
+    ///   directory is removed and the parent synced once for both. On any failure the
+    ///   temporary directory is removed and `dir` is as it was. (If only the final sync of the
+    ///   parent fails, the error says so; the complete log is then in place, but a power loss
+    ///   could still undo the rename.)
     ///
     /// Run it before the gateway starts: the new log is not locked until it is opened.
     ///
@@ -141,29 +152,29 @@ impl Log {
         let events = validate_runs(runs)?;
         check_target(&*storage, dir)?;
         let tmp = tmp_path(dir)?;
-        if storage
-            .is_dir(&tmp)
-            .map_err(|e| Error::io("stat", &tmp, e))?
-        {
-            // Left by an import that was interrupted: never renamed into place, so nobody's log.
-            tracing::info!(dir = %tmp.display(), "removing the directory of an interrupted import");
-            remove_tmp(&*storage, &tmp)?;
-        }
-        let result = write_log(storage.clone(), &tmp, &events, options).and_then(|()| {
-            storage
-                .rename(&tmp, dir)
-                .map_err(|e| Error::io("rename", &tmp, e))
-        });
-        if let Err(e) = result {
-            if let Err(cleanup) = remove_tmp(&*storage, &tmp) {
-                tracing::error!(
-                    dir = %tmp.display(),
-                    error = %cleanup,
-                    "could not remove the directory of the failed import; remove it by hand"
-                );
+        let lock = lock_import(&*storage, &tmp)?;
+        // Checked again under the lock: an import that finished meanwhile is seen here.
+        let imported = check_target(&*storage, dir)
+            .and_then(|()| build_and_rename(&storage, &tmp, dir, &events, options));
+        let cleaned = remove_tmp(&*storage, &tmp, lock);
+        match (imported, cleaned) {
+            (Err(e), cleaned) => {
+                if let Err(cleanup) = cleaned {
+                    tracing::error!(
+                        dir = %tmp.display(),
+                        error = %cleanup,
+                        "could not remove the directory of the failed import; remove it by hand"
+                    );
+                }
+                return Err(e);
             }
-            return Err(e);
+            (Ok(()), Err(cleanup)) => {
+                // The log is in place; only the scaffolding is left (the next import removes it).
+                tracing::warn!(dir = %tmp.display(), error = %cleanup, "could not remove the import's temporary directory");
+            }
+            (Ok(()), Ok(())) => {}
         }
+        // One sync of the parent for the new log's entry and the temporary directory's removal.
         sync_parent_of_new(&*storage, dir)?;
         tracing::info!(dir = %dir.display(), runs = events.len(), "imported runs into a new log");
         Ok(ImportReport {
@@ -171,6 +182,51 @@ impl Log {
             imported: events.len(),
         })
     }
+}
+
+/// Takes the import's lock: `DIR.import-tmp/LOCK`, created with its directory. Held by another
+/// import (of this process or another) is [`Error::Locked`]. A directory left by an interrupted
+/// import holds no lock anyone owns, and is taken over (its contents are removed once the lock
+/// is held).
+fn lock_import(storage: &dyn Storage, tmp: &Path) -> Result<DirLock> {
+    // An import that finishes removes the directory: between its creation here and the lock,
+    // it may be gone again. A few tries make that race harmless.
+    let mut tries = 0;
+    loop {
+        storage
+            .create_dir_all(tmp)
+            .map_err(|e| Error::io("create directory", tmp, e))?;
+        match storage.lock(tmp) {
+            Ok(lock) => return Ok(lock),
+            Err(LockError::Held(holder_pid)) => {
+                return Err(Error::Locked {
+                    dir: tmp.to_path_buf(),
+                    holder_pid,
+                });
+            }
+            Err(LockError::Io(e)) if e.kind() == io::ErrorKind::NotFound && tries < 8 => {
+                tries += 1;
+            }
+            Err(LockError::Io(e)) => return Err(Error::io("lock", tmp, e)),
+        }
+    }
+}
+
+/// Builds the log in `TMP/log` (what an interrupted import left there removed first), then
+/// renames it to `dir`.
+fn build_and_rename(
+    storage: &Arc<dyn Storage>,
+    tmp: &Path,
+    dir: &Path,
+    events: &[Event],
+    options: Options,
+) -> Result<()> {
+    let log_dir = tmp.join(IMPORT_LOG_DIR);
+    remove_leftovers(&**storage, tmp)?;
+    write_log(storage.clone(), &log_dir, events, options)?;
+    storage
+        .rename(&log_dir, dir)
+        .map_err(|e| Error::io("rename", &log_dir, e))
 }
 
 /// Every run as a start event, each checked against the limits, no key twice.
@@ -246,21 +302,52 @@ fn write_log(
     Ok(())
 }
 
-/// Removes the temporary directory of an import: its files, then itself, then syncs its parent.
-fn remove_tmp(storage: &dyn Storage, tmp: &Path) -> Result<()> {
-    if !storage.is_dir(tmp).map_err(|e| Error::io("stat", tmp, e))? {
-        return Ok(());
-    }
+/// Removes what an interrupted import left in its temporary directory: everything but the lock.
+fn remove_leftovers(storage: &dyn Storage, tmp: &Path) -> Result<()> {
     for name in storage.list(tmp).map_err(|e| Error::io("list", tmp, e))? {
-        let path = tmp.join(name);
-        storage
-            .remove(&path)
-            .map_err(|e| Error::io("remove", &path, e))?;
+        if name != LOCK_FILE {
+            remove_entry(storage, &tmp.join(name))?;
+        }
     }
+    Ok(())
+}
+
+/// Removes a file, or a directory of files (the log an import builds).
+fn remove_entry(storage: &dyn Storage, path: &Path) -> Result<()> {
+    if storage
+        .is_dir(path)
+        .map_err(|e| Error::io("stat", path, e))?
+    {
+        for name in storage.list(path).map_err(|e| Error::io("list", path, e))? {
+            let file = path.join(name);
+            storage
+                .remove(&file)
+                .map_err(|e| Error::io("remove", &file, e))?;
+        }
+        storage
+            .remove_dir(path)
+            .map_err(|e| Error::io("remove directory", path, e))
+    } else {
+        storage
+            .remove(path)
+            .map_err(|e| Error::io("remove", path, e))
+    }
+}
+
+/// Removes the temporary directory of an import: what it holds, its lock file (still held, so
+/// that no other import starts in it meanwhile), then itself, releasing the lock last. Its
+/// parent's sync is the caller's.
+fn remove_tmp(storage: &dyn Storage, tmp: &Path, lock: DirLock) -> Result<()> {
+    remove_leftovers(storage, tmp)?;
+    let lock_file = tmp.join(LOCK_FILE);
     storage
+        .remove(&lock_file)
+        .map_err(|e| Error::io("remove", &lock_file, e))?;
+    let removed = storage
         .remove_dir(tmp)
-        .map_err(|e| Error::io("remove directory", tmp, e))?;
-    sync_parent_of_new(storage, tmp)
+        .map_err(|e| Error::io("remove directory", tmp, e));
+    drop(lock);
+    removed
 }
 
 #[cfg(test)]

@@ -366,3 +366,63 @@ fn a_failure_at_any_step_before_the_rename_leaves_nothing() {
         .report;
     assert_eq!(report.running.len(), 3);
 }
+
+#[test]
+fn an_import_started_while_another_holds_the_lock_is_locked_and_changes_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("log");
+    let tmp = parent.path().join("log.import-tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    let held = FsStorage::default().lock(&tmp).unwrap();
+    let e = Log::import_runs(&dir, runs(), Options::default()).unwrap_err();
+    assert!(matches!(e, Error::Locked { .. }), "{e}");
+    assert!(!dir.exists());
+    drop(held);
+    // Once the other import is gone (it died: its directory holds no live lock), this one
+    // takes the directory over.
+    Log::import_runs(&dir, runs(), Options::default()).unwrap();
+    assert_only(parent.path(), &["log"]);
+}
+
+/// Finding: two gateways starting at once on an old JSON file both failed (a rename of the
+/// temporary directory the other had removed), or one failed on the import's lock with a
+/// storage error. Now exactly one imports; the other is refused with `Locked` (an import is
+/// under way) or `AlreadyExists` (it finished), and the log holds the runs once.
+#[test]
+fn of_two_imports_started_at_once_exactly_one_imports() {
+    let mut outcomes = std::collections::BTreeMap::<&str, usize>::new();
+    for _ in 0..40 {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("log");
+        let barrier = std::sync::Barrier::new(2);
+        let results: Vec<inflight::Result<ImportReport>> = std::thread::scope(|s| {
+            let importers: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        barrier.wait();
+                        Log::import_runs(&dir, runs(), Options::default())
+                    })
+                })
+                .collect();
+            importers.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let ok = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(ok, 1, "{results:?}");
+        for r in &results {
+            let name = match r {
+                Ok(_) => "imported",
+                Err(Error::Locked { .. }) => "locked",
+                Err(Error::AlreadyExists { log: true, .. }) => "already-exists",
+                Err(e) => panic!("the second import failed otherwise: {e}"),
+            };
+            *outcomes.entry(name).or_default() += 1;
+        }
+        assert_only(parent.path(), &["log"]);
+        let report = Log::read_only(&dir, inflight::Policy::Strict)
+            .unwrap()
+            .report;
+        assert_eq!(report.running.len(), 3);
+        assert_eq!(report.counters.started, 3, "the runs once");
+    }
+    assert_eq!(outcomes["imported"], 40, "{outcomes:?}");
+}
