@@ -47,9 +47,12 @@ impl Environment for SystemEnvironment {
     }
 }
 
-/// The system clock in milliseconds since the Unix epoch (0 if the clock is before 1970).
+/// The system clock in milliseconds since the Unix epoch, rounded up (0 if the clock is before
+/// 1970). Rounded up, so that a time the log stamps (a run's start, a completion) is never
+/// earlier than a reading of the same clock taken before the call (Python's `time.time()`, for
+/// one, has microseconds).
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| d.as_nanos().div_ceil(1_000_000) as u64)
 }
