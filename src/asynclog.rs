@@ -1,4 +1,5 @@
-//! An async front for the log (cargo feature `tokio`), for async gateways. A call accepts its
+//! An async front for the log (cargo feature `async`, formerly `tokio`), for async gateways on
+//! any executor: it uses no runtime's API, only [`std::task::Waker`]s. A call accepts its
 //! event into the log's order at once, and its future resolves once the event is durable. No
 //! write or sync ever runs on a runtime's thread: a flusher thread of the front's own leads the
 //! batches that only tasks wait for, writing every event accepted meanwhile as one frame with one
@@ -57,12 +58,22 @@ impl AsyncLog {
     /// # Panics
     /// If the thread cannot be started (the process is out of threads).
     pub fn new(log: Log) -> AsyncLog {
+        AsyncLog::shared(Arc::new(log))
+    }
+
+    /// Wraps a log shared with other owners (a binding's handle, threads calling the blocking
+    /// methods), starting its flusher thread. The flusher stops when the last clone of the
+    /// front is gone; the log stays open while any owner holds it.
+    ///
+    /// # Panics
+    /// If the thread cannot be started (the process is out of threads).
+    pub fn shared(log: Arc<Log>) -> AsyncLog {
         let flusher = log
             .start_flusher()
             .expect("the async front's flusher thread starts");
         AsyncLog {
             _flusher: Arc::new(flusher),
-            log: Arc::new(log),
+            log,
         }
     }
 

@@ -103,6 +103,36 @@ pub enum Error {
         key: Option<String>,
     },
 
+    /// A start under a generation the gateway chose is below the key's high-water mark: the
+    /// log has recorded a higher generation for the key (often before a restart, when the
+    /// gateway's own counter began again at 1). The run would be stale, so it was refused and
+    /// nothing was written: the caller learns at once that it is not tracked. Let the log
+    /// allocate the generation ([`Log::begin_run`](crate::Log::begin_run)), or start above
+    /// `high_water`.
+    #[error(
+        "stale generation: key {key:?} is at generation {high_water} in the log, and a start under generation {generation} would be ignored, so it was refused and nothing was written; let the log allocate generations (begin_run), or start above {high_water}"
+    )]
+    StaleGeneration {
+        /// The key, shortened for display.
+        key: String,
+        /// The generation the caller gave.
+        generation: u64,
+        /// The key's high-water mark (counting starts accepted and not yet durable).
+        high_water: u64,
+    },
+
+    /// The key's generations are used up: its high-water mark is `u64::MAX`, so no generation
+    /// above it is left to allocate (a generation never wraps). Nothing was written. Complete
+    /// the key's run, and begin new runs under another key.
+    #[error(
+        "no generation left: key {key:?} is at generation {}, the largest there is, and a generation never wraps; nothing was written",
+        u64::MAX
+    )]
+    GenerationsExhausted {
+        /// The key, shortened for display.
+        key: String,
+    },
+
     /// The log directory's path names something that is not a directory.
     #[error("{} exists and is not a directory; give the path of a log directory", path.display())]
     NotADirectory {

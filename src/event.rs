@@ -354,8 +354,17 @@ pub(crate) fn validate_run(run: RunRef<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Checks a key's limits: non-empty, at most [`KEY_BYTES_MAX`] bytes.
-pub(crate) fn validate_key(key: &str) -> Result<()> {
+/// Checks a key's limits: non-empty, at most [`KEY_BYTES_MAX`] bytes; else
+/// [`Error::InvalidInput`] for field `key`. Every call that takes a key checks it so, before
+/// anything is written.
+///
+/// ```
+/// use inflight::event::validate_key;
+/// assert!(validate_key("agent:main:telegram:dm:4242").is_ok());
+/// assert!(validate_key("").is_err());
+/// assert!(validate_key(&"k".repeat(1025)).is_err());
+/// ```
+pub fn validate_key(key: &str) -> Result<()> {
     if key.is_empty() {
         return Err(Error::InvalidInput {
             field: "key",

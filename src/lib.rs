@@ -62,12 +62,12 @@
 //! - `crashtest` (feature `sim`): the persistence model's oracle and a harness that checks the
 //!   log after every step of a crash test.
 //! - [`error`]: the typed [`Error`], with where it happened and what to do.
-//! - `asynclog` (feature `tokio`): an async front whose futures resolve when events are
+//! - `asynclog` (feature `async`): an async front whose futures resolve when events are
 //!   durable.
 
 #![warn(missing_docs)]
 
-#[cfg(feature = "tokio")]
+#[cfg(feature = "async")]
 pub mod asynclog;
 mod commit;
 pub mod compaction;

@@ -95,6 +95,8 @@ struct Shared {
     policy: Policy,
     retention_ms: Option<u64>,
     compact_after_bytes: Option<u64>,
+    /// [`Options::record_stale_starts`].
+    record_stale_starts: bool,
     state: Mutex<State>,
     /// Signalled when a batch is durable or failed, for callers waiting for room in the queue.
     /// (Callers waiting for their event sleep on their own, woken by the leader: see
@@ -140,6 +142,15 @@ struct State {
     flusher: FlusherState,
 }
 
+impl State {
+    /// The key's high-water mark as the fold will see it once every accepted event is folded:
+    /// the durable mark, or the highest generation among accepted events not yet durable.
+    fn high_water(&self, key: &str) -> Option<u64> {
+        let durable = self.set.mark(key).map(|m| m.generation);
+        durable.max(self.queue.pending_generation(key))
+    }
+}
+
 /// What leading a batch gives back: the state's lock, and the error with the batch's first and
 /// last sequence numbers if it failed.
 type Led<'a> = (MutexGuard<'a, State>, Option<(Error, (u64, u64))>);
@@ -150,7 +161,7 @@ struct FlusherState {
     /// It waits on `flusher_wanted` for events that need a leader.
     idle: bool,
     /// It is to stop (its async front is gone).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     stop: bool,
 }
 
@@ -263,6 +274,7 @@ impl Log {
             policy: options.policy,
             retention_ms: options.retention_ms,
             compact_after_bytes: options.compact_after_bytes,
+            record_stale_starts: options.record_stale_starts,
             state: Mutex::new(State {
                 set,
                 queue: Queue::new(1),
@@ -396,8 +408,27 @@ impl Log {
 
     /// Records that `run` started, under the generation the gateway chose (for gateways that own
     /// their generations, for example bumping one on `/stop`). Returns once the event is
-    /// durable, with what it did to the running set (a start below the key's high-water mark is
-    /// recorded but ignored). To let the log choose the generation, use [`Log::begin_run`].
+    /// durable, with what it did to the running set: [`Applied::Started`], the run now the
+    /// key's running entry (replacing an older one if `superseded`).
+    ///
+    /// A generation below the key's high-water mark is refused with
+    /// [`Error::StaleGeneration`] before anything is written, because the run would not be
+    /// tracked: typically a gateway whose own counter began again at 1 after a restart. To let
+    /// the log choose the generation, monotonic across restarts, use [`Log::begin_run`].
+    ///
+    /// ```
+    /// use inflight::{Error, Generation, Log, Options, Run, UnixMs};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let key = "agent:main:telegram:dm:4242";
+    /// log.mark_running(Run::new(key, "s1", Generation(7), UnixMs(1_000)))?;
+    /// // The gateway restarts and its counter begins again at 1: refused, nothing written.
+    /// let refused = log.mark_running(Run::new(key, "s2", Generation(1), UnixMs(2_000)));
+    /// assert!(matches!(refused, Err(Error::StaleGeneration { high_water: 7, .. })));
+    /// assert_eq!(log.running()[0].run.generation, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn mark_running(&self, run: Run) -> Result<Applied> {
         self.record(Event::Started(run))
     }
@@ -451,19 +482,16 @@ impl Log {
         Event::Started(run.clone()).validate()?;
         let environment = &self.shared.environment;
         let accepted = self.shared.accept_with(|state| {
-            let durable = state.set.mark(&run.key).map(|m| m.generation);
-            let pending = state.queue.pending_generation(&run.key);
-            run.generation = match durable.max(pending) {
-                // Above every generation retention forgot: never one the key had before.
-                None => state.set.forgotten_generation() + 1,
-                Some(high) => high.checked_add(1).ok_or_else(|| Error::InvalidInput {
-                    field: "generation",
-                    reason: "has reached its largest value for this key; no generation \
-                                     is left"
-                        .into(),
-                    key: Some(crate::event::shorten(&run.key)),
-                })?,
-            };
+            // Above the key's mark or, for a key with none, above every generation retention
+            // forgot: never one the key had before. Never wrapping past the largest.
+            let above = state
+                .high_water(&run.key)
+                .unwrap_or_else(|| state.set.forgotten_generation());
+            run.generation = above
+                .checked_add(1)
+                .ok_or_else(|| Error::GenerationsExhausted {
+                    key: crate::event::shorten(&run.key),
+                })?;
             run.started_at_ms = environment.now_ms();
             Ok(Event::Started(run.clone()))
         })?;
@@ -472,7 +500,7 @@ impl Log {
     }
 
     /// The time on the log's clock, in milliseconds since the Unix epoch.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn now_ms(&self) -> u64 {
         self.shared.environment.now_ms()
     }
@@ -480,7 +508,7 @@ impl Log {
     /// Starts the async front's flusher thread: it leads the batches of events only tasks wait
     /// for (a task must not block its runtime's thread on a write and a sync). It stops when
     /// the returned handle is dropped.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn start_flusher(&self) -> std::io::Result<Flusher> {
         let shared = self.shared.clone();
         let thread = std::thread::Builder::new()
@@ -493,7 +521,7 @@ impl Log {
     }
 
     /// The async side of [`Log::wait`] (see `Shared::poll_durable`).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn poll_durable(
         &self,
         ticket: &Ticket,
@@ -512,7 +540,7 @@ impl Log {
     }
 
     /// Forgets a task's registration for `ticket`.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn forget_task(&self, ticket: &Ticket, registered: u64) {
         self.shared.forget_task(ticket.seq, registered);
     }
@@ -543,6 +571,11 @@ impl Log {
     /// The runs in flight now, ordered by key.
     pub fn running(&self) -> Vec<InFlightRun> {
         self.with_set(|set| set.entries().cloned().collect())
+    }
+
+    /// The run in flight on `key` now, if there is one.
+    pub fn in_flight(&self, key: &str) -> Option<InFlightRun> {
+        self.with_set(|set| set.get(key).cloned())
     }
 
     /// The high-water mark of `key`: the highest generation recorded for it.
@@ -615,7 +648,9 @@ impl Log {
     /// Records any event: a start, a completion, or a shutdown (which closes the handle, as
     /// [`Log::close`] does). Returns once the event is durable, with what it did to the running
     /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
-    /// The log's own records ([`Event::is_internal`]) are refused.
+    /// The log's own records ([`Event::is_internal`]) are refused, and so is a stale start
+    /// ([`Error::StaleGeneration`], as [`Log::mark_running`] does) unless the log was opened
+    /// with [`Options::record_stale_starts`].
     pub fn record(&self, event: Event) -> Result<Applied> {
         let ticket = self.submit(event)?;
         self.wait(&ticket)
@@ -652,7 +687,23 @@ impl Log {
             });
         }
         event.validate()?;
-        let (seq, result) = self.shared.accept_with(|_| Ok(event))?;
+        let refuse_stale = !self.shared.record_stale_starts;
+        let (seq, result) = self.shared.accept_with(|state| {
+            if let (Event::Started(run), true) = (&event, refuse_stale) {
+                // Under the state's lock, against the durable marks and the starts accepted
+                // before it: the fold will see exactly this mark when it folds the start.
+                if let Some(high_water) = state.high_water(&run.key)
+                    && run.generation < high_water
+                {
+                    return Err(Error::StaleGeneration {
+                        key: crate::event::shorten(&run.key),
+                        generation: run.generation,
+                        high_water,
+                    });
+                }
+            }
+            Ok(event)
+        })?;
         Ok(Ticket { seq, result })
     }
 
@@ -1019,7 +1070,7 @@ impl Shared {
     /// and whether the compaction policy asks for a compaction), or else registers `waker` to
     /// be woken when it is (in place of the task's earlier registration, kept in `registered`)
     /// and makes sure the flusher leads if nobody is.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn poll_durable(
         &self,
         seq: u64,
@@ -1051,14 +1102,14 @@ impl Shared {
     }
 
     /// Forgets a task's registration (its future was dropped before the event was durable).
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn forget_task(&self, seq: u64, registered: u64) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.queue.remove_task(seq, registered);
     }
 
     /// The async front's flusher: leads every batch that needs a leader, until told to stop.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     fn run_flusher(&self) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         while !state.flusher.stop {
@@ -1078,7 +1129,7 @@ impl Shared {
 
 /// The async front's flusher thread (see [`Log::start_flusher`]); dropping it stops the thread
 /// and waits for it.
-#[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+#[cfg_attr(not(feature = "async"), allow(dead_code))]
 pub(crate) struct Flusher {
     shared: Arc<Shared>,
     thread: Option<std::thread::JoinHandle<()>>,

@@ -31,6 +31,7 @@ pub struct Options {
     /// offline compaction, which is not a gateway's restart).
     pub(crate) record_recovery: bool,
     pub(crate) prepare_segments: bool,
+    pub(crate) record_stale_starts: bool,
 }
 
 impl Default for Options {
@@ -47,6 +48,7 @@ impl Default for Options {
             crash_loop_threshold: CRASH_LOOP_THRESHOLD_DEFAULT,
             record_recovery: true,
             prepare_segments: true,
+            record_stale_starts: false,
         }
     }
 }
@@ -60,6 +62,7 @@ impl fmt::Debug for Options {
             .field("retention_ms", &self.retention_ms)
             .field("crash_loop_threshold", &self.crash_loop_threshold)
             .field("prepare_segments", &self.prepare_segments)
+            .field("record_stale_starts", &self.record_stale_starts)
             .finish_non_exhaustive()
     }
 }
@@ -126,6 +129,16 @@ impl Options {
     /// thread: for a simulated storage whose tests replay a deterministic order of calls.
     pub fn prepare_segments(mut self, on: bool) -> Options {
         self.prepare_segments = on;
+        self
+    }
+
+    /// Whether a start below its key's high-water mark is written (as a record the fold
+    /// ignores, returning [`Applied::StaleStart`](crate::Applied::StaleStart)) instead of
+    /// refused with [`Error::StaleGeneration`]. Default off: a live call never returns `Ok` for
+    /// a start the log does not track. On, for tools that copy events recorded elsewhere as
+    /// they are, and for crash tests of the fold's stale rule.
+    pub fn record_stale_starts(mut self, on: bool) -> Options {
+        self.record_stale_starts = on;
         self
     }
 

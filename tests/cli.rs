@@ -561,3 +561,26 @@ fn bench_measures_the_limit_and_every_thread_count_and_cleans_up() {
         "the bench removes its temporary directory"
     );
 }
+
+#[test]
+fn load_on_a_key_at_the_largest_generation_fails_instead_of_wrapping() {
+    // Finding: with a snapshot whose marks were at u64::MAX, `load` allocated generation 0,
+    // acknowledged it, and the start was stale, so it was not running afterwards.
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    log.mark_running(run("load:0", u64::MAX)).unwrap();
+    log.mark_completed("load:0", u64::MAX).unwrap();
+    log.compact().unwrap();
+    drop(log);
+    let d = dir.path().to_str().unwrap();
+    let out = inflight(&["load", d, "--sessions", "1", "--events", "4"]);
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no generation left"),
+        "{}",
+        stderr(&out)
+    );
+    let (_log, report) = open(dir.path());
+    assert!(report.running.is_empty());
+    assert_eq!(report.counters.stale_starts, 0, "nothing stale was written");
+}

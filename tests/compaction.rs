@@ -109,9 +109,12 @@ fn a_snapshot_holds_the_state_and_replay_starts_from_it() {
         r.recoveries = 1;
     }
     assert_eq!(report.running, expected);
-    // Marks survived: a stale start is still recognised after the compaction.
-    let stale = log.mark_running(start("k0", 1, 9_000)).unwrap();
-    assert!(matches!(stale, inflight::Applied::StaleStart { .. }));
+    // Marks survived: a stale start is still recognised (and refused) after the compaction.
+    let stale = log.mark_running(start("k0", 1, 9_000));
+    assert!(matches!(
+        stale,
+        Err(inflight::Error::StaleGeneration { .. })
+    ));
 }
 
 #[test]

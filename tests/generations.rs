@@ -4,7 +4,7 @@
 mod common;
 
 use common::{live, open, run, running};
-use inflight::Applied;
+use inflight::{Applied, Error, Event, Log, Options};
 
 #[test]
 fn stale_completion_does_not_clear_newer_run() {
@@ -27,9 +27,56 @@ fn stale_completion_does_not_clear_newer_run() {
 }
 
 #[test]
-fn stale_start_is_ignored_and_counted() {
+fn a_stale_start_is_refused_with_a_typed_error_and_nothing_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path());
+    log.mark_running(run("a", 5)).unwrap();
+    log.mark_completed("a", 5).unwrap();
+    let before = log.counters();
+    let refused = log.mark_running(run("a", 3)).unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            Error::StaleGeneration { key, generation: 3, high_water: 5 } if key == "a"
+        ),
+        "{refused:?}"
+    );
+    assert!(refused.to_string().contains("begin_run"), "{refused}");
+    // The same through the raw path.
+    let raw = log.record(Event::Started(run("a", 4))).unwrap_err();
+    assert!(matches!(raw, Error::StaleGeneration { .. }), "{raw:?}");
+    assert_eq!(log.counters(), before, "nothing was written");
+    drop(log);
+    let (_log, report) = open(dir.path());
+    assert_eq!(report.records, 2);
+    assert_eq!(report.counters.stale_starts, 0);
+}
+
+#[test]
+fn a_start_below_a_start_not_yet_durable_is_refused_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    // Accepted, not waited for: the mark the fold will see counts it.
+    let pending = log.submit(Event::Started(run("a", 9))).unwrap();
+    assert!(matches!(
+        log.mark_running(run("a", 8)),
+        Err(Error::StaleGeneration { high_water: 9, .. })
+    ));
+    // At the mark is not stale: the run replaces the one of the same generation.
+    log.wait(&pending).unwrap();
+    assert!(matches!(
+        log.mark_running(run("a", 9)).unwrap(),
+        Applied::Started {
+            superseded: Some(9)
+        }
+    ));
+}
+
+#[test]
+fn stale_starts_are_recorded_ignored_and_counted_when_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options::default().record_stale_starts(true);
+    let log = Log::open(dir.path(), options).unwrap().log;
     log.mark_running(run("a", 5)).unwrap();
     log.mark_completed("a", 5).unwrap();
     assert_eq!(
@@ -41,7 +88,9 @@ fn stale_start_is_ignored_and_counted() {
 }
 
 #[test]
-fn high_water_marks_survive_reopen() {
+fn a_gateway_counter_that_restarts_at_1_learns_it_at_once() {
+    // Finding: after a restart, `mark_running(key, sid, 1)` returned "stale-start", the run
+    // was not recorded, and the next crash reported nothing for it.
     let dir = tempfile::tempdir().unwrap();
     let (log, _) = open(dir.path());
     log.mark_running(run("a", 7)).unwrap();
@@ -50,15 +99,59 @@ fn high_water_marks_survive_reopen() {
     let (log, _) = open(dir.path());
     assert_eq!(log.high_water("a").unwrap().generation, 7);
     assert_eq!(log.high_water("b"), None);
-    // A late start from before the restart is still recognised as stale.
-    assert_eq!(
-        log.mark_running(run("a", 6)).unwrap(),
-        Applied::StaleStart { high_water: 7 }
-    );
+    let refused = log.mark_running(run("a", 1)).unwrap_err();
+    assert!(matches!(
+        refused,
+        Error::StaleGeneration { high_water: 7, .. }
+    ));
+    // What the error says to do: let the log allocate.
+    let begun = log.begin_run("a", "s", None).unwrap();
+    assert_eq!(begun.generation, 8);
     drop(log);
     let (_log, report) = open(dir.path());
-    assert!(report.running.is_empty());
-    assert_eq!(report.counters.stale_starts, 1);
+    assert_eq!(running(&report), vec![("a".into(), 8)]);
+    assert_eq!(report.counters.stale_starts, 0);
+}
+
+#[test]
+fn generations_never_wrap_at_the_top_of_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    log.mark_running(run("top", u64::MAX)).unwrap();
+    let before = log.counters();
+    let exhausted = log.begin_run("top", "s", None).unwrap_err();
+    assert!(
+        matches!(&exhausted, Error::GenerationsExhausted { key } if key == "top"),
+        "{exhausted:?}"
+    );
+    assert_eq!(log.counters(), before, "nothing was written");
+    assert_eq!(live(&log), vec![("top".into(), u64::MAX)]);
+    // The largest generation itself can still be completed.
+    assert_eq!(
+        log.mark_completed("top", u64::MAX).unwrap(),
+        Applied::Completed
+    );
+    assert!(matches!(
+        log.begin_run("top", "s", None),
+        Err(Error::GenerationsExhausted { .. })
+    ));
+}
+
+#[test]
+fn high_water_marks_survive_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (log, _) = open(dir.path());
+    log.mark_running(run("a", 7)).unwrap();
+    log.mark_completed("a", 7).unwrap();
+    drop(log);
+    let (log, _) = open(dir.path());
+    assert_eq!(log.high_water("a").unwrap().generation, 7);
+    // A late completion from before the restart is still recognised.
+    assert_eq!(
+        log.mark_completed("a", 6).unwrap(),
+        Applied::UnknownCompletion
+    );
+    assert_eq!(log.high_water("a").unwrap().generation, 7);
 }
 
 #[test]

@@ -62,7 +62,8 @@ fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
 /// (1), a is superseded (2), a's old generation starts late (3), b starts (4), a's first run
 /// completes late (5), a completes (6).
 fn log_with_stale_records(dir: &Path) {
-    let (log, _) = open(dir);
+    let options = Options::default().record_stale_starts(true);
+    let log = Log::open(dir, options).unwrap().log;
     log.mark_running(run("a", 1)).unwrap();
     log.mark_running(run("a", 2)).unwrap();
     log.mark_running(run("a", 1)).unwrap();
@@ -346,7 +347,7 @@ fn a_compacted_log_shows_its_snapshot_and_time_travel_refuses_to_guess_before_it
 #[test]
 fn replay_at_gives_the_running_set_of_every_point_as_the_live_log_held_it() {
     let dir = tempfile::tempdir().unwrap();
-    let options = small_segments().retention(None);
+    let options = small_segments().retention(None).record_stale_starts(true);
     let log = Log::open(dir.path(), options).unwrap().log;
     // After the log's coverage began: before it, time travel refuses.
     let t0 = inflight::environment::now_ms() + 1_000;
@@ -474,7 +475,8 @@ fn a_segment_from_a_newer_format_is_refused_clearly() {
 #[test]
 fn stats_counts_kinds_stale_records_durations_open_runs_and_keys() {
     let dir = tempfile::tempdir().unwrap();
-    let (log, _) = open(dir.path());
+    let options = Options::default().record_stale_starts(true);
+    let log = Log::open(dir.path(), options).unwrap().log;
     // Runs of 100, 200, ..., 1000 ms on key k (generations 1..=10).
     for g in 1..=10u64 {
         log.mark_running(Run::new("k", "s", Generation(g), UnixMs(g * 10_000)))

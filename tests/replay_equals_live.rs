@@ -43,8 +43,18 @@ proptest! {
                     // Padding makes segments roll over within a test case.
                     let run = Run::new(format!("k{key}"), format!("s{at}"), Generation(generation), UnixMs(at))
                         .with_meta("x".repeat(600));
-                    let applied = log.mark_running(run.clone()).unwrap();
-                    prop_assert_eq!(applied, model.apply(&inflight::Event::Started(run)));
+                    let mark = model.mark(&run.key).map(|m| m.generation);
+                    match log.mark_running(run.clone()) {
+                        // Below the key's mark: refused, and nothing written.
+                        Err(inflight::Error::StaleGeneration { high_water, .. }) => {
+                            prop_assert_eq!(Some(high_water), mark);
+                            prop_assert!(generation < high_water);
+                        }
+                        applied => {
+                            prop_assert!(mark.is_none_or(|m| generation >= m));
+                            prop_assert_eq!(applied.unwrap(), model.apply(&inflight::Event::Started(run)));
+                        }
+                    }
                 }
                 Op::Complete { key, generation } => {
                     let key = format!("k{key}");

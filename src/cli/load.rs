@@ -199,7 +199,11 @@ impl Worker<'_> {
                     at_ms: inflight::environment::now_ms(),
                 }
             } else {
-                let generation = k.generation + 1;
+                // Never wrapping: a key at the largest generation has none left.
+                let generation = k
+                    .generation
+                    .checked_add(1)
+                    .ok_or_else(|| inflight::Error::GenerationsExhausted { key: k.key.clone() })?;
                 let session_id = format!("{}-s{generation}", k.key);
                 Event::Started(
                     Run::new(

@@ -378,7 +378,7 @@ impl From<inflight::Error> for Failure {
 /// | 3 | corruption under `--strict`, or an unsupported format version |
 /// | 4 | the directory is locked by another process |
 /// | 5 | the log directory does not exist, is not a directory, or holds no log |
-/// | 6 | invalid input |
+/// | 6 | invalid input, a stale generation, or a key's generations used up |
 /// | 8 | an import's target directory is not empty |
 ///
 /// `Error` is non-exhaustive: a variant added later exits with 1 until it is given a code here.
@@ -389,7 +389,9 @@ fn exit_code(e: &inflight::Error) -> i32 {
         Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => 3,
         Error::Locked { .. } => 4,
         Error::NotFound { .. } | Error::NotADirectory { .. } => 5,
-        Error::InvalidInput { .. } => 6,
+        Error::InvalidInput { .. }
+        | Error::StaleGeneration { .. }
+        | Error::GenerationsExhausted { .. } => 6,
         Error::AlreadyExists { .. } => 8,
         _ => 1,
     }

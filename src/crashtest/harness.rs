@@ -237,7 +237,8 @@ impl Harness {
     /// The options the harness opens its log with: small segments, so that rollover happens
     /// within short tests, a deterministic clock and salts from `seed`, a short retention, and
     /// no background thread (compaction only when an operation asks for it, each segment
-    /// created at its rollover), so the storage calls come in one reproducible order.
+    /// created at its rollover), so the storage calls come in one reproducible order; stale
+    /// starts are recorded rather than refused.
     pub fn options(seed: u64) -> Options {
         Options::default()
             .segment_bytes_max(crate::limits::SEGMENT_BYTES_MIN)
@@ -245,6 +246,9 @@ impl Harness {
             .retention(Some(std::time::Duration::from_millis(RETENTION_MS)))
             .compact_after_bytes(None)
             .prepare_segments(false)
+            // The ops choose generations at random: stale starts reach the log, so the fold's
+            // stale rule is crash-tested too.
+            .record_stale_starts(true)
     }
 
     /// The directory the harness keeps its log in, inside the simulator.

@@ -16,7 +16,7 @@ pub fn run(key: &str, generation: u64) -> Run {
         key,
         format!("{key}-s{generation}"),
         Generation(generation),
-        UnixMs(1_000 + generation),
+        UnixMs(generation.saturating_add(1_000)),
     )
 }
 
