@@ -1,6 +1,7 @@
 """asyncio: an event's durability is awaited without blocking the loop."""
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -56,3 +57,87 @@ def test_an_exception_in_the_async_with_block_abandons_the_log(log_dir):
     with pytest.raises(RuntimeError):
         asyncio.run(main())
     assert [r.reason for r in inflight.open(log_dir).report.running] == ["crash"]
+
+
+def _threads():
+    """The process's threads, Rust's included (``threading`` only sees Python's)."""
+    return len(os.listdir("/proc/self/task"))
+
+
+def test_a_thousand_waiting_calls_hold_no_thread_and_share_syncs(log_dir):
+    """Finding 10: each awaited call ran in a thread of a 64-thread pool. On the waker-based
+    front a waiting call holds no thread: the front adds its flusher, nothing per call."""
+
+    async def main():
+        before = _threads()
+        async with AsyncLog(inflight.open(log_dir)) as log:
+            calls = [asyncio.ensure_future(log.begin_run(f"agent:main:http:c-{i}", "s")) for i in range(1000)]
+            await asyncio.sleep(0)  # every call accepted, most still waiting for their sync
+            during = _threads()
+            runs = await asyncio.gather(*calls)
+            assert len({r.key for r in runs}) == 1000
+            last_seq = inflight.read_only(log_dir).report.last_seq
+        return before, during, last_seq
+
+    before, during, frames = asyncio.run(main())
+    assert during - before <= 3, f"{during - before} threads for 1,000 waiting calls"
+    assert frames < 200, f"1,000 starts took {frames} frames: they should share syncs"
+
+
+def test_the_loop_runs_while_events_are_synced(log_dir):
+    """No call waits for the disk on the loop's thread: a ticker keeps running between a
+    thousand calls' submission and their completion."""
+
+    async def main():
+        ticks = []
+
+        async def ticker():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0)
+
+        async with AsyncLog(inflight.open(log_dir)) as log:
+            tick = asyncio.ensure_future(ticker())
+            await asyncio.sleep(0)
+            calls = [log.begin_run(f"agent:main:http:c-{i}", "s") for i in range(1000)]
+            seen = len(ticks)
+            await asyncio.gather(*calls)
+            tick.cancel()
+            return len(ticks) - seen
+
+    assert asyncio.run(main()) > 0
+
+
+def test_a_stale_generation_and_a_closed_log_raise_in_the_awaiting_task(log_dir):
+    async def main():
+        log = AsyncLog(inflight.open(log_dir))
+        assert await log.mark_running("k", "s", 5) == "started"
+        with pytest.raises(inflight.StaleGenerationError):
+            await log.mark_running("k", "s", 4)
+        await log.close()
+        with pytest.raises(inflight.ClosedError):
+            await log.begin_run("k", "s")
+
+    asyncio.run(main())
+    report = inflight.open(log_dir).report
+    assert report.clean_shutdown and [r.generation for r in report.running] == [5]
+
+
+def test_threads_and_tasks_share_one_log(log_dir):
+    async def main():
+        async with AsyncLog(inflight.open(log_dir)) as log:
+            def blocking():
+                for i in range(200):
+                    r = log.log.begin_run(f"thread:{i}", "s")
+                    log.log.mark_completed(r.key, r.generation)
+
+            async def tasks(tag):
+                for i in range(200):
+                    r = await log.begin_run(f"task:{tag}:{i}", "s")
+                    await log.mark_completed(r.key, r.generation)
+
+            await asyncio.gather(asyncio.to_thread(blocking), tasks("a"), tasks("b"))
+            return log.log.counters()
+
+    counters = asyncio.run(main())
+    assert counters["started"] == 600 and counters["completed"] == 600

@@ -30,10 +30,11 @@ def test_the_old_calls_in_the_old_shapes(path):
     checkpoint = SessionCrashCheckpoint(path)
     assert checkpoint.get_active_sessions() == {}
     before = time.time()
-    assert checkpoint.mark_running(KEY, "20261126_104512_9f1c2ab0") is None
+    token = checkpoint.mark_running(KEY, "20261126_104512_9f1c2ab0")
+    assert isinstance(token, str)
     checkpoint.mark_running("agent:main:http:c-5", "20261126_2", meta='{"resume_from":"m-1"}')
-    assert checkpoint.mark_completed("agent:main:http:c-5") is None
-    checkpoint.mark_completed("agent:main:never") # unknown key: a no-op, as before
+    assert checkpoint.mark_completed("agent:main:http:c-5") is True
+    assert checkpoint.mark_completed("agent:main:never") is False  # unknown key: a no-op, as before
     checkpoint.abandon()  # the process dies
 
     checkpoint = SessionCrashCheckpoint(path)
@@ -41,9 +42,9 @@ def test_the_old_calls_in_the_old_shapes(path):
     assert list(active) == [KEY]
     entry = active[KEY]
     assert entry["session_id"] == "20261126_104512_9f1c2ab0"
-    assert before - 1 <= entry["started_at"] <= time.time()
-    assert (entry["generation"], entry["reason"], entry["recoveries"], entry["crash_loop"], entry["meta"]) == (
-        1, "crash", 1, False, None,
+    assert before <= entry["started_at"] <= time.time() + 0.001
+    assert (entry["token"], entry["generation"], entry["reason"], entry["recoveries"], entry["crash_loop"], entry["meta"]) == (
+        token, 1, "crash", 1, False, None,
     )
     checkpoint.clear()
     assert checkpoint.get_active_sessions() == {}
@@ -89,8 +90,9 @@ def test_an_old_json_checkpoint_is_imported_the_first_time(path):
 def test_a_malformed_json_checkpoint_is_refused_and_nothing_is_created(path):
     with open(path, "w") as f:
         json.dump({KEY: {"session_id": "old-1", "started_at": -5}}, f)
-    with pytest.raises(inflight.InvalidInputError):
+    with pytest.raises(inflight.CheckpointFileError) as e:
         SessionCrashCheckpoint(path)
+    assert e.value.path == path and "started_at" in str(e.value)
     assert not os.path.exists(log_dir_for(path))
 
 

@@ -50,15 +50,16 @@ def test_mark_running_with_explicit_generations_and_stale_records(log_dir):
     with inflight.open(log_dir) as log:
         assert log.mark_running(KEY, "s", 7, started_at_ms=1_764_150_000_000, meta="m") == "started"
         assert log.mark_running(KEY, "s", 8) == "superseded"
-        assert log.mark_running(KEY, "s", 3) == "stale-start"
+        with pytest.raises(inflight.StaleGenerationError):
+            log.mark_running(KEY, "s", 3)  # refused: nothing written
         assert log.mark_completed(KEY, 7) == "stale-completion"
         assert log.mark_completed(KEY, 8, at_ms=1_764_150_000_500) == "completed"
         assert log.mark_completed(KEY, 8) == "unknown-completion"
         counters = log.counters()
-        assert counters["stale_starts"] == 1 and counters["stale_completions"] == 1
+        assert counters["stale_starts"] == 0 and counters["stale_completions"] == 1
         assert counters["superseded"] == 1
     report = inflight.open(log_dir).report
-    assert report.running == [] and report.stale_ignored == 2
+    assert report.running == [] and report.stale_ignored == 1
 
 
 def test_a_clean_close_reports_the_runs_left_with_reason_shutdown(log_dir):

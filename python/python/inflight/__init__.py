@@ -22,8 +22,10 @@ exactly which runs were in flight. This package wraps the Rust crate ``inflight`
 - :func:`read_only` replays a log without its lock and without changing a byte.
 - :meth:`Log.fallback`, :meth:`Recovered.fallback`, :func:`fallback_without_log`: the
   time-window fallback, only for what the log cannot speak for.
+- :mod:`inflight.turns`: ``TurnMarkers`` and ``AsyncTurnMarkers``, a gateway store's turn
+  markers (a token per turn, compare-and-swap clears) over the log.
 - :mod:`inflight.checkpoint`: ``SessionCrashCheckpoint``, the old JSON checkpoint's shape.
-- :mod:`inflight.aio`: awaitable calls for gateways on asyncio.
+- :mod:`inflight.aio`: awaitable calls for gateways on asyncio, on the crate's async front.
 - :mod:`inflight.errors`: the exceptions (also importable from here).
 """
 
@@ -41,12 +43,14 @@ from ._inflight import (
     Recovered,
     Run,
     fallback_without_log,
+    check_key,
     import_runs,
     open,
     read_only,
     started_at_ms_from_secs,
 )
 from .errors import (
+    CheckpointFileError,
     ClosedError,
     CorruptError,
     InflightError,
@@ -54,6 +58,7 @@ from .errors import (
     LockedError,
     NotFoundError,
     PoisonedError,
+    StaleGenerationError,
     StorageError,
     UnsupportedVersionError,
 )
@@ -70,6 +75,7 @@ __all__ = [
     "Recovered",
     "Run",
     "fallback_without_log",
+    "check_key",
     "import_runs",
     "open",
     "read_only",
@@ -79,6 +85,8 @@ __all__ = [
     "CorruptError",
     "UnsupportedVersionError",
     "InvalidInputError",
+    "StaleGenerationError",
+    "CheckpointFileError",
     "StorageError",
     "PoisonedError",
     "ClosedError",

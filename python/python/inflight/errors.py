@@ -69,6 +69,31 @@ class InvalidInputError(InflightError, ValueError):
     key: Optional[str]
 
 
+class StaleGenerationError(InvalidInputError):
+    """A start under a generation the caller chose is below the key's high-water mark (the log
+    has recorded a higher generation for the key, often before a restart that began the
+    gateway's own counter again at 1). The run would not be tracked, so it was refused and
+    nothing was written. ``key``, ``generation`` (the one given) and ``high_water`` (the
+    key's mark) say which. Let the log allocate generations (``Log.begin_run``, or the turn
+    markers), or start above ``high_water``."""
+
+    generation: int
+    high_water: int
+
+
+class CheckpointFileError(InflightError, ValueError):
+    """The old JSON checkpoint file cannot be imported: it is not valid JSON, or not the
+    checkpoint's shape. ``path`` is the file; ``line`` and ``column`` where the JSON breaks
+    (None for a shape error); ``detail`` what is wrong. Nothing was imported and the file is
+    untouched: repair it, or move it aside to start with an empty log (its runs are then not
+    recovered, and the time-window fallback covers those sessions)."""
+
+    path: str
+    line: Optional[int]
+    column: Optional[int]
+    detail: str
+
+
 class StorageError(InflightError, OSError):
     """A storage call failed (the log's I/O error). ``op`` is the operation, ``path`` the file,
     ``kind`` the Rust ``io::ErrorKind`` (``"StorageFull"`` for a full disk), ``errno`` the
@@ -105,6 +130,8 @@ __all__ = [
     "CorruptError",
     "UnsupportedVersionError",
     "InvalidInputError",
+    "StaleGenerationError",
+    "CheckpointFileError",
     "StorageError",
     "PoisonedError",
     "ClosedError",
