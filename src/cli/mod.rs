@@ -107,7 +107,7 @@ enum Command {
     /// All or nothing: the whole file is checked first (a malformed file, a limit broken, a key
     /// twice: exit 6, naming the key), the log is built beside DIR and renamed into place once
     /// every run is synced. DIR must not exist or be empty; a directory holding a log is refused
-    /// (exit 8) and left untouched.
+    /// (exit 8) and left untouched. One import of DIR at a time: another one under way is exit 4.
     ///
     /// Example: inflight import-json /var/lib/gateway/agent_checkpoints.json /var/lib/gateway/inflight
     #[command(name = "import-json")]
