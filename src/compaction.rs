@@ -12,10 +12,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::damage::Corruption;
+use crate::error::{Error, IoContext, Result};
 use crate::layout::{parse_segment_name, parse_snapshot_name, snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
-use crate::recovery::{Policy, replay};
+use crate::read::core::Found;
+use crate::recovery::{Policy, Replayed, replay};
 use crate::snapshot::Snapshot;
 use crate::storage::Storage;
 use crate::writer::replace_durably;
@@ -59,44 +61,19 @@ pub(crate) fn write_snapshot(
     cut: Cut,
     now_ms: u64,
 ) -> Result<Compacted> {
-    let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let names = storage.list(dir).at("list", dir)?;
     let replayed = replay(
         storage,
         dir,
-        names.clone(),
+        &names,
         policy,
         Some(cut.segment_no),
         &mut |_, _| {},
     )?;
-    let covered = replayed.next_seq - 1;
-    if covered != cut.last_seq || replayed.report.torn_tail.is_some() {
-        // Every record up to the cut was synced before the cut; if replay does not find them
-        // all, the disk lost some since. Keep every file, and say so.
-        return Err(Error::Corrupt {
-            segment: dir.join(crate::layout::segment_name(cut.segment_no - 1)),
-            offset: 0,
-            detail: format!(
-                "compaction found records up to {covered} where the log wrote up to {}: the \
-                 segments changed under the log; nothing was compacted",
-                cut.last_seq
-            ),
-        });
-    }
-    for c in &replayed.report.corruption {
-        // Its bytes go with the segments this compaction removes; the snapshot keeps the gap.
-        tracing::error!(
-            segment = %c.segment,
-            start = c.start_offset,
-            end = c.end_offset,
-            after_seq = c.after_seq,
-            detail = %c.detail,
-            "compaction found corruption: its segment is removed, the snapshot keeps the gap"
-        );
-    }
-    let base = replayed.report.snapshot.as_ref().map(|s| s.file.clone());
-    if let Some(used) = &replayed.report.snapshot
-        && used.last_seq == cut.last_seq
-    {
+    check_the_cut(dir, &replayed.found, cut)?;
+    log_corruption(&replayed.found.corruption);
+    let base = replayed.found.started_from.clone();
+    if let Some(used) = base.as_ref().filter(|used| used.last_seq == cut.last_seq) {
         // Nothing was recorded since that snapshot (marks kept forever, so the cut wrote no
         // retention record): it is the state. Writing it again under its own name would leave
         // no earlier snapshot to fall back to.
@@ -111,21 +88,79 @@ pub(crate) fn write_snapshot(
             snapshots_removed: 0,
         });
     }
-    let mut gaps = replayed.report.gaps_before_snapshot;
-    gaps.extend(replayed.report.corruption);
-    let coverage = replayed.report.coverage_since_ms.unwrap_or(now_ms);
-    let snapshot = Snapshot::of(
+    let snapshot = state_at_the_cut(replayed, cut, now_ms);
+    let written = write_durably(storage, dir, &names, &snapshot, cut)?;
+    // Only now, with the new state durable, may what it covers go.
+    let (segments_removed, snapshots_removed) =
+        remove_covered(storage, dir, &names, cut, base.map(|b| b.file))?;
+    Ok(Compacted {
+        snapshot: written.0,
+        last_seq: cut.last_seq,
+        bytes: written.1,
+        running: snapshot.running.len(),
+        marks: snapshot.marks.len(),
+        forgotten: 0,
+        segments_removed,
+        snapshots_removed,
+    })
+}
+
+/// Every record up to the cut was synced before the cut; if the reading does not find them
+/// all, the disk lost some since. Keep every file, and say so.
+fn check_the_cut(dir: &Path, found: &Found, cut: Cut) -> Result<()> {
+    let covered = found.next_seq - 1;
+    if covered == cut.last_seq && found.torn_tail.is_none() {
+        return Ok(());
+    }
+    Err(Error::Corrupt {
+        segment: dir.join(crate::layout::segment_name(cut.segment_no - 1)),
+        offset: 0,
+        detail: format!(
+            "compaction found records up to {covered} where the log wrote up to {}: the \
+             segments changed under the log; nothing was compacted",
+            cut.last_seq
+        ),
+    })
+}
+
+/// Corruption in what the compaction covers: its bytes go with the segments removed, and the
+/// snapshot keeps the gap.
+fn log_corruption(corruption: &[Corruption]) {
+    for c in corruption {
+        tracing::error!(
+            corruption = %c,
+            "compaction found corruption: its segment is removed, the snapshot keeps the gap"
+        );
+    }
+}
+
+/// The snapshot of the state the reading folded, with every gap it knows of.
+fn state_at_the_cut(replayed: Replayed, cut: Cut, now_ms: u64) -> Snapshot {
+    let found = replayed.found;
+    let mut gaps = found.gaps_before_snapshot;
+    gaps.extend(found.corruption);
+    let coverage = found.coverage_since_ms.unwrap_or(now_ms);
+    Snapshot::of(
         &replayed.set,
         cut.last_seq,
         cut.segment_no,
-        replayed.last_ms,
+        found.last_ms,
         coverage,
         now_ms,
         gaps,
-    );
+    )
+}
+
+/// Writes the snapshot durably (temporary file, sync, rename, directory sync); returns its
+/// path and size.
+fn write_durably(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    snapshot: &Snapshot,
+    cut: Cut,
+) -> Result<(PathBuf, u64)> {
     let bytes = snapshot.encode();
-    let name = snapshot_name(cut.last_seq);
-    let path = dir.join(&name);
     if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
         return Err(Error::InvalidInput {
             field: "snapshot",
@@ -137,46 +172,43 @@ pub(crate) fn write_snapshot(
             key: None,
         });
     }
+    let path = dir.join(snapshot_name(cut.last_seq));
     // A copy that an earlier, failed attempt of this process left (a read-write open removes
     // the ones a crash left).
     let tmp = crate::layout::temp_path(&path);
     if names.iter().any(|n| dir.join(n) == tmp) {
-        storage
-            .remove(&tmp)
-            .map_err(|e| Error::io("remove", &tmp, e))?;
+        storage.remove(&tmp).at("remove", &tmp)?;
     }
     drop(replace_durably(storage, dir, &path, &bytes)?);
+    Ok((path, bytes.len() as u64))
+}
 
-    // Only now, with the new state durable, may what it covers go.
-    let mut compacted = Compacted {
-        snapshot: path,
-        last_seq: cut.last_seq,
-        bytes: bytes.len() as u64,
-        running: snapshot.running.len(),
-        marks: snapshot.marks.len(),
-        forgotten: 0,
-        segments_removed: 0,
-        snapshots_removed: 0,
-    };
-    for old in &names {
+/// Removes the segments below the cut and the snapshots but the new one and `base` (the one
+/// it was built from, kept as a fallback), then syncs the directory. Returns how many of each.
+fn remove_covered(
+    storage: &dyn Storage,
+    dir: &Path,
+    names: &[String],
+    cut: Cut,
+    base: Option<String>,
+) -> Result<(usize, usize)> {
+    let new = snapshot_name(cut.last_seq);
+    let (mut segments, mut snapshots) = (0, 0);
+    for old in names {
         let covered_segment = parse_segment_name(old).is_some_and(|n| n < cut.segment_no);
         let old_snapshot = parse_snapshot_name(old).is_some()
-            && *old != name
+            && *old != new
             && base.as_deref() != Some(old.as_str());
         if covered_segment || old_snapshot {
             let old_path = dir.join(old);
-            storage
-                .remove(&old_path)
-                .map_err(|e| Error::io("remove", &old_path, e))?;
+            storage.remove(&old_path).at("remove", &old_path)?;
             if covered_segment {
-                compacted.segments_removed += 1;
+                segments += 1;
             } else {
-                compacted.snapshots_removed += 1;
+                snapshots += 1;
             }
         }
     }
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("sync directory", dir, e))?;
-    Ok(compacted)
+    storage.sync_dir(dir).at("sync directory", dir)?;
+    Ok((segments, snapshots))
 }

@@ -418,6 +418,7 @@ pub fn decode_event(payload: &[u8]) -> Option<Event> {
 }
 
 /// [`decode_event`], borrowing the event's strings from `payload` instead of copying them.
+#[inline]
 pub fn decode_event_ref(payload: &[u8]) -> Option<EventRef<'_>> {
     match take_event(payload)? {
         (event, []) => Some(event),
@@ -491,14 +492,34 @@ pub fn payload_bytes(events: usize, encoded_bytes: usize) -> usize {
 /// memory used stays within a small multiple of the payload's size. Pure.
 ///
 /// [`BATCH_EVENTS_MAX`]: crate::limits::BATCH_EVENTS_MAX
+#[inline]
 pub fn decode_payload_with<'a>(
     payload: &'a [u8],
     mut visit: impl FnMut(EventRef<'a>, &'a [u8]),
 ) -> bool {
+    decode_payload_indexed(payload, |event, bytes, _| visit(event, bytes))
+}
+
+/// Where an event stands in its payload: its index, and how many events the payload holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InPayload {
+    /// The event's index, from 0.
+    pub index: usize,
+    /// The payload's events: 1, or a batch's count.
+    pub count: usize,
+}
+
+/// [`decode_payload_with`], telling `visit` also where each event stands in the payload (known
+/// before the first is handed out, since a batch is checked whole first). Pure.
+#[inline]
+pub fn decode_payload_indexed<'a>(
+    payload: &'a [u8],
+    mut visit: impl FnMut(EventRef<'a>, &'a [u8], InPayload),
+) -> bool {
     let Some(events) = batch_events(payload) else {
         return match decode_event_ref(payload) {
             Some(event) => {
-                visit(event, payload);
+                visit(event, payload, InPayload { index: 0, count: 1 });
                 true
             }
             None => false,
@@ -508,8 +529,9 @@ pub fn decode_payload_with<'a>(
     if events.clone().any(|e| e.is_none()) {
         return false;
     }
-    for (event, bytes) in events.flatten() {
-        visit(event, bytes);
+    let count = events.left as usize;
+    for (index, (event, bytes)) in events.flatten().enumerate() {
+        visit(event, bytes, InPayload { index, count });
     }
     true
 }
@@ -517,9 +539,7 @@ pub fn decode_payload_with<'a>(
 /// The events of a batch payload, each `None` where the bytes are not a valid event (and
 /// nothing after it), or `None` when the payload is not a batch with a valid count (one event,
 /// or not valid at all). The iterator also checks that nothing is left over.
-fn batch_events(
-    payload: &[u8],
-) -> Option<impl Iterator<Item = Option<(EventRef<'_>, &[u8])>> + Clone> {
+fn batch_events(payload: &[u8]) -> Option<BatchEvents<'_>> {
     let (&BATCH_TAG, rest) = payload.split_first()? else {
         return None;
     };

@@ -67,12 +67,11 @@
 
 #![warn(missing_docs)]
 
-#[cfg(feature = "async")]
 pub mod asynclog;
-mod commit;
 pub mod compaction;
 #[cfg(feature = "sim")]
 pub mod crashtest;
+pub mod damage;
 pub mod environment;
 pub mod error;
 pub mod event;
@@ -86,6 +85,7 @@ pub mod limits;
 pub mod log;
 mod open_dir;
 pub mod options;
+mod read;
 pub mod recovery;
 pub mod snapshot;
 // The simulated, crash-injecting storage for tests (feature `sim`); documented in the module.

@@ -43,6 +43,14 @@ pub trait Storage: Send + Sync + Debug {
             format!("this storage cannot remove the directory {}", dir.display()),
         ))
     }
+    /// What the entry at `path` is, following symbolic links, without opening it: readers
+    /// open only regular files, so that a FIFO or a device named like a log file can never
+    /// block them. The default says every entry is a regular file (a storage that holds
+    /// nothing else).
+    fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
+        let _ = path;
+        Ok(EntryKind::File)
+    }
     /// Makes the directory's entries (creates, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Takes the directory's exclusive lock, held until the returned guard is dropped. (With
@@ -50,6 +58,17 @@ pub trait Storage: Send + Sync + Debug {
     /// held shares it until the child calls exec, which closes the file: Rust opens files
     /// close-on-exec.)
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError>;
+}
+
+/// What a directory entry is ([`Storage::entry_kind`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A regular file, or a symbolic link to one.
+    File,
+    /// Nothing: the name is gone (removed since the directory was listed).
+    Missing,
+    /// Anything else, in words: "a directory", "a FIFO", "a symbolic link to nothing", ...
+    Other(String),
 }
 
 /// Operations on one open file.
@@ -232,6 +251,39 @@ impl Storage for FsStorage {
 
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
         fs::remove_dir(dir)
+    }
+
+    fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
+        use std::os::unix::fs::FileTypeExt;
+        let followed = match fs::metadata(path) {
+            Ok(m) if m.is_file() => return Ok(EntryKind::File),
+            Ok(m) => m.file_type(),
+            Err(e) => {
+                return match fs::symlink_metadata(path) {
+                    Ok(link) if link.file_type().is_symlink() => {
+                        Ok(EntryKind::Other(if e.kind() == io::ErrorKind::NotFound {
+                            "a symbolic link to nothing".to_string()
+                        } else {
+                            format!("a symbolic link that does not resolve ({e})")
+                        }))
+                    }
+                    Err(gone) if gone.kind() == io::ErrorKind::NotFound => Ok(EntryKind::Missing),
+                    _ => Err(e),
+                };
+            }
+        };
+        let what = if followed.is_dir() {
+            "a directory"
+        } else if followed.is_fifo() {
+            "a FIFO"
+        } else if followed.is_socket() {
+            "a socket"
+        } else if followed.is_block_device() || followed.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        Ok(EntryKind::Other(what.to_string()))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

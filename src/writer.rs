@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::environment::Environment;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::frame::{
     FORMAT_VERSION, FRAME_HEADER_BYTES, RESERVED_BYTE, SEGMENT_HEADER_BYTES, SegmentHeader,
     encode_frame,
 };
 use crate::layout::{SEGMENT_NO_MAX, prepared_path, segment_name, temp_path};
 use crate::limits::SEGMENT_RESERVED_BYTES_MAX;
-use crate::recovery::{RecoveryReport, Tail};
+use crate::recovery::Tail;
 use crate::storage::{Storage, StorageFile, write_all_at};
 
 /// Where a writer works: the storage, the log directory, the segment size limit, and the clock
@@ -62,6 +62,15 @@ fn prepare(context: &Context, segment_no: u64) -> Result<Prepared> {
     })
 }
 
+/// What an open did to the end of the log ([`Writer::resume`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Resumed {
+    /// A torn tail (or an unfinished segment) was cut, durably.
+    pub cut: bool,
+    /// Since when the log has been recording: the reading's, or now for a new log.
+    pub coverage_since_ms: u64,
+}
+
 /// The open end of the last segment.
 pub(crate) struct Writer {
     context: Context,
@@ -97,7 +106,8 @@ impl std::fmt::Debug for Writer {
 
 impl Writer {
     /// Carries out replay's plan for the end of the log, the one place where an open changes
-    /// what is on disk, and returns the writer positioned after the last valid record:
+    /// what is on disk, and returns the writer positioned after the last valid record, with
+    /// what it did:
     ///
     /// - a fresh directory gets segment 1;
     /// - the last segment is made durable as replay read it, up to its last valid record (a
@@ -108,46 +118,26 @@ impl Writer {
     /// - a segment whose creation a crash interrupted (by a build that wrote headers in place)
     ///   is removed and created anew.
     ///
-    /// Marks the report's torn tail as cut once the cut is durable, and sets its coverage.
+    /// `coverage_since_ms` is the reading's; a new log's starts now.
     pub(crate) fn resume(
         context: Context,
         tail: Tail,
         next_seq: u64,
-        report: &mut RecoveryReport,
-    ) -> Result<Writer> {
-        let created = report
-            .coverage_since_ms
-            .unwrap_or_else(|| context.environment.now_ms());
-        let writer = match tail {
+        coverage_since_ms: Option<u64>,
+    ) -> Result<(Writer, Resumed)> {
+        let created = coverage_since_ms.unwrap_or_else(|| context.environment.now_ms());
+        let (writer, cut) = match tail {
             Tail::Fresh { segment_no } => {
-                Writer::create(context, segment_no, next_seq, created, None)?
+                let writer = Writer::create(context, segment_no, next_seq, created, None)?;
+                (writer, false)
             }
             Tail::NewSegment { segment_no, remove } => {
+                let cut = remove.is_some();
                 if let Some(path) = remove {
-                    let dir = &context.dir;
-                    let storage = &context.storage;
-                    storage
-                        .remove(&path)
-                        .map_err(|e| Error::io("remove", &path, e))?;
-                    storage
-                        .sync_dir(dir)
-                        .map_err(|e| Error::io("sync directory", dir, e))?;
-                    mark_cut(report);
+                    remove_durably(&context, &path)?;
                 }
-                Writer::create(context, segment_no, next_seq, created, None)?
-            }
-            Tail::Append {
-                path,
-                header,
-                end,
-                bytes,
-            } if header.version < FORMAT_VERSION => {
-                // A segment of an older version is never given records it could not hold: its
-                // valid records are kept and the log goes on in a new segment.
-                let valid = &bytes[..end as usize];
-                replace_durably(&*context.storage, &context.dir, &path, valid)?;
-                mark_cut(report);
-                Writer::create(context, header.segment_no + 1, next_seq, created, None)?
+                let writer = Writer::create(context, segment_no, next_seq, created, None)?;
+                (writer, cut)
             }
             Tail::Append {
                 path,
@@ -155,22 +145,9 @@ impl Writer {
                 end,
                 bytes,
             } => {
-                // The copy is reserved again after the last valid record.
-                let mut valid = bytes[..end as usize].to_vec();
-                reserve(&mut valid, context.segment_bytes_max);
-                drop(bytes);
-                let file = replace_durably(&*context.storage, &context.dir, &path, &valid)?;
-                mark_cut(report);
-                Writer {
-                    context,
-                    file,
-                    path,
-                    header,
-                    offset: end,
-                    next_seq,
-                    buf: Vec::new(),
-                    next: None,
-                }
+                let at = (end, next_seq, created);
+                let writer = Writer::after_last_record(context, path, header, &bytes, at)?;
+                (writer, true)
             }
             Tail::Seal {
                 path,
@@ -179,13 +156,48 @@ impl Writer {
             } => {
                 // The damage stays where it is, for inspection; new records go to a new segment.
                 replace_durably(&*context.storage, &context.dir, &path, &bytes)?;
-                Writer::create(context, next_segment_no, next_seq, created, None)?
+                let writer = Writer::create(context, next_segment_no, next_seq, created, None)?;
+                (writer, false)
             }
         };
         let created = writer.header.log_created_ms;
-        report.coverage_since_ms =
-            Some(report.coverage_since_ms.map_or(created, |c| c.min(created)));
-        Ok(writer)
+        let coverage_since_ms = coverage_since_ms.map_or(created, |c| c.min(created));
+        let resumed = Resumed {
+            cut,
+            coverage_since_ms,
+        };
+        Ok((writer, resumed))
+    }
+
+    /// The last segment made durable up to its last valid record (`at`: its end, the next
+    /// sequence number, and the log's creation time for a new segment): appends go on there,
+    /// in the copy, reserved again; a segment of an older version is never given records it
+    /// could not hold, so the log goes on in a new segment.
+    fn after_last_record(
+        context: Context,
+        path: PathBuf,
+        header: SegmentHeader,
+        bytes: &[u8],
+        (end, next_seq, created): (u64, u64, u64),
+    ) -> Result<Writer> {
+        let valid = &bytes[..end as usize];
+        if header.version < FORMAT_VERSION {
+            replace_durably(&*context.storage, &context.dir, &path, valid)?;
+            return Writer::create(context, header.segment_no + 1, next_seq, created, None);
+        }
+        let mut valid = valid.to_vec();
+        reserve(&mut valid, context.segment_bytes_max);
+        let file = replace_durably(&*context.storage, &context.dir, &path, &valid)?;
+        Ok(Writer {
+            context,
+            file,
+            path,
+            header,
+            offset: end,
+            next_seq,
+            buf: Vec::new(),
+            next: None,
+        })
     }
 
     /// Creates segment `segment_no` atomically: its header is written to `NAME.tmp`, synced, and
@@ -354,10 +366,13 @@ fn reserve(bytes: &mut Vec<u8>, segment_bytes_max: u64) {
     }
 }
 
-fn mark_cut(report: &mut RecoveryReport) {
-    if let Some(torn) = &mut report.torn_tail {
-        torn.cut = true;
-    }
+/// Removes `path` and syncs the directory: the removal is durable before anything is created.
+fn remove_durably(context: &Context, path: &Path) -> Result<()> {
+    context.storage.remove(path).at("remove", path)?;
+    context
+        .storage
+        .sync_dir(&context.dir)
+        .at("sync directory", &context.dir)
 }
 
 /// Replaces the file at `path` with `bytes`, durably: writes them to `NAME.tmp`, syncs it,

@@ -20,7 +20,7 @@ fn corruption_in_the_middle_is_skipped_and_reported_as_a_gap() {
     std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
 
     let (log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
     assert_eq!(report.corruption.len(), 1);
     let gap = &report.corruption[0];
     assert_eq!(gap.segment, format!("{:020}.log", 1));
@@ -106,7 +106,7 @@ fn damage_in_an_earlier_segment_is_corruption_even_at_its_end() {
     let data = common::data(&bytes);
     std::fs::write(&first, &data[..data.len() - 100]).unwrap();
     let Opened { log: _log, report } = Log::open(dir.path(), small_segments()).unwrap();
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
     assert_eq!(report.corruption.len(), 1);
     assert!(report.corruption[0].before_seq.is_some());
     assert_eq!(report.running.len(), 39);
@@ -139,7 +139,7 @@ fn damage_at_the_end_longer_than_one_frame_is_corruption_not_a_torn_tail() {
         Err(Error::Corrupt { .. })
     ));
     let (log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
     assert_eq!(report.corruption.len(), 1);
     let gap = &report.corruption[0];
     assert_eq!(
@@ -174,7 +174,8 @@ fn a_checksummed_frame_that_is_not_an_event_is_corruption_even_at_the_end() {
 
     let (log, report) = open(dir.path());
     assert_eq!(
-        report.torn_tail_bytes, 0,
+        report.torn_tail_bytes(),
+        0,
         "a valid checksum cannot be a torn write"
     );
     assert_eq!(report.corruption.len(), 1);

@@ -165,7 +165,7 @@ fn a_read_error_during_recovery_is_an_error_never_a_torn_tail() {
     );
     let (_log, report) = open(&sim).unwrap();
     assert_eq!(keys(&report), ["a", "b"]);
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn short_reads_during_recovery_are_retried() {
         "no read was short: {short:?}"
     );
     assert_eq!(keys(&report), ["a", "b"]);
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn stale_completion_does_not_clear_newer_run() {
     drop(log);
     let (_log, report) = open(dir.path());
     assert_eq!(running(&report), vec![("a".into(), 2)]);
-    assert_eq!(report.stale_ignored, 1);
+    assert_eq!(report.stale_ignored(), 1);
     assert_eq!(report.counters.stale_completions, 1);
 }
 

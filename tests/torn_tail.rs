@@ -32,7 +32,7 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
         std::fs::write(&path, &bytes[..last + kept]).unwrap();
 
         let seen = Log::read_only(dir.path(), Policy::Strict).unwrap().report;
-        assert_eq!(seen.torn_tail_bytes, kept as u64, "kept {kept}");
+        assert_eq!(seen.torn_tail_bytes(), kept as u64, "kept {kept}");
         assert!(!seen.torn_tail.as_ref().unwrap().cut);
         assert_eq!(
             std::fs::metadata(&path).unwrap().len(),
@@ -41,7 +41,7 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
         );
 
         let (log, report) = open(dir.path());
-        assert_eq!(report.torn_tail_bytes, kept as u64);
+        assert_eq!(report.torn_tail_bytes(), kept as u64);
         let torn = report.torn_tail.clone().unwrap();
         assert_eq!((torn.offset, torn.cut), (last as u64, true));
         assert!(
@@ -76,11 +76,11 @@ fn torn_tail_is_cut_and_synced_before_next_append() {
     std::fs::write(&path, &torn).unwrap();
 
     let (log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, (bytes.len() - last) as u64);
+    assert_eq!(report.torn_tail_bytes(), (bytes.len() - last) as u64);
     log.mark_running(run("d", 1)).unwrap();
     drop(log);
     let (_log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
     assert!(report.corruption.is_empty());
     assert_eq!(
         running(&report),
@@ -95,14 +95,14 @@ fn a_segment_whose_creation_was_torn_is_replaced() {
     let next = segment(dir.path(), 2);
     std::fs::write(&next, b"INFLIG").unwrap();
     let (log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 6);
+    assert_eq!(report.torn_tail_bytes(), 6);
     assert!(report.corruption.is_empty());
     assert_eq!(report.running.len(), 3);
     log.mark_running(run("d", 1)).unwrap();
     drop(log);
     let (_log, report) = open(dir.path());
     assert_eq!(report.running.len(), 4);
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
 }
 
 #[test]
@@ -111,7 +111,7 @@ fn zeros_past_the_last_record_longer_than_any_append_are_corruption() {
     let path = segment(dir.path(), 1);
     std::fs::write(&path, [&bytes[..], &[0; 64 * 1024]].concat()).unwrap();
     let (_log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 0);
+    assert_eq!(report.torn_tail_bytes(), 0);
     assert_eq!(
         report.corruption.len(),
         1,
@@ -126,7 +126,7 @@ fn trailing_zeros_after_the_last_record_are_a_torn_tail() {
     let path = segment(dir.path(), 1);
     std::fs::write(&path, [&bytes[..], &[0; 4096]].concat()).unwrap();
     let (_log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 4096);
+    assert_eq!(report.torn_tail_bytes(), 4096);
     assert_eq!(report.running.len(), 3);
 }
 
@@ -141,7 +141,7 @@ fn a_zero_filled_unfinished_segment_header_is_replaced() {
     header[20..].fill(0);
     std::fs::write(segment(dir.path(), 2), &header).unwrap();
     let (_log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 64);
+    assert_eq!(report.torn_tail_bytes(), 64);
     assert!(report.corruption.is_empty());
     assert_eq!(report.running.len(), 3);
 }
@@ -217,7 +217,7 @@ fn a_shutdown_followed_by_a_torn_tail_is_not_a_clean_exit() {
     bytes.extend_from_slice(&[0x20, 0, 0, 0, 1, 2, 3]);
     std::fs::write(&path, &bytes).unwrap();
     let (_log, report) = open(dir.path());
-    assert_eq!(report.torn_tail_bytes, 7);
+    assert_eq!(report.torn_tail_bytes(), 7);
     assert!(!report.clean_shutdown, "a process wrote after the shutdown");
     // The runs the shutdown found in flight keep their reason.
     assert!(

@@ -247,7 +247,7 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
     println!(
         "reopened the log in {open_ms:.1} ms: {} records replayed, torn tail {} bytes, corruption {}, clean shutdown {}",
         report.records,
-        report.torn_tail_bytes,
+        report.torn_tail_bytes(),
         report.corruption.len(),
         report.clean_shutdown
     );

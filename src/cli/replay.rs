@@ -123,7 +123,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
             c.segment, c.start_offset, c.end_offset, c.after_seq
         );
     }
-    println!("stale records ignored: {}", report.stale_ignored);
+    println!("stale records ignored: {}", report.stale_ignored());
     println!("interrupted runs: {}", report.running.len());
     print_runs(&report.running);
     let loops: Vec<&str> = report.crash_loops().map(|r| r.run.key.as_str()).collect();

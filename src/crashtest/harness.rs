@@ -761,7 +761,7 @@ impl Harness {
                 expected.marks()
             )));
         }
-        let counted = (report.stale_ignored, report.counters.unknown_completions);
+        let counted = (report.stale_ignored(), report.counters.unknown_completions);
         let modelled = (expected.stale_ignored(), expected.unknown_completions());
         if counted != modelled {
             return Err(self.mismatch(format!(

@@ -6,8 +6,8 @@
 //! removes mid-read is not an error.
 //!
 //! A [`Reader`] walks the log in log order (segments are mapped with memmap2) and hands each
-//! [`Item`] to a visitor, by the rules of the README's "Reading a log", so that what it reports
-//! agrees with what an open would:
+//! [`Item`] to a visitor. It is the reader an open uses (`read`), started from the beginning
+//! instead of the newest snapshot, so what it reports agrees with what an open would:
 //!
 //! ```
 //! use std::ops::ControlFlow;
@@ -34,36 +34,31 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! - `item`: what a walk finds.
-//! - `walk`: the walk itself, and reading on as a gateway appends.
-//! - `end`: the one place that decides what damage at the end of the log is.
+//! - [`Reader`] (here): the walk, and reading on as a gateway appends; the items are the
+//!   reader's ([`Item`]).
 //! - [`time_travel`]: the running set at a sequence number or a time, or why it is unknowable.
 //! - [`stats`]: counts, sizes, run durations and the busiest keys, from the items.
 //! - [`verify`]: each finding with its place, and the verdict.
 
-mod end;
-mod item;
 pub mod stats;
 pub mod time_travel;
 pub mod verify;
-mod walk;
 
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Duration;
 
-pub use item::{
-    DamageKind, DamageSeen, EndSeen, EventSeen, Item, SegmentSeen, SnapshotRole, SnapshotSeen,
+pub use crate::read::{
+    DamageKind, DamageSeen, EndSeen, EventSeen, Item, Point, SegmentSeen, SnapshotRole,
+    SnapshotSeen, Unknowable,
 };
-pub use time_travel::{Point, StateAt, Unknowable, state_at};
+pub use time_travel::{StateAt, state_at};
 
+use crate::damage::{Corruption, TornTail};
 use crate::error::Result;
 use crate::fold::RunningSet;
-use crate::recovery::{Corruption, TornTail};
+use crate::read::files::{LogReader, Start};
 use crate::storage::Storage;
-
-/// The visitor a walk hands each item to; [`ControlFlow::Break`] stops the walk.
-pub(crate) type Visit<'a> = dyn FnMut(&Item<'_>) -> ControlFlow<()> + 'a;
 
 /// What a walk ends with.
 #[derive(Debug)]
@@ -98,20 +93,20 @@ pub struct Walked {
 /// as a gateway appends to it. Through any [`Storage`]; with [`crate::FsStorage`]`{ mmap: true }`
 /// the segments are mapped, not copied.
 pub struct Reader<'s> {
-    walker: walk::Walker<'s>,
+    reader: LogReader<'s>,
 }
 
 impl<'s> Reader<'s> {
     /// A reader of the log in `dir`.
     pub fn new(storage: &'s dyn Storage, dir: &Path) -> Reader<'s> {
         Reader {
-            walker: walk::Walker::new(storage, dir),
+            reader: LogReader::new(storage, dir, Start::Beginning),
         }
     }
 
     /// Calls `progress` now and then with the bytes of segment files read so far.
     pub fn on_progress(&mut self, progress: impl FnMut(u64) + 's) {
-        self.walker.on_progress(Box::new(progress));
+        self.reader.reading.on_progress(Box::new(progress));
     }
 
     /// Reads the whole log as it is now, handing every item to `visit` in log order and ending
@@ -119,18 +114,19 @@ impl<'s> Reader<'s> {
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) when `dir` holds no log,
-    /// [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion) for a segment or a
-    /// snapshot written by a newer format, [`Error::Io`](crate::Error::Io) when a file cannot
-    /// be read. Damage is never an error: it is an item.
+    /// [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion) for a segment, or the
+    /// newest snapshot, written by a newer format, [`Error::Io`](crate::Error::Io) when a file
+    /// cannot be read. Damage is never an error: it is an item.
     pub fn read(&mut self, mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
-        self.walker.walk(&mut visit)
+        let names = self.reader.list_log()?;
+        self.reader.read(&names, &mut visit)
     }
 
     /// After [`Reader::read`]: reads what was appended since (records, segments, snapshots a
     /// compaction wrote). An incomplete last record is one still being written: it is held
     /// back until a later poll finds it complete. Returns at once when nothing is new.
     pub fn poll(&mut self, mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
-        self.walker.poll(&mut visit)
+        self.reader.poll(&mut visit)
     }
 
     /// After [`Reader::read`]: polls every `interval`, like `tail -f`, for as long as
@@ -141,8 +137,8 @@ impl<'s> Reader<'s> {
         mut keep_going: impl FnMut() -> bool,
         mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
-        while keep_going() && !self.walker.stopped() {
-            self.walker.poll(&mut visit)?;
+        while keep_going() && !self.reader.reading.stopped {
+            self.reader.poll(&mut visit)?;
             std::thread::sleep(interval);
         }
         Ok(())
@@ -150,17 +146,35 @@ impl<'s> Reader<'s> {
 
     /// The running set folded so far.
     pub fn running_set(&self) -> &RunningSet {
-        self.walker.set()
+        &self.reader.reading.set
     }
 
     /// The incomplete last record found by the last read or poll, if any.
     pub fn torn_tail(&self) -> Option<&TornTail> {
-        self.walker.torn_tail()
+        self.reader.reading.torn_tail.as_ref()
+    }
+
+    /// Stop right before the first record past `point` (time travel).
+    pub(crate) fn stop_at(&mut self, point: Point) {
+        self.reader.reading.stop_at(point);
     }
 
     /// What the reading found.
     pub fn finish(self) -> Walked {
-        self.walker.into_walked()
+        let r = self.reader.into_last_bytes().0;
+        Walked {
+            set: r.set,
+            last_seq: r.last_seq,
+            last_ms: r.last_ms,
+            records: r.records,
+            segments: r.segments,
+            coverage_since_ms: r.coverage_since_ms,
+            corruption: r.corruption,
+            torn_tail: r.torn_tail,
+            stopped: r.stopped,
+            unknowable: r.unknowable,
+            bytes_read: r.bytes_read,
+        }
     }
 }
 

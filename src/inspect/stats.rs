@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use super::item::Item;
 use crate::event::EventRef;
 use crate::fold::{Applied, InFlightRun, RunningSet};
+use crate::read::Item;
 
 /// Events by kind.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]

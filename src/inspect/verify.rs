@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::item::{DamageKind, Item, SnapshotRole};
+use crate::read::{DamageKind, Item, SnapshotRole};
 use crate::recovery::Corruption;
 
 /// How serious a finding is.

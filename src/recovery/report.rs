@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::fold::{Counters, InFlightRun};
+use crate::damage::{Corruption, TornTail};
+use crate::fold::{Counters, InFlightRun, RunningSet};
+use crate::read::core::Found;
 
 /// What to do with a damaged region that has valid records after it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -14,45 +16,6 @@ pub enum Policy {
     SkipDamaged,
     /// Fail to open with [`Error::Corrupt`](crate::Error::Corrupt).
     Strict,
-}
-
-/// An incomplete or invalid end of the last segment with nothing valid after it: the normal
-/// trace of a crash during an append.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TornTail {
-    /// The segment file's name.
-    pub segment: String,
-    /// Where the torn bytes begin (the end of the last valid record).
-    pub offset: u64,
-    /// How many bytes follow the last valid record.
-    pub bytes: u64,
-    /// True once the bytes were cut off and the cut synced (a read-write open); false when the
-    /// replay was read-only and left the file as it was.
-    pub cut: bool,
-}
-
-/// A damaged region with valid records after it, or a segment that cannot be read at all.
-/// Under the default policy the region is skipped and marked as a gap.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Corruption {
-    /// The name of the file holding the damage: a segment, or a damaged snapshot (whose whole
-    /// file is the region, and whose gap runs from the state replay started from to the next
-    /// record read).
-    pub segment: String,
-    /// First damaged byte.
-    pub start_offset: u64,
-    /// One past the last damaged byte.
-    pub end_offset: u64,
-    /// Sequence number of the last valid record before the gap (0 if none).
-    pub after_seq: u64,
-    /// Sequence number of the first valid record after the gap, if any.
-    pub before_seq: Option<u64>,
-    /// Timestamp of the last valid record before the gap: the gap's time range starts here.
-    pub after_ms: Option<u64>,
-    /// Timestamp of the first valid record after the gap: the gap's time range ends here.
-    pub before_ms: Option<u64>,
-    /// What is wrong.
-    pub detail: String,
 }
 
 /// The snapshot a replay started from.
@@ -68,23 +31,20 @@ pub struct SnapshotUsed {
     pub created_ms: u64,
 }
 
-/// What opening (or replaying) a log found.
+/// What opening (or replaying) a log found. Built in one place, from what the reading found
+/// and what the open did to the end of the log ([`RecoveryReport::torn_tail`]`.cut`); its
+/// derived figures are methods, and its JSON (`inflight replay --json`) holds them as members.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "ReportJson", from = "ReportJson")]
 #[non_exhaustive]
 pub struct RecoveryReport {
     /// The runs in flight when the log was last written, ordered by key, each with the reason
     /// it stopped: resume or suspend exactly these.
     pub running: Vec<InFlightRun>,
-    /// Bytes of torn tail found (0 if none).
-    pub torn_tail_bytes: u64,
     /// The torn tail, if there was one.
     pub torn_tail: Option<TornTail>,
     /// Damaged regions skipped, in log order.
     pub corruption: Vec<Corruption>,
-    /// Stale starts plus stale completions: the records the fold ignored. A completion of a
-    /// key with no running entry is not stale; it is counted apart, in
-    /// [`Counters::unknown_completions`].
-    pub stale_ignored: u64,
     /// True when the log ends exactly at a clean shutdown: the last valid record (retention
     /// records aside) is a shutdown, and no torn tail, unfinished segment or damage follows it
     /// (any of those means a process wrote after the shutdown and did not finish). A process
@@ -120,6 +80,47 @@ pub struct RecoveryReport {
 }
 
 impl RecoveryReport {
+    /// The report of a reading (`found`), with the state `set` the log holds now (the open's
+    /// recovery record folded, if it wrote one), whether the open cut the torn tail, and
+    /// `coverage_since_ms` (a read-write open's, which a new segment may have started).
+    pub(crate) fn of(
+        found: Found,
+        set: &RunningSet,
+        torn_tail_cut: bool,
+        coverage_since_ms: Option<u64>,
+        crash_loop_threshold: u32,
+    ) -> RecoveryReport {
+        RecoveryReport {
+            running: set.entries().cloned().collect(),
+            torn_tail: found.torn_tail.map(|t| TornTail {
+                cut: torn_tail_cut,
+                ..t
+            }),
+            corruption: found.corruption,
+            clean_shutdown: found.clean_shutdown,
+            coverage_since_ms,
+            counters: set.counters(),
+            segments: found.segments,
+            records: found.records,
+            last_seq: found.last_seq,
+            snapshot: found.started_from,
+            gaps_before_snapshot: found.gaps_before_snapshot,
+            crash_loop_threshold,
+        }
+    }
+
+    /// Bytes of torn tail found (0 if none).
+    pub fn torn_tail_bytes(&self) -> u64 {
+        self.torn_tail.as_ref().map_or(0, |t| t.bytes)
+    }
+
+    /// Stale starts plus stale completions: the records the fold ignored. A completion of a
+    /// key with no running entry is not stale; it is counted apart, in
+    /// [`Counters::unknown_completions`].
+    pub fn stale_ignored(&self) -> u64 {
+        self.counters.stale_ignored()
+    }
+
     /// The interrupted runs that are crash loops: found interrupted by a crash at
     /// `crash_loop_threshold` or more consecutive recoveries. Suspend these rather than
     /// resume them again.
@@ -128,5 +129,68 @@ impl RecoveryReport {
         self.running.iter().filter(move |r| {
             r.reason == crate::fold::Reason::Crash && threshold > 0 && r.recoveries >= threshold
         })
+    }
+}
+
+/// The report as JSON: its fields, and its derived figures as members of their own, in the
+/// order `inflight replay --json` has always written them.
+#[derive(Serialize, Deserialize)]
+struct ReportJson {
+    running: Vec<InFlightRun>,
+    #[serde(default)]
+    torn_tail_bytes: u64,
+    torn_tail: Option<TornTail>,
+    corruption: Vec<Corruption>,
+    #[serde(default)]
+    stale_ignored: u64,
+    clean_shutdown: bool,
+    coverage_since_ms: Option<u64>,
+    counters: Counters,
+    segments: u64,
+    records: u64,
+    last_seq: u64,
+    snapshot: Option<SnapshotUsed>,
+    gaps_before_snapshot: Vec<Corruption>,
+    crash_loop_threshold: u32,
+}
+
+impl From<RecoveryReport> for ReportJson {
+    fn from(r: RecoveryReport) -> ReportJson {
+        ReportJson {
+            torn_tail_bytes: r.torn_tail_bytes(),
+            stale_ignored: r.stale_ignored(),
+            running: r.running,
+            torn_tail: r.torn_tail,
+            corruption: r.corruption,
+            clean_shutdown: r.clean_shutdown,
+            coverage_since_ms: r.coverage_since_ms,
+            counters: r.counters,
+            segments: r.segments,
+            records: r.records,
+            last_seq: r.last_seq,
+            snapshot: r.snapshot,
+            gaps_before_snapshot: r.gaps_before_snapshot,
+            crash_loop_threshold: r.crash_loop_threshold,
+        }
+    }
+}
+
+impl From<ReportJson> for RecoveryReport {
+    /// The derived members are derived again, not trusted.
+    fn from(j: ReportJson) -> RecoveryReport {
+        RecoveryReport {
+            running: j.running,
+            torn_tail: j.torn_tail,
+            corruption: j.corruption,
+            clean_shutdown: j.clean_shutdown,
+            coverage_since_ms: j.coverage_since_ms,
+            counters: j.counters,
+            segments: j.segments,
+            records: j.records,
+            last_seq: j.last_seq,
+            snapshot: j.snapshot,
+            gaps_before_snapshot: j.gaps_before_snapshot,
+            crash_loop_threshold: j.crash_loop_threshold,
+        }
     }
 }

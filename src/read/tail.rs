@@ -1,4 +1,5 @@
-//! Damaged regions, and the rules that tell what a crash can leave from corruption.
+//! Damaged regions not yet settled, and the rules that tell what a crash can leave at the end
+//! of a log from corruption. Pure.
 //!
 //! A crash can leave exactly two kinds of damage, both at the very end of the log:
 //!
@@ -10,7 +11,7 @@
 //!
 //! Anything else is corruption: reported with its place, never cut.
 
-use super::report::Corruption;
+use crate::damage::Corruption;
 use crate::frame::{FRAME_BYTES_MAX, FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, decode_frame};
 use crate::limits::RECORD_BYTES_MAX;
 

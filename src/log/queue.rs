@@ -152,7 +152,6 @@ impl Queue {
 
     /// Registers the task of `waker` as waiting for the event with `seq`, in place of its
     /// registration `previous` (from an earlier poll) if it is still there. Returns its key.
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn add_task(&mut self, seq: u64, waker: &Waker, previous: Option<u64>) -> u64 {
         if let Some(previous) = previous {
             self.tasks.remove(&(seq, previous));
@@ -163,7 +162,6 @@ impl Queue {
     }
 
     /// Forgets the registration `key` of a task waiting for `seq` (its future was dropped).
-    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     pub(crate) fn remove_task(&mut self, seq: u64, key: u64) {
         self.tasks.remove(&(seq, key));
     }

@@ -1,9 +1,9 @@
 //! What a walk over a log finds, one item at a time, in log order.
 
+use crate::damage::{Corruption, TornTail};
 use crate::event::EventRef;
 use crate::fold::Applied;
 use crate::frame::SegmentHeader;
-use crate::recovery::{Corruption, TornTail};
 
 /// One thing a walk finds, in log order. Borrowed from the walk for the length of one call to
 /// the visitor: copy out what you keep.

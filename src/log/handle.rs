@@ -1,0 +1,338 @@
+//! The calls a gateway makes on an open log: starts, completions, shutdown, the live state,
+//! the fallback, compaction on request. Each call that records an event returns once it is
+//! durable (see `commit`).
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::Compaction;
+use super::{Log, Ticket, lock};
+use crate::compaction::Compacted;
+use crate::error::{Error, Result};
+use crate::event::{Event, Run, UnixMs};
+use crate::fallback::{Flagged, LogView, Session, flag};
+use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
+use crate::recovery::RecoveryReport;
+
+impl Log {
+    /// Records that `run` started, under the generation the gateway chose (for gateways that own
+    /// their generations, for example bumping one on `/stop`). Returns once the event is
+    /// durable, with what it did to the running set: [`Applied::Started`], the run now the
+    /// key's running entry (replacing an older one if `superseded`).
+    ///
+    /// A generation below the key's high-water mark is refused with
+    /// [`Error::StaleGeneration`] before anything is written, because the run would not be
+    /// tracked: typically a gateway whose own counter began again at 1 after a restart. To let
+    /// the log choose the generation, monotonic across restarts, use [`Log::begin_run`].
+    ///
+    /// ```
+    /// use inflight::{Error, Generation, Log, Options, Run, UnixMs};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let key = "agent:main:telegram:dm:4242";
+    /// log.mark_running(Run::new(key, "s1", Generation(7), UnixMs(1_000)))?;
+    /// // The gateway restarts and its counter begins again at 1: refused, nothing written.
+    /// let refused = log.mark_running(Run::new(key, "s2", Generation(1), UnixMs(2_000)));
+    /// assert!(matches!(refused, Err(Error::StaleGeneration { high_water: 7, .. })));
+    /// assert_eq!(log.running()[0].run.generation, 7);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn mark_running(&self, run: Run) -> Result<Applied> {
+        self.record(Event::Started(run))
+    }
+
+    /// Begins a run on `key` under a generation the log allocates: one above the key's
+    /// high-water mark (for a key the log holds no mark for, one above every mark retention
+    /// forgot: 1 in a log that forgot none), stamped with the log's clock.
+    /// Returns the run, generation included, once its start is durable. Allocation and append
+    /// happen under the log's own lock, so two threads beginning runs on one key never get the
+    /// same generation (reading [`Log::high_water`] and then calling [`Log::mark_running`]
+    /// races).
+    ///
+    /// ```
+    /// use inflight::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let first = log.begin_run("agent:main:http:c-5", "20261126_1", None)?;
+    /// let second = log.begin_run("agent:main:http:c-5", "20261126_1", Some(r#"{"resume_from":"m-2"}"#.into()))?;
+    /// assert_eq!((first.generation, second.generation), (1, 2));
+    /// log.mark_completed(&second.key, second.generation)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn begin_run(
+        &self,
+        key: impl Into<String>,
+        session_id: impl Into<String>,
+        meta: Option<String>,
+    ) -> Result<Run> {
+        let (run, ticket) = self.submit_begin_run(key.into(), session_id.into(), meta)?;
+        self.wait(&ticket)?;
+        Ok(run)
+    }
+
+    /// The first half of [`Log::begin_run`]: the run accepted with a generation allocated and
+    /// the log's time as its start.
+    pub(crate) fn submit_begin_run(
+        &self,
+        key: String,
+        session_id: String,
+        meta: Option<String>,
+    ) -> Result<(Run, Ticket)> {
+        let mut run = Run {
+            key,
+            session_id,
+            generation: 0,
+            started_at_ms: 0,
+            meta,
+        };
+        // The limits do not depend on the generation: check them before taking the lock.
+        Event::Started(run.clone()).validate()?;
+        let environment = &self.shared.environment;
+        let accepted = self.shared.accept_with(|state| {
+            // Above the key's mark or, for a key with none, above every generation retention
+            // forgot: never one the key had before. Never wrapping past the largest.
+            let above = state
+                .high_water(&run.key)
+                .unwrap_or_else(|| state.set.forgotten_generation());
+            run.generation = above
+                .checked_add(1)
+                .ok_or_else(|| Error::GenerationsExhausted {
+                    key: crate::event::shorten(&run.key),
+                })?;
+            run.started_at_ms = environment.now_ms();
+            Ok(Event::Started(run.clone()))
+        })?;
+        let (seq, result) = accepted;
+        Ok((run, Ticket { seq, result }))
+    }
+
+    /// The time on the log's clock, in milliseconds since the Unix epoch.
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.shared.environment.now_ms()
+    }
+
+    /// Records that the run of `key` with `generation` completed, timestamped with the log's
+    /// clock. Returns once the event is durable.
+    pub fn mark_completed(&self, key: &str, generation: u64) -> Result<Applied> {
+        let at = UnixMs(self.shared.environment.now_ms());
+        self.mark_completed_at(key, generation, at)
+    }
+
+    /// [`Log::mark_completed`] with an explicit timestamp.
+    pub fn mark_completed_at(&self, key: &str, generation: u64, at: UnixMs) -> Result<Applied> {
+        self.record(Event::Completed {
+            key: key.to_string(),
+            generation,
+            at_ms: at.0,
+        })
+    }
+
+    /// Records a clean shutdown (runs still in flight are reported after the next open with
+    /// reason `shutdown`) and closes the handle: later calls return [`Error::Closed`].
+    pub fn close(&self) -> Result<()> {
+        let at_ms = self.shared.environment.now_ms();
+        self.record(Event::Shutdown { at_ms }).map(drop)
+    }
+
+    /// The runs in flight now, ordered by key.
+    pub fn running(&self) -> Vec<InFlightRun> {
+        self.with_set(|set| set.entries().cloned().collect())
+    }
+
+    /// The run in flight on `key` now, if there is one.
+    pub fn in_flight(&self, key: &str) -> Option<InFlightRun> {
+        self.with_set(|set| set.get(key).cloned())
+    }
+
+    /// The high-water mark of `key`: the highest generation recorded for it.
+    pub fn high_water(&self, key: &str) -> Option<Mark> {
+        self.with_set(|set| set.mark(key))
+    }
+
+    /// What the fold has counted since the log was created.
+    pub fn counters(&self) -> Counters {
+        self.with_set(|set| set.counters())
+    }
+
+    /// The time-window fallback ([`fallback::flag`]) for this open log: `report` is the one
+    /// its open returned (the runs it found interrupted, its gaps, its coverage), and each key's
+    /// latest event is the log's now, so a key the gateway has recorded since the open is
+    /// covered. The sessions, window and time are as for [`fallback::flag`]. Holds the state's
+    /// lock while it runs: call it at start-up, not on a hot path.
+    ///
+    /// ```
+    /// use inflight::fallback::{Flag, Session};
+    /// use inflight::{Log, Opened, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// # { let log = Log::open(dir.path(), Options::default())?.log;
+    /// #   log.begin_run("agent:main:telegram:dm:4242", "s1", None)?; }
+    /// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
+    /// let now_ms = inflight::environment::now_ms();
+    /// let flagged = log.fallback(&report, &[Session::new("agent:main:http:c-5", now_ms)], 120_000, now_ms);
+    /// // The interrupted run, precisely; c-5 was active while the log was recording.
+    /// assert_eq!(flagged.len(), 1);
+    /// assert_eq!(flagged[0].reason, Flag::Log);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`fallback::flag`]: crate::fallback::flag
+    pub fn fallback(
+        &self,
+        report: &RecoveryReport,
+        sessions: &[Session],
+        window_ms: u64,
+        now_ms: u64,
+    ) -> Vec<Flagged> {
+        self.with_set(|set| {
+            flag(
+                LogView::Present { report, set },
+                sessions,
+                window_ms,
+                now_ms,
+            )
+        })
+    }
+
+    /// How many compactions this handle has finished (in the background or on request).
+    pub fn compactions(&self) -> u64 {
+        self.shared.compactions.load(Ordering::Relaxed)
+    }
+
+    /// The log directory.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub(super) fn with_set<T>(&self, f: impl FnOnce(&RunningSet) -> T) -> T {
+        // The set is only changed after a durable append, by code that cannot panic halfway, so
+        // it is consistent even if another thread panicked while holding the lock.
+        let state = lock(&self.shared.state);
+        f(&state.set)
+    }
+
+    /// Records any event: a start, a completion, or a shutdown (which closes the handle, as
+    /// [`Log::close`] does). Returns once the event is durable, with what it did to the running
+    /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
+    /// The log's own records ([`Event::is_internal`]) are refused, and so is a stale start
+    /// ([`Error::StaleGeneration`], as [`Log::mark_running`] does) unless the log was opened
+    /// with [`Options::record_stale_starts`].
+    pub fn record(&self, event: Event) -> Result<Applied> {
+        let ticket = self.submit(event)?;
+        self.wait(&ticket)
+    }
+
+    /// The first half of [`Log::record`]: accepts `event` into the log's order and folds it,
+    /// without waiting for it to be durable. Returns at once (unless the queue of accepted
+    /// events is full, [`limits::QUEUE_EVENTS_MAX`] or [`limits::QUEUE_BYTES_MAX`]: then it
+    /// waits for events to be written). [`Log::wait`] returns once the event is durable.
+    /// Submitting several events and then waiting for the last writes them as one frame with
+    /// one sync, even from one thread; an async front builds on the two halves.
+    ///
+    /// ```
+    /// use inflight::{Event, Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let tickets: Vec<_> = (1..=3)
+    ///     .map(|g| log.submit(Event::Completed { key: "k".into(), generation: g, at_ms: g }))
+    ///     .collect::<Result<_, _>>()?;
+    /// log.wait(&tickets[2])?; // one frame, one sync: all three are durable
+    /// assert!(tickets.iter().all(|t| log.is_durable(t)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// [`limits::QUEUE_EVENTS_MAX`]: crate::limits::QUEUE_EVENTS_MAX
+    /// [`limits::QUEUE_BYTES_MAX`]: crate::limits::QUEUE_BYTES_MAX
+    pub fn submit(&self, event: Event) -> Result<Ticket> {
+        if event.is_internal() {
+            return Err(Error::InvalidInput {
+                field: "event",
+                reason: "is a record the log writes itself (a recovery or a retention)".into(),
+                key: None,
+            });
+        }
+        event.validate()?;
+        let refuse_stale = !self.shared.record_stale_starts;
+        let (seq, result) = self.shared.accept_with(|state| {
+            if let (Event::Started(run), true) = (&event, refuse_stale) {
+                // Under the state's lock, against the durable marks and the starts accepted
+                // before it: the fold will see exactly this mark when it folds the start.
+                if let Some(high_water) = state.high_water(&run.key)
+                    && run.generation < high_water
+                {
+                    return Err(Error::StaleGeneration {
+                        key: crate::event::shorten(&run.key),
+                        generation: run.generation,
+                        high_water,
+                    });
+                }
+            }
+            Ok(event)
+        })?;
+        Ok(Ticket { seq, result })
+    }
+
+    /// Waits until the event of `ticket` is durable (writing it, and whatever was accepted
+    /// with it, if no other caller is), and returns what it did to the running set. An error
+    /// means the write or sync failed (or an earlier one did): the event may or may not be in
+    /// the log, and the handle is poisoned.
+    pub fn wait(&self, ticket: &Ticket) -> Result<Applied> {
+        let (applied, compact) = self.shared.commit(&(ticket.seq, ticket.result.clone()))?;
+        self.after_commit(compact);
+        Ok(applied)
+    }
+
+    /// Whether the event of `ticket` is durable already.
+    pub fn is_durable(&self, ticket: &Ticket) -> bool {
+        let state = lock(&self.shared.state);
+        state.queue.is_durable(ticket.seq)
+    }
+
+    /// Compacts the log now: cuts it (a retention record, then a new segment: the only moment
+    /// appends wait), writes the state up to the cut as a snapshot, durably, and removes the
+    /// segments it covers. Appends from other threads go on while the snapshot is written.
+    /// Waits for a compaction already in progress, then runs its own.
+    ///
+    /// ```
+    /// use inflight::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let run = log.begin_run("agent:main:http:c-5", "20261126_1", None)?;
+    /// let compacted = log.compact()?;
+    /// assert_eq!(compacted.running, 1);
+    /// drop(log);
+    /// let report = Log::open(dir.path(), Options::default())?.report;
+    /// assert_eq!(report.running[0].run, run); // from the snapshot
+    /// assert!(report.snapshot.is_some());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn compact(&self) -> Result<Compacted> {
+        self.begin_compaction()?.finish()
+    }
+
+    /// The first half of [`Log::compact`]: the cut. The returned compaction writes the
+    /// snapshot when [`Compaction::finish`] is called; appends may go on in between (tests use
+    /// this to interleave them deterministically). Other compactions wait until it is finished
+    /// or dropped, so a thread holding one must not start another (it would wait for itself).
+    pub fn begin_compaction(&self) -> Result<Compaction<'_>> {
+        self.shared.begin_compaction()
+    }
+}
+
+impl Drop for Log {
+    /// Waits for a background compaction in progress (it holds the directory's lock).
+    fn drop(&mut self) {
+        let handle = self
+            .background
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Opening a log: the lock, the reading, what the open does to the end of the log, the
+//! recovery record, and the report, built once; read-only replays; offline compaction.
+
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Condvar, Mutex};
+
+use super::{FlusherState, Log, Shared, State, queue::Queue};
+use crate::compaction::Compacted;
+use crate::error::{Error, Result};
+use crate::event::{Event, EventRef, encode_event};
+use crate::fold::RunningSet;
+use crate::layout::{TEMP_SUFFIX, is_log_file};
+use crate::open_dir::create_dir_durably;
+use crate::options::Options;
+use crate::read::files::{LogReader, Start};
+use crate::recovery::{Policy, RecoveryReport, replay};
+use crate::storage::{DirLock, FsStorage, LockError, Storage};
+use crate::writer::{Context, Writer};
+
+/// An opened log and what its recovery found. `#[must_use]`: the report says which runs were in
+/// flight when the log was last written, and a gateway must resume or suspend exactly those,
+/// so dropping it is a choice the code has to show.
+///
+/// ```
+/// use inflight::{Log, Opened, Options};
+///
+/// let dir = tempfile::tempdir()?;
+/// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
+/// for interrupted in &report.running {
+///     println!("resume {} (reason: {})", interrupted.run.key, interrupted.reason);
+/// }
+/// # drop(log);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "the recovery report lists the runs that were in flight: resume or suspend them"]
+pub struct Opened {
+    /// The open log, ready for appends.
+    pub log: Log,
+    /// What replay found: the interrupted runs, a torn tail cut, corruption skipped.
+    pub report: RecoveryReport,
+}
+
+/// How many times a read-only replay lists the directory again when a file it listed is gone
+/// (a compaction removed it meanwhile).
+const READ_ONLY_RETRIES: usize = 3;
+
+/// What a read-only replay found: the report and the folded state.
+#[derive(Clone, Debug)]
+pub struct Recovered {
+    /// What replay found.
+    pub report: RecoveryReport,
+    /// The state the log folds to.
+    pub set: RunningSet,
+}
+
+impl Log {
+    /// Opens (creating if missing) the log in `dir` on the real file system, and replays it.
+    ///
+    /// A new directory gets mode 0700. The entry of the log directory in its parent is synced,
+    /// even when the directory was already there (its creator may have died before syncing it);
+    /// a parent this process may not read for that (`EACCES` or `EPERM`, say mode 0711 and
+    /// another owner) is logged as a warning with the reason, and the open goes on.
+    ///
+    /// When runs were in flight, the open records itself as a recovery (a record the log writes
+    /// itself), so that each run counts the consecutive recoveries that found it interrupted
+    /// ([`InFlightRun::recoveries`], crash-loop detection); the report includes it.
+    ///
+    /// A read-write open writes: it makes a synced copy of the last segment (see
+    /// [`Options::segment_bytes_max`]), so it needs that much free space. On a full disk it fails
+    /// with an [`Error::Io`] whose source is of kind [`std::io::ErrorKind::StorageFull`] and
+    /// whose message says so; [`Log::read_only`] writes nothing and still reports what was in
+    /// flight.
+    ///
+    /// ```
+    /// use inflight::{Generation, Log, Opened, Options, Run, UnixMs};
+    /// let dir = tempfile::tempdir()?;
+    /// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
+    /// assert!(report.running.is_empty());
+    /// log.mark_running(Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", Generation(1), UnixMs(1_764_150_000_000)))?;
+    /// drop(log); // a crash: no clean shutdown recorded
+    ///
+    /// let Opened { log, report } = Log::open(dir.path(), Options::default())?;
+    /// assert_eq!(report.running.len(), 1); // the run to resume
+    /// log.mark_completed("agent:main:telegram:dm:4242", 1)?;
+    /// log.close()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Opened> {
+        Log::open_with_storage(Arc::new(FsStorage::default()), dir, options)
+    }
+
+    /// Opens the log in `dir` through `storage`: takes the directory's lock, replays, cuts a torn
+    /// tail (and syncs the cut) and prepares the segment the next append goes to.
+    pub fn open_with_storage(
+        storage: Arc<dyn Storage>,
+        dir: impl AsRef<Path>,
+        options: Options,
+    ) -> Result<Opened> {
+        Log::open_read_write(storage, dir.as_ref(), options).map_err(Error::at_open)
+    }
+
+    /// The steps of a read-write open: the directory and its lock, the reading, the end of
+    /// the log, the recovery record, the report, the handle.
+    fn open_read_write(storage: Arc<dyn Storage>, dir: &Path, options: Options) -> Result<Opened> {
+        options.validate()?;
+        let dir = dir.to_path_buf();
+        create_dir_durably(&*storage, &dir)?;
+        let lock = lock_dir(&*storage, &dir)?;
+        let names = remove_temp_files(&*storage, &dir)?;
+        let replayed = replay(
+            &*storage,
+            &dir,
+            &names,
+            options.policy,
+            None,
+            &mut |_, _| {},
+        )?;
+        let context = Context {
+            storage: storage.clone(),
+            dir: dir.clone(),
+            environment: options.environment.clone(),
+            segment_bytes_max: options.segment_bytes_max,
+            prepare_segments: options.prepare_segments,
+        };
+        let found = replayed.found;
+        let coverage = found.coverage_since_ms;
+        let (mut writer, resumed) =
+            Writer::resume(context, replayed.tail, found.next_seq, coverage)?;
+        let mut set = replayed.set;
+        if options.record_recovery && !set.is_empty() {
+            // Runs were in flight: this open is a recovery, and each run a crash interrupted
+            // counts one more (crash-loop detection). Durable before the report says so.
+            let event = Event::Recovered {
+                at_ms: options.environment.now_ms(),
+            };
+            writer.append(&encode_event(&event))?;
+            set.apply(&event);
+        }
+        // The segments after the snapshot count toward the next compaction, so a gateway that
+        // restarts often still compacts.
+        let bytes_since_cut = found.segment_bytes;
+        let report = RecoveryReport::of(
+            found,
+            &set,
+            resumed.cut,
+            Some(resumed.coverage_since_ms),
+            options.crash_loop_threshold,
+        );
+        log_report(&dir, &report);
+        let state = State {
+            set,
+            queue: Queue::new(1),
+            failure: None,
+            bytes_since_cut,
+            snapshot_bytes: report.snapshot.as_ref().map_or(0, |s| s.bytes),
+            room_waiters: 0,
+            flusher: FlusherState::default(),
+        };
+        let log = Log::with_state(storage, dir, options, writer, state, lock);
+        Ok(Opened { log, report })
+    }
+
+    /// The handle over an opened log's state.
+    fn with_state(
+        storage: Arc<dyn Storage>,
+        dir: std::path::PathBuf,
+        options: Options,
+        writer: Writer,
+        state: State,
+        lock: DirLock,
+    ) -> Log {
+        let shared = Shared {
+            dir,
+            storage,
+            environment: options.environment,
+            policy: options.policy,
+            retention_ms: options.retention_ms,
+            compact_after_bytes: options.compact_after_bytes,
+            record_stale_starts: options.record_stale_starts,
+            state: Mutex::new(state),
+            flusher_wanted: Condvar::new(),
+            committed: Condvar::new(),
+            writer: Mutex::new(writer),
+            compaction: Mutex::new(()),
+            background_busy: AtomicBool::new(false),
+            compactions: AtomicU64::new(0),
+            _lock: lock,
+        };
+        Log {
+            shared: Arc::new(shared),
+            background: Mutex::new(None),
+        }
+    }
+
+    /// Compacts the log in `dir` offline: takes the lock (so it fails with [`Error::Locked`]
+    /// while a gateway holds the log), recovers it as an open does (without counting a
+    /// recovery: this is not a restart), compacts, and releases it. The command line's
+    /// `inflight compact DIR`.
+    pub fn compact_dir(dir: impl AsRef<Path>, options: Options) -> Result<Compacted> {
+        let dir = dir.as_ref();
+        let storage = FsStorage::default();
+        // A mistyped path must not become a new, empty log.
+        let is_log = storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))?
+            && storage
+                .list(dir)
+                .map_err(|e| Error::io("list", dir, e))?
+                .iter()
+                .any(|n| is_log_file(n));
+        if !is_log {
+            return Err(Error::NotFound {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let mut options = options.compact_after_bytes(None);
+        options.record_recovery = false;
+        let Opened { log, report: _ } = Log::open(dir, options)?;
+        log.compact()
+    }
+
+    /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
+    /// inspect a log, even one a live process is writing (an append in progress then shows as a
+    /// torn tail). A torn tail is reported (with `cut: false`) but left in place. Segments are
+    /// memory-mapped (see [`FsStorage::mmap`]). A directory with neither segment nor snapshot
+    /// files is [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
+    ///
+    /// It writes nothing, so it answers on a full disk too, where a read-write open
+    /// ([`Log::open`]) fails for want of room for its copy of the last segment. The command
+    /// line's `inflight replay DIR` is this call.
+    pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<Recovered> {
+        Log::read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
+    }
+
+    /// [`Log::read_only`] through `storage`.
+    pub fn read_only_with_storage(
+        storage: &dyn Storage,
+        dir: impl AsRef<Path>,
+        policy: Policy,
+    ) -> Result<Recovered> {
+        // A compaction of a live log may remove a file between the listing and its reading;
+        // the listing after it is consistent again (a snapshot covers what was removed).
+        let mut attempts = 0;
+        loop {
+            match Log::for_each_event(storage, dir.as_ref(), policy, |_, _| {}) {
+                Err(e @ Error::Io { .. })
+                    if e.io_kind() == io::ErrorKind::NotFound && attempts < READ_ONLY_RETRIES =>
+                {
+                    attempts += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    /// A read-only replay that also hands every valid record after the snapshot it starts from,
+    /// with its sequence number, to `visit` in log order: for offline tools that need the events
+    /// themselves, not only the state they fold to. Like [`Log::read_only`], it takes no lock
+    /// and changes nothing. On a live log, a compaction may remove a file between the listing
+    /// and its reading: that is an [`Error::Io`] of kind `NotFound` (after some records were
+    /// visited), and a second call sees a consistent listing again.
+    ///
+    /// ```
+    /// # use inflight::{Generation, Log, Options, Policy, Run, FsStorage, UnixMs};
+    /// # let dir = tempfile::tempdir()?;
+    /// # let log = Log::open(dir.path(), Options::default())?.log;
+    /// # log.mark_running(Run::new("k", "s", Generation(1), UnixMs(1)))?;
+    /// let mut keys = Vec::new();
+    /// Log::for_each_event(&FsStorage::default(), dir.path(), Policy::Strict, |_seq, event| {
+    ///     keys.extend(event.key().map(str::to_string));
+    /// })?;
+    /// assert_eq!(keys, ["k"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn for_each_event(
+        storage: &dyn Storage,
+        dir: impl AsRef<Path>,
+        policy: Policy,
+        mut visit: impl FnMut(u64, EventRef<'_>),
+    ) -> Result<Recovered> {
+        let dir = dir.as_ref();
+        let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
+        let replayed = replay(storage, dir, &names, policy, None, &mut visit)?;
+        let coverage = replayed.found.coverage_since_ms;
+        let report = RecoveryReport::of(
+            replayed.found,
+            &replayed.set,
+            false,
+            coverage,
+            crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+        );
+        Ok(Recovered {
+            report,
+            set: replayed.set,
+        })
+    }
+}
+
+/// Takes the directory's exclusive lock, or says who holds it.
+fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<DirLock> {
+    storage.lock(dir).map_err(|e| match e {
+        LockError::Held(holder_pid) => Error::Locked {
+            dir: dir.to_path_buf(),
+            holder_pid,
+        },
+        LockError::Io(e) => Error::io("lock", dir, e),
+    })
+}
+
+/// Removes replacements that a crash interrupted before their rename (the originals are intact),
+/// and returns the names that remain in the directory.
+fn remove_temp_files(storage: &dyn Storage, dir: &Path) -> Result<Vec<String>> {
+    let (temps, names): (Vec<String>, Vec<String>) = storage
+        .list(dir)
+        .map_err(|e| Error::io("list", dir, e))?
+        .into_iter()
+        .partition(|n| n.ends_with(TEMP_SUFFIX));
+    for name in &temps {
+        let path = dir.join(name);
+        storage
+            .remove(&path)
+            .map_err(|e| Error::io("remove", &path, e))?;
+    }
+    if !temps.is_empty() {
+        storage
+            .sync_dir(dir)
+            .map_err(|e| Error::io("sync directory", dir, e))?;
+    }
+    Ok(names)
+}
+
+fn log_report(dir: &Path, report: &RecoveryReport) {
+    tracing::info!(
+        dir = %dir.display(),
+        segments = report.segments,
+        records = report.records,
+        running = report.running.len(),
+        clean_shutdown = report.clean_shutdown,
+        "opened log"
+    );
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(segment = %torn.segment, offset = torn.offset, bytes = torn.bytes, "torn tail");
+    }
+    for c in &report.corruption {
+        tracing::error!(
+            segment = %c.segment,
+            start = c.start_offset,
+            end = c.end_offset,
+            after_seq = c.after_seq,
+            before_seq = ?c.before_seq,
+            detail = %c.detail,
+            "corruption skipped: gap in the log"
+        );
+    }
+}
