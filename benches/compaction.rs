@@ -19,6 +19,7 @@
 //! dropped before each timed open, so the opens read the disk. Run with
 //! `cargo bench --bench compaction`. Prints a table and one JSON line.
 
+use inflight::percentile::{P50, P99, P999, percentile_or_zero};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,13 +58,6 @@ fn peak_rss_kb() -> Option<u64> {
 fn options() -> Options {
     // Compaction only when the benchmark asks; marks kept (the keys are all recent anyway).
     Options::default().compact_after_bytes(None)
-}
-
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Appends from `threads` threads for `seconds`, each alternating start and completion on keys
@@ -216,9 +210,9 @@ fn main() {
         println!(
             "appends {what:<10}: {} in {seconds} s, latency µs p50 {} p99 {} p99.9 {} max {}",
             samples.len(),
-            percentile(samples, 0.5),
-            percentile(samples, 0.99),
-            percentile(samples, 0.999),
+            percentile_or_zero(samples, P50),
+            percentile_or_zero(samples, P99),
+            percentile_or_zero(samples, P999),
             samples.last().copied().unwrap_or(0)
         );
     }
@@ -282,8 +276,8 @@ fn main() {
             "compact_peak_alloc_bytes": peak,
             "peak_rss_kb": peak_rss_kb(),
             "snapshot_bytes": compacted.bytes,
-            "append_alone_us": [percentile(&alone, 0.5), percentile(&alone, 0.99), percentile(&alone, 0.999)],
-            "append_compacting_us": [percentile(&beside, 0.5), percentile(&beside, 0.99), percentile(&beside, 0.999)],
+            "append_alone_us": [percentile_or_zero(&alone, P50), percentile_or_zero(&alone, P99), percentile_or_zero(&alone, P999)],
+            "append_compacting_us": [percentile_or_zero(&beside, P50), percentile_or_zero(&beside, P99), percentile_or_zero(&beside, P999)],
             "compactions_during": compactions,
             "events": events,
             "read_only_before_s": read_only_before.as_secs_f64(),

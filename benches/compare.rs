@@ -16,6 +16,7 @@
 //! --quick` (1 s per case, under a minute in all). `INFLIGHT_BENCH_DIR` chooses the directory
 //! (default: the system's temporary directory). Prints a table and one JSON line.
 
+use inflight::percentile::{P50, P99, P999, percentile_or_zero};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -97,15 +98,15 @@ fn measure(name: &str, target: Arc<dyn Target>, threads: usize, seconds: f64) ->
         .collect();
     let seconds = started.elapsed().as_secs_f64();
     samples.sort_unstable();
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let pct = |p| percentile_or_zero(&samples, p);
     Result_ {
         name: name.to_string(),
         threads,
         events: samples.len() as u64,
         seconds,
-        p50: pct(0.5),
-        p99: pct(0.99),
-        p999: pct(0.999),
+        p50: pct(P50),
+        p99: pct(P99),
+        p999: pct(P999),
     }
 }
 
@@ -155,15 +156,15 @@ fn measure_async(name: &str, log: Log, tasks: usize, seconds: f64) -> Result_ {
     });
     let seconds = started.elapsed().as_secs_f64();
     samples.sort_unstable();
-    let pct = |p: f64| samples[((samples.len() as f64 - 1.0) * p).round() as usize];
+    let pct = |p| percentile_or_zero(&samples, p);
     Result_ {
         name: name.to_string(),
         threads: tasks,
         events: samples.len() as u64,
         seconds,
-        p50: pct(0.5),
-        p99: pct(0.99),
-        p999: pct(0.999),
+        p50: pct(P50),
+        p99: pct(P99),
+        p999: pct(P999),
     }
 }
 

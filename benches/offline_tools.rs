@@ -16,6 +16,7 @@
 //! files are read from the page cache after a first read. Run with
 //! `cargo bench --bench offline_tools`. Prints a table and one JSON line.
 
+use inflight::percentile::{MAX, P50, P99, percentile_or_zero};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -250,10 +251,6 @@ fn follow_delays(base: &Path, poll_ms: u64, appends: u64) -> Vec<u64> {
     delays
 }
 
-fn percentile(sorted: &[u64], p: f64) -> u64 {
-    sorted[((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
 fn main() {
     let base: PathBuf = std::env::var_os("INFLIGHT_BENCH_DIR")
         .map(PathBuf::from)
@@ -280,7 +277,11 @@ fn main() {
         let mut d = follow_delays(&base, poll_ms, appends);
         d.sort_unstable();
         let ms = |us: u64| us as f64 / 1000.0;
-        let (p50, p99, max) = (percentile(&d, 0.5), percentile(&d, 0.99), d[d.len() - 1]);
+        let (p50, p99, max) = (
+            percentile_or_zero(&d, P50),
+            percentile_or_zero(&d, P99),
+            percentile_or_zero(&d, MAX),
+        );
         println!(
             "| {poll_ms} | {:.1} | {:.1} | {:.1} |",
             ms(p50),

@@ -43,24 +43,42 @@ pub struct Corruption {
     pub detail: String,
 }
 
+impl Corruption {
+    /// Where it lies: `FILE bytes START..END`.
+    pub fn place(&self) -> String {
+        format!(
+            "{} bytes {}..{}",
+            self.segment, self.start_offset, self.end_offset
+        )
+    }
+
+    /// What it is, with times written by `time`: `DETAIL; a gap between record A (T) and
+    /// record B (T)`, with "the start of the log" and "the end of the log" at either end. The
+    /// one wording of a damaged region: [`Display`](std::fmt::Display) (times in ms), the CLI
+    /// (times in RFC 3339) and the offline tools use it.
+    pub fn what(&self, time: &dyn Fn(u64) -> String) -> String {
+        let at = |ms: Option<u64>| ms.map_or(String::new(), |ms| format!(" ({})", time(ms)));
+        let after = match self.after_seq {
+            0 => "the start of the log".to_string(),
+            seq => format!("record {seq}{}", at(self.after_ms)),
+        };
+        let before = match self.before_seq {
+            Some(seq) => format!("record {seq}{}", at(self.before_ms)),
+            None => "the end of the log".to_string(),
+        };
+        format!("{}; a gap between {after} and {before}", self.detail)
+    }
+}
+
 impl std::fmt::Display for Corruption {
-    /// `FILE bytes START..END: DETAIL; a gap between record A (T ms) and record B (T ms)`,
-    /// with "the start of the log" and "the end of the log" at either end.
+    /// `FILE bytes START..END: DETAIL; a gap between record A (T ms) and record B (T ms)`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let at = |ms: Option<u64>| ms.map_or(String::new(), |ms| format!(" ({ms} ms)"));
         write!(
             f,
-            "{} bytes {}..{}: {}; a gap between ",
-            self.segment, self.start_offset, self.end_offset, self.detail
-        )?;
-        match self.after_seq {
-            0 => f.write_str("the start of the log")?,
-            seq => write!(f, "record {seq}{}", at(self.after_ms))?,
-        }
-        match self.before_seq {
-            Some(seq) => write!(f, " and record {seq}{}", at(self.before_ms)),
-            None => f.write_str(" and the end of the log"),
-        }
+            "{}: {}",
+            self.place(),
+            self.what(&|ms| format!("{ms} ms"))
+        )
     }
 }
 

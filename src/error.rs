@@ -67,9 +67,9 @@ pub enum Error {
         path.display()
     )]
     UnsupportedVersion {
-        /// The segment file.
+        /// The segment or snapshot file.
         path: PathBuf,
-        /// The version found in its header.
+        /// The version found in its header (a snapshot's `inflight_snapshot`).
         found: u32,
         /// The version this build writes and reads.
         supported: u32,

@@ -8,7 +8,7 @@ use crate::limits::{KEY_BYTES_MAX, META_BYTES_MAX, SESSION_ID_BYTES_MAX};
 
 /// One agent run: what a gateway needs back after a crash to resume or suspend it.
 ///
-/// The field order is part of the on-disk format (see the README's "On-disk format").
+/// The field order is part of the on-disk format (see docs/FORMAT.md).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Run {
     /// The session's stable routing key, e.g. `agent:main:telegram:dm:4242`. Non-empty, at
@@ -756,7 +756,7 @@ mod tests {
         assert_eq!(decode_event(&encode_event(&long)), None);
     }
 
-    /// The README's format section states these rules; a second reader must agree.
+    /// docs/FORMAT.md states these rules; a second reader must agree.
     #[test]
     fn varints_follow_the_documented_rules() {
         let shutdown = |at_ms| Some(Event::Shutdown { at_ms });

@@ -66,6 +66,7 @@ impl std::fmt::Display for Reason {
 /// ([`Log::running`](crate::Log::running)) and what recovery reports
 /// ([`RecoveryReport::running`](crate::RecoveryReport::running)).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "InFlightRunMembers")]
 pub struct InFlightRun {
     /// The run as it was started.
     #[serde(flatten)]
@@ -80,6 +81,37 @@ pub struct InFlightRun {
     /// loop, to suspend rather than resume.
     #[serde(default)]
     pub recoveries: u32,
+}
+
+/// An [`InFlightRun`] as JSON holds it: one flat object, members in any order, other members
+/// ignored (a derive with `flatten` would buffer them and check them apart from the rest).
+#[derive(Deserialize)]
+struct InFlightRunMembers {
+    key: String,
+    session_id: String,
+    generation: u64,
+    started_at_ms: u64,
+    #[serde(default)]
+    meta: Option<String>,
+    reason: Reason,
+    #[serde(default)]
+    recoveries: u32,
+}
+
+impl From<InFlightRunMembers> for InFlightRun {
+    fn from(m: InFlightRunMembers) -> InFlightRun {
+        InFlightRun {
+            run: Run {
+                key: m.key,
+                session_id: m.session_id,
+                generation: m.generation,
+                started_at_ms: m.started_at_ms,
+                meta: m.meta,
+            },
+            reason: m.reason,
+            recoveries: m.recoveries,
+        }
+    }
 }
 
 impl InFlightRun {

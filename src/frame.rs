@@ -1,5 +1,5 @@
 //! The pure file format: segment headers and CRC frames, encoded into and decoded from byte
-//! slices. No I/O. The README's "On-disk format" section describes the same layout in prose;
+//! slices. No I/O. docs/FORMAT.md describes the same layout in prose;
 //! change both together.
 //!
 //! ```text
@@ -19,7 +19,7 @@
 //!   0  length             4  payload bytes, 1..=RECORD_BYTES_MAX
 //!   4  checksum           4  CRC-32 of salt(8) ‖ length(4) ‖ sequence(8) ‖ payload
 //!   8  sequence           8  consecutive across the whole log, starting at 1
-//!  16  payload            length bytes: one postcard-encoded Event
+//!  16  payload            length bytes: one postcard-encoded Event, or a batch of them
 //! ```
 
 use crate::limits::RECORD_BYTES_MAX;

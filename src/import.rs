@@ -14,7 +14,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::event::{Event, Run, UnixMs, shorten};
 use crate::layout::LOCK_FILE;
 use crate::layout::is_log_file;
@@ -193,9 +193,7 @@ fn lock_import(storage: &dyn Storage, tmp: &Path) -> Result<DirLock> {
     // it may be gone again. A few tries make that race harmless.
     let mut tries = 0;
     loop {
-        storage
-            .create_dir_all(tmp)
-            .map_err(|e| Error::io("create directory", tmp, e))?;
+        storage.create_dir_all(tmp).at("create directory", tmp)?;
         match storage.lock(tmp) {
             Ok(lock) => return Ok(lock),
             Err(LockError::Held(holder_pid)) => {
@@ -224,9 +222,7 @@ fn build_and_rename(
     let log_dir = tmp.join(IMPORT_LOG_DIR);
     remove_leftovers(&**storage, tmp)?;
     write_log(storage.clone(), &log_dir, events, options)?;
-    storage
-        .rename(&log_dir, dir)
-        .map_err(|e| Error::io("rename", &log_dir, e))
+    storage.rename(&log_dir, dir).at("rename", &log_dir)
 }
 
 /// Every run as a start event, each checked against the limits, no key twice.
@@ -249,7 +245,7 @@ fn validate_runs(runs: impl IntoIterator<Item = Run>) -> Result<Vec<Event>> {
 
 /// `dir` must be absent or an empty directory.
 fn check_target(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    if !storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))? {
+    if !storage.is_dir(dir).at("stat", dir)? {
         if storage.open(dir, false).is_ok() {
             return Err(Error::NotADirectory {
                 path: dir.to_path_buf(),
@@ -257,7 +253,7 @@ fn check_target(storage: &dyn Storage, dir: &Path) -> Result<()> {
         }
         return Ok(());
     }
-    let names = storage.list(dir).map_err(|e| Error::io("list", dir, e))?;
+    let names = storage.list(dir).at("list", dir)?;
     if names.is_empty() {
         return Ok(());
     }
@@ -304,7 +300,7 @@ fn write_log(
 
 /// Removes what an interrupted import left in its temporary directory: everything but the lock.
 fn remove_leftovers(storage: &dyn Storage, tmp: &Path) -> Result<()> {
-    for name in storage.list(tmp).map_err(|e| Error::io("list", tmp, e))? {
+    for name in storage.list(tmp).at("list", tmp)? {
         if name != LOCK_FILE {
             remove_entry(storage, &tmp.join(name))?;
         }
@@ -314,23 +310,14 @@ fn remove_leftovers(storage: &dyn Storage, tmp: &Path) -> Result<()> {
 
 /// Removes a file, or a directory of files (the log an import builds).
 fn remove_entry(storage: &dyn Storage, path: &Path) -> Result<()> {
-    if storage
-        .is_dir(path)
-        .map_err(|e| Error::io("stat", path, e))?
-    {
-        for name in storage.list(path).map_err(|e| Error::io("list", path, e))? {
+    if storage.is_dir(path).at("stat", path)? {
+        for name in storage.list(path).at("list", path)? {
             let file = path.join(name);
-            storage
-                .remove(&file)
-                .map_err(|e| Error::io("remove", &file, e))?;
+            storage.remove(&file).at("remove", &file)?;
         }
-        storage
-            .remove_dir(path)
-            .map_err(|e| Error::io("remove directory", path, e))
+        storage.remove_dir(path).at("remove directory", path)
     } else {
-        storage
-            .remove(path)
-            .map_err(|e| Error::io("remove", path, e))
+        storage.remove(path).at("remove", path)
     }
 }
 
@@ -340,12 +327,8 @@ fn remove_entry(storage: &dyn Storage, path: &Path) -> Result<()> {
 fn remove_tmp(storage: &dyn Storage, tmp: &Path, lock: DirLock) -> Result<()> {
     remove_leftovers(storage, tmp)?;
     let lock_file = tmp.join(LOCK_FILE);
-    storage
-        .remove(&lock_file)
-        .map_err(|e| Error::io("remove", &lock_file, e))?;
-    let removed = storage
-        .remove_dir(tmp)
-        .map_err(|e| Error::io("remove directory", tmp, e));
+    storage.remove(&lock_file).at("remove", &lock_file)?;
+    let removed = storage.remove_dir(tmp).at("remove directory", tmp);
     drop(lock);
     removed
 }

@@ -32,38 +32,41 @@
 //!
 //! The modules, one job each:
 //!
-//! - [`event`]: the vocabulary: a [`Run`] and the [`Event`]s a log records.
-//! - [`fold`]: the pure core: events folded into the [`RunningSet`] (the generation rules).
-//! - [`frame`]: the pure file format: segment headers and CRC frames, to and from bytes.
-//! - [`snapshot`]: the pure snapshot format: the state at a cut, to and from checksummed JSON.
-//! - [`recovery`]: replay (from the newest valid snapshot on), and the classification of damage
-//!   as torn tail or corruption.
-//! - [`inspect`]: offline tools over a log, read-only and safe on a live one: every record with
-//!   its place and what the fold did with it, time travel, verification, statistics, following
-//!   a log as it grows.
-//! - [`fallback`]: the time-window guess, only for what the log cannot speak for (pure).
+//! The pure core (data in, data out; no file, clock or thread):
+//! - [`event`]: the vocabulary: a [`Run`] and the [`Event`]s a log records, to and from bytes.
+//! - [`fold`]: events folded into the [`RunningSet`] (the generation rules).
+//! - [`frame`]: the file format: segment headers and CRC frames, to and from bytes.
+//! - [`snapshot`]: the snapshot format: the state at a cut, to and from checksummed JSON.
+//! - [`damage`]: what damage is ([`Corruption`], [`TornTail`]) and how it reads.
+//! - `read` (internal): **the one reader of the format**: fed file names and bytes, it checks,
+//!   scans, folds and settles damage, and plans the end of the log; its shell lists and opens
+//!   the files. Replay, the offline tools and time travel are visitors over it.
+//! - [`fallback`]: the time-window guess, only for what the log cannot speak for.
+//! - [`percentile`]: the one definition of the percentiles every figure prints.
+//!
+//! The shell:
+//! - [`log`]: the handle ([`Log`]): opening, durable appends with group commit (its queue and
+//!   the async front's flusher), compaction's orchestration, clean close.
+//! - [`recovery`]: replay for an open, and the [`RecoveryReport`] built from what it found.
+//! - [`inspect`]: offline tools over a log, read-only and safe on a live one: every item with
+//!   its place, time travel, verification, statistics, following a log as it grows.
+//! - [`compaction`]: the snapshot written atomically and what it covers removed.
 //! - [`import`]: a new log made from runs recorded elsewhere (the JSON checkpoint), all or
 //!   nothing.
-//! - [`log`]: the handle: open (lock, replay, resume the writer, record the recovery), durable
-//!   appends with group commit, compaction's cut, clean close.
-//! - `commit` (internal): group commit's bookkeeping: accepted events, batches, what is durable.
-//! - [`compaction`]: after the cut, the snapshot written atomically and what it covers removed.
-//! - [`options`]: how to open a log, as a builder.
-//! - [`environment`]: the clock and the source of salts, the shell's only outside inputs.
-//! - `open_dir` (internal): the log directory created at open, and its entry made durable.
-//! - `writer` (internal): everything that writes to a log directory: what the open does to the
-//!   end of the log, segments created, frames appended and synced, rollover.
-//! - `layout` (internal): what a log directory holds: segment files, temporary copies, the lock
-//!   file.
+//! - `writer` (internal): everything that writes a segment: the end of the log at open,
+//!   segments created, frames appended and synced, rollover.
+//! - `layout` and `open_dir` (internal): a log directory's names; its creation at open.
 //! - [`storage`]: the seam every file operation goes through, and the real file system.
-//! - `sim` (feature `sim`): a simulated storage that loses, tears and corrupts writes the way a
-//!   power loss or a failing disk can, for crash-testing the log and code built on it.
-//! - [`limits`]: every size the log accepts.
-//! - `crashtest` (feature `sim`): the persistence model's oracle and a harness that checks the
-//!   log after every step of a crash test.
-//! - [`error`]: the typed [`Error`], with where it happened and what to do.
-//! - `asynclog` (feature `async`): an async front whose futures resolve when events are
-//!   durable.
+//! - [`asynclog`]: futures that resolve when events are durable, on any executor.
+//! - [`options`], [`limits`], [`environment`] (the clock and salts), [`error`] (the typed
+//!   [`Error`], with where it happened and what to do).
+//!
+//! For tests (feature `sim`): `sim`, a simulated storage that loses, tears and corrupts writes
+//! as a power loss or a failing disk can, and `crashtest`, the persistence model's oracle and a
+//! harness that checks the log after every step of a crash test.
+//!
+//! The depth is in `docs/`: the format (`FORMAT.md`), the guarantees, the CLI, testing and the
+//! benchmarks.
 
 #![warn(missing_docs)]
 
@@ -85,6 +88,7 @@ pub mod limits;
 pub mod log;
 mod open_dir;
 pub mod options;
+pub mod percentile;
 mod read;
 pub mod recovery;
 pub mod snapshot;
@@ -109,3 +113,13 @@ pub use storage::{FsStorage, Storage, StorageFile};
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The examples of `docs/LIBRARY.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/LIBRARY.md")]
+pub struct LibraryDoctests;
+
+/// The examples of `docs/CLI.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/CLI.md")]
+pub struct CliDoctests;

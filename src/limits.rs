@@ -43,6 +43,11 @@ pub const SEGMENT_BYTES_LIMIT: u64 = 1 << 30;
 /// run (meta included) and every kept high-water mark, and is read whole into memory.
 pub const SNAPSHOT_BYTES_MAX: u64 = 2 << 30;
 
+/// Deepest nesting of arrays and objects a snapshot file may hold, the envelope counted as 1.
+/// The format itself needs 4 (envelope, body, a list, its objects); the rest leaves room for
+/// members a later version adds, and bounds what a reader walks.
+pub const SNAPSHOT_NESTING_MAX: usize = 32;
+
 /// Damaged regions a snapshot keeps from what it covers (the newest), for the time-window
 /// fallback.
 pub const GAPS_KEPT_MAX: usize = 64;

@@ -1,4 +1,6 @@
-//! The `inflight` command line: `demo`, `replay` and `load`. See `inflight --help`.
+//! The `inflight` command line: the demo, replay and time travel, the offline tools (`dump`,
+//! `verify`, `stats`), `compact`, `load`, `bench` and `import-json`. See `inflight --help` and
+//! docs/CLI.md.
 
 mod cli;
 

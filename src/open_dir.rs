@@ -3,7 +3,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::storage::Storage;
 
 /// Creates `dir` if missing, and syncs the parent of every directory it created and, when it
@@ -19,7 +19,7 @@ use crate::storage::Storage;
 /// open goes on, since the log itself can still be used and the warning says what is at risk.
 /// Any other failure (an `EIO` says the disk is failing) is an error.
 pub(crate) fn create_dir_durably(storage: &dyn Storage, dir: &Path) -> Result<()> {
-    let is_dir = |d: &Path| storage.is_dir(d).map_err(|e| Error::io("stat", d, e));
+    let is_dir = |d: &Path| storage.is_dir(d).at("stat", d);
     let mut missing = Vec::new();
     let mut next = Some(dir);
     while let Some(d) = next {

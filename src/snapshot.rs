@@ -1,5 +1,5 @@
 //! The pure snapshot format: the state a compaction writes, to and from JSON bytes. No I/O.
-//! The README's "Snapshots" section describes the same format; change both together.
+//! docs/FORMAT.md ("Snapshots") describes the same format; change both together.
 //!
 //! A snapshot file is one JSON object on one line:
 //!
@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use crate::event::{validate_key, validate_run};
 use crate::fold::{Counters, InFlightRun, Mark, RunningSet};
 use crate::layout::SEGMENT_NO_MAX;
-use crate::limits::{GAPS_KEPT_MAX, SNAPSHOT_BYTES_MAX};
+use crate::limits::{GAPS_KEPT_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_NESTING_MAX};
 use crate::recovery::Corruption;
 
 /// The snapshot format version this build writes and reads.
@@ -93,6 +93,72 @@ struct Envelope<'a> {
     body_crc32: u32,
     #[serde(borrow)]
     body: &'a RawValue,
+}
+
+/// The checks that hold for every part of a snapshot file alike, members this build does not
+/// know included (serde skips those without looking inside): no array or object nested deeper
+/// than [`SNAPSHOT_NESTING_MAX`], and no string escape that is half of a surrogate pair. The
+/// rest of the JSON grammar is serde_json's to check. Pure; one pass, no allocation.
+fn check_text(bytes: &[u8]) -> Result<(), String> {
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > SNAPSHOT_NESTING_MAX {
+                    return Err(format!(
+                        "arrays and objects nest deeper than {SNAPSHOT_NESTING_MAX} at byte {i}"
+                    ));
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            b'"' => i = check_string(bytes, i + 1)?,
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// Checks the escapes of the string whose contents start at `start`; returns the offset of its
+/// closing quote (or the end of `bytes`, for serde_json to report).
+fn check_string(bytes: &[u8], start: usize) -> Result<usize, String> {
+    let mut i = start;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => return Ok(i),
+            b'\\' if bytes.get(i + 1) == Some(&b'u') => {
+                let unit = hex4(bytes, i + 2);
+                match unit {
+                    Some(0xD800..=0xDBFF) => {
+                        let low = (bytes.get(i + 6..i + 8) == Some(&b"\\u"[..]))
+                            .then(|| hex4(bytes, i + 8))
+                            .flatten();
+                        if !matches!(low, Some(0xDC00..=0xDFFF)) {
+                            return Err(format!("a lone surrogate escape at byte {i}"));
+                        }
+                        i += 12;
+                    }
+                    Some(0xDC00..=0xDFFF) => {
+                        return Err(format!("a lone surrogate escape at byte {i}"));
+                    }
+                    _ => i += 6,
+                }
+            }
+            b'\\' => i += 2,
+            _ => i += 1,
+        }
+    }
+    Ok(bytes.len())
+}
+
+/// The four hex digits at `at`, if they are.
+fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
+    let digits = std::str::from_utf8(bytes.get(at..at + 4)?).ok()?;
+    u32::from_str_radix(digits, 16)
+        .ok()
+        .filter(|_| digits.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 impl Snapshot {
@@ -178,6 +244,7 @@ impl Snapshot {
                 bytes.len()
             )));
         }
+        check_text(bytes).map_err(damaged)?;
         let envelope: Envelope<'_> =
             serde_json::from_slice(bytes).map_err(|e| damaged(format!("not a snapshot: {e}")))?;
         let body = envelope.body.get();
@@ -340,5 +407,89 @@ mod tests {
         let mut s = sample();
         s.next_segment_no = 0;
         assert!(Snapshot::decode(&s.encode()).is_err());
+    }
+
+    /// `sample()` with a gap, its body edited by `edit` and enveloped again with a good checksum.
+    fn edited(edit: impl Fn(&str) -> String) -> Vec<u8> {
+        let mut s = sample();
+        s.gaps.push(Corruption {
+            segment: "00000000000000000001.log".into(),
+            start_offset: 64,
+            end_offset: 80,
+            after_seq: 1,
+            before_seq: Some(2),
+            after_ms: Some(10),
+            before_ms: Some(11),
+            detail: "no valid record here".into(),
+        });
+        let body = edit(&String::from_utf8(serde_json::to_vec(&s).unwrap()).unwrap());
+        let crc = crc32fast::hash(body.as_bytes());
+        format!("{{\"inflight_snapshot\":1,\"body_crc32\":{crc},\"body\":{body}}}\n").into_bytes()
+    }
+
+    /// An unknown member `value` added to the first run, the counters or the first gap.
+    fn with_unknown(place: &str, value: &str) -> Vec<u8> {
+        edited(|body| {
+            let anchor = match place {
+                "run" => "\"session_id\":",
+                "counters" => "\"started\":",
+                "gap" => "\"start_offset\":",
+                _ => unreachable!(),
+            };
+            assert!(body.contains(anchor));
+            body.replacen(anchor, &format!("\"later\":{value},{anchor}"), 1)
+        })
+    }
+
+    #[test]
+    fn unknown_members_are_checked_alike_wherever_they_stand() {
+        let deep_ok = format!("{}1{}", "[".repeat(20), "]".repeat(20));
+        let too_deep = format!("{}1{}", "[".repeat(40), "]".repeat(40));
+        let million = format!("{}1{}", "[".repeat(1_000_000), "]".repeat(1_000_000));
+        for place in ["run", "counters", "gap"] {
+            for fine in [
+                r#""x""#,
+                r#""\ud83d\ude00""#,
+                "1e400",
+                "-0",
+                "null",
+                &deep_ok,
+            ] {
+                let decoded = Snapshot::decode(&with_unknown(place, fine));
+                assert!(decoded.is_ok(), "{fine} in {place}: {decoded:?}");
+            }
+            for (bad, why) in [
+                (r#""\ud800""#, "lone surrogate"),
+                (r#""\udc00x""#, "lone surrogate"),
+                (r#""\ud800\u0041""#, "lone surrogate"),
+                (too_deep.as_str(), "nest deeper than 32"),
+                (million.as_str(), "nest deeper than 32"),
+            ] {
+                match Snapshot::decode(&with_unknown(place, bad)) {
+                    Err(SnapshotError::Damaged(d)) => assert!(d.contains(why), "{place}: {d}"),
+                    other => panic!("{} in {place}: {other:?}", &bad[..bad.len().min(20)]),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_lone_surrogate_or_a_signed_integer_in_a_known_member_is_damage() {
+        let lone = edited(|b| b.replacen("\"s1\"", r#""\ud800""#, 1));
+        assert!(
+            matches!(Snapshot::decode(&lone), Err(SnapshotError::Damaged(d)) if d.contains("lone surrogate"))
+        );
+        // An integer is digits without a sign: `-0` is not one, though it equals 0.
+        let signed = edited(|b| b.replacen("\"recoveries\":1", "\"recoveries\":-0", 1));
+        assert!(matches!(
+            Snapshot::decode(&signed),
+            Err(SnapshotError::Damaged(_))
+        ));
+        let twice = edited(|b| b.replacen("\"session_id\":", "\"key\":\"a\",\"session_id\":", 1));
+        assert!(
+            matches!(Snapshot::decode(&twice), Err(SnapshotError::Damaged(d)) if d.contains("duplicate"))
+        );
+        // The edits themselves leave a valid snapshot when they change nothing.
+        assert!(Snapshot::decode(&edited(|b| b.to_string())).is_ok());
     }
 }

@@ -234,7 +234,20 @@ impl Storage for FsStorage {
     }
 
     fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
-        let file = OpenOptions::new().read(true).write(write).open(path)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Without blocking, so that a FIFO put in place of a checked file cannot hang the
+        // open; then only a regular file is kept (O_NONBLOCK changes nothing for one).
+        let file = OpenOptions::new()
+            .read(true)
+            .write(write)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file: only regular files are read",
+            ));
+        }
         Ok(Box::new(FsFile {
             file,
             mmap: self.mmap,

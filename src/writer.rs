@@ -1,6 +1,7 @@
 //! The open end of the log: what the open does to the end of the log (cut a torn tail, seal a
 //! damaged segment, replace an unfinished one), creating segments, appending synced frames and
-//! rolling over. Everything that writes to a log directory lives here.
+//! rolling over. Everything that writes a segment lives here (snapshots are written by
+//! `compaction`, the lock file by `storage`, a removed temporary file by `log::open`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -48,13 +49,11 @@ fn prepare(context: &Context, segment_no: u64) -> Result<Prepared> {
         }
         _ => {}
     }
-    let file = storage
-        .create(&path)
-        .map_err(|e| Error::io("create", &path, e))?;
+    let file = storage.create(&path).at("create", &path)?;
     let mut bytes = vec![0; SEGMENT_HEADER_BYTES];
     reserve(&mut bytes, context.segment_bytes_max);
-    write_all_at(&*file, &bytes, 0).map_err(|e| Error::io("write", &path, e))?;
-    file.sync_data().map_err(|e| Error::io("sync", &path, e))?;
+    write_all_at(&*file, &bytes, 0).at("write", &path)?;
+    file.sync_data().at("sync", &path)?;
     Ok(Prepared {
         segment_no,
         path,
@@ -232,16 +231,13 @@ impl Writer {
                 let Prepared {
                     path: tmp, file, ..
                 } = prepared;
-                write_all_at(&*file, &header.encode(), 0)
-                    .map_err(|e| Error::io("write", &tmp, e))?;
-                file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
+                write_all_at(&*file, &header.encode(), 0).at("write", &tmp)?;
+                file.sync_data().at("sync", &tmp)?;
                 let storage = &context.storage;
-                storage
-                    .rename(&tmp, &path)
-                    .map_err(|e| Error::io("rename", &tmp, e))?;
+                storage.rename(&tmp, &path).at("rename", &tmp)?;
                 storage
                     .sync_dir(&context.dir)
-                    .map_err(|e| Error::io("sync directory", &context.dir, e))?;
+                    .at("sync directory", &context.dir)?;
                 file
             }
             None => {
@@ -282,11 +278,8 @@ impl Writer {
         self.buf.clear();
         encode_frame(self.header.salt, self.next_seq, payload, &mut self.buf);
         debug_assert_eq!(self.buf.len() as u64, frame_len);
-        write_all_at(&*self.file, &self.buf, self.offset)
-            .map_err(|e| Error::io("write", &self.path, e))?;
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io("sync", &self.path, e))?;
+        write_all_at(&*self.file, &self.buf, self.offset).at("write", &self.path)?;
+        self.file.sync_data().at("sync", &self.path)?;
         self.offset += frame_len;
         self.next_seq += 1;
         if self.next.is_none()
@@ -392,16 +385,10 @@ pub(crate) fn replace_durably(
     bytes: &[u8],
 ) -> Result<Box<dyn StorageFile>> {
     let tmp = temp_path(path);
-    let file = storage
-        .create(&tmp)
-        .map_err(|e| Error::io("create", &tmp, e))?;
-    write_all_at(&*file, bytes, 0).map_err(|e| Error::io("write", &tmp, e))?;
-    file.sync_data().map_err(|e| Error::io("sync", &tmp, e))?;
-    storage
-        .rename(&tmp, path)
-        .map_err(|e| Error::io("rename", &tmp, e))?;
-    storage
-        .sync_dir(dir)
-        .map_err(|e| Error::io("sync directory", dir, e))?;
+    let file = storage.create(&tmp).at("create", &tmp)?;
+    write_all_at(&*file, bytes, 0).at("write", &tmp)?;
+    file.sync_data().at("sync", &tmp)?;
+    storage.rename(&tmp, path).at("rename", &tmp)?;
+    storage.sync_dir(dir).at("sync directory", dir)?;
     Ok(file)
 }

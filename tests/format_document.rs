@@ -1,4 +1,4 @@
-//! The on-disk format document ("On-disk format" in README.md) is complete: a second reader,
+//! The on-disk format document (docs/FORMAT.md) is complete: a second reader,
 //! written from that section alone (module `doc`), replays every damaged log below exactly as
 //! `Log::read_only` does, under both policies.
 //!

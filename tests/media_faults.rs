@@ -3,7 +3,7 @@
 //! damage with its place. It never returns an event with wrong bytes, and never drops an
 //! acknowledged event without saying where.
 //!
-//! A known limit, documented in the README: damage inside the last record looks exactly like a
+//! A known limit, documented in docs/GUARANTEES.md: damage inside the last record looks exactly like a
 //! torn write, so it is reported (and cut) as a torn tail at its offset, not as corruption.
 
 mod common;
@@ -114,7 +114,7 @@ fn media_faults_are_recovered_exactly_or_reported_with_their_place() {
                 // frame it covers has a header that is not witnessed intact (the fault destroyed
                 // it, or it straddles a sector boundary, where a torn append could have kept its
                 // sequence field and lost its length): then nothing tells a torn append from
-                // damage (the README's documented limit).
+                // damage (docs/GUARANTEES.md's documented limit).
                 let last = history.acked().last().cloned();
                 let only_last = missing.len() == 1 && missing.last() == last.as_ref();
                 let header_hit = hit_start < t.offset + 16 && t.offset < hit_end;

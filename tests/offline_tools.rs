@@ -273,7 +273,11 @@ fn an_incomplete_last_record_is_a_torn_tail_not_corruption() {
     std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
     let out = inflight(&["verify", d(dir.path())]);
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
-    assert!(stdout(&out).contains("a gap between record 2 and the end of the log"));
+    let text = stdout(&out);
+    assert!(
+        text.contains("a gap between record 2 (") && text.contains(" ms) and the end of the log"),
+        "{text}"
+    );
 }
 
 #[test]

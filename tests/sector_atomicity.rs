@@ -2,7 +2,7 @@
 //! atomicity at all): a crash that interrupts an append may also damage the synced bytes that
 //! share the append's first sector, which hold the end of the previous, acknowledged record.
 //!
-//! The log assumes that this does not happen (the README's guarantees say so). This test
+//! The log assumes that this does not happen (docs/GUARANTEES.md says so). This test
 //! measures what happens when it does: for every workload of up to three ~130-byte events, the
 //! log is stopped after every storage call and crashed into every crash state the simulator
 //! enumerates with its sector spill on ([`SimStorage::set_sector_spill`]), at 512 and at

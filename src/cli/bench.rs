@@ -2,6 +2,7 @@
 //! system of one directory it measures the one-writer limit (a plain write + fdatasync loop of
 //! one event's frame) and the log's events per second and latency at 1, 4, 16 and 64 threads.
 
+use inflight::percentile::{P50, P99, P999, percentile_or_zero};
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::FileExt;
@@ -49,20 +50,15 @@ impl Measured {
 
 fn measured(what: &str, threads: usize, mut samples: Vec<u32>, seconds: f64) -> Measured {
     samples.sort_unstable();
-    let pct = |p: f64| -> u32 {
-        if samples.is_empty() {
-            return 0;
-        }
-        samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-    };
+    let pct = |p| percentile_or_zero(&samples, p);
     Measured {
         what: what.to_string(),
         threads,
         events: samples.len() as u64,
         seconds,
-        p50: pct(0.5),
-        p99: pct(0.99),
-        p999: pct(0.999),
+        p50: pct(P50),
+        p99: pct(P99),
+        p999: pct(P999),
     }
 }
 

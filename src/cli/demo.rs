@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use inflight::Opened;
 use inflight::event::EventRef;
-use inflight::{FsStorage, Log, Options, Policy};
+use inflight::{FsStorage, InFlightRun, Log, Options, Policy, RecoveryReport};
 use serde::Deserialize;
 
 use super::{CliResult, DemoArgs, Failure};
@@ -72,6 +72,20 @@ enum Verdict {
     Invented,
 }
 
+/// What the child acknowledged and submitted, read from its lines.
+#[derive(Default)]
+struct Acks {
+    /// Each key's last acknowledged event.
+    acked: BTreeMap<String, Acked>,
+    /// (key, generation, session id) of every start the child submitted.
+    submitted: BTreeSet<(String, u64, String)>,
+    /// Acknowledgements read.
+    count: usize,
+}
+
+/// One row of the comparison: the verdict, the key, what was acknowledged, what was recovered.
+type Row = (Verdict, String, String, String);
+
 pub(super) fn run(args: DemoArgs) -> CliResult {
     if args.threads == 0 || args.sessions < args.threads {
         return Err(Failure::new(
@@ -79,46 +93,64 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
             "--threads must be at least 1 and at most --sessions",
         ));
     }
-    let temp;
-    let dir: PathBuf = match &args.dir {
-        Some(d) => {
-            // The check below compares the log with what this run's child acknowledged, so the
-            // log must hold nothing else.
-            if std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()) {
-                return Err(Failure::new(
-                    2,
-                    format!(
-                        "--dir {} is not empty: the demo needs a new or empty directory (inspect an existing log with `inflight replay`)",
-                        d.display()
-                    ),
-                ));
-            }
-            d.clone()
-        }
-        None => {
-            temp = tempfile::Builder::new()
-                .prefix("inflight-demo-")
-                .tempdir()
-                .map_err(|e| Failure::new(1, format!("creating a temporary directory: {e}")))?;
-            temp.path().join("log")
-        }
-    };
-    let kill_after = Duration::from_millis(
-        args.kill_after_ms
-            .unwrap_or_else(|| fastrand::u64(500..=2000)),
-    );
-
+    let (_temp, dir) = log_dir(&args)?;
     println!(
         "inflight demo: a simulated gateway ({} sessions, {} threads) logs its runs to {}",
         args.sessions,
         args.threads,
         dir.display()
     );
+    let (lines, ran_for) = run_until_killed(&args, &dir)?;
+    let acks = read_acks(&lines)?;
+    println!(
+        "killed it with SIGKILL {:.2} s after its first acknowledgement, having acknowledged {} events",
+        ran_for.as_secs_f64(),
+        acks.count
+    );
+    let (report, completed) = reopen(&dir)?;
+    let rows = compare(&acks, &report, &completed);
+    print_rows(&rows);
+    conclude(&args, &dir, &rows, &acks, &report)
+}
+
+/// The log directory: `--dir` (new or empty), or one in a temporary directory kept alive by
+/// the returned guard.
+fn log_dir(args: &DemoArgs) -> Result<(Option<tempfile::TempDir>, PathBuf), Failure> {
+    if let Some(d) = &args.dir {
+        // The check compares the log with what this run's child acknowledged, so the log must
+        // hold nothing else.
+        if std::fs::read_dir(d).is_ok_and(|mut entries| entries.next().is_some()) {
+            return Err(Failure::new(
+                2,
+                format!(
+                    "--dir {} is not empty: the demo needs a new or empty directory (inspect an existing log with `inflight replay`)",
+                    d.display()
+                ),
+            ));
+        }
+        return Ok((None, d.clone()));
+    }
+    let temp = tempfile::Builder::new()
+        .prefix("inflight-demo-")
+        .tempdir()
+        .map_err(|e| Failure::new(1, format!("creating a temporary directory: {e}")))?;
+    let dir = temp.path().join("log");
+    Ok((Some(temp), dir))
+}
+
+/// Runs the simulated gateway (`inflight load --acks`) as a child, kills it with SIGKILL a
+/// while after its first acknowledgement, and returns every line it printed and how long it
+/// ran after that first one.
+fn run_until_killed(args: &DemoArgs, dir: &Path) -> Result<(Vec<String>, Duration), Failure> {
+    let kill_after = Duration::from_millis(
+        args.kill_after_ms
+            .unwrap_or_else(|| fastrand::u64(500..=2000)),
+    );
     let exe = std::env::current_exe()
         .map_err(|e| Failure::new(1, format!("finding the inflight executable: {e}")))?;
     let mut child = Command::new(exe)
         .arg("load")
-        .arg(&dir)
+        .arg(dir)
         .args(["--sessions", &args.sessions.to_string()])
         .args(["--threads", &args.threads.to_string()])
         .args(["--seconds", "600", "--acks", "--key-prefix", "demo"])
@@ -170,12 +202,13 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
             ),
         ));
     }
+    Ok((lines, ran_for))
+}
 
-    let mut acked: BTreeMap<String, Acked> = BTreeMap::new();
-    // (key, generation, session id) of every start the child submitted.
-    let mut submitted: BTreeSet<(String, u64, String)> = BTreeSet::new();
-    let mut acks = 0;
-    for line in &lines {
+/// What the child's lines say it submitted and acknowledged.
+fn read_acks(lines: &[String]) -> Result<Acks, Failure> {
+    let mut acks = Acks::default();
+    for line in lines {
         let line: Line = serde_json::from_str(line).map_err(|e| {
             Failure::new(1, format!("unreadable line from the child {line:?}: {e}"))
         })?;
@@ -188,30 +221,28 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
                         generation,
                     },
             } => {
-                submitted.insert((key, generation, session_id));
+                acks.submitted.insert((key, generation, session_id));
                 continue;
             }
             Line::Submit { .. } => continue,
             Line::Ack(ack) => ack,
         };
-        acks += 1;
+        acks.count += 1;
         match ack {
             Ack::Started {
                 key,
                 session_id,
                 generation,
             } => {
-                acked.insert(
-                    key,
-                    Acked {
-                        generation,
-                        session_id,
-                        running: true,
-                    },
-                );
+                let acked = Acked {
+                    generation,
+                    session_id,
+                    running: true,
+                };
+                acks.acked.insert(key, acked);
             }
             Ack::Completed { key, generation } => {
-                let entry = acked.get_mut(&key).ok_or_else(|| {
+                let entry = acks.acked.get_mut(&key).ok_or_else(|| {
                     Failure::new(
                         1,
                         format!("completion of {key} acknowledged before its start"),
@@ -222,21 +253,19 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
             }
         }
     }
-    println!(
-        "killed it with SIGKILL {:.2} s after its first acknowledgement, having acknowledged {} events",
-        ran_for.as_secs_f64(),
-        acks
-    );
+    Ok(acks)
+}
 
-    // The next start of the gateway: open the log it left behind.
+/// The gateway's next start: opens the log the child left behind and returns its report, with
+/// the completions the log holds (to confirm that a run missing from recovery really had its
+/// completion reach the disk).
+fn reopen(dir: &Path) -> Result<(RecoveryReport, BTreeSet<(String, u64)>), Failure> {
     let opened = Instant::now();
-    let Opened { log, report } = Log::open(&dir, Options::default())?;
+    let Opened { log, report } = Log::open(dir, Options::default())?;
     let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     drop(log);
-    // The completions in the log, to confirm that a run missing from recovery really had its
-    // completion reach the disk.
     let mut completed: BTreeSet<(String, u64)> = BTreeSet::new();
-    Log::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
+    Log::for_each_event(&FsStorage::default(), dir, Policy::Strict, |_, e| {
         if let EventRef::Completed {
             key, generation, ..
         } = e
@@ -251,50 +280,28 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
         report.corruption.len(),
         report.clean_shutdown
     );
+    Ok((report, completed))
+}
 
-    let recovered: BTreeMap<&str, _> = report
+/// Each key's verdict, in order: every key acknowledged or recovered.
+fn compare(acks: &Acks, report: &RecoveryReport, completed: &BTreeSet<(String, u64)>) -> Vec<Row> {
+    let recovered: BTreeMap<&str, &InFlightRun> = report
         .running
         .iter()
         .map(|r| (r.run.key.as_str(), r))
         .collect();
-    let mut rows: Vec<(Verdict, String, String, String)> = Vec::new();
-    let keys: BTreeSet<&str> = acked
+    let keys: BTreeSet<&str> = acks
+        .acked
         .keys()
         .map(String::as_str)
         .chain(recovered.keys().copied())
         .collect();
+    let mut rows: Vec<Row> = Vec::new();
     for key in keys {
-        let a = acked.get(key);
-        let r = recovered.get(key);
-        let verdict = match (a, r) {
-            (_, Some(r))
-                if !submitted.contains(&(
-                    key.to_string(),
-                    r.run.generation,
-                    r.run.session_id.clone(),
-                )) =>
-            {
-                Verdict::Invented
-            }
-            (Some(a), Some(r)) if a.running && r.run.generation == a.generation => {
-                Verdict::Recovered
-            }
-            (Some(a), None)
-                if a.running && completed.contains(&(key.to_string(), a.generation)) =>
-            {
-                Verdict::CompletionInFlight
-            }
-            (Some(a), None) if a.running => Verdict::Lost,
-            (_, None) => continue, // idle on both sides: nothing to show
-            (a, Some(r))
-                if !a.is_some_and(|a| a.running)
-                    && r.run.generation == a.map_or(0, |a| a.generation) + 1 =>
-            {
-                Verdict::StartInFlight
-            }
-            // An acknowledged run replaced, or an acknowledged completion undone.
-            (Some(a), Some(r)) if a.running || r.run.generation <= a.generation => Verdict::Lost,
-            (_, Some(_)) => Verdict::Invented,
+        let a = acks.acked.get(key);
+        let r = recovered.get(key).copied();
+        let Some(verdict) = verdict(key, a, r, &acks.submitted, completed) else {
+            continue;
         };
         let acked_text = a.map_or("never".to_string(), |a| {
             format!(
@@ -310,15 +317,48 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
         rows.push((verdict, key.to_string(), acked_text, recovered_text));
     }
     rows.sort();
+    rows
+}
 
-    let count = |v: Verdict| rows.iter().filter(|r| r.0 == v).count();
-    let recovered_n = count(Verdict::Recovered);
-    let completion_in_flight = count(Verdict::CompletionInFlight);
-    let start_in_flight = count(Verdict::StartInFlight);
-    let lost = count(Verdict::Lost);
-    let invented = count(Verdict::Invented);
-    let acked_running = acked.values().filter(|a| a.running).count();
+/// How a key's recovered state `r` compares with what was acknowledged for it (`a`); `None`
+/// for a key idle on both sides.
+fn verdict(
+    key: &str,
+    a: Option<&Acked>,
+    r: Option<&InFlightRun>,
+    submitted: &BTreeSet<(String, u64, String)>,
+    completed: &BTreeSet<(String, u64)>,
+) -> Option<Verdict> {
+    Some(match (a, r) {
+        (_, Some(r))
+            if !submitted.contains(&(
+                key.to_string(),
+                r.run.generation,
+                r.run.session_id.clone(),
+            )) =>
+        {
+            Verdict::Invented
+        }
+        (Some(a), Some(r)) if a.running && r.run.generation == a.generation => Verdict::Recovered,
+        (Some(a), None) if a.running && completed.contains(&(key.to_string(), a.generation)) => {
+            Verdict::CompletionInFlight
+        }
+        (Some(a), None) if a.running => Verdict::Lost,
+        (_, None) => return None,
+        (a, Some(r))
+            if !a.is_some_and(|a| a.running)
+                && r.run.generation == a.map_or(0, |a| a.generation) + 1 =>
+        {
+            Verdict::StartInFlight
+        }
+        // An acknowledged run replaced, or an acknowledged completion undone.
+        (Some(a), Some(r)) if a.running || r.run.generation <= a.generation => Verdict::Lost,
+        (_, Some(_)) => Verdict::Invented,
+    })
+}
 
+/// The comparison table: anything but a plain recovery first, then recoveries.
+fn print_rows(rows: &[Row]) {
     println!();
     println!(
         "  {:<14} {:<36} {:<36} VERDICT",
@@ -342,6 +382,24 @@ pub(super) fn run(args: DemoArgs) -> CliResult {
     if rows.len() > ROWS_SHOWN {
         println!("  ... and {} more", rows.len() - ROWS_SHOWN);
     }
+}
+
+/// The verdict of the whole demo: PASS when nothing acknowledged was lost, nothing was
+/// invented, and no more events were in flight than the child had threads.
+fn conclude(
+    args: &DemoArgs,
+    dir: &Path,
+    rows: &[Row],
+    acks: &Acks,
+    report: &RecoveryReport,
+) -> CliResult {
+    let count = |v: Verdict| rows.iter().filter(|r| r.0 == v).count();
+    let recovered_n = count(Verdict::Recovered);
+    let completion_in_flight = count(Verdict::CompletionInFlight);
+    let start_in_flight = count(Verdict::StartInFlight);
+    let lost = count(Verdict::Lost);
+    let invented = count(Verdict::Invented);
+    let acked_running = acks.acked.values().filter(|a| a.running).count();
     println!();
     println!(
         "the child had acknowledged {acked_running} runs as running; recovery reports {} interrupted runs",

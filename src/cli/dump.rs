@@ -287,28 +287,15 @@ impl<W: Write> Printer<'_, W> {
             })
             .to_string();
         }
-        let at =
-            |ms: Option<u64>| ms.map_or(String::new(), |ms| format!(" at {} ({ms})", Rfc3339(ms)));
         match d.kind {
             DamageKind::UnreadSnapshot => format!(
                 "!! DAMAGED SNAPSHOT {} ({} bytes), older than the one replay starts from: {}",
                 r.segment, r.end_offset, r.detail
             ),
             DamageKind::Corruption => format!(
-                "!! CORRUPTION in {} bytes {}..{}: {}; a gap between {}{} and {}",
-                r.segment,
-                r.start_offset,
-                r.end_offset,
-                r.detail,
-                match r.after_seq {
-                    0 => "the start of the log".to_string(),
-                    seq => format!("record {seq}"),
-                },
-                at(r.after_ms),
-                r.before_seq.map_or_else(
-                    || "the end of the log".to_string(),
-                    |seq| format!("record {seq}{}", at(r.before_ms))
-                ),
+                "!! CORRUPTION in {}: {}",
+                r.place(),
+                r.what(&|ms| format!("{}, {ms} ms", Rfc3339(ms)))
             ),
         }
     }

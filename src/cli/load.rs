@@ -1,5 +1,6 @@
 //! `inflight load`: a synthetic gateway that starts and completes runs as fast as the log lets it.
 
+use inflight::percentile::{MAX, P50, P90, P99, P999, percentile_or_zero};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +28,37 @@ struct KeyState {
 }
 
 pub(super) fn run(args: LoadArgs) -> CliResult {
+    let compact_after_bytes = check(&args)?;
+    let options = Options::default()
+        .segment_bytes_max(args.segment_bytes)
+        .compact_after_bytes(compact_after_bytes);
+    let Opened { log, report } = Log::open(&args.dir, options)?;
+    let log = Arc::new(log);
+    let shares = share_keys(&args, &log);
+    let started = Instant::now();
+    let (events, mut samples) = drive(&args, &log, shares, started)?;
+    let elapsed = started.elapsed();
+    let compactions = log.compactions();
+    log.close()?;
+
+    let summary = summarize(
+        events,
+        &mut samples,
+        elapsed,
+        args.threads,
+        report.running.len(),
+        compactions,
+    );
+    if args.acks {
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+/// Checks the arguments before anything is created; returns `--compact-after-bytes`.
+fn check(args: &LoadArgs) -> Result<Option<u64>, Failure> {
     if args.threads == 0 || args.threads > THREADS_MAX || args.sessions < args.threads {
         return Err(Failure::new(
             2,
@@ -51,7 +83,7 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             ),
         ));
     }
-    // The longest key is PREFIX:N for the last session; check it before creating anything.
+    // The longest key is PREFIX:N for the last session.
     let longest_key = args.key_prefix.len() + 1 + (args.sessions - 1).to_string().len();
     if args.key_prefix.is_empty() || longest_key > KEY_BYTES_MAX {
         return Err(Failure::new(
@@ -61,28 +93,23 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             ),
         ));
     }
-    let compact_after_bytes = match args.compact_after_bytes.as_str() {
-        "off" => None,
+    match args.compact_after_bytes.as_str() {
+        "off" => Ok(None),
         text => match text.parse::<u64>() {
-            Ok(n) if n > 0 => Some(n),
-            _ => {
-                return Err(Failure::new(
-                    2,
-                    format!(
-                        "--compact-after-bytes must be a positive number of bytes or off (got {text:?})"
-                    ),
-                ));
-            }
+            Ok(n) if n > 0 => Ok(Some(n)),
+            _ => Err(Failure::new(
+                2,
+                format!(
+                    "--compact-after-bytes must be a positive number of bytes or off (got {text:?})"
+                ),
+            )),
         },
-    };
-    let options = Options::default()
-        .segment_bytes_max(args.segment_bytes)
-        .compact_after_bytes(compact_after_bytes);
-    let Opened { log, report } = Log::open(&args.dir, options)?;
-    let log = Arc::new(log);
+    }
+}
 
-    let threads = args.threads;
-    let mut shares: Vec<Vec<KeyState>> = (0..threads).map(|_| Vec::new()).collect();
+/// The sessions' keys dealt to the threads, each going on above its key's high-water mark.
+fn share_keys(args: &LoadArgs, log: &Log) -> Vec<Vec<KeyState>> {
+    let mut shares: Vec<Vec<KeyState>> = (0..args.threads).map(|_| Vec::new()).collect();
     for i in 0..args.sessions {
         let key = format!("{}:{i}", args.key_prefix);
         let generation = log.high_water(&key).map_or(0, |m| m.generation);
@@ -92,7 +119,18 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             running: false,
         });
     }
+    shares
+}
 
+/// Runs one worker thread per share until the budget of events or the deadline; returns the
+/// events recorded and every latency sample kept. The first failure stops every thread.
+fn drive(
+    args: &LoadArgs,
+    log: &Arc<Log>,
+    shares: Vec<Vec<KeyState>>,
+    started: Instant,
+) -> Result<(u64, Vec<u32>), Failure> {
+    let threads = args.threads;
     let budget = args
         .seconds
         .is_none()
@@ -100,13 +138,11 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
     let deadline = args.seconds.map(Duration::from_secs_f64);
     let claimed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let started = Instant::now();
-
     let handles: Vec<_> = shares
         .into_iter()
         .enumerate()
         .map(|(t, keys)| {
-            let log = Arc::clone(&log);
+            let log = Arc::clone(log);
             let claimed = Arc::clone(&claimed);
             let stop = Arc::clone(&stop);
             let acks = args.acks;
@@ -138,7 +174,6 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             })
         })
         .collect();
-
     let mut samples = Vec::new();
     let mut events = 0;
     let mut first_error = None;
@@ -153,27 +188,10 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
             }
         }
     }
-    if let Some(e) = first_error {
-        return Err(e);
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok((events, samples)),
     }
-    let elapsed = started.elapsed();
-    let compactions = log.compactions();
-    log.close()?;
-
-    let summary = summarize(
-        events,
-        &mut samples,
-        elapsed,
-        args.threads,
-        report.running.len(),
-        compactions,
-    );
-    if args.acks {
-        eprintln!("{summary}");
-    } else {
-        println!("{summary}");
-    }
-    Ok(())
 }
 
 struct Worker<'a> {
@@ -304,21 +322,15 @@ fn summarize(
     compactions: u64,
 ) -> String {
     samples.sort_unstable();
-    let pct = |p: f64| -> u32 {
-        if samples.is_empty() {
-            return 0;
-        }
-        let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-        samples[i]
-    };
+    let pct = |p| percentile_or_zero(samples, p);
     let secs = elapsed.as_secs_f64();
     format!(
         "events      {n}\nthreads     {threads}\nseconds     {secs:.2}\nevents/s    {:.0}\nlatency µs  p50 {}  p90 {}  p99 {}  p99.9 {}  max {}\nrecovered   {recovered} interrupted run(s) at open\ncompactions {compactions}",
         n as f64 / secs.max(1e-9),
-        pct(0.50),
-        pct(0.90),
-        pct(0.99),
-        pct(0.999),
-        samples.last().copied().unwrap_or(0),
+        pct(P50),
+        pct(P90),
+        pct(P99),
+        pct(P999),
+        pct(MAX),
     )
 }

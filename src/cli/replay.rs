@@ -4,7 +4,7 @@ use std::path::Path;
 
 use inflight::fallback::{Flagged, LogView, Session, flag};
 use inflight::inspect::{Point, StateAt, state_at};
-use inflight::{FsStorage, InFlightRun, Log, Policy};
+use inflight::{FsStorage, InFlightRun, Log, Policy, RecoveryReport};
 
 use super::{CliResult, Failure, ReplayArgs, Rfc3339, format_ms};
 
@@ -68,10 +68,21 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         }
         return print_json(&value);
     }
-    let dir = args.dir.display();
+    print_report(&args.dir, &report);
+    if let Some(flagged) = &flagged {
+        print_flagged(flagged);
+    }
+    Ok(())
+}
+
+/// The recovery report, as text.
+fn print_report(dir: &Path, report: &RecoveryReport) {
     println!(
-        "log {dir}: {} segment(s), {} record(s), last sequence {}",
-        report.segments, report.records, report.last_seq
+        "log {}: {} segment(s), {} record(s), last sequence {}",
+        dir.display(),
+        report.segments,
+        report.records,
+        report.last_seq
     );
     if let Some(snapshot) = &report.snapshot {
         println!(
@@ -96,33 +107,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
             "crash (the log does not end at a clean shutdown record)"
         }
     );
-    if let Some(torn) = &report.torn_tail {
-        println!(
-            "torn tail: {} byte(s) at {}:{} (an append in progress, or what a crash left; the next read-write open cuts it)",
-            torn.bytes, torn.segment, torn.offset
-        );
-    }
-    for c in &report.corruption {
-        let range = |ms: Option<u64>| ms.map_or_else(|| "?".to_string(), format_ms);
-        println!(
-            "CORRUPTION: {} bytes {}..{} skipped ({}); gap after record {} ({}) until {} ({})",
-            c.segment,
-            c.start_offset,
-            c.end_offset,
-            c.detail,
-            c.after_seq,
-            range(c.after_ms),
-            c.before_seq
-                .map_or_else(|| "the end".to_string(), |s| format!("record {s}")),
-            range(c.before_ms),
-        );
-    }
-    for c in &report.gaps_before_snapshot {
-        println!(
-            "earlier gap (reported when it was found, kept by the snapshot): {} bytes {}..{}, after record {}",
-            c.segment, c.start_offset, c.end_offset, c.after_seq
-        );
-    }
+    print_damage(report);
     println!("stale records ignored: {}", report.stale_ignored());
     println!("interrupted runs: {}", report.running.len());
     print_runs(&report.running);
@@ -134,10 +119,30 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
             loops.join(", ")
         );
     }
-    if let Some(flagged) = &flagged {
-        print_flagged(flagged);
+}
+
+/// The torn tail and the damage the report holds, a line each.
+fn print_damage(report: &RecoveryReport) {
+    if let Some(torn) = &report.torn_tail {
+        println!(
+            "torn tail: {} byte(s) at {}:{} (an append in progress, or what a crash left; the next read-write open cuts it)",
+            torn.bytes, torn.segment, torn.offset
+        );
     }
-    Ok(())
+    for c in &report.corruption {
+        println!(
+            "CORRUPTION (skipped): {}: {}",
+            c.place(),
+            c.what(&format_ms)
+        );
+    }
+    for c in &report.gaps_before_snapshot {
+        println!(
+            "earlier gap (reported when it was found, kept by the snapshot): {}: {}",
+            c.place(),
+            c.what(&format_ms)
+        );
+    }
 }
 
 /// The running runs as a table (nothing if there are none).
@@ -209,8 +214,9 @@ fn run_at(args: &ReplayArgs, point: Point) -> CliResult {
     }
     for c in gaps {
         println!(
-            "gap before that point (skipped, as replay does): {} bytes {}..{} ({}), after record {}",
-            c.segment, c.start_offset, c.end_offset, c.detail, c.after_seq
+            "gap before that point (skipped, as replay does): {}: {}",
+            c.place(),
+            c.what(&format_ms)
         );
     }
     println!("in flight then: {}", running.len());

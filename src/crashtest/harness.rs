@@ -1,7 +1,8 @@
 //! Drives a [`Log`] on a [`SimStorage`] through operations (start, complete, close, reopen,
 //! crash, crash during recovery, injected faults) and checks the persistence model's oracle after
 //! every step. The property tests, the exhaustive enumeration and the `ops` fuzz target all use
-//! it; a failure carries the simulator's trace.
+//! it; a failure carries the simulator's trace. The operations are in [`ops`](super::ops), the
+//! checks of each reopen in [`recovery_check`](super::recovery_check).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -13,20 +14,16 @@ use crate::error::Error;
 use crate::event::{Event, Run};
 use crate::event::{Generation, UnixMs};
 use crate::fold::InFlightRun;
-use crate::log::{Log, Opened};
+use crate::log::Log;
 use crate::options::Options;
-use crate::recovery::{Policy, RecoveryReport};
 use crate::sim::{Fault, FaultRule, SimStorage};
 
+use super::ops::{Op, RECOVERY_CRASH_POINT_MAX};
 use super::oracle::{History, Model, Outcome, Violation};
 
 /// The record a recovery writes, as the history matches it (by kind).
-const RECOVERED: Event = Event::Recovered { at_ms: 0 };
+pub(super) const RECOVERED: Event = Event::Recovered { at_ms: 0 };
 
-/// Storage calls a recovery may be stopped after, at most (for [`Op::CrashDuringRecovery`]).
-pub const RECOVERY_CRASH_POINT_MAX: u64 = 64;
-/// Attempts to open a log while injected faults make opening fail.
-const OPEN_ATTEMPTS_MAX: usize = 8;
 /// Meta carried by the starts of even keys, so that a few fill a smallest segment.
 pub const START_META_BYTES: usize = 3500;
 /// Where the harness keeps its log inside the simulator.
@@ -34,93 +31,6 @@ const LOG_DIR: &str = "/inflight";
 /// How long the harness's log keeps an idle key's mark: short enough, against its step clock,
 /// that compactions forget some.
 pub const RETENTION_MS: u64 = 999_990;
-
-/// One step of a crash test.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
-pub enum Op {
-    /// `mark_running` on key `k{key}` with `generation`.
-    Start {
-        /// Which of a few keys.
-        key: u8,
-        /// The run's generation.
-        generation: u8,
-    },
-    /// `mark_completed` on key `k{key}` with `generation`.
-    Complete {
-        /// Which of a few keys.
-        key: u8,
-        /// The generation that completed.
-        generation: u8,
-    },
-    /// A clean shutdown (`close`), then a reopen.
-    Close,
-    /// Drop the handle and open the log again, without a crash.
-    Reopen,
-    /// A power loss (a crash state chosen by the simulator's seed), then recovery.
-    Crash,
-    /// A power loss, a recovery stopped by another power loss after `after` storage calls
-    /// (modulo [`RECOVERY_CRASH_POINT_MAX`]), then a full recovery.
-    CrashDuringRecovery {
-        /// Storage calls the interrupted recovery gets.
-        after: u8,
-    },
-    /// Arm a one-shot fault on the next storage call it applies to.
-    Fault(FaultKind),
-    /// `compact`: a retention record and a new segment (the cut), then the snapshot written
-    /// and the segments it covers removed.
-    Compact,
-    /// `submit` two to four events (starts and completions of keys from `key` on), then `wait`
-    /// for each: several events in flight at once, written in the order accepted.
-    Batch {
-        /// The first key.
-        key: u8,
-        /// The generation of the events.
-        generation: u8,
-        /// Two more than this, modulo three, events.
-        count: u8,
-    },
-}
-
-/// The injectable errors of the persistence model that the harness drives (F7 to F10).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
-pub enum FaultKind {
-    /// F7: a sync fails with EIO (Linux semantics).
-    SyncEio,
-    /// F8: a write fails with EIO.
-    WriteEio,
-    /// F8: ENOSPC partway through a write.
-    WriteNoSpace,
-    /// F8: a short write.
-    WriteShort,
-    /// F9: a directory sync fails.
-    SyncDirEio,
-    /// F9: a create fails.
-    CreateEio,
-    /// F9: a rename fails.
-    RenameEio,
-    /// F10: a read fails.
-    ReadEio,
-    /// F10: a read returns short.
-    ReadShort,
-}
-
-impl FaultKind {
-    fn fault(self) -> Fault {
-        match self {
-            FaultKind::SyncEio => Fault::SyncEio,
-            FaultKind::WriteEio => Fault::WriteEio,
-            FaultKind::WriteNoSpace => Fault::WriteNoSpace,
-            FaultKind::WriteShort => Fault::WriteShort,
-            FaultKind::SyncDirEio => Fault::SyncDirEio,
-            FaultKind::CreateEio => Fault::CreateEio,
-            FaultKind::RenameEio => Fault::RenameEio,
-            FaultKind::ReadEio => Fault::ReadEio,
-            FaultKind::ReadShort => Fault::ReadShort,
-        }
-    }
-}
 
 /// A violation, with the step it happened at and the simulator's trace.
 #[derive(Debug)]
@@ -202,19 +112,19 @@ pub struct Stats {
 
 /// A log on a simulated disk, and the model it is checked against.
 pub struct Harness {
-    sim: SimStorage,
+    pub(super) sim: SimStorage,
     seed: u64,
-    dir: PathBuf,
-    options: Options,
-    log: Option<Log>,
-    history: History,
+    pub(super) dir: PathBuf,
+    pub(super) options: Options,
+    pub(super) log: Option<Log>,
+    pub(super) history: History,
     /// The reference model of every acknowledged event: what the live handle must hold.
-    model: Model,
+    pub(super) model: Model,
     /// Set when a call failed: every later call on this handle must fail too (O6).
-    poisoned: bool,
+    pub(super) poisoned: bool,
     clock_ms: u64,
     step: usize,
-    stats: Stats,
+    pub(super) stats: Stats,
 }
 
 impl fmt::Debug for Harness {
@@ -329,21 +239,7 @@ impl Harness {
                 self.crash();
                 self.reopen()
             }
-            Op::CrashDuringRecovery { after } => {
-                self.crash();
-                self.sim
-                    .crash_after_ops(u64::from(after) % RECOVERY_CRASH_POINT_MAX);
-                // The interrupted recovery may have recorded itself.
-                self.history.submit(RECOVERED, Outcome::Failed);
-                let interrupted = Log::open_with_storage(
-                    Arc::new(self.sim.clone()),
-                    &self.dir,
-                    self.options.clone(),
-                );
-                drop(interrupted);
-                self.crash();
-                self.reopen()
-            }
+            Op::CrashDuringRecovery { after } => self.crash_during_recovery(after),
             Op::Fault(kind) => {
                 self.sim.inject(FaultRule::once(kind.fault()));
                 Ok(())
@@ -354,31 +250,52 @@ impl Harness {
                 generation,
                 count,
             } => {
-                let events: Vec<Event> = (0..2 + count % 3)
-                    .map(|i| {
-                        self.clock_ms += 1;
-                        let key = format!("k{}", key.wrapping_add(i) % 8);
-                        if i % 2 == 0 {
-                            Event::Started(Run::new(
-                                key,
-                                format!("s{}", self.clock_ms),
-                                Generation(u64::from(generation)),
-                                UnixMs(self.clock_ms),
-                            ))
-                        } else {
-                            Event::Completed {
-                                key,
-                                generation: u64::from(generation),
-                                at_ms: self.clock_ms,
-                            }
-                        }
-                    })
-                    .collect();
+                let events = self.batch_events(key, generation, count);
                 self.batch(events)
             }
         };
         self.step += 1;
         result
+    }
+
+    /// [`Op::CrashDuringRecovery`]: a power loss, a recovery stopped by another power loss
+    /// after `after` storage calls (modulo [`RECOVERY_CRASH_POINT_MAX`]), then a full recovery.
+    fn crash_during_recovery(&mut self, after: u8) -> Result<(), Box<Failure>> {
+        self.crash();
+        self.sim
+            .crash_after_ops(u64::from(after) % RECOVERY_CRASH_POINT_MAX);
+        // The interrupted recovery may have recorded itself.
+        self.history.submit(RECOVERED, Outcome::Failed);
+        let interrupted =
+            Log::open_with_storage(Arc::new(self.sim.clone()), &self.dir, self.options.clone());
+        drop(interrupted);
+        self.crash();
+        self.reopen()
+    }
+
+    /// The events of an [`Op::Batch`]: two to four (`2 + count % 3`), starts and completions
+    /// in turn, of the keys from `key` on, one clock step each.
+    fn batch_events(&mut self, key: u8, generation: u8, count: u8) -> Vec<Event> {
+        (0..2 + count % 3)
+            .map(|i| {
+                self.clock_ms += 1;
+                let key = format!("k{}", key.wrapping_add(i) % 8);
+                if i % 2 == 0 {
+                    Event::Started(Run::new(
+                        key,
+                        format!("s{}", self.clock_ms),
+                        Generation(u64::from(generation)),
+                        UnixMs(self.clock_ms),
+                    ))
+                } else {
+                    Event::Completed {
+                        key,
+                        generation: u64::from(generation),
+                        at_ms: self.clock_ms,
+                    }
+                }
+            })
+            .collect()
     }
 
     /// Applies every op in order, stopping at the first failure.
@@ -393,7 +310,7 @@ impl Harness {
         self.stats.crashes += 1;
     }
 
-    fn fail(&self, violation: Violation) -> Box<Failure> {
+    pub(super) fn fail(&self, violation: Violation) -> Box<Failure> {
         Box::new(Failure {
             violation,
             step: self.step,
@@ -402,7 +319,7 @@ impl Harness {
         })
     }
 
-    fn mismatch(&self, detail: String) -> Box<Failure> {
+    pub(super) fn mismatch(&self, detail: String) -> Box<Failure> {
         self.fail(Violation::Mismatch { detail })
     }
 
@@ -534,7 +451,7 @@ impl Harness {
     /// The fault injected into a storage call made since call number `calls_before`, if any:
     /// what explains an error. A log whose calls failed on their own (a bug, not the disk)
     /// would otherwise pass O1 and O2 with nothing acknowledged.
-    fn fault_since(&self, calls_before: u64) -> Option<Fault> {
+    pub(super) fn fault_since(&self, calls_before: u64) -> Option<Fault> {
         self.sim
             .trace()
             .iter()
@@ -625,197 +542,5 @@ impl Harness {
             )));
         }
         Ok(())
-    }
-
-    /// Opens the log (retrying while injected faults make opening fail; each failed attempt
-    /// must leave the log recoverable) and checks the recovery against the oracle.
-    fn reopen(&mut self) -> Result<(), Box<Failure>> {
-        self.log = None;
-        self.poisoned = false;
-        let storage = Arc::new(self.sim.clone());
-        let (dir, options) = (self.dir.clone(), self.options.clone());
-        let mut attempts = 0;
-        let opened = self.retrying_faults(|| {
-            attempts += 1;
-            Log::open_with_storage(storage.clone(), &dir, options.clone())
-        });
-        // Each attempt may have recorded itself as a recovery before it failed; the one that
-        // succeeded did, if it found runs in flight (checked in `check_recovery`).
-        for _ in 0..attempts {
-            self.history.submit(RECOVERED, Outcome::Failed);
-        }
-        match opened {
-            Ok(Opened { log, report }) => self.check_recovery(log, report),
-            Err(e) => Err(self.mismatch(format!("recovery failed: {e}"))),
-        }
-    }
-
-    /// Runs `attempt` until it succeeds or fails with something other than an I/O error that an
-    /// injected fault explains. Armed faults are one-shot, but many can be armed: after
-    /// [`OPEN_ATTEMPTS_MAX`] failures they are cleared, and the last attempt must succeed, since
-    /// failed attempts may not harm the log.
-    fn retrying_faults<T>(
-        &mut self,
-        mut attempt: impl FnMut() -> Result<T, Error>,
-    ) -> Result<T, String> {
-        for _ in 0..OPEN_ATTEMPTS_MAX {
-            let calls_before = self.sim.op_count();
-            match attempt() {
-                Err(e @ Error::Io { .. }) => {
-                    if self.fault_since(calls_before).is_none() {
-                        return Err(format!("{e} (no injected fault explains it)"));
-                    }
-                    self.stats.faults_failed_calls += 1;
-                }
-                done => return done.map_err(|e| e.to_string()),
-            }
-        }
-        self.sim.clear_faults();
-        attempt().map_err(|e| e.to_string())
-    }
-
-    /// A read-only replay of the log, collecting its events. Armed read faults may hit it (it
-    /// is the harness's own read, not the open's), so it is retried like an open.
-    fn replay_events(&mut self) -> Result<(Vec<Event>, crate::log::Recovered), Box<Failure>> {
-        let mut events = Vec::new();
-        let (sim, dir) = (self.sim.clone(), self.dir.clone());
-        self.retrying_faults(|| {
-            events.clear();
-            Log::for_each_event(&sim, &dir, Policy::Strict, |_, e| events.push(e.to_event()))
-        })
-        .map(|replayed| (events, replayed))
-        .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))
-    }
-
-    /// O1, O2, O4 and O7 after a successful open.
-    fn check_recovery(&mut self, log: Log, report: RecoveryReport) -> Result<(), Box<Failure>> {
-        self.stats.recoveries += 1;
-        if let Some(c) = report.corruption.first() {
-            return Err(self.mismatch(format!(
-                "recovery reported corruption without any media fault: {c:?}"
-            )));
-        }
-        let (events, replayed) = self.replay_events()?;
-        if replayed.report.torn_tail.is_some() {
-            return Err(self.mismatch(format!(
-                "O4: a torn tail is still there after a read-write open: {:?}",
-                replayed.report.torn_tail
-            )));
-        }
-        // O5: the recovery starts from the snapshot of a compaction that returned Ok, or a later
-        // one, or (with none since the last recovery) where that recovery started.
-        let used = replayed.report.snapshot.as_ref().map(|s| s.file.clone());
-        if report.snapshot.as_ref().map(|s| &s.file) != used.as_ref() {
-            return Err(self.mismatch(format!(
-                "the open started from snapshot {:?}, the read-only replay from {used:?}",
-                report.snapshot
-            )));
-        }
-        let mut violation = None;
-        let mut start = None;
-        for candidate in self.history.starts(used.as_deref()) {
-            match self.history.check_from(&candidate, &events) {
-                Ok(()) => {
-                    start = Some(candidate);
-                    break;
-                }
-                Err(v) => violation = Some(v),
-            }
-        }
-        let Some(start) = start else {
-            return Err(self.fail(violation.unwrap_or_else(|| Violation::Mismatch {
-                detail: format!(
-                    "O5: the recovery started from snapshot {used:?}, which no compaction since \
-                     the last recovery explains ({} made durable)",
-                    self.history.durable_cuts()
-                ),
-            })));
-        };
-        self.stats.from_snapshot += u64::from(used.is_some());
-        // O7, against the reference model, which shares no code with the log's fold.
-        let mut expected = start.model.clone();
-        for event in &events {
-            expected.apply(event);
-        }
-        let running = expected.running();
-        let live = log.running();
-        for (what, got) in [
-            ("the report", &report.running),
-            ("the read-only replay", &replayed.report.running),
-            ("the opened log", &live),
-        ] {
-            if *got != running {
-                return Err(self.mismatch(format!(
-                    "O7: {what} lists {got:?}, the model of the recovered events says {running:?}"
-                )));
-            }
-        }
-        let marks: Vec<(String, u64)> = replayed
-            .set
-            .marks()
-            .map(|(k, m)| (k.to_string(), m.generation))
-            .collect();
-        if marks != expected.marks() {
-            return Err(self.mismatch(format!(
-                "O7: the replay holds the marks {marks:?}, the model {:?}",
-                expected.marks()
-            )));
-        }
-        let counted = (report.stale_ignored(), report.counters.unknown_completions);
-        let modelled = (expected.stale_ignored(), expected.unknown_completions());
-        if counted != modelled {
-            return Err(self.mismatch(format!(
-                "O7: the report counts (stale, unknown completions) {counted:?}, the model {modelled:?}"
-            )));
-        }
-        // An open that finds runs in flight records itself as a recovery, last; one that finds
-        // none writes nothing.
-        let recorded = matches!(events.last(), Some(Event::Recovered { .. }));
-        if recorded == running.is_empty() {
-            return Err(self.mismatch(format!(
-                "the open found {} runs in flight and its recovery record is {}",
-                running.len(),
-                if recorded { "there" } else { "missing" }
-            )));
-        }
-        // For acknowledged events, the recovered state is what the live process held: when no
-        // failed event survived, the model of the recovered events is the live model (recovery
-        // counts aside: the recovery records of this reopen are not in the live model).
-        let submitted = |e: &&Event| !matches!(e, Event::Recovered { .. });
-        if events.iter().filter(submitted).count() == self.history.acked_submitted_from(&start)
-            && !expected.same_ignoring_recoveries(&self.model)
-        {
-            return Err(self.mismatch(format!(
-                "O7: recovered {running:?}, the live process held {:?}",
-                self.model.running()
-            )));
-        }
-        self.history.reset_to(start, used, &events);
-        self.model = expected;
-        self.log = Some(log);
-        Ok(())
-    }
-}
-
-/// Operations a fuzz input may run at most (more are ignored), keeping each execution short.
-pub const FUZZ_OPS_MAX: usize = 64;
-
-/// One input of the `ops` fuzz target: a simulator seed and the operations to run.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
-pub struct FuzzInput {
-    /// The simulator's seed (crash states, fault draws).
-    pub seed: u64,
-    /// The operations, of which the first [`FUZZ_OPS_MAX`] run.
-    pub ops: Vec<Op>,
-}
-
-impl FuzzInput {
-    /// Runs the input, then a final power loss and recovery, checking the oracle throughout.
-    pub fn run(&self) -> Result<Stats, Box<Failure>> {
-        let mut h = Harness::new(self.seed)?;
-        h.run(&self.ops[..self.ops.len().min(FUZZ_OPS_MAX)])?;
-        h.apply(Op::Crash)?;
-        Ok(h.stats())
     }
 }

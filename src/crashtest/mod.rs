@@ -15,8 +15,7 @@
 //! - **O3** after a media fault (F11), recovery satisfies O1 and O2 or reports the damage with
 //!   its place, and never returns an event with wrong bytes;
 //! - **O4** recovery is idempotent and survives crashes during recovery;
-//! - **O5** a crash at any step of compaction leaves the old state or the new (the log has no
-//!   compaction yet);
+//! - **O5** a crash at any step of compaction leaves the old state or the new;
 //! - **O6** after a failed sync (F7) every later call fails until the log is reopened;
 //! - **O7** the recovered running set is what the reference [`Model`] (a second, plain
 //!   implementation of the generation rules that shares no code with the log's fold) gives for
@@ -49,18 +48,18 @@
 mod alloc;
 mod decoder;
 mod harness;
+mod ops;
 mod oracle;
 mod pure;
+mod recovery_check;
 
 pub use alloc::{CountingAllocator, peak_allocation};
 pub use decoder::{
     DECODER_ALLOCATION_FACTOR, DECODER_ALLOCATION_SLACK_BYTES, ScanSummary,
     check_decoder_allocation, check_replay_bytes, check_segment_bytes,
 };
-pub use harness::{
-    FUZZ_OPS_MAX, Failure, FaultKind, FuzzInput, Harness, Op, RECOVERY_CRASH_POINT_MAX,
-    START_META_BYTES, Stats, StepEnvironment,
-};
+pub use harness::{Failure, Harness, START_META_BYTES, Stats, StepEnvironment};
+pub use ops::{FUZZ_OPS_MAX, FaultKind, FuzzInput, Op, RECOVERY_CRASH_POINT_MAX};
 pub use oracle::{History, Model, Outcome, Violation};
 pub use pure::{
     PureSummary, SNAPSHOT_ALLOCATION_FACTOR, check_pure_decoders, check_snapshot_decoder,

@@ -2,6 +2,7 @@
 //! with them, bytes, segments and snapshots, how long completed runs ran, the runs in flight
 //! longest, and the busiest keys. Pure: items in, figures out.
 
+use crate::percentile::{MAX, P50, P99, percentile_or_zero};
 use std::collections::HashMap;
 
 use serde::Serialize;
@@ -172,12 +173,12 @@ impl Stats {
             return None;
         }
         d.sort_unstable();
-        let rank = |p: u64| d[((d.len() as u64 * p).div_ceil(100) as usize).max(1) - 1];
+        let rank = |p| percentile_or_zero(d, p);
         Some(Durations {
             count: d.len() as u64,
-            p50_ms: rank(50),
-            p99_ms: rank(99),
-            max_ms: d[d.len() - 1],
+            p50_ms: rank(P50),
+            p99_ms: rank(P99),
+            max_ms: rank(MAX),
         })
     }
 

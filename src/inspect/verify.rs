@@ -161,13 +161,5 @@ fn corruption(c: &Corruption) -> Finding {
 
 /// A damaged region, in words: what is wrong and which records it lies between.
 fn describe(c: &Corruption) -> String {
-    let after = match c.after_seq {
-        0 => "the start of the log".to_string(),
-        seq => format!("record {seq}"),
-    };
-    let before = c.before_seq.map_or_else(
-        || "the end of the log".to_string(),
-        |s| format!("record {s}"),
-    );
-    format!("{}; a gap between {after} and {before}", c.detail)
+    c.what(&|ms| format!("{ms} ms"))
 }

@@ -114,7 +114,8 @@ impl Shared {
         state.queue.remove_task(seq, registered);
     }
 
-    /// The async front's flusher: leads every batch that needs a leader, until told to stop.
+    /// The async front's flusher: leads each batch no calling thread leads (one that only
+    /// tasks wait for), and sleeps while there is none, until told to stop.
     pub(super) fn run_flusher(&self) {
         let mut state = lock(&self.state);
         while !state.flusher.stop {

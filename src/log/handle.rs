@@ -218,7 +218,7 @@ impl Log {
     /// set. For replaying events from elsewhere, or tools that carry [`Event`] values around.
     /// The log's own records ([`Event::is_internal`]) are refused, and so is a stale start
     /// ([`Error::StaleGeneration`], as [`Log::mark_running`] does) unless the log was opened
-    /// with [`Options::record_stale_starts`].
+    /// with [`Options::record_stale_starts`](crate::Options::record_stale_starts).
     pub fn record(&self, event: Event) -> Result<Applied> {
         let ticket = self.submit(event)?;
         self.wait(&ticket)

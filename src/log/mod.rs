@@ -13,7 +13,7 @@
 //!   itself is written by [`crate::compaction`]).
 //!
 //! A mutex here guards state that is changed only by code that cannot panic halfway (a push,
-//! a fold, a counter), so a lock poisoned by a panicking thread is taken as it is ([`lock`]):
+//! a fold, a counter), so a lock poisoned by a panicking thread is taken as it is (`lock`):
 //! the state is consistent, and the other threads go on.
 
 use std::io;
@@ -71,7 +71,7 @@ fn wait<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T>
 /// [`limits::RECORD_BYTES_MAX`]: crate::limits::RECORD_BYTES_MAX
 ///
 /// The log compacts itself in a background thread when its segments grow past
-/// [`Options::compact_after_bytes`]; dropping the handle waits for a compaction in progress.
+/// [`Options::compact_after_bytes`](crate::Options::compact_after_bytes); dropping the handle waits for a compaction in progress.
 pub struct Log {
     shared: Arc<Shared>,
     /// The background compaction, if one was started.

@@ -8,7 +8,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use super::{FlusherState, Log, Shared, State, queue::Queue};
 use crate::compaction::Compacted;
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::event::{Event, EventRef, encode_event};
 use crate::fold::RunningSet;
 use crate::layout::{TEMP_SUFFIX, is_log_file};
@@ -66,7 +66,7 @@ impl Log {
     ///
     /// When runs were in flight, the open records itself as a recovery (a record the log writes
     /// itself), so that each run counts the consecutive recoveries that found it interrupted
-    /// ([`InFlightRun::recoveries`], crash-loop detection); the report includes it.
+    /// ([`InFlightRun::recoveries`](crate::InFlightRun::recoveries), crash-loop detection); the report includes it.
     ///
     /// A read-write open writes: it makes a synced copy of the last segment (see
     /// [`Options::segment_bytes_max`]), so it needs that much free space. On a full disk it fails
@@ -203,10 +203,10 @@ impl Log {
         let dir = dir.as_ref();
         let storage = FsStorage::default();
         // A mistyped path must not become a new, empty log.
-        let is_log = storage.is_dir(dir).map_err(|e| Error::io("stat", dir, e))?
+        let is_log = storage.is_dir(dir).at("stat", dir)?
             && storage
                 .list(dir)
-                .map_err(|e| Error::io("list", dir, e))?
+                .at("list", dir)?
                 .iter()
                 .any(|n| is_log_file(n));
         if !is_log {
@@ -313,19 +313,15 @@ fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<DirLock> {
 fn remove_temp_files(storage: &dyn Storage, dir: &Path) -> Result<Vec<String>> {
     let (temps, names): (Vec<String>, Vec<String>) = storage
         .list(dir)
-        .map_err(|e| Error::io("list", dir, e))?
+        .at("list", dir)?
         .into_iter()
         .partition(|n| n.ends_with(TEMP_SUFFIX));
     for name in &temps {
         let path = dir.join(name);
-        storage
-            .remove(&path)
-            .map_err(|e| Error::io("remove", &path, e))?;
+        storage.remove(&path).at("remove", &path)?;
     }
     if !temps.is_empty() {
-        storage
-            .sync_dir(dir)
-            .map_err(|e| Error::io("sync directory", dir, e))?;
+        storage.sync_dir(dir).at("sync directory", dir)?;
     }
     Ok(names)
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::core::{LastKind, Reading, Visit};
 use super::snapshots::{Book, Found, contradicts};
-use crate::error::{Error, Result};
+use crate::error::{Error, IoContext, Result};
 use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, reserved_start};
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
@@ -466,16 +466,12 @@ impl<'s> LogReader<'s> {
             Err(e) if e.kind() == io::ErrorKind::NotFound => removed = true,
             Err(e) => return Err(Error::io("open", &path, e)),
         }
-        let len = current
-            .file
-            .len()
-            .map_err(|e| Error::io("stat", &path, e))?;
+        let len = current.file.len().at("stat", &path)?;
         if let Some(resume) = self.reading.rewind()
             && len > resume
         {
             let mut body = vec![0u8; (len - resume) as usize];
-            read_exact_at(&*current.file, &mut body, resume)
-                .map_err(|e| Error::io("read", &path, e))?;
+            read_exact_at(&*current.file, &mut body, resume).at("read", &path)?;
             // Up to the reserved space the writer has not filled yet.
             body.truncate(reserved_start(&body));
             self.reading.scan(&body, visit);
@@ -509,7 +505,6 @@ fn bytes_of<'a>(
         return Ok(Cow::Borrowed(&current.bytes[from..to]));
     }
     let mut bytes = vec![0u8; (end - start) as usize];
-    read_exact_at(&*current.file, &mut bytes, start)
-        .map_err(|e| Error::io("read", dir.join(&current.name), e))?;
+    read_exact_at(&*current.file, &mut bytes, start).at("read", dir.join(&current.name))?;
     Ok(Cow::Owned(bytes))
 }

@@ -295,16 +295,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-// Where the crash model lives, by file: `vfs` (the files, directories and what is pending),
-// `crash` (what a power loss does, F1 to F6), `crash_states` (the enumeration of every crash
-// state), `faults` (injected errors, F7 to F10), `media` (media faults, F11), `trace` (the
-// record of every call).
+// Where the crash model lives, by file: `inodes` (the files, directories and what is pending),
+// `vfs` (the storage calls on them), `crash` (what a power loss does, F1 to F6),
+// `crash_states` (the enumeration of every crash state), `faults` (injected errors, F7 to F10),
+// `media` (media faults, F11), `trace` (the record of every call), `inspect` (what a test reads
+// of the state without a storage call).
 mod crash;
 mod crash_states;
 mod faults;
+mod inodes;
+mod inspect;
 mod media;
 #[cfg(test)]
 mod test_util;
+#[cfg(test)]
+mod tests;
 mod trace;
 mod vfs;
 
@@ -324,7 +329,7 @@ pub use trace::{OpKind, TraceEntry};
 use crash_states::{choose, state_count};
 use faults::ArmedRule;
 use trace::Rec;
-use vfs::{DirNode, DirOp, FileNode, Ino, Node, ROOT, View};
+use vfs::{DirNode, DirOp, Ino, Node, ROOT, View};
 
 #[cfg(doc)]
 use crate::storage::{DirLock, LockError, Storage, StorageFile};
@@ -594,62 +599,6 @@ impl SimStorage {
         Some((path, offset, kind))
     }
 
-    /// Every storage call, crash and media fault so far, in order.
-    pub fn trace(&self) -> Vec<TraceEntry> {
-        self.inner().trace.clone()
-    }
-
-    /// The whole trace, one entry a line.
-    pub fn trace_text(&self) -> String {
-        self.trace_text_last(usize::MAX)
-    }
-
-    /// The last `n` entries of the trace, one a line.
-    pub fn trace_text_last(&self, n: usize) -> String {
-        let inner = self.inner();
-        let skip = inner.trace.len().saturating_sub(n);
-        let mut text = String::new();
-        if skip > 0 {
-            text.push_str(&format!("({skip} earlier entries not shown)\n"));
-        }
-        for entry in &inner.trace[skip..] {
-            text.push_str(&entry.to_string());
-            text.push('\n');
-        }
-        text
-    }
-
-    /// The durable length of the file at `path` (resolved through the current names), or
-    /// `None` if there is no such file.
-    pub fn durable_len(&self, path: impl AsRef<Path>) -> Option<u64> {
-        self.with_file(path.as_ref(), |f| f.durable.len() as u64)
-    }
-
-    /// The cache view of the file at `path`: what a read returns now.
-    pub fn file_bytes(&self, path: impl AsRef<Path>) -> Option<Vec<u8>> {
-        self.with_file(path.as_ref(), |f| f.cache.clone())
-    }
-
-    /// The durable bytes of the file at `path` (resolved through the current names).
-    pub fn durable_bytes(&self, path: impl AsRef<Path>) -> Option<Vec<u8>> {
-        self.with_file(path.as_ref(), |f| f.durable.clone())
-    }
-
-    /// The durable names in directory `dir` (resolved through durable names), sorted: what
-    /// [`Storage::list`] would return after a crash that lost every pending operation.
-    pub fn durable_list(&self, dir: impl AsRef<Path>) -> Option<Vec<String>> {
-        let inner = self.inner();
-        let ino = inner.lookup(dir.as_ref(), View::Durable).ok()?;
-        let dir = inner.dir(ino).ok()?;
-        Some(dir.durable.keys().cloned().collect())
-    }
-
-    fn with_file<T>(&self, path: &Path, f: impl FnOnce(&FileNode) -> T) -> Option<T> {
-        let inner = self.inner();
-        let ino = inner.lookup_file(path, View::Cache).ok()?;
-        inner.file(ino).ok().map(f)
-    }
-
     fn inner(&self) -> MutexGuard<'_, Inner> {
         // Every change to the state is made whole under the lock, so it is consistent even if a
         // thread panicked while holding it.
@@ -713,128 +662,5 @@ impl Inner {
             result: describe(&result),
         });
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::sim::test_util::*;
-
-    #[test]
-    fn crash_after_ops_stops_every_call_until_the_crash() {
-        let sim = SimStorage::new(10);
-        let file = setup(&sim, b"abc");
-        let before = sim.op_count();
-        sim.crash_after_ops(2);
-        assert!(!sim.is_stopped());
-        file.len().unwrap();
-        write_all_at(&*file, b"d", 3).unwrap();
-        for _ in 0..3 {
-            let err = file.sync_data().unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::Other);
-            assert_eq!(err.to_string(), "simulated crash");
-            assert!(sim.is_dir(Path::new(DIR)).is_err());
-        }
-        assert!(sim.is_stopped());
-        assert_eq!(sim.op_count(), before + 8);
-        sim.crash_keep_nothing();
-        assert!(sim.is_dir(Path::new(DIR)).unwrap());
-        assert_eq!(sim.file_bytes(file_path()).unwrap(), b"abc");
-    }
-
-    /// A workload with unsynced operations of every kind, then a random crash.
-    fn run(seed: u64) -> (Vec<TraceEntry>, Vec<(PathBuf, Vec<u8>)>) {
-        let sim = SimStorage::new(seed);
-        let file = setup(&sim, b"header");
-        sim.inject(FaultRule::with_probability(Fault::WriteShort, 0.3));
-        for i in 0..20u8 {
-            write_all_at(&*file, &[i; 300], 6 + u64::from(i) * 300).unwrap();
-        }
-        file.set_len(1000).unwrap();
-        let other = sim.create(&Path::new(DIR).join("other")).unwrap();
-        write_all_at(&*other, &[1; 5000], 0).unwrap();
-        sim.rename(&Path::new(DIR).join("other"), &Path::new(DIR).join("moved"))
-            .unwrap();
-        sim.list(Path::new(DIR)).unwrap();
-        sim.crash();
-        sim.random_media_fault();
-        let inner = sim.inner();
-        let files = inner
-            .walk(View::Durable)
-            .into_iter()
-            .map(|(path, ino)| (path, inner.file(ino).unwrap().durable.clone()))
-            .collect();
-        (inner.trace.clone(), files)
-    }
-
-    #[test]
-    fn same_seed_same_crash_state_and_trace() {
-        for seed in 0..20 {
-            assert_eq!(run(seed), run(seed), "seed {seed}");
-        }
-        let states: BTreeSet<_> = (0..20).map(|seed| run(seed).1).collect();
-        assert!(states.len() > 10, "different seeds give different crashes");
-    }
-
-    #[test]
-    fn forks_are_independent() {
-        let sim = SimStorage::new(13);
-        let file = setup(&sim, b"synced");
-        write_all_at(&*file, b"+pending", 6).unwrap();
-        let _lock = sim.lock(Path::new(DIR)).unwrap();
-        sim.inject(FaultRule::nth(Fault::ReadEio, 2));
-        let fork = sim.fork();
-
-        // The same state, the same random choices.
-        assert_eq!(fork.file_bytes(file_path()).unwrap(), b"synced+pending");
-        assert_eq!(fork.trace(), sim.trace());
-        assert_eq!(fork.crash_state_count(), sim.crash_state_count());
-        assert_eq!(fork.pending_summary(), sim.pending_summary());
-        // Locks are released in the fork, held in the original.
-        let fork_lock = fork.lock(Path::new(DIR)).unwrap();
-        assert!(matches!(
-            sim.lock(Path::new(DIR)),
-            Err(LockError::Held(Some(FAKE_PID)))
-        ));
-        drop(fork_lock);
-
-        // Changes to one never reach the other.
-        write_all_at(&*file, b"!", 14).unwrap();
-        assert_eq!(sim.file_bytes(file_path()).unwrap(), b"synced+pending!");
-        assert_eq!(fork.file_bytes(file_path()).unwrap(), b"synced+pending");
-        let forked_file = fork.open(&file_path(), true).unwrap();
-        forked_file.sync_data().unwrap();
-        assert_eq!(fork.durable_bytes(file_path()).unwrap(), b"synced+pending");
-        assert_eq!(sim.durable_bytes(file_path()).unwrap(), b"synced");
-        fork.create(&Path::new(DIR).join("only-in-fork")).unwrap();
-        assert!(
-            sim.file_bytes(Path::new(DIR).join("only-in-fork"))
-                .is_none()
-        );
-        // The armed fault is armed in both, separately: each fires on its own second read.
-        for storage in [&sim, &fork] {
-            let f = storage.open(&file_path(), false).unwrap();
-            f.read_at(&mut [0; 1], 0).unwrap();
-            assert!(f.read_at(&mut [0; 1], 0).is_err());
-        }
-        // A crash of the fork leaves the original's handles alive, and the reverse.
-        fork.crash();
-        assert_eq!(file.len().unwrap(), 15);
-        assert!(forked_file.len().is_err());
-        sim.crash_keep_nothing();
-        assert_eq!(fork.file_bytes(file_path()).unwrap(), b"synced+pending");
-        assert_eq!(sim.file_bytes(file_path()).unwrap(), b"synced");
-        assert_ne!(fork.trace(), sim.trace());
-
-        // Both draw the same random crash from the same state.
-        let sim = SimStorage::new(14);
-        let file = setup(&sim, &[3; 700]);
-        write_all_at(&*file, &[4; 3000], 500).unwrap();
-        sim.create(&Path::new(DIR).join("g")).unwrap();
-        let fork = sim.fork();
-        sim.crash();
-        fork.crash();
-        assert_eq!(durable_state(&fork), durable_state(&sim));
     }
 }
