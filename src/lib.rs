@@ -43,6 +43,8 @@
 //!   the files. Replay, the offline tools and time travel are visitors over it.
 //! - [`fallback`]: the time-window guess, only for what the log cannot speak for.
 //! - [`percentile`]: the one definition of the percentiles every figure prints.
+//! - [`metrics`]: the log's figures, to the `metrics` facade (feature `metrics`) and as
+//!   [`Log::figures`].
 //!
 //! The shell:
 //! - [`log`]: the handle ([`Log`]): opening, durable appends with group commit (its queue and
@@ -86,6 +88,7 @@ pub mod inspect;
 mod layout;
 pub mod limits;
 pub mod log;
+pub mod metrics;
 mod open_dir;
 pub mod options;
 pub mod percentile;

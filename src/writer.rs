@@ -211,6 +211,7 @@ impl Writer {
         log_created_ms: u64,
         prepared: Option<Prepared>,
     ) -> Result<Writer> {
+        crate::metrics::segment_created();
         let header = SegmentHeader {
             version: FORMAT_VERSION,
             segment_no,

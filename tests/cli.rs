@@ -549,8 +549,10 @@ fn bench_measures_the_limit_and_every_thread_count_and_cleans_up() {
         .iter()
         .map(|r| r["threads"].as_u64().unwrap())
         .collect();
-    assert_eq!(threads, [1, 1, 4, 16, 64]);
-    assert!(results[0]["what"].as_str().unwrap().contains("plain"));
+    assert_eq!(threads, [1, 1, 1, 4, 16, 64]);
+    assert!(results[0]["what"].as_str().unwrap().contains("growing"));
+    assert!(results[1]["what"].as_str().unwrap().contains("overwrite"));
+    assert!(results[1]["what"].as_str().unwrap().contains("the limit"));
     for r in results {
         assert!(r["events"].as_u64().unwrap() > 0, "{r}");
         assert!(r["p50_us"].as_u64().unwrap() <= r["p99_us"].as_u64().unwrap());
@@ -583,4 +585,26 @@ fn load_on_a_key_at_the_largest_generation_fails_instead_of_wrapping() {
     let (_log, report) = open(dir.path());
     assert!(report.running.is_empty());
     assert_eq!(report.counters.stale_starts, 0, "nothing stale was written");
+}
+
+#[cfg(not(feature = "prometheus"))]
+#[test]
+fn load_metrics_without_the_prometheus_feature_says_how_to_build_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("log");
+    let out = inflight(&[
+        "load",
+        log.to_str().unwrap(),
+        "--events",
+        "10",
+        "--metrics",
+        "127.0.0.1:9187",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--features prometheus"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!log.exists(), "nothing is created");
 }

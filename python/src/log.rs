@@ -240,6 +240,17 @@ impl PyLog {
         json_to_py(py, &counters)
     }
 
+    /// The handle's figures since it was opened, as a dict: events by outcome (`started`,
+    /// `superseded`, `stale_starts`, `completed`, `stale_completions`, `unknown_completions`,
+    /// `log_records`), `syncs`, `sync_seconds` (total) and `sync_seconds_max`,
+    /// `written_bytes`, `queue_events`, `compactions`, `compaction_seconds`, `snapshot_bytes`,
+    /// `recovered_runs`, `crash_loops` and `poisoned`. Counts only go up: feed them to
+    /// prometheus_client as counters (python/README.md, "Metrics").
+    fn metrics(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let figures = self.handle(py)?.figures();
+        json_to_py(py, &figures)
+    }
+
     /// Compacts the log now (a JSON snapshot, written atomically). Returns what it did.
     fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let c = self.blocking(py, |log| log.compact())?;

@@ -155,3 +155,26 @@ def test_values_read_as_their_fields():
     assert run == inflight.Run(KEY, "s", 2, 1500, meta="x")
     assert inflight.KEY_BYTES_MAX == 1024 and inflight.WINDOW_MS_DEFAULT == 120_000
     assert events_in  # imported helper is used by other modules
+
+
+def test_metrics_are_the_handles_figures_and_agree_with_the_calls(log_dir):
+    with inflight.open(log_dir) as log:
+        before = log.metrics()
+        assert before["started"] == 0 and before["syncs"] == 0 and before["poisoned"] is False
+        runs = [log.begin_run(f"{KEY}:{i}", f"s{i}") for i in range(5)]
+        for run in runs[:3]:
+            log.mark_completed(run.key, run.generation)
+        log.mark_completed(runs[0].key, runs[0].generation)  # no run in flight: a no-op
+        log.compact()
+        m = log.metrics()
+        assert (m["started"], m["completed"], m["unknown_completions"]) == (5, 3, 1)
+        assert 1 <= m["syncs"] <= 9 + m["log_records"]
+        assert m["sync_seconds"] > 0 and m["sync_seconds_max"] <= m["sync_seconds"]
+        assert m["written_bytes"] >= 16 * m["syncs"]
+        assert m["compactions"] == 1 and m["snapshot_bytes"] > 0
+        assert m["queue_events"] == 0
+    # The next open's figures say what it recovered.
+    with inflight.open(log_dir) as log:
+        m = log.metrics()
+        assert m["recovered_runs"] == 2 and m["crash_loops"] == 0
+        assert m["started"] == 0

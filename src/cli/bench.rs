@@ -112,13 +112,15 @@ pub(super) fn run_bench(args: BenchArgs) -> CliResult {
     let seconds = if args.quick { 1.0 } else { 3.0 };
     let mut progress = Progress {
         on: std::io::stderr().is_terminal() && !args.json,
-        steps: 1 + THREADS.len(),
+        steps: 2 + THREADS.len(),
         done: 0,
     };
 
-    progress.show("plain write + fdatasync loop");
-    let plain = plain_loop(tmp.path(), seconds)?;
-    let mut results = vec![plain];
+    progress.show("plain write + fdatasync, growing");
+    let growing = plain_loop(tmp.path(), seconds, Placement::Growing)?;
+    progress.show("plain overwrite + fdatasync");
+    let limit = plain_loop(tmp.path(), seconds, Placement::Preallocated)?;
+    let mut results = vec![growing, limit];
     for threads in THREADS {
         progress.show(&format!("inflight, {threads} thread(s)"));
         let dir = tmp.path().join(format!("log-{threads}"));
@@ -126,8 +128,9 @@ pub(super) fn run_bench(args: BenchArgs) -> CliResult {
     }
     progress.finish();
 
-    let limit = results[0].rate();
-    let one = results[1].rate();
+    // The limit is the loop that writes as the log does, over space it reserved.
+    let limit = results[1].rate();
+    let one = results[2].rate();
     if args.json {
         let value = serde_json::json!({
             "dir": base,
@@ -143,12 +146,12 @@ pub(super) fn run_bench(args: BenchArgs) -> CliResult {
         seconds
     );
     println!(
-        "{:<34} {:>8} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "{:<42} {:>8} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}",
         "", "threads", "events/s", "p50 µs", "p99 µs", "p99.9 µs", "÷ limit", "÷ 1 thread"
     );
     for m in &results {
         println!(
-            "{:<34} {:>8} {:>11.0} {:>9} {:>9} {:>9} {:>9.2} {:>9.2}",
+            "{:<42} {:>8} {:>11.0} {:>9} {:>9} {:>9} {:>9.2} {:>9.2}",
             m.what,
             m.threads,
             m.rate(),
@@ -162,37 +165,65 @@ pub(super) fn run_bench(args: BenchArgs) -> CliResult {
     Ok(())
 }
 
-/// The one-writer limit: one event's frame appended with write + fdatasync, again and again.
-fn plain_loop(dir: &Path, seconds: f64) -> Result<Measured, Failure> {
-    let path = dir.join("plain");
+/// How a plain loop places its writes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// Appended to a file that grows: each fdatasync also commits the new size.
+    Growing,
+    /// Written over space filled and synced beforehand, as the log writes into the space it
+    /// reserves in each segment: an fdatasync commits the data only. The one-writer limit.
+    Preallocated,
+}
+
+/// Bytes a preallocated loop overwrites, from the start again when it reaches the end.
+const PREALLOCATED_BYTES: usize = 16 << 20;
+
+/// A one-writer loop: one event's frame written with write + fdatasync, again and again.
+fn plain_loop(dir: &Path, seconds: f64, placement: Placement) -> Result<Measured, Failure> {
+    let path = dir.join(match placement {
+        Placement::Growing => "growing",
+        Placement::Preallocated => "preallocated",
+    });
+    let io =
+        |what: &str, e: std::io::Error| Failure::new(1, format!("{what} {}: {e}", path.display()));
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|e| Failure::new(1, format!("create {}: {e}", path.display())))?;
+        .map_err(|e| io("create", e))?;
     let payload = inflight::event::encode_event(&inflight::Event::Started(run(0, 1)));
     let mut frame = Vec::new();
     inflight::frame::encode_frame(7, 1, &payload, &mut frame);
+    if placement == Placement::Preallocated {
+        let fill = vec![inflight::frame::RESERVED_BYTE; PREALLOCATED_BYTES];
+        file.write_all_at(&fill, 0)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io("fill", e))?;
+    }
     let mut samples = Vec::new();
     let mut offset = 0u64;
     let started = Instant::now();
     let deadline = Duration::from_secs_f64(seconds);
     while started.elapsed() < deadline {
+        if placement == Placement::Preallocated
+            && offset as usize + frame.len() > PREALLOCATED_BYTES
+        {
+            offset = 0;
+        }
         let t = Instant::now();
         file.write_all_at(&frame, offset)
             .and_then(|()| file.sync_data())
-            .map_err(|e| Failure::new(1, format!("write {}: {e}", path.display())))?;
+            .map_err(|e| io("write", e))?;
         offset += frame.len() as u64;
         samples.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }
-    Ok(measured(
-        "plain write + fdatasync (the limit)",
-        1,
-        samples,
-        started.elapsed().as_secs_f64(),
-    ))
+    let what = match placement {
+        Placement::Growing => "plain write + fdatasync, growing file",
+        Placement::Preallocated => "plain overwrite + fdatasync (the limit)",
+    };
+    Ok(measured(what, 1, samples, started.elapsed().as_secs_f64()))
 }
 
 /// The log with `threads` threads, each alternating start and completion on keys of its own.

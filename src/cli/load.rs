@@ -29,6 +29,9 @@ struct KeyState {
 
 pub(super) fn run(args: LoadArgs) -> CliResult {
     let compact_after_bytes = check(&args)?;
+    if let Some(addr) = args.metrics {
+        serve_metrics(addr)?;
+    }
     let options = Options::default()
         .segment_bytes_max(args.segment_bytes)
         .compact_after_bytes(compact_after_bytes);
@@ -54,7 +57,52 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
     } else {
         println!("{summary}");
     }
+    if args.metrics.is_some() && args.metrics_hold > 0.0 {
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_secs_f64(args.metrics_hold));
+    }
     Ok(())
+}
+
+/// Serves the log's metrics at `addr` (loopback only), in Prometheus's text format, from a
+/// thread of the exporter's own.
+#[cfg(feature = "prometheus")]
+fn serve_metrics(addr: std::net::SocketAddr) -> CliResult {
+    use inflight::metrics::{BATCH_EVENTS, COMPACTION_SECONDS, SYNC_SECONDS};
+    use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+    if !addr.ip().is_loopback() {
+        return Err(Failure::new(
+            2,
+            format!("--metrics {addr}: serve metrics on a loopback address (127.0.0.1 or ::1)"),
+        ));
+    }
+    const SECONDS: [f64; 12] = [
+        50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 100e-3, 1.0, 10.0,
+    ];
+    const EVENTS: [f64; 9] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+    let builder = PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .set_buckets_for_metric(Matcher::Full(SYNC_SECONDS.into()), &SECONDS)
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(COMPACTION_SECONDS.into()), &SECONDS))
+        .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_EVENTS.into()), &EVENTS))
+        .map_err(|e| Failure::new(1, format!("--metrics: {e}")))?;
+    builder
+        .install()
+        .map_err(|e| Failure::new(1, format!("--metrics {addr}: cannot serve metrics: {e}")))?;
+    inflight::metrics::describe();
+    eprintln!("serving metrics at http://{addr}/metrics");
+    Ok(())
+}
+
+/// Without the `prometheus` feature there is nothing to serve with.
+#[cfg(not(feature = "prometheus"))]
+fn serve_metrics(addr: std::net::SocketAddr) -> CliResult {
+    Err(Failure::new(
+        2,
+        format!(
+            "--metrics {addr}: this inflight was built without metrics; build it with `cargo build --release --features prometheus`"
+        ),
+    ))
 }
 
 /// Checks the arguments before anything is created; returns `--compact-after-bytes`.

@@ -81,11 +81,12 @@ enum Command {
     ///
     /// Example: inflight load /tmp/inflight-load --sessions 1000 --seconds 10 --threads 4
     Load(LoadArgs),
-    /// Measure what this disk gives a gateway, in the spirit of pg_test_fsync: the plain
-    /// write + fdatasync rate (the one-writer limit of a file that grows), then the log's
-    /// events/s and latency at 1, 4, 16 and 64 threads (concurrent callers share syncs: group
-    /// commit). Every event is synced. The log writes into space it reserved ahead, so each of
-    /// its syncs commits no new file size, and one thread can beat the plain loop. Works in a
+    /// Measure what this disk gives a gateway, in the spirit of pg_test_fsync: two plain
+    /// one-writer loops of one event's frame with fdatasync, appending to a file that grows
+    /// (each sync also commits the new size) and overwriting space filled and synced first
+    /// (the limit: the log writes into space it reserved ahead, as this loop does); then the
+    /// log's events/s and latency at 1, 4, 16 and 64 threads (concurrent callers share syncs:
+    /// group commit). Every event is synced; "÷ limit" divides by the overwrite loop. Works in a
     /// temporary directory inside DIR (default: the current directory), removed at the end;
     /// 3 s per measurement, 1 s with --quick.
     ///
@@ -352,6 +353,20 @@ struct LoadArgs {
     /// make compaction frequent, for tests and benchmarks.
     #[arg(long, value_name = "BYTES|off", default_value_t = inflight::limits::COMPACT_AFTER_BYTES_DEFAULT.to_string())]
     compact_after_bytes: String,
+    /// Serve the log's metrics in Prometheus's text format at http://ADDR/metrics while the
+    /// load runs (a loopback address, e.g. 127.0.0.1:9187); docs/METRICS.md lists the series.
+    /// Needs a build with the `prometheus` feature.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
+    /// With --metrics: go on serving the final figures this many seconds after the load ends,
+    /// so that a scrape sees the whole run.
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 0.0,
+        requires = "metrics"
+    )]
+    metrics_hold: f64,
 }
 
 /// A failure the CLI reports: one line on stderr and an exit code.

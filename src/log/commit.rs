@@ -5,6 +5,7 @@
 //! handle.
 
 use std::sync::MutexGuard;
+use std::time::Instant;
 
 use super::queue::Slot;
 use super::{Failure, Led, Shared, State, lock, wait};
@@ -12,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::event::{Event, encode_event};
 use crate::fold::Applied;
 use crate::frame::FRAME_HEADER_BYTES;
+use crate::metrics;
 
 impl State {
     /// The key's high-water mark as the fold will see it once every accepted event is folded:
@@ -31,6 +33,8 @@ impl Shared {
         // (Linux drops dirty pages on error). Nothing written after this point could be
         // trusted, so the handle refuses everything until the log is reopened and replayed.
         tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
+        crate::metrics::poisoned();
+        state.figures.poisoned = true;
         state.failure = Some(Failure::Poisoned {
             kind: e.io_kind(),
             cause: e.to_string(),
@@ -115,12 +119,22 @@ impl Shared {
     pub(super) fn lead<'a>(&'a self, mut state: MutexGuard<'a, State>) -> Led<'a> {
         let batch = state.queue.take_batch();
         drop(state);
-        let written = lock(&self.writer).append(&batch.payload());
+        let payload = batch.payload();
+        let began = Instant::now();
+        let written = lock(&self.writer).append(&payload);
+        let took = began.elapsed();
         state = lock(&self.state);
-        let applied = written.is_ok().then(|| {
+        let applied: Option<Vec<Applied>> = written.is_ok().then(|| {
             let set = &mut state.set;
             batch.events().map(|(_, e)| set.apply(e)).collect()
         });
+        if let Some(applied) = &applied {
+            let waiting = state.queue.waiting();
+            metrics::committed(took, applied.iter(), payload.len(), waiting);
+            state
+                .figures
+                .commit(took, applied.iter(), payload.len(), waiting);
+        }
         state.queue.finish(&batch, applied);
         let failed = written.err();
         if let Some(e) = &failed {

@@ -48,6 +48,15 @@ impl Compaction<'_> {
     /// holds what any covered segment still there holds.
     pub fn finish(self) -> Result<Compacted> {
         let shared = self.shared;
+        let span = tracing::info_span!(
+            "compaction",
+            dir = %shared.dir.display(),
+            last_seq = self.cut.last_seq,
+            snapshot_bytes = tracing::field::Empty,
+            seconds = tracing::field::Empty,
+        )
+        .entered();
+        let began = std::time::Instant::now();
         let now_ms = shared.environment.now_ms();
         let mut compacted = write_snapshot(
             &*shared.storage,
@@ -57,10 +66,17 @@ impl Compaction<'_> {
             now_ms,
         )?;
         compacted.forgotten = self.forgotten;
+        let took = began.elapsed();
         let mut state = lock(&shared.state);
         state.snapshot_bytes = compacted.bytes;
+        state.figures.compactions += 1;
+        state.figures.compaction_seconds += took.as_secs_f64();
+        state.figures.snapshot_bytes = compacted.bytes;
         drop(state);
         shared.compactions.fetch_add(1, Ordering::Relaxed);
+        crate::metrics::compacted(took, compacted.bytes);
+        span.record("snapshot_bytes", compacted.bytes);
+        span.record("seconds", took.as_secs_f64());
         tracing::debug!(snapshot = %compacted.snapshot.display(), last_seq = compacted.last_seq, "compacted");
         Ok(compacted)
     }

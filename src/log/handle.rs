@@ -196,6 +196,26 @@ impl Log {
         })
     }
 
+    /// The handle's figures since it was opened: events by outcome, syncs and their time,
+    /// bytes written, compactions, what the open recovered. The same figures the `metrics`
+    /// feature reports to a recorder, for a gateway that has none (and for the Python
+    /// package's `Log.metrics()`).
+    ///
+    /// ```
+    /// # use inflight::{Log, Options};
+    /// # let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let run = log.begin_run("agent:main:http:c-5", "s1", None)?;
+    /// log.mark_completed(&run.key, run.generation)?;
+    /// let figures = log.figures();
+    /// assert_eq!((figures.started, figures.completed), (1, 1));
+    /// assert!(figures.syncs >= 1 && figures.sync_seconds > 0.0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn figures(&self) -> crate::metrics::Figures {
+        lock(&self.shared.state).figures.clone()
+    }
+
     /// How many compactions this handle has finished (in the background or on request).
     pub fn compactions(&self) -> u64 {
         self.shared.compactions.load(Ordering::Relaxed)

@@ -131,6 +131,8 @@ struct State {
     /// The async front's flusher thread, if one runs: it leads the batches of events only tasks
     /// wait for.
     flusher: FlusherState,
+    /// What [`Log::figures`] returns.
+    figures: crate::metrics::Figures,
 }
 
 /// What leading a batch gives back: the state's lock, and the error with the batch's first and

@@ -99,7 +99,20 @@ impl Log {
         dir: impl AsRef<Path>,
         options: Options,
     ) -> Result<Opened> {
-        Log::open_read_write(storage, dir.as_ref(), options).map_err(Error::at_open)
+        let dir = dir.as_ref();
+        let span = tracing::info_span!(
+            "open",
+            dir = %dir.display(),
+            records = tracing::field::Empty,
+            running = tracing::field::Empty,
+            clean_shutdown = tracing::field::Empty,
+        )
+        .entered();
+        let opened = Log::open_read_write(storage, dir, options).map_err(Error::at_open)?;
+        span.record("records", opened.report.records);
+        span.record("running", opened.report.running.len());
+        span.record("clean_shutdown", opened.report.clean_shutdown);
+        Ok(opened)
     }
 
     /// The steps of a read-write open: the directory and its lock, the reading, the end of
@@ -150,6 +163,11 @@ impl Log {
             options.crash_loop_threshold,
         );
         log_report(&dir, &report);
+        let crashed = report
+            .running
+            .iter()
+            .any(|r| r.reason == crate::fold::Reason::Crash);
+        crate::metrics::opened(report.running.len(), crashed, report.crash_loops().count());
         let state = State {
             set,
             queue: Queue::new(1),
@@ -158,6 +176,12 @@ impl Log {
             snapshot_bytes: report.snapshot.as_ref().map_or(0, |s| s.bytes),
             room_waiters: 0,
             flusher: FlusherState::default(),
+            figures: crate::metrics::Figures {
+                recovered_runs: report.running.len() as u64,
+                crash_loops: report.crash_loops().count() as u64,
+                snapshot_bytes: report.snapshot.as_ref().map_or(0, |s| s.bytes),
+                ..Default::default()
+            },
         };
         let log = Log::with_state(storage, dir, options, writer, state, lock);
         Ok(Opened { log, report })

@@ -198,6 +198,11 @@ impl Queue {
         }
     }
 
+    /// How many accepted events are not yet taken into a batch.
+    pub(crate) fn waiting(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Whether accepting one more event must wait for a batch to be written (the queue is
     /// bounded in events and bytes, so a disk slower than the callers holds them back rather
     /// than memory growing without limit).

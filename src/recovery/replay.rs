@@ -66,6 +66,7 @@ pub(crate) fn replay(
     segments_below: Option<u64>,
     visit: &mut impl FnMut(u64, EventRef<'_>),
 ) -> Result<Replayed> {
+    let _span = tracing::debug_span!("replay", dir = %dir.display(), segments_below).entered();
     let mut reader = LogReader::new(storage, dir, Start::Newest);
     if let Some(below) = segments_below {
         reader = reader.only_below(below);

@@ -39,6 +39,26 @@ class SnapshotUsed(TypedDict):
     bytes: int
     created_ms: int
 
+class Metrics(TypedDict):
+    started: int
+    superseded: int
+    stale_starts: int
+    completed: int
+    stale_completions: int
+    unknown_completions: int
+    log_records: int
+    syncs: int
+    sync_seconds: float
+    sync_seconds_max: float
+    written_bytes: int
+    queue_events: int
+    compactions: int
+    compaction_seconds: float
+    snapshot_bytes: int
+    recovered_runs: int
+    crash_loops: int
+    poisoned: bool
+
 class Counters(TypedDict):
     started: int
     stale_starts: int
@@ -163,6 +183,7 @@ class Log:
     def in_flight(self, key: str) -> Optional[InterruptedRun]: ...
     def high_water(self, key: str) -> Optional[int]: ...
     def counters(self) -> Counters: ...
+    def metrics(self) -> Metrics: ...
     def compact(self) -> Compacted: ...
     def fallback(
         self, sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
