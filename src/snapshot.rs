@@ -13,14 +13,27 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use crate::damage::Corruption;
 use crate::event::{validate_key, validate_run};
 use crate::fold::{Counters, InFlightRun, Mark, RunningSet};
 use crate::layout::SEGMENT_NO_MAX;
 use crate::limits::{GAPS_KEPT_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_NESTING_MAX};
-use crate::recovery::Corruption;
 
 /// The snapshot format version this build writes and reads.
 pub const SNAPSHOT_VERSION: u32 = 1;
+
+/// The snapshot a replay started from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotUsed {
+    /// The snapshot file's name.
+    pub file: String,
+    /// The last sequence number it covers.
+    pub last_seq: u64,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// When it was written, in milliseconds since the Unix epoch.
+    pub created_ms: u64,
+}
 
 /// A key's high-water mark, as a snapshot lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,8 +24,7 @@ use crate::frame::{
     FORMAT_VERSION, Frame, HeaderError, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader,
     reserved_start,
 };
-use crate::recovery::SnapshotUsed;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotUsed};
 
 /// The visitor a reading hands each item to; [`ControlFlow::Break`] stops the reading. Generic
 /// (not a `dyn` call per event): replay's visitor, which only passes events on, inlines.

@@ -18,18 +18,7 @@ pub enum Policy {
     Strict,
 }
 
-/// The snapshot a replay started from.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotUsed {
-    /// The snapshot file's name.
-    pub file: String,
-    /// The last sequence number it covers.
-    pub last_seq: u64,
-    /// Its size in bytes.
-    pub bytes: u64,
-    /// When it was written, in milliseconds since the Unix epoch.
-    pub created_ms: u64,
-}
+pub use crate::snapshot::SnapshotUsed;
 
 /// What opening (or replaying) a log found. Built in one place, from what the reading found
 /// and what the open did to the end of the log ([`RecoveryReport::torn_tail`]`.cut`); its
