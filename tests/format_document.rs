@@ -634,13 +634,70 @@ mod doc {
         detail: String,
     }
 
+    /// The rules for every byte of a snapshot file: no array or object deeper than 32 (the
+    /// envelope is 1), and every `\\u` escape of a high surrogate (D800..DBFF) followed at once
+    /// by one of a low surrogate (DC00..DFFF), which never stands alone.
+    fn nests_within_32_and_pairs_surrogates(b: &[u8]) -> bool {
+        let mut depth = 0i64;
+        let mut in_string = false;
+        let mut i = 0;
+        let unit = |at: usize| -> Option<u16> {
+            let hex = b.get(at..at + 4)?;
+            u16::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+        };
+        while i < b.len() {
+            let c = b[i];
+            if !in_string {
+                match c {
+                    b'"' => in_string = true,
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => depth -= 1,
+                    _ => {}
+                }
+                if depth > 32 {
+                    return false;
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                b'"' => in_string = false,
+                b'\\' if b.get(i + 1) == Some(&b'u') => {
+                    let high = unit(i + 2);
+                    if let Some(u @ 0xD800..=0xDFFF) = high {
+                        let low = if b.get(i + 6) == Some(&b'\\') && b.get(i + 7) == Some(&b'u') {
+                            unit(i + 8)
+                        } else {
+                            None
+                        };
+                        let paired =
+                            u <= 0xDBFF && low.is_some_and(|l| (0xDC00..=0xDFFF).contains(&l));
+                        if !paired {
+                            return false;
+                        }
+                        i += 6;
+                    }
+                    i += 5;
+                }
+                b'\\' => i += 1,
+                _ => {}
+            }
+            i += 1;
+        }
+        true
+    }
+
     /// Reads a snapshot file named with `number`: `Ok(None)` when it is damaged.
     fn read_snapshot(number: u64, b: &[u8]) -> Result<Option<Body>, Failure> {
         // Check 1.
         if b.len() as u64 > 2_147_483_648 {
             return Ok(None);
         }
-        // Check 2 (whitespace around the value is what a JSON parser allows anyway).
+        // Check 2: the two rules for every part of the file, then the envelope (whitespace
+        // around the value is what a JSON parser allows anyway).
+        if !nests_within_32_and_pairs_surrogates(b) {
+            return Ok(None);
+        }
         let Ok(envelope) = serde_json::from_slice::<Envelope<'_>>(b) else {
             return Ok(None);
         };
@@ -2711,6 +2768,42 @@ fn snapshots_crafted_from_the_document() {
         ("65 gaps", good.replace(r#""gaps":[]"#, &format!(r#""gaps":[{}]"#, vec![r#"{"segment":"x","start_offset":0,"end_offset":0,"after_seq":0,"detail":"d"}"#; 65].join(","))), false),
         ("64 gaps", good.replace(r#""gaps":[]"#, &format!(r#""gaps":[{}]"#, vec![r#"{"segment":"x","start_offset":0,"end_offset":1,"after_seq":0,"before_seq":null,"detail":"d","more":1}"#; 64].join(","))), true),
         ("the body not an object", "[]".to_string(), false),
+        (
+            "a lone surrogate in an unknown member of the counters",
+            body(&counters.replace("{", r#"{"later":"\ud800","#), &format!("[{run_a},{run_b}]"), marks, ""),
+            false,
+        ),
+        (
+            "a lone low surrogate in an unknown member of a run",
+            body(counters, &format!("[{},{run_b}]", run_a.replace("{", r#"{"note":"\udc00","#)), marks, ""),
+            false,
+        ),
+        (
+            "a paired surrogate in an unknown member of a gap",
+            good.replace(r#""gaps":[]"#, r#""gaps":[{"segment":"x","start_offset":0,"end_offset":1,"after_seq":0,"detail":"d","more":"\ud83d\ude00"}]"#),
+            true,
+        ),
+        (
+            "1e400 and -0 in unknown members",
+            body(&counters.replace("{", r#"{"later":1e400,"#), &format!("[{},{run_b}]", run_a.replace("{", r#"{"note":-0,"#)), marks, ""),
+            true,
+        ),
+        ("-0 in an integer", good.replace(r#""created_ms":9"#, r#""created_ms":-0"#), false),
+        (
+            "nesting 32 deep in the counters",
+            body(&counters.replace("{", &format!(r#"{{"later":{}1{},"#, "[".repeat(29), "]".repeat(29))), &format!("[{run_a},{run_b}]"), marks, ""),
+            true,
+        ),
+        (
+            "nesting 33 deep in the counters",
+            body(&counters.replace("{", &format!(r#"{{"later":{}1{},"#, "[".repeat(30), "]".repeat(30))), &format!("[{run_a},{run_b}]"), marks, ""),
+            false,
+        ),
+        (
+            "nesting 1,000,000 deep in a run",
+            body(counters, &format!("[{},{run_b}]", run_a.replace("{", &format!(r#"{{"note":{}1{},"#, "[".repeat(1_000_000), "]".repeat(1_000_000)))), marks, ""),
+            false,
+        ),
     ];
     for (what, body, valid) in cases {
         let dir = tempfile::tempdir().unwrap();
