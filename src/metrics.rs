@@ -55,11 +55,29 @@ pub struct Figures {
 }
 
 impl Figures {
-    /// One group commit, as [`committed`] reports it.
-    pub(crate) fn commit<'a>(
+    /// The figures of a handle just opened on a log whose open found `report`; a recorder is
+    /// told too. The one place the log's figures start from.
+    pub(crate) fn at_open(report: &crate::RecoveryReport) -> Figures {
+        let figures = Figures {
+            recovered_runs: report.running.len() as u64,
+            crash_loops: report.crash_loops().count() as u64,
+            snapshot_bytes: report.snapshot.as_ref().map_or(0, |s| s.bytes),
+            ..Figures::default()
+        };
+        let crashed = report
+            .running
+            .iter()
+            .any(|r| r.reason == crate::fold::Reason::Crash);
+        opened(figures.recovered_runs, crashed, figures.crash_loops);
+        figures
+    }
+
+    /// One group commit: its duration, what the fold did with each of its events, its bytes,
+    /// and the events still waiting after it. Counted here and told to a recorder.
+    pub(crate) fn commit(
         &mut self,
         took: Duration,
-        applied: impl Iterator<Item = &'a Applied>,
+        applied: &[Applied],
         bytes: usize,
         waiting: usize,
     ) {
@@ -83,6 +101,21 @@ impl Figures {
         self.sync_seconds_max = self.sync_seconds_max.max(seconds);
         self.written_bytes += bytes as u64;
         self.queue_events = waiting as u64;
+        committed(took, applied, bytes, waiting);
+    }
+
+    /// A compaction done: how long it took and its snapshot's size.
+    pub(crate) fn compacted(&mut self, took: Duration, snapshot_bytes: u64) {
+        self.compactions += 1;
+        self.compaction_seconds += took.as_secs_f64();
+        self.snapshot_bytes = snapshot_bytes;
+        compacted(took, snapshot_bytes);
+    }
+
+    /// The handle poisoned by a failed write or sync.
+    pub(crate) fn poison(&mut self) {
+        self.poisoned = true;
+        poisoned();
     }
 }
 
@@ -256,12 +289,7 @@ pub fn labels(applied: &Applied) -> (&'static str, &'static str) {
 /// A group commit: its duration, its events (what the fold did with each), its bytes, and the
 /// events still waiting after it.
 #[inline]
-pub(crate) fn committed<'a>(
-    took: Duration,
-    applied: impl Iterator<Item = &'a Applied>,
-    bytes: usize,
-    waiting: usize,
-) {
+fn committed(took: Duration, applied: &[Applied], bytes: usize, waiting: usize) {
     #[cfg(feature = "metrics")]
     {
         let mut events = 0u64;
@@ -288,7 +316,7 @@ pub(crate) fn segment_created() {
 
 /// A compaction done: how long it took and its snapshot's size.
 #[inline]
-pub(crate) fn compacted(took: Duration, snapshot_bytes: u64) {
+fn compacted(took: Duration, snapshot_bytes: u64) {
     #[cfg(feature = "metrics")]
     {
         metrics::counter!(COMPACTIONS_TOTAL).increment(1);
@@ -302,14 +330,14 @@ pub(crate) fn compacted(took: Duration, snapshot_bytes: u64) {
 /// A read-write open: the runs it found in flight, whether a crash interrupted them (a
 /// recovery), and how many are in a crash loop.
 #[inline]
-pub(crate) fn opened(in_flight: usize, recovery: bool, crash_loops: usize) {
+fn opened(in_flight: u64, recovery: bool, crash_loops: u64) {
     #[cfg(feature = "metrics")]
     {
         metrics::gauge!(RECOVERED_RUNS).set(in_flight as f64);
         if recovery {
             metrics::counter!(RECOVERIES_TOTAL).increment(1);
         }
-        metrics::counter!(CRASH_LOOPS_TOTAL).increment(crash_loops as u64);
+        metrics::counter!(CRASH_LOOPS_TOTAL).increment(crash_loops);
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (in_flight, recovery, crash_loops);
@@ -317,7 +345,7 @@ pub(crate) fn opened(in_flight: usize, recovery: bool, crash_loops: usize) {
 
 /// A handle poisoned.
 #[inline]
-pub(crate) fn poisoned() {
+fn poisoned() {
     #[cfg(feature = "metrics")]
     metrics::counter!(POISONINGS_TOTAL).increment(1);
 }

@@ -13,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::event::{Event, encode_event};
 use crate::fold::Applied;
 use crate::frame::FRAME_HEADER_BYTES;
-use crate::metrics;
 
 impl State {
     /// The key's high-water mark as the fold will see it once every accepted event is folded:
@@ -33,8 +32,7 @@ impl Shared {
         // (Linux drops dirty pages on error). Nothing written after this point could be
         // trusted, so the handle refuses everything until the log is reopened and replayed.
         tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
-        crate::metrics::poisoned();
-        state.figures.poisoned = true;
+        state.figures.poison();
         state.failure = Some(Failure::Poisoned {
             kind: e.io_kind(),
             cause: e.to_string(),
@@ -130,10 +128,7 @@ impl Shared {
         });
         if let Some(applied) = &applied {
             let waiting = state.queue.waiting();
-            metrics::committed(took, applied.iter(), payload.len(), waiting);
-            state
-                .figures
-                .commit(took, applied.iter(), payload.len(), waiting);
+            state.figures.commit(took, applied, payload.len(), waiting);
         }
         state.queue.finish(&batch, applied);
         let failed = written.err();

@@ -69,12 +69,8 @@ impl Compaction<'_> {
         let took = began.elapsed();
         let mut state = lock(&shared.state);
         state.snapshot_bytes = compacted.bytes;
-        state.figures.compactions += 1;
-        state.figures.compaction_seconds += took.as_secs_f64();
-        state.figures.snapshot_bytes = compacted.bytes;
+        state.figures.compacted(took, compacted.bytes);
         drop(state);
-        shared.compactions.fetch_add(1, Ordering::Relaxed);
-        crate::metrics::compacted(took, compacted.bytes);
         span.record("snapshot_bytes", compacted.bytes);
         span.record("seconds", took.as_secs_f64());
         tracing::debug!(snapshot = %compacted.snapshot.display(), last_seq = compacted.last_seq, "compacted");

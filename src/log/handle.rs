@@ -3,7 +3,6 @@
 //! durable (see `commit`).
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
 use super::Compaction;
 use super::{Log, Ticket, lock};
@@ -218,7 +217,7 @@ impl Log {
 
     /// How many compactions this handle has finished (in the background or on request).
     pub fn compactions(&self) -> u64 {
-        self.shared.compactions.load(Ordering::Relaxed)
+        lock(&self.shared.state).figures.compactions
     }
 
     /// The log directory.

@@ -18,7 +18,7 @@
 
 use std::io;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -101,8 +101,6 @@ struct Shared {
     compaction: Mutex<()>,
     /// Set while a background compaction is wanted or running, so appends start only one.
     background_busy: AtomicBool,
-    /// Compactions finished by this handle.
-    compactions: AtomicU64,
     _lock: DirLock,
 }
 

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::{FlusherState, Log, Shared, State, queue::Queue};
@@ -163,11 +163,6 @@ impl Log {
             options.crash_loop_threshold,
         );
         log_report(&dir, &report);
-        let crashed = report
-            .running
-            .iter()
-            .any(|r| r.reason == crate::fold::Reason::Crash);
-        crate::metrics::opened(report.running.len(), crashed, report.crash_loops().count());
         let state = State {
             set,
             queue: Queue::new(1),
@@ -176,12 +171,7 @@ impl Log {
             snapshot_bytes: report.snapshot.as_ref().map_or(0, |s| s.bytes),
             room_waiters: 0,
             flusher: FlusherState::default(),
-            figures: crate::metrics::Figures {
-                recovered_runs: report.running.len() as u64,
-                crash_loops: report.crash_loops().count() as u64,
-                snapshot_bytes: report.snapshot.as_ref().map_or(0, |s| s.bytes),
-                ..Default::default()
-            },
+            figures: crate::metrics::Figures::at_open(&report),
         };
         let log = Log::with_state(storage, dir, options, writer, state, lock);
         Ok(Opened { log, report })
@@ -210,7 +200,6 @@ impl Log {
             writer: Mutex::new(writer),
             compaction: Mutex::new(()),
             background_busy: AtomicBool::new(false),
-            compactions: AtomicU64::new(0),
             _lock: lock,
         };
         Log {
