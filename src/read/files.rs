@@ -80,16 +80,11 @@ impl<'s> LogReader<'s> {
         self
     }
 
-    fn io(&self, op: &'static str, name: &str) -> impl FnOnce(io::Error) -> Error {
-        let path = self.dir.join(name);
-        move |e| Error::io(op, path, e)
-    }
-
     /// The directory's listing, after checking that it holds a log: a directory with neither a
     /// segment nor a snapshot file is not a log, and must not read as "nothing in flight".
     pub(crate) fn list_log(&self) -> Result<Vec<String>> {
         let dir = &self.dir;
-        let is_dir = self.storage.is_dir(dir).map_err(self.io("stat", ""))?;
+        let is_dir = self.storage.is_dir(dir).at("stat", &self.dir)?;
         let names = if is_dir { self.list()? } else { Vec::new() };
         if !names.iter().any(|n| is_log_file(n)) {
             return Err(Error::NotFound { dir: dir.clone() });
@@ -98,7 +93,7 @@ impl<'s> LogReader<'s> {
     }
 
     fn list(&self) -> Result<Vec<String>> {
-        self.storage.list(&self.dir).map_err(self.io("list", ""))
+        self.storage.list(&self.dir).at("list", &self.dir)
     }
 
     /// Reads the whole log as `names` lists it, ending with [`Item::End`] unless the visitor
@@ -227,7 +222,7 @@ impl<'s> LogReader<'s> {
         match self
             .storage
             .entry_kind(&path)
-            .map_err(self.io("stat", name))?
+            .at("stat", self.dir.join(name))?
         {
             EntryKind::File => {}
             EntryKind::Missing => {
@@ -241,14 +236,14 @@ impl<'s> LogReader<'s> {
         let file = self
             .storage
             .open(&path, false)
-            .map_err(self.io("open", name))?;
-        let len = file.len().map_err(self.io("stat", name))?;
+            .at("open", self.dir.join(name))?;
+        let len = file.len().at("stat", self.dir.join(name))?;
         if len > SNAPSHOT_BYTES_MAX {
             let detail =
                 format!("damaged snapshot: {len} bytes, over the limit of {SNAPSHOT_BYTES_MAX}");
             return damaged(len, detail);
         }
-        let bytes = file.read_all().map_err(self.io("read", name))?;
+        let bytes = file.read_all().at("read", self.dir.join(name))?;
         let snapshot = match Snapshot::decode(&bytes) {
             Ok(s) if s.last_seq != last_seq => {
                 let detail = format!(
@@ -287,7 +282,7 @@ impl<'s> LogReader<'s> {
             if self
                 .storage
                 .entry_kind(&path)
-                .map_err(self.io("stat", name))?
+                .at("stat", self.dir.join(name))?
                 != EntryKind::File
             {
                 continue; // holds no record
@@ -295,7 +290,7 @@ impl<'s> LogReader<'s> {
             let file = self
                 .storage
                 .open(&path, false)
-                .map_err(self.io("open", name))?;
+                .at("open", self.dir.join(name))?;
             let mut header = [0u8; SEGMENT_HEADER_BYTES];
             let Ok(header) = read_exact_at(&*file, &mut header, 0).map(|()| header) else {
                 continue; // too short to hold records: nothing skipped
@@ -336,7 +331,7 @@ impl<'s> LogReader<'s> {
         match self
             .storage
             .entry_kind(&path)
-            .map_err(self.io("stat", name))?
+            .at("stat", self.dir.join(name))?
         {
             EntryKind::File => {}
             EntryKind::Missing => return Ok(Opened::Vanished),
@@ -356,7 +351,7 @@ impl<'s> LogReader<'s> {
         } else {
             file.read_all()
         }
-        .map_err(self.io("read", name))?;
+        .at("read", self.dir.join(name))?;
         if let FileBytes::Mapped(map) = &bytes {
             // Read once, front to back: let the kernel read ahead. Only a hint.
             let _ = map.advise(memmap2::Advice::Sequential);
