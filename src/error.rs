@@ -154,6 +154,58 @@ pub enum Error {
         log: bool,
     },
 
+    /// The instance's log was taken over by another instance (a fleet's takeover, see
+    /// [`Log::take_over`](crate::Log::take_over)): from the moment the takeover committed, nothing
+    /// this handle writes is accepted, and nothing it tried to write is visible to the new
+    /// owner. A zombie (a process whose machine only looked dead) gets this on every call; an
+    /// open of a taken-over instance gets it too.
+    #[error(
+        "instance {instance:?} was taken over by {by:?} (fencing epoch {epoch}): this process no longer owns that log and nothing it writes is accepted; stop it, and start again under a new instance id"
+    )]
+    Fenced {
+        /// The instance whose log was taken over.
+        instance: String,
+        /// The instance that took it over, as it named itself.
+        by: String,
+        /// The fencing epoch the takeover set.
+        epoch: u64,
+    },
+
+    /// The database holds no inflight schema, or a version of it this build does not know.
+    #[error(
+        "database {database} has no usable inflight schema ({detail}); create it once with `inflight fleet init --database URL` (inflight::fleet::create_schema)"
+    )]
+    NoSchema {
+        /// The database, as its URL without the password.
+        database: String,
+        /// What was found instead.
+        detail: String,
+    },
+
+    /// The database holds no log for this instance: a takeover, a read-only replay or an
+    /// offline tool was given an instance id that never opened a log there.
+    #[error(
+        "database {database} has no log of instance {instance:?}; check the id (`inflight fleet list --database URL` lists the instances)"
+    )]
+    NoInstance {
+        /// The database, as its URL without the password.
+        database: String,
+        /// The instance id that was given.
+        instance: String,
+    },
+
+    /// The database could not be reached, or refused a statement outside an append (an
+    /// append's failures are [`Error::Io`], and poison the handle).
+    #[error(
+        "database {database}: {cause}; check that the server runs and that the URL (host, port, user, database name) is right"
+    )]
+    Database {
+        /// The database, as its URL without the password.
+        database: String,
+        /// What the client or the server said.
+        cause: String,
+    },
+
     /// A read-only open (or an offline compaction) was pointed at a directory that does not
     /// exist or holds neither a segment nor a snapshot file: there is no log there (which must
     /// never read as "nothing in flight").
@@ -169,7 +221,13 @@ pub enum Error {
 
 /// What to do about a failed storage call.
 fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
-    if at_open && source.kind() == io::ErrorKind::StorageFull {
+    if source
+        .get_ref()
+        .is_some_and(|inner| inner.is::<DatabaseIoError>())
+    {
+        "check the database server and the connection; the log's handle is poisoned, and a \
+         reopen (or a takeover) reads exactly what committed"
+    } else if at_open && source.kind() == io::ErrorKind::StorageFull {
         "the disk is full, and a read-write open writes: it needs room for a copy of the last \
          segment (up to segment_bytes_max, 1 MiB by default); free space, then open the log \
          again. Meanwhile `Log::read_only` (on the command line `inflight replay DIR`) reports \
@@ -198,6 +256,16 @@ impl Error {
     }
 
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
+        if let Some(fenced) = source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<FencedError>())
+        {
+            return Error::Fenced {
+                instance: fenced.instance.clone(),
+                by: fenced.by.clone(),
+                epoch: fenced.epoch,
+            };
+        }
         Error::Io {
             op,
             path: path.into(),
@@ -221,6 +289,26 @@ impl Error {
         }
     }
 }
+
+/// A storage call refused because the log was taken over (fencing): carried inside the
+/// [`io::Error`] a [`Storage`](crate::Storage) returns, and turned into [`Error::Fenced`] where
+/// the log names the failed call.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("instance {instance:?} was taken over by {by:?} (fencing epoch {epoch})")]
+pub struct FencedError {
+    /// The instance whose log was taken over.
+    pub instance: String,
+    /// The instance that took it over.
+    pub by: String,
+    /// The fencing epoch the takeover set.
+    pub epoch: u64,
+}
+
+/// A database call that failed inside a storage call, carried inside its [`io::Error`], so
+/// that the message advises on the database rather than on a disk.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DatabaseIoError(pub String);
 
 /// Names the operation and the file of a failed storage call: `storage.list(dir).at("list",
 /// dir)?` is an [`Error::Io`] that says what failed where.

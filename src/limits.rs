@@ -8,6 +8,10 @@
 /// Largest routing key, in bytes of UTF-8. Keys must also be non-empty.
 pub const KEY_BYTES_MAX: usize = 1024;
 
+/// Longest instance id of a fleet's log, in bytes. An id is ASCII letters, digits and
+/// `-_.:@` (a host name, a pod name, `gateway-3@eu-west`).
+pub const INSTANCE_BYTES_MAX: usize = 128;
+
 /// Largest session id, in bytes of UTF-8.
 pub const SESSION_ID_BYTES_MAX: usize = 256;
 

@@ -52,6 +52,8 @@ pub struct Figures {
     pub crash_loops: u64,
     /// Whether a failed write or sync poisoned the handle.
     pub poisoned: bool,
+    /// Whether the handle was refused because its log was taken over (a fleet's fencing).
+    pub fenced: bool,
 }
 
 impl Figures {
@@ -117,6 +119,12 @@ impl Figures {
         self.poisoned = true;
         poisoned();
     }
+
+    /// The handle refused because its log was taken over.
+    pub(crate) fn fence(&mut self) {
+        self.fenced = true;
+        fenced();
+    }
 }
 
 /// Events made durable, by `kind` and `outcome`.
@@ -145,6 +153,11 @@ pub const RECOVERED_RUNS: &str = "inflight_recovered_runs";
 pub const CRASH_LOOPS_TOTAL: &str = "inflight_crash_loops_total";
 /// Handles poisoned by a failed write or sync.
 pub const POISONINGS_TOTAL: &str = "inflight_poisonings_total";
+/// Handles refused because their log was taken over (a fleet's fencing: this process is the
+/// zombie).
+pub const FENCINGS_TOTAL: &str = "inflight_fencings_total";
+/// Takeovers of another instance's log this process made.
+pub const TAKEOVERS_TOTAL: &str = "inflight_takeovers_total";
 
 /// What kind of series a name is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,7 +171,7 @@ pub enum Kind {
 }
 
 /// Every series: its name, kind, unit and help text (docs/METRICS.md shows the same table).
-pub const SERIES: [(&str, Kind, &str, &str); 13] = [
+pub const SERIES: [(&str, Kind, &str, &str); 15] = [
     (
         EVENTS_TOTAL,
         Kind::Counter,
@@ -236,6 +249,18 @@ pub const SERIES: [(&str, Kind, &str, &str); 13] = [
         Kind::Counter,
         "handles",
         "Handles poisoned by a failed write or sync.",
+    ),
+    (
+        FENCINGS_TOTAL,
+        Kind::Counter,
+        "handles",
+        "Handles refused because their log was taken over by another instance.",
+    ),
+    (
+        TAKEOVERS_TOTAL,
+        Kind::Counter,
+        "takeovers",
+        "Takeovers of another instance's log made by this process.",
     ),
 ];
 
@@ -341,6 +366,21 @@ fn opened(in_flight: u64, recovery: bool, crash_loops: u64) {
     }
     #[cfg(not(feature = "metrics"))]
     let _ = (in_flight, recovery, crash_loops);
+}
+
+/// A handle fenced.
+#[inline]
+fn fenced() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(FENCINGS_TOTAL).increment(1);
+}
+
+/// A takeover made.
+#[inline]
+#[cfg(feature = "postgres")]
+pub(crate) fn taken_over() {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(TAKEOVERS_TOTAL).increment(1);
 }
 
 /// A handle poisoned.

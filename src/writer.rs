@@ -51,7 +51,7 @@ fn prepare(context: &Context, segment_no: u64) -> Result<Prepared> {
     }
     let file = storage.create(&path).at("create", &path)?;
     let mut bytes = vec![0; SEGMENT_HEADER_BYTES];
-    reserve(&mut bytes, context.segment_bytes_max);
+    reserve(context, &mut bytes);
     write_all_at(&*file, &bytes, 0).at("write", &path)?;
     file.sync_data().at("sync", &path)?;
     Ok(Prepared {
@@ -185,7 +185,7 @@ impl Writer {
             return Writer::create(context, header.segment_no + 1, next_seq, created, None);
         }
         let mut valid = valid.to_vec();
-        reserve(&mut valid, context.segment_bytes_max);
+        reserve(&context, &mut valid);
         let file = replace_durably(&*context.storage, &context.dir, &path, &valid)?;
         Ok(Writer {
             context,
@@ -243,7 +243,7 @@ impl Writer {
             }
             None => {
                 let mut bytes = header.encode().to_vec();
-                reserve(&mut bytes, context.segment_bytes_max);
+                reserve(&context, &mut bytes);
                 replace_durably(&*context.storage, &context.dir, &path, &bytes)?
             }
         };
@@ -285,6 +285,7 @@ impl Writer {
         self.next_seq += 1;
         if self.next.is_none()
             && self.context.prepare_segments
+            && self.context.storage.reserves_space()
             && self.offset > self.context.segment_bytes_max / 2
             && self.header.segment_no < SEGMENT_NO_MAX
         {
@@ -353,8 +354,11 @@ impl Writer {
 /// smaller. It is written with the rest into `NAME.tmp` and synced before the rename, so a
 /// segment never has space reserved in place, and a crash cannot leave a reservation half done
 /// under the segment's name.
-fn reserve(bytes: &mut Vec<u8>, segment_bytes_max: u64) {
-    let reserved = segment_bytes_max.min(SEGMENT_RESERVED_BYTES_MAX) as usize;
+fn reserve(context: &Context, bytes: &mut Vec<u8>) {
+    if !context.storage.reserves_space() {
+        return;
+    }
+    let reserved = context.segment_bytes_max.min(SEGMENT_RESERVED_BYTES_MAX) as usize;
     if bytes.len() < reserved {
         bytes.resize(reserved, RESERVED_BYTE);
     }

@@ -31,11 +31,26 @@ impl Shared {
         // fsync, the kernel may report the next one as a success without writing the data
         // (Linux drops dirty pages on error). Nothing written after this point could be
         // trusted, so the handle refuses everything until the log is reopened and replayed.
-        tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle poisoned");
-        state.figures.poison();
-        state.failure = Some(Failure::Poisoned {
-            kind: e.io_kind(),
-            cause: e.to_string(),
+        tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle refuses every call");
+        if matches!(e, Error::Fenced { .. }) {
+            state.figures.fence();
+        } else {
+            state.figures.poison();
+        }
+        state.failure = Some(match e {
+            Error::Fenced {
+                instance,
+                by,
+                epoch,
+            } => Failure::Fenced {
+                instance: instance.clone(),
+                by: by.clone(),
+                epoch: *epoch,
+            },
+            _ => Failure::Poisoned {
+                kind: e.io_kind(),
+                cause: e.to_string(),
+            },
         });
         state.queue.drop_waiting();
         state.queue.wake_all();
@@ -85,11 +100,10 @@ impl Shared {
                 let applied = *result.get().expect("a durable event has been folded");
                 return Ok((applied, self.wants_compaction(&state)));
             }
-            if let Some(Failure::Poisoned { kind, cause }) = &state.failure {
-                return Err(Error::Poisoned {
-                    kind: *kind,
-                    cause: cause.clone(),
-                });
+            if let Some(failure) = &state.failure
+                && failure.stops_commits()
+            {
+                return Err(failure.to_error());
             }
             if !state.queue.needs_leader() {
                 // Asleep until the leader wakes this caller: its event is durable, or it is to

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use super::queue::Slot;
-use super::{Failure, Log, Shared, Ticket, lock, wait};
-use crate::error::{Error, Result};
+use super::{Log, Shared, Ticket, lock, wait};
+use crate::error::Result;
 use crate::fold::Applied;
 
 /// The async front's flusher thread (see [`Log::start_flusher`]); dropping it stops the thread
@@ -92,12 +92,11 @@ impl Shared {
             let applied = *result.get().expect("a durable event has been folded");
             return Poll::Ready(Ok((applied, self.wants_compaction(&state))));
         }
-        if let Some(Failure::Poisoned { kind, cause }) = &state.failure {
+        if let Some(failure) = &state.failure
+            && failure.stops_commits()
+        {
             *registered = None;
-            return Poll::Ready(Err(Error::Poisoned {
-                kind: *kind,
-                cause: cause.clone(),
-            }));
+            return Poll::Ready(Err(failure.to_error()));
         }
         *registered = Some(state.queue.add_task(seq, waker, *registered));
         let flusher = state.queue.needs_leader() && state.flusher.idle;

@@ -148,7 +148,16 @@ struct FlusherState {
 
 #[derive(Debug, Clone)]
 enum Failure {
-    Poisoned { kind: io::ErrorKind, cause: String },
+    Poisoned {
+        kind: io::ErrorKind,
+        cause: String,
+    },
+    /// The log was taken over (a fleet's fencing): every call says so.
+    Fenced {
+        instance: String,
+        by: String,
+        epoch: u64,
+    },
     Closed,
 }
 
@@ -159,8 +168,23 @@ impl Failure {
                 kind: *kind,
                 cause: cause.clone(),
             },
+            Failure::Fenced {
+                instance,
+                by,
+                epoch,
+            } => Error::Fenced {
+                instance: instance.clone(),
+                by: by.clone(),
+                epoch: *epoch,
+            },
             Failure::Closed => Error::Closed,
         }
+    }
+
+    /// Whether commits stop: the handle failed (a closed handle still commits what it
+    /// accepted before its shutdown record).
+    fn stops_commits(&self) -> bool {
+        !matches!(self, Failure::Closed)
     }
 }
 
