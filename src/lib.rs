@@ -59,6 +59,8 @@
 //!   segments created, frames appended and synced, rollover.
 //! - `layout` and `open_dir` (internal): a log directory's names; its creation at open.
 //! - [`storage`]: the seam every file operation goes through, and the real file system.
+//! - `fleet` (feature `postgres`): a fleet's logs in PostgreSQL behind the same seam, and the
+//!   takeover of a dead instance's runs, fenced.
 //! - [`asynclog`]: futures that resolve when events are durable, on any executor.
 //! - [`options`], [`limits`], [`environment`] (the clock and salts), [`error`] (the typed
 //!   [`Error`], with where it happened and what to do).
@@ -81,6 +83,8 @@ pub mod environment;
 pub mod error;
 pub mod event;
 pub mod fallback;
+#[cfg(feature = "postgres")]
+pub mod fleet;
 pub mod fold;
 pub mod frame;
 pub mod import;

@@ -1,0 +1,180 @@
+//! Reaching the database: the connection (with a bounded connect time), the URL as messages
+//! show it (never its password), the instance ids, the schema, and the list of instances.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls};
+
+use super::{PgStorage, schema};
+use crate::error::{Error, Result};
+use crate::limits::INSTANCE_BYTES_MAX;
+
+/// How long a connect may take when the URL does not say (`connect_timeout`).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The path under which an instance's log is named in reports and errors: `pg:INSTANCE`
+/// (its files are `pg:INSTANCE/NAME`).
+pub fn instance_path(instance: &str) -> PathBuf {
+    PathBuf::from(format!("pg:{instance}"))
+}
+
+/// Connects to `database` (a `postgres://` URL, or `host=... user=...` key-value pairs), and
+/// returns the client and the database as messages name it.
+pub(super) fn connect(database: &str) -> Result<(Client, String)> {
+    let mut config: Config = database.parse().map_err(|e| Error::InvalidInput {
+        field: "database",
+        reason: format!(
+            "is not a PostgreSQL connection string ({e}); give a URL such as postgres://user@127.0.0.1:5432/dbname"
+        ),
+        key: None,
+    })?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("inflight");
+    }
+    let shown = shown(&config);
+    let client = config.connect(NoTls).map_err(|e| Error::Database {
+        database: shown.clone(),
+        cause: format!("cannot connect: {e}"),
+    })?;
+    Ok((client, shown))
+}
+
+/// The database as messages name it: `postgres://USER@HOST:PORT/DBNAME`, no password.
+fn shown(config: &Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(h)) => h.clone(),
+        Some(Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".to_string(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().unwrap_or("");
+    let db = config.get_dbname().unwrap_or(user);
+    format!("postgres://{user}@{host}:{port}/{db}")
+}
+
+/// Checks an instance id: 1 to [`INSTANCE_BYTES_MAX`] bytes of ASCII letters, digits and
+/// `-_.:@`.
+pub(super) fn check_instance(field: &'static str, id: &str) -> Result<()> {
+    let bad = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:@".contains(*c)));
+    let reason = if id.is_empty() {
+        Some("is empty".to_string())
+    } else if id.len() > INSTANCE_BYTES_MAX {
+        Some(format!(
+            "is {} bytes long; at most {INSTANCE_BYTES_MAX}",
+            id.len()
+        ))
+    } else {
+        bad.map(|c| {
+            format!("{id:?} holds {c:?}; an instance id is ASCII letters, digits and -_.:@")
+        })
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidInput {
+            field,
+            reason,
+            key: None,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Creates the fleet's tables in `database`, or checks the ones there (safe to repeat, and
+/// from several processes at once). The command line's `inflight fleet init`.
+pub fn create_schema(database: &str) -> Result<()> {
+    let (mut client, shown) = connect(database)?;
+    schema::create(&mut client, &shown)
+}
+
+/// Connects to `database`, checks its schema and returns the client.
+pub(super) fn connect_checked(database: &str) -> Result<(Client, String)> {
+    let (mut client, shown) = connect(database)?;
+    schema::check(&mut client, &shown)?;
+    Ok((client, shown))
+}
+
+/// The storage of `instance`'s log, read-only: for the offline tools
+/// ([`Reader`](crate::inspect::Reader), [`Log::read_only_with_storage`](crate::Log::read_only_with_storage))
+/// over the path [`instance_path`]. [`Error::NoInstance`] if it never opened a log there.
+pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
+    check_instance("instance", instance)?;
+    let (mut client, shown) = connect_checked(database)?;
+    let known = client
+        .query_opt(
+            "SELECT 1 FROM inflight_instances WHERE instance = $1",
+            &[&instance],
+        )
+        .map_err(|e| Error::Database {
+            database: shown.clone(),
+            cause: e.to_string(),
+        })?;
+    if known.is_none() {
+        return Err(Error::NoInstance {
+            database: shown,
+            instance: instance.to_string(),
+        });
+    }
+    PgStorage::new(client, instance).map_err(|e| Error::Database {
+        database: shown,
+        cause: e.to_string(),
+    })
+}
+
+/// An instance of a fleet, as [`instances`] lists it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Instance {
+    /// Its id.
+    pub instance: String,
+    /// Its fencing epoch: raised by each read-write open and by a takeover.
+    pub epoch: u64,
+    /// Who took it over, if anyone did (its log is then read-only for good).
+    pub taken_by: Option<String>,
+    /// Whether a process holds its log open now (its advisory lock is held).
+    pub open: bool,
+    /// Files (segments and snapshots) its log holds.
+    pub files: u64,
+    /// Bytes those files hold.
+    pub bytes: u64,
+}
+
+/// The instances that have a log in `database`, by id. The command line's `inflight fleet
+/// list`.
+pub fn instances(database: &str) -> Result<Vec<Instance>> {
+    let (mut client, shown) = connect_checked(database)?;
+    let rows = client
+        .query(
+            "SELECT i.instance, i.epoch, i.taken_by,
+                    EXISTS (SELECT 1 FROM pg_locks l
+                            WHERE l.locktype = 'advisory' AND l.granted
+                              AND l.objsubid = 1
+                              AND ((l.classid::bigint << 32) | l.objid::bigint)
+                                  = hashtextextended(i.instance, 7236634526)),
+                    (SELECT count(*) FROM inflight_files f WHERE f.instance = i.instance),
+                    (SELECT coalesce(sum(length(c.data)), 0)::bigint
+                       FROM inflight_files f JOIN inflight_chunks c ON c.file_id = f.id
+                      WHERE f.instance = i.instance)
+             FROM inflight_instances i ORDER BY i.instance",
+            &[],
+        )
+        .map_err(|e| Error::Database {
+            database: shown,
+            cause: e.to_string(),
+        })?;
+    Ok(rows
+        .iter()
+        .map(|r| Instance {
+            instance: r.get(0),
+            epoch: r.get::<_, i64>(1) as u64,
+            taken_by: r.get(2),
+            open: r.get(3),
+            files: r.get::<_, i64>(4) as u64,
+            bytes: r.get::<_, i64>(5) as u64,
+        })
+        .collect())
+}

@@ -1,0 +1,49 @@
+//! Fleets (feature `postgres`): each instance of a gateway keeps its log in a shared
+//! PostgreSQL database under its own instance id, and a surviving instance can take over a
+//! dead one's runs exactly, with the dead one fenced.
+//!
+//! The log is the same: the same segments of CRC-framed records and JSON snapshots, stored as
+//! rows instead of files ([`PgStorage`], behind the same [`Storage`](crate::Storage) seam), so
+//! one writer, one reader and one fold serve a directory and a database. A group commit is one
+//! transaction holding the batch's one record, and a call returns once it committed.
+//!
+//! - [`create_schema`] once per database (`inflight fleet init`);
+//! - [`Log::open_database`](crate::Log::open_database) instead of [`Log::open`](crate::Log::open):
+//!   the instance's log, replayed, ready for appends;
+//! - [`Log::take_over`](crate::Log::take_over) (`inflight takeover`): a dead instance's running
+//!   set, with reasons and crash-loop counts, and from the moment it commits, nothing the dead
+//!   instance writes is accepted ([`Error::Fenced`](crate::Error::Fenced));
+//! - [`Log::read_only_database`](crate::Log::read_only_database) and [`read_only_storage`] for
+//!   the offline tools (`inflight replay --database URL --instance ID`, and `dump`, `verify`,
+//!   `stats`).
+//!
+//! docs/FLEETS.md has the tables, the fencing argument, what `synchronous_commit` means for
+//! the promise, and the figures.
+//!
+//! ```no_run
+//! use inflight::{Log, Opened, Options, Run, Generation, UnixMs};
+//!
+//! let db = "postgres://gateway@127.0.0.1/gateway";
+//! inflight::fleet::create_schema(db)?; // once; safe to repeat
+//! let Opened { log, report } = Log::open_database(db, "gateway-1", Options::default())?;
+//! log.mark_running(Run::new("agent:main:http:c-5", "s-1", Generation(1), UnixMs(1_000)))?;
+//! # drop((log, report));
+//!
+//! // On another machine, once gateway-1 is known dead:
+//! let taken = Log::take_over(db, "gateway-1", "gateway-2")?;
+//! for run in &taken.report.running {
+//!     println!("resume {} here (reason {}, recoveries {})", run.run.key, run.reason, run.recoveries);
+//! }
+//! # Ok::<(), inflight::Error>(())
+//! ```
+
+mod connect;
+mod open;
+mod schema;
+mod storage;
+mod takeover;
+
+pub use connect::{Instance, create_schema, instance_path, instances, read_only_storage};
+pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
+pub use storage::PgStorage;
+pub use takeover::TakenOver;

@@ -1,0 +1,52 @@
+//! Opening an instance's log in the database: read-write (the owner) and read-only (the
+//! offline tools).
+
+use std::sync::Arc;
+
+use super::connect::{check_instance, connect_checked};
+use super::{PgStorage, instance_path, read_only_storage};
+use crate::error::{Error, Result};
+use crate::log::{Log, Opened, Recovered};
+use crate::options::Options;
+use crate::recovery::Policy;
+
+impl Log {
+    /// Opens (creating if missing) the log of `instance` in the PostgreSQL `database`, and
+    /// replays it: [`Log::open`] for a fleet (feature `postgres`). The schema must be there
+    /// ([`create_schema`](crate::fleet::create_schema); [`Error::NoSchema`] otherwise).
+    ///
+    /// The open takes the instance's advisory lock, held for the connection's life, so a second
+    /// opener of the same instance gets [`Error::Locked`] while this one lives, and raises the
+    /// instance's fencing epoch. An instance that was taken over ([`Log::take_over`]) is
+    /// refused with [`Error::Fenced`]: its runs belong to the instance that took them over;
+    /// start under a new id.
+    ///
+    /// Each group commit is one transaction, and a call returns once it committed: durable as
+    /// the server's `synchronous_commit` makes a commit (docs/FLEETS.md). A failed or lost
+    /// commit poisons the handle as a failed fdatasync does; a reopen reads what committed.
+    pub fn open_database(database: &str, instance: &str, options: Options) -> Result<Opened> {
+        check_instance("instance", instance)?;
+        let (mut client, shown) = connect_checked(database)?;
+        let failed = |e: postgres::Error| Error::Database {
+            database: shown.clone(),
+            cause: e.to_string(),
+        };
+        client
+            .execute(
+                "INSERT INTO inflight_instances (instance, epoch) VALUES ($1, 0)
+                 ON CONFLICT DO NOTHING",
+                &[&instance],
+            )
+            .map_err(failed)?;
+        let storage = PgStorage::new(client, instance).map_err(failed)?;
+        Log::open_with_storage(Arc::new(storage), instance_path(instance), options)
+    }
+
+    /// Replays the log of `instance` in `database` without taking its lock or changing a
+    /// row: [`Log::read_only`] for a fleet, the command line's `inflight replay --database URL
+    /// --instance ID`. Safe on a live instance's log.
+    pub fn read_only_database(database: &str, instance: &str, policy: Policy) -> Result<Recovered> {
+        let storage = read_only_storage(database, instance)?;
+        Log::read_only_with_storage(&storage, instance_path(instance), policy)
+    }
+}

@@ -1,0 +1,486 @@
+//! [`PgStorage`]: one instance's log in PostgreSQL, behind the same [`Storage`] seam as a
+//! directory, so the same writer, reader, fold and compaction serve both.
+//!
+//! A file is a row of `inflight_files`; what is written to it is kept in memory until the
+//! file is synced, and the sync is **one statement, so one transaction**: it inserts the
+//! pending bytes (a group-commit batch: one CRC-framed record) into `inflight_chunks` only if
+//! the instance's fencing epoch is still the one this storage opened with, under a share lock
+//! on the instance's row. A takeover raises the epoch under that row's exclusive lock, so a
+//! sync either commits before the takeover (and the takeover reads it) or inserts nothing and
+//! fails with [`FencedError`]. Every other change (create, rename, remove, truncate) runs in a
+//! transaction that checks the epoch first. Read-only storage changes nothing.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use postgres::types::ToSql;
+use postgres::{Client, Statement, Transaction};
+
+use crate::error::{DatabaseIoError, FencedError};
+use crate::storage::{DirLock, EntryKind, LockError, Storage, StorageFile};
+
+/// The sync's one statement: the fence and the insert together.
+const APPEND_SQL: &str = "
+WITH fence AS (
+    SELECT 1 FROM inflight_instances WHERE instance = $1 AND epoch = $2 FOR SHARE
+)
+INSERT INTO inflight_chunks (file_id, off, data)
+SELECT $3, u.off, u.data
+FROM fence, unnest($4::bigint[], $5::bytea[]) WITH ORDINALITY AS u(off, data, n)
+ORDER BY u.n";
+
+/// The key of an instance's session-level advisory lock: held by its read-write owner for the
+/// life of its connection (the kernel's `flock` of a directory, in database terms).
+pub(super) const LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 7236634526))";
+const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 7236634526))";
+
+/// One instance's log in a PostgreSQL database. Made by [`Log::open_database`] (read-write)
+/// or by the read-only tools; see the module's documentation for how it writes.
+///
+/// [`Log::open_database`]: crate::Log::open_database
+#[derive(Clone, Debug)]
+pub struct PgStorage {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Mutex<Client>,
+    instance: String,
+    root: PathBuf,
+    /// The fencing epoch of a read-write storage (set when it takes the lock); `None` for a
+    /// read-only one, which refuses every change.
+    epoch: Mutex<Option<i64>>,
+    append: Statement,
+}
+
+impl PgStorage {
+    /// Wraps a connected client (the schema already checked) as the storage of `instance`'s
+    /// log, whose path is [`super::instance_path`]. Read-only until [`Storage::lock`] raises
+    /// the epoch.
+    pub(super) fn new(mut client: Client, instance: &str) -> Result<PgStorage, postgres::Error> {
+        let append = client.prepare(APPEND_SQL)?;
+        Ok(PgStorage {
+            inner: Arc::new(Inner {
+                client: Mutex::new(client),
+                instance: instance.to_string(),
+                root: super::instance_path(instance),
+                epoch: Mutex::new(None),
+                append,
+            }),
+        })
+    }
+
+    /// The log's path: `pg:INSTANCE`; its files are `pg:INSTANCE/NAME`.
+    pub fn root(&self) -> &Path {
+        &self.inner.root
+    }
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStorage")
+            .field("root", &self.root)
+            .field("epoch", &self.epoch)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn client(&self) -> MutexGuard<'_, Client> {
+        self.client.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The file name of `path`, which must be in this instance's log.
+    fn name<'p>(&self, path: &'p Path) -> io::Result<&'p str> {
+        match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+            (Some(parent), Some(name)) if parent == self.root => Ok(name),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is not a file of the database log {}",
+                    path.display(),
+                    self.root.display()
+                ),
+            )),
+        }
+    }
+
+    fn check_root(&self, dir: &Path) -> io::Result<()> {
+        if dir == self.root {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("this storage holds {} only", self.root.display()),
+            ))
+        }
+    }
+
+    fn epoch(&self) -> io::Result<i64> {
+        self.epoch
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::PermissionDenied,
+                    "a read-only database log refuses every change",
+                )
+            })
+    }
+
+    /// Why a change found the epoch moved: the instance's row says who took it over.
+    fn fenced(&self, client: &mut impl postgres::GenericClient) -> io::Error {
+        let row = client.query_opt(
+            "SELECT epoch, coalesce(taken_by, '') FROM inflight_instances WHERE instance = $1",
+            &[&self.instance],
+        );
+        match row {
+            Ok(Some(row)) => {
+                let epoch: i64 = row.get(0);
+                let by: String = row.get(1);
+                io::Error::other(FencedError {
+                    instance: self.instance.clone(),
+                    by: if by.is_empty() {
+                        "a newer open of the same instance".to_string()
+                    } else {
+                        by
+                    },
+                    epoch: epoch as u64,
+                })
+            }
+            Ok(None) => io::Error::new(io::ErrorKind::NotFound, "the instance's row is gone"),
+            Err(e) => db_error(e),
+        }
+    }
+
+    /// Runs `change` in a transaction that first checks, under a share lock on the instance's
+    /// row, that the epoch is still this storage's.
+    fn fenced_change<T>(
+        &self,
+        change: impl FnOnce(&mut Transaction<'_>) -> io::Result<T>,
+    ) -> io::Result<T> {
+        let epoch = self.epoch()?;
+        let mut client = self.client();
+        let mut tx = client.transaction().map_err(db_error)?;
+        let current = tx
+            .query_opt(
+                "SELECT 1 FROM inflight_instances WHERE instance = $1 AND epoch = $2 FOR SHARE",
+                &[&self.instance, &epoch],
+            )
+            .map_err(db_error)?;
+        if current.is_none() {
+            let fenced = self.fenced(&mut tx);
+            return Err(fenced);
+        }
+        let done = change(&mut tx)?;
+        tx.commit().map_err(db_error)?;
+        Ok(done)
+    }
+
+    fn file_id(&self, client: &mut impl postgres::GenericClient, name: &str) -> io::Result<i64> {
+        let row = client
+            .query_opt(
+                "SELECT id FROM inflight_files WHERE instance = $1 AND name = $2",
+                &[&self.instance, &name],
+            )
+            .map_err(db_error)?;
+        row.map(|r| r.get(0)).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no file {name} in {}", self.root.display()),
+            )
+        })
+    }
+}
+
+/// A database error inside a storage call, as the [`io::Error`] the seam returns. A lost
+/// connection says that the last statement's outcome is the server's to tell.
+fn db_error(e: postgres::Error) -> io::Error {
+    let text = if e.is_closed() || e.as_db_error().is_none() {
+        format!(
+            "the connection to the database failed ({e}): whether the last statement committed \
+             is decided by the server, and a reopen or a takeover reads what did"
+        )
+    } else {
+        format!("the database refused the statement: {e}")
+    };
+    io::Error::other(DatabaseIoError(text))
+}
+
+impl Storage for PgStorage {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.inner.check_root(dir)
+    }
+
+    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+        Ok(dir == self.inner.root)
+    }
+
+    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+        self.inner.check_root(dir)?;
+        let rows = self
+            .inner
+            .client()
+            .query(
+                "SELECT name FROM inflight_files WHERE instance = $1",
+                &[&self.inner.instance],
+            )
+            .map_err(db_error)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+        let name = self.inner.name(path)?;
+        let id = self.inner.fenced_change(|tx| {
+            let row = tx
+                .query_opt(
+                    "INSERT INTO inflight_files (instance, name) VALUES ($1, $2)
+                     ON CONFLICT DO NOTHING RETURNING id",
+                    &[&self.inner.instance, &name],
+                )
+                .map_err(db_error)?;
+            row.map(|r| r.get(0)).ok_or_else(|| {
+                io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists"))
+            })
+        })?;
+        Ok(Box::new(PgFile::new(self.inner.clone(), id)))
+    }
+
+    fn open(&self, path: &Path, _write: bool) -> io::Result<Box<dyn StorageFile>> {
+        let name = self.inner.name(path)?;
+        let id = self.inner.file_id(&mut *self.inner.client(), name)?;
+        Ok(Box::new(PgFile::new(self.inner.clone(), id)))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let (from, to) = (self.inner.name(from)?, self.inner.name(to)?);
+        self.inner.fenced_change(|tx| {
+            let instance = &self.inner.instance;
+            tx.execute(
+                "DELETE FROM inflight_files WHERE instance = $1 AND name = $2",
+                &[instance, &to],
+            )
+            .map_err(db_error)?;
+            let moved = tx
+                .execute(
+                    "UPDATE inflight_files SET name = $3 WHERE instance = $1 AND name = $2",
+                    &[instance, &from, &to],
+                )
+                .map_err(db_error)?;
+            if moved == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no file {from}"),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        let name = self.inner.name(path)?;
+        self.inner.fenced_change(|tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM inflight_files WHERE instance = $1 AND name = $2",
+                    &[&self.inner.instance, &name],
+                )
+                .map_err(db_error)?;
+            if removed == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no file {name}"),
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
+        let name = self.inner.name(path)?;
+        match self.inner.file_id(&mut *self.inner.client(), name) {
+            Ok(_) => Ok(EntryKind::File),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(EntryKind::Missing),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reserves_space(&self) -> bool {
+        false
+    }
+
+    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+        // Every create, rename and removal committed in its own transaction.
+        Ok(())
+    }
+
+    /// Takes the instance's advisory lock (held for the connection's life: a crashed owner's
+    /// lock goes with its connection) and raises its fencing epoch, so that an older handle
+    /// of the same instance can no longer write. A taken-over instance is refused with
+    /// [`FencedError`].
+    fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
+        self.inner.check_root(dir).map_err(LockError::Io)?;
+        let inner = &self.inner;
+        let mut client = inner.client();
+        let got: bool = client
+            .query_one(LOCK_SQL, &[&inner.instance])
+            .map_err(|e| LockError::Io(db_error(e)))?
+            .get(0);
+        if !got {
+            return Err(LockError::Held(None));
+        }
+        let raised = client
+            .query_opt(
+                "UPDATE inflight_instances SET epoch = epoch + 1, opened_at = now()
+                 WHERE instance = $1 AND taken_by IS NULL RETURNING epoch",
+                &[&inner.instance],
+            )
+            .map_err(|e| LockError::Io(db_error(e)))?;
+        let Some(row) = raised else {
+            let fenced = inner.fenced(&mut *client);
+            let _ = client.query_one(UNLOCK_SQL, &[&inner.instance]);
+            return Err(LockError::Io(fenced));
+        };
+        *inner.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some(row.get(0));
+        drop(client);
+        Ok(DirLock::new(Unlock(inner.clone())))
+    }
+}
+
+/// Releases the advisory lock when the log lets go of it.
+struct Unlock(Arc<Inner>);
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        // Best effort: if the connection is gone, so is the lock.
+        let _ = self.0.client().query_one(UNLOCK_SQL, &[&self.0.instance]);
+    }
+}
+
+/// One file of the log: writes wait in memory for the sync that commits them.
+#[derive(Debug)]
+struct PgFile {
+    inner: Arc<Inner>,
+    id: i64,
+    pending: Mutex<Vec<(u64, Vec<u8>)>>,
+}
+
+impl PgFile {
+    fn new(inner: Arc<Inner>, id: i64) -> PgFile {
+        PgFile {
+            inner,
+            id,
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn pending(&self) -> MutexGuard<'_, Vec<(u64, Vec<u8>)>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The committed bytes with the pending writes laid over them.
+    fn contents(&self) -> io::Result<Vec<u8>> {
+        let rows = self
+            .inner
+            .client()
+            .query(
+                "SELECT off, data FROM inflight_chunks WHERE file_id = $1 ORDER BY seq",
+                &[&self.id],
+            )
+            .map_err(db_error)?;
+        let mut chunks: Vec<(u64, Vec<u8>)> = rows
+            .into_iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
+            .collect();
+        chunks.extend(self.pending().iter().cloned());
+        let len = chunks
+            .iter()
+            .map(|(off, data)| off + data.len() as u64)
+            .max()
+            .unwrap_or(0);
+        let mut bytes = vec![0u8; len as usize];
+        for (off, data) in &chunks {
+            bytes[*off as usize..*off as usize + data.len()].copy_from_slice(data);
+        }
+        Ok(bytes)
+    }
+}
+
+impl StorageFile for PgFile {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let bytes = self.contents()?;
+        let start = (offset as usize).min(bytes.len());
+        let n = buf.len().min(bytes.len() - start);
+        buf[..n].copy_from_slice(&bytes[start..start + n]);
+        Ok(n)
+    }
+
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        self.inner.epoch()?;
+        self.pending().push((offset, buf.to_vec()));
+        Ok(buf.len())
+    }
+
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.contents()?.len() as u64)
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.sync_data()?;
+        let len = i64::try_from(len).map_err(|_| io::Error::other("length too large"))?;
+        self.inner.fenced_change(|tx| {
+            let id = &self.id;
+            tx.execute(
+                "DELETE FROM inflight_chunks WHERE file_id = $1 AND off >= $2",
+                &[id, &len],
+            )
+            .map_err(db_error)?;
+            tx.execute(
+                "UPDATE inflight_chunks SET data = substring(data FROM 1 FOR ($2 - off)::int)
+                 WHERE file_id = $1 AND off + length(data) > $2",
+                &[id, &len],
+            )
+            .map_err(db_error)?;
+            // Extending: zeros up to the new length, as a file system reads a hole.
+            tx.execute(
+                "INSERT INTO inflight_chunks (file_id, off, data)
+                 SELECT $1, $2 - 1, '\\x00'::bytea
+                 WHERE $2 > 0 AND NOT EXISTS (
+                     SELECT 1 FROM inflight_chunks WHERE file_id = $1 AND off + length(data) >= $2)",
+                &[id, &len],
+            )
+            .map_err(db_error)?;
+            Ok(())
+        })
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        let mut pending = self.pending();
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let epoch = self.inner.epoch()?;
+        let offsets: Vec<i64> = pending.iter().map(|(off, _)| *off as i64).collect();
+        let data: Vec<&[u8]> = pending.iter().map(|(_, d)| d.as_slice()).collect();
+        let mut client = self.inner.client();
+        let params: [&(dyn ToSql + Sync); 5] =
+            [&self.inner.instance, &epoch, &self.id, &offsets, &data];
+        let inserted = client
+            .execute(&self.inner.append, &params)
+            .map_err(db_error)?;
+        if inserted == 0 {
+            // The fence held nothing back: the epoch moved. Nothing was written.
+            let fenced = self.inner.fenced(&mut *client);
+            pending.clear();
+            return Err(fenced);
+        }
+        debug_assert_eq!(inserted as usize, pending.len());
+        pending.clear();
+        Ok(())
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync_data()
+    }
+}
