@@ -7,21 +7,22 @@ use std::io::{self, BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
+use inflight::Applied;
 use inflight::event::EventRef;
 use inflight::inspect::{
     DamageKind, DamageSeen, EndSeen, EventSeen, Item, Reader, SegmentSeen, SnapshotRole,
     SnapshotSeen,
 };
-use inflight::{Applied, FsStorage};
 use serde::Serialize;
 
 use super::progress::ByteProgress;
 use super::{CliResult, DumpArgs, Failure, RFC3339_END_MS, Rfc3339};
 
 pub(super) fn run(args: DumpArgs) -> CliResult {
-    let storage = FsStorage { mmap: true };
+    let storage = args.source.storage()?;
+    let dir = args.source.path();
     // The dump itself is the progress when it goes to the terminal.
-    let progress = RefCell::new(ByteProgress::new(&args.dir));
+    let progress = RefCell::new(ByteProgress::new(&dir));
     if io::stdout().is_terminal() {
         progress.borrow_mut().disable();
     }
@@ -39,7 +40,7 @@ pub(super) fn run(args: DumpArgs) -> CliResult {
         line: Vec::with_capacity(256),
         second: SecondText::default(),
     };
-    let mut reader = Reader::new(&storage, &args.dir);
+    let mut reader = Reader::new(&*storage, &dir);
     reader.on_progress(|read| progress.borrow_mut().update(read));
     let read = reader.read(|item| printer.item(item));
     progress.borrow_mut().finish();
@@ -48,10 +49,7 @@ pub(super) fn run(args: DumpArgs) -> CliResult {
     if !args.follow || printer.done {
         return Ok(());
     }
-    eprintln!(
-        "inflight: following {} (Ctrl-C to stop)",
-        args.dir.display()
-    );
+    eprintln!("inflight: following {} (Ctrl-C to stop)", dir.display());
     let interval = Duration::from_millis(args.poll_ms.max(1));
     loop {
         reader.poll(|item| printer.item(item))?;

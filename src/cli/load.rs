@@ -35,7 +35,7 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
     let options = Options::default()
         .segment_bytes_max(args.segment_bytes)
         .compact_after_bytes(compact_after_bytes);
-    let Opened { log, report } = Log::open(&args.dir, options)?;
+    let Opened { log, report } = args.source.open(options)?;
     let log = Arc::new(log);
     let shares = share_keys(&args, &log);
     let started = Instant::now();

@@ -4,10 +4,12 @@ mod bench;
 mod compact;
 mod demo;
 mod dump;
+mod fleet;
 mod import_json;
 mod load;
 mod progress;
 mod replay;
+mod source;
 mod stats;
 mod verify;
 
@@ -28,6 +30,10 @@ Exit codes:
   8  import-json: the target directory already holds a log (or other files); it is untouched
   9  replay --at/--at-time: the log no longer holds the records around that point (compacted
      away, damaged, or before the log began recording); it never guesses
+ 10  fenced: the instance's log was taken over by another instance (takeover), so this one
+     may not write to it; start under a new instance id
+ 11  the database: it cannot be reached, it has no inflight schema (run `inflight fleet init`),
+     or it holds no log of that instance
 verify has its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read.
 
 Set RUST_LOG=info (or debug) to see what the log does on open, recovery and append.";
@@ -113,7 +119,31 @@ enum Command {
     /// Example: inflight import-json /var/lib/gateway/agent_checkpoints.json /var/lib/gateway/inflight
     #[command(name = "import-json")]
     ImportJson(ImportJsonArgs),
+    /// Take over a dead instance's log in a fleet's PostgreSQL database: fence it (from the
+    /// moment this commits, nothing the old instance writes is accepted: its calls fail with
+    /// exit 10's error) and print the runs it had in flight, with reasons and crash-loop
+    /// counts, for the instance named by --by to resume. Repeating a takeover reports the same
+    /// frozen log again. See docs/FLEETS.md.
+    ///
+    /// Example: inflight takeover gateway-1 --by gateway-2 --database postgres://gw@127.0.0.1/gw
+    #[command(after_help = TAKEOVER_EXAMPLES)]
+    Takeover(fleet::TakeoverArgs),
+    /// A fleet's database: create its tables (init), list its instances (list).
+    ///
+    /// Example: inflight fleet init --database postgres://gw@127.0.0.1/gw
+    Fleet(fleet::FleetArgs),
 }
+
+const TAKEOVER_EXAMPLES: &str = "\
+Examples:
+  inflight fleet init --database postgres://gw@127.0.0.1/gw      # once per database
+  inflight load --database postgres://gw@127.0.0.1/gw --instance gateway-1 --seconds 5
+  inflight takeover gateway-1 --by gateway-2 --database postgres://gw@127.0.0.1/gw
+  inflight takeover gateway-1 --by gateway-2 --json | jq '.report.running[].run.key'
+  inflight takeover gateway-1 --by gateway-2 --sessions sessions.jsonl --window 120
+  inflight replay --database postgres://gw@127.0.0.1/gw --instance gateway-1   # read-only
+
+--database may also come from INFLIGHT_DATABASE.";
 
 const REPLAY_EXAMPLES: &str = "\
 Examples:
@@ -163,8 +193,8 @@ Examples:
 /// Arguments of `inflight dump`.
 #[derive(Debug, Args)]
 struct DumpArgs {
-    /// The log directory.
-    dir: PathBuf,
+    #[command(flatten)]
+    source: source::Source,
     /// One JSON object a line instead of a table.
     #[arg(long)]
     json: bool,
@@ -191,8 +221,8 @@ struct DumpArgs {
 /// Arguments of `inflight verify`.
 #[derive(Debug, Args)]
 struct VerifyArgs {
-    /// The log directory.
-    dir: PathBuf,
+    #[command(flatten)]
+    source: source::Source,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -201,8 +231,8 @@ struct VerifyArgs {
 /// Arguments of `inflight stats`.
 #[derive(Debug, Args)]
 struct StatsArgs {
-    /// The log directory.
-    dir: PathBuf,
+    #[command(flatten)]
+    source: source::Source,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -278,28 +308,16 @@ struct DemoArgs {
 /// Arguments of `inflight replay`.
 #[derive(Debug, Args)]
 struct ReplayArgs {
-    /// The log directory.
-    dir: PathBuf,
+    #[command(flatten)]
+    source: source::Source,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
     /// Fail (exit 3) on corruption instead of skipping the damaged region and reporting a gap.
     #[arg(long)]
     strict: bool,
-    /// Apply the time-window fallback to the gateway's sessions: FILE holds one JSON object a
-    /// line, {"key":K,"last_active_ms":T}. Prints each key to treat as interrupted and why:
-    /// log (the log says so), gap (active around a damaged region the log has nothing after),
-    /// no-log (there is no log), before-coverage (active before the log began recording). A
-    /// missing log is then not an error: every session active within the window is flagged
-    /// no-log.
-    #[arg(long, value_name = "FILE", requires = "window")]
-    sessions: Option<PathBuf>,
-    /// How far back, in seconds, a session counts as recently active (with --sessions).
-    #[arg(long, value_name = "SECS", requires = "sessions")]
-    window: Option<u64>,
-    /// The current time in milliseconds since the Unix epoch, for the window (default: now).
-    #[arg(long, value_name = "MS", requires = "sessions")]
-    now: Option<u64>,
+    #[command(flatten)]
+    fallback: FallbackArgs,
     /// Consecutive recoveries that found a run interrupted at which it counts as a crash loop
     /// (flagged crash-loop: suspend it rather than resume it); 0 turns the detection off.
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -315,11 +333,30 @@ struct ReplayArgs {
     at_time: Option<u64>,
 }
 
+/// The time-window fallback's arguments (`replay`, `takeover`).
+#[derive(Debug, Args)]
+struct FallbackArgs {
+    /// Apply the time-window fallback to the gateway's sessions: FILE holds one JSON object a
+    /// line, {"key":K,"last_active_ms":T}. Prints each key to treat as interrupted and why:
+    /// log (the log says so), gap (active around a damaged region the log has nothing after),
+    /// no-log (there is no log), before-coverage (active before the log began recording). A
+    /// missing log is then not an error: every session active within the window is flagged
+    /// no-log.
+    #[arg(long, value_name = "FILE", requires = "window")]
+    sessions: Option<PathBuf>,
+    /// How far back, in seconds, a session counts as recently active (with --sessions).
+    #[arg(long, value_name = "SECS", requires = "sessions")]
+    window: Option<u64>,
+    /// The current time in milliseconds since the Unix epoch, for the window (default: now).
+    #[arg(long, value_name = "MS", requires = "sessions")]
+    now: Option<u64>,
+}
+
 /// Arguments of `inflight load`.
 #[derive(Debug, Args, Clone)]
 struct LoadArgs {
-    /// The log directory (created if missing).
-    dir: PathBuf,
+    #[command(flatten)]
+    source: source::Source,
     /// Number of sessions (keys).
     #[arg(long, default_value_t = 64)]
     sessions: usize,
@@ -395,6 +432,8 @@ impl From<inflight::Error> for Failure {
 /// | 5 | the log directory does not exist, is not a directory, or holds no log |
 /// | 6 | invalid input, a stale generation, or a key's generations used up |
 /// | 8 | an import's target directory is not empty |
+/// | 10 | the instance's log was taken over (fenced) |
+/// | 11 | the database: unreachable, no schema, no such instance |
 ///
 /// `Error` is non-exhaustive: a variant added later exits with 1 until it is given a code here.
 fn exit_code(e: &inflight::Error) -> i32 {
@@ -408,6 +447,8 @@ fn exit_code(e: &inflight::Error) -> i32 {
         | Error::StaleGeneration { .. }
         | Error::GenerationsExhausted { .. } => 6,
         Error::AlreadyExists { .. } => 8,
+        Error::Fenced { .. } => 10,
+        Error::Database { .. } | Error::NoSchema { .. } | Error::NoInstance { .. } => 11,
         _ => 1,
     }
 }
@@ -449,6 +490,8 @@ pub fn main() -> i32 {
         Command::ImportJson(args) => import_json::run(args),
         Command::Compact(args) => compact::run(args),
         Command::Bench(args) => bench::run_bench(args),
+        Command::Takeover(args) => fleet::takeover(args),
+        Command::Fleet(args) => fleet::fleet(args),
     };
     match result {
         Ok(()) => 0,

@@ -4,9 +4,9 @@ use std::path::Path;
 
 use inflight::fallback::{Flagged, LogView, Session, flag};
 use inflight::inspect::{Point, StateAt, state_at};
-use inflight::{FsStorage, InFlightRun, Log, Policy, RecoveryReport};
+use inflight::{InFlightRun, Log, Policy, RecoveryReport};
 
-use super::{CliResult, Failure, ReplayArgs, Rfc3339, format_ms};
+use super::{CliResult, Failure, FallbackArgs, ReplayArgs, Rfc3339, format_ms};
 
 /// The exit code for a point whose state the log no longer holds.
 const UNKNOWABLE: i32 = 9;
@@ -25,26 +25,23 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
     } else {
         Policy::SkipDamaged
     };
-    let sessions = args.sessions.as_deref().map(read_sessions).transpose()?;
-    let mut recovered = match Log::read_only(&args.dir, policy) {
+    let sessions = args.fallback.sessions()?;
+    let storage = args.source.storage()?;
+    let dir = args.source.path();
+    let mut recovered = match Log::read_only_with_storage(&*storage, &dir, policy) {
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,
         other => Some(other?),
     };
     if let Some(r) = &mut recovered {
         r.report.crash_loop_threshold = args.crash_loop_threshold;
     }
-    let flagged = sessions.map(|sessions| {
-        let window_ms = args.window.unwrap_or(0).saturating_mul(1000);
-        let now_ms = args.now.unwrap_or_else(inflight::environment::now_ms);
-        let view = match &recovered {
-            Some(r) => LogView::Present {
-                report: &r.report,
-                set: &r.set,
-            },
-            None => LogView::Missing,
-        };
-        flag(view, &sessions, window_ms, now_ms)
-    });
+    let flagged = args.fallback.flag(
+        sessions,
+        recovered.as_ref().map(|r| LogView::Present {
+            report: &r.report,
+            set: &r.set,
+        }),
+    );
     let Some(recovered) = recovered else {
         let flagged = flagged.unwrap_or_default();
         if args.json {
@@ -53,7 +50,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         } else {
             println!(
                 "no log at {}: every session active within the window is a guess",
-                args.dir.display()
+                dir.display()
             );
             print_flagged(&flagged);
         }
@@ -68,15 +65,41 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         }
         return print_json(&value);
     }
-    print_report(&args.dir, &report);
+    print_report(&dir, &report);
     if let Some(flagged) = &flagged {
         print_flagged(flagged);
     }
     Ok(())
 }
 
+impl FallbackArgs {
+    /// The sessions of --sessions, read, if given.
+    pub(super) fn sessions(&self) -> Result<Option<Vec<Session>>, Failure> {
+        self.sessions.as_deref().map(read_sessions).transpose()
+    }
+
+    /// The keys the fallback flags, over `view` (`None`: there is no log), if --sessions was
+    /// given.
+    pub(super) fn flag(
+        &self,
+        sessions: Option<Vec<Session>>,
+        view: Option<LogView<'_>>,
+    ) -> Option<Vec<Flagged>> {
+        sessions.map(|sessions| {
+            let window_ms = self.window.unwrap_or(0).saturating_mul(1000);
+            let now_ms = self.now.unwrap_or_else(inflight::environment::now_ms);
+            flag(
+                view.unwrap_or(LogView::Missing),
+                &sessions,
+                window_ms,
+                now_ms,
+            )
+        })
+    }
+}
+
 /// The recovery report, as text.
-fn print_report(dir: &Path, report: &RecoveryReport) {
+pub(super) fn print_report(dir: &Path, report: &RecoveryReport) {
     println!(
         "log {}: {} segment(s), {} record(s), last sequence {}",
         dir.display(),
@@ -171,8 +194,9 @@ fn print_runs(running: &[InFlightRun]) {
 /// `replay --at SEQ` / `--at-time TIME`: the running set at that point, or exit 9 where the
 /// log no longer holds the records that would say.
 fn run_at(args: &ReplayArgs, point: Point) -> CliResult {
-    let storage = FsStorage { mmap: true };
-    let state = match state_at(&storage, &args.dir, point)? {
+    let storage = args.source.storage()?;
+    let dir = args.source.path();
+    let state = match state_at(&*storage, &dir, point)? {
         Ok(state) => state,
         Err(why) => {
             let asked = match point {
@@ -183,7 +207,7 @@ fn run_at(args: &ReplayArgs, point: Point) -> CliResult {
                 UNKNOWABLE,
                 format!(
                     "{}: the log cannot say what was in flight {asked}: {why}",
-                    args.dir.display()
+                    dir.display()
                 ),
             ));
         }
@@ -208,7 +232,7 @@ fn run_at(args: &ReplayArgs, point: Point) -> CliResult {
         None if last_seq == 0 => "no record yet".to_string(),
         None => format!("record {last_seq}"),
     };
-    println!("log {} {asked}: the state after {last}", args.dir.display());
+    println!("log {} {asked}: the state after {last}", dir.display());
     if past_the_end {
         println!("(the log ends there: nothing was recorded after it yet)");
     }
@@ -240,14 +264,14 @@ fn state_json(state: &StateAt) -> serde_json::Value {
     })
 }
 
-fn print_json(value: &serde_json::Value) -> CliResult {
+pub(super) fn print_json(value: &serde_json::Value) -> CliResult {
     let json = serde_json::to_string_pretty(value)
         .map_err(|e| Failure::new(1, format!("cannot encode the report as JSON: {e}")))?;
     println!("{json}");
     Ok(())
 }
 
-fn print_flagged(flagged: &[Flagged]) {
+pub(super) fn print_flagged(flagged: &[Flagged]) {
     println!("flagged by the fallback: {}", flagged.len());
     for f in flagged {
         let how = if f.reason.is_precise() {

@@ -5,18 +5,19 @@ use std::ops::ControlFlow;
 
 use std::path::Path;
 
+use inflight::InFlightRun;
 use inflight::inspect::stats::{Durations, Stats, longest_running};
 use inflight::inspect::{Item, Reader, Walked};
-use inflight::{FsStorage, InFlightRun};
 
 use super::progress::ByteProgress;
 use super::{CliResult, Rfc3339, StatsArgs};
 
 pub(super) fn run(args: StatsArgs) -> CliResult {
-    let storage = FsStorage { mmap: true };
-    let progress = RefCell::new(ByteProgress::new(&args.dir));
+    let storage = args.source.storage()?;
+    let dir = args.source.path();
+    let progress = RefCell::new(ByteProgress::new(&dir));
     let mut stats = Stats::new();
-    let mut reader = Reader::new(&storage, &args.dir);
+    let mut reader = Reader::new(&*storage, &dir);
     reader.on_progress(|read| progress.borrow_mut().update(read));
     let read = reader.read(|item: &Item<'_>| {
         stats.add(item);
@@ -37,7 +38,7 @@ pub(super) fn run(args: StatsArgs) -> CliResult {
     if args.json {
         println!("{}", figures.json());
     } else {
-        figures.print(&args.dir);
+        figures.print(&dir);
     }
     Ok(())
 }

@@ -4,7 +4,6 @@
 use std::cell::RefCell;
 use std::ops::ControlFlow;
 
-use inflight::FsStorage;
 use inflight::inspect::verify::{Severity, Verdict, Verification};
 use inflight::inspect::{Item, Reader};
 
@@ -17,21 +16,26 @@ const CORRUPT: i32 = 2;
 const UNREADABLE: i32 = 3;
 
 pub(super) fn run(args: VerifyArgs) -> CliResult {
-    let storage = FsStorage { mmap: true };
-    let progress = RefCell::new(ByteProgress::new(&args.dir));
+    // Whatever kept the log from being read (no log, an I/O error, a newer format, a database
+    // out of reach) is exit 3.
+    let storage = args
+        .source
+        .storage()
+        .map_err(|f| Failure::new(UNREADABLE, f.message))?;
+    let dir = args.source.path();
+    let progress = RefCell::new(ByteProgress::new(&dir));
     let mut verification = Verification::new();
-    let mut reader = Reader::new(&storage, &args.dir);
+    let mut reader = Reader::new(&*storage, &dir);
     reader.on_progress(|read| progress.borrow_mut().update(read));
     let read = reader.read(|item: &Item<'_>| {
         verification.add(item);
         ControlFlow::Continue(())
     });
     progress.borrow_mut().finish();
-    // Whatever kept the log from being read (no log, an I/O error, a newer format) is exit 3.
     read.map_err(|e| Failure::new(UNREADABLE, e.to_string()))?;
     let walked = reader.finish();
     let verdict = verification.verdict();
-    let dir = args.dir.display();
+    let dir = dir.display();
     if args.json {
         let value = serde_json::json!({
             "verdict": verdict,

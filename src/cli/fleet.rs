@@ -1,0 +1,179 @@
+//! `inflight takeover` and `inflight fleet`: a fleet's logs in PostgreSQL.
+
+use clap::{Args, Subcommand};
+
+use super::CliResult;
+#[cfg(feature = "postgres")]
+use super::Failure;
+
+/// Arguments of `inflight takeover`.
+#[derive(Debug, Args)]
+pub(super) struct TakeoverArgs {
+    /// The instance to take over (the dead one).
+    instance: String,
+    /// The fleet's PostgreSQL database (postgres://USER@HOST:PORT/DBNAME).
+    #[arg(long, value_name = "URL", env = "INFLIGHT_DATABASE")]
+    database: String,
+    /// The instance taking over (recorded in the database as the new owner).
+    #[arg(long, value_name = "ID")]
+    by: String,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    fallback: super::FallbackArgs,
+    /// Consecutive recoveries (this takeover included) at which a run counts as a crash loop.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    crash_loop_threshold: u32,
+}
+
+/// Arguments of `inflight fleet`.
+#[derive(Debug, Args)]
+pub(super) struct FleetArgs {
+    #[command(subcommand)]
+    command: FleetCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum FleetCommand {
+    /// Create the fleet's tables in the database (once; safe to repeat).
+    Init(DatabaseArg),
+    /// List the instances with a log in the database: fencing epoch, who took it over, whether
+    /// a process holds it open now, its files and bytes.
+    List(ListArgs),
+}
+
+#[derive(Debug, Args)]
+struct DatabaseArg {
+    /// The fleet's PostgreSQL database (postgres://USER@HOST:PORT/DBNAME).
+    #[arg(long, value_name = "URL", env = "INFLIGHT_DATABASE")]
+    database: String,
+}
+
+#[derive(Debug, Args)]
+struct ListArgs {
+    #[command(flatten)]
+    database: DatabaseArg,
+    /// Print one JSON object a line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[cfg(feature = "postgres")]
+pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
+    use inflight::fallback::LogView;
+
+    use super::replay::{print_flagged, print_json, print_report};
+
+    let sessions = args.fallback.sessions()?;
+    let taken = match inflight::Log::take_over(&args.database, &args.instance, &args.by) {
+        // It opened a log and never wrote a segment: nothing was acknowledged, and with
+        // --sessions the fallback speaks for everything.
+        Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,
+        other => Some(other?),
+    };
+    let flagged = args.fallback.flag(
+        sessions,
+        taken.as_ref().map(|t| LogView::Present {
+            report: &t.report,
+            set: &t.set,
+        }),
+    );
+    let Some(mut taken) = taken else {
+        let flagged = flagged.unwrap_or_default();
+        if args.json {
+            return print_json(&serde_json::json!({ "log_found": false, "flagged": flagged }));
+        }
+        println!(
+            "took over {} for {}: it never wrote its log, so every session active within the window is a guess",
+            args.instance, args.by
+        );
+        print_flagged(&flagged);
+        return Ok(());
+    };
+    taken.report.crash_loop_threshold = args.crash_loop_threshold;
+    if args.json {
+        let mut value = serde_json::to_value(&taken)
+            .map_err(|e| Failure::new(1, format!("cannot encode the takeover as JSON: {e}")))?;
+        if let (Some(flagged), Some(object)) = (&flagged, value.as_object_mut()) {
+            object.insert("flagged".into(), serde_json::json!(flagged));
+        }
+        return print_json(&value);
+    }
+    match &taken.taken_before {
+        Some(before) => println!(
+            "{} was taken over before, by {before} (fencing epoch {}): its log is frozen, and its runs may already be resumed there",
+            taken.instance, taken.epoch
+        ),
+        None => println!(
+            "took over {} for {} at fencing epoch {}{}",
+            taken.instance,
+            taken.by,
+            taken.epoch,
+            if taken.was_open {
+                " (it still held its log open: that process is fenced now)"
+            } else {
+                ""
+            }
+        ),
+    }
+    print_report(
+        &inflight::fleet::instance_path(&taken.instance),
+        &taken.report,
+    );
+    if let Some(flagged) = &flagged {
+        print_flagged(flagged);
+    }
+    Ok(())
+}
+
+#[cfg(feature = "postgres")]
+pub(super) fn fleet(args: FleetArgs) -> CliResult {
+    match args.command {
+        FleetCommand::Init(db) => {
+            inflight::fleet::create_schema(&db.database)?;
+            println!(
+                "the fleet's tables (schema version {}) are in the database",
+                inflight::fleet::SCHEMA_VERSION
+            );
+        }
+        FleetCommand::List(list) => {
+            let instances = inflight::fleet::instances(&list.database.database)?;
+            if list.json {
+                for i in &instances {
+                    println!(
+                        "{}",
+                        serde_json::to_string(i).map_err(|e| Failure::new(1, e.to_string()))?
+                    );
+                }
+                return Ok(());
+            }
+            println!(
+                "{:<32} {:>6} {:<6} {:>6} {:>12}  taken over by",
+                "instance", "epoch", "open", "files", "bytes"
+            );
+            for i in &instances {
+                println!(
+                    "{:<32} {:>6} {:<6} {:>6} {:>12}  {}",
+                    i.instance,
+                    i.epoch,
+                    if i.open { "yes" } else { "no" },
+                    i.files,
+                    i.bytes,
+                    i.taken_by.as_deref().unwrap_or("-")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+pub(super) fn takeover(_: TakeoverArgs) -> CliResult {
+    Err(super::source::no_postgres())
+}
+
+#[cfg(not(feature = "postgres"))]
+pub(super) fn fleet(_: FleetArgs) -> CliResult {
+    Err(super::source::no_postgres())
+}

@@ -1,0 +1,84 @@
+//! Where a command finds its log: a directory, or with `--database URL --instance ID` an
+//! instance's log in a fleet's PostgreSQL database.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use inflight::{FsStorage, Log, Opened, Options, Storage};
+
+use super::Failure;
+
+/// A log directory, or an instance's log in a database.
+#[derive(Clone, Debug, Args)]
+pub(super) struct Source {
+    /// The log directory (leave it out with --database and --instance).
+    #[arg(required_unless_present = "database", conflicts_with = "database")]
+    dir: Option<PathBuf>,
+    /// A fleet's PostgreSQL database (postgres://USER@HOST:PORT/DBNAME): use the log of
+    /// --instance kept there instead of a directory. See docs/FLEETS.md.
+    #[arg(long, value_name = "URL", requires = "instance")]
+    database: Option<String>,
+    /// The instance whose log to use, with --database.
+    #[arg(long, value_name = "ID", requires = "database")]
+    instance: Option<String>,
+}
+
+impl Source {
+    /// The log as reports and errors name it: the directory, or `pg:INSTANCE`.
+    pub(super) fn path(&self) -> PathBuf {
+        match (&self.dir, &self.instance) {
+            (Some(dir), _) => dir.clone(),
+            (None, Some(instance)) => PathBuf::from(format!("pg:{instance}")),
+            (None, None) => unreachable!("clap requires a directory or --database"),
+        }
+    }
+
+    /// The storage a read-only tool reads through: the file system (segments mapped), or the
+    /// database.
+    pub(super) fn storage(&self) -> Result<Box<dyn Storage>, Failure> {
+        match (&self.database, &self.instance) {
+            (Some(database), Some(instance)) => database_storage(database, instance),
+            _ => Ok(Box::new(FsStorage { mmap: true })),
+        }
+    }
+
+    /// Opens the log read-write (`inflight load`).
+    pub(super) fn open(&self, options: Options) -> Result<Opened, Failure> {
+        match (&self.dir, &self.database, &self.instance) {
+            (Some(dir), _, _) => Ok(Log::open(dir, options)?),
+            (None, Some(database), Some(instance)) => open_database(database, instance, options),
+            _ => unreachable!("clap requires a directory or --database"),
+        }
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn database_storage(database: &str, instance: &str) -> Result<Box<dyn Storage>, Failure> {
+    Ok(Box::new(inflight::fleet::read_only_storage(
+        database, instance,
+    )?))
+}
+
+#[cfg(feature = "postgres")]
+fn open_database(database: &str, instance: &str, options: Options) -> Result<Opened, Failure> {
+    Ok(Log::open_database(database, instance, options)?)
+}
+
+#[cfg(not(feature = "postgres"))]
+fn database_storage(_: &str, _: &str) -> Result<Box<dyn Storage>, Failure> {
+    Err(no_postgres())
+}
+
+#[cfg(not(feature = "postgres"))]
+fn open_database(_: &str, _: &str, _: Options) -> Result<Opened, Failure> {
+    Err(no_postgres())
+}
+
+/// A build without the database backend.
+#[cfg(not(feature = "postgres"))]
+pub(super) fn no_postgres() -> Failure {
+    Failure::new(
+        2,
+        "this inflight was built without the `postgres` feature: --database needs it",
+    )
+}
