@@ -20,111 +20,12 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use inflight::{Event, FsStorage, Log, Policy, Run};
-use inflight::{Generation, UnixMs};
+use common::acks::{Ledger, key_of, kill_round};
+use inflight::{Event, FsStorage, Log, Policy};
 
 const THREADS: usize = 2;
-
-/// What one child printed before it was killed, in the order printed.
-#[derive(Default)]
-struct Round {
-    submitted: Vec<Event>,
-    acked: Vec<Event>,
-}
-
-/// The event a `load --acks` line names (the object itself, or the one under `submit`).
-fn event_of(v: &serde_json::Value) -> Event {
-    let key = v["key"].as_str().expect("key").to_string();
-    let generation = v["generation"].as_u64().expect("generation");
-    match v["event"].as_str() {
-        Some("started") => {
-            let mut run = Run::new(
-                key,
-                v["session_id"].as_str().expect("session_id"),
-                Generation(generation),
-                UnixMs(v["started_at_ms"].as_u64().expect("started_at_ms")),
-            );
-            if let Some(meta) = v["meta"].as_str() {
-                run = run.with_meta(meta);
-            }
-            Event::Started(run)
-        }
-        Some("completed") => Event::Completed {
-            key,
-            generation,
-            at_ms: v["at_ms"].as_u64().expect("at_ms"),
-        },
-        other => panic!("unknown event {other:?} in {v}"),
-    }
-}
-
-fn key_of(event: &Event) -> &str {
-    match event {
-        Event::Started(run) => &run.key,
-        Event::Completed { key, .. } => key,
-        Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => "",
-    }
-}
-
-/// Runs the child until SIGKILL, `kill_after` after its first acknowledgement, and returns what
-/// it printed.
-fn kill_round(dir: &std::path::Path, kill_after: Duration, extra: &[&str]) -> Round {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_inflight"))
-        .arg("load")
-        .arg(dir)
-        .args(["--sessions", "24", "--seconds", "600", "--acks"])
-        .args(["--threads", &THREADS.to_string()])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut head = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("the child acknowledges something")
-            .unwrap();
-        let ack = !line.starts_with("{\"submit\"");
-        head.push(line);
-        if ack {
-            break;
-        }
-    }
-    let reader = std::thread::spawn(move || {
-        head.into_iter()
-            .chain(lines.map_while(Result::ok))
-            .collect::<Vec<_>>()
-    });
-    std::thread::sleep(kill_after);
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "the child must die by SIGKILL");
-    let mut round = Round::default();
-    for line in reader.join().unwrap() {
-        // Each line is written whole in one write, so even the last one before the kill parses.
-        let v: serde_json::Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("a line from the child that is not JSON: {line:?}: {e}"));
-        match v.get("submit") {
-            Some(s) => round.submitted.push(event_of(s)),
-            None => {
-                let ack = event_of(&v);
-                assert!(
-                    round.submitted.contains(&ack),
-                    "acknowledged before it was submitted: {line}"
-                );
-                round.acked.push(ack);
-            }
-        }
-    }
-    round
-}
 
 #[test]
 fn every_acknowledged_event_survives_repeated_sigkill() {
@@ -143,7 +44,12 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
     let (mut total_acks, mut total_submitted, mut in_flight_recovered) = (0, 0, 0);
 
     for round in 0..rounds {
-        let this = kill_round(&dir, Duration::from_millis(rng.u64(5..250)), &[]);
+        let this = kill_round(
+            &[dir.as_os_str()],
+            THREADS,
+            Duration::from_millis(rng.u64(5..250)),
+            &[],
+        );
         // Each thread has at most one call under way when the kill comes.
         let unacked = this.submitted.len() - this.acked.len();
         assert!(
@@ -239,26 +145,17 @@ fn kills_during_background_compactions_lose_nothing_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("log");
     let mut rng = fastrand::Rng::with_seed(0xc0_4ac7);
-    // Each key's submissions in order, and how many of them are acknowledged for sure.
-    let mut submitted: HashMap<String, Vec<Event>> = HashMap::new();
-    let mut acked_upto: HashMap<String, usize> = HashMap::new();
+    let mut ledger = Ledger::default();
     let (mut snapshots, mut compacted_rounds) = (0, 0);
     for round in 0..rounds {
         let compact = ["--compact-after-bytes", "3000", "--segment-bytes", "12288"];
-        let this = kill_round(&dir, Duration::from_millis(rng.u64(50..600)), &compact);
-        for e in this.submitted {
-            submitted.entry(key_of(&e).to_string()).or_default().push(e);
-        }
-        for a in &this.acked {
-            let events = &submitted[key_of(a)];
-            let at = events
-                .iter()
-                .rposition(|e| e == a)
-                .expect("acked was submitted")
-                + 1;
-            let upto = acked_upto.entry(key_of(a).to_string()).or_default();
-            *upto = (*upto).max(at);
-        }
+        let this = kill_round(
+            &[dir.as_os_str()],
+            THREADS,
+            Duration::from_millis(rng.u64(50..600)),
+            &compact,
+        );
+        ledger.add(this);
         let found = Log::read_only(&dir, Policy::Strict).unwrap_or_else(|e| {
             panic!("round {round}: the log does not replay under --strict: {e}")
         });
@@ -268,34 +165,7 @@ fn kills_during_background_compactions_lose_nothing_acknowledged() {
         if found.report.counters.retentions > 0 {
             compacted_rounds += 1;
         }
-        let running: HashMap<&str, u64> = found
-            .report
-            .running
-            .iter()
-            .map(|r| (r.run.key.as_str(), r.run.generation))
-            .collect();
-        for key in running.keys() {
-            assert!(
-                submitted.contains_key(*key),
-                "round {round}: {key} was never submitted"
-            );
-        }
-        // Each key alternates start(g) and complete(g) with g rising: the state after a prefix
-        // of its submissions is "running g" after a start, "not running" after a completion.
-        for (key, events) in &submitted {
-            let from = acked_upto.get(key).copied().unwrap_or(0);
-            let state_after = |n: usize| match n.checked_sub(1).map(|i| &events[i]) {
-                Some(Event::Started(run)) => Some(run.generation),
-                _ => None,
-            };
-            assert!(
-                (from..=events.len()).any(|n| state_after(n) == running.get(key.as_str()).copied()),
-                "round {round}: {key} is {:?} in the log, which no prefix of its submissions from \
-                 its last acknowledged one ({from} of {}) explains",
-                running.get(key.as_str()),
-                events.len()
-            );
-        }
+        ledger.check(&format!("round {round}"), &found.report.running);
     }
     assert!(
         snapshots > 0 && compacted_rounds > 0,

@@ -1,0 +1,37 @@
+//! The PostgreSQL server the fleet tests use: `INFLIGHT_PG_URL` (`.ci/run` starts a throwaway
+//! cluster with `scripts/pg-cluster` and sets it). Without it the fleet tests say so and pass
+//! empty, unless `INFLIGHT_PG_REQUIRED` is set (as CI sets it): then its absence fails them.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The server's URL, or `None` (said on stderr) when no server was given.
+pub fn url() -> Option<String> {
+    match std::env::var("INFLIGHT_PG_URL") {
+        Ok(url) if !url.is_empty() => {
+            static INIT: std::sync::Once = std::sync::Once::new();
+            INIT.call_once(|| inflight::fleet::create_schema(&url).expect("the schema"));
+            Some(url)
+        }
+        _ => {
+            assert!(
+                std::env::var_os("INFLIGHT_PG_REQUIRED").is_none(),
+                "INFLIGHT_PG_REQUIRED is set but INFLIGHT_PG_URL is not: start a server with scripts/pg-cluster"
+            );
+            eprintln!(
+                "skipped: set INFLIGHT_PG_URL (scripts/pg-cluster start DIR prints one) to run the fleet tests"
+            );
+            None
+        }
+    }
+}
+
+/// An instance id no other test or earlier run used: `NAME-PID-N-MILLIS`.
+pub fn instance(name: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{name}-{}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed),
+        inflight::environment::now_ms()
+    )
+}
