@@ -39,9 +39,40 @@ pub(super) fn connect(database: &str) -> Result<(Client, String)> {
     let shown = shown(&config);
     let client = config.connect(NoTls).map_err(|e| Error::Database {
         database: shown.clone(),
-        cause: format!("cannot connect: {e}"),
+        cause: format!("cannot connect: {}", describe(&e)),
     })?;
     Ok((client, shown))
+}
+
+/// What a client error says, with the server's own message when the server answered (the
+/// client's display of a server error is only "db error").
+pub(super) fn describe(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => {
+            let mut text = format!(
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            );
+            if let Some(detail) = db.detail() {
+                text.push_str(&format!("; {detail}"));
+            }
+            if let Some(hint) = db.hint() {
+                text.push_str(&format!("; hint: {hint}"));
+            }
+            text
+        }
+        None => {
+            let mut text = e.to_string();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                text.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            text
+        }
+    }
 }
 
 /// The database as messages name it: `postgres://USER@HOST:PORT/DBNAME`, no password.
@@ -112,7 +143,7 @@ pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
         )
         .map_err(|e| Error::Database {
             database: shown.clone(),
-            cause: e.to_string(),
+            cause: describe(&e),
         })?;
     if known.is_none() {
         return Err(Error::NoInstance {
@@ -122,7 +153,7 @@ pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
     }
     PgStorage::new(client, instance).map_err(|e| Error::Database {
         database: shown,
-        cause: e.to_string(),
+        cause: describe(&e),
     })
 }
 
@@ -164,7 +195,7 @@ pub fn instances(database: &str) -> Result<Vec<Instance>> {
         )
         .map_err(|e| Error::Database {
             database: shown,
-            cause: e.to_string(),
+            cause: describe(&e),
         })?;
     Ok(rows
         .iter()

@@ -29,7 +29,7 @@ impl Log {
         let (mut client, shown) = connect_checked(database)?;
         let failed = |e: postgres::Error| Error::Database {
             database: shown.clone(),
-            cause: e.to_string(),
+            cause: super::connect::describe(&e),
         };
         client
             .execute(

@@ -49,7 +49,7 @@ ALTER TABLE inflight_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 pub(super) fn create(client: &mut Client, database: &str) -> Result<()> {
     let failed = |e: postgres::Error| Error::Database {
         database: database.to_string(),
-        cause: e.to_string(),
+        cause: super::connect::describe(&e),
     };
     let mut tx = client.transaction().map_err(failed)?;
     // Two creators at once would race on the catalog: one waits for the other.
@@ -89,7 +89,7 @@ pub(super) fn check(client: &mut Client, database: &str) -> Result<()> {
         Err(e) => {
             return Err(Error::Database {
                 database: database.to_string(),
-                cause: e.to_string(),
+                cause: super::connect::describe(&e),
             });
         }
     };

@@ -197,13 +197,14 @@ impl Inner {
 /// A database error inside a storage call, as the [`io::Error`] the seam returns. A lost
 /// connection says that the last statement's outcome is the server's to tell.
 fn db_error(e: postgres::Error) -> io::Error {
+    let said = super::connect::describe(&e);
     let text = if e.is_closed() || e.as_db_error().is_none() {
         format!(
-            "the connection to the database failed ({e}): whether the last statement committed \
-             is decided by the server, and a reopen or a takeover reads what did"
+            "the connection to the database failed ({said}): whether the last statement \
+             committed is decided by the server, and a reopen or a takeover reads what did"
         )
     } else {
-        format!("the database refused the statement: {e}")
+        format!("the database refused the statement: {said}")
     };
     io::Error::other(DatabaseIoError(text))
 }

@@ -80,7 +80,7 @@ impl Log {
         let (mut client, shown) = connect_checked(database)?;
         let failed = |e: postgres::Error| Error::Database {
             database: shown.clone(),
-            cause: e.to_string(),
+            cause: super::connect::describe(&e),
         };
         let mut tx = client.transaction().map_err(failed)?;
         let row = tx
