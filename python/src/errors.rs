@@ -17,6 +17,10 @@ import_exception!(inflight.errors, ClosedError);
 import_exception!(inflight.errors, InvalidInputError);
 import_exception!(inflight.errors, StaleGenerationError);
 import_exception!(inflight.errors, NotFoundError);
+import_exception!(inflight.errors, FencedError);
+import_exception!(inflight.errors, DatabaseError);
+import_exception!(inflight.errors, NoSchemaError);
+import_exception!(inflight.errors, NoInstanceError);
 
 /// An attribute of an exception: its name and value.
 type Field = (&'static str, PyObject);
@@ -137,6 +141,41 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
         Error::NotFound { dir } => (
             NotFoundError::new_err(m),
             vec![("path", path_text(dir).into_py_any(py)?)],
+        ),
+        Error::Fenced {
+            instance,
+            by,
+            epoch,
+        } => (
+            FencedError::new_err(m),
+            vec![
+                ("instance", instance.into_py_any(py)?),
+                ("by", by.into_py_any(py)?),
+                ("epoch", epoch.into_py_any(py)?),
+            ],
+        ),
+        Error::Database { database, cause } => (
+            DatabaseError::new_err(m),
+            vec![
+                ("database", database.into_py_any(py)?),
+                ("cause", cause.into_py_any(py)?),
+            ],
+        ),
+        Error::NoSchema { database, detail } => (
+            NoSchemaError::new_err(m),
+            vec![
+                ("database", database.into_py_any(py)?),
+                ("cause", detail.into_py_any(py)?),
+                ("detail", detail.into_py_any(py)?),
+            ],
+        ),
+        Error::NoInstance { database, instance } => (
+            NoInstanceError::new_err(m),
+            vec![
+                ("database", database.into_py_any(py)?),
+                ("cause", message.into_py_any(py)?),
+                ("instance", instance.into_py_any(py)?),
+            ],
         ),
         _ => (InflightError::new_err(m), vec![]),
     })

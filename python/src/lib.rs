@@ -10,6 +10,7 @@
 //! - `errors`: the crate's errors as the package's exceptions.
 //! - `values`: a run, a run in flight, the recovery report, a flagged key.
 //! - `log`: the log handle, and the calls that open, read or import a log.
+//! - `fleet`: a fleet's logs in PostgreSQL, and the takeover of a dead instance's runs.
 //! - `aio`: the crate's waker-based async front, for an asyncio event loop.
 //! - `native`: the benchmarks' workloads with no Python in the loop.
 
@@ -18,6 +19,7 @@ use pyo3::prelude::*;
 mod aio;
 mod convert;
 mod errors;
+mod fleet;
 mod log;
 mod native;
 mod values;
@@ -37,6 +39,11 @@ fn _inflight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log::import_runs, m)?)?;
     m.add_function(wrap_pyfunction!(log::started_at_ms_from_secs, m)?)?;
     m.add_function(wrap_pyfunction!(log::check_key, m)?)?;
+    m.add_class::<fleet::PyTakenOver>()?;
+    m.add_function(wrap_pyfunction!(fleet::create_schema, m)?)?;
+    m.add_function(wrap_pyfunction!(fleet::open_database, m)?)?;
+    m.add_function(wrap_pyfunction!(fleet::read_only_database, m)?)?;
+    m.add_function(wrap_pyfunction!(fleet::take_over, m)?)?;
     m.add_function(wrap_pyfunction!(native::_native_load, m)?)?;
     m.add_function(wrap_pyfunction!(native::_native_async_load, m)?)?;
     m.add("KEY_BYTES_MAX", inflight::limits::KEY_BYTES_MAX)?;

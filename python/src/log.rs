@@ -343,6 +343,33 @@ pub(crate) fn policy(strict: bool) -> Policy {
     }
 }
 
+/// The options of an open, from the keyword arguments `open` and `open_database` share.
+pub(crate) fn options(
+    strict: bool,
+    segment_bytes_max: u64,
+    compact_after_bytes: Option<u64>,
+    retention_ms: Option<u64>,
+    crash_loop_threshold: u32,
+) -> Options {
+    Options::default()
+        .policy(policy(strict))
+        .segment_bytes_max(segment_bytes_max)
+        .compact_after_bytes(compact_after_bytes)
+        .retention(retention_ms.map(Duration::from_millis))
+        .crash_loop_threshold(crash_loop_threshold)
+}
+
+impl PyLog {
+    /// The Python handle over an opened log, named `dir` in its `dir` attribute.
+    pub(crate) fn new(py: Python<'_>, opened: inflight::Opened, dir: PathBuf) -> PyResult<PyLog> {
+        Ok(PyLog {
+            inner: Mutex::new(Some(Arc::new(opened.log))),
+            report: Py::new(py, PyReport::new(py, opened.report)?)?,
+            dir,
+        })
+    }
+}
+
 /// Opens (creating if missing) the log in `path`, replays it and takes its lock.
 #[pyfunction]
 #[pyo3(signature = (
@@ -363,21 +390,18 @@ pub(crate) fn open(
     retention_ms: Option<u64>,
     crash_loop_threshold: u32,
 ) -> PyResult<PyLog> {
-    let options = Options::default()
-        .policy(policy(strict))
-        .segment_bytes_max(segment_bytes_max)
-        .compact_after_bytes(compact_after_bytes)
-        .retention(retention_ms.map(Duration::from_millis))
-        .crash_loop_threshold(crash_loop_threshold);
+    let options = options(
+        strict,
+        segment_bytes_max,
+        compact_after_bytes,
+        retention_ms,
+        crash_loop_threshold,
+    );
     let dir = path.clone();
     let opened = py
         .allow_threads(move || inflight::Log::open(&path, options))
         .map_err(|e| to_py_err(py, e))?;
-    Ok(PyLog {
-        inner: Mutex::new(Some(Arc::new(opened.log))),
-        report: Py::new(py, PyReport::new(py, opened.report)?)?,
-        dir,
-    })
+    PyLog::new(py, opened, dir)
 }
 
 /// What a read-only replay found: the report, and the state the log folds to.
@@ -386,6 +410,38 @@ pub(crate) struct PyRecovered {
     #[pyo3(get)]
     report: Py<PyReport>,
     set: RunningSet,
+}
+
+impl PyRecovered {
+    /// The Python value of a read-only replay (or a takeover's).
+    pub(crate) fn new(
+        py: Python<'_>,
+        report: inflight::RecoveryReport,
+        set: RunningSet,
+    ) -> PyResult<PyRecovered> {
+        Ok(PyRecovered {
+            report: Py::new(py, PyReport::new(py, report)?)?,
+            set,
+        })
+    }
+}
+
+/// The time-window fallback over a replayed log: its report and the state it folds to.
+pub(crate) fn fallback_over(
+    py: Python<'_>,
+    report: &Py<PyReport>,
+    set: &RunningSet,
+    sessions: &Bound<'_, PyAny>,
+    window_ms: Option<&Bound<'_, PyAny>>,
+    now_ms: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Vec<PyFlagged>> {
+    let sessions = sessions_from(sessions)?;
+    let (window, now) = window_and_now(window_ms, now_ms)?;
+    let report = &report.get().inner;
+    let flagged = py.allow_threads(|| {
+        inflight::fallback::flag(LogView::Present { report, set }, &sessions, window, now)
+    });
+    Ok(flagged_list(flagged, Some(report)))
 }
 
 #[pymethods]
@@ -399,14 +455,7 @@ impl PyRecovered {
         window_ms: Option<&Bound<'_, PyAny>>,
         now_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyFlagged>> {
-        let sessions = sessions_from(sessions)?;
-        let (window, now) = window_and_now(window_ms, now_ms)?;
-        let report = &self.report.get().inner;
-        let set = &self.set;
-        let flagged = py.allow_threads(|| {
-            inflight::fallback::flag(LogView::Present { report, set }, &sessions, window, now)
-        });
-        Ok(flagged_list(flagged, Some(report)))
+        fallback_over(py, &self.report, &self.set, sessions, window_ms, now_ms)
     }
 
     fn __repr__(&self) -> String {
@@ -421,10 +470,7 @@ pub(crate) fn read_only(py: Python<'_>, path: PathBuf, strict: bool) -> PyResult
     let recovered = py
         .allow_threads(move || inflight::Log::read_only(&path, policy(strict)))
         .map_err(|e| to_py_err(py, e))?;
-    Ok(PyRecovered {
-        report: Py::new(py, PyReport::new(py, recovered.report)?)?,
-        set: recovered.set,
-    })
+    PyRecovered::new(py, recovered.report, recovered.set)
 }
 
 /// The time-window fallback when there is no log at all: every session active within the

@@ -26,6 +26,9 @@ exactly which runs were in flight. This package wraps the Rust crate ``inflight`
   markers (a token per turn, compare-and-swap clears) over the log.
 - :mod:`inflight.checkpoint`: ``SessionCrashCheckpoint``, the old JSON checkpoint's shape.
 - :mod:`inflight.aio`: awaitable calls for gateways on asyncio, on the crate's async front.
+- :func:`open_database`, :func:`take_over`, :func:`read_only_database`,
+  :func:`create_schema`: a fleet's logs in PostgreSQL, and the takeover of a dead instance's
+  runs, fenced (``FencedError`` for the old owner from then on).
 - :mod:`inflight.errors`: the exceptions (also importable from here).
 """
 
@@ -42,20 +45,29 @@ from ._inflight import (
     RecoveryReport,
     Recovered,
     Run,
+    TakenOver,
     fallback_without_log,
     check_key,
+    create_schema,
     import_runs,
     open,
+    open_database,
     read_only,
+    read_only_database,
     started_at_ms_from_secs,
+    take_over,
 )
 from .errors import (
     CheckpointFileError,
     ClosedError,
     CorruptError,
+    DatabaseError,
+    FencedError,
     InflightError,
     InvalidInputError,
     LockedError,
+    NoInstanceError,
+    NoSchemaError,
     NotFoundError,
     PoisonedError,
     StaleGenerationError,
@@ -74,6 +86,11 @@ __all__ = [
     "RecoveryReport",
     "Recovered",
     "Run",
+    "TakenOver",
+    "create_schema",
+    "open_database",
+    "read_only_database",
+    "take_over",
     "fallback_without_log",
     "check_key",
     "import_runs",
@@ -91,4 +108,8 @@ __all__ = [
     "PoisonedError",
     "ClosedError",
     "NotFoundError",
+    "FencedError",
+    "DatabaseError",
+    "NoSchemaError",
+    "NoInstanceError",
 ]

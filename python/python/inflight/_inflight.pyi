@@ -215,6 +215,34 @@ def open(
     crash_loop_threshold: int = 3,
 ) -> Log: ...
 def read_only(path: _Path, *, strict: bool = False) -> Recovered: ...
+
+class TakenOver:
+    """What a takeover found and did: the dead instance's runs, and the fence."""
+
+    instance: str
+    by: str
+    epoch: int
+    was_open: bool
+    taken_before: Optional[str]
+    @property
+    def report(self) -> RecoveryReport: ...
+    def fallback(
+        self, sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
+    ) -> List[Flagged]: ...
+
+def create_schema(database: str) -> None: ...
+def open_database(
+    database: str,
+    instance: str,
+    *,
+    strict: bool = False,
+    segment_bytes_max: int = 1048576,
+    compact_after_bytes: Optional[int] = 67108864,
+    retention_ms: Optional[int] = 604800000,
+    crash_loop_threshold: int = 3,
+) -> Log: ...
+def read_only_database(database: str, instance: str, *, strict: bool = False) -> Recovered: ...
+def take_over(database: str, dead_instance: str, by: str) -> TakenOver: ...
 def fallback_without_log(
     sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
 ) -> List[Flagged]: ...

@@ -124,6 +124,39 @@ class NotFoundError(InflightError, FileNotFoundError):
     path: str
 
 
+class FencedError(InflightError):
+    """The instance's log was taken over by another instance (``inflight.take_over``): from
+    the moment the takeover committed, nothing this handle writes is accepted, and every call
+    raises this. ``instance`` is the instance, ``by`` the one that took it over, ``epoch`` the
+    fencing epoch. Stop this process, and start again under a new instance id."""
+
+    instance: str
+    by: str
+    epoch: int
+
+
+class DatabaseError(InflightError):
+    """A fleet's database could not be reached, or refused a statement outside an append.
+    ``database`` is its URL without the password; ``cause`` what the client or server said."""
+
+    database: str
+    cause: str
+
+
+class NoSchemaError(DatabaseError):
+    """The database holds no inflight schema (or another version of it): create it once with
+    ``inflight.create_schema(database)`` (``inflight fleet init``). ``detail`` says what was
+    found."""
+
+    detail: str
+
+
+class NoInstanceError(DatabaseError):
+    """The database holds no log of ``instance``: check the id."""
+
+    instance: str
+
+
 __all__ = [
     "InflightError",
     "LockedError",
@@ -136,4 +169,8 @@ __all__ = [
     "PoisonedError",
     "ClosedError",
     "NotFoundError",
+    "FencedError",
+    "DatabaseError",
+    "NoSchemaError",
+    "NoInstanceError",
 ]

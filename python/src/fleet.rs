@@ -1,0 +1,145 @@
+//! Fleets: an instance's log in a PostgreSQL database, and the takeover of a dead instance's
+//! runs, fenced (the crate's `inflight::fleet`).
+
+use std::path::PathBuf;
+
+use pyo3::prelude::*;
+
+use crate::errors::to_py_err;
+use crate::log::{PyLog, PyRecovered, fallback_over, options, policy};
+use crate::values::{PyFlagged, PyReport};
+
+/// Creates the fleet's tables in `database` (once; safe to repeat).
+#[pyfunction]
+pub(crate) fn create_schema(py: Python<'_>, database: String) -> PyResult<()> {
+    py.allow_threads(move || inflight::fleet::create_schema(&database))
+        .map_err(|e| to_py_err(py, e))
+}
+
+/// Opens (creating if missing) the log of `instance` in `database`, replays it and takes the
+/// instance's lock.
+#[pyfunction]
+#[pyo3(signature = (
+    database,
+    instance,
+    *,
+    strict = false,
+    segment_bytes_max = inflight::limits::SEGMENT_BYTES_MAX_DEFAULT,
+    compact_after_bytes = Some(inflight::limits::COMPACT_AFTER_BYTES_DEFAULT),
+    retention_ms = Some(inflight::limits::RETENTION_MS_DEFAULT),
+    crash_loop_threshold = inflight::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+))]
+#[allow(clippy::too_many_arguments)] // the keyword arguments of `open`, and where
+pub(crate) fn open_database(
+    py: Python<'_>,
+    database: String,
+    instance: String,
+    strict: bool,
+    segment_bytes_max: u64,
+    compact_after_bytes: Option<u64>,
+    retention_ms: Option<u64>,
+    crash_loop_threshold: u32,
+) -> PyResult<PyLog> {
+    let options = options(
+        strict,
+        segment_bytes_max,
+        compact_after_bytes,
+        retention_ms,
+        crash_loop_threshold,
+    );
+    let dir: PathBuf = inflight::fleet::instance_path(&instance);
+    let opened = py
+        .allow_threads(move || inflight::Log::open_database(&database, &instance, options))
+        .map_err(|e| to_py_err(py, e))?;
+    PyLog::new(py, opened, dir)
+}
+
+/// Replays the log of `instance` in `database` without its lock, changing nothing.
+#[pyfunction]
+#[pyo3(signature = (database, instance, *, strict = false))]
+pub(crate) fn read_only_database(
+    py: Python<'_>,
+    database: String,
+    instance: String,
+    strict: bool,
+) -> PyResult<PyRecovered> {
+    let recovered = py
+        .allow_threads(move || {
+            inflight::Log::read_only_database(&database, &instance, policy(strict))
+        })
+        .map_err(|e| to_py_err(py, e))?;
+    PyRecovered::new(py, recovered.report, recovered.set)
+}
+
+/// What a takeover found and did.
+#[pyclass(frozen, name = "TakenOver", module = "inflight")]
+pub(crate) struct PyTakenOver {
+    /// The instance taken over.
+    #[pyo3(get)]
+    instance: String,
+    /// The instance that took it over.
+    #[pyo3(get)]
+    by: String,
+    /// The fencing epoch the instance is at now.
+    #[pyo3(get)]
+    epoch: u64,
+    /// Whether the old owner still held its log open (a zombie): it is fenced all the same.
+    #[pyo3(get)]
+    was_open: bool,
+    /// Who had taken it over already, if this was a repeat.
+    #[pyo3(get)]
+    taken_before: Option<String>,
+    /// The dead instance's recovery: its interrupted runs, with reasons and recoveries.
+    #[pyo3(get)]
+    report: Py<PyReport>,
+    set: inflight::RunningSet,
+}
+
+#[pymethods]
+impl PyTakenOver {
+    /// The time-window fallback over the dead instance's log (see `Log.fallback`).
+    #[pyo3(signature = (sessions, window_ms = None, now_ms = None))]
+    fn fallback(
+        &self,
+        py: Python<'_>,
+        sessions: &Bound<'_, PyAny>,
+        window_ms: Option<&Bound<'_, PyAny>>,
+        now_ms: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Vec<PyFlagged>> {
+        fallback_over(py, &self.report, &self.set, sessions, window_ms, now_ms)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "TakenOver(instance={:?}, by={:?}, epoch={}, running={})",
+            self.instance,
+            self.by,
+            self.epoch,
+            self.report.get().inner.running.len()
+        )
+    }
+}
+
+/// Takes over the log of `dead_instance` in `database` for the instance `by`: fences it (from
+/// the moment this commits, every call of the old owner raises `FencedError`) and returns its
+/// runs in flight.
+#[pyfunction]
+pub(crate) fn take_over(
+    py: Python<'_>,
+    database: String,
+    dead_instance: String,
+    by: String,
+) -> PyResult<PyTakenOver> {
+    let taken = py
+        .allow_threads(move || inflight::Log::take_over(&database, &dead_instance, &by))
+        .map_err(|e| to_py_err(py, e))?;
+    Ok(PyTakenOver {
+        instance: taken.instance,
+        by: taken.by,
+        epoch: taken.epoch,
+        was_open: taken.was_open,
+        taken_before: taken.taken_before,
+        report: Py::new(py, PyReport::new(py, taken.report)?)?,
+        set: taken.set,
+    })
+}
