@@ -130,3 +130,8 @@ pub struct LibraryDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/CLI.md")]
 pub struct CliDoctests;
+
+/// The examples of `docs/FLEETS.md`, compiled as doctests (they need a server to run).
+#[cfg(all(doctest, feature = "postgres"))]
+#[doc = include_str!("../docs/FLEETS.md")]
+pub struct FleetsDoctests;

@@ -38,6 +38,7 @@ impl Log {
                 &[&instance],
             )
             .map_err(failed)?;
+        warn_if_not_durable(&mut client, &shown);
         let storage = PgStorage::new(client, instance).map_err(failed)?;
         Log::open_with_storage(Arc::new(storage), instance_path(instance), options)
     }
@@ -48,5 +49,24 @@ impl Log {
     pub fn read_only_database(database: &str, instance: &str, policy: Policy) -> Result<Recovered> {
         let storage = read_only_storage(database, instance)?;
         Log::read_only_with_storage(&storage, instance_path(instance), policy)
+    }
+}
+
+/// Warns when the server's settings void the promise that an acknowledged event survives a
+/// crash of the server (docs/FLEETS.md): `synchronous_commit = off`, `fsync = off`.
+fn warn_if_not_durable(client: &mut postgres::Client, database: &str) {
+    for (setting, bad) in [("synchronous_commit", "off"), ("fsync", "off")] {
+        let value: Option<String> = client
+            .query_one(&format!("SHOW {setting}"), &[])
+            .ok()
+            .map(|row| row.get(0));
+        if value.as_deref() == Some(bad) {
+            tracing::warn!(
+                database,
+                setting,
+                value = bad,
+                "the server acknowledges commits it may lose in a crash: an event that returned Ok may be missing after one"
+            );
+        }
     }
 }
