@@ -92,11 +92,14 @@ fn an_instance_killed_mid_load_is_taken_over_exactly() {
     assert_eq!(again.taken_before.as_deref(), Some("b"));
     assert_eq!(again.epoch, taken.epoch);
     assert_eq!(keys(&again.report.running), keys(&taken.report.running));
-    eprintln!(
-        "fleet: 3 SIGKILLs of A, {} acknowledged, {} in the log, {} running taken over",
-        acked.len(),
-        user.len(),
-        taken.report.running.len()
+    common::report_tier(
+        "fleet-takeover",
+        &format!(
+            "fleet: 3 SIGKILLs of instance A under load, {} events acknowledged, {} in its log, all acknowledged ones there and nothing unsubmitted; the takeover reported {} runs in flight, exactly the model's",
+            acked.len(),
+            user.len(),
+            taken.report.running.len()
+        ),
     );
 }
 
@@ -199,7 +202,15 @@ fn a_zombie_is_refused_every_time_and_nothing_it_writes_is_seen() {
         r.iter_mut().for_each(|r| r.recoveries -= 1);
         r
     });
-    assert!(refusals.load(Ordering::Relaxed) >= 200);
+    let refused = refusals.load(Ordering::Relaxed);
+    assert!(refused >= 200);
+    common::report_tier(
+        "fleet-zombie",
+        &format!(
+            "fleet: a zombie with 4 appending threads through a takeover: {} calls returned Ok before it, all in the log taken over; {refused} calls after it, all refused with Error::Fenced, none in the log",
+            oks.len()
+        ),
+    );
     // Every other way in is refused too: completions, compaction, a new open of A.
     assert!(matches!(
         log.mark_completed("z0-1", 1),
@@ -346,6 +357,14 @@ fn a_connection_cut_mid_commit_is_decided_by_what_committed() {
     }
     assert_eq!(proxy.cuts.load(Ordering::Relaxed), 7);
     assert!(outcomes.contains(&true) && outcomes.contains(&false));
+    let committed = outcomes.iter().filter(|c| **c).count();
+    common::report_tier(
+        "fleet-cut",
+        &format!(
+            "fleet: 7 connections cut mid-commit by a proxy: {committed} batches the server had whole were found by the reopen, {} cut before the whole statement were not; every acknowledged run kept",
+            outcomes.len() - committed
+        ),
+    );
 }
 
 /// Opens `instance` again once the server has ended its previous session (which holds the

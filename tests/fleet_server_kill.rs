@@ -144,9 +144,12 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
     expected.push(("after".to_string(), 1));
     expected.sort();
     assert_eq!(keys(&taken.report), expected);
-    eprintln!(
-        "fleet: server SIGKILLed under 4 appending threads: {} acknowledged, all recovered; {} in the log",
-        acked.len(),
-        logged.len()
+    common::report_tier(
+        "fleet-server-kill",
+        &format!(
+            "fleet: the server SIGKILLed under 4 appending threads and restarted: {} events acknowledged, all in the reopened log ({} there), nothing unsubmitted; the takeover after agrees",
+            acked.len(),
+            logged.len()
+        ),
     );
 }

@@ -18,7 +18,7 @@ use postgres::types::ToSql;
 use postgres::{Client, Statement, Transaction};
 
 use crate::error::{DatabaseIoError, FencedError};
-use crate::storage::{DirLock, EntryKind, LockError, Storage, StorageFile};
+use crate::storage::{DirLock, EntryKind, FileBytes, LockError, Storage, StorageFile};
 
 /// The sync's one statement: the fence and the insert together.
 const APPEND_SQL: &str = "
@@ -424,7 +424,28 @@ impl StorageFile for PgFile {
     }
 
     fn len(&self) -> io::Result<u64> {
-        Ok(self.contents()?.len() as u64)
+        let row = self
+            .inner
+            .client()
+            .query_one(
+                "SELECT coalesce(max(off + length(data)), 0)::bigint FROM inflight_chunks
+                 WHERE file_id = $1",
+                &[&self.id],
+            )
+            .map_err(db_error)?;
+        let committed = row.get::<_, i64>(0) as u64;
+        let pending = self
+            .pending()
+            .iter()
+            .map(|(off, data)| off + data.len() as u64)
+            .max()
+            .unwrap_or(0);
+        Ok(committed.max(pending))
+    }
+
+    /// One query for the whole file (the default would ask for its length first).
+    fn read_all(&self) -> io::Result<FileBytes> {
+        self.contents().map(FileBytes::Owned)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
