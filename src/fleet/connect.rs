@@ -13,6 +13,10 @@ use crate::limits::INSTANCE_BYTES_MAX;
 
 /// How long a connect may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long data sent to the server may go unacknowledged before the connection counts as
+/// lost, when the URL does not say (`tcp_user_timeout`): a commit into a network that dropped
+/// silently fails (and poisons the handle) instead of blocking its callers for hours.
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The path under which an instance's log is named in reports and errors: `pg:INSTANCE`
 /// (its files are `pg:INSTANCE/NAME`).
@@ -32,6 +36,9 @@ pub(super) fn connect(database: &str) -> Result<(Client, String)> {
     })?;
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
     }
     if config.get_application_name().is_none() {
         config.application_name("inflight");
