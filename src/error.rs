@@ -171,6 +171,20 @@ pub enum Error {
         epoch: u64,
     },
 
+    /// A takeover found the instance already taken over by another instance: its runs are
+    /// that one's (which may have resumed them), so they are not handed out twice.
+    #[error(
+        "instance {instance:?} was already taken over by {by:?} (fencing epoch {epoch}): its runs are {by:?}'s; if {by:?} died too, take it over instead (its log holds what it resumed), and read {instance:?}'s frozen log with `inflight replay --database URL --instance {instance}`"
+    )]
+    AlreadyTakenOver {
+        /// The instance asked for.
+        instance: String,
+        /// The instance that took it over first.
+        by: String,
+        /// Its fencing epoch.
+        epoch: u64,
+    },
+
     /// The database holds no inflight schema, or a version of it this build does not know.
     #[error(
         "database {database} has no usable inflight schema ({detail}); create it once with `inflight fleet init --database URL` (inflight::fleet::create_schema)"
@@ -225,8 +239,8 @@ fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
         .get_ref()
         .is_some_and(|inner| inner.is::<DatabaseIoError>())
     {
-        "check the database server and the connection; the log's handle is poisoned, and a \
-         reopen (or a takeover) reads exactly what committed"
+        "check the database server and the connection; a log handle that failed so is \
+         poisoned, and a reopen (or a takeover) reads exactly what committed"
     } else if at_open && source.kind() == io::ErrorKind::StorageFull {
         "the disk is full, and a read-write open writes: it needs room for a copy of the last \
          segment (up to segment_bytes_max, 1 MiB by default); free space, then open the log \

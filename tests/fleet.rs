@@ -87,11 +87,17 @@ fn an_instance_killed_mid_load_is_taken_over_exactly() {
         let before = expected.iter().find(|e| e.run.key == r.run.key).unwrap();
         assert_eq!(r.recoveries, before.recoveries + 1, "{}", r.run.key);
     }
-    // A repeat reports the same frozen log.
-    let again = Log::take_over(&url, &a, "c").unwrap();
+    // A repeat by the same survivor reports the same frozen log; another one is refused (the
+    // runs are b's).
+    let again = Log::take_over(&url, &a, "b").unwrap();
     assert_eq!(again.taken_before.as_deref(), Some("b"));
     assert_eq!(again.epoch, taken.epoch);
     assert_eq!(keys(&again.report.running), keys(&taken.report.running));
+    let other = Log::take_over(&url, &a, "c").unwrap_err();
+    assert!(
+        matches!(&other, Error::AlreadyTakenOver { by, epoch, .. } if by == "b" && *epoch == taken.epoch),
+        "{other}"
+    );
     common::report_tier(
         "fleet-takeover",
         &format!(
@@ -226,6 +232,112 @@ fn a_zombie_is_refused_every_time_and_nothing_it_writes_is_seen() {
     );
     let (after, _) = logged(&url, &a);
     assert_eq!(after, events, "nothing changed after the takeover");
+}
+
+#[test]
+fn two_survivors_taking_over_at_once_do_not_both_get_the_runs() {
+    let Some(url) = pg::url() else { return };
+    for round in 0..5 {
+        let a = pg::instance("contested");
+        let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+        for g in 1..=10 {
+            log.mark_running(run(&format!("k{g}"), g)).unwrap();
+        }
+        drop(log);
+        let barrier = Arc::new(std::sync::Barrier::new(3));
+        let takers: Vec<_> = ["b", "c", "d"]
+            .into_iter()
+            .map(|by| {
+                let (url, a, barrier) = (url.clone(), a.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    Log::take_over(&url, &a, by)
+                })
+            })
+            .collect();
+        let results: Vec<_> = takers.into_iter().map(|t| t.join().unwrap()).collect();
+        let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(
+            won.len(),
+            1,
+            "round {round}: exactly one taker gets the runs"
+        );
+        assert_eq!(won[0].report.running.len(), 10);
+        for r in &results {
+            if let Err(e) = r {
+                assert!(
+                    matches!(e, Error::AlreadyTakenOver { by, .. } if *by == won[0].by),
+                    "round {round}: {e}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_storage_is_locked_once_and_a_read_only_one_never() {
+    let Some(url) = pg::url() else { return };
+    let a = pg::instance("once");
+    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    log.mark_running(run("k", 1)).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let storage = std::sync::Arc::new(read_only_storage(&url, &a).unwrap());
+    let e = Log::open_with_storage(storage, instance_path(&a), Options::default()).unwrap_err();
+    assert!(e.to_string().contains("read-only database log"), "{e}");
+    // PostgreSQL's advisory locks are re-entrant in a session: the storage refuses a second
+    // taker itself, as a directory's flock does.
+    let storage = std::sync::Arc::new(inflight::fleet::open_storage(&url, &a).unwrap());
+    let first =
+        Log::open_with_storage(storage.clone(), instance_path(&a), Options::default()).unwrap();
+    let second = Log::open_with_storage(storage.clone(), instance_path(&a), Options::default());
+    assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
+    drop(first);
+    let _again = Log::open_with_storage(storage, instance_path(&a), Options::default()).unwrap();
+}
+
+#[test]
+fn a_read_only_handle_keeps_its_bytes_when_a_compaction_removes_the_file() {
+    use inflight::Storage;
+    let Some(url) = pg::url() else { return };
+    let a = pg::instance("inode");
+    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    for g in 1..=50 {
+        log.mark_running(run(&format!("k{g}"), g)).unwrap();
+    }
+    let storage = read_only_storage(&url, &a).unwrap();
+    let segment = instance_path(&a).join("00000000000000000001.log");
+    let file = storage.open(&segment, false).unwrap();
+    let before = file.read_all().unwrap().to_vec();
+    assert!(before.len() > 64);
+    log.compact().unwrap();
+    assert!(matches!(
+        storage.open(&segment, false).map(|_| ()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound
+    ));
+    assert_eq!(file.read_all().unwrap().to_vec(), before);
+    assert_eq!(file.len().unwrap(), before.len() as u64);
+}
+
+#[test]
+fn a_write_larger_than_one_value_goes_in_pieces_and_reads_back_whole() {
+    use inflight::Storage;
+    let Some(url) = pg::url() else { return };
+    let a = pg::instance("big");
+    // A snapshot this size needs millions of runs; the storage's own calls reach the limit
+    // directly: a file of 64 MiB and a bit, written and synced as one write.
+    let storage = inflight::fleet::open_storage(&url, &a).unwrap();
+    let _lock = storage.lock(&instance_path(&a)).unwrap();
+    let path = instance_path(&a).join("snapshot-00000000000000000009.json.tmp");
+    let file = storage.create(&path).unwrap();
+    let bytes: Vec<u8> = (0..(64 << 20) + 12_345u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    inflight::storage::write_all_at(&*file, &bytes, 0).unwrap();
+    file.sync_data().unwrap();
+    let back = storage.open(&path, false).unwrap().read_all().unwrap();
+    assert!(back[..] == bytes[..], "the pieces lay out the write");
+    storage.remove(&path).unwrap();
 }
 
 /// A TCP proxy on loopback in front of the server that can drop a connection at the next

@@ -18,6 +18,7 @@ import_exception!(inflight.errors, InvalidInputError);
 import_exception!(inflight.errors, StaleGenerationError);
 import_exception!(inflight.errors, NotFoundError);
 import_exception!(inflight.errors, FencedError);
+import_exception!(inflight.errors, AlreadyTakenOverError);
 import_exception!(inflight.errors, DatabaseError);
 import_exception!(inflight.errors, NoSchemaError);
 import_exception!(inflight.errors, NoInstanceError);
@@ -148,6 +149,18 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
             epoch,
         } => (
             FencedError::new_err(m),
+            vec![
+                ("instance", instance.into_py_any(py)?),
+                ("by", by.into_py_any(py)?),
+                ("epoch", epoch.into_py_any(py)?),
+            ],
+        ),
+        Error::AlreadyTakenOver {
+            instance,
+            by,
+            epoch,
+        } => (
+            AlreadyTakenOverError::new_err(m),
             vec![
                 ("instance", instance.into_py_any(py)?),
                 ("by", by.into_py_any(py)?),

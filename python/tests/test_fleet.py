@@ -79,6 +79,10 @@ def test_a_zombie_raises_fenced_error_every_time():
     log.begin_run("agent:main:http:c-1", "s1")
     taken = inflight.take_over(URL, a, "py-b")
     assert taken.was_open
+    with pytest.raises(inflight.AlreadyTakenOverError) as e:
+        inflight.take_over(URL, a, "py-c")
+    assert e.value.by == "py-b"
+    assert inflight.take_over(URL, a, "py-b").taken_before == "py-b"
     for _ in range(3):
         with pytest.raises(inflight.FencedError) as e:
             log.begin_run("agent:main:http:c-2", "s2")

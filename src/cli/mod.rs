@@ -31,7 +31,8 @@ Exit codes:
   9  replay --at/--at-time: the log no longer holds the records around that point (compacted
      away, damaged, or before the log began recording); it never guesses
  10  fenced: the instance's log was taken over by another instance (takeover), so this one
-     may not write to it; start under a new instance id
+     may not write to it (start under a new instance id); or a takeover found it taken over
+     by another instance already
  11  the database: it cannot be reached, it has no inflight schema (run `inflight fleet init`),
      or it holds no log of that instance
 verify has its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read.
@@ -432,7 +433,7 @@ impl From<inflight::Error> for Failure {
 /// | 5 | the log directory does not exist, is not a directory, or holds no log |
 /// | 6 | invalid input, a stale generation, or a key's generations used up |
 /// | 8 | an import's target directory is not empty |
-/// | 10 | the instance's log was taken over (fenced) |
+/// | 10 | the instance's log was taken over (fenced, or by another taker already) |
 /// | 11 | the database: unreachable, no schema, no such instance |
 ///
 /// `Error` is non-exhaustive: a variant added later exits with 1 until it is given a code here.
@@ -447,7 +448,7 @@ fn exit_code(e: &inflight::Error) -> i32 {
         | Error::StaleGeneration { .. }
         | Error::GenerationsExhausted { .. } => 6,
         Error::AlreadyExists { .. } => 8,
-        Error::Fenced { .. } => 10,
+        Error::Fenced { .. } | Error::AlreadyTakenOver { .. } => 10,
         Error::Database { .. } | Error::NoSchema { .. } | Error::NoInstance { .. } => 11,
         _ => 1,
     }

@@ -13,6 +13,8 @@ use crate::limits::INSTANCE_BYTES_MAX;
 
 /// How long a connect may take when the URL does not say (`connect_timeout`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a session of ours may stay idle inside a transaction before the server ends it.
+const IDLE_IN_TRANSACTION_SQL: &str = "SET idle_in_transaction_session_timeout = '10s'";
 /// How long data sent to the server may go unacknowledged before the connection counts as
 /// lost, when the URL does not say (`tcp_user_timeout`): a commit into a network that dropped
 /// silently fails (and poisons the handle) instead of blocking its callers for hours.
@@ -40,14 +42,29 @@ pub(super) fn connect(database: &str) -> Result<(Client, String)> {
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(TCP_USER_TIMEOUT);
     }
+    if config.get_password().is_none()
+        && let Some(password) = std::env::var_os("PGPASSWORD")
+    {
+        // As libpq does: the password need not be in the URL (where `ps` shows it).
+        config.password(password.as_encoded_bytes());
+    }
     if config.get_application_name().is_none() {
         config.application_name("inflight");
     }
     let shown = shown(&config);
-    let client = config.connect(NoTls).map_err(|e| Error::Database {
+    let mut client = config.connect(NoTls).map_err(|e| Error::Database {
         database: shown.clone(),
         cause: format!("cannot connect: {}", describe(&e)),
     })?;
+    // A session of ours never idles inside a transaction for long (each is a few statements):
+    // one stalled there (a paused process, a silent network) is ended by the server after
+    // this, so that it cannot hold the instance's row lock and keep a takeover waiting.
+    client
+        .batch_execute(IDLE_IN_TRANSACTION_SQL)
+        .map_err(|e| Error::Database {
+            database: shown.clone(),
+            cause: describe(&e),
+        })?;
     Ok((client, shown))
 }
 
@@ -158,7 +175,7 @@ pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
             instance: instance.to_string(),
         });
     }
-    PgStorage::new(client, instance).map_err(|e| Error::Database {
+    PgStorage::new(client, instance, false).map_err(|e| Error::Database {
         database: shown,
         cause: describe(&e),
     })
@@ -191,6 +208,8 @@ pub fn instances(database: &str) -> Result<Vec<Instance>> {
                     EXISTS (SELECT 1 FROM pg_locks l
                             WHERE l.locktype = 'advisory' AND l.granted
                               AND l.objsubid = 1
+                              AND l.database = (SELECT oid FROM pg_database
+                                                WHERE datname = current_database())
                               AND ((l.classid::bigint << 32) | l.objid::bigint)
                                   = hashtextextended(i.instance, 7236634526)),
                     (SELECT count(*) FROM inflight_files f WHERE f.instance = i.instance),

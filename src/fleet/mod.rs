@@ -44,6 +44,7 @@ mod storage;
 mod takeover;
 
 pub use connect::{Instance, create_schema, instance_path, instances, read_only_storage};
+pub use open::open_storage;
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use storage::PgStorage;
 pub use takeover::TakenOver;

@@ -25,21 +25,7 @@ impl Log {
     /// the server's `synchronous_commit` makes a commit (docs/FLEETS.md). A failed or lost
     /// commit poisons the handle as a failed fdatasync does; a reopen reads what committed.
     pub fn open_database(database: &str, instance: &str, options: Options) -> Result<Opened> {
-        check_instance("instance", instance)?;
-        let (mut client, shown) = connect_checked(database)?;
-        let failed = |e: postgres::Error| Error::Database {
-            database: shown.clone(),
-            cause: super::connect::describe(&e),
-        };
-        client
-            .execute(
-                "INSERT INTO inflight_instances (instance, epoch) VALUES ($1, 0)
-                 ON CONFLICT DO NOTHING",
-                &[&instance],
-            )
-            .map_err(failed)?;
-        warn_if_not_durable(&mut client, &shown);
-        let storage = PgStorage::new(client, instance).map_err(failed)?;
+        let storage = open_storage(database, instance)?;
         Log::open_with_storage(Arc::new(storage), instance_path(instance), options)
     }
 
@@ -50,6 +36,29 @@ impl Log {
         let storage = read_only_storage(database, instance)?;
         Log::read_only_with_storage(&storage, instance_path(instance), policy)
     }
+}
+
+/// The storage of `instance`'s log in `database`, for writing: what [`Log::open_database`]
+/// opens, for [`Log::open_with_storage`] over [`instance_path`] (the instance's row is
+/// created if missing). It writes nothing until the log takes its lock
+/// ([`Storage::lock`](crate::Storage::lock): the advisory lock and a raised epoch), and takes
+/// it once.
+pub fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
+    check_instance("instance", instance)?;
+    let (mut client, shown) = connect_checked(database)?;
+    let failed = |e: postgres::Error| Error::Database {
+        database: shown.clone(),
+        cause: super::connect::describe(&e),
+    };
+    client
+        .execute(
+            "INSERT INTO inflight_instances (instance, epoch) VALUES ($1, 0)
+             ON CONFLICT DO NOTHING",
+            &[&instance],
+        )
+        .map_err(failed)?;
+    warn_if_not_durable(&mut client, &shown);
+    PgStorage::new(client, instance, true).map_err(failed)
 }
 
 /// Warns when the server's settings void the promise that an acknowledged event survives a

@@ -12,6 +12,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use postgres::types::ToSql;
@@ -30,10 +31,15 @@ SELECT $3, u.off, u.data
 FROM fence, unnest($4::bigint[], $5::bytea[]) WITH ORDINALITY AS u(off, data, n)
 ORDER BY u.n";
 
+/// The largest chunk one statement carries: a bytea value holds at most 1 GB, and a big
+/// write (a snapshot, an open's copy of a large segment) goes in pieces of this size, in one
+/// transaction.
+const CHUNK_BYTES_MAX: usize = 64 << 20;
+
 /// The key of an instance's session-level advisory lock: held by its read-write owner for the
 /// life of its connection (the kernel's `flock` of a directory, in database terms).
 pub(super) const LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 7236634526))";
-const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 7236634526))";
+pub(super) const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 7236634526))";
 
 /// One instance's log in a PostgreSQL database. Made by [`Log::open_database`] (read-write)
 /// or by the read-only tools; see the module's documentation for how it writes.
@@ -51,6 +57,13 @@ struct Inner {
     /// The fencing epoch of a read-write storage (set when it takes the lock); `None` for a
     /// read-only one, which refuses every change.
     epoch: Mutex<Option<i64>>,
+    /// Whether this storage may take the instance's lock and write (made by
+    /// `Log::open_database`); a read-only one refuses the lock.
+    writable: bool,
+    /// Whether the lock was taken: a second taker on the same connection is refused, as a
+    /// second `flock` of a directory is (PostgreSQL's advisory locks are re-entrant within a
+    /// session).
+    locked: AtomicBool,
     append: Statement,
 }
 
@@ -58,7 +71,11 @@ impl PgStorage {
     /// Wraps a connected client (the schema already checked) as the storage of `instance`'s
     /// log, whose path is [`super::instance_path`]. Read-only until [`Storage::lock`] raises
     /// the epoch.
-    pub(super) fn new(mut client: Client, instance: &str) -> Result<PgStorage, postgres::Error> {
+    pub(super) fn new(
+        mut client: Client,
+        instance: &str,
+        writable: bool,
+    ) -> Result<PgStorage, postgres::Error> {
         let append = client.prepare(APPEND_SQL)?;
         Ok(PgStorage {
             inner: Arc::new(Inner {
@@ -66,6 +83,8 @@ impl PgStorage {
                 instance: instance.to_string(),
                 root: super::instance_path(instance),
                 epoch: Mutex::new(None),
+                writable,
+                locked: AtomicBool::new(false),
                 append,
             }),
         })
@@ -149,7 +168,11 @@ impl Inner {
                     epoch: epoch as u64,
                 })
             }
-            Ok(None) => io::Error::new(io::ErrorKind::NotFound, "the instance's row is gone"),
+            Ok(None) => io::Error::other(format!(
+                "the row of instance {:?} is gone from inflight_instances (the fleet's tables \
+                 were changed by hand): nothing more is written",
+                self.instance
+            )),
             Err(e) => db_error(e),
         }
     }
@@ -198,13 +221,16 @@ impl Inner {
 /// connection says that the last statement's outcome is the server's to tell.
 fn db_error(e: postgres::Error) -> io::Error {
     let said = super::connect::describe(&e);
-    let text = if e.is_closed() || e.as_db_error().is_none() {
+    let lost = e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<io::Error>());
+    let text = if lost {
         format!(
             "the connection to the database failed ({said}): whether the last statement \
              committed is decided by the server, and a reopen or a takeover reads what did"
         )
-    } else {
+    } else if e.as_db_error().is_some() {
         format!("the database refused the statement: {said}")
+    } else {
+        format!("the database client failed: {said}")
     };
     io::Error::other(DatabaseIoError(text))
 }
@@ -248,10 +274,42 @@ impl Storage for PgStorage {
         Ok(Box::new(PgFile::new(self.inner.clone(), id)))
     }
 
-    fn open(&self, path: &Path, _write: bool) -> io::Result<Box<dyn StorageFile>> {
+    /// A read-only open reads the file's bytes at once, in one query, and the handle keeps
+    /// them: as a file system's open handle keeps an inode, it reads the same bytes after a
+    /// compaction removed the file or a reopen replaced it (a reader that wants what came
+    /// since opens it again).
+    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
-        let id = self.inner.file_id(&mut *self.inner.client(), name)?;
-        Ok(Box::new(PgFile::new(self.inner.clone(), id)))
+        if write {
+            let id = self.inner.file_id(&mut *self.inner.client(), name)?;
+            return Ok(Box::new(PgFile::new(self.inner.clone(), id)));
+        }
+        let rows = self
+            .inner
+            .client()
+            .query(
+                "SELECT f.id, c.off, c.data FROM inflight_files f
+                 LEFT JOIN inflight_chunks c ON c.file_id = f.id
+                 WHERE f.instance = $1 AND f.name = $2 ORDER BY c.seq",
+                &[&self.inner.instance, &name],
+            )
+            .map_err(db_error)?;
+        let Some(first) = rows.first() else {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no file {name} in {}", self.inner.root.display()),
+            ));
+        };
+        let id: i64 = first.get(0);
+        let chunks = rows.iter().filter_map(|r| {
+            let off: Option<i64> = r.get(1);
+            let data: Option<Vec<u8>> = r.get(2);
+            Some((off? as u64, data?))
+        });
+        let bytes = lay_out(chunks);
+        let mut file = PgFile::new(self.inner.clone(), id);
+        file.kept = Some(bytes);
+        Ok(Box::new(file))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -323,6 +381,27 @@ impl Storage for PgStorage {
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
         self.inner.check_root(dir).map_err(LockError::Io)?;
         let inner = &self.inner;
+        if !inner.writable {
+            return Err(LockError::Io(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "a read-only database log cannot be opened for writing: use Log::open_database",
+            )));
+        }
+        if inner.locked.swap(true, Ordering::SeqCst) {
+            return Err(LockError::Held(Some(std::process::id())));
+        }
+        let taken = self.take_lock();
+        if taken.is_err() {
+            inner.locked.store(false, Ordering::SeqCst);
+        }
+        taken
+    }
+}
+
+impl PgStorage {
+    /// [`Storage::lock`]'s work: the advisory lock, then the raised epoch.
+    fn take_lock(&self) -> Result<DirLock, LockError> {
+        let inner = &self.inner;
         let mut client = inner.client();
         let got: bool = client
             .query_one(LOCK_SQL, &[&inner.instance])
@@ -356,6 +435,7 @@ impl Drop for Unlock {
     fn drop(&mut self) {
         // Best effort: if the connection is gone, so is the lock.
         let _ = self.0.client().query_one(UNLOCK_SQL, &[&self.0.instance]);
+        self.0.locked.store(false, Ordering::SeqCst);
     }
 }
 
@@ -365,6 +445,8 @@ struct PgFile {
     inner: Arc<Inner>,
     id: i64,
     pending: Mutex<Vec<(u64, Vec<u8>)>>,
+    /// A read-only open's bytes, read at the open.
+    kept: Option<Vec<u8>>,
 }
 
 impl PgFile {
@@ -373,6 +455,7 @@ impl PgFile {
             inner,
             id,
             pending: Mutex::new(Vec::new()),
+            kept: None,
         }
     }
 
@@ -380,8 +463,12 @@ impl PgFile {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The committed bytes with the pending writes laid over them.
+    /// The committed bytes with the pending writes laid over them (a read-only open's: the
+    /// bytes it read).
     fn contents(&self) -> io::Result<Vec<u8>> {
+        if let Some(kept) = &self.kept {
+            return Ok(kept.clone());
+        }
         let rows = self
             .inner
             .client()
@@ -395,35 +482,56 @@ impl PgFile {
             .map(|r| (r.get::<_, i64>(0) as u64, r.get(1)))
             .collect();
         chunks.extend(self.pending().iter().cloned());
-        let len = chunks
-            .iter()
-            .map(|(off, data)| off + data.len() as u64)
-            .max()
-            .unwrap_or(0);
-        let mut bytes = vec![0u8; len as usize];
-        for (off, data) in &chunks {
-            bytes[*off as usize..*off as usize + data.len()].copy_from_slice(data);
-        }
-        Ok(bytes)
+        Ok(lay_out(chunks))
     }
+}
+
+/// A file's bytes from its chunks in write order: each laid at its offset (a later one over an
+/// earlier one wins), zeros where none is; as long as the furthest chunk reaches.
+fn lay_out(chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Vec<u8> {
+    let chunks: Vec<(u64, Vec<u8>)> = chunks.into_iter().collect();
+    let len = chunks
+        .iter()
+        .map(|(off, data)| off + data.len() as u64)
+        .max()
+        .unwrap_or(0);
+    let mut bytes = vec![0u8; len as usize];
+    for (off, data) in &chunks {
+        bytes[*off as usize..*off as usize + data.len()].copy_from_slice(data);
+    }
+    bytes
 }
 
 impl StorageFile for PgFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let bytes = self.contents()?;
-        let start = (offset as usize).min(bytes.len());
-        let n = buf.len().min(bytes.len() - start);
-        buf[..n].copy_from_slice(&bytes[start..start + n]);
-        Ok(n)
+        let mut copy = |bytes: &[u8]| {
+            let start = (offset as usize).min(bytes.len());
+            let n = buf.len().min(bytes.len() - start);
+            buf[..n].copy_from_slice(&bytes[start..start + n]);
+            n
+        };
+        match &self.kept {
+            Some(kept) => Ok(copy(kept)),
+            None => Ok(copy(&self.contents()?)),
+        }
     }
 
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
         self.inner.epoch()?;
+        if self.kept.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "the file was opened read-only",
+            ));
+        }
         self.pending().push((offset, buf.to_vec()));
         Ok(buf.len())
     }
 
     fn len(&self) -> io::Result<u64> {
+        if let Some(kept) = &self.kept {
+            return Ok(kept.len() as u64);
+        }
         let row = self
             .inner
             .client()
@@ -483,6 +591,31 @@ impl StorageFile for PgFile {
             return Ok(());
         }
         let epoch = self.inner.epoch()?;
+        if pending.iter().map(|(_, d)| d.len()).sum::<usize>() > CHUNK_BYTES_MAX {
+            // Too big for one value: in pieces, in one fenced transaction.
+            let pieces: Vec<(i64, &[u8])> = pending
+                .iter()
+                .flat_map(|(off, data)| {
+                    data.chunks(CHUNK_BYTES_MAX)
+                        .enumerate()
+                        .map(move |(i, piece)| {
+                            ((*off as usize + i * CHUNK_BYTES_MAX) as i64, piece)
+                        })
+                })
+                .collect();
+            let written = self.inner.fenced_change(|tx| {
+                for (off, piece) in &pieces {
+                    tx.execute(
+                        "INSERT INTO inflight_chunks (file_id, off, data) VALUES ($1, $2, $3)",
+                        &[&self.id, off, piece],
+                    )
+                    .map_err(db_error)?;
+                }
+                Ok(())
+            });
+            pending.clear();
+            return written;
+        }
         let offsets: Vec<i64> = pending.iter().map(|(off, _)| *off as i64).collect();
         let data: Vec<&[u8]> = pending.iter().map(|(_, d)| d.as_slice()).collect();
         let mut client = self.inner.client();

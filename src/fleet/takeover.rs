@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use super::connect::{check_instance, connect_checked};
-use super::storage::LOCK_SQL;
+use super::storage::{LOCK_SQL, UNLOCK_SQL};
 use super::{PgStorage, instance_path};
 use crate::environment::now_ms;
 use crate::error::{Error, Result};
@@ -31,9 +31,8 @@ pub struct TakenOver {
     /// Whether the old owner still held its log open (its connection was alive: a zombie,
     /// or a machine that only looked dead). It is fenced all the same.
     pub was_open: bool,
-    /// Set when the instance had already been taken over (by this name or another) before this
-    /// call: the report is the same frozen log's again, and its runs may already be resumed
-    /// there.
+    /// Set when this taker had already taken the instance over before this call (a repeat):
+    /// the report is the same frozen log's again, and its runs may already be resumed.
     pub taken_before: Option<String>,
     /// The dead instance's recovery: its interrupted runs, each with its reason and the
     /// consecutive recoveries that found it (this takeover counted as one), the crash loops,
@@ -52,9 +51,11 @@ impl Log {
     /// acknowledged, for `by` to resume under its own log (record each there with
     /// [`Log::mark_running`] before acting on it).
     ///
-    /// A takeover of an instance already taken over fences nothing new and reports its frozen
-    /// log again ([`TakenOver::taken_before`]), so a survivor that crashed mid-takeover can
-    /// repeat it. [`Error::NoInstance`] if the instance never opened a log there;
+    /// A takeover by `by` of an instance `by` already took over fences nothing new and reports
+    /// its frozen log again ([`TakenOver::taken_before`]), so a survivor that crashed
+    /// mid-takeover can repeat it; another taker gets [`Error::AlreadyTakenOver`] (its runs are
+    /// the first taker's: take over that one if it died too). Two takeovers at once are
+    /// ordered by the instance's row lock: one wins, the other gets that error. [`Error::NoInstance`] if the instance never opened a log there;
     /// [`Error::NotFound`] if it opened one but never wrote a segment (nothing was
     /// acknowledged: the time-window fallback's `no-log` case).
     pub fn take_over(database: &str, dead_instance: &str, by: &str) -> Result<TakenOver> {
@@ -83,6 +84,11 @@ impl Log {
             cause: super::connect::describe(&e),
         };
         let mut tx = client.transaction().map_err(failed)?;
+        // The fence must survive a crash of the server whatever its default (with
+        // synchronous_commit off, a lost epoch would unfence the old owner); and a lock held by
+        // a session that stalls is not waited for without end.
+        tx.batch_execute("SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = '60s'")
+            .map_err(failed)?;
         let row = tx
             .query_opt(
                 "SELECT epoch, taken_by FROM inflight_instances WHERE instance = $1 FOR UPDATE",
@@ -96,10 +102,26 @@ impl Log {
             });
         };
         let taken_before: Option<String> = row.get(1);
+        if let Some(first) = &taken_before
+            && first != by
+        {
+            // Its runs are the first taker's: a second taker must not resume them too.
+            return Err(Error::AlreadyTakenOver {
+                instance: dead_instance.to_string(),
+                by: first.clone(),
+                epoch: row.get::<_, i64>(0) as u64,
+            });
+        }
         let got_lock: bool = tx
             .query_one(LOCK_SQL, &[&dead_instance])
             .map_err(failed)?
             .get(0);
+        if got_lock {
+            // Let go of it before the commit: an open of the instance racing this takeover
+            // then waits for the row and is refused as fenced, rather than as locked.
+            tx.query_one(UNLOCK_SQL, &[&dead_instance])
+                .map_err(failed)?;
+        }
         let epoch: i64 = if taken_before.is_some() {
             row.get(0)
         } else {
@@ -112,18 +134,9 @@ impl Log {
             .get(0)
         };
         tx.commit().map_err(failed)?;
-        // The advisory lock is the session's, not the transaction's: let go of it.
-        if got_lock {
-            client
-                .query_one(
-                    "SELECT pg_advisory_unlock(hashtextextended($1, 7236634526))",
-                    &[&dead_instance],
-                )
-                .map_err(failed)?;
-        }
         crate::metrics::taken_over();
         span.record("epoch", epoch);
-        let storage = PgStorage::new(client, dead_instance).map_err(failed)?;
+        let storage = PgStorage::new(client, dead_instance, false).map_err(failed)?;
         let root = instance_path(dead_instance);
         let names = LogReader::new(&storage, &root, Start::Newest).list_log()?;
         let replayed = replay(

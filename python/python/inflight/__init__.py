@@ -58,6 +58,7 @@ from ._inflight import (
     take_over,
 )
 from .errors import (
+    AlreadyTakenOverError,
     CheckpointFileError,
     ClosedError,
     CorruptError,
@@ -109,6 +110,7 @@ __all__ = [
     "ClosedError",
     "NotFoundError",
     "FencedError",
+    "AlreadyTakenOverError",
     "DatabaseError",
     "NoSchemaError",
     "NoInstanceError",

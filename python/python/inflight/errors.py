@@ -135,6 +135,16 @@ class FencedError(InflightError):
     epoch: int
 
 
+class AlreadyTakenOverError(InflightError):
+    """A takeover found the instance already taken over by another instance (``by``): its runs
+    are that one's, so they are not handed out twice. If ``by`` died too, take it over instead.
+    A repeat by the same taker is not an error (``TakenOver.taken_before`` is set)."""
+
+    instance: str
+    by: str
+    epoch: int
+
+
 class DatabaseError(InflightError):
     """A fleet's database could not be reached, or refused a statement outside an append.
     ``database`` is its URL without the password; ``cause`` what the client or server said."""
@@ -170,6 +180,7 @@ __all__ = [
     "ClosedError",
     "NotFoundError",
     "FencedError",
+    "AlreadyTakenOverError",
     "DatabaseError",
     "NoSchemaError",
     "NoInstanceError",
