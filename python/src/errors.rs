@@ -143,12 +143,23 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
             NotFoundError::new_err(m),
             vec![("path", path_text(dir).into_py_any(py)?)],
         ),
+        _ => match fleet_exception(py, e, &m)? {
+            Some(found) => found,
+            None => (InflightError::new_err(m), vec![]),
+        },
+    })
+}
+
+/// The exceptions of a fleet's errors (the PostgreSQL backend), and their attributes; `None`
+/// for any other error.
+fn fleet_exception(py: Python<'_>, e: &Error, m: &str) -> PyResult<Option<(PyErr, Vec<Field>)>> {
+    Ok(Some(match e {
         Error::Fenced {
             instance,
             by,
             epoch,
         } => (
-            FencedError::new_err(m),
+            FencedError::new_err(m.to_string()),
             vec![
                 ("instance", instance.into_py_any(py)?),
                 ("by", by.into_py_any(py)?),
@@ -160,7 +171,7 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
             by,
             epoch,
         } => (
-            AlreadyTakenOverError::new_err(m),
+            AlreadyTakenOverError::new_err(m.to_string()),
             vec![
                 ("instance", instance.into_py_any(py)?),
                 ("by", by.into_py_any(py)?),
@@ -168,14 +179,14 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
             ],
         ),
         Error::Database { database, cause } => (
-            DatabaseError::new_err(m),
+            DatabaseError::new_err(m.to_string()),
             vec![
                 ("database", database.into_py_any(py)?),
                 ("cause", cause.into_py_any(py)?),
             ],
         ),
         Error::NoSchema { database, detail } => (
-            NoSchemaError::new_err(m),
+            NoSchemaError::new_err(m.to_string()),
             vec![
                 ("database", database.into_py_any(py)?),
                 ("cause", detail.into_py_any(py)?),
@@ -183,15 +194,15 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
             ],
         ),
         Error::NoInstance { database, instance } => (
-            NoInstanceError::new_err(m),
+            NoInstanceError::new_err(m.to_string()),
             vec![
                 ("database", database.into_py_any(py)?),
-                ("cause", message.into_py_any(py)?),
+                ("cause", m.into_py_any(py)?),
                 ("instance", instance.into_py_any(py)?),
             ],
         ),
-        _ => (InflightError::new_err(m), vec![]),
-    })
+        _ => return Ok(None),
+    }))
 }
 
 /// The attributes of an `InvalidInputError`: `field`, `reason`, `key`.

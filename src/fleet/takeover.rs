@@ -6,6 +6,9 @@
 //! either came before the takeover (and the replay, which reads after the takeover committed,
 //! sees it) or inserts nothing and fails with [`Error::Fenced`]. No clock is involved.
 
+use std::path::Path;
+
+use postgres::Client;
 use serde::Serialize;
 
 use super::connect::{check_instance, connect_checked};
@@ -79,105 +82,132 @@ impl Log {
         )
         .entered();
         let (mut client, shown) = connect_checked(database)?;
-        let failed = |e: postgres::Error| Error::Database {
-            database: shown.clone(),
-            cause: super::connect::describe(&e),
-        };
-        let mut tx = client.transaction().map_err(failed)?;
-        // The fence must survive a crash of the server whatever its default (with
-        // synchronous_commit off, a lost epoch would unfence the old owner); and a lock held by
-        // a session that stalls is not waited for without end.
-        tx.batch_execute("SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = '60s'")
-            .map_err(failed)?;
-        let row = tx
-            .query_opt(
-                "SELECT epoch, taken_by FROM inflight_instances WHERE instance = $1 FOR UPDATE",
-                &[&dead_instance],
-            )
-            .map_err(failed)?;
-        let Some(row) = row else {
-            return Err(Error::NoInstance {
-                database: shown,
-                instance: dead_instance.to_string(),
-            });
-        };
-        let taken_before: Option<String> = row.get(1);
-        if let Some(first) = &taken_before
-            && first != by
-        {
-            // Its runs are the first taker's: a second taker must not resume them too.
-            return Err(Error::AlreadyTakenOver {
-                instance: dead_instance.to_string(),
-                by: first.clone(),
-                epoch: row.get::<_, i64>(0) as u64,
-            });
-        }
-        let got_lock: bool = tx
-            .query_one(LOCK_SQL, &[&dead_instance])
-            .map_err(failed)?
-            .get(0);
-        if got_lock {
-            // Let go of it before the commit: an open of the instance racing this takeover
-            // then waits for the row and is refused as fenced, rather than as locked.
-            tx.query_one(UNLOCK_SQL, &[&dead_instance])
-                .map_err(failed)?;
-        }
-        let epoch: i64 = if taken_before.is_some() {
-            row.get(0)
-        } else {
-            tx.query_one(
-                "UPDATE inflight_instances SET epoch = epoch + 1, taken_by = $2, taken_at = now()
-                 WHERE instance = $1 RETURNING epoch",
-                &[&dead_instance, &by],
-            )
-            .map_err(failed)?
-            .get(0)
-        };
-        tx.commit().map_err(failed)?;
+        let fence = fence(&mut client, &shown, dead_instance, by)?;
         crate::metrics::taken_over();
-        span.record("epoch", epoch);
-        let storage = PgStorage::new(client, dead_instance, false).map_err(failed)?;
-        let root = instance_path(dead_instance);
-        let names = LogReader::new(&storage, &root, Start::Newest).list_log()?;
-        let replayed = replay(
-            &storage,
-            &root,
-            &names,
-            Policy::SkipDamaged,
-            None,
-            &mut |_, _| {},
-        )?;
-        let mut set = replayed.set;
-        if !set.is_empty() {
-            // The takeover is a recovery of these runs: each counts one more, as an open would
-            // (crash-loop detection); it is not written, the log being fenced.
-            set.apply(&Event::Recovered { at_ms: now_ms() });
-        }
-        let coverage = replayed.found.coverage_since_ms;
-        let report = RecoveryReport::of(
-            replayed.found,
-            &set,
-            false,
-            coverage,
-            crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
-        );
+        span.record("epoch", fence.epoch);
+        let storage =
+            PgStorage::new(client, dead_instance, false).map_err(|e| Error::Database {
+                database: shown.clone(),
+                cause: super::connect::describe(&e),
+            })?;
+        let (report, set) = replay_frozen(&storage, &instance_path(dead_instance))?;
         span.record("running", report.running.len());
         tracing::info!(
             instance = dead_instance,
             by,
-            epoch,
+            epoch = fence.epoch,
             running = report.running.len(),
-            was_open = !got_lock,
+            was_open = fence.was_open,
             "took over"
         );
         Ok(TakenOver {
             instance: dead_instance.to_string(),
-            by: taken_before.clone().unwrap_or_else(|| by.to_string()),
-            epoch: epoch as u64,
-            was_open: !got_lock,
-            taken_before,
+            by: by.to_string(),
+            epoch: fence.epoch,
+            was_open: fence.was_open,
+            taken_before: fence.taken_before,
             report,
             set,
         })
     }
+}
+
+/// What the fence found and did.
+struct Fence {
+    epoch: u64,
+    was_open: bool,
+    taken_before: Option<String>,
+}
+
+/// The takeover's one transaction: the instance's row locked, checked, its epoch raised and
+/// its taker recorded (unless this taker had taken it already), committed.
+fn fence(client: &mut Client, shown: &str, dead_instance: &str, by: &str) -> Result<Fence> {
+    let failed = |e: postgres::Error| Error::Database {
+        database: shown.to_string(),
+        cause: super::connect::describe(&e),
+    };
+    let mut tx = client.transaction().map_err(failed)?;
+    // The fence must survive a crash of the server whatever its default (with
+    // synchronous_commit off, a lost epoch would unfence the old owner); and a lock held by a
+    // session that stalls is not waited for without end.
+    tx.batch_execute("SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = '60s'")
+        .map_err(failed)?;
+    let row = tx
+        .query_opt(
+            "SELECT epoch, taken_by FROM inflight_instances WHERE instance = $1 FOR UPDATE",
+            &[&dead_instance],
+        )
+        .map_err(failed)?;
+    let Some(row) = row else {
+        return Err(Error::NoInstance {
+            database: shown.to_string(),
+            instance: dead_instance.to_string(),
+        });
+    };
+    let taken_before: Option<String> = row.get(1);
+    if let Some(first) = &taken_before
+        && first != by
+    {
+        // Its runs are the first taker's: a second taker must not resume them too.
+        return Err(Error::AlreadyTakenOver {
+            instance: dead_instance.to_string(),
+            by: first.clone(),
+            epoch: row.get::<_, i64>(0) as u64,
+        });
+    }
+    let got_lock: bool = tx
+        .query_one(LOCK_SQL, &[&dead_instance])
+        .map_err(failed)?
+        .get(0);
+    if got_lock {
+        // Let go of it before the commit: an open of the instance racing this takeover then
+        // waits for the row and is refused as fenced, rather than as locked.
+        tx.query_one(UNLOCK_SQL, &[&dead_instance])
+            .map_err(failed)?;
+    }
+    let epoch: i64 = if taken_before.is_some() {
+        row.get(0)
+    } else {
+        tx.query_one(
+            "UPDATE inflight_instances SET epoch = epoch + 1, taken_by = $2, taken_at = now()
+             WHERE instance = $1 RETURNING epoch",
+            &[&dead_instance, &by],
+        )
+        .map_err(failed)?
+        .get(0)
+    };
+    tx.commit().map_err(failed)?;
+    Ok(Fence {
+        epoch: epoch as u64,
+        was_open: !got_lock,
+        taken_before,
+    })
+}
+
+/// Replays a fenced log, read-only: its report and the state it folds to, the takeover
+/// counted as one more recovery of each run in flight (as an open would count itself; not
+/// written, the log being fenced).
+fn replay_frozen(storage: &PgStorage, root: &Path) -> Result<(RecoveryReport, RunningSet)> {
+    let names = LogReader::new(storage, root, Start::Newest).list_log()?;
+    let replayed = replay(
+        storage,
+        root,
+        &names,
+        Policy::SkipDamaged,
+        None,
+        &mut |_, _| {},
+    )?;
+    let mut set = replayed.set;
+    if !set.is_empty() {
+        set.apply(&Event::Recovered { at_ms: now_ms() });
+    }
+    let coverage = replayed.found.coverage_since_ms;
+    let report = RecoveryReport::of(
+        replayed.found,
+        &set,
+        false,
+        coverage,
+        crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+    );
+    Ok((report, set))
 }
