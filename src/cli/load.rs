@@ -41,8 +41,11 @@ pub(super) fn run(args: LoadArgs) -> CliResult {
     let started = Instant::now();
     let (events, mut samples) = drive(&args, &log, shares, started)?;
     let elapsed = started.elapsed();
-    let compactions = log.compactions();
     log.close()?;
+    // One still running in the background is counted: the figures served with --metrics
+    // count it when it ends.
+    log.wait_for_compaction();
+    let compactions = log.compactions();
 
     let summary = summarize(
         events,

@@ -342,6 +342,18 @@ impl Log {
     }
 }
 
+impl Log {
+    /// Waits until a background compaction in progress, if any, has finished (a dropped
+    /// handle waits for it too). [`Log::compactions`] then counts it: for a summary at the end
+    /// of a run.
+    pub fn wait_for_compaction(&self) {
+        let handle = lock(&self.background).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+    }
+}
+
 impl Drop for Log {
     /// Waits for a background compaction in progress (it holds the directory's lock).
     fn drop(&mut self) {
