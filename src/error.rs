@@ -274,11 +274,7 @@ impl Error {
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<FencedError>())
         {
-            return Error::Fenced {
-                instance: fenced.instance.clone(),
-                by: fenced.by.clone(),
-                epoch: fenced.epoch,
-            };
+            return fenced.clone().into();
         }
         Error::Io {
             op,
@@ -316,6 +312,16 @@ pub struct FencedError {
     pub by: String,
     /// The fencing epoch the takeover set.
     pub epoch: u64,
+}
+
+impl From<FencedError> for Error {
+    fn from(f: FencedError) -> Error {
+        Error::Fenced {
+            instance: f.instance,
+            by: f.by,
+            epoch: f.epoch,
+        }
+    }
 }
 
 /// A database call that failed inside a storage call, carried inside its [`io::Error`], so

@@ -45,7 +45,6 @@ fn an_instance_killed_mid_load_is_taken_over_exactly() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("a");
     let target = ["--database", url.as_str(), "--instance", a.as_str()];
-    let target: Vec<&std::ffi::OsStr> = target.iter().map(std::ffi::OsStr::new).collect();
     let mut ledger = Ledger::default();
     let mut acked: HashSet<Event> = HashSet::new();
     let mut submitted: HashSet<Event> = HashSet::new();
@@ -114,7 +113,6 @@ fn compaction_in_the_database_bounds_history_and_a_takeover_reads_the_snapshot()
     let Some(url) = pg::url() else { return };
     let a = pg::instance("compacting");
     let target = ["--database", url.as_str(), "--instance", a.as_str()];
-    let target: Vec<&std::ffi::OsStr> = target.iter().map(std::ffi::OsStr::new).collect();
     let mut ledger = Ledger::default();
     let compact = ["--compact-after-bytes", "4000", "--segment-bytes", "12288"];
     for life in 0..3 {
@@ -447,7 +445,7 @@ fn a_connection_cut_mid_commit_is_decided_by_what_committed() {
         // The reopen (straight to the server) reads what committed: every acknowledged run,
         // and the cut batch whole or not at all. The server holds the old session's lock
         // until it sees the connection gone.
-        let Opened { log, report } = reopen(&url, &a);
+        let Opened { log, report } = pg::reopen(&url, &a);
         let keys: HashSet<&str> = report.running.iter().map(|r| r.run.key.as_str()).collect();
         for g in 1..=20 {
             assert!(keys.contains(format!("k{g}").as_str()), "{i}: k{g} lost");
@@ -477,18 +475,6 @@ fn a_connection_cut_mid_commit_is_decided_by_what_committed() {
             outcomes.len() - committed
         ),
     );
-}
-
-/// Opens `instance` again once the server has ended its previous session (which holds the
-/// instance's lock until the server notices its connection is gone).
-fn reopen(url: &str, instance: &str) -> Opened {
-    for _ in 0..200 {
-        match Log::open_database(url, instance, Options::default()) {
-            Err(Error::Locked { .. }) => std::thread::sleep(Duration::from_millis(25)),
-            other => return other.unwrap(),
-        }
-    }
-    panic!("{instance} stayed locked for 5 s after its connection was cut");
 }
 
 #[test]

@@ -22,19 +22,6 @@ fn cluster(action: &str, dir: &str) {
     assert!(status.success(), "scripts/pg-cluster {action} {dir}");
 }
 
-/// Opens `instance` once the server accepts connections again.
-fn reopen(url: &str, instance: &str) -> Opened {
-    for _ in 0..400 {
-        match Log::open_database(url, instance, Options::default()) {
-            Err(Error::Database { .. } | Error::Locked { .. }) => {
-                std::thread::sleep(Duration::from_millis(50))
-            }
-            other => return other.unwrap(),
-        }
-    }
-    panic!("the server did not come back within 20 s");
-}
-
 #[test]
 fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
     let Some(url) = pg::url() else { return };
@@ -111,7 +98,7 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
         Event::Started(run) => format!("started {run:?}"),
         other => format!("{other:?}"),
     };
-    let Opened { log, report } = reopen(&url, &a);
+    let Opened { log, report } = pg::reopen(&url, &a);
     let storage = read_only_storage(&url, &a).unwrap();
     let mut logged = Vec::new();
     Log::for_each_event(&storage, instance_path(&a), Policy::Strict, |_, e| {

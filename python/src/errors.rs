@@ -158,20 +158,17 @@ fn fleet_exception(py: Python<'_>, e: &Error, m: &str) -> PyResult<Option<(PyErr
             instance,
             by,
             epoch,
-        } => (
-            FencedError::new_err(m.to_string()),
-            vec![
-                ("instance", instance.into_py_any(py)?),
-                ("by", by.into_py_any(py)?),
-                ("epoch", epoch.into_py_any(py)?),
-            ],
-        ),
-        Error::AlreadyTakenOver {
+        }
+        | Error::AlreadyTakenOver {
             instance,
             by,
             epoch,
         } => (
-            AlreadyTakenOverError::new_err(m.to_string()),
+            if matches!(e, Error::Fenced { .. }) {
+                FencedError::new_err(m.to_string())
+            } else {
+                AlreadyTakenOverError::new_err(m.to_string())
+            },
             vec![
                 ("instance", instance.into_py_any(py)?),
                 ("by", by.into_py_any(py)?),

@@ -6,8 +6,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use crate::errors::to_py_err;
-use crate::log::{PyLog, PyRecovered, fallback_over, options, policy};
-use crate::values::{PyFlagged, PyReport};
+use crate::log::{PyLog, PyRecovered, options, policy};
 
 /// Creates the fleet's tables in `database` (once; safe to repeat).
 #[pyfunction]
@@ -71,8 +70,9 @@ pub(crate) fn read_only_database(
     PyRecovered::new(py, recovered.report, recovered.set)
 }
 
-/// What a takeover found and did.
-#[pyclass(frozen, name = "TakenOver", module = "inflight")]
+/// What a takeover found and did: a `Recovered` (the dead instance's report, and the fallback
+/// over its log) with the fence's figures.
+#[pyclass(frozen, extends = PyRecovered, name = "TakenOver", module = "inflight")]
 pub(crate) struct PyTakenOver {
     /// The instance taken over.
     #[pyo3(get)]
@@ -86,36 +86,20 @@ pub(crate) struct PyTakenOver {
     /// Whether the old owner still held its log open (a zombie): it is fenced all the same.
     #[pyo3(get)]
     was_open: bool,
-    /// Who had taken it over already, if this was a repeat.
+    /// Set when this taker had taken it over already (a repeat).
     #[pyo3(get)]
     taken_before: Option<String>,
-    /// The dead instance's recovery: its interrupted runs, with reasons and recoveries.
-    #[pyo3(get)]
-    report: Py<PyReport>,
-    set: inflight::RunningSet,
 }
 
 #[pymethods]
 impl PyTakenOver {
-    /// The time-window fallback over the dead instance's log (see `Log.fallback`).
-    #[pyo3(signature = (sessions, window_ms = None, now_ms = None))]
-    fn fallback(
-        &self,
-        py: Python<'_>,
-        sessions: &Bound<'_, PyAny>,
-        window_ms: Option<&Bound<'_, PyAny>>,
-        now_ms: Option<&Bound<'_, PyAny>>,
-    ) -> PyResult<Vec<PyFlagged>> {
-        fallback_over(py, &self.report, &self.set, sessions, window_ms, now_ms)
-    }
-
-    fn __repr__(&self) -> String {
+    fn __repr__(slf: PyRef<'_, Self>) -> String {
         format!(
             "TakenOver(instance={:?}, by={:?}, epoch={}, running={})",
-            self.instance,
-            self.by,
-            self.epoch,
-            self.report.get().inner.running.len()
+            slf.instance,
+            slf.by,
+            slf.epoch,
+            slf.as_super().running_count()
         )
     }
 }
@@ -129,17 +113,17 @@ pub(crate) fn take_over(
     database: String,
     dead_instance: String,
     by: String,
-) -> PyResult<PyTakenOver> {
+) -> PyResult<Py<PyTakenOver>> {
     let taken = py
         .allow_threads(move || inflight::Log::take_over(&database, &dead_instance, &by))
         .map_err(|e| to_py_err(py, e))?;
-    Ok(PyTakenOver {
+    let recovered = PyRecovered::new(py, taken.report, taken.set)?;
+    let fence = PyTakenOver {
         instance: taken.instance,
         by: taken.by,
         epoch: taken.epoch,
         was_open: taken.was_open,
         taken_before: taken.taken_before,
-        report: Py::new(py, PyReport::new(py, taken.report)?)?,
-        set: taken.set,
-    })
+    };
+    Py::new(py, PyClassInitializer::from(recovered).add_subclass(fence))
 }

@@ -405,7 +405,7 @@ pub(crate) fn open(
 }
 
 /// What a read-only replay found: the report, and the state the log folds to.
-#[pyclass(frozen, name = "Recovered", module = "inflight")]
+#[pyclass(frozen, subclass, name = "Recovered", module = "inflight")]
 pub(crate) struct PyRecovered {
     #[pyo3(get)]
     report: Py<PyReport>,
@@ -413,6 +413,11 @@ pub(crate) struct PyRecovered {
 }
 
 impl PyRecovered {
+    /// How many runs its report found in flight.
+    pub(crate) fn running_count(&self) -> usize {
+        self.report.get().inner.running.len()
+    }
+
     /// The Python value of a read-only replay (or a takeover's).
     pub(crate) fn new(
         py: Python<'_>,
@@ -426,24 +431,6 @@ impl PyRecovered {
     }
 }
 
-/// The time-window fallback over a replayed log: its report and the state it folds to.
-pub(crate) fn fallback_over(
-    py: Python<'_>,
-    report: &Py<PyReport>,
-    set: &RunningSet,
-    sessions: &Bound<'_, PyAny>,
-    window_ms: Option<&Bound<'_, PyAny>>,
-    now_ms: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Vec<PyFlagged>> {
-    let sessions = sessions_from(sessions)?;
-    let (window, now) = window_and_now(window_ms, now_ms)?;
-    let report = &report.get().inner;
-    let flagged = py.allow_threads(|| {
-        inflight::fallback::flag(LogView::Present { report, set }, &sessions, window, now)
-    });
-    Ok(flagged_list(flagged, Some(report)))
-}
-
 #[pymethods]
 impl PyRecovered {
     /// The time-window fallback over this replay (see `Log.fallback`).
@@ -455,7 +442,14 @@ impl PyRecovered {
         window_ms: Option<&Bound<'_, PyAny>>,
         now_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Vec<PyFlagged>> {
-        fallback_over(py, &self.report, &self.set, sessions, window_ms, now_ms)
+        let sessions = sessions_from(sessions)?;
+        let (window, now) = window_and_now(window_ms, now_ms)?;
+        let report = &self.report.get().inner;
+        let set = &self.set;
+        let flagged = py.allow_threads(|| {
+            inflight::fallback::flag(LogView::Present { report, set }, &sessions, window, now)
+        });
+        Ok(flagged_list(flagged, Some(report)))
     }
 
     fn __repr__(&self) -> String {

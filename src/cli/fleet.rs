@@ -63,7 +63,7 @@ struct ListArgs {
 pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
     use inflight::fallback::LogView;
 
-    use super::replay::{print_flagged, print_json, print_report};
+    use super::replay::{print_found, print_no_log};
 
     let sessions = args.fallback.sessions()?;
     let taken = match inflight::Log::take_over(&args.database, &args.instance, &args.by) {
@@ -80,29 +80,27 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
         }),
     );
     let Some(mut taken) = taken else {
-        let flagged = flagged.unwrap_or_default();
-        if args.json {
-            return print_json(&serde_json::json!({ "log_found": false, "flagged": flagged }));
-        }
-        println!(
+        let line = format!(
             "took over {} for {}: it never wrote its log, so every session active within the window is a guess",
             args.instance, args.by
         );
-        print_flagged(&flagged);
-        return Ok(());
+        return print_no_log(args.json, flagged, &line);
     };
     taken.report.crash_loop_threshold = args.crash_loop_threshold;
-    if args.json {
-        let mut value = serde_json::to_value(&taken)
-            .map_err(|e| Failure::new(1, format!("cannot encode the takeover as JSON: {e}")))?;
-        if let (Some(flagged), Some(object)) = (&flagged, value.as_object_mut()) {
-            object.insert("flagged".into(), serde_json::json!(flagged));
-        }
-        return print_json(&value);
+    if !args.json {
+        print_takeover(&taken);
     }
+    print_found(args.json, &taken, flagged)
+}
+
+/// A takeover, as text: what it did, and the dead instance's report.
+#[cfg(feature = "postgres")]
+fn print_takeover(taken: &inflight::fleet::TakenOver) {
+    use super::replay::print_report;
+
     match &taken.taken_before {
         Some(before) => println!(
-            "{} was taken over before, by {before} (fencing epoch {}): its log is frozen, and its runs may already be resumed there",
+            "{} was taken over before, by {before} too (fencing epoch {}): its frozen log again, and its runs may already be resumed",
             taken.instance, taken.epoch
         ),
         None => println!(
@@ -121,10 +119,6 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
         &inflight::fleet::instance_path(&taken.instance),
         &taken.report,
     );
-    if let Some(flagged) = &flagged {
-        print_flagged(flagged);
-    }
-    Ok(())
 }
 
 #[cfg(feature = "postgres")]

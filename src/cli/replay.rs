@@ -43,29 +43,45 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         }),
     );
     let Some(recovered) = recovered else {
-        let flagged = flagged.unwrap_or_default();
-        if args.json {
-            let value = serde_json::json!({ "log_found": false, "flagged": flagged });
-            print_json(&value)?;
-        } else {
-            println!(
-                "no log at {}: every session active within the window is a guess",
-                dir.display()
-            );
-            print_flagged(&flagged);
-        }
-        return Ok(());
+        let line = format!(
+            "no log at {}: every session active within the window is a guess",
+            dir.display()
+        );
+        return print_no_log(args.json, flagged, &line);
     };
-    let report = recovered.report;
-    if args.json {
-        let mut value = serde_json::to_value(&report)
+    if !args.json {
+        print_report(&dir, &recovered.report);
+    }
+    print_found(args.json, &recovered.report, flagged)
+}
+
+/// With --sessions and no log: the fallback's guesses alone, after `line` (as text), or in
+/// an object saying `"log_found": false`.
+pub(super) fn print_no_log(json: bool, flagged: Option<Vec<Flagged>>, line: &str) -> CliResult {
+    let flagged = flagged.unwrap_or_default();
+    if json {
+        return print_json(&serde_json::json!({ "log_found": false, "flagged": flagged }));
+    }
+    println!("{line}");
+    print_flagged(&flagged);
+    Ok(())
+}
+
+/// What was found, after its text (printed by the caller): as JSON, `value`'s object with
+/// the flagged keys as `flagged`; as text, the flagged keys.
+pub(super) fn print_found(
+    json: bool,
+    value: &impl serde::Serialize,
+    flagged: Option<Vec<Flagged>>,
+) -> CliResult {
+    if json {
+        let mut value = serde_json::to_value(value)
             .map_err(|e| Failure::new(1, format!("cannot encode the report as JSON: {e}")))?;
         if let (Some(flagged), Some(object)) = (&flagged, value.as_object_mut()) {
             object.insert("flagged".into(), serde_json::json!(flagged));
         }
         return print_json(&value);
     }
-    print_report(&dir, &report);
     if let Some(flagged) = &flagged {
         print_flagged(flagged);
     }

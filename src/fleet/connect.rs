@@ -61,11 +61,16 @@ pub(super) fn connect(database: &str) -> Result<(Client, String)> {
     // this, so that it cannot hold the instance's row lock and keep a takeover waiting.
     client
         .batch_execute(IDLE_IN_TRANSACTION_SQL)
-        .map_err(|e| Error::Database {
-            database: shown.clone(),
-            cause: describe(&e),
-        })?;
+        .map_err(failed(&shown))?;
     Ok((client, shown))
+}
+
+/// The error of a failed statement on `database` (as messages name it): for `map_err`.
+pub(super) fn failed(database: &str) -> impl Fn(postgres::Error) -> Error + Copy + '_ {
+    move |e| Error::Database {
+        database: database.to_string(),
+        cause: describe(&e),
+    }
 }
 
 /// What a client error says, with the server's own message when the server answered (the
@@ -165,20 +170,14 @@ pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
             "SELECT 1 FROM inflight_instances WHERE instance = $1",
             &[&instance],
         )
-        .map_err(|e| Error::Database {
-            database: shown.clone(),
-            cause: describe(&e),
-        })?;
+        .map_err(failed(&shown))?;
     if known.is_none() {
         return Err(Error::NoInstance {
             database: shown,
             instance: instance.to_string(),
         });
     }
-    PgStorage::new(client, instance, false).map_err(|e| Error::Database {
-        database: shown,
-        cause: describe(&e),
-    })
+    PgStorage::new(client, instance, false).map_err(failed(&shown))
 }
 
 /// An instance of a fleet, as [`instances`] lists it.
@@ -219,10 +218,7 @@ pub fn instances(database: &str) -> Result<Vec<Instance>> {
              FROM inflight_instances i ORDER BY i.instance",
             &[],
         )
-        .map_err(|e| Error::Database {
-            database: shown,
-            cause: describe(&e),
-        })?;
+        .map_err(failed(&shown))?;
     Ok(rows
         .iter()
         .map(|r| Instance {

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
-use super::connect::{check_instance, connect_checked};
+use super::connect::{check_instance, connect_checked, failed};
 use super::{PgStorage, instance_path, read_only_storage};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::log::{Log, Opened, Recovered};
 use crate::options::Options;
 use crate::recovery::Policy;
@@ -46,10 +46,7 @@ impl Log {
 pub fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
     check_instance("instance", instance)?;
     let (mut client, shown) = connect_checked(database)?;
-    let failed = |e: postgres::Error| Error::Database {
-        database: shown.clone(),
-        cause: super::connect::describe(&e),
-    };
+    let failed = failed(&shown);
     client
         .execute(
             "INSERT INTO inflight_instances (instance, epoch) VALUES ($1, 0)
@@ -64,16 +61,18 @@ pub fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
 /// Warns when the server's settings void the promise that an acknowledged event survives a
 /// crash of the server (docs/FLEETS.md): `synchronous_commit = off`, `fsync = off`.
 fn warn_if_not_durable(client: &mut postgres::Client, database: &str) {
-    for (setting, bad) in [("synchronous_commit", "off"), ("fsync", "off")] {
-        let value: Option<String> = client
-            .query_one(&format!("SHOW {setting}"), &[])
-            .ok()
-            .map(|row| row.get(0));
-        if value.as_deref() == Some(bad) {
+    let Ok(row) = client.query_one(
+        "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
+        &[],
+    ) else {
+        return;
+    };
+    for (i, setting) in ["synchronous_commit", "fsync"].into_iter().enumerate() {
+        if row.get::<_, String>(i) == "off" {
             tracing::warn!(
                 database,
                 setting,
-                value = bad,
+                value = "off",
                 "the server acknowledges commits it may lose in a crash: an event that returned Ok may be missing after one"
             );
         }

@@ -47,10 +47,7 @@ ALTER TABLE inflight_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 /// Creates the schema in the database `client` is connected to, in one transaction, or checks
 /// the one that is there. Safe to run again, and from several processes at once.
 pub(super) fn create(client: &mut Client, database: &str) -> Result<()> {
-    let failed = |e: postgres::Error| Error::Database {
-        database: database.to_string(),
-        cause: super::connect::describe(&e),
-    };
+    let failed = super::connect::failed(database);
     let mut tx = client.transaction().map_err(failed)?;
     // Two creators at once would race on the catalog: one waits for the other.
     tx.execute("SELECT pg_advisory_xact_lock(7236634526823940195)", &[])
@@ -86,12 +83,7 @@ pub(super) fn check(client: &mut Client, database: &str) -> Result<()> {
                 detail: "there is no table inflight_schema".to_string(),
             });
         }
-        Err(e) => {
-            return Err(Error::Database {
-                database: database.to_string(),
-                cause: super::connect::describe(&e),
-            });
-        }
+        Err(e) => return Err(super::connect::failed(database)(e)),
     };
     let versions: Vec<i32> = rows.iter().map(|row| row.get(0)).collect();
     match versions.as_slice() {

@@ -12,7 +12,6 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use postgres::types::ToSql;
@@ -54,17 +53,14 @@ struct Inner {
     client: Mutex<Client>,
     instance: String,
     root: PathBuf,
-    /// The fencing epoch of a read-write storage (set when it takes the lock); `None` for a
-    /// read-only one, which refuses every change.
+    /// The fencing epoch while the log holds the instance's lock; `None` before and after
+    /// (and always for a read-only storage), when every change is refused. A second lock while
+    /// it is set is refused, as a second `flock` of a directory is (PostgreSQL's advisory
+    /// locks are re-entrant within a session).
     epoch: Mutex<Option<i64>>,
-    /// Whether this storage may take the instance's lock and write (made by
-    /// `Log::open_database`); a read-only one refuses the lock.
-    writable: bool,
-    /// Whether the lock was taken: a second taker on the same connection is refused, as a
-    /// second `flock` of a directory is (PostgreSQL's advisory locks are re-entrant within a
-    /// session).
-    locked: AtomicBool,
-    append: Statement,
+    /// The sync's statement, prepared for a storage that may write (made by
+    /// `fleet::open_storage`); `None` for a read-only one, which refuses the lock.
+    append: Option<Statement>,
 }
 
 impl PgStorage {
@@ -76,15 +72,17 @@ impl PgStorage {
         instance: &str,
         writable: bool,
     ) -> Result<PgStorage, postgres::Error> {
-        let append = client.prepare(APPEND_SQL)?;
+        let append = if writable {
+            Some(client.prepare(APPEND_SQL)?)
+        } else {
+            None
+        };
         Ok(PgStorage {
             inner: Arc::new(Inner {
                 client: Mutex::new(client),
                 instance: instance.to_string(),
                 root: super::instance_path(instance),
                 epoch: Mutex::new(None),
-                writable,
-                locked: AtomicBool::new(false),
                 append,
             }),
         })
@@ -136,16 +134,17 @@ impl Inner {
         }
     }
 
+    fn epoch_slot(&self) -> MutexGuard<'_, Option<i64>> {
+        self.epoch.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn epoch(&self) -> io::Result<i64> {
-        self.epoch
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::PermissionDenied,
-                    "a read-only database log refuses every change",
-                )
-            })
+        self.epoch_slot().ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                "a read-only database log refuses every change",
+            )
+        })
     }
 
     /// Why a change found the epoch moved: the instance's row says who took it over.
@@ -381,26 +380,25 @@ impl Storage for PgStorage {
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
         self.inner.check_root(dir).map_err(LockError::Io)?;
         let inner = &self.inner;
-        if !inner.writable {
+        if inner.append.is_none() {
             return Err(LockError::Io(io::Error::new(
                 io::ErrorKind::PermissionDenied,
                 "a read-only database log cannot be opened for writing: use Log::open_database",
             )));
         }
-        if inner.locked.swap(true, Ordering::SeqCst) {
+        // Held across the lock's statements, so that two takers of one storage are ordered.
+        let mut epoch = inner.epoch_slot();
+        if epoch.is_some() {
             return Err(LockError::Held(Some(std::process::id())));
         }
-        let taken = self.take_lock();
-        if taken.is_err() {
-            inner.locked.store(false, Ordering::SeqCst);
-        }
-        taken
+        *epoch = Some(self.take_lock()?);
+        Ok(DirLock::new(Unlock(inner.clone())))
     }
 }
 
 impl PgStorage {
-    /// [`Storage::lock`]'s work: the advisory lock, then the raised epoch.
-    fn take_lock(&self) -> Result<DirLock, LockError> {
+    /// [`Storage::lock`]'s work: the advisory lock, then the raised epoch, returned.
+    fn take_lock(&self) -> Result<i64, LockError> {
         let inner = &self.inner;
         let mut client = inner.client();
         let got: bool = client
@@ -422,9 +420,7 @@ impl PgStorage {
             let _ = client.query_one(UNLOCK_SQL, &[&inner.instance]);
             return Err(LockError::Io(fenced));
         };
-        *inner.epoch.lock().unwrap_or_else(|p| p.into_inner()) = Some(row.get(0));
-        drop(client);
-        Ok(DirLock::new(Unlock(inner.clone())))
+        Ok(row.get(0))
     }
 }
 
@@ -435,7 +431,7 @@ impl Drop for Unlock {
     fn drop(&mut self) {
         // Best effort: if the connection is gone, so is the lock.
         let _ = self.0.client().query_one(UNLOCK_SQL, &[&self.0.instance]);
-        self.0.locked.store(false, Ordering::SeqCst);
+        *self.0.epoch_slot() = None;
     }
 }
 
@@ -556,33 +552,13 @@ impl StorageFile for PgFile {
         self.contents().map(FileBytes::Owned)
     }
 
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.sync_data()?;
-        let len = i64::try_from(len).map_err(|_| io::Error::other("length too large"))?;
-        self.inner.fenced_change(|tx| {
-            let id = &self.id;
-            tx.execute(
-                "DELETE FROM inflight_chunks WHERE file_id = $1 AND off >= $2",
-                &[id, &len],
-            )
-            .map_err(db_error)?;
-            tx.execute(
-                "UPDATE inflight_chunks SET data = substring(data FROM 1 FOR ($2 - off)::int)
-                 WHERE file_id = $1 AND off + length(data) > $2",
-                &[id, &len],
-            )
-            .map_err(db_error)?;
-            // Extending: zeros up to the new length, as a file system reads a hole.
-            tx.execute(
-                "INSERT INTO inflight_chunks (file_id, off, data)
-                 SELECT $1, $2 - 1, '\\x00'::bytea
-                 WHERE $2 > 0 AND NOT EXISTS (
-                     SELECT 1 FROM inflight_chunks WHERE file_id = $1 AND off + length(data) >= $2)",
-                &[id, &len],
-            )
-            .map_err(db_error)?;
-            Ok(())
-        })
+    /// The log never truncates or extends a file in place (it replaces a file with a
+    /// copy), so a database file refuses it rather than carry the statements for it.
+    fn set_len(&self, _len: u64) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "a database log's files are never truncated or extended in place",
+        ))
     }
 
     fn sync_data(&self) -> io::Result<()> {
@@ -621,9 +597,12 @@ impl StorageFile for PgFile {
         let mut client = self.inner.client();
         let params: [&(dyn ToSql + Sync); 5] =
             [&self.inner.instance, &epoch, &self.id, &offsets, &data];
-        let inserted = client
-            .execute(&self.inner.append, &params)
-            .map_err(db_error)?;
+        let append = self
+            .inner
+            .append
+            .as_ref()
+            .expect("a locked storage may write");
+        let inserted = client.execute(append, &params).map_err(db_error)?;
         if inserted == 0 {
             // The fence held nothing back: the epoch moved. Nothing was written.
             let fenced = self.inner.fenced(&mut *client);

@@ -11,7 +11,7 @@ use std::path::Path;
 use postgres::Client;
 use serde::Serialize;
 
-use super::connect::{check_instance, connect_checked};
+use super::connect::{check_instance, connect_checked, failed};
 use super::storage::{LOCK_SQL, UNLOCK_SQL};
 use super::{PgStorage, instance_path};
 use crate::environment::now_ms;
@@ -85,11 +85,7 @@ impl Log {
         let fence = fence(&mut client, &shown, dead_instance, by)?;
         crate::metrics::taken_over();
         span.record("epoch", fence.epoch);
-        let storage =
-            PgStorage::new(client, dead_instance, false).map_err(|e| Error::Database {
-                database: shown.clone(),
-                cause: super::connect::describe(&e),
-            })?;
+        let storage = PgStorage::new(client, dead_instance, false).map_err(failed(&shown))?;
         let (report, set) = replay_frozen(&storage, &instance_path(dead_instance))?;
         span.record("running", report.running.len());
         tracing::info!(
@@ -122,10 +118,7 @@ struct Fence {
 /// The takeover's one transaction: the instance's row locked, checked, its epoch raised and
 /// its taker recorded (unless this taker had taken it already), committed.
 fn fence(client: &mut Client, shown: &str, dead_instance: &str, by: &str) -> Result<Fence> {
-    let failed = |e: postgres::Error| Error::Database {
-        database: shown.to_string(),
-        cause: super::connect::describe(&e),
-    };
+    let failed = failed(shown);
     let mut tx = client.transaction().map_err(failed)?;
     // The fence must survive a crash of the server whatever its default (with
     // synchronous_commit off, a lost epoch would unfence the old owner); and a lock held by a

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::queue::Slot;
 use super::{Failure, Led, Shared, State, lock, wait};
-use crate::error::{Error, Result};
+use crate::error::{Error, FencedError, Result};
 use crate::event::{Event, encode_event};
 use crate::fold::Applied;
 use crate::frame::FRAME_HEADER_BYTES;
@@ -32,25 +32,26 @@ impl Shared {
         // (Linux drops dirty pages on error). Nothing written after this point could be
         // trusted, so the handle refuses everything until the log is reopened and replayed.
         tracing::error!(dir = %self.dir.display(), error = %e, "append failed; log handle refuses every call");
-        if matches!(e, Error::Fenced { .. }) {
-            state.figures.fence();
-        } else {
-            state.figures.poison();
-        }
         state.failure = Some(match e {
             Error::Fenced {
                 instance,
                 by,
                 epoch,
-            } => Failure::Fenced {
-                instance: instance.clone(),
-                by: by.clone(),
-                epoch: *epoch,
-            },
-            _ => Failure::Poisoned {
-                kind: e.io_kind(),
-                cause: e.to_string(),
-            },
+            } => {
+                state.figures.fence();
+                Failure::Fenced(FencedError {
+                    instance: instance.clone(),
+                    by: by.clone(),
+                    epoch: *epoch,
+                })
+            }
+            _ => {
+                state.figures.poison();
+                Failure::Poisoned {
+                    kind: e.io_kind(),
+                    cause: e.to_string(),
+                }
+            }
         });
         state.queue.drop_waiting();
         state.queue.wake_all();

@@ -357,13 +357,6 @@ impl Log {
 impl Drop for Log {
     /// Waits for a background compaction in progress (it holds the directory's lock).
     fn drop(&mut self) {
-        let handle = self
-            .background
-            .get_mut()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(handle) = handle {
-            let _ = handle.join();
-        }
+        self.wait_for_compaction();
     }
 }

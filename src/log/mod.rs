@@ -23,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::environment::Environment;
-use crate::error::Error;
+use crate::error::{Error, FencedError};
 use crate::fold::RunningSet;
 use crate::recovery::Policy;
 use crate::storage::{DirLock, Storage};
@@ -153,11 +153,7 @@ enum Failure {
         cause: String,
     },
     /// The log was taken over (a fleet's fencing): every call says so.
-    Fenced {
-        instance: String,
-        by: String,
-        epoch: u64,
-    },
+    Fenced(FencedError),
     Closed,
 }
 
@@ -168,15 +164,7 @@ impl Failure {
                 kind: *kind,
                 cause: cause.clone(),
             },
-            Failure::Fenced {
-                instance,
-                by,
-                epoch,
-            } => Error::Fenced {
-                instance: instance.clone(),
-                by: by.clone(),
-                epoch: *epoch,
-            },
+            Failure::Fenced(fenced) => fenced.clone().into(),
             Failure::Closed => Error::Closed,
         }
     }

@@ -57,7 +57,7 @@ pub fn key_of(event: &Event) -> &str {
 /// Runs `inflight load TARGET --acks` (TARGET: a directory, or `--database URL --instance ID`)
 /// until SIGKILL, `kill_after` after its first acknowledgement, and returns what it printed.
 pub fn kill_round(
-    target: &[&OsStr],
+    target: &[impl AsRef<OsStr>],
     threads: usize,
     kill_after: Duration,
     extra: &[&str],

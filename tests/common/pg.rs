@@ -3,6 +3,9 @@
 //! empty, unless `INFLIGHT_PG_REQUIRED` is set (as CI sets it): then its absence fails them.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use inflight::{Error, Log, Opened, Options};
 
 /// The server's URL, or `None` (said on stderr) when no server was given.
 pub fn url() -> Option<String> {
@@ -34,4 +37,19 @@ pub fn instance(name: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed),
         inflight::environment::now_ms()
     )
+}
+
+/// Opens `instance` again once the server takes it: after a restart it refuses connections
+/// for a while, and after a connection was cut it holds the old session's lock until it notices
+/// the connection is gone.
+pub fn reopen(url: &str, instance: &str) -> Opened {
+    for _ in 0..400 {
+        match Log::open_database(url, instance, Options::default()) {
+            Err(Error::Database { .. } | Error::Locked { .. }) => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{instance} could not be opened again within 20 s");
 }

@@ -216,19 +216,15 @@ def open(
 ) -> Log: ...
 def read_only(path: _Path, *, strict: bool = False) -> Recovered: ...
 
-class TakenOver:
-    """What a takeover found and did: the dead instance's runs, and the fence."""
+class TakenOver(Recovered):
+    """What a takeover found and did: the dead instance's report and fallback (as a
+    ``Recovered``), and the fence."""
 
     instance: str
     by: str
     epoch: int
     was_open: bool
     taken_before: Optional[str]
-    @property
-    def report(self) -> RecoveryReport: ...
-    def fallback(
-        self, sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
-    ) -> List[Flagged]: ...
 
 def create_schema(database: str) -> None: ...
 def open_database(
