@@ -13,13 +13,14 @@ use crate::recovery::Policy;
 impl Log {
     /// Opens (creating if missing) the log of `instance` in the PostgreSQL `database`, and
     /// replays it: [`Log::open`] for a fleet (feature `postgres`). The schema must be there
-    /// ([`create_schema`](crate::fleet::create_schema); [`Error::NoSchema`] otherwise).
+    /// ([`create_schema`](crate::fleet::create_schema);
+    /// [`Error::NoSchema`](crate::Error::NoSchema) otherwise).
     ///
     /// The open takes the instance's advisory lock, held for the connection's life, so a second
-    /// opener of the same instance gets [`Error::Locked`] while this one lives, and raises the
-    /// instance's fencing epoch. An instance that was taken over ([`Log::take_over`]) is
-    /// refused with [`Error::Fenced`]: its runs belong to the instance that took them over;
-    /// start under a new id.
+    /// opener of the same instance gets [`Error::Locked`](crate::Error::Locked) while this one
+    /// lives, and raises the instance's fencing epoch. An instance that was taken over
+    /// ([`Log::take_over`]) is refused with [`Error::Fenced`](crate::Error::Fenced): its runs
+    /// belong to the instance that took them over; start under a new id.
     ///
     /// Each group commit is one transaction, and a call returns once it committed: durable as
     /// the server's `synchronous_commit` makes a commit (docs/FLEETS.md). A failed or lost
