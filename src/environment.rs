@@ -32,6 +32,12 @@ pub trait Environment: Send + Sync {
     fn now_ms(&self) -> u64;
     /// A fresh random salt for a new segment.
     fn salt(&self) -> u64;
+    /// A fresh random nonce for a run the log begins ([`Run::nonce`](crate::Run::nonce)):
+    /// what makes its token name it and no other run. A salt, unless implemented apart; an
+    /// environment with fixed salts gives every run the same nonce, which only a test wants.
+    fn nonce(&self) -> u64 {
+        self.salt()
+    }
 }
 
 /// The system clock and a random salt: what [`Options::default`](crate::Options) uses.

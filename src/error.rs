@@ -92,6 +92,27 @@ pub enum Error {
     #[error("log handle is closed; reopen the log to write again")]
     Closed,
 
+    /// A JSON checkpoint file (the design this crate replaces) cannot be imported: it is not
+    /// valid JSON, not UTF-8, or not the checkpoint's shape (an object of runs by key, each with
+    /// a `session_id` string and a numeric `started_at`), or a key is given twice. Nothing was
+    /// imported and the file is untouched: repair it, or move it aside to start with an empty
+    /// log (its runs are then not recovered, and the time-window fallback covers them).
+    #[error(
+        "{}: cannot import the JSON checkpoint: {detail}{}; nothing was imported and the file is untouched: repair it, or move it aside to start with an empty log",
+        path.display(),
+        line.zip(*column).map_or(String::new(), |(l, c)| format!(" (line {l}, column {c})"))
+    )]
+    CheckpointFile {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Where the JSON breaks (1-based), when it is not valid JSON.
+        line: Option<usize>,
+        /// The column there (1-based).
+        column: Option<usize>,
+        /// What is wrong.
+        detail: String,
+    },
+
     /// The caller's input breaks a limit; nothing was written.
     #[error("invalid input: {field} {reason}{}", key_hint(key))]
     InvalidInput {

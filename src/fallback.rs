@@ -44,6 +44,11 @@ pub enum Flag {
     /// has been found interrupted by a crash at [`RecoveryReport::crash_loop_threshold`] or
     /// more consecutive recoveries. Suspend it rather than resume it again.
     CrashLoop,
+    /// The log says so, precisely, and more: the key's run is in the recovered running set and
+    /// graceful stops interrupted it while it ran at [`RecoveryReport::stop_loop_threshold`] or
+    /// more consecutive restarts (a run whose tool restarts the gateway). Suspend it rather
+    /// than resume it again.
+    RebootLoop,
 }
 
 impl Flag {
@@ -55,12 +60,14 @@ impl Flag {
             Flag::NoLog => "no-log",
             Flag::BeforeCoverage => "before-coverage",
             Flag::CrashLoop => "crash-loop",
+            Flag::RebootLoop => "reboot-loop",
         }
     }
 
-    /// True for [`Flag::Log`] and [`Flag::CrashLoop`]: the log's own answer, not a guess.
+    /// True for [`Flag::Log`], [`Flag::CrashLoop`] and [`Flag::RebootLoop`]: the log's own
+    /// answer, not a guess.
     pub fn is_precise(self) -> bool {
-        matches!(self, Flag::Log | Flag::CrashLoop)
+        matches!(self, Flag::Log | Flag::CrashLoop | Flag::RebootLoop)
     }
 }
 
@@ -117,7 +124,8 @@ pub enum LogView<'a> {
 /// with its latest activity. The rules:
 ///
 /// - every run in the log's running set is flagged [`Flag::Log`], whatever its age, or
-///   [`Flag::CrashLoop`] when it is one of [`RecoveryReport::crash_loops`];
+///   [`Flag::CrashLoop`] when it is one of [`RecoveryReport::crash_loops`],
+///   [`Flag::RebootLoop`] when it is one of [`RecoveryReport::stop_loops`] only;
 /// - with no log, or one with neither a snapshot nor a readable segment header (it cannot
 ///   speak for anything),
 ///   every session active within the window is flagged [`Flag::NoLog`];
@@ -149,6 +157,9 @@ pub fn flag(log: LogView<'_>, sessions: &[Session], window_ms: u64, now_ms: u64)
     };
     for run in &report.running {
         flagged.insert(run.run.key.clone(), Flag::Log);
+    }
+    for run in report.stop_loops() {
+        flagged.insert(run.run.key.clone(), Flag::RebootLoop);
     }
     for run in report.crash_loops() {
         flagged.insert(run.run.key.clone(), Flag::CrashLoop);
@@ -192,7 +203,7 @@ fn into_list(flagged: BTreeMap<String, Flag>) -> Vec<Flagged> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::{Event, Generation, Run, UnixMs};
+    use crate::event::{Event, Generation, Reason, Run, UnixMs};
     use crate::recovery::Corruption;
 
     const WINDOW: u64 = 120_000;
@@ -207,6 +218,7 @@ mod tests {
             running: set.entries().cloned().collect(),
             coverage_since_ms: Some(coverage),
             crash_loop_threshold: 3,
+            stop_loop_threshold: 3,
             ..RecoveryReport::default()
         };
         (report, set)
@@ -369,30 +381,28 @@ mod tests {
             Flag::NoLog,
             Flag::BeforeCoverage,
             Flag::CrashLoop,
+            Flag::RebootLoop,
         ];
         let json = serde_json::to_string(&all).unwrap();
         assert_eq!(
             json,
-            r#"["log","gap","no-log","before-coverage","crash-loop"]"#
+            r#"["log","gap","no-log","before-coverage","crash-loop","reboot-loop"]"#
         );
         assert!(Flag::Log.is_precise() && !Flag::Gap.is_precise());
         assert!(Flag::CrashLoop.is_precise());
     }
 
     #[test]
-    fn a_run_found_interrupted_at_the_threshold_is_a_crash_loop() {
+    fn a_run_interrupted_while_running_at_the_threshold_is_a_crash_loop() {
         let recovered = Event::Recovered { at_ms: 0 };
-        let mut events = vec![start("loops", 10), start("once", 10)];
-        // Three recoveries in a row find "loops" interrupted; "once" completes after the first
-        // and starts again.
-        events.push(recovered.clone());
-        events.push(done("once", 11));
-        events.push(start("once", 12));
-        events.push(recovered.clone());
-        events.push(recovered);
+        // "loops" is resumed after each recovery and crashes again; "once" completes after the
+        // first, starts again, is interrupted by the second recovery and never resumed.
+        let mut events = vec![start("loops", 10), start("once", 10), recovered.clone()];
+        events.extend([done("once", 11), start("once", 12), start("loops", 12)]);
+        events.extend([recovered.clone(), start("loops", 13), recovered.clone()]);
         let (mut report, set) = log_of(&events, 0);
         let counts: Vec<u32> = report.running.iter().map(|r| r.recoveries).collect();
-        assert_eq!(counts, [3, 2]);
+        assert_eq!(counts, [3, 1]);
         assert_eq!(
             flags(&report, &set, &[]),
             [
@@ -400,16 +410,44 @@ mod tests {
                 ("once".to_string(), Flag::Log)
             ]
         );
-        // A clean shutdown interrupting the looping run is not a crash: no crash loop, though
-        // its count is reset only at the next recovery.
-        let mut shut = events.clone();
-        shut.push(Event::Shutdown { at_ms: 20 });
-        let (shut_report, shut_set) = log_of(&shut, 0);
-        assert_eq!(shut_report.running[0].recoveries, 3);
-        assert_eq!(flags(&shut_report, &shut_set, &[])[0].1, Flag::Log);
+        // A run that waits and never runs again keeps its count: more restarts add nothing.
+        let mut waiting = events.clone();
+        waiting.extend([recovered.clone(), recovered.clone()]);
+        let (waiting_report, _) = log_of(&waiting, 0);
+        let counts: Vec<u32> = waiting_report
+            .running
+            .iter()
+            .map(|r| r.recoveries)
+            .collect();
+        assert_eq!(counts, [3, 1]);
         report.crash_loop_threshold = 0; // detection off
         assert_eq!(flags(&report, &set, &[])[0].1, Flag::Log);
         report.crash_loop_threshold = 2;
-        assert_eq!(flags(&report, &set, &[])[1].1, Flag::CrashLoop);
+        assert_eq!(flags(&report, &set, &[])[1].1, Flag::Log);
+    }
+
+    #[test]
+    fn a_run_interrupted_by_graceful_stops_at_the_threshold_is_a_reboot_loop() {
+        let stop = |at| {
+            [
+                Event::Shutdown { at_ms: at },
+                Event::Recovered { at_ms: at },
+            ]
+        };
+        // "reboots" restarts the gateway through a graceful stop each time it is resumed.
+        let mut events = vec![start("reboots", 10)];
+        for at in [20, 30, 40] {
+            events.extend(stop(at));
+            events.push(start("reboots", at + 1));
+        }
+        events.pop();
+        let (report, set) = log_of(&events, 0);
+        let run = &report.running[0];
+        assert_eq!(
+            (run.stops, run.recoveries, run.reason),
+            (3, 0, Reason::Shutdown)
+        );
+        assert_eq!(flags(&report, &set, &[])[0].1, Flag::RebootLoop);
+        assert!(Flag::RebootLoop.is_precise());
     }
 }

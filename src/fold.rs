@@ -1,23 +1,37 @@
 //! The pure core: folding events into the running set.
 //!
-//! Per key the fold remembers the highest generation seen (its high-water mark). The rules:
+//! Per key the fold remembers the highest generation seen (its high-water mark), and the key's
+//! run in flight if it has one: running, or interrupted and waiting for the gateway's decision
+//! (resume-pending, suspended, or neither yet). The rules:
 //!
 //! 1. A start below the key's mark is stale: ignored and counted.
-//! 2. A start at or above the mark becomes the key's running entry (replacing an older one,
-//!    which was superseded) and raises the mark.
-//! 3. A completion removes the key's running entry if its generation is at or above the
-//!    entry's; below it, a newer run owns the slot and the completion is stale (ignored,
-//!    counted). Completing an unknown key is a no-op. A completion raises the mark too.
+//! 2. A start at or above the mark becomes the key's running run (replacing an older one,
+//!    which was superseded) and raises the mark. A start that replaces a run is a resume: it
+//!    keeps the loop counts and the resume-pending state, unless the run it replaces was
+//!    suspended (the gateway began the session anew: the counts start again).
+//! 3. A completion removes the key's run if its generation is at or above the run's; below it,
+//!    a newer run owns the slot and the completion is stale (ignored, counted). Completing an
+//!    unknown key is a no-op. A completion raises the mark too. An exact completion
+//!    (`Finished`, a run's token) removes the run only if it is that run: same generation and
+//!    nonce; it never raises a mark.
 //! 4. Marks are kept for every key seen, so a late stale record is still recognised, until a
-//!    retention record (written by a compaction) forgets the marks of keys with no running run
-//!    and no event since its cut-off.
-//! 5. A shutdown marks a clean exit: runs still in the set were interrupted by it, and are
+//!    retention record (written by a compaction) forgets the marks of keys with no run and no
+//!    event since its cut-off.
+//! 5. A shutdown marks a clean exit: runs still running were interrupted by it, and are
 //!    reported with that reason rather than as crash victims. None is dropped.
-//! 6. A recovery record (written by a read-write open that found runs in flight) adds one to the
-//!    consecutive-recovery count of every run interrupted by a crash, and resets it for a run
-//!    interrupted by a shutdown. A start that replaces a key's running run keeps its count; a
-//!    completion that removes the run ends it. So the count says how many recoveries in a row
-//!    found the key interrupted with no completion in between: a crash loop.
+//! 6. A recovery record (written by a read-write open that found runs in flight) counts one
+//!    more interruption for every run that was running, of its kind: a crash
+//!    ([`InFlightRun::recoveries`]) or a graceful stop ([`InFlightRun::stops`]); the run is
+//!    then interrupted, no longer running. A run that was not running (pending, suspended, or
+//!    interrupted and not resumed) keeps its counts: it cannot have caused the restart. Only
+//!    the run's end (a completion, or a clear of a pending run) ends the counts.
+//! 7. The gateway's decisions: a promotion makes the key's run resume-pending (with a reason and
+//!    when; not a suspended one); a suspension marks it not to be resumed (and ends a pending
+//!    state); a clear ends the pending state (a run that waited is dropped, a resumed run goes
+//!    on); progress replaces the `meta` of the run named by its token. Each names a run the key
+//!    has, or does nothing (counted as unmatched).
+//! 8. An adoption (a run taken over from another log) becomes the key's run as it was there:
+//!    interrupted, with its counts and its pending or suspended state.
 //!
 //! No I/O, no clock, no threads: an event goes in, the new state and what the event did come
 //! out. Live appends and replay both call [`RunningSet::apply`], so the state a process holds for
@@ -29,36 +43,37 @@ use std::collections::hash_map::Entry;
 use foldhash::fast::RandomState;
 use serde::{Deserialize, Serialize};
 
-use crate::event::{EventRef, Run, RunRef};
+use crate::event::{AdoptionRef, EventRef, Run, RunRef};
+pub use crate::event::{Pending, Reason};
 
 /// The fold's maps, keyed by the gateway's keys. foldhash is seeded at random for each map, as
 /// std's SipHash is (keys come from the gateway's users), and hashes a key several times faster:
 /// replay hashes every record's key.
 type KeyMap<V> = HashMap<String, V, RandomState>;
 
-/// Why a run is reported as interrupted after recovery.
+/// Where a run in flight stands, derived from [`InFlightRun`]'s fields.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Reason {
-    /// The process died with the run in flight.
-    Crash,
-    /// The run was still in flight at a clean shutdown (the drain timed out).
-    Shutdown,
+pub enum RunState {
+    /// Begun or resumed since its last interruption (if it had one), and not suspended.
+    Running,
+    /// Interrupted, and no decision recorded yet.
+    Interrupted,
+    /// Interrupted and promoted to resume-pending.
+    Pending,
+    /// Suspended: not to be resumed.
+    Suspended,
 }
 
-impl Reason {
-    /// `"crash"` or `"shutdown"`, as in the JSON report.
+impl RunState {
+    /// `"running"`, `"interrupted"`, `"pending"` or `"suspended"`.
     pub fn as_str(self) -> &'static str {
         match self {
-            Reason::Crash => "crash",
-            Reason::Shutdown => "shutdown",
+            RunState::Running => "running",
+            RunState::Interrupted => "interrupted",
+            RunState::Pending => "pending",
+            RunState::Suspended => "suspended",
         }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -68,19 +83,38 @@ impl std::fmt::Display for Reason {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "InFlightRunMembers")]
 pub struct InFlightRun {
-    /// The run as it was started.
+    /// The run as it was started (its `meta` as its latest progress left it).
     #[serde(flatten)]
     pub run: Run,
     /// Why the run is (or, if the process stopped now, would be) reported as interrupted:
-    /// [`Reason::Crash`], or [`Reason::Shutdown`] once a clean shutdown found it in flight.
+    /// [`Reason::Crash`], or [`Reason::Shutdown`] once a clean shutdown found it running.
     pub reason: Reason,
-    /// How many consecutive recoveries found this key interrupted by a crash with no completion
-    /// in between, the open that reports it included (0 for a run no recovery has seen). A run
-    /// that crashes the process every time it is resumed counts 1, 2, 3, ...: at
-    /// [`Options::crash_loop_threshold`](crate::Options::crash_loop_threshold) it is a crash
-    /// loop, to suspend rather than resume.
+    /// How many consecutive times a crash interrupted this key while a run of it was running
+    /// (begun or resumed since the previous interruption), with no completion in between; the
+    /// open that reports it included. A run that crashes the process every time it is resumed
+    /// counts 1, 2, 3, ...: at [`Options::crash_loop_threshold`](crate::Options::crash_loop_threshold)
+    /// it is a crash loop, to suspend rather than resume.
     #[serde(default)]
     pub recoveries: u32,
+    /// The same count for graceful stops (a shutdown found it running): a run whose tool
+    /// restarts the gateway loops through graceful restarts. At
+    /// [`Options::stop_loop_threshold`](crate::Options::stop_loop_threshold) it is a reboot loop.
+    #[serde(default)]
+    pub stops: u32,
+    /// Begun or resumed since its last interruption: false once a recovery found it
+    /// interrupted, until a start on the key resumes it.
+    #[serde(default = "yes")]
+    pub running: bool,
+    /// Its resume-pending state, if the gateway promoted it.
+    #[serde(default)]
+    pub pending: Option<Pending>,
+    /// When the gateway suspended it, if it did.
+    #[serde(default)]
+    pub suspended_at_ms: Option<u64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// An [`InFlightRun`] as JSON holds it: one flat object, members in any order, other members
@@ -93,9 +127,19 @@ struct InFlightRunMembers {
     started_at_ms: u64,
     #[serde(default)]
     meta: Option<String>,
+    #[serde(default)]
+    nonce: u64,
     reason: Reason,
     #[serde(default)]
     recoveries: u32,
+    #[serde(default)]
+    stops: u32,
+    #[serde(default = "yes")]
+    running: bool,
+    #[serde(default)]
+    pending: Option<Pending>,
+    #[serde(default)]
+    suspended_at_ms: Option<u64>,
 }
 
 impl From<InFlightRunMembers> for InFlightRun {
@@ -107,21 +151,53 @@ impl From<InFlightRunMembers> for InFlightRun {
                 generation: m.generation,
                 started_at_ms: m.started_at_ms,
                 meta: m.meta,
+                nonce: m.nonce,
             },
             reason: m.reason,
             recoveries: m.recoveries,
+            stops: m.stops,
+            running: m.running,
+            pending: m.pending,
+            suspended_at_ms: m.suspended_at_ms,
         }
     }
 }
 
 impl InFlightRun {
-    /// A run just started: interrupted by nothing yet, seen by no recovery.
+    /// A run just started: running, interrupted by nothing yet, seen by no recovery.
     pub fn new(run: Run) -> InFlightRun {
         InFlightRun {
             run,
             reason: Reason::Crash,
             recoveries: 0,
+            stops: 0,
+            running: true,
+            pending: None,
+            suspended_at_ms: None,
         }
+    }
+
+    /// Where the run stands: suspended, else running, else pending, else interrupted.
+    pub fn state(&self) -> RunState {
+        if self.suspended_at_ms.is_some() {
+            RunState::Suspended
+        } else if self.running {
+            RunState::Running
+        } else if self.pending.is_some() {
+            RunState::Pending
+        } else {
+            RunState::Interrupted
+        }
+    }
+
+    /// A crash loop at `threshold` (0: never): `recoveries` reached it.
+    pub fn is_crash_loop(&self, threshold: u32) -> bool {
+        threshold > 0 && self.recoveries >= threshold
+    }
+
+    /// A reboot loop at `threshold` (0: never): `stops` reached it.
+    pub fn is_stop_loop(&self, threshold: u32) -> bool {
+        threshold > 0 && self.stops >= threshold
     }
 }
 
@@ -140,9 +216,9 @@ pub struct Mark {
 pub struct Counters {
     /// Starts that became the key's running entry.
     pub started: u64,
-    /// Starts below the key's high-water mark, ignored (rule 1).
+    /// Starts below the key's high-water mark, ignored (rule 1); adoptions below it too.
     pub stale_starts: u64,
-    /// Completions that removed a running entry.
+    /// Completions (by generation or exact) that removed a run.
     pub completed: u64,
     /// Completions older than the key's running entry, ignored (rule 3).
     pub stale_completions: u64,
@@ -150,7 +226,8 @@ pub struct Counters {
     pub unknown_completions: u64,
     /// Clean shutdowns.
     pub shutdowns: u64,
-    /// Starts that replaced an older running entry of the same key (a subset of `started`).
+    /// Starts and adoptions that replaced an older run of the same key (a subset of `started`
+    /// and `adopted`).
     pub superseded: u64,
     /// Recovery records (written by read-write opens that found runs in flight).
     #[serde(default)]
@@ -161,6 +238,25 @@ pub struct Counters {
     /// High-water marks the retention records forgot.
     #[serde(default)]
     pub forgotten: u64,
+    /// Promotions to resume-pending that took effect.
+    #[serde(default)]
+    pub promoted: u64,
+    /// Suspensions that took effect.
+    #[serde(default)]
+    pub suspended: u64,
+    /// Clears of a resume-pending state that took effect.
+    #[serde(default)]
+    pub cleared: u64,
+    /// Progress records that replaced a run's `meta`.
+    #[serde(default)]
+    pub progressed: u64,
+    /// Adoptions that became the key's run.
+    #[serde(default)]
+    pub adopted: u64,
+    /// Exact completions, promotions, suspensions, clears and progress that named no run the
+    /// key had: ignored.
+    #[serde(default)]
+    pub unmatched: u64,
 }
 
 impl Counters {
@@ -178,7 +274,7 @@ pub enum Applied {
         /// The generation of the entry it replaced.
         superseded: Option<u64>,
     },
-    /// The start was below the key's high-water mark and was ignored.
+    /// The start (or adoption) was below the key's high-water mark and was ignored.
     StaleStart {
         /// The key's mark.
         high_water: u64,
@@ -192,24 +288,49 @@ pub enum Applied {
     },
     /// The key had no running entry; nothing changed.
     UnknownCompletion,
-    /// A clean shutdown; `interrupted` runs were still in flight.
+    /// A clean shutdown; `interrupted` runs were still running.
     Shutdown {
         /// How many runs the shutdown interrupted.
         interrupted: usize,
     },
-    /// A recovery record; `crashed` runs interrupted by a crash counted one more recovery.
+    /// A recovery record: `crashed` running runs counted one more crash, `stopped` one more
+    /// graceful stop.
     Recovered {
-        /// How many runs counted one more recovery.
+        /// How many runs counted one more crash.
         crashed: usize,
+        /// How many runs counted one more graceful stop.
+        stopped: usize,
     },
     /// A retention record forgot `forgotten` high-water marks.
     Retention {
         /// How many marks were forgotten.
         forgotten: usize,
     },
+    /// The key's run is resume-pending now.
+    Promoted,
+    /// The key's run is suspended now.
+    Suspended,
+    /// The key's resume-pending state ended; `removed`: its run, which was waiting, is gone.
+    Cleared {
+        /// Whether the run was removed (it was not running).
+        removed: bool,
+    },
+    /// The run's `meta` was replaced.
+    Progressed,
+    /// The adopted run became the key's run, replacing `superseded` if there was one.
+    Adopted {
+        /// The generation of the entry it replaced.
+        superseded: Option<u64>,
+    },
+    /// The event named no run the key has (another run, none, or one in a state it does not
+    /// apply to); nothing changed.
+    Unmatched {
+        /// The generation of the key's run, if it has one.
+        running_generation: Option<u64>,
+    },
 }
 
-/// What the fold knows of one key: its high-water mark, and its running run if it has one.
+/// What the fold knows of one key: its high-water mark, and its run if it has one.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct KeyState {
     mark: Mark,
@@ -225,11 +346,11 @@ const SPARE_RUNS_MAX: usize = 64;
 /// The running set and everything the fold remembers besides it.
 #[derive(Clone, Debug, Default)]
 pub struct RunningSet {
-    // One hash map, key to mark and running run: replay folds every record through it, one
-    // lookup each (an ordered map's key comparisons took most of the replay's time, and a map
-    // each for marks and runs took two lookups). Listings sort on the way out.
+    // One hash map, key to mark and run: replay folds every record through it, one lookup each
+    // (an ordered map's key comparisons took most of the replay's time, and a map each for
+    // marks and runs took two lookups). Listings sort on the way out.
     keys: KeyMap<KeyState>,
-    /// How many keys have a running run.
+    /// How many keys have a run in flight.
     running: usize,
     counters: Counters,
     last_was_shutdown: bool,
@@ -261,7 +382,7 @@ impl RunningSet {
         RunningSet::default()
     }
 
-    /// Applies one event (rules 1 to 6 above) and says what it did. Takes an [`Event`] or the
+    /// Applies one event (rules 1 to 8 above) and says what it did. Takes an [`Event`] or the
     /// borrowed [`EventRef`] replay decodes.
     ///
     /// [`Event`]: crate::Event
@@ -284,43 +405,94 @@ impl RunningSet {
                 generation,
                 at_ms,
             } => return self.complete(key, generation, at_ms),
+            EventRef::Finished {
+                key,
+                generation,
+                nonce,
+                at_ms,
+            } => return self.finish(key, generation, nonce, at_ms),
             EventRef::Shutdown { .. } => self.shutdown(),
             EventRef::Recovered { .. } => self.recovered(),
             EventRef::Retention {
                 forget_before_ms, ..
             } => self.retain(forget_before_ms),
+            EventRef::Promoted { key, reason, at_ms } => {
+                self.decide(key, at_ms, |run| match run.suspended_at_ms {
+                    Some(_) => None,
+                    None => {
+                        run.pending = Some(Pending {
+                            reason: reason.to_string(),
+                            at_ms,
+                        });
+                        Some(Applied::Promoted)
+                    }
+                })
+            }
+            EventRef::Suspended { key, at_ms } => self.decide(key, at_ms, |run| {
+                run.suspended_at_ms = Some(at_ms);
+                run.pending = None;
+                Some(Applied::Suspended)
+            }),
+            EventRef::Cleared { key, at_ms } => self.clear(key, at_ms),
+            EventRef::Progress {
+                key,
+                generation,
+                nonce,
+                meta,
+                at_ms,
+            } => self.decide(key, at_ms, |entry| {
+                let run = &mut entry.run;
+                (run.generation == generation && run.nonce == nonce).then(|| {
+                    run.meta = meta.map(str::to_string);
+                    Applied::Progressed
+                })
+            }),
+            EventRef::Adopted(adoption) => self.adopt(adoption),
         };
+        match applied {
+            Applied::Promoted => self.counters.promoted += 1,
+            Applied::Suspended => self.counters.suspended += 1,
+            Applied::Cleared { .. } => self.counters.cleared += 1,
+            Applied::Progressed => self.counters.progressed += 1,
+            Applied::Unmatched { .. } => self.counters.unmatched += 1,
+            _ => {}
+        }
         (applied, None)
     }
 
-    /// Rule 5: the runs in flight were interrupted by a clean shutdown.
+    /// Rule 5: the runs running were interrupted by a clean shutdown.
     fn shutdown(&mut self) -> Applied {
         self.counters.shutdowns += 1;
-        for entry in self.runs_mut() {
+        let mut interrupted = 0;
+        for entry in self.runs_mut().filter(|e| e.running) {
             entry.reason = Reason::Shutdown;
+            interrupted += 1;
         }
-        Applied::Shutdown {
-            interrupted: self.running,
-        }
+        Applied::Shutdown { interrupted }
     }
 
-    /// Rule 6: one more consecutive recovery for each run a crash interrupted.
+    /// Rule 6: one more interruption, of its kind, for each run that was running.
     fn recovered(&mut self) -> Applied {
         self.counters.recoveries += 1;
-        let mut crashed = 0;
-        for entry in self.runs_mut() {
-            if entry.reason == Reason::Crash {
-                entry.recoveries = entry.recoveries.saturating_add(1);
-                crashed += 1;
-            } else {
-                entry.recoveries = 0;
+        let (mut crashed, mut stopped) = (0, 0);
+        for entry in self.runs_mut().filter(|e| e.running) {
+            entry.running = false;
+            match entry.reason {
+                Reason::Crash => {
+                    entry.recoveries = entry.recoveries.saturating_add(1);
+                    crashed += 1;
+                }
+                Reason::Shutdown => {
+                    entry.stops = entry.stops.saturating_add(1);
+                    stopped += 1;
+                }
             }
         }
-        Applied::Recovered { crashed }
+        Applied::Recovered { crashed, stopped }
     }
 
-    /// Rule 4: the marks of keys idle since before `forget_before_ms`, with no running run,
-    /// are forgotten.
+    /// Rule 4: the marks of keys idle since before `forget_before_ms`, with no run, are
+    /// forgotten.
     fn retain(&mut self, forget_before_ms: u64) -> Applied {
         self.counters.retentions += 1;
         let before = self.keys.len();
@@ -335,6 +507,61 @@ impl RunningSet {
         let forgotten = before - self.keys.len();
         self.counters.forgotten += forgotten as u64;
         Applied::Retention { forgotten }
+    }
+
+    /// Rule 7: `decision` applied to the key's run, if it has one; it returns `None` where it
+    /// does not apply. Touches the key's latest event time only when it applies.
+    fn decide(
+        &mut self,
+        key: &str,
+        at_ms: u64,
+        decision: impl FnOnce(&mut InFlightRun) -> Option<Applied>,
+    ) -> Applied {
+        let Some(state) = self.keys.get_mut(key) else {
+            return Applied::Unmatched {
+                running_generation: None,
+            };
+        };
+        let Some(entry) = state.run.as_deref_mut() else {
+            return Applied::Unmatched {
+                running_generation: None,
+            };
+        };
+        let running_generation = Some(entry.run.generation);
+        match decision(entry) {
+            Some(applied) => {
+                state.mark.last_event_ms = state.mark.last_event_ms.max(at_ms);
+                applied
+            }
+            None => Applied::Unmatched { running_generation },
+        }
+    }
+
+    /// Rule 7's clear: a pending run that is not running is dropped; a running one loses the
+    /// pending state.
+    fn clear(&mut self, key: &str, at_ms: u64) -> Applied {
+        let applied = self.decide(key, at_ms, |entry| {
+            entry.pending.take()?;
+            Some(Applied::Cleared {
+                removed: !entry.running,
+            })
+        });
+        if applied == (Applied::Cleared { removed: true }) {
+            self.remove(key);
+        }
+        applied
+    }
+
+    /// Removes the run of `key` (which has one); returns when it started.
+    fn remove(&mut self, key: &str) -> u64 {
+        let state = self.keys.get_mut(key).expect("the key has a state");
+        let done = state.run.take().expect("the key has a run");
+        let started_at_ms = done.run.started_at_ms;
+        if self.spare.len() < SPARE_RUNS_MAX {
+            self.spare.push(done);
+        }
+        self.running -= 1;
+        started_at_ms
     }
 
     fn runs_mut(&mut self) -> impl Iterator<Item = &mut InFlightRun> {
@@ -368,19 +595,63 @@ impl RunningSet {
             self.running += 1;
             return Applied::Started { superseded: None };
         };
-        // The run replaces the key's running run, which keeps counting its recoveries: the key
-        // is still in flight (a gateway resuming an interrupted run starts it again).
+        // The run replaces the key's run: a resume, which keeps counting its interruptions and
+        // keeps its pending state; after a suspension, the session begins anew.
         self.counters.superseded += 1;
         let superseded = entry.run.generation;
-        let recoveries = entry.recoveries;
+        let carried = (entry.suspended_at_ms.is_none())
+            .then(|| (entry.recoveries, entry.stops, entry.pending.take()));
         overwrite(entry, run);
-        entry.recoveries = recoveries;
+        if let Some((recoveries, stops, pending)) = carried {
+            entry.recoveries = recoveries;
+            entry.stops = stops;
+            entry.pending = pending;
+        }
         Applied::Started {
             superseded: Some(superseded),
         }
     }
 
-    /// A completion; for one that removed a run, when that run started.
+    /// Rule 8: the adopted run becomes the key's run, as it was in the log it comes from; a
+    /// run it replaces gives it its counts where they are higher.
+    fn adopt(&mut self, a: AdoptionRef<'_>) -> Applied {
+        let mark = Mark {
+            generation: a.run.generation,
+            last_event_ms: a.at_ms,
+        };
+        let state = self
+            .keys
+            .entry(a.run.key.to_string())
+            .or_insert(KeyState { mark, run: None });
+        let high_water = raise(&mut state.mark, mark.generation, mark.last_event_ms);
+        if a.run.generation < high_water {
+            self.counters.stale_starts += 1;
+            return Applied::StaleStart { high_water };
+        }
+        let mut adopted = InFlightRun {
+            run: a.run.to_run(),
+            reason: a.reason,
+            recoveries: a.recoveries,
+            stops: a.stops,
+            running: false,
+            pending: a.pending.map(|p| p.to_pending()),
+            suspended_at_ms: a.suspended_at_ms,
+        };
+        self.counters.adopted += 1;
+        let superseded = state.run.as_deref().map(|old| {
+            adopted.recoveries = adopted.recoveries.max(old.recoveries);
+            adopted.stops = adopted.stops.max(old.stops);
+            old.run.generation
+        });
+        match superseded {
+            Some(_) => self.counters.superseded += 1,
+            None => self.running += 1,
+        }
+        state.run = Some(Box::new(adopted));
+        Applied::Adopted { superseded }
+    }
+
+    /// A completion by generation; for one that removed a run, when that run started.
     #[inline(never)]
     fn complete(&mut self, key: &str, generation: u64, at_ms: u64) -> (Applied, Option<u64>) {
         let Some(state) = self.keys.get_mut(key) else {
@@ -407,24 +678,47 @@ impl RunningSet {
                 (stale, None)
             }
             Some(_) => {
-                let done = state.run.take().expect("the key has a running run");
-                let started_at_ms = done.run.started_at_ms;
-                if self.spare.len() < SPARE_RUNS_MAX {
-                    self.spare.push(done);
-                }
-                self.running -= 1;
                 self.counters.completed += 1;
-                (Applied::Completed, Some(started_at_ms))
+                (Applied::Completed, Some(self.remove(key)))
             }
         }
     }
 
-    /// The running entry of `key`, if any.
+    /// An exact completion: removes the key's run only if it is the one named.
+    fn finish(
+        &mut self,
+        key: &str,
+        generation: u64,
+        nonce: u64,
+        at_ms: u64,
+    ) -> (Applied, Option<u64>) {
+        let run = self.keys.get_mut(key).and_then(|state| {
+            let run = state.run.as_deref()?.run.generation;
+            Some((state, run))
+        });
+        let Some((state, running)) = run else {
+            self.counters.unknown_completions += 1;
+            return (Applied::UnknownCompletion, None);
+        };
+        let entry = state.run.as_deref().expect("the key has a run");
+        if entry.run.generation != generation || entry.run.nonce != nonce {
+            self.counters.unmatched += 1;
+            let unmatched = Applied::Unmatched {
+                running_generation: Some(running),
+            };
+            return (unmatched, None);
+        }
+        state.mark.last_event_ms = state.mark.last_event_ms.max(at_ms);
+        self.counters.completed += 1;
+        (Applied::Completed, Some(self.remove(key)))
+    }
+
+    /// The run in flight on `key`, if any.
     pub fn get(&self, key: &str) -> Option<&InFlightRun> {
         self.keys.get(key).and_then(|s| s.run.as_deref())
     }
 
-    /// Every running entry, ordered by key.
+    /// Every run in flight, ordered by key.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &InFlightRun> {
         let mut entries: Vec<&InFlightRun> = self
             .keys
@@ -435,7 +729,7 @@ impl RunningSet {
         entries.into_iter()
     }
 
-    /// How many runs are in the set.
+    /// How many runs are in flight (in any state).
     pub fn len(&self) -> usize {
         self.running
     }
@@ -483,10 +777,10 @@ impl RunningSet {
         self.last_was_shutdown
     }
 
-    /// A set rebuilt from its parts (a snapshot's): the running runs, the marks, the counters,
+    /// A set rebuilt from its parts (a snapshot's): the runs in flight, the marks, the counters,
     /// whether the last event was a clean shutdown, and the highest forgotten generation. Checks
-    /// what the fold guarantees: one run per key, and every running run's key has a mark at or
-    /// above its generation.
+    /// what the fold guarantees: one run per key, and every run's key has a mark at or above its
+    /// generation.
     pub fn from_parts(
         runs: Vec<InFlightRun>,
         marks: Vec<(String, Mark)>,
@@ -545,11 +839,15 @@ fn new_run(spare: &mut Vec<Box<InFlightRun>>, run: RunRef<'_>) -> Box<InFlightRu
     }
 }
 
-/// Makes `entry` the run `run` just started (interrupted by nothing, seen by no recovery),
-/// reusing its strings' allocations.
+/// Makes `entry` the run `run` just started (running, interrupted by nothing, seen by no
+/// recovery, no decision recorded), reusing its strings' allocations.
 fn overwrite(entry: &mut InFlightRun, run: RunRef<'_>) {
     entry.reason = Reason::Crash;
     entry.recoveries = 0;
+    entry.stops = 0;
+    entry.running = true;
+    entry.pending = None;
+    entry.suspended_at_ms = None;
     let old = &mut entry.run;
     old.key.clear();
     old.key.push_str(run.key);
@@ -557,6 +855,7 @@ fn overwrite(entry: &mut InFlightRun, run: RunRef<'_>) {
     old.session_id.push_str(run.session_id);
     old.generation = run.generation;
     old.started_at_ms = run.started_at_ms;
+    old.nonce = run.nonce;
     match (run.meta, &mut old.meta) {
         (Some(meta), Some(old_meta)) => {
             old_meta.clear();
@@ -672,5 +971,203 @@ mod tests {
         assert!(!set.ended_with_shutdown());
         assert_eq!(set.get("c").unwrap().reason, Reason::Crash);
         assert_eq!(set.get("a").unwrap().reason, Reason::Shutdown);
+    }
+
+    fn begun(key: &str, generation: u64, nonce: u64) -> Run {
+        Run {
+            nonce,
+            ..Run::new(key, "s", Generation(generation), UnixMs(generation))
+        }
+    }
+    fn finished(key: &str, run: &Run) -> Event {
+        Event::Finished {
+            key: key.into(),
+            generation: run.generation,
+            nonce: run.nonce,
+            at_ms: 50,
+        }
+    }
+    fn recovered() -> Event {
+        Event::Recovered { at_ms: 60 }
+    }
+    fn promoted(key: &str) -> Event {
+        Event::Promoted {
+            key: key.into(),
+            reason: "restart_interrupted".into(),
+            at_ms: 70,
+        }
+    }
+
+    #[test]
+    fn an_exact_completion_ends_the_run_it_names_and_no_other() {
+        let a1 = begun("a", 1, 0xa1);
+        let b1 = begun("b", 1, 0xb1);
+        let mut set = fold(&[Event::Started(a1.clone()), Event::Started(b1.clone())]);
+        // A later generation of the same nonce, another key's token, another log's nonce.
+        let later = Run {
+            generation: 2,
+            ..a1.clone()
+        };
+        let other_log = Run {
+            nonce: 0xff,
+            ..a1.clone()
+        };
+        for wrong in [
+            finished("a", &later),
+            finished("a", &b1),
+            finished("a", &other_log),
+        ] {
+            assert_eq!(
+                set.apply(&wrong),
+                Applied::Unmatched {
+                    running_generation: Some(1)
+                }
+            );
+        }
+        assert_eq!(set.len(), 2);
+        assert_eq!(set.mark("a").unwrap().generation, 1, "no mark raised");
+        assert_eq!(set.counters().unmatched, 3);
+        assert_eq!(set.apply(&finished("a", &a1)), Applied::Completed);
+        assert_eq!(set.apply(&finished("a", &a1)), Applied::UnknownCompletion);
+        assert!(set.get("a").is_none() && set.get("b").is_some());
+    }
+
+    #[test]
+    fn a_pending_run_that_never_runs_again_keeps_its_count() {
+        let run = begun("a", 1, 7);
+        let mut set = fold(&[Event::Started(run), recovered(), promoted("a")]);
+        assert_eq!(set.get("a").unwrap().state(), RunState::Pending);
+        for _ in 0..3 {
+            set.apply(&recovered());
+        }
+        let entry = set.get("a").unwrap();
+        assert_eq!((entry.recoveries, entry.state()), (1, RunState::Pending));
+        // Resumed, it runs again and carries its count and its pending state.
+        set.apply(&Event::Started(begun("a", 2, 8)));
+        let entry = set.get("a").unwrap();
+        assert_eq!((entry.recoveries, entry.state()), (1, RunState::Running));
+        assert_eq!(
+            entry.pending.as_ref().unwrap().reason,
+            "restart_interrupted"
+        );
+        set.apply(&recovered());
+        assert_eq!(set.get("a").unwrap().recoveries, 2);
+    }
+
+    #[test]
+    fn a_graceful_stop_counts_apart_from_crashes_and_neither_resets_the_other() {
+        let mut set = fold(&[Event::Started(begun("a", 1, 1)), recovered()]);
+        set.apply(&Event::Started(begun("a", 2, 2)));
+        set.apply(&Event::Shutdown { at_ms: 80 });
+        assert_eq!(
+            set.apply(&recovered()),
+            Applied::Recovered {
+                crashed: 0,
+                stopped: 1
+            }
+        );
+        let entry = set.get("a").unwrap();
+        assert_eq!(
+            (entry.recoveries, entry.stops, entry.reason),
+            (1, 1, Reason::Shutdown)
+        );
+        // A shutdown does not touch a run that is not running.
+        set.apply(&Event::Shutdown { at_ms: 90 });
+        set.apply(&recovered());
+        assert_eq!(set.get("a").unwrap().stops, 1);
+    }
+
+    #[test]
+    fn decisions_apply_to_the_keys_run_and_a_suspension_is_never_overridden() {
+        let run = begun("a", 1, 1);
+        let mut set = fold(&[Event::Started(run.clone()), recovered()]);
+        let suspend = Event::Suspended {
+            key: "a".into(),
+            at_ms: 75,
+        };
+        let clear = Event::Cleared {
+            key: "a".into(),
+            at_ms: 76,
+        };
+        assert_eq!(set.apply(&promoted("a")), Applied::Promoted);
+        assert_eq!(set.apply(&suspend), Applied::Suspended);
+        assert_eq!(
+            set.get("a").unwrap().pending,
+            None,
+            "a suspension ends the pending state"
+        );
+        assert!(matches!(
+            set.apply(&promoted("a")),
+            Applied::Unmatched { .. }
+        ));
+        assert!(matches!(set.apply(&clear), Applied::Unmatched { .. }));
+        assert_eq!(set.get("a").unwrap().state(), RunState::Suspended);
+        // A new run after a suspension begins the session anew: its counts start again.
+        set.apply(&Event::Started(begun("a", 2, 2)));
+        let entry = set.get("a").unwrap();
+        assert_eq!((entry.recoveries, entry.state()), (0, RunState::Running));
+        // Clearing a running run's pending state keeps the run; a waiting one is dropped.
+        set.apply(&promoted("a"));
+        assert_eq!(set.apply(&clear), Applied::Cleared { removed: false });
+        assert_eq!(set.len(), 1);
+        set.apply(&recovered());
+        set.apply(&promoted("a"));
+        assert_eq!(set.apply(&clear), Applied::Cleared { removed: true });
+        assert!(set.is_empty());
+        assert!(matches!(
+            set.apply(&promoted("nobody")),
+            Applied::Unmatched {
+                running_generation: None
+            }
+        ));
+    }
+
+    #[test]
+    fn progress_replaces_the_meta_of_the_run_it_names_only() {
+        let run = begun("a", 1, 1);
+        let mut set = fold(&[Event::Started(run.clone())]);
+        let progress = |nonce| Event::Progress {
+            key: "a".into(),
+            generation: 1,
+            nonce,
+            meta: Some("reply ready".into()),
+            at_ms: 5,
+        };
+        assert!(matches!(set.apply(&progress(2)), Applied::Unmatched { .. }));
+        assert_eq!(set.get("a").unwrap().run.meta, None);
+        assert_eq!(set.apply(&progress(1)), Applied::Progressed);
+        assert_eq!(
+            set.get("a").unwrap().run.meta.as_deref(),
+            Some("reply ready")
+        );
+    }
+
+    #[test]
+    fn an_adopted_run_keeps_its_counts_and_state_and_a_resume_carries_them() {
+        let adopted = Event::Adopted(crate::event::Adoption {
+            run: begun("a", 1, 3),
+            reason: Reason::Crash,
+            recoveries: 2,
+            stops: 1,
+            pending: Some(Pending {
+                reason: "restart_interrupted".into(),
+                at_ms: 4,
+            }),
+            suspended_at_ms: None,
+            at_ms: 9,
+        });
+        let mut set = fold(&[Event::Started(begun("a", 2, 1)), recovered()]);
+        // Below the key's mark: stale, as a start would be.
+        assert_eq!(set.apply(&adopted), Applied::StaleStart { high_water: 2 });
+        let mut set = RunningSet::new();
+        assert_eq!(set.apply(&adopted), Applied::Adopted { superseded: None });
+        let entry = set.get("a").unwrap();
+        assert_eq!(
+            (entry.recoveries, entry.stops, entry.state()),
+            (2, 1, RunState::Pending)
+        );
+        set.apply(&Event::Started(begun("a", 2, 5)));
+        set.apply(&recovered());
+        assert_eq!(set.get("a").unwrap().recoveries, 3);
     }
 }

@@ -5,7 +5,7 @@
 //! ```text
 //! segment header (64 bytes, little-endian)
 //!   0  magic              8  "INFLIGHT"
-//!   8  version            4  FORMAT_VERSION (2; version 1 is read too)
+//!   8  version            4  FORMAT_VERSION (3; versions 1 and 2 are read too)
 //!  12  header length      4  64
 //!  16  segment number     8  equals the number in the file name
 //!  24  base sequence      8  sequence number of the segment's first frame
@@ -28,10 +28,13 @@ use crate::limits::RECORD_BYTES_MAX;
 pub const SEGMENT_MAGIC: [u8; 8] = *b"INFLIGHT";
 /// The format version this build writes. Version 2 added the log's own records
 /// ([`Event::Recovered`](crate::Event::Recovered) and [`Event::Retention`](crate::Event::Retention)),
-/// which a version-1 reader would take for damage.
-pub const FORMAT_VERSION: u32 = 2;
-/// The oldest format version this build reads. A version-1 segment is read as it is and never
-/// appended to: a read-write open continues in a new version-2 segment.
+/// which a version-1 reader would take for damage; version 3 the events 6 to 12 (starts with a
+/// nonce, exact completions, resume-pending, suspension, clearing, progress, adoption), which a
+/// version-2 reader would take for damage.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest format version this build reads. A segment of an older version than
+/// [`FORMAT_VERSION`] is read as it is and never appended to: a read-write open continues in a
+/// new segment of the current version.
 pub const FORMAT_VERSION_OLDEST: u32 = 1;
 /// Size of a segment header.
 pub const SEGMENT_HEADER_BYTES: usize = 64;

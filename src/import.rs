@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::event::{Event, Run, UnixMs, shorten};
+use crate::event::{Event, Generation, Run, UnixMs, shorten, validate_key};
 use crate::layout::LOCK_FILE;
 use crate::layout::is_log_file;
 use crate::log::Log;
@@ -331,6 +331,127 @@ fn remove_tmp(storage: &dyn Storage, tmp: &Path, lock: DirLock) -> Result<()> {
     let removed = storage.remove_dir(tmp).at("remove directory", tmp);
     drop(lock);
     removed
+}
+
+/// The shape of a JSON checkpoint, as the messages about a malformed one show it.
+const CHECKPOINT_SHAPE: &str = r#"{"KEY": {"session_id": "S", "started_at": SECONDS}, ...}"#;
+
+/// Reads a JSON checkpoint of the design this crate replaces: one JSON object
+/// `{key: {"session_id": str, "started_at": seconds}}`. Every run gets generation 1 (the
+/// checkpoint has none) and its start time in milliseconds, rounded down
+/// ([`started_at_from_secs`]); members other than those two are ignored. Anything else (not
+/// UTF-8, not JSON, another shape, a key given twice, a key or a time out of bounds) is
+/// [`Error::CheckpointFile`] naming the file and where; a file that cannot be read is
+/// [`Error::Io`]. The one reader of the format: the command line's `import-json` and the
+/// Python checkpoint class both use it.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("agent_checkpoints.json");
+/// std::fs::write(&path, r#"{"agent:main:telegram:dm:4242": {"session_id": "s1", "started_at": 1764150000.5}}"#)?;
+/// let runs = inflight::import::read_checkpoint(&path)?;
+/// assert_eq!((runs[0].generation, runs[0].started_at_ms), (1, 1_764_150_000_500));
+/// std::fs::write(&path, r#"{"k": {"session_id": "a", "started_at": 1}, "k": {"session_id": "b", "started_at": 2}}"#)?;
+/// assert!(matches!(inflight::import::read_checkpoint(&path), Err(inflight::Error::CheckpointFile { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn read_checkpoint(path: &Path) -> Result<Vec<Run>> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
+    parse_checkpoint(&bytes).map_err(|(detail, at)| Error::CheckpointFile {
+        path: path.to_path_buf(),
+        line: at.map(|a| a.0),
+        column: at.map(|a| a.1),
+        detail,
+    })
+}
+
+/// What is wrong with a checkpoint's bytes, and where (line, column) when the JSON breaks.
+type CheckpointError = (String, Option<(usize, usize)>);
+
+/// The runs of a checkpoint's bytes. Pure.
+fn parse_checkpoint(bytes: &[u8]) -> std::result::Result<Vec<Run>, CheckpointError> {
+    use serde::Deserializer;
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let at = e.valid_up_to();
+        (
+            format!("not UTF-8 text: an invalid byte at byte {at}"),
+            None,
+        )
+    })?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let entries = de
+        .deserialize_any(EntriesVisitor)
+        .and_then(|entries| de.end().map(|()| entries))
+        .map_err(|e| {
+            let detail = match e.classify() {
+                serde_json::error::Category::Data => {
+                    format!("the file must be one JSON object {CHECKPOINT_SHAPE}")
+                }
+                _ => format!("not valid JSON: {e}"),
+            };
+            (detail, (e.line() > 0).then(|| (e.line(), e.column())))
+        })?;
+    let mut seen = HashSet::new();
+    let mut runs = Vec::with_capacity(entries.len());
+    for (key, value) in entries {
+        let shape = |what: String| (format!("key {key:?}: {what}"), None);
+        if !seen.insert(key.clone()) {
+            return Err(shape("the key is given twice".into()));
+        }
+        validate_key(&key).map_err(|e| shape(e.to_string()))?;
+        let object = value.as_object().ok_or_else(|| {
+            shape(format!(
+                "expected an object {{\"session_id\": \"S\", \"started_at\": SECONDS}}, found {value}"
+            ))
+        })?;
+        let field = |name: &str| {
+            object
+                .get(name)
+                .ok_or_else(|| shape(format!("missing field {name:?}")))
+        };
+        let session_id = match field("session_id")? {
+            serde_json::Value::String(s) => s.clone(),
+            other => return Err(shape(format!("session_id must be a string, found {other}"))),
+        };
+        let secs = match field("started_at")? {
+            n @ serde_json::Value::Number(_) => n.as_f64().unwrap_or(f64::NAN),
+            other => {
+                return Err(shape(format!(
+                    "started_at must be a number of seconds since the Unix epoch, found {other}"
+                )));
+            }
+        };
+        let started_at = started_at_from_secs(&key, secs).map_err(|e| shape(e.to_string()))?;
+        let run = Run::new(key.clone(), session_id, Generation(1), started_at);
+        Event::Started(run.clone())
+            .validate()
+            .map_err(|e| shape(e.to_string()))?;
+        runs.push(run);
+    }
+    Ok(runs)
+}
+
+/// The checkpoint's entries in file order, a key given twice kept twice (a JSON map would keep
+/// only the last), so that it can be refused.
+struct EntriesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EntriesVisitor {
+    type Value = Vec<(String, serde_json::Value)>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object mapping each key to its run")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(entries)
+    }
 }
 
 #[cfg(test)]

@@ -43,6 +43,8 @@
 //!   the files. Replay, the offline tools and time travel are visitors over it.
 //! - [`fallback`]: the time-window guess, only for what the log cannot speak for.
 //! - [`percentile`]: the one definition of the percentiles every figure prints.
+//! - [`turns`]: a gateway's start-up decisions (promote, suspend as a loop, clear) over the
+//!   runs recovery found, planned purely and carried out in shared syncs.
 //! - [`metrics`]: the log's figures, to the `metrics` facade (feature `metrics`) and as
 //!   [`Log::figures`].
 //!
@@ -103,13 +105,14 @@ pub mod snapshot;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod storage;
+pub mod turns;
 mod writer;
 
 pub use compaction::Compacted;
 pub use environment::{Environment, SystemEnvironment};
 pub use error::{Error, Result};
-pub use event::{Event, Generation, Run, UnixMs};
-pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunningSet};
+pub use event::{Adoption, Event, Generation, Pending, Run, Token, UnixMs};
+pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunState, RunningSet};
 pub use import::ImportReport;
 pub use log::{Compaction, Log, Opened, Recovered, Ticket};
 pub use options::Options;

@@ -18,6 +18,10 @@ pub const SESSION_ID_BYTES_MAX: usize = 256;
 /// Largest `meta` payload, in bytes of UTF-8.
 pub const META_BYTES_MAX: usize = 4096;
 
+/// Largest reason a run is promoted to resume-pending for (`restart_interrupted`,
+/// `shutdown_timeout`, ...), in bytes of UTF-8. Reasons must also be non-empty.
+pub const REASON_BYTES_MAX: usize = 128;
+
 /// Largest encoded event (a frame's payload). An event with every field at its limit encodes
 /// to well under this (see the `worst_case_event_fits_a_record` test), so the bound only ever
 /// rejects corrupt lengths read back from disk.
@@ -63,8 +67,12 @@ pub const RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 /// own: 64 MiB, or twice the last snapshot's size if that is larger.
 pub const COMPACT_AFTER_BYTES_DEFAULT: u64 = 64 << 20;
 
-/// Default number of consecutive recoveries that make an interrupted run a crash loop.
+/// Default number of consecutive crashes that make an interrupted run a crash loop.
 pub const CRASH_LOOP_THRESHOLD_DEFAULT: u32 = 3;
+
+/// Default number of consecutive graceful stops that make an interrupted run a reboot loop (a
+/// run whose tool restarts the gateway).
+pub const STOP_LOOP_THRESHOLD_DEFAULT: u32 = 3;
 
 /// Most events one frame holds (group commit): concurrent callers' events are written as one
 /// frame, with one write and one fdatasync, as many as fit in [`RECORD_BYTES_MAX`] bytes and at

@@ -308,6 +308,15 @@ pub fn labels(applied: &Applied) -> (&'static str, &'static str) {
         Applied::Shutdown { .. } => ("shutdown", "recorded"),
         Applied::Recovered { .. } => ("recovery", "recorded"),
         Applied::Retention { .. } => ("retention", "recorded"),
+        Applied::Promoted => ("promotion", "recorded"),
+        Applied::Suspended => ("suspension", "recorded"),
+        Applied::Cleared { .. } => ("clear", "recorded"),
+        Applied::Progressed => ("progress", "recorded"),
+        Applied::Adopted { superseded: None } => ("adoption", "adopted"),
+        Applied::Adopted {
+            superseded: Some(_),
+        } => ("adoption", "superseded"),
+        Applied::Unmatched { .. } => ("decision", "unmatched"),
     }
 }
 

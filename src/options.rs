@@ -7,7 +7,7 @@ use crate::environment::{Environment, SystemEnvironment};
 use crate::error::{Error, Result};
 use crate::limits::{
     COMPACT_AFTER_BYTES_DEFAULT, CRASH_LOOP_THRESHOLD_DEFAULT, RETENTION_MS_DEFAULT,
-    SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN,
+    SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MAX_DEFAULT, SEGMENT_BYTES_MIN, STOP_LOOP_THRESHOLD_DEFAULT,
 };
 use crate::recovery::Policy;
 
@@ -27,6 +27,7 @@ pub struct Options {
     pub(crate) compact_after_bytes: Option<u64>,
     pub(crate) retention_ms: Option<u64>,
     pub(crate) crash_loop_threshold: u32,
+    pub(crate) stop_loop_threshold: u32,
     /// Whether a read-write open that finds runs in flight records a recovery (false for the
     /// offline compaction, which is not a gateway's restart).
     pub(crate) record_recovery: bool,
@@ -46,6 +47,7 @@ impl Default for Options {
             compact_after_bytes: Some(COMPACT_AFTER_BYTES_DEFAULT),
             retention_ms: Some(RETENTION_MS_DEFAULT),
             crash_loop_threshold: CRASH_LOOP_THRESHOLD_DEFAULT,
+            stop_loop_threshold: STOP_LOOP_THRESHOLD_DEFAULT,
             record_recovery: true,
             prepare_segments: true,
             record_stale_starts: false,
@@ -61,6 +63,8 @@ impl fmt::Debug for Options {
             .field("compact_after_bytes", &self.compact_after_bytes)
             .field("retention_ms", &self.retention_ms)
             .field("crash_loop_threshold", &self.crash_loop_threshold)
+            .field("stop_loop_threshold", &self.stop_loop_threshold)
+            .field("record_recovery", &self.record_recovery)
             .field("prepare_segments", &self.prepare_segments)
             .field("record_stale_starts", &self.record_stale_starts)
             .finish_non_exhaustive()
@@ -114,11 +118,29 @@ impl Options {
         self
     }
 
-    /// How many consecutive recoveries that find a key interrupted by a crash make it a crash
+    /// How many consecutive crashes that interrupt a key's run while it runs make it a crash
     /// loop ([`RecoveryReport::crash_loops`](crate::RecoveryReport::crash_loops), and the
     /// fallback's `crash-loop` flag). 0 turns the detection off. Default 3.
     pub fn crash_loop_threshold(mut self, recoveries: u32) -> Options {
         self.crash_loop_threshold = recoveries;
+        self
+    }
+
+    /// How many consecutive graceful stops (shutdowns whose drain timed out) that interrupt a
+    /// key's run while it runs make it a reboot loop
+    /// ([`RecoveryReport::stop_loops`](crate::RecoveryReport::stop_loops), and the fallback's
+    /// `reboot-loop` flag). 0 turns the detection off. Default 3.
+    pub fn stop_loop_threshold(mut self, stops: u32) -> Options {
+        self.stop_loop_threshold = stops;
+        self
+    }
+
+    /// Whether an open that finds runs in flight records a recovery (each run that was running
+    /// counts one more interruption, and is interrupted from then on). Default on. Off for a
+    /// process that reopens its own log after a failed write: its runs are still running, and
+    /// no restart interrupted them.
+    pub fn record_recovery(mut self, on: bool) -> Options {
+        self.record_recovery = on;
         self
     }
 

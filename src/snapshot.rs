@@ -14,13 +14,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::damage::Corruption;
-use crate::event::{validate_key, validate_run};
+use crate::event::{validate_key, validate_reason, validate_run};
 use crate::fold::{Counters, InFlightRun, Mark, RunningSet};
 use crate::layout::SEGMENT_NO_MAX;
 use crate::limits::{GAPS_KEPT_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_NESTING_MAX};
 
-/// The snapshot format version this build writes and reads.
-pub const SNAPSHOT_VERSION: u32 = 1;
+/// The snapshot format version this build writes. It reads this one and version 1 (before
+/// resume-pending states, suspensions, graceful-stop counts and nonces: a run of a version-1
+/// snapshot is running, with none of them).
+pub const SNAPSHOT_VERSION: u32 = 2;
 
 /// The snapshot a replay started from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,15 +270,39 @@ impl Snapshot {
                 envelope.body_crc32
             )));
         }
-        if envelope.inflight_snapshot != SNAPSHOT_VERSION {
+        if !(1..=SNAPSHOT_VERSION).contains(&envelope.inflight_snapshot) {
             return Err(SnapshotError::UnsupportedVersion(
                 envelope.inflight_snapshot,
             ));
         }
-        let snapshot: Snapshot = serde_json::from_str(body)
+        let mut snapshot: Snapshot = serde_json::from_str(body)
             .map_err(|e| damaged(format!("the body does not read: {e}")))?;
+        if envelope.inflight_snapshot == 1 {
+            snapshot.as_version_1();
+        }
         snapshot.check().map_err(damaged)?;
         Ok(snapshot)
+    }
+
+    /// A version-1 snapshot knows none of the members version 2 added: a member of that name
+    /// there is one the document says to ignore, so each takes its default.
+    fn as_version_1(&mut self) {
+        for entry in &mut self.running {
+            entry.run.nonce = 0;
+            entry.stops = 0;
+            entry.running = true;
+            entry.pending = None;
+            entry.suspended_at_ms = None;
+        }
+        let c = &mut self.counters;
+        (
+            c.promoted,
+            c.suspended,
+            c.cleared,
+            c.progressed,
+            c.adopted,
+            c.unmatched,
+        ) = (0, 0, 0, 0, 0, 0);
     }
 
     /// The invariants a writer guarantees, checked on the way in as on the way out.
@@ -313,6 +339,10 @@ impl Snapshot {
         for entry in &self.running {
             validate_run((&entry.run).into())
                 .map_err(|e| format!("a running run breaks a limit: {e}"))?;
+            if let Some(pending) = &entry.pending {
+                validate_reason(&pending.reason, &entry.run.key)
+                    .map_err(|e| format!("a running run breaks a limit: {e}"))?;
+            }
         }
         for mark in &self.marks {
             validate_key(&mark.key).map_err(|e| format!("a mark breaks a limit: {e}"))?;
@@ -399,10 +429,10 @@ mod tests {
     #[test]
     fn an_unknown_version_with_a_good_checksum_is_unsupported() {
         let bytes = String::from_utf8(sample().encode()).unwrap();
-        let newer = bytes.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1);
+        let newer = bytes.replacen("\"inflight_snapshot\":2", "\"inflight_snapshot\":3", 1);
         assert_eq!(
             Snapshot::decode(newer.as_bytes()),
-            Err(SnapshotError::UnsupportedVersion(2))
+            Err(SnapshotError::UnsupportedVersion(3))
         );
     }
 

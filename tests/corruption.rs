@@ -169,7 +169,7 @@ fn a_checksummed_frame_that_is_not_an_event_is_corruption_even_at_the_end() {
     let path = segment(dir.path(), 1);
     let mut bytes = common::data(&std::fs::read(&path).unwrap()).to_vec();
     let header = inflight::frame::SegmentHeader::decode(&bytes).unwrap();
-    inflight::frame::encode_frame(header.salt, 2, &[9, 1, 2, 3], &mut bytes);
+    inflight::frame::encode_frame(header.salt, 2, &[13, 1, 2, 3], &mut bytes);
     std::fs::write(&path, &bytes).unwrap();
 
     let (log, report) = open(dir.path());

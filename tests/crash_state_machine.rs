@@ -41,6 +41,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => Just(Op::Compact),
         6 => (0u8..4, 0u8..6, any::<u8>())
             .prop_map(|(key, generation, count)| Op::Batch { key, generation, count }),
+        8 => (0u8..4, 0u8..6, 0u8..6)
+            .prop_map(|(key, generation, kind)| Op::Decide { key, generation, kind }),
     ]
 }
 
@@ -82,6 +84,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
             compactions: t.compactions + s.compactions,
             from_snapshot: t.from_snapshot + s.from_snapshot,
             forgotten: t.forgotten + s.forgotten,
+            decided: t.decided + s.decided,
         });
         cases_run.set(cases_run.get() + 1);
         // Segments are created by the first open, by each compaction's cut, and by a rollover
@@ -104,7 +107,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
     common::report_tier(
         "2",
         &format!(
-            "tier 2: {cases} cases ({rolled} crossing a segment rollover), {} operations, {} events acknowledged, {} failed, {} calls failed by an injected fault, {} power losses, {} recoveries checked ({} from a snapshot), {} compactions ({} marks forgotten), {} batches of several events in flight",
+            "tier 2: {cases} cases ({rolled} crossing a segment rollover), {} operations, {} events acknowledged, {} failed, {} calls failed by an injected fault, {} power losses, {} recoveries checked ({} from a snapshot), {} compactions ({} marks forgotten), {} batches of several events in flight, {} decisions, exact completions and adoptions that changed the state",
             t.ops,
             t.acked,
             t.failed,
@@ -114,7 +117,8 @@ fn the_log_satisfies_the_oracle_after_every_step() {
             t.from_snapshot,
             t.compactions,
             t.forgotten,
-            t.batches
+            t.batches,
+            t.decided
         ),
     );
     // What the tier explores, per case, may not shrink silently (a change to the generator, the
@@ -135,6 +139,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
         ("recoveries from a snapshot", t.from_snapshot, 2.0),
         ("marks forgotten", t.forgotten, 0.7),
         ("batches of several events in flight", t.batches, 0.9),
+        ("decisions that changed the state", t.decided, 0.3),
     ];
     for (what, count, per_case) in floors {
         assert!(

@@ -203,7 +203,10 @@ fn a_zombie_is_refused_every_time_and_nothing_it_writes_is_seen() {
     assert_eq!(found.report.last_seq, taken.report.last_seq);
     assert_eq!(found.report.running, {
         let mut r = taken.report.running.clone();
-        r.iter_mut().for_each(|r| r.recoveries -= 1);
+        r.iter_mut().for_each(|r| {
+            r.recoveries -= 1;
+            r.running = true; // the takeover counted them interrupted
+        });
         r
     });
     let refused = refusals.load(Ordering::Relaxed);
@@ -689,4 +692,46 @@ fn the_offline_tools_and_takeover_read_the_database_from_the_command_line() {
             .any(|l| l.starts_with(&a) && l.ends_with(" b")),
         "{listed}"
     );
+}
+
+#[test]
+fn a_run_that_takes_down_one_instance_after_another_is_a_crash_loop_across_the_fleet() {
+    let Some(url) = pg::url() else { return };
+    let key = "agent:main:telegram:dm:poison";
+    let instances: Vec<String> = (0..4).map(|i| pg::instance(&format!("chain{i}"))).collect();
+    // The first instance begins the run, which brings the process down.
+    let first = Log::open_database(&url, &instances[0], Options::default())
+        .unwrap()
+        .log;
+    first
+        .begin_run(key, "s1", Some(r#"{"resume_from":"m-1"}"#.into()))
+        .unwrap();
+    drop(first);
+    let mut counts = Vec::new();
+    for pair in instances.windows(2) {
+        let (dead, survivor) = (&pair[0], &pair[1]);
+        let log = Log::open_database(&url, survivor, Options::default())
+            .unwrap()
+            .log;
+        let taken = Log::take_over(&url, dead, survivor).unwrap();
+        let run = taken
+            .report
+            .running
+            .iter()
+            .find(|r| r.run.key == key)
+            .expect("the dead instance's run");
+        counts.push(run.recoveries);
+        if taken.report.crash_loops().any(|r| r.run.key == key) {
+            break; // the survivor suspends it instead of resuming it again
+        }
+        // The survivor records the run in its own log, as it was, and resumes it: and dies.
+        let adopted = log.adopt(run).unwrap();
+        assert_eq!(adopted.meta, run.run.meta, "the run's meta comes along");
+        assert_eq!(log.in_flight(key).unwrap().recoveries, run.recoveries);
+        log.begin_run(key, &adopted.session_id, adopted.meta.clone())
+            .unwrap();
+        drop(log);
+    }
+    // Restarted in place it would count 1, 2, 3 and be flagged at 3: the fleet does the same.
+    assert_eq!(counts, [1, 2, 3]);
 }

@@ -235,8 +235,8 @@ fn an_older_snapshot_of_an_unsupported_version_is_a_finding_replay_does_not_need
         .find(|p| p.to_string_lossy().ends_with(".json"))
         .expect("a snapshot");
     let newer = std::fs::read_to_string(&start).unwrap().replacen(
-        "\"inflight_snapshot\":1",
         "\"inflight_snapshot\":2",
+        "\"inflight_snapshot\":3",
         1,
     );
     let older = snapshot_path(dir.path(), 1);
@@ -253,7 +253,7 @@ fn an_older_snapshot_of_an_unsupported_version_is_a_finding_replay_does_not_need
     let (code, out, _) = inflight(&["verify", d]).unwrap();
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("snapshot-00000000000000000001.json") && out.contains("version 2"),
+        out.contains("snapshot-00000000000000000001.json") && out.contains("version 3"),
         "{out}"
     );
     let (code, out, _) = inflight(&["dump", d]).unwrap();

@@ -219,11 +219,12 @@ fn a_shutdown_followed_by_a_torn_tail_is_not_a_clean_exit() {
     let (_log, report) = open(dir.path());
     assert_eq!(report.torn_tail_bytes(), 7);
     assert!(!report.clean_shutdown, "a process wrote after the shutdown");
-    // The runs the shutdown found in flight keep their reason.
+    // The runs a crash interrupted, which never ran again, keep their reason: the shutdown
+    // did not find them running.
     assert!(
         report
             .running
             .iter()
-            .all(|r| r.reason == inflight::Reason::Shutdown)
+            .all(|r| r.reason == inflight::Reason::Crash && !r.running)
     );
 }

@@ -381,6 +381,37 @@ impl<W: Write> Printer<'_, W> {
         out.write_all(line)?;
         match e.event {
             EventRef::Started(_) | EventRef::Completed { .. } => {}
+            EventRef::Finished {
+                key,
+                generation,
+                nonce,
+                ..
+            } => write!(
+                out,
+                "  finished   {key}  generation {generation}  token {}",
+                inflight::Token { generation, nonce }
+            )?,
+            EventRef::Promoted { key, reason, .. } => {
+                write!(out, "  pending    {key}  reason {reason}")?
+            }
+            EventRef::Suspended { key, .. } => write!(out, "  suspended  {key}")?,
+            EventRef::Cleared { key, .. } => write!(out, "  cleared    {key}")?,
+            EventRef::Progress {
+                key,
+                generation,
+                meta,
+                ..
+            } => {
+                write!(out, "  progress   {key}  generation {generation}")?;
+                if let Some(meta) = meta {
+                    write!(out, "  meta {meta}")?;
+                }
+            }
+            EventRef::Adopted(a) => write!(
+                out,
+                "  adopted    {}  generation {}  session {}  crashes {}  stops {}",
+                a.run.key, a.run.generation, a.run.session_id, a.recoveries, a.stops
+            )?,
             EventRef::Shutdown { .. } => write!(out, "  shutdown   a clean exit")?,
             EventRef::Recovered { .. } => write!(out, "  recovered  an open found runs in flight")?,
             EventRef::Retention {
@@ -412,11 +443,33 @@ impl<W: Write> Printer<'_, W> {
             Applied::Shutdown { interrupted } => {
                 write!(out, "; {interrupted} run(s) interrupted by it")?
             }
-            Applied::Recovered { crashed } => {
-                write!(out, "; {crashed} run(s) count one more recovery")?
-            }
+            Applied::Recovered { crashed, stopped } => write!(
+                out,
+                "; {crashed} run(s) count one more crash, {stopped} one more graceful stop"
+            )?,
             Applied::Retention { forgotten } => write!(out, "; {forgotten} forgotten")?,
-            Applied::Started { superseded: None } => {}
+            Applied::Started { superseded: None }
+            | Applied::Promoted
+            | Applied::Suspended
+            | Applied::Progressed
+            | Applied::Adopted { superseded: None } => {}
+            Applied::Cleared { removed } => {
+                if removed {
+                    write!(out, "  (the waiting run is dropped)")?
+                }
+            }
+            Applied::Adopted {
+                superseded: Some(g),
+            } => write!(out, "  (replaces generation {g})")?,
+            Applied::Unmatched {
+                running_generation: Some(g),
+            } => write!(
+                out,
+                "  UNMATCHED: the key's run is generation {g} in another state or another run, ignored"
+            )?,
+            Applied::Unmatched {
+                running_generation: None,
+            } => write!(out, "  UNMATCHED: the key has no run in flight, ignored")?,
         }
         writeln!(out)
     }
@@ -504,6 +557,14 @@ struct EventLine<'a> {
     meta: Option<Option<&'a str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     forget_before_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recoveries: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stops: Option<u32>,
     /// What the fold did: started, stale_start, completed, stale_completion,
     /// unknown_completion, shutdown, recovered, retention.
     fold: &'static str,
@@ -536,6 +597,10 @@ impl<'a> EventLine<'a> {
             generation: None,
             meta: None,
             forget_before_ms: None,
+            token: None,
+            reason: None,
+            recoveries: None,
+            stops: None,
             fold: "",
             stale: e.is_stale(),
             superseded: None,
@@ -562,6 +627,35 @@ impl<'a> EventLine<'a> {
                 line.forget_before_ms = Some(forget_before_ms);
                 "retention"
             }
+            EventRef::Finished {
+                generation, nonce, ..
+            } => {
+                line.generation = Some(generation);
+                line.token = Some(inflight::Token { generation, nonce }.to_string());
+                "finished"
+            }
+            EventRef::Promoted { reason, .. } => {
+                line.reason = Some(reason);
+                "pending"
+            }
+            EventRef::Suspended { .. } => "suspended",
+            EventRef::Cleared { .. } => "cleared",
+            EventRef::Progress {
+                generation, meta, ..
+            } => {
+                line.generation = Some(generation);
+                line.meta = Some(meta);
+                "progress"
+            }
+            EventRef::Adopted(a) => {
+                line.session_id = Some(a.run.session_id);
+                line.generation = Some(a.run.generation);
+                line.meta = Some(a.run.meta);
+                line.recoveries = Some(a.recoveries);
+                line.stops = Some(a.stops);
+                line.reason = a.pending.map(|p| p.reason);
+                "adopted"
+            }
         };
         line.fold = match e.applied {
             Applied::Started { superseded } => {
@@ -581,6 +675,18 @@ impl<'a> EventLine<'a> {
             Applied::Shutdown { .. } => "shutdown",
             Applied::Recovered { .. } => "recovered",
             Applied::Retention { .. } => "retention",
+            Applied::Promoted => "promoted",
+            Applied::Suspended => "suspended",
+            Applied::Cleared { .. } => "cleared",
+            Applied::Progressed => "progressed",
+            Applied::Adopted { superseded } => {
+                line.superseded = superseded;
+                "adopted"
+            }
+            Applied::Unmatched { running_generation } => {
+                line.running_generation = running_generation;
+                "unmatched"
+            }
         };
         line
     }

@@ -22,9 +22,14 @@ pub(super) struct TakeoverArgs {
     json: bool,
     #[command(flatten)]
     fallback: super::FallbackArgs,
-    /// Consecutive recoveries (this takeover included) at which a run counts as a crash loop.
+    /// Consecutive crashes (this takeover included) that interrupted a run while it ran at
+    /// which it counts as a crash loop.
     #[arg(long, value_name = "N", default_value_t = 3)]
     crash_loop_threshold: u32,
+    /// Consecutive graceful stops that interrupted a run while it ran at which it counts as a
+    /// reboot loop.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    stop_loop_threshold: u32,
 }
 
 /// Arguments of `inflight fleet`.
@@ -87,6 +92,7 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
         return print_no_log(args.json, flagged, &line);
     };
     taken.report.crash_loop_threshold = args.crash_loop_threshold;
+    taken.report.stop_loop_threshold = args.stop_loop_threshold;
     if !args.json {
         print_takeover(&taken);
     }

@@ -314,7 +314,7 @@ fn event_generation(event: &Event) -> u64 {
     match event {
         Event::Started(run) => run.generation,
         Event::Completed { generation, .. } => *generation,
-        Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => 0,
+        _ => 0,
     }
 }
 
@@ -349,6 +349,8 @@ fn event_json(event: &Event) -> serde_json::Value {
             "forget_before_ms": forget_before_ms,
             "at_ms": at_ms,
         }),
+        // The load records starts and completions only.
+        other => serde_json::json!({ "event": format!("{other:?}") }),
     }
 }
 

@@ -319,10 +319,14 @@ struct ReplayArgs {
     strict: bool,
     #[command(flatten)]
     fallback: FallbackArgs,
-    /// Consecutive recoveries that found a run interrupted at which it counts as a crash loop
-    /// (flagged crash-loop: suspend it rather than resume it); 0 turns the detection off.
+    /// Consecutive crashes that interrupted a run while it ran at which it counts as a crash
+    /// loop (flagged crash-loop: suspend it rather than resume it); 0 turns the detection off.
     #[arg(long, value_name = "N", default_value_t = 3)]
     crash_loop_threshold: u32,
+    /// Consecutive graceful stops (shutdowns whose drain timed out) that interrupted a run while
+    /// it ran at which it counts as a reboot loop (flagged reboot-loop); 0 turns it off.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    stop_loop_threshold: u32,
     /// The running set as it was right after record SEQ (exit 9 if the log no longer holds the
     /// records around it).
     #[arg(long, value_name = "SEQ", conflicts_with_all = ["at_time", "sessions", "strict"])]
@@ -445,6 +449,7 @@ fn exit_code(e: &inflight::Error) -> i32 {
         Error::Locked { .. } => 4,
         Error::NotFound { .. } | Error::NotADirectory { .. } => 5,
         Error::InvalidInput { .. }
+        | Error::CheckpointFile { .. }
         | Error::StaleGeneration { .. }
         | Error::GenerationsExhausted { .. } => 6,
         Error::AlreadyExists { .. } => 8,

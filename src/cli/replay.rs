@@ -34,6 +34,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
     };
     if let Some(r) = &mut recovered {
         r.report.crash_loop_threshold = args.crash_loop_threshold;
+        r.report.stop_loop_threshold = args.stop_loop_threshold;
     }
     let flagged = args.fallback.flag(
         sessions,
@@ -148,13 +149,25 @@ pub(super) fn print_report(dir: &Path, report: &RecoveryReport) {
     );
     print_damage(report);
     println!("stale records ignored: {}", report.stale_ignored());
-    println!("interrupted runs: {}", report.running.len());
+    println!(
+        "runs in flight: {} ({} running when the log was last written)",
+        report.running.len(),
+        report.interrupted.len()
+    );
     print_runs(&report.running);
     let loops: Vec<&str> = report.crash_loops().map(|r| r.run.key.as_str()).collect();
     if !loops.is_empty() {
         println!(
-            "CRASH LOOP ({} or more recoveries in a row found it interrupted): {}",
+            "CRASH LOOP ({} or more crashes in a row interrupted it while it ran): {}",
             report.crash_loop_threshold,
+            loops.join(", ")
+        );
+    }
+    let loops: Vec<&str> = report.stop_loops().map(|r| r.run.key.as_str()).collect();
+    if !loops.is_empty() {
+        println!(
+            "REBOOT LOOP ({} or more graceful stops in a row interrupted it while it ran): {}",
+            report.stop_loop_threshold,
             loops.join(", ")
         );
     }
@@ -190,18 +203,26 @@ fn print_runs(running: &[InFlightRun]) {
         return;
     }
     println!(
-        "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  META",
-        "KEY", "GENERATION", "SESSION", "STARTED", "REASON", "RECOVERIES"
+        "  {:<40} {:>10}  {:<28} {:<24} {:<11} {:<8} {:>7} {:>5}  META",
+        "KEY", "GENERATION", "SESSION", "STARTED", "STATE", "REASON", "CRASHES", "STOPS"
     );
     for r in running {
+        let state = match &r.pending {
+            Some(p) if r.state() == inflight::RunState::Pending => {
+                format!("pending ({})", p.reason)
+            }
+            _ => r.state().as_str().to_string(),
+        };
         println!(
-            "  {:<40} {:>10}  {:<28} {:<24} {:<8} {:>10}  {}",
+            "  {:<40} {:>10}  {:<28} {:<24} {:<11} {:<8} {:>7} {:>5}  {}",
             r.run.key,
             r.run.generation,
             r.run.session_id,
             format_ms(r.run.started_at_ms),
+            state,
             r.reason,
             r.recoveries,
+            r.stops,
             r.run.meta.as_deref().unwrap_or("-")
         );
     }

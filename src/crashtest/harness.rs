@@ -108,6 +108,68 @@ pub struct Stats {
     pub from_snapshot: u64,
     /// High-water marks forgotten by compactions' retention records.
     pub forgotten: u64,
+    /// Acknowledged decisions, exact completions and adoptions that changed the state.
+    pub decided: u64,
+}
+
+/// The nonce an [`Op::Start`] of `key` gives its run (0 for a third of the keys: a start
+/// without one).
+fn nonce_of(key: u8) -> u64 {
+    u64::from(key % 3)
+}
+
+/// The event of an [`Op::Decide`].
+fn decision(key: u8, generation: u64, kind: u8, at_ms: u64) -> Event {
+    use crate::event::{Adoption, Pending};
+    use crate::fold::Reason;
+    let name = format!("k{}", key % 8);
+    let nonce = nonce_of(key);
+    match kind % 6 {
+        0 => Event::Promoted {
+            key: name,
+            reason: "restart_interrupted".into(),
+            at_ms,
+        },
+        1 => Event::Suspended { key: name, at_ms },
+        2 => Event::Cleared { key: name, at_ms },
+        3 => Event::Progress {
+            key: name,
+            generation,
+            nonce,
+            meta: Some(format!("progress at {at_ms}")),
+            at_ms,
+        },
+        4 => Event::Finished {
+            key: name,
+            generation,
+            nonce,
+            at_ms,
+        },
+        _ => Event::Adopted(Adoption {
+            run: Run {
+                nonce: 7,
+                ..Run::new(
+                    name,
+                    format!("s{at_ms}"),
+                    Generation(generation),
+                    UnixMs(at_ms),
+                )
+            },
+            reason: if generation.is_multiple_of(2) {
+                Reason::Crash
+            } else {
+                Reason::Shutdown
+            },
+            recoveries: u32::from(key % 4),
+            stops: u32::from(key % 3),
+            pending: (generation % 3 == 1).then(|| Pending {
+                reason: "shutdown_timeout".into(),
+                at_ms,
+            }),
+            suspended_at_ms: (generation % 3 == 2).then_some(at_ms),
+            at_ms,
+        }),
+    }
 }
 
 /// A log on a simulated disk, and the model it is checked against.
@@ -220,6 +282,8 @@ impl Harness {
                     // the harness cross segment rollovers too.
                     run.meta = Some("m".repeat(START_META_BYTES));
                 }
+                // Starts with a nonce and without (the two encodings of a start).
+                run.nonce = nonce_of(key);
                 self.submit(Event::Started(run))
             }
             Op::Complete { key, generation } => {
@@ -245,6 +309,15 @@ impl Harness {
                 Ok(())
             }
             Op::Compact => self.compact(),
+            Op::Decide {
+                key,
+                generation,
+                kind,
+            } => {
+                self.clock_ms += 1;
+                let event = decision(key, u64::from(generation), kind, self.clock_ms);
+                self.submit(event)
+            }
             Op::Batch {
                 key,
                 generation,
@@ -502,6 +575,25 @@ impl Harness {
                     return Err(self.mismatch(format!(
                         "O7: {event:?} did {applied:?}, the model says {expected:?}"
                     )));
+                }
+                let decision = matches!(
+                    event,
+                    Event::Finished { .. }
+                        | Event::Promoted { .. }
+                        | Event::Suspended { .. }
+                        | Event::Cleared { .. }
+                        | Event::Progress { .. }
+                        | Event::Adopted(_)
+                );
+                if decision
+                    && !matches!(
+                        expected,
+                        crate::fold::Applied::Unmatched { .. }
+                            | crate::fold::Applied::UnknownCompletion
+                            | crate::fold::Applied::StaleStart { .. }
+                    )
+                {
+                    self.stats.decided += 1;
                 }
                 self.history.submit(event, Outcome::Acked);
                 self.stats.acked += 1;

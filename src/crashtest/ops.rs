@@ -44,6 +44,18 @@ pub enum Op {
     /// `compact`: a retention record and a new segment (the cut), then the snapshot written
     /// and the segments it covers removed.
     Compact,
+    /// A decision or an exact event on key `k{key}`, by `kind` modulo 6: a promotion to
+    /// resume-pending, a suspension, a clear, progress or an exact completion of the run
+    /// `generation` (with the nonce a start of this `key` gets), or an adoption under
+    /// `generation`.
+    Decide {
+        /// Which of a few keys.
+        key: u8,
+        /// The generation named (progress, exact completion, adoption).
+        generation: u8,
+        /// Which event.
+        kind: u8,
+    },
     /// `submit` two to four events (starts and completions of keys from `key` on), then `wait`
     /// for each: several events in flight at once, written in the order accepted.
     Batch {

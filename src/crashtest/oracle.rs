@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use crate::event::{Event, Run};
-use crate::fold::{Applied, InFlightRun, Reason};
+use crate::fold::{Applied, InFlightRun, Pending, Reason};
 
 /// What a call that submitted an event returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,14 +21,14 @@ pub enum Outcome {
 pub enum Violation {
     /// O1: an acknowledged event is missing from the recovered log (or out of order).
     AckedLost {
-        /// The event.
-        event: Event,
+        /// The event (boxed: a violation is rare, and the `Ok` side of a check is small).
+        event: Box<Event>,
     },
     /// O2: the recovered log holds an event that was never submitted, a duplicate, an event out
     /// of submission order, or one that an earlier recovery had already found absent.
     Invented {
         /// The event.
-        event: Event,
+        event: Box<Event>,
     },
     /// O7 or O6: the state or behaviour of the log differs from the model.
     Mismatch {
@@ -205,7 +205,7 @@ impl History {
             loop {
                 let Some((submitted, outcome)) = self.events.get(next) else {
                     return Err(Violation::Invented {
-                        event: event.clone(),
+                        event: Box::new(event.clone()),
                     });
                 };
                 next += 1;
@@ -214,7 +214,7 @@ impl History {
                 }
                 if *outcome == Outcome::Acked {
                     return Err(Violation::AckedLost {
-                        event: submitted.clone(),
+                        event: Box::new(submitted.clone()),
                     });
                 }
             }
@@ -224,7 +224,7 @@ impl History {
             .find(|(_, o)| *o == Outcome::Acked)
         {
             Some((event, _)) => Err(Violation::AckedLost {
-                event: event.clone(),
+                event: Box::new(event.clone()),
             }),
             None => Ok(()),
         }
@@ -242,7 +242,7 @@ impl History {
                 .position(|(submitted, _)| same(submitted, event))
             else {
                 return Err(Violation::Invented {
-                    event: event.clone(),
+                    event: Box::new(event.clone()),
                 });
             };
             missing.extend(
@@ -271,26 +271,56 @@ impl History {
     }
 }
 
-/// A second, deliberately plain implementation of the contract's generation rules, written
-/// apart from [`RunningSet`](crate::RunningSet) (hash maps, no shared code) so that the two can
-/// disagree: the harness checks the log's live state and every recovery against it (O7).
+/// A second, deliberately plain implementation of the contract's rules, written apart from
+/// [`RunningSet`](crate::RunningSet) (hash maps, no shared code) so that the two can disagree:
+/// the harness checks the log's live state and every recovery against it (O7).
 ///
 /// The rules, from the contract: a key's high-water mark is the highest generation of any start
-/// or completion seen for it; a start below the mark is stale; any other start becomes the
-/// key's running run; a completion with no running run is unknown; one below the running run's
-/// generation is stale; any other removes the run; a shutdown marks every running run as
-/// interrupted by it. The log's own records: a recovery counts one more recovery for every
-/// running run a crash interrupted and zeroes the count of those a shutdown interrupted (a run
-/// that replaces a running one keeps its count); a retention forgets the marks of keys with no
-/// running run whose latest event is older than its cut-off.
+/// or completion by generation seen for it; a start below the mark is stale; any other start
+/// becomes the key's running run, keeping the counts and pending state of the run it replaces
+/// unless that one was suspended; a completion with no run is unknown; one below the run's
+/// generation is stale; any other removes the run; an exact completion removes the run only if
+/// generation and nonce are its own; a shutdown marks every running run as interrupted by it.
+/// The log's own records: a recovery counts one more crash or graceful stop for every run that
+/// was running, which stops running; a retention forgets the marks of keys with no run whose
+/// latest event is older than its cut-off. The gateway's decisions (promote, suspend, clear,
+/// progress) apply to the key's run when they can, and an adoption becomes the key's run as it
+/// was elsewhere.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Model {
     /// Each key's mark: the highest generation, and the latest event's time.
     marks: HashMap<String, (u64, u64)>,
-    /// Each running run, whether a shutdown found it in flight, and its recovery count.
-    running: HashMap<String, (Run, bool, u32)>,
+    /// Each key's run in flight.
+    running: HashMap<String, ModelRun>,
     stale: u64,
     unknown_completions: u64,
+}
+
+/// A run in flight, as the model keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ModelRun {
+    run: Run,
+    by_shutdown: bool,
+    crashes: u32,
+    stops: u32,
+    /// Begun or resumed since its last interruption.
+    live: bool,
+    pending: Option<Pending>,
+    suspended: Option<u64>,
+}
+
+impl ModelRun {
+    fn fresh(run: Run) -> ModelRun {
+        ModelRun {
+            run,
+            by_shutdown: false,
+            crashes: 0,
+            stops: 0,
+            live: true,
+            pending: None,
+            suspended: None,
+        }
+    }
 }
 
 impl Model {
@@ -320,12 +350,16 @@ impl Model {
                         high_water: mark.unwrap_or(0),
                     };
                 }
-                let count = self.running.get(&run.key).map_or(0, |r| r.2);
-                let old = self
-                    .running
-                    .insert(run.key.clone(), (run.clone(), false, count));
+                let mut new = ModelRun::fresh(run.clone());
+                let old = self.running.remove(&run.key);
+                if let Some(old) = old.as_ref().filter(|o| o.suspended.is_none()) {
+                    new.crashes = old.crashes;
+                    new.stops = old.stops;
+                    new.pending = old.pending.clone();
+                }
+                self.running.insert(run.key.clone(), new);
                 Applied::Started {
-                    superseded: old.map(|(r, _, _)| r.generation),
+                    superseded: old.map(|o| o.run.generation),
                 }
             }
             Event::Completed {
@@ -334,38 +368,59 @@ impl Model {
                 at_ms,
             } => {
                 self.raise(key, *generation, *at_ms);
-                let Some((run, _, _)) = self.running.get(key) else {
+                let Some(entry) = self.running.get(key) else {
                     self.unknown_completions += 1;
                     return Applied::UnknownCompletion;
                 };
-                if *generation < run.generation {
+                if *generation < entry.run.generation {
                     self.stale += 1;
                     return Applied::StaleCompletion {
-                        running_generation: run.generation,
+                        running_generation: entry.run.generation,
                     };
                 }
                 self.running.remove(key);
                 Applied::Completed
             }
+            Event::Finished {
+                key,
+                generation,
+                nonce,
+                at_ms,
+            } => {
+                let Some(entry) = self.running.get(key) else {
+                    self.unknown_completions += 1;
+                    return Applied::UnknownCompletion;
+                };
+                if entry.run.generation != *generation || entry.run.nonce != *nonce {
+                    return Applied::Unmatched {
+                        running_generation: Some(entry.run.generation),
+                    };
+                }
+                self.touch(key, *at_ms);
+                self.running.remove(key);
+                Applied::Completed
+            }
             Event::Shutdown { .. } => {
-                for (_, interrupted, _) in self.running.values_mut() {
-                    *interrupted = true;
+                let mut interrupted = 0;
+                for entry in self.running.values_mut().filter(|e| e.live) {
+                    entry.by_shutdown = true;
+                    interrupted += 1;
                 }
-                Applied::Shutdown {
-                    interrupted: self.running.len(),
-                }
+                Applied::Shutdown { interrupted }
             }
             Event::Recovered { .. } => {
-                let mut crashed = 0;
-                for (_, by_shutdown, count) in self.running.values_mut() {
-                    if *by_shutdown {
-                        *count = 0;
+                let (mut crashed, mut stopped) = (0, 0);
+                for entry in self.running.values_mut().filter(|e| e.live) {
+                    entry.live = false;
+                    if entry.by_shutdown {
+                        entry.stops = entry.stops.saturating_add(1);
+                        stopped += 1;
                     } else {
-                        *count = count.saturating_add(1);
+                        entry.crashes = entry.crashes.saturating_add(1);
                         crashed += 1;
                     }
                 }
-                Applied::Recovered { crashed }
+                Applied::Recovered { crashed, stopped }
             }
             Event::Retention {
                 forget_before_ms, ..
@@ -379,6 +434,93 @@ impl Model {
                     forgotten: before - self.marks.len(),
                 }
             }
+            Event::Promoted { key, reason, at_ms } => self.decide(key, *at_ms, |e| {
+                if e.suspended.is_some() {
+                    return None;
+                }
+                e.pending = Some(Pending {
+                    reason: reason.clone(),
+                    at_ms: *at_ms,
+                });
+                Some(Applied::Promoted)
+            }),
+            Event::Suspended { key, at_ms } => self.decide(key, *at_ms, |e| {
+                e.suspended = Some(*at_ms);
+                e.pending = None;
+                Some(Applied::Suspended)
+            }),
+            Event::Cleared { key, at_ms } => {
+                let applied = self.decide(key, *at_ms, |e| {
+                    e.pending.take()?;
+                    Some(Applied::Cleared { removed: !e.live })
+                });
+                if applied == (Applied::Cleared { removed: true }) {
+                    self.running.remove(key);
+                }
+                applied
+            }
+            Event::Progress {
+                key,
+                generation,
+                nonce,
+                meta,
+                at_ms,
+            } => self.decide(key, *at_ms, |e| {
+                if e.run.generation != *generation || e.run.nonce != *nonce {
+                    return None;
+                }
+                e.run.meta = meta.clone();
+                Some(Applied::Progressed)
+            }),
+            Event::Adopted(a) => {
+                let key = &a.run.key;
+                let mark = self.marks.get(key).map(|m| m.0);
+                self.raise(key, a.run.generation, a.at_ms);
+                if mark.is_some_and(|m| a.run.generation < m) {
+                    self.stale += 1;
+                    return Applied::StaleStart {
+                        high_water: mark.unwrap_or(0),
+                    };
+                }
+                let old = self.running.remove(key);
+                let new = ModelRun {
+                    run: a.run.clone(),
+                    by_shutdown: a.reason == Reason::Shutdown,
+                    crashes: a.recoveries.max(old.as_ref().map_or(0, |o| o.crashes)),
+                    stops: a.stops.max(old.as_ref().map_or(0, |o| o.stops)),
+                    live: false,
+                    pending: a.pending.clone(),
+                    suspended: a.suspended_at_ms,
+                };
+                self.running.insert(key.clone(), new);
+                Applied::Adopted {
+                    superseded: old.map(|o| o.run.generation),
+                }
+            }
+        }
+    }
+
+    /// A decision on the key's run: `f` says what it did, or `None` where it does not apply.
+    fn decide(
+        &mut self,
+        key: &str,
+        at_ms: u64,
+        f: impl FnOnce(&mut ModelRun) -> Option<Applied>,
+    ) -> Applied {
+        let Some(entry) = self.running.get_mut(key) else {
+            return Applied::Unmatched {
+                running_generation: None,
+            };
+        };
+        let generation = entry.run.generation;
+        match f(entry) {
+            Some(applied) => {
+                self.touch(key, at_ms);
+                applied
+            }
+            None => Applied::Unmatched {
+                running_generation: Some(generation),
+            },
         }
     }
 
@@ -391,12 +533,20 @@ impl Model {
         mark.1 = mark.1.max(at_ms);
     }
 
-    /// Equal but for the recovery counts of the running runs.
+    /// The key's latest event is at least `at_ms` (the key has a mark: it has a run).
+    fn touch(&mut self, key: &str, at_ms: u64) {
+        if let Some(mark) = self.marks.get_mut(key) {
+            mark.1 = mark.1.max(at_ms);
+        }
+    }
+
+    /// Equal but for what a recovery record changes (the counts, and whether a run is still
+    /// running), which depends on whether a recovery's record survived.
     pub fn same_ignoring_recoveries(&self, other: &Model) -> bool {
         let zeroed = |m: &Model| {
             let mut m = m.clone();
             for entry in m.running.values_mut() {
-                entry.2 = 0;
+                (entry.crashes, entry.stops, entry.live) = (0, 0, false);
             }
             m
         };
@@ -411,19 +561,23 @@ impl Model {
         marks
     }
 
-    /// The running runs with the reason they would be reported with, ordered by key.
+    /// The runs in flight with the reason they would be reported with, ordered by key.
     pub fn running(&self) -> Vec<InFlightRun> {
         let mut runs: Vec<InFlightRun> = self
             .running
             .values()
-            .map(|(run, by_shutdown, recoveries)| InFlightRun {
-                run: run.clone(),
-                reason: if *by_shutdown {
+            .map(|e| InFlightRun {
+                run: e.run.clone(),
+                reason: if e.by_shutdown {
                     Reason::Shutdown
                 } else {
                     Reason::Crash
                 },
-                recoveries: *recoveries,
+                recoveries: e.crashes,
+                stops: e.stops,
+                running: e.live,
+                pending: e.pending.clone(),
+                suspended_at_ms: e.suspended,
             })
             .collect();
         runs.sort_by(|a, b| a.run.key.cmp(&b.run.key));

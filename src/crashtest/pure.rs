@@ -35,7 +35,9 @@ use crate::frame::{
     FRAME_HEADER_BYTES, Frame, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, decode_frame,
     frame_checksum,
 };
-use crate::limits::{KEY_BYTES_MAX, META_BYTES_MAX, RECORD_BYTES_MAX, SESSION_ID_BYTES_MAX};
+use crate::limits::{
+    KEY_BYTES_MAX, META_BYTES_MAX, REASON_BYTES_MAX, RECORD_BYTES_MAX, SESSION_ID_BYTES_MAX,
+};
 
 use super::{DECODER_ALLOCATION_FACTOR, DECODER_ALLOCATION_SLACK_BYTES};
 
@@ -192,16 +194,33 @@ fn check_payload(payload: &[u8]) -> Result<bool, String> {
     let valid = decode_payload_with(payload, |event, _| {
         let event = event.to_event();
         events += 1;
-        let (key, session_id, meta) = match &event {
-            Event::Started(run) => (Some(&run.key), Some(&run.session_id), run.meta.as_ref()),
-            Event::Completed { key, .. } => (Some(key), None, None),
+        let (key, session_id, meta, reason) = match &event {
+            Event::Started(run) => (
+                Some(&run.key),
+                Some(&run.session_id),
+                run.meta.as_ref(),
+                None,
+            ),
+            Event::Adopted(a) => (
+                Some(&a.run.key),
+                Some(&a.run.session_id),
+                a.run.meta.as_ref(),
+                a.pending.as_ref().map(|p| &p.reason),
+            ),
+            Event::Progress { key, meta, .. } => (Some(key), None, meta.as_ref(), None),
+            Event::Promoted { key, reason, .. } => (Some(key), None, None, Some(reason)),
+            Event::Completed { key, .. }
+            | Event::Finished { key, .. }
+            | Event::Suspended { key, .. }
+            | Event::Cleared { key, .. } => (Some(key), None, None, None),
             Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => {
-                (None, None, None)
+                (None, None, None, None)
             }
         };
         if key.is_some_and(|k| k.is_empty() || k.len() > KEY_BYTES_MAX)
             || session_id.is_some_and(|s| s.len() > SESSION_ID_BYTES_MAX)
             || meta.is_some_and(|m| m.len() > META_BYTES_MAX)
+            || reason.is_some_and(|r| r.is_empty() || r.len() > REASON_BYTES_MAX)
         {
             broken.get_or_insert_with(|| format!("decoded event {event:?} breaks a limit"));
         }

@@ -191,16 +191,21 @@ fn replay_frozen(storage: &PgStorage, root: &Path) -> Result<(RecoveryReport, Ru
         &mut |_, _| {},
     )?;
     let mut set = replayed.set;
+    let interrupted = RecoveryReport::running_keys(&set);
     if !set.is_empty() {
         set.apply(&Event::Recovered { at_ms: now_ms() });
     }
     let coverage = replayed.found.coverage_since_ms;
     let report = RecoveryReport::of(
         replayed.found,
+        interrupted,
         &set,
         false,
         coverage,
-        crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+        (
+            crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+            crate::limits::STOP_LOOP_THRESHOLD_DEFAULT,
+        ),
     );
     Ok((report, set))
 }

@@ -24,6 +24,18 @@ pub struct EventCounts {
     pub recovered: u64,
     /// `Retention` records (the log's own).
     pub retention: u64,
+    /// `Finished` events (exact completions, by a run's token).
+    pub finished: u64,
+    /// `Promoted` events (to resume-pending).
+    pub promoted: u64,
+    /// `Suspended` events.
+    pub suspended: u64,
+    /// `Cleared` events (a resume-pending state ended).
+    pub cleared: u64,
+    /// `Progress` events.
+    pub progress: u64,
+    /// `Adopted` events (runs taken over from another log).
+    pub adopted: u64,
 }
 
 /// What the fold did with the events.
@@ -149,6 +161,12 @@ impl Stats {
             EventRef::Shutdown { .. } => counts.shutdown += 1,
             EventRef::Recovered { .. } => counts.recovered += 1,
             EventRef::Retention { .. } => counts.retention += 1,
+            EventRef::Finished { .. } => counts.finished += 1,
+            EventRef::Promoted { .. } => counts.promoted += 1,
+            EventRef::Suspended { .. } => counts.suspended += 1,
+            EventRef::Cleared { .. } => counts.cleared += 1,
+            EventRef::Progress { .. } => counts.progress += 1,
+            EventRef::Adopted(_) => counts.adopted += 1,
         }
     }
 

@@ -8,7 +8,7 @@ use super::Compaction;
 use super::{Log, Ticket, lock};
 use crate::compaction::Compacted;
 use crate::error::{Error, Result};
-use crate::event::{Event, Run, UnixMs};
+use crate::event::{Adoption, Event, Run, Token, UnixMs};
 use crate::fallback::{Flagged, LogView, Session, flag};
 use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
 use crate::recovery::RecoveryReport;
@@ -71,27 +71,42 @@ impl Log {
         Ok(run)
     }
 
-    /// The first half of [`Log::begin_run`]: the run accepted with a generation allocated and
-    /// the log's time as its start.
+    /// The first half of [`Log::begin_run`]: the run accepted with a generation and a nonce
+    /// allocated and the log's time as its start.
     pub(crate) fn submit_begin_run(
         &self,
         key: String,
         session_id: String,
         meta: Option<String>,
     ) -> Result<(Run, Ticket)> {
-        let mut run = Run {
+        let run = Run {
             key,
             session_id,
             generation: 0,
             started_at_ms: 0,
             meta,
+            nonce: 0,
         };
+        self.submit_allocated(run, |run, now_ms| {
+            run.started_at_ms = now_ms;
+            Event::Started(run.clone())
+        })
+    }
+
+    /// Accepts the event `make` builds around `run`, once `run` has the next generation of its
+    /// key and a fresh nonce: one above the key's mark or, for a key with none, above every
+    /// generation retention forgot (never one the key had before, never wrapping past the
+    /// largest). Allocation and acceptance happen under the state's lock, so two threads never
+    /// get one generation.
+    fn submit_allocated(
+        &self,
+        mut run: Run,
+        make: impl FnOnce(&mut Run, u64) -> Event,
+    ) -> Result<(Run, Ticket)> {
         // The limits do not depend on the generation: check them before taking the lock.
         Event::Started(run.clone()).validate()?;
         let environment = &self.shared.environment;
-        let accepted = self.shared.accept_with(|state| {
-            // Above the key's mark or, for a key with none, above every generation retention
-            // forgot: never one the key had before. Never wrapping past the largest.
+        let (seq, result) = self.shared.accept_with(|state| {
             let above = state
                 .high_water(&run.key)
                 .unwrap_or_else(|| state.set.forgotten_generation());
@@ -100,16 +115,163 @@ impl Log {
                 .ok_or_else(|| Error::GenerationsExhausted {
                     key: crate::event::shorten(&run.key),
                 })?;
-            run.started_at_ms = environment.now_ms();
-            Ok(Event::Started(run.clone()))
+            // Never 0, which is "no nonce" (a start the gateway recorded itself).
+            run.nonce = environment.nonce().max(1);
+            Ok(make(&mut run, environment.now_ms()))
         })?;
-        let (seq, result) = accepted;
         Ok((run, Ticket { seq, result }))
     }
 
+    /// Completes exactly the run `token` names on `key`, and no other: not a newer run of the
+    /// key, not a run of another key or another log, not a generation that was never begun.
+    /// Returns [`Applied::Completed`] once the completion is durable, or, when the key's run
+    /// is not that one, [`Applied::Unmatched`] (or [`Applied::UnknownCompletion`] when the key
+    /// has none), with nothing changed. [`Log::complete_run`] is the same for the [`Run`]
+    /// [`Log::begin_run`] returned.
+    ///
+    /// ```
+    /// use inflight::{Applied, Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let first = log.begin_run("agent:main:http:c-5", "s1", None)?;
+    /// let second = log.begin_run("agent:main:http:c-5", "s1", None)?; // a newer turn
+    /// // The late unwind of the first turn clears nothing; the second's own token does.
+    /// assert!(matches!(log.complete_token("agent:main:http:c-5", first.token())?, Applied::Unmatched { .. }));
+    /// assert_eq!(log.complete_token("agent:main:http:c-5", second.token())?, Applied::Completed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn complete_token(&self, key: &str, token: Token) -> Result<Applied> {
+        self.record(Event::Finished {
+            key: key.to_string(),
+            generation: token.generation,
+            nonce: token.nonce,
+            at_ms: self.now_ms(),
+        })
+    }
+
+    /// [`Log::complete_token`] for the run [`Log::begin_run`] returned.
+    pub fn complete_run(&self, run: &Run) -> Result<Applied> {
+        self.complete_token(&run.key, run.token())
+    }
+
+    /// Records that the run `token` names on `key` made progress: its `meta` is now `meta`
+    /// (for example, that its reply was made and only needs delivering), durable on return, so
+    /// that recovery reports exactly where the run got. [`Applied::Progressed`], or
+    /// [`Applied::Unmatched`] when the key's run is not that one (nothing changed).
+    ///
+    /// ```
+    /// use inflight::{Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// let run = log.begin_run("agent:main:telegram:dm:4242", "s1", Some(r#"{"step":"thinking"}"#.into()))?;
+    /// log.progress(&run.key, run.token(), Some(r#"{"step":"reply_ready","message":981}"#.into()))?;
+    /// drop(log); // the process dies before delivering the reply
+    /// let report = Log::open(dir.path(), Options::default())?.report;
+    /// assert_eq!(report.running[0].run.meta.as_deref(), Some(r#"{"step":"reply_ready","message":981}"#));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn progress(&self, key: &str, token: Token, meta: Option<String>) -> Result<Applied> {
+        self.record(Event::Progress {
+            key: key.to_string(),
+            generation: token.generation,
+            nonce: token.nonce,
+            meta,
+            at_ms: self.now_ms(),
+        })
+    }
+
+    /// Promotes the run of `key` to resume-pending with `reason` (`restart_interrupted`,
+    /// `shutdown_timeout`, ...; at most [`limits::REASON_BYTES_MAX`] bytes), durable on return:
+    /// it stays pending across any number of restarts until it is resumed (a start on the key),
+    /// suspended, cleared or completed. A promotion again replaces the reason and the time.
+    /// [`Applied::Promoted`]; [`Applied::Unmatched`] when the key has no run, or its run is
+    /// suspended (a suspension is never overridden).
+    ///
+    /// [`limits::REASON_BYTES_MAX`]: crate::limits::REASON_BYTES_MAX
+    pub fn mark_resume_pending(&self, key: &str, reason: &str) -> Result<Applied> {
+        self.record(Event::Promoted {
+            key: key.to_string(),
+            reason: reason.to_string(),
+            at_ms: self.now_ms(),
+        })
+    }
+
+    /// Ends the resume-pending state of `key`, durable on return: a run that waited (not
+    /// running) is dropped, a resumed run that is running goes on without it.
+    /// [`Applied::Cleared`]; [`Applied::Unmatched`] when the key has no pending run.
+    pub fn clear_resume_pending(&self, key: &str) -> Result<Applied> {
+        self.record(Event::Cleared {
+            key: key.to_string(),
+            at_ms: self.now_ms(),
+        })
+    }
+
+    /// Suspends the run of `key`, durable on return: it is not to be resumed (a pending state
+    /// ends), and recovery reports it as suspended until a new run on the key begins the
+    /// session anew (its loop counts start again) or it completes. [`Applied::Suspended`];
+    /// [`Applied::Unmatched`] when the key has no run.
+    pub fn suspend(&self, key: &str) -> Result<Applied> {
+        self.record(Event::Suspended {
+            key: key.to_string(),
+            at_ms: self.now_ms(),
+        })
+    }
+
+    /// Records a run taken over from another log (a fleet's dead instance, see
+    /// `fleet::take_over`) in this one, as it was there: interrupted, with its loop counts, its
+    /// resume-pending or suspended state and its `meta`, under a generation and nonce of this
+    /// log. Returns the run as recorded, once durable. Resuming it is beginning a run on its key
+    /// ([`Log::begin_run`]), which carries the counts, so a run that takes down one instance
+    /// after another is counted as it would be on one.
+    ///
+    /// ```
+    /// use inflight::{InFlightRun, Log, Options, Reason, Run, Generation, UnixMs};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// // A run another instance reported interrupted by its second crash in a row.
+    /// let mut taken = InFlightRun::new(Run::new("agent:main:http:c-5", "s1", Generation(9), UnixMs(1_000)));
+    /// taken.running = false;
+    /// taken.recoveries = 2;
+    /// let adopted = log.adopt(&taken)?;
+    /// assert_eq!(adopted.generation, 1); // this log's generations
+    /// let resumed = log.begin_run(&adopted.key, &adopted.session_id, adopted.meta.clone())?;
+    /// assert_eq!(log.in_flight(&resumed.key).unwrap().recoveries, 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn adopt(&self, taken: &InFlightRun) -> Result<Run> {
+        if let Some(pending) = &taken.pending {
+            crate::event::validate_reason(&pending.reason, &taken.run.key)?;
+        }
+        let (run, ticket) = self.submit_allocated(taken.run.clone(), |run, now_ms| {
+            Event::Adopted(Adoption {
+                run: run.clone(),
+                reason: taken.reason,
+                recoveries: taken.recoveries,
+                stops: taken.stops,
+                pending: taken.pending.clone(),
+                suspended_at_ms: taken.suspended_at_ms,
+                at_ms: now_ms,
+            })
+        })?;
+        self.wait(&ticket)?;
+        Ok(run)
+    }
+
     /// The time on the log's clock, in milliseconds since the Unix epoch.
-    pub(crate) fn now_ms(&self) -> u64 {
+    pub fn now_ms(&self) -> u64 {
         self.shared.environment.now_ms()
+    }
+
+    /// The loop thresholds the log was opened with: [`Options::crash_loop_threshold`] and
+    /// [`Options::stop_loop_threshold`].
+    ///
+    /// [`Options::crash_loop_threshold`]: crate::Options::crash_loop_threshold
+    /// [`Options::stop_loop_threshold`]: crate::Options::stop_loop_threshold
+    pub fn thresholds(&self) -> (u32, u32) {
+        self.shared.thresholds
     }
 
     /// Records that the run of `key` with `generation` completed, timestamped with the log's

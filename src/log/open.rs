@@ -143,6 +143,7 @@ impl Log {
         let (mut writer, resumed) =
             Writer::resume(context, replayed.tail, found.next_seq, coverage)?;
         let mut set = replayed.set;
+        let interrupted = RecoveryReport::running_keys(&set);
         if options.record_recovery && !set.is_empty() {
             // Runs were in flight: this open is a recovery, and each run a crash interrupted
             // counts one more (crash-loop detection). Durable before the report says so.
@@ -157,10 +158,11 @@ impl Log {
         let bytes_since_cut = found.segment_bytes;
         let report = RecoveryReport::of(
             found,
+            interrupted,
             &set,
             resumed.cut,
             Some(resumed.coverage_since_ms),
-            options.crash_loop_threshold,
+            (options.crash_loop_threshold, options.stop_loop_threshold),
         );
         log_report(&dir, &report);
         let state = State {
@@ -194,6 +196,7 @@ impl Log {
             retention_ms: options.retention_ms,
             compact_after_bytes: options.compact_after_bytes,
             record_stale_starts: options.record_stale_starts,
+            thresholds: (options.crash_loop_threshold, options.stop_loop_threshold),
             state: Mutex::new(state),
             flusher_wanted: Condvar::new(),
             committed: Condvar::new(),
@@ -298,10 +301,14 @@ impl Log {
         let coverage = replayed.found.coverage_since_ms;
         let report = RecoveryReport::of(
             replayed.found,
+            RecoveryReport::running_keys(&replayed.set),
             &replayed.set,
             false,
             coverage,
-            crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+            (
+                crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+                crate::limits::STOP_LOOP_THRESHOLD_DEFAULT,
+            ),
         );
         Ok(Recovered {
             report,

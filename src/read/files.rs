@@ -264,7 +264,7 @@ impl<'s> LogReader<'s> {
         };
         Ok(match self.contradicted(names, &snapshot)? {
             None => Found::Valid {
-                snapshot,
+                snapshot: Box::new(snapshot),
                 bytes: len,
             },
             Some(detail) => Found::Damaged { bytes: len, detail },

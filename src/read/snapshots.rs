@@ -12,7 +12,11 @@ use crate::snapshot::Snapshot;
 /// What the shell found in one snapshot file.
 pub(crate) enum Found {
     /// A valid snapshot, `bytes` long, that agrees with the segments.
-    Valid { snapshot: Snapshot, bytes: u64 },
+    Valid {
+        /// Boxed: a snapshot's state is far larger than the other variant.
+        snapshot: Box<Snapshot>,
+        bytes: u64,
+    },
     /// Not a valid snapshot (`bytes` long): why.
     Damaged { bytes: u64, detail: String },
 }
@@ -59,6 +63,7 @@ impl Book {
         self.seen.insert(name.to_string());
         match found {
             Found::Valid { snapshot, bytes } => {
+                let snapshot = *snapshot;
                 let role = if self.start_found {
                     SnapshotRole::Older
                 } else {
@@ -108,6 +113,7 @@ impl Book {
         self.seen.insert(name.to_string());
         match found {
             Found::Valid { snapshot, bytes } => {
+                let snapshot = *snapshot;
                 self.ahead.push(ValidSnapshot {
                     file: name.to_string(),
                     snapshot,

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::damage::{Corruption, TornTail};
-use crate::fold::{Counters, InFlightRun, RunningSet};
+use crate::fold::{Counters, InFlightRun, RunState, RunningSet};
 use crate::read::core::Found;
 
 /// What to do with a damaged region that has valid records after it.
@@ -66,6 +66,17 @@ pub struct RecoveryReport {
     /// [`Options::crash_loop_threshold`](crate::Options::crash_loop_threshold), a read-only
     /// replay the default, 3.
     pub crash_loop_threshold: u32,
+    /// The number of consecutive graceful stops at which an interrupted run is a reboot loop
+    /// ([`InFlightRun::stops`]); 0 turns the detection off. A read-write open uses
+    /// [`Options::stop_loop_threshold`](crate::Options::stop_loop_threshold), a read-only
+    /// replay the default, 3.
+    pub stop_loop_threshold: u32,
+    /// The keys whose runs were running when the log was last written (before this open's
+    /// recovery record, if it wrote one), in key order: the turns the last process's stop
+    /// interrupted, as they stood before any decision (their `meta` as their latest progress
+    /// left it, in [`running`](RecoveryReport::running)). A run that was waiting (pending,
+    /// suspended, or interrupted and not resumed) is not among them.
+    pub interrupted: Vec<String>,
 }
 
 impl RecoveryReport {
@@ -74,10 +85,11 @@ impl RecoveryReport {
     /// `coverage_since_ms` (a read-write open's, which a new segment may have started).
     pub(crate) fn of(
         found: Found,
+        interrupted: Vec<String>,
         set: &RunningSet,
         torn_tail_cut: bool,
         coverage_since_ms: Option<u64>,
-        crash_loop_threshold: u32,
+        (crash_loop_threshold, stop_loop_threshold): (u32, u32),
     ) -> RecoveryReport {
         RecoveryReport {
             running: set.entries().cloned().collect(),
@@ -95,7 +107,17 @@ impl RecoveryReport {
             snapshot: found.started_from,
             gaps_before_snapshot: found.gaps_before_snapshot,
             crash_loop_threshold,
+            stop_loop_threshold,
+            interrupted,
         }
+    }
+
+    /// The keys of the runs `set` holds that are running: what a stop now would interrupt.
+    pub(crate) fn running_keys(set: &RunningSet) -> Vec<String> {
+        set.entries()
+            .filter(|e| e.running)
+            .map(|e| e.run.key.clone())
+            .collect()
     }
 
     /// Bytes of torn tail found (0 if none).
@@ -110,14 +132,34 @@ impl RecoveryReport {
         self.counters.stale_ignored()
     }
 
-    /// The interrupted runs that are crash loops: found interrupted by a crash at
-    /// `crash_loop_threshold` or more consecutive recoveries. Suspend these rather than
-    /// resume them again.
+    /// The runs that are crash loops: a crash interrupted each while it was running at
+    /// `crash_loop_threshold` or more consecutive recoveries, with no completion in between.
+    /// Suspend these rather than resume them again.
     pub fn crash_loops(&self) -> impl Iterator<Item = &InFlightRun> {
         let threshold = self.crash_loop_threshold;
-        self.running.iter().filter(move |r| {
-            r.reason == crate::fold::Reason::Crash && threshold > 0 && r.recoveries >= threshold
-        })
+        self.running
+            .iter()
+            .filter(move |r| r.is_crash_loop(threshold))
+    }
+
+    /// The runs that are reboot loops: a graceful stop (a drain that timed out) interrupted each
+    /// while it was running at `stop_loop_threshold` or more consecutive restarts, with no
+    /// completion in between: typically a run whose tool restarts the gateway.
+    pub fn stop_loops(&self) -> impl Iterator<Item = &InFlightRun> {
+        let threshold = self.stop_loop_threshold;
+        self.running
+            .iter()
+            .filter(move |r| r.is_stop_loop(threshold))
+    }
+
+    /// Whether `run` is a loop of either kind by this report's thresholds.
+    pub fn is_loop(&self, run: &InFlightRun) -> bool {
+        run.is_crash_loop(self.crash_loop_threshold) || run.is_stop_loop(self.stop_loop_threshold)
+    }
+
+    /// The runs in flight in `state` (see [`InFlightRun::state`]).
+    pub fn in_state(&self, state: RunState) -> impl Iterator<Item = &InFlightRun> {
+        self.running.iter().filter(move |r| r.state() == state)
     }
 }
 
@@ -141,6 +183,14 @@ struct ReportJson {
     snapshot: Option<SnapshotUsed>,
     gaps_before_snapshot: Vec<Corruption>,
     crash_loop_threshold: u32,
+    #[serde(default = "stop_loop_threshold_default")]
+    stop_loop_threshold: u32,
+    #[serde(default)]
+    interrupted: Vec<String>,
+}
+
+fn stop_loop_threshold_default() -> u32 {
+    crate::limits::STOP_LOOP_THRESHOLD_DEFAULT
 }
 
 impl From<RecoveryReport> for ReportJson {
@@ -160,6 +210,8 @@ impl From<RecoveryReport> for ReportJson {
             snapshot: r.snapshot,
             gaps_before_snapshot: r.gaps_before_snapshot,
             crash_loop_threshold: r.crash_loop_threshold,
+            stop_loop_threshold: r.stop_loop_threshold,
+            interrupted: r.interrupted,
         }
     }
 }
@@ -180,6 +232,8 @@ impl From<ReportJson> for RecoveryReport {
             snapshot: j.snapshot,
             gaps_before_snapshot: j.gaps_before_snapshot,
             crash_loop_threshold: j.crash_loop_threshold,
+            stop_loop_threshold: j.stop_loop_threshold,
+            interrupted: j.interrupted,
         }
     }
 }

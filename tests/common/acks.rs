@@ -49,8 +49,7 @@ pub fn event_of(v: &serde_json::Value) -> Event {
 pub fn key_of(event: &Event) -> &str {
     match event {
         Event::Started(run) => &run.key,
-        Event::Completed { key, .. } => key,
-        Event::Shutdown { .. } | Event::Recovered { .. } | Event::Retention { .. } => "",
+        other => other.key().unwrap_or(""),
     }
 }
 
