@@ -27,7 +27,7 @@ use inflight::{Applied, Event, Run, UnixMs};
 
 use crate::convert::{applied_str, ms_or_now, to_key, to_u64};
 use crate::errors::to_py_err;
-use crate::log::PyLog;
+use crate::log::{PyLog, exact_event};
 use crate::values::PyRun;
 
 /// What a call resolves to, before it becomes a Python value.
@@ -117,6 +117,17 @@ impl PyAsyncFront {
             drop(waiting);
             drop(front)
         });
+    }
+
+    /// Starts recording `event`; `None` (a token that is no token) is "unmatched" at once.
+    fn record(&self, py: Python<'_>, event: Option<Event>) -> PyResult<(u64, PyObject)> {
+        let Some(event) = event else {
+            use pyo3::IntoPyObjectExt;
+            return Ok((0, "unmatched".into_py_any(py)?));
+        };
+        let front = self.front(py)?;
+        let call: Call = Box::pin(async move { front.record(event).await.map(Done::Applied) });
+        self.start(py, call)
     }
 
     /// Polls a new call once: its result if it is done already (call number 0), or else the
@@ -245,6 +256,40 @@ impl PyAsyncFront {
         };
         let call: Call = Box::pin(async move { front.record(event).await.map(Done::Applied) });
         self.start(py, call)
+    }
+
+    /// Starts `Log.complete_token`; a token that is no token resolves to "unmatched" at once.
+    fn complete_token(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        token: &Bound<'_, PyAny>,
+    ) -> PyResult<(u64, PyObject)> {
+        let event = exact_event(key, token, |key, token| Event::Finished {
+            key,
+            generation: token.generation,
+            nonce: token.nonce,
+            at_ms: inflight::environment::now_ms(),
+        })?;
+        self.record(py, event)
+    }
+
+    /// Starts `Log.progress`.
+    fn progress(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        token: &Bound<'_, PyAny>,
+        meta: Option<String>,
+    ) -> PyResult<(u64, PyObject)> {
+        let event = exact_event(key, token, |key, token| Event::Progress {
+            key,
+            generation: token.generation,
+            nonce: token.nonce,
+            meta,
+            at_ms: inflight::environment::now_ms(),
+        })?;
+        self.record(py, event)
     }
 
     /// Starts `Log.close`: a clean shutdown record.

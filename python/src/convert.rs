@@ -63,6 +63,20 @@ pub(crate) fn to_ms(
     to_u64(value, field, key)
 }
 
+/// A number of seconds, an int or a float (a bool, or anything else, is a `TypeError`); what
+/// it may be is for the caller to say.
+pub(crate) fn to_seconds(value: &Bound<'_, PyAny>, field: &'static str) -> PyResult<f64> {
+    if value.is_instance_of::<PyBool>()
+        || !(value.is_instance_of::<PyInt>() || value.is_instance_of::<PyFloat>())
+    {
+        return Err(PyTypeError::new_err(format!(
+            "{field} must be a number of seconds, not {}",
+            value.get_type().name()?
+        )));
+    }
+    value.extract()
+}
+
 /// Milliseconds given as an optional int or float; the log's clock when `None`.
 pub(crate) fn ms_or_now(
     value: Option<&Bound<'_, PyAny>>,
@@ -112,6 +126,13 @@ pub(crate) fn applied_str(applied: Applied) -> &'static str {
         Applied::Shutdown { .. } => "shutdown",
         Applied::Recovered { .. } => "recovered",
         Applied::Retention { .. } => "retention",
+        Applied::Promoted => "promoted",
+        Applied::Suspended => "suspended",
+        Applied::Cleared { removed: false } => "cleared",
+        Applied::Cleared { removed: true } => "cleared-and-dropped",
+        Applied::Progressed => "progressed",
+        Applied::Adopted { .. } => "adopted",
+        Applied::Unmatched { .. } => "unmatched",
     }
 }
 

@@ -15,6 +15,7 @@ import_exception!(inflight.errors, UnsupportedVersionError);
 import_exception!(inflight.errors, PoisonedError);
 import_exception!(inflight.errors, ClosedError);
 import_exception!(inflight.errors, InvalidInputError);
+import_exception!(inflight.errors, CheckpointFileError);
 import_exception!(inflight.errors, StaleGenerationError);
 import_exception!(inflight.errors, NotFoundError);
 import_exception!(inflight.errors, FencedError);
@@ -116,6 +117,20 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
             ],
         ),
         Error::Closed => (ClosedError::new_err(m), vec![]),
+        Error::CheckpointFile {
+            path,
+            line,
+            column,
+            detail,
+        } => (
+            CheckpointFileError::new_err(m),
+            vec![
+                ("path", path_text(path).into_py_any(py)?),
+                ("line", line.into_py_any(py)?),
+                ("column", column.into_py_any(py)?),
+                ("detail", detail.into_py_any(py)?),
+            ],
+        ),
         Error::InvalidInput { field, reason, key } => (
             InvalidInputError::new_err(m),
             input_fields(py, field, reason, key.as_deref())?,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use crate::errors::to_py_err;
-use crate::log::{PyLog, PyRecovered, options, policy};
+use crate::log::{OpenArgs, PyLog, PyRecovered, policy};
 
 /// Creates the fleet's tables in `database` (once; safe to repeat).
 #[pyfunction]
@@ -27,6 +27,8 @@ pub(crate) fn create_schema(py: Python<'_>, database: String) -> PyResult<()> {
     compact_after_bytes = Some(inflight::limits::COMPACT_AFTER_BYTES_DEFAULT),
     retention_ms = Some(inflight::limits::RETENTION_MS_DEFAULT),
     crash_loop_threshold = inflight::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+    stop_loop_threshold = inflight::limits::STOP_LOOP_THRESHOLD_DEFAULT,
+    record_recovery = true,
 ))]
 #[allow(clippy::too_many_arguments)] // the keyword arguments of `open`, and where
 pub(crate) fn open_database(
@@ -38,14 +40,19 @@ pub(crate) fn open_database(
     compact_after_bytes: Option<u64>,
     retention_ms: Option<u64>,
     crash_loop_threshold: u32,
+    stop_loop_threshold: u32,
+    record_recovery: bool,
 ) -> PyResult<PyLog> {
-    let options = options(
+    let options = OpenArgs {
         strict,
         segment_bytes_max,
         compact_after_bytes,
         retention_ms,
         crash_loop_threshold,
-    );
+        stop_loop_threshold,
+        record_recovery,
+    }
+    .options();
     let dir: PathBuf = inflight::fleet::instance_path(&instance);
     let opened = py
         .allow_threads(move || inflight::Log::open_database(&database, &instance, options))

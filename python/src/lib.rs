@@ -39,6 +39,8 @@ fn _inflight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(log::import_runs, m)?)?;
     m.add_function(wrap_pyfunction!(log::started_at_ms_from_secs, m)?)?;
     m.add_function(wrap_pyfunction!(log::check_key, m)?)?;
+    m.add_function(wrap_pyfunction!(log::check_seconds, m)?)?;
+    m.add_function(wrap_pyfunction!(log::read_checkpoint, m)?)?;
     m.add_class::<fleet::PyTakenOver>()?;
     m.add_function(wrap_pyfunction!(fleet::create_schema, m)?)?;
     m.add_function(wrap_pyfunction!(fleet::open_database, m)?)?;

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use inflight::fallback::LogView;
-use inflight::{Error, Event, Generation, Options, Policy, Run, RunningSet, UnixMs};
+use inflight::{Error, Event, Generation, Options, Policy, Run, RunningSet, Token, UnixMs};
 
 use crate::convert::{
     applied_str, json_to_py, ms_or_now, sessions_from, to_key, to_u64, window_and_now,
@@ -49,8 +49,20 @@ impl PyLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    fn threshold(&self) -> u32 {
-        self.report.get().inner.crash_loop_threshold
+    fn thresholds(&self) -> (u32, u32) {
+        let report = &self.report.get().inner;
+        (report.crash_loop_threshold, report.stop_loop_threshold)
+    }
+
+    /// Records `event` (or, for `None`, nothing: a token that is no token names no run) and
+    /// says what it did.
+    fn record_str(&self, py: Python<'_>, event: Option<Event>) -> PyResult<&'static str> {
+        match event {
+            Some(event) => self
+                .blocking(py, move |log| log.record(event))
+                .map(applied_str),
+            None => Ok("unmatched"),
+        }
     }
 }
 
@@ -181,6 +193,115 @@ impl PyLog {
         .map(|applied: Vec<_>| applied.into_iter().map(applied_str).collect())
     }
 
+    /// Completes exactly the run `token` (a `Run.token`, 32 hex digits) names on `key`, and no
+    /// other, durably: "completed"; "unmatched" when the key's run is another (a newer turn,
+    /// another key's or another log's token, or text that is no token: nothing written), or
+    /// "unknown-completion" when the key has none.
+    fn complete_token(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        token: &Bound<'_, PyAny>,
+    ) -> PyResult<&'static str> {
+        let event = exact_event(key, token, |key, token| Event::Finished {
+            key,
+            generation: token.generation,
+            nonce: token.nonce,
+            at_ms: inflight::environment::now_ms(),
+        })?;
+        self.record_str(py, event)
+    }
+
+    /// Records that the run `token` names on `key` made progress: its meta is now `meta`,
+    /// durable on return, so that recovery reports where it got. "progressed", or "unmatched"
+    /// (nothing changed).
+    #[pyo3(signature = (key, token, meta))]
+    fn progress(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        token: &Bound<'_, PyAny>,
+        meta: Option<String>,
+    ) -> PyResult<&'static str> {
+        let event = exact_event(key, token, |key, token| Event::Progress {
+            key,
+            generation: token.generation,
+            nonce: token.nonce,
+            meta,
+            at_ms: inflight::environment::now_ms(),
+        })?;
+        self.record_str(py, event)
+    }
+
+    /// Promotes the run of `key` to resume-pending with `reason`, durably: "promoted", or
+    /// "unmatched" (no run, or a suspended one: a suspension is never overridden).
+    fn mark_resume_pending(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        reason: String,
+    ) -> PyResult<&'static str> {
+        let key = to_key(key)?;
+        self.blocking(py, move |log| log.mark_resume_pending(&key, &reason))
+            .map(applied_str)
+    }
+
+    /// Ends the resume-pending state of `key`, durably: "cleared-and-dropped" (its run waited,
+    /// and will not be resumed), "cleared" (its resumed run goes on), or "unmatched" (nothing
+    /// was pending).
+    fn clear_resume_pending(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+    ) -> PyResult<&'static str> {
+        let key = to_key(key)?;
+        self.blocking(py, move |log| log.clear_resume_pending(&key))
+            .map(applied_str)
+    }
+
+    /// Suspends the run of `key`, durably: it is not to be resumed. "suspended", or
+    /// "unmatched" (no run).
+    fn suspend(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<&'static str> {
+        let key = to_key(key)?;
+        self.blocking(py, move |log| log.suspend(&key))
+            .map(applied_str)
+    }
+
+    /// Records `run`, taken over from another log (`TakenOver.report.running`), in this one as
+    /// it was there (interrupted, its loop counts, its pending or suspended state) under this
+    /// log's next generation. Returns the `Run` as recorded; beginning a run on its key resumes
+    /// it and carries the counts.
+    fn adopt(&self, py: Python<'_>, run: PyRef<'_, PyInterrupted>) -> PyResult<PyRun> {
+        let taken = run.inner().clone();
+        self.blocking(py, move |log| log.adopt(&taken))
+            .map(PyRun::from)
+    }
+
+    /// At an unclean start: promotes the interrupted runs younger than `max_age_seconds` (at
+    /// most 0: no limit) to resume-pending (`restart_interrupted`, or `shutdown_timeout` for a
+    /// drain that timed out), suspends loops, clears older ones, durably, in shared syncs.
+    /// Returns `(promoted, suspended, cleared)`: the runs newly so.
+    fn recover_interrupted(
+        &self,
+        py: Python<'_>,
+        max_age_seconds: &Bound<'_, PyAny>,
+    ) -> PyResult<(usize, usize, usize)> {
+        let seconds = crate::convert::to_seconds(max_age_seconds, "max_age_seconds")?;
+        let max_age = inflight::turns::max_age_ms(seconds).map_err(|e| to_py_err(py, e))?;
+        self.blocking(py, move |log| {
+            inflight::turns::recover_interrupted(log, max_age)
+        })
+        .map(|d| (d.promoted, d.suspended, d.cleared))
+    }
+
+    /// After a clean shutdown: runs its drain cut become resume-pending (`shutdown_timeout`),
+    /// loops are suspended, runs a crash interrupted and nobody resumed are cleared. Returns
+    /// `(promoted, suspended, cleared)`.
+    fn discard_interrupted(&self, py: Python<'_>) -> PyResult<(usize, usize, usize)> {
+        self.blocking(py, inflight::turns::discard_interrupted)
+            .map(|d| (d.promoted, d.suspended, d.cleared))
+    }
+
     /// Records a clean shutdown and releases the log (its lock too). Runs still in flight are
     /// reported after the next open with reason "shutdown". Closing a closed log does nothing.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
@@ -209,23 +330,23 @@ impl PyLog {
 
     /// The runs in flight now, ordered by key.
     fn running(&self, py: Python<'_>) -> PyResult<Vec<PyInterrupted>> {
-        let threshold = self.threshold();
+        let thresholds = self.thresholds();
         Ok(self
             .handle(py)?
             .running()
             .iter()
-            .map(|r| PyInterrupted::new(r, threshold))
+            .map(|r| PyInterrupted::new(r, thresholds))
             .collect())
     }
 
     /// The run in flight on `key` now, or None.
     fn in_flight(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Option<PyInterrupted>> {
         let key = to_key(key)?;
-        let threshold = self.threshold();
+        let thresholds = self.thresholds();
         Ok(self
             .handle(py)?
             .in_flight(&key)
-            .map(|r| PyInterrupted::new(&r, threshold)))
+            .map(|r| PyInterrupted::new(&r, thresholds)))
     }
 
     /// The highest generation recorded for `key`, or None.
@@ -314,6 +435,28 @@ impl PyLog {
     }
 }
 
+/// The event `make` builds for `key` and the run `token` names; `None` when `token` is text
+/// that is no token (it names no run: nothing is written). A token that is not a `str` is a
+/// `TypeError`.
+pub(crate) fn exact_event(
+    key: &Bound<'_, PyAny>,
+    token: &Bound<'_, PyAny>,
+    make: impl FnOnce(String, Token) -> Event,
+) -> PyResult<Option<Event>> {
+    let key = to_key(key)?;
+    let Ok(text) = token.downcast::<pyo3::types::PyString>() else {
+        return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+            "a run's token is a str, not {}",
+            token.get_type().name()?
+        )));
+    };
+    Ok(text
+        .extract::<String>()
+        .ok()
+        .and_then(|t| t.parse::<Token>().ok())
+        .map(|token| make(key, token)))
+}
+
 /// A start's arguments, checked.
 fn run_from(
     key: &Bound<'_, PyAny>,
@@ -343,20 +486,29 @@ pub(crate) fn policy(strict: bool) -> Policy {
     }
 }
 
-/// The options of an open, from the keyword arguments `open` and `open_database` share.
-pub(crate) fn options(
-    strict: bool,
-    segment_bytes_max: u64,
-    compact_after_bytes: Option<u64>,
-    retention_ms: Option<u64>,
-    crash_loop_threshold: u32,
-) -> Options {
-    Options::default()
-        .policy(policy(strict))
-        .segment_bytes_max(segment_bytes_max)
-        .compact_after_bytes(compact_after_bytes)
-        .retention(retention_ms.map(Duration::from_millis))
-        .crash_loop_threshold(crash_loop_threshold)
+/// The keyword arguments `open` and `open_database` share.
+pub(crate) struct OpenArgs {
+    pub(crate) strict: bool,
+    pub(crate) segment_bytes_max: u64,
+    pub(crate) compact_after_bytes: Option<u64>,
+    pub(crate) retention_ms: Option<u64>,
+    pub(crate) crash_loop_threshold: u32,
+    pub(crate) stop_loop_threshold: u32,
+    pub(crate) record_recovery: bool,
+}
+
+impl OpenArgs {
+    /// The options of an open.
+    pub(crate) fn options(&self) -> Options {
+        Options::default()
+            .policy(policy(self.strict))
+            .segment_bytes_max(self.segment_bytes_max)
+            .compact_after_bytes(self.compact_after_bytes)
+            .retention(self.retention_ms.map(Duration::from_millis))
+            .crash_loop_threshold(self.crash_loop_threshold)
+            .stop_loop_threshold(self.stop_loop_threshold)
+            .record_recovery(self.record_recovery)
+    }
 }
 
 impl PyLog {
@@ -380,7 +532,10 @@ impl PyLog {
     compact_after_bytes = Some(inflight::limits::COMPACT_AFTER_BYTES_DEFAULT),
     retention_ms = Some(inflight::limits::RETENTION_MS_DEFAULT),
     crash_loop_threshold = inflight::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+    stop_loop_threshold = inflight::limits::STOP_LOOP_THRESHOLD_DEFAULT,
+    record_recovery = true,
 ))]
+#[allow(clippy::too_many_arguments)] // the keyword arguments of `open`
 pub(crate) fn open(
     py: Python<'_>,
     path: PathBuf,
@@ -389,14 +544,19 @@ pub(crate) fn open(
     compact_after_bytes: Option<u64>,
     retention_ms: Option<u64>,
     crash_loop_threshold: u32,
+    stop_loop_threshold: u32,
+    record_recovery: bool,
 ) -> PyResult<PyLog> {
-    let options = options(
+    let options = OpenArgs {
         strict,
         segment_bytes_max,
         compact_after_bytes,
         retention_ms,
         crash_loop_threshold,
-    );
+        stop_loop_threshold,
+        record_recovery,
+    }
+    .options();
     let dir = path.clone();
     let opened = py
         .allow_threads(move || inflight::Log::open(&path, options))
@@ -501,9 +661,42 @@ pub(crate) fn started_at_ms_from_secs(py: Python<'_>, key: &str, secs: f64) -> P
         .map_err(|e| to_py_err(py, e))
 }
 
+/// The runs of a JSON checkpoint file of the design this crate replaces (the crate's one
+/// reader of it): generation 1 each, start times in milliseconds. `CheckpointFileError` names
+/// the file and what is wrong.
+#[pyfunction]
+pub(crate) fn read_checkpoint(py: Python<'_>, path: PathBuf) -> PyResult<Vec<PyRun>> {
+    py.allow_threads(move || inflight::import::read_checkpoint(&path))
+        .map(|runs| runs.into_iter().map(PyRun::from).collect())
+        .map_err(|e| to_py_err(py, e))
+}
+
 /// Checks a session key as every call does: a `str` (else `TypeError`), non-empty and at most
 /// `KEY_BYTES_MAX` bytes (else `InvalidInputError`). Returns it.
 #[pyfunction]
 pub(crate) fn check_key(key: &Bound<'_, PyAny>) -> PyResult<String> {
     to_key(key)
+}
+
+/// Checks a time or a duration in seconds as the crate does: an int or a float (else
+/// `TypeError`), finite and at least 0 (else `InvalidInputError` for `field`, naming `key`).
+/// Returns it as a float.
+#[pyfunction]
+#[pyo3(signature = (field, value, key = None))]
+pub(crate) fn check_seconds(
+    py: Python<'_>,
+    field: String,
+    value: &Bound<'_, PyAny>,
+    key: Option<String>,
+) -> PyResult<f64> {
+    // The field's name outlives the call in the error: one of the few the package checks.
+    let field: &'static str = match field.as_str() {
+        "window_seconds" => "window_seconds",
+        "now" => "now",
+        "last_active" => "last_active",
+        "started_at" => "started_at",
+        _ => "seconds",
+    };
+    let seconds = crate::convert::to_seconds(value, field)?;
+    inflight::event::validate_seconds(field, seconds, key.as_deref()).map_err(|e| to_py_err(py, e))
 }

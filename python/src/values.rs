@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use pyo3::prelude::*;
 
 use inflight::fallback::{Flag, Flagged};
-use inflight::{Generation, InFlightRun, Reason, RecoveryReport, Run, UnixMs};
+use inflight::{InFlightRun, RecoveryReport, Run};
 
 use crate::convert::{json_to_py, to_ms, to_u64};
 
@@ -19,6 +19,7 @@ pub(crate) struct PyRun {
     generation: u64,
     started_at_ms: u64,
     meta: Option<String>,
+    nonce: u64,
 }
 
 impl From<Run> for PyRun {
@@ -29,21 +30,20 @@ impl From<Run> for PyRun {
             generation: run.generation,
             started_at_ms: run.started_at_ms,
             meta: run.meta,
+            nonce: run.nonce,
         }
     }
 }
 
 impl PyRun {
     pub(crate) fn to_run(&self) -> Run {
-        let run = Run::new(
-            &self.key,
-            &self.session_id,
-            Generation(self.generation),
-            UnixMs(self.started_at_ms),
-        );
-        match &self.meta {
-            Some(meta) => run.with_meta(meta),
-            None => run,
+        Run {
+            key: self.key.clone(),
+            session_id: self.session_id.clone(),
+            generation: self.generation,
+            started_at_ms: self.started_at_ms,
+            meta: self.meta.clone(),
+            nonce: self.nonce,
         }
     }
 }
@@ -67,6 +67,7 @@ impl PyRun {
             generation,
             started_at_ms,
             meta,
+            nonce: 0,
         })
     }
 
@@ -76,48 +77,94 @@ impl PyRun {
         self.started_at_ms as f64 / 1000.0
     }
 
+    /// The run's token: 32 hex digits that name this run of this key in this log and nothing
+    /// else (`Log.complete_token` completes exactly it).
+    #[getter]
+    fn token(&self) -> String {
+        self.to_run().token().to_string()
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "Run(key={:?}, session_id={:?}, generation={}, started_at_ms={}, meta={})",
+            "Run(key={:?}, session_id={:?}, generation={}, started_at_ms={}, meta={}, token={:?})",
             self.key,
             self.session_id,
             self.generation,
             self.started_at_ms,
             self.meta
                 .as_ref()
-                .map_or("None".to_string(), |m| format!("{m:?}"))
+                .map_or("None".to_string(), |m| format!("{m:?}")),
+            self.token()
         )
     }
 }
 
-/// A run in flight: reported by recovery as interrupted, or in the live running set.
-#[pyclass(frozen, eq, get_all, name = "InterruptedRun", module = "inflight")]
+/// A run in flight: reported by recovery, or in the live set; with where it stands
+/// (`state`: "running", "interrupted", "pending" or "suspended"), its loop counts and flags.
+#[pyclass(frozen, eq, name = "InterruptedRun", module = "inflight")]
 #[derive(Clone, PartialEq)]
 pub(crate) struct PyInterrupted {
+    #[pyo3(get)]
     key: String,
+    #[pyo3(get)]
     session_id: String,
+    #[pyo3(get)]
     generation: u64,
+    #[pyo3(get)]
     started_at_ms: u64,
+    #[pyo3(get)]
     meta: Option<String>,
+    #[pyo3(get)]
+    token: String,
+    #[pyo3(get)]
     reason: &'static str,
+    #[pyo3(get)]
     recoveries: u32,
+    #[pyo3(get)]
+    stops: u32,
+    #[pyo3(get)]
+    state: &'static str,
+    #[pyo3(get)]
+    running: bool,
+    #[pyo3(get)]
+    pending_reason: Option<String>,
+    #[pyo3(get)]
+    pending_at_ms: Option<u64>,
+    #[pyo3(get)]
+    suspended_at_ms: Option<u64>,
+    #[pyo3(get)]
     crash_loop: bool,
+    #[pyo3(get)]
+    stop_loop: bool,
+    /// Kept to hand the run to `Log.adopt` as it is.
+    inner: InFlightRun,
 }
 
 impl PyInterrupted {
-    pub(crate) fn new(r: &InFlightRun, crash_loop_threshold: u32) -> PyInterrupted {
+    pub(crate) fn new(r: &InFlightRun, (crashes, stops): (u32, u32)) -> PyInterrupted {
         PyInterrupted {
             key: r.run.key.clone(),
             session_id: r.run.session_id.clone(),
             generation: r.run.generation,
             started_at_ms: r.run.started_at_ms,
             meta: r.run.meta.clone(),
+            token: r.run.token().to_string(),
             reason: r.reason.as_str(),
             recoveries: r.recoveries,
-            crash_loop: r.reason == Reason::Crash
-                && crash_loop_threshold > 0
-                && r.recoveries >= crash_loop_threshold,
+            stops: r.stops,
+            state: r.state().as_str(),
+            running: r.running,
+            pending_reason: r.pending.as_ref().map(|p| p.reason.clone()),
+            pending_at_ms: r.pending.as_ref().map(|p| p.at_ms),
+            suspended_at_ms: r.suspended_at_ms,
+            crash_loop: r.is_crash_loop(crashes),
+            stop_loop: r.is_stop_loop(stops),
+            inner: r.clone(),
         }
+    }
+
+    pub(crate) fn inner(&self) -> &InFlightRun {
+        &self.inner
     }
 }
 
@@ -129,28 +176,38 @@ impl PyInterrupted {
         self.started_at_ms as f64 / 1000.0
     }
 
+    /// When it was promoted to resume-pending, in seconds since the Unix epoch, or None.
+    #[getter]
+    fn pending_at(&self) -> Option<f64> {
+        self.pending_at_ms.map(|ms| ms as f64 / 1000.0)
+    }
+
+    /// A loop of either kind: suspend it rather than resume it again.
+    #[getter]
+    fn is_loop(&self) -> bool {
+        self.crash_loop || self.stop_loop
+    }
+
     /// The run itself.
     #[getter]
     fn run(&self) -> PyRun {
-        PyRun {
-            key: self.key.clone(),
-            session_id: self.session_id.clone(),
-            generation: self.generation,
-            started_at_ms: self.started_at_ms,
-            meta: self.meta.clone(),
-        }
+        PyRun::from(self.inner.run.clone())
     }
 
     fn __repr__(&self) -> String {
         format!(
-            "InterruptedRun(key={:?}, session_id={:?}, generation={}, started_at_ms={}, reason={:?}, recoveries={}, crash_loop={})",
+            "InterruptedRun(key={:?}, session_id={:?}, generation={}, started_at_ms={}, state={:?}, reason={:?}, recoveries={}, stops={}, pending_reason={:?}, crash_loop={}, stop_loop={})",
             self.key,
             self.session_id,
             self.generation,
             self.started_at_ms,
+            self.state,
             self.reason,
             self.recoveries,
-            if self.crash_loop { "True" } else { "False" }
+            self.stops,
+            self.pending_reason,
+            if self.crash_loop { "True" } else { "False" },
+            if self.stop_loop { "True" } else { "False" }
         )
     }
 }
@@ -161,11 +218,20 @@ pub(crate) struct PyReport {
     /// The runs in flight when the log was last written, ordered by key.
     #[pyo3(get)]
     running: Vec<PyInterrupted>,
-    /// The interrupted runs that are crash loops: suspend these rather than resume them.
+    /// The runs that are crash loops: suspend these rather than resume them.
     #[pyo3(get)]
     crash_loops: Vec<PyInterrupted>,
+    /// The runs that are reboot loops (graceful stops): suspend these too.
+    #[pyo3(get)]
+    stop_loops: Vec<PyInterrupted>,
     #[pyo3(get)]
     crash_loop_threshold: u32,
+    #[pyo3(get)]
+    stop_loop_threshold: u32,
+    /// The keys whose runs were running when the log was last written: the turns the last
+    /// process's stop interrupted, before any decision.
+    #[pyo3(get)]
+    interrupted: Vec<String>,
     #[pyo3(get)]
     torn_tail: PyObject,
     #[pyo3(get)]
@@ -196,18 +262,22 @@ pub(crate) struct PyReport {
 
 impl PyReport {
     pub(crate) fn new(py: Python<'_>, inner: RecoveryReport) -> PyResult<PyReport> {
-        let threshold = inner.crash_loop_threshold;
+        let thresholds = (inner.crash_loop_threshold, inner.stop_loop_threshold);
+        let list = |runs: &mut dyn Iterator<Item = &InFlightRun>| {
+            runs.map(|r| PyInterrupted::new(r, thresholds)).collect()
+        };
+        let (running, crash_loops, stop_loops) = (
+            list(&mut inner.running.iter()),
+            list(&mut inner.crash_loops()),
+            list(&mut inner.stop_loops()),
+        );
         Ok(PyReport {
-            running: inner
-                .running
-                .iter()
-                .map(|r| PyInterrupted::new(r, threshold))
-                .collect(),
-            crash_loops: inner
-                .crash_loops()
-                .map(|r| PyInterrupted::new(r, threshold))
-                .collect(),
-            crash_loop_threshold: threshold,
+            running,
+            crash_loops,
+            stop_loops,
+            crash_loop_threshold: thresholds.0,
+            stop_loop_threshold: thresholds.1,
+            interrupted: inner.interrupted.clone(),
             torn_tail: json_to_py(py, &inner.torn_tail)?,
             torn_tail_bytes: inner.torn_tail_bytes(),
             corruption: json_to_py(py, &inner.corruption)?,
@@ -234,9 +304,10 @@ impl PyReport {
 
     pub(crate) fn __repr__(&self) -> String {
         format!(
-            "RecoveryReport(running={}, crash_loops={}, torn_tail_bytes={}, corruption={}, clean_shutdown={})",
+            "RecoveryReport(running={}, crash_loops={}, stop_loops={}, torn_tail_bytes={}, corruption={}, clean_shutdown={})",
             self.running.len(),
             self.crash_loops.len(),
+            self.stop_loops.len(),
             self.torn_tail_bytes,
             self.inner.corruption.len(),
             if self.clean_shutdown { "True" } else { "False" }
@@ -286,7 +357,7 @@ pub(crate) fn flagged_list(
         .map(|f| PyFlagged {
             reason: f.reason.as_str(),
             precise: f.reason.is_precise(),
-            recoveries: matches!(f.reason, Flag::Log | Flag::CrashLoop)
+            recoveries: matches!(f.reason, Flag::Log | Flag::CrashLoop | Flag::RebootLoop)
                 .then(|| recoveries.get(f.key.as_str()).copied())
                 .flatten(),
             key: f.key,

@@ -52,6 +52,7 @@ def test_a_crash_loop_is_flagged_crash_loop_with_its_count(log_dir):
         log.abandon()
     for _ in range(3):
         log = inflight.open(log_dir)
+        log.begin_run("loops", "s")  # resumed, and it crashes the process again
         log.abandon()
     log = inflight.open(log_dir)
     (f,) = log.fallback({}, now_ms=time.time() * 1000)

@@ -107,3 +107,25 @@ def test_database_errors_are_typed():
     with pytest.raises(inflight.DatabaseError) as e:
         inflight.open_database(nowhere, "a")
     assert "inflight_no_such_database" in e.value.cause
+
+
+def test_a_run_that_kills_one_instance_after_another_is_a_loop_across_the_fleet():
+    key = "agent:main:telegram:dm:poison"
+    names = [instance(f"chain{i}") for i in range(4)]
+    log = inflight.open_database(URL, names[0])
+    log.begin_run(key, "s1", meta='{"resume_from":"m-1"}')
+    log.abandon()  # the run brings the instance down
+    counts = []
+    for dead, survivor in zip(names, names[1:]):
+        log = inflight.open_database(URL, survivor)
+        taken = inflight.take_over(URL, dead, survivor)
+        (run,) = [r for r in taken.report.running if r.key == key]
+        counts.append(run.recoveries)
+        if run.crash_loop:
+            log.close()
+            break  # suspended rather than resumed again
+        adopted = log.adopt(run)  # into the survivor's own log, as it was there
+        assert adopted.meta == run.meta and log.in_flight(key).recoveries == run.recoveries
+        log.begin_run(key, adopted.session_id, adopted.meta)  # resumed: and it dies too
+        log.abandon()
+    assert counts == [1, 2, 3]

@@ -92,9 +92,15 @@ def test_crash_loops_are_counted_and_flagged_at_the_threshold(log_dir):
         assert run.recoveries == expected
         assert run.crash_loop == (expected >= 3)
         assert [r.key for r in log.report.crash_loops] == ([KEY] if expected >= 3 else [])
+        log.begin_run(KEY, "s")  # resumed: and the process dies again
         log.abandon()
     log = inflight.open(log_dir, crash_loop_threshold=5)
     assert log.report.crash_loops == [] and log.report.crash_loop_threshold == 5
+    assert log.report.running[0].recoveries == 4
+    log.abandon()
+    # Not resumed, it is not running: later restarts do not count it.
+    log = inflight.open(log_dir)
+    assert log.report.running[0].recoveries == 4 and log.report.running[0].state == "interrupted"
     log.abandon()
 
 

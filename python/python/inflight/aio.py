@@ -93,6 +93,17 @@ class AsyncLog:
         self._attach()
         return await self._wait(self._front.mark_completed(key, generation, at_ms))
 
+    async def complete_token(self, key: str, token: str) -> str:
+        """:meth:`Log.complete_token`: completes once the exact completion is durable (at once
+        with "unmatched" for text that is no token)."""
+        self._attach()
+        return await self._wait(self._front.complete_token(key, token))
+
+    async def progress(self, key: str, token: str, meta: Optional[str]) -> str:
+        """:meth:`Log.progress`: completes once the new meta is durable."""
+        self._attach()
+        return await self._wait(self._front.progress(key, token, meta))
+
     async def close(self) -> None:
         """Records a clean shutdown, durably, then stops the front and releases the log."""
         if self.log.closed:

@@ -54,8 +54,6 @@ True
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import time
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
@@ -63,7 +61,6 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 from . import _inflight, _owners
 from ._inflight import Log, RecoveryReport
 from .errors import CheckpointFileError, InvalidInputError, LockedError
-from .turns import generation_of, token_for
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -121,8 +118,7 @@ class SessionCrashCheckpoint:
         """Records that an agent run started on ``session_key``; returns its token once it is
         durable. ``meta`` (optional, at most 4096 bytes) comes back in
         ``get_active_sessions()`` after a crash."""
-        run = self.log.begin_run(session_key, session_id, meta)
-        return token_for(run.key, run.generation)
+        return str(self.log.begin_run(session_key, session_id, meta).token)
 
     def mark_completed(self, session_key: str, token: Optional[str] = None) -> bool:
         """Records that the run of ``token`` on ``session_key`` completed; returns once it is
@@ -138,12 +134,8 @@ class SessionCrashCheckpoint:
             run = self.log.in_flight(key)
             if run is None:
                 return False
-            generation = run.generation
-        else:
-            generation = generation_of(key, token)
-            if generation is None:
-                return False
-        return self.log.mark_completed(key, generation) == "completed"
+            return self.log.mark_completed(key, run.generation) == "completed"
+        return self.log.complete_token(key, token) == "completed"
 
     def mark_completed_many(self, session_keys: Iterable[str]) -> int:
         """Completes the run in flight of each key, in a few shared syncs (a start-up that
@@ -164,11 +156,14 @@ class SessionCrashCheckpoint:
             r.key: {
                 "session_id": r.session_id,
                 "started_at": r.started_at,
-                "token": token_for(r.key, r.generation),
+                "token": r.token,
                 "generation": r.generation,
+                "state": r.state,
                 "reason": r.reason,
                 "recoveries": r.recoveries,
+                "stops": r.stops,
                 "crash_loop": r.crash_loop,
+                "stop_loop": r.stop_loop,
                 "meta": r.meta,
             }
             for r in self.log.running()
@@ -233,12 +228,8 @@ def _invalid(field: str, reason: str, key: Optional[str]) -> InvalidInputError:
 
 
 def _seconds(field: str, value: Any, key: Optional[str]) -> float:
-    """A time or a duration in seconds: a finite, non-negative int or float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{field} must be a number of seconds, not {type(value).__name__}")
-    if not (math.isfinite(value) and value >= 0):
-        raise _invalid(field, f"is {value!r}; it must be a finite number of seconds, at least 0", key)
-    return float(value)
+    """A time or a duration in seconds: a finite, non-negative int or float (the crate's check)."""
+    return float(_inflight.check_seconds(field, value, key))
 
 
 def _holds_log(log_dir: str) -> bool:
@@ -267,40 +258,9 @@ def _import_once(path: str, log_dir: str) -> int:
 
 
 def _read_checkpoint(path: str) -> List[_inflight.Run]:
-    """The old file's runs, or ``CheckpointFileError`` saying where and what is wrong."""
-    try:
-        with open(path, "rb") as f:
-            data = json.load(f)
-    except json.JSONDecodeError as e:
-        raise _file_error(path, f"not valid JSON: {e.msg}", e.lineno, e.colno) from e
-    except UnicodeDecodeError as e:
-        raise _file_error(path, f"not UTF-8 text: {e.reason} at byte {e.start}") from e
-    if not isinstance(data, dict):
-        raise _file_error(path, f"the checkpoint is a JSON {type(data).__name__}, not an object of runs by key")
-    runs = []
-    for key, entry in data.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("session_id"), str):
-            raise _file_error(path, f"the entry of {key!r} has no session_id string")
-        started_at = entry.get("started_at")
-        if isinstance(started_at, bool) or not isinstance(started_at, (int, float)):
-            raise _file_error(path, f"the entry of {key!r} has no numeric started_at")
-        try:
-            _inflight.check_key(key)
-            ms = _inflight.started_at_ms_from_secs(key, float(started_at))
-        except InvalidInputError as e:
-            raise _file_error(path, f"the entry of {key!r}: {e}") from e
-        runs.append(_inflight.Run(key, entry["session_id"], 1, ms))
-    return runs
-
-
-def _file_error(path: str, detail: str, line: Optional[int] = None, column: Optional[int] = None) -> CheckpointFileError:
-    where = f" (line {line}, column {column})" if line is not None else ""
-    e = CheckpointFileError(
-        f"{path}: cannot import the JSON checkpoint: {detail}{where}; nothing was imported and "
-        f"the file is untouched: repair it, or move it aside to start with an empty log"
-    )
-    e.path, e.line, e.column, e.detail = path, line, column, detail
-    return e
+    """The old file's runs (the crate's one reader of the format), or ``CheckpointFileError``
+    saying where and what is wrong."""
+    return list(_inflight.read_checkpoint(path))
 
 
 __all__ = ["SessionCrashCheckpoint", "log_dir_for", "WINDOW_SECONDS_DEFAULT"]

@@ -104,10 +104,11 @@ class StorageError(InflightError, OSError):
     kind: str
 
 
-class PoisonedError(InflightError):
+class PoisonedError(InflightError, OSError):
     """An earlier write or sync failed: the handle refuses everything until the log is
     reopened, which replays exactly what reached the disk. ``kind`` and ``cause`` describe
-    the failure that poisoned it."""
+    the failure that poisoned it. An ``OSError``, as the storage failure behind it is (the
+    turn classes reopen the log on their next call)."""
 
     kind: str
     cause: str

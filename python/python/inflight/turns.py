@@ -1,33 +1,50 @@
-"""Turn markers over the log: the four calls of a gateway's session store, made exact.
+"""Turn markers over the log: a gateway session store's calls for its turns, made exact.
 
 A gateway of this kind marks each running turn in its session store with an opaque token,
 clears the marker with a compare-and-swap when the turn ends (so a stale asynchronous unwind
 cannot clear a newer turn), and at start-up promotes the markers a crash left behind to
-"resume pending". :class:`TurnMarkers` has exactly those calls, with the same names,
-arguments and return types, and keeps the markers in the log instead of rewriting a JSON
-file per marker:
+"resume pending", resumes them once their platform is connected, and suspends sessions that
+must not be resumed. :class:`TurnMarkers` has exactly those calls, with the same names,
+arguments and meanings, and keeps everything in the log, durably:
 
-=============================================  ===============================================
-``mark_turn_active(session_key) -> token``     begins a run under a generation the log
-                                               allocates (monotonic per key, across
-                                               restarts); the token carries it. Durable on
-                                               return; ``None`` if the log could not record it
-``clear_turn_active(session_key, token)``      completes that run only: ``True`` if the token
-                                               still owned the key, ``False`` if a newer turn
-                                               owns it (or none does)
-``recover_interrupted_turns(max_age_seconds)``  at start-up: the turns the log knows a crash
-                                               interrupted become resume pending (see
-                                               :meth:`TurnMarkers.resume_pending`), except
-                                               crash loops, which are suspended; older ones,
-                                               and a clean shutdown's leftovers, are cleared.
-                                               Returns how many were promoted
-``discard_active_turn_markers()``              after a clean shutdown: clears what is left
-=============================================  ===============================================
+==================================================  ==========================================
+``mark_turn_active(session_key) -> token``          begins a run under the log's next
+                                                    generation; the token (32 hex digits)
+                                                    names this turn and no other, of any key,
+                                                    log or process. Durable on return; ``None``
+                                                    if the log could not record it
+``clear_turn_active(session_key, token) -> bool``   completes exactly that turn: ``False`` if
+                                                    a newer turn owns the key, or none does, or
+                                                    the token is another key's or log's
+``record_progress(session_key, token, meta)``       the turn's meta is now ``meta``, durably
+                                                    ("reply ready: message 981"): after a
+                                                    crash, recovery says where it got
+``recover_interrupted_turns(max_age_seconds)``      at an unclean start: the turns a stop
+                                                    interrupted become resume-pending
+                                                    (``restart_interrupted``, or
+                                                    ``shutdown_timeout`` for a drain that timed
+                                                    out), loops are suspended, turns older
+                                                    than the limit (``<= 0``: none) are
+                                                    cleared. Returns how many it *newly*
+                                                    promoted
+``discard_active_turn_markers()``                   after a clean shutdown: clears what a crash
+                                                    left and nobody resumed; a drain's cut turns
+                                                    become resume-pending instead of lost
+``mark_resume_pending(session_key, reason)``        the key's turn is resume-pending (a drain
+                                                    timeout, at a graceful stop); never
+                                                    overrides a suspension
+``clear_resume_pending(session_key)``               the resumed turn succeeded (or the gateway
+                                                    gives up on resuming)
+``suspend_session(session_key)``                    not to be resumed; a new turn on the key
+                                                    begins the session anew
+==================================================  ==========================================
 
-Start-up is exact where the store's own version guesses: the log says whether the last exit
-was clean (``report.clean_shutdown``) and which turns were in flight, and it counts how many
-restarts in a row found each one interrupted, SIGKILLs included, so a turn that crashes the
-process every time it is resumed is suspended, not resumed forever.
+Every one of these is an event in the log, folded like the others: a pending turn stays pending
+across any number of restarts until it is resumed (a new turn on the key), suspended, cleared or
+completed, and the log counts, for each key, how many times in a row a stop interrupted a turn
+of it *while it ran*, by crashes and by graceful stops apart, so a turn that brings the process
+down (or restarts it) every time it is resumed is suspended instead of resumed forever. A turn
+that waits as pending and never runs again keeps its count.
 
 >>> import tempfile
 >>> from inflight.turns import TurnMarkers
@@ -39,275 +56,330 @@ process every time it is resumed is suspended, not resumed forever.
 False
 >>> markers.abandon()                                                  # the process dies here
 >>> markers = TurnMarkers(d)
->>> markers.recover_interrupted_turns()
-1
->>> [t.token == second for t in markers.resume_pending().values()]
-[True]
+>>> list(markers.interrupted_turns())                                  # marked active when it died
+['agent:main:telegram:dm:4242']
+>>> markers.recover_interrupted_turns(), markers.recover_interrupted_turns()
+(1, 0)
+>>> [(t.token == second, t.pending_reason) for t in markers.resume_pending().values()]
+[(True, 'restart_interrupted')]
 >>> markers.close()
 
-:class:`AsyncTurnMarkers` is its asyncio twin: the same calls as coroutines, on the crate's
-waker-based async front (nothing blocks the loop, no thread is held per waiting call).
+:class:`AsyncTurnMarkers` is its asyncio twin: the same calls as coroutines, the turns' own on
+the crate's waker-based async front (nothing blocks the loop, no thread is held per waiting
+call). Both are thin shells over one core, so they decide alike.
+
+After a failed write (a full disk for a moment), the log's handle refuses everything; the next
+call of either class reopens the log (replaying what is durable, as an open after a crash does,
+without counting the process's own turns as interrupted) and says so in a warning, so the
+gateway is not left unprotected for the rest of its life. Storage failures are raised as
+``OSError`` (``StorageError``, ``PoisonedError``), except by ``mark_turn_active``, which returns
+``None`` as the gateway's own store does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
-import time
-import zlib
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional, TypeVar
 
 from . import _inflight, _owners
 from ._inflight import InterruptedRun, Log, RecoveryReport
 from .aio import AsyncLog
-from .errors import InvalidInputError, PoisonedError, StorageError
+from .errors import ClosedError, PoisonedError, StorageError
 
 logger = logging.getLogger("inflight.turns")
 
 #: Markers older than this are cleared at recovery rather than resumed (the store's default).
 MAX_AGE_SECONDS_DEFAULT = 3600.0
 
-_TOKEN_PREFIX = "inflight-"
-_GENERATION_MAX = 2**64 - 1
+#: The reason ``mark_resume_pending`` records by default (the gateway's: a restart's drain
+#: timed out).
+RESTART_TIMEOUT = "restart_timeout"
 
+#: What the log raises when a write or sync failed; the classes reopen the log on the next call.
+_FAILURES = (StorageError, PoisonedError)
 
-def _key_tag(key: str) -> str:
-    # A checksum of the key, so that a token used with another key owns nothing there.
-    return f"{zlib.crc32(key.encode('utf-8', 'surrogatepass')):08x}"
-
-
-def token_for(key: str, generation: int) -> str:
-    """The opaque token of the run of ``generation`` on ``key`` (the gateway need not look
-    inside): ``inflight-GENERATION-KEYCRC``, unique per key and run."""
-    return f"{_TOKEN_PREFIX}{generation}-{_key_tag(key)}"
-
-
-def generation_of(key: str, token: Any) -> Optional[int]:
-    """The generation a token of :func:`token_for` carries for ``key``; ``None`` for anything
-    else (a token of another key, or of another store, owns nothing here). A token that is
-    not a ``str`` is a ``TypeError`` (``None`` aside, which owns nothing)."""
-    if token is None:
-        return None
-    if not isinstance(token, str):
-        raise TypeError(f"a turn token is a str, not {type(token).__name__}")
-    generation, _, tag = token[len(_TOKEN_PREFIX) :].partition("-")
-    if not token.startswith(_TOKEN_PREFIX) or tag != _key_tag(key):
-        return None
-    if not (generation.isascii() and generation.isdigit()):
-        return None
-    value = int(generation)
-    return value if value <= _GENERATION_MAX else None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class InterruptedTurn:
-    """A turn the last process left active: promoted to resume pending, or suspended as a crash
-    loop. ``token`` clears it (``clear_turn_active``); a new turn on the key replaces it."""
+    """A turn in the log that is not simply running: interrupted by the last process's stop,
+    resume-pending, or suspended. ``token`` clears it (``clear_turn_active``); a new turn on
+    the key resumes it (and carries its loop counts)."""
 
     key: str
     token: str
     session_id: str
     #: When the turn started, in seconds since the Unix epoch.
     started_at: float
-    #: ``"crash"`` or ``"shutdown"``.
+    #: ``"running"``, ``"interrupted"``, ``"pending"`` or ``"suspended"``.
+    state: str
+    #: What last interrupted it while it ran: ``"crash"`` or ``"shutdown"`` (a drain that
+    #: timed out).
     reason: str
-    #: How many start-ups in a row found the key interrupted by a crash, this one included.
+    #: How many stops in a row interrupted the key while a turn of it ran: crashes ...
     recoveries: int
-    #: ``recoveries`` reached the log's crash-loop threshold: suspend, do not resume.
+    #: ... and graceful stops.
+    stops: int
+    #: ``recoveries`` reached the crash-loop threshold: suspend, do not resume.
     crash_loop: bool
+    #: ``stops`` reached the reboot-loop threshold: suspend, do not resume.
+    stop_loop: bool
+    #: Why it is resume-pending (``restart_interrupted``, ``shutdown_timeout``, ...), or None.
+    pending_reason: Optional[str]
+    #: When it was promoted, in seconds since the Unix epoch, or None.
+    pending_at: Optional[float]
+    #: Its meta, as its latest progress left it.
     meta: Optional[str]
 
     @staticmethod
     def of(run: InterruptedRun) -> "InterruptedTurn":
         return InterruptedTurn(
             key=run.key,
-            token=token_for(run.key, run.generation),
+            token=run.token,
             session_id=run.session_id,
             started_at=run.started_at,
+            state=run.state,
             reason=run.reason,
             recoveries=run.recoveries,
+            stops=run.stops,
             crash_loop=run.crash_loop,
+            stop_loop=run.stop_loop,
+            pending_reason=run.pending_reason,
+            pending_at=run.pending_at,
             meta=run.meta,
         )
 
 
-@dataclass
-class RecoveryPlan:
-    """What a recovery does with the turns the last process left active (pure: decided from the
-    report, the turns still in flight, the age limit and the time)."""
+class _Core:
+    """What both classes are: the log (reopened after a failed write), its views, and the
+    decisions at start-up. The classes add only how a turn's own call waits."""
 
-    promote: List[InterruptedRun]
-    suspend: List[InterruptedRun]
-    clear: List[InterruptedRun]
-
-
-def plan_recovery(
-    leftovers: Iterable[InterruptedRun], max_age_seconds: float, now: float
-) -> RecoveryPlan:
-    """Crash victims younger than ``max_age_seconds`` are promoted, or suspended if they are
-    crash loops; older ones, and runs a clean shutdown interrupted (the last exit was clean:
-    nothing crashed), are cleared."""
-    plan = RecoveryPlan([], [], [])
-    for run in leftovers:
-        if run.reason != "crash" or now - run.started_at > max_age_seconds:
-            plan.clear.append(run)
-        elif run.crash_loop:
-            plan.suspend.append(run)
-        else:
-            plan.promote.append(run)
-    return plan
-
-
-def _max_age(max_age_seconds: Any) -> float:
-    if isinstance(max_age_seconds, bool) or not isinstance(max_age_seconds, (int, float)):
-        raise TypeError(f"max_age_seconds must be a number, not {type(max_age_seconds).__name__}")
-    if not (math.isfinite(max_age_seconds) and max_age_seconds >= 0):
-        e = InvalidInputError(f"invalid input: max_age_seconds is {max_age_seconds}; it must be a finite number of seconds, at least 0")
-        e.field, e.reason, e.key = "max_age_seconds", "must be finite and at least 0", None
-        raise e
-    return float(max_age_seconds)
-
-
-class _Turns:
-    """What both classes share: the log, its report, the turns promoted and suspended."""
-
-    log: Log
-
-    def __init__(self) -> None:
+    def __init__(self, owner: Any, path: Any, options: Dict[str, Any]) -> None:
+        self._owner = owner
+        self._path = str(path)
+        self._options = dict(options)
         self._lock = threading.Lock()
-        self._promoted: Dict[str, InterruptedRun] = {}
-        self._suspended: Dict[str, InterruptedRun] = {}
+        self._failed: Optional[BaseException] = None
+        self.log: Log = _owners.open_owned(owner, self._path, self._options)
+        self.report: RecoveryReport = self.log.report
 
-    @property
-    def report(self) -> RecoveryReport:
-        """What the log's recovery found when it was opened (``clean_shutdown``, ``running``,
-        ``crash_loops``, damage)."""
-        return self.log.report
+    # The failure policy, one for every call of both classes.
 
-    @property
-    def closed(self) -> bool:
-        return self.log.closed
-
-    def _leftovers(self) -> List[InterruptedRun]:
-        """The runs the open found in flight that are still in flight under the same
-        generation (not yet cleared, nor replaced by a new turn)."""
-        still = []
-        for run in self.log.report.running:
-            now = self.log.in_flight(run.key)
-            if now is not None and now.generation == run.generation:
-                still.append(now)
-        return still
-
-    def _plan(self, max_age_seconds: Any) -> RecoveryPlan:
-        plan = plan_recovery(self._leftovers(), _max_age(max_age_seconds), time.time())
+    def failed(self, what: str, error: BaseException) -> None:
+        """A write failed: the log is reopened on the next call."""
+        logger.error("%s failed: %s; the log is reopened on the next call", what, error)
         with self._lock:
-            self._promoted = {r.key: r for r in plan.promote}
-            self._suspended = {r.key: r for r in plan.suspend}
-        for run in plan.suspend:
+            self._failed = error
+
+    @property
+    def needs_reopen(self) -> bool:
+        return self._failed is not None
+
+    def reopen(self) -> None:
+        """Reopens the log after a failed write, replaying what is durable. The process's own
+        turns still run, so this open does not count them as interrupted."""
+        with self._lock:
+            if self._failed is None:
+                return
             logger.warning(
-                "turn of %s suspended: a crash loop (%d start-ups in a row found it interrupted)",
-                run.key,
-                run.recoveries,
+                "reopening the log in %s after a failed write (%s): it replays what is durable; "
+                "a call that failed may or may not have been recorded",
+                self._path,
+                self._failed,
             )
-        return plan
+            self.log.abandon()
+            options = dict(self._options, record_recovery=False)
+            self.log = _owners.open_owned(self._owner, self._path, options)
+            self._failed = None
 
-    def _still_owned(self, turns: Dict[str, InterruptedRun]) -> Dict[str, InterruptedTurn]:
-        out = {}
-        for key, run in turns.items():
-            now = self.log.in_flight(key)
-            if now is not None and now.generation == run.generation:
-                out[key] = InterruptedTurn.of(now)
-        return out
+    def guarded(self, what: str, call: Callable[[], T]) -> T:
+        """Runs a blocking call on the log, reopening it first if an earlier write failed; a
+        storage failure is raised (an ``OSError``) after it is noted for the next call."""
+        self.reopen()
+        try:
+            return call()
+        except _FAILURES as e:
+            self.failed(what, e)
+            raise
 
-    def resume_pending(self) -> Dict[str, InterruptedTurn]:
-        """The turns :meth:`recover_interrupted_turns` promoted that are still pending: not
-        cleared, and not replaced by a new turn on the key (resuming a session is marking a new
-        turn on it)."""
-        with self._lock:
-            promoted = dict(self._promoted)
-        return self._still_owned(promoted)
+    # The views.
 
-    def suspended(self) -> Dict[str, InterruptedTurn]:
-        """The crash loops recovery found: not promoted, and left active so that the count goes
-        on if the key crashes the process again; a turn on the key that completes ends it."""
-        with self._lock:
-            suspended = dict(self._suspended)
-        return self._still_owned(suspended)
+    def turns(self, state: str) -> Dict[str, InterruptedTurn]:
+        return {r.key: InterruptedTurn.of(r) for r in self.log.running() if r.state == state}
 
-    def _warn_if_crash_victims(self, runs: List[InterruptedRun]) -> None:
-        crashed = [r.key for r in runs if r.reason == "crash"]
+    def interrupted_turns(self) -> Dict[str, InterruptedTurn]:
+        keys = set(self.report.interrupted)
+        return {r.key: InterruptedTurn.of(r) for r in self.report.running if r.key in keys}
+
+    # The start-up decisions, in the crate (one implementation: `inflight::turns`).
+
+    def recover(self, max_age_seconds: Any) -> int:
+        promoted, suspended, _ = self.guarded(
+            "recover_interrupted_turns", lambda: self.log.recover_interrupted(max_age_seconds)
+        )
+        self._warn_suspended(suspended)
+        return promoted
+
+    def discard(self) -> int:
+        crashed = [t.key for t in self.turns("interrupted").values() if t.reason == "crash" and not t.crash_loop and not t.stop_loop]
+        promoted, suspended, cleared = self.guarded("discard_active_turn_markers", self.log.discard_interrupted)
         if crashed:
             logger.warning(
-                "discarding %d turn(s) the log says a crash interrupted (not a clean shutdown): %s",
+                "discarding %d turn(s) a crash interrupted and nobody resumed: %s",
                 len(crashed),
                 ", ".join(crashed[:10]),
             )
+        if promoted:
+            logger.info("%d turn(s) a drain timed out on are resume-pending (shutdown_timeout)", promoted)
+        self._warn_suspended(suspended)
+        return cleared
+
+    def _warn_suspended(self, suspended: int) -> None:
+        if suspended:
+            loops = [
+                f"{t.key} ({t.recoveries} crash(es), {t.stops} graceful stop(s) in a row)"
+                for t in self.turns("suspended").values()
+                if t.crash_loop or t.stop_loop
+            ]
+            logger.warning("suspended %d turn(s) as loops: %s", suspended, ", ".join(loops[:10]))
+
+    def decision(self, what: str, call: Callable[[Log], str], done: str) -> bool:
+        return self.guarded(what, lambda: call(self.log)) == done
+
+    def adopt(self, runs: Iterable[InterruptedRun]) -> int:
+        def adopt_all() -> int:
+            return sum(1 for run in runs if self.log.adopt(run) is not None)
+
+        return self.guarded("adopt_turns", adopt_all)
+
+
+class _Turns:
+    """The calls both classes answer alike, from the core."""
+
+    _core: _Core
+
+    @property
+    def log(self) -> Log:
+        """The log (a new handle after a reopen)."""
+        return self._core.log
+
+    @property
+    def report(self) -> RecoveryReport:
+        """What the log's recovery found when it was first opened (``clean_shutdown``,
+        ``running``, ``interrupted``, ``crash_loops``, ``stop_loops``, damage)."""
+        return self._core.report
+
+    @property
+    def closed(self) -> bool:
+        return self._core.log.closed
+
+    def interrupted_turns(self) -> Dict[str, InterruptedTurn]:
+        """The turns that were marked active when the last process stopped, as they stood then
+        (their meta as their latest progress left it), before any decision: where a turn's
+        reply was already made, deliver it instead of running the turn again."""
+        return self._core.interrupted_turns()
+
+    def resume_pending(self) -> Dict[str, InterruptedTurn]:
+        """The turns waiting to be resumed now (durable: the same after any number of
+        restarts): resume each once its platform is connected, by marking a new turn on its
+        key, then ``clear_resume_pending`` when that turn succeeded."""
+        return self._core.turns("pending")
+
+    def suspended(self) -> Dict[str, InterruptedTurn]:
+        """The turns suspended now (loops among them): not to be resumed. A new turn on the key
+        begins the session anew; ``clear_turn_active`` with the token ends it."""
+        return self._core.turns("suspended")
 
 
 class TurnMarkers(_Turns):
     """A gateway store's turn markers over an ``inflight`` log in ``path`` (a directory,
     created if missing). Thread-safe: calls from several threads share the log's syncs.
-    Keyword arguments go to :func:`inflight.open` (``crash_loop_threshold``, ``strict``, ...).
+    Keyword arguments go to :func:`inflight.open` (``crash_loop_threshold``,
+    ``stop_loop_threshold``, ``strict``, ...).
 
     A second ``TurnMarkers`` (or checkpoint) on the same directory in this process takes the
     log over from the first, as a restart would, with a ``RuntimeWarning``.
     """
 
     def __init__(self, path: Any, **options: Any) -> None:
-        super().__init__()
-        self.log = _owners.open_owned(self, str(path), options)
+        self._core = _Core(self, path, options)
 
     def mark_turn_active(
         self, session_key: str, *, session_id: str = "", meta: Optional[str] = None
     ) -> Optional[str]:
-        """Marks a turn of ``session_key`` running, replacing the previous marker; returns its
-        token once durable. ``None`` if the log could not record it (a storage failure, or a
-        log poisoned by an earlier one; the failure is logged, and the turn is then not
-        protected against a crash). ``session_id`` and ``meta`` (at most
-        4096 bytes) come back with the turn after a crash."""
+        """Marks a turn of ``session_key`` running, replacing the previous marker (a turn that
+        was pending is resumed: its loop counts go on); returns its token once durable.
+        ``None`` if the log could not record it (the failure is logged, the log reopened on the
+        next call; the turn is then not protected against a crash). ``session_id`` and
+        ``meta`` (at most 4096 bytes) come back with the turn after a crash."""
         key = _inflight.check_key(session_key)
         try:
-            run = self.log.begin_run(key, session_id, meta)
-        except (StorageError, PoisonedError) as e:
+            return self._core.guarded("mark_turn_active", lambda: self.log.begin_run(key, session_id, meta)).token
+        except _FAILURES:
+            return None
+        except ClosedError as e:
             logger.error("could not mark the turn of %s active: %s", key, e)
             return None
-        return token_for(key, run.generation)
 
     def clear_turn_active(self, session_key: str, token: Optional[str]) -> bool:
         """Clears the marker of ``session_key`` if ``token`` still owns it; durable on return.
         ``False`` (nothing changed) when a newer turn owns the key, the marker was cleared
-        already, or the token is not one of this store's."""
+        already, or the token names another key's or another log's turn."""
         key = _inflight.check_key(session_key)
-        generation = generation_of(key, token)
-        if generation is None:
+        if token is None:
             return False
-        return self.log.mark_completed(key, generation) == "completed"
+        return self._core.decision("clear_turn_active", lambda log: log.complete_token(key, token), "completed")
+
+    def record_progress(self, session_key: str, token: str, meta: Optional[str]) -> bool:
+        """The turn ``token`` names now has ``meta`` (at most 4096 bytes), durably: after a
+        crash, ``interrupted_turns()`` and the report say exactly where it got. ``False`` if
+        the token does not own the key."""
+        key = _inflight.check_key(session_key)
+        return self._core.decision("record_progress", lambda log: log.progress(key, token, meta), "progressed")
 
     def recover_interrupted_turns(self, max_age_seconds: float = MAX_AGE_SECONDS_DEFAULT) -> int:
-        """Promotes the turns the log knows a crash interrupted to resume pending
-        (:meth:`resume_pending`) and returns how many. Crash loops are suspended instead
-        (:meth:`suspended`). Turns older than ``max_age_seconds``, and those a clean shutdown
-        interrupted, are cleared, durably, in a few shared syncs. After a clean shutdown it
-        promotes nothing."""
-        plan = self._plan(max_age_seconds)
-        if plan.clear:
-            self.log.mark_completed_many([(r.key, r.generation) for r in plan.clear])
-        return len(plan.promote)
+        """At an unclean start: the turns the last stop interrupted become resume-pending
+        (:meth:`resume_pending`), loops are suspended (:meth:`suspended`), turns older than
+        ``max_age_seconds`` (``<= 0``: no limit) are cleared; durable, in shared syncs. Returns
+        how many turns it newly promoted: a second call returns 0."""
+        return self._core.recover(max_age_seconds)
 
     def discard_active_turn_markers(self) -> int:
-        """Clears every marker the last process left, durably, in a few shared syncs; returns
-        how many. For a start-up after a clean shutdown; clearing turns a crash interrupted
-        is logged as a warning."""
-        leftovers = self._leftovers()
-        self._warn_if_crash_victims(leftovers)
-        results = self.log.mark_completed_many([(r.key, r.generation) for r in leftovers])
-        with self._lock:
-            self._promoted.clear()
-            self._suspended.clear()
-        return sum(1 for r in results if r == "completed")
+        """After a clean shutdown: clears the turns a crash left and nobody resumed (logged as
+        a warning), and makes the turns the shutdown's drain cut resume-pending
+        (``shutdown_timeout``) instead of losing them. Returns how many it cleared."""
+        return self._core.discard()
+
+    def mark_resume_pending(self, session_key: str, reason: str = RESTART_TIMEOUT) -> bool:
+        """Marks the turn of ``session_key`` resume-pending with ``reason`` (at a graceful stop
+        whose drain timed out: ``restart_timeout``, ``shutdown_timeout``), durably. ``False``
+        if the key has no turn, or it is suspended (a suspension is never overridden)."""
+        key = _inflight.check_key(session_key)
+        return self._core.decision("mark_resume_pending", lambda log: log.mark_resume_pending(key, reason), "promoted")
+
+    def clear_resume_pending(self, session_key: str) -> bool:
+        """Ends the resume-pending state of ``session_key`` (after its resumed turn succeeded,
+        or to give up on it: a turn that waited is then dropped), durably. ``True`` if it was
+        pending."""
+        key = _inflight.check_key(session_key)
+        return self._core.guarded("clear_resume_pending", lambda: self.log.clear_resume_pending(key)) != "unmatched"
+
+    def suspend_session(self, session_key: str) -> bool:
+        """Suspends the turn of ``session_key``, durably: it is never resumed (its pending state
+        ends); a new turn on the key begins the session anew. ``True`` if the key had a turn."""
+        key = _inflight.check_key(session_key)
+        return self._core.decision("suspend_session", lambda log: log.suspend(key), "suspended")
+
+    def adopt_turns(self, runs: Iterable[InterruptedRun]) -> int:
+        """Records turns taken over from a dead instance's log (``inflight.take_over(...)
+        .report.running``) in this one, as they were there (interrupted, their loop counts,
+        pending or suspended), so that resuming them here goes on counting the same loop.
+        Returns how many."""
+        return self._core.adopt(runs)
 
     def close(self) -> None:
         """Records a clean shutdown and releases the log."""
@@ -325,9 +397,11 @@ class TurnMarkers(_Turns):
 
 
 class AsyncTurnMarkers(_Turns):
-    """:class:`TurnMarkers` for asyncio: the same four calls as coroutines, on the crate's
-    waker-based async front. Open it with ``await AsyncTurnMarkers.open(path)`` (the replay
-    runs in a thread), or construct it directly before the loop starts.
+    """:class:`TurnMarkers` for asyncio: the same calls as coroutines. A turn's own calls
+    (mark, clear, progress) go through the crate's waker-based async front; the start-up
+    decisions, rare, run the blocking call in a thread. Open it with ``await
+    AsyncTurnMarkers.open(path)`` (the replay runs in a thread), or construct it directly
+    before the loop starts.
 
     >>> import asyncio, tempfile
     >>> from inflight.turns import AsyncTurnMarkers
@@ -342,14 +416,31 @@ class AsyncTurnMarkers(_Turns):
     """
 
     def __init__(self, path: Any, **options: Any) -> None:
-        super().__init__()
-        self.log = _owners.open_owned(self, str(path), options)
-        self.front = AsyncLog(self.log)
+        self._core = _Core(self, path, options)
+        self.front = AsyncLog(self._core.log)
 
     @classmethod
     async def open(cls, path: Any, **options: Any) -> "AsyncTurnMarkers":
         """Opens the log in a thread, so that its replay does not block the loop."""
         return await asyncio.get_running_loop().run_in_executor(None, lambda: cls(path, **options))
+
+    def _reopen(self) -> None:
+        if self._core.needs_reopen:
+            self.front.abandon()
+            self._core.reopen()
+            self.front = AsyncLog(self._core.log)
+
+    async def _turn_call(self, what: str, call: Callable[[AsyncLog], Any]) -> Any:
+        self._reopen()
+        try:
+            return await call(self.front)
+        except _FAILURES as e:
+            self._core.failed(what, e)
+            raise
+
+    async def _blocking(self, call: Callable[[], T]) -> T:
+        self._reopen()
+        return await asyncio.get_running_loop().run_in_executor(None, call)
 
     async def mark_turn_active(
         self, session_key: str, *, session_id: str = "", meta: Optional[str] = None
@@ -357,39 +448,56 @@ class AsyncTurnMarkers(_Turns):
         """:meth:`TurnMarkers.mark_turn_active`, awaited."""
         key = _inflight.check_key(session_key)
         try:
-            run = await self.front.begin_run(key, session_id, meta)
-        except (StorageError, PoisonedError) as e:
+            run = await self._turn_call("mark_turn_active", lambda f: f.begin_run(key, session_id, meta))
+        except _FAILURES:
+            return None
+        except ClosedError as e:
             logger.error("could not mark the turn of %s active: %s", key, e)
             return None
-        return token_for(key, run.generation)
+        return str(run.token)
 
     async def clear_turn_active(self, session_key: str, token: Optional[str]) -> bool:
         """:meth:`TurnMarkers.clear_turn_active`, awaited."""
         key = _inflight.check_key(session_key)
-        generation = generation_of(key, token)
-        if generation is None:
+        if token is None:
             return False
-        return await self.front.mark_completed(key, generation) == "completed"
+        return await self._turn_call("clear_turn_active", lambda f: f.complete_token(key, token)) == "completed"
+
+    async def record_progress(self, session_key: str, token: str, meta: Optional[str]) -> bool:
+        """:meth:`TurnMarkers.record_progress`, awaited."""
+        key = _inflight.check_key(session_key)
+        return await self._turn_call("record_progress", lambda f: f.progress(key, token, meta)) == "progressed"
 
     async def recover_interrupted_turns(self, max_age_seconds: float = MAX_AGE_SECONDS_DEFAULT) -> int:
         """:meth:`TurnMarkers.recover_interrupted_turns`, awaited."""
-        plan = self._plan(max_age_seconds)
-        await self._complete_all([(r.key, r.generation) for r in plan.clear])
-        return len(plan.promote)
+        return await self._blocking(lambda: self._core.recover(max_age_seconds))
 
     async def discard_active_turn_markers(self) -> int:
         """:meth:`TurnMarkers.discard_active_turn_markers`, awaited."""
-        leftovers = self._leftovers()
-        self._warn_if_crash_victims(leftovers)
-        results = await self._complete_all([(r.key, r.generation) for r in leftovers])
-        with self._lock:
-            self._promoted.clear()
-            self._suspended.clear()
-        return sum(1 for r in results if r == "completed")
+        return await self._blocking(self._core.discard)
 
-    async def _complete_all(self, pairs: List[Tuple[str, int]]) -> List[str]:
-        # Accepted together, so they share frames and syncs.
-        return list(await asyncio.gather(*(self.front.mark_completed(k, g) for k, g in pairs)))
+    async def mark_resume_pending(self, session_key: str, reason: str = RESTART_TIMEOUT) -> bool:
+        """:meth:`TurnMarkers.mark_resume_pending`, awaited."""
+        key = _inflight.check_key(session_key)
+        return await self._blocking(
+            lambda: self._core.decision("mark_resume_pending", lambda log: log.mark_resume_pending(key, reason), "promoted")
+        )
+
+    async def clear_resume_pending(self, session_key: str) -> bool:
+        """:meth:`TurnMarkers.clear_resume_pending`, awaited."""
+        key = _inflight.check_key(session_key)
+        result = await self._blocking(lambda: self._core.guarded("clear_resume_pending", lambda: self.log.clear_resume_pending(key)))
+        return result != "unmatched"
+
+    async def suspend_session(self, session_key: str) -> bool:
+        """:meth:`TurnMarkers.suspend_session`, awaited."""
+        key = _inflight.check_key(session_key)
+        return await self._blocking(lambda: self._core.decision("suspend_session", lambda log: log.suspend(key), "suspended"))
+
+    async def adopt_turns(self, runs: Iterable[InterruptedRun]) -> int:
+        """:meth:`TurnMarkers.adopt_turns`, awaited."""
+        runs = list(runs)
+        return await self._blocking(lambda: self._core.adopt(runs))
 
     async def close(self) -> None:
         """Records a clean shutdown, durably, and releases the log."""
@@ -413,9 +521,6 @@ __all__ = [
     "TurnMarkers",
     "AsyncTurnMarkers",
     "InterruptedTurn",
-    "RecoveryPlan",
-    "plan_recovery",
-    "token_for",
-    "generation_of",
     "MAX_AGE_SECONDS_DEFAULT",
+    "RESTART_TIMEOUT",
 ]
