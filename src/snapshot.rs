@@ -176,6 +176,104 @@ fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
         .filter(|_| digits.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// A version-1 snapshot's body: the members version 2 added are unknown here (a run's and the
+/// counters' unlisted members are ignored, whatever their values), and take their defaults.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotV1 {
+    last_seq: u64,
+    next_segment_no: u64,
+    #[serde(default)]
+    last_record_ms: Option<u64>,
+    coverage_since_ms: u64,
+    created_ms: u64,
+    ended_with_shutdown: bool,
+    counters: CountersV1,
+    running: Vec<RunV1>,
+    marks: Vec<KeyMark>,
+    gaps: Vec<Corruption>,
+    #[serde(default)]
+    forgotten_generation: u64,
+}
+
+/// A version-1 snapshot's counters.
+#[derive(Deserialize)]
+struct CountersV1 {
+    started: u64,
+    stale_starts: u64,
+    completed: u64,
+    stale_completions: u64,
+    unknown_completions: u64,
+    shutdowns: u64,
+    superseded: u64,
+    #[serde(default)]
+    recoveries: u64,
+    #[serde(default)]
+    retentions: u64,
+    #[serde(default)]
+    forgotten: u64,
+}
+
+/// A version-1 snapshot's run: running, with no nonce, no stops and no decision.
+#[derive(Deserialize)]
+struct RunV1 {
+    key: String,
+    session_id: String,
+    generation: u64,
+    started_at_ms: u64,
+    #[serde(default)]
+    meta: Option<String>,
+    reason: crate::event::Reason,
+    #[serde(default)]
+    recoveries: u32,
+}
+
+impl From<SnapshotV1> for Snapshot {
+    fn from(v1: SnapshotV1) -> Snapshot {
+        let c = v1.counters;
+        let running = v1.running.into_iter().map(|r| {
+            let run = crate::event::Run {
+                key: r.key,
+                session_id: r.session_id,
+                generation: r.generation,
+                started_at_ms: r.started_at_ms,
+                meta: r.meta,
+                nonce: 0,
+            };
+            InFlightRun {
+                reason: r.reason,
+                recoveries: r.recoveries,
+                ..InFlightRun::new(run)
+            }
+        });
+        Snapshot {
+            last_seq: v1.last_seq,
+            next_segment_no: v1.next_segment_no,
+            last_record_ms: v1.last_record_ms,
+            coverage_since_ms: v1.coverage_since_ms,
+            created_ms: v1.created_ms,
+            ended_with_shutdown: v1.ended_with_shutdown,
+            counters: Counters {
+                started: c.started,
+                stale_starts: c.stale_starts,
+                completed: c.completed,
+                stale_completions: c.stale_completions,
+                unknown_completions: c.unknown_completions,
+                shutdowns: c.shutdowns,
+                superseded: c.superseded,
+                recoveries: c.recoveries,
+                retentions: c.retentions,
+                forgotten: c.forgotten,
+                ..Counters::default()
+            },
+            running: running.collect(),
+            marks: v1.marks,
+            gaps: v1.gaps,
+            forgotten_generation: v1.forgotten_generation,
+        }
+    }
+}
+
 impl Snapshot {
     /// The state a snapshot holds of `set`, covering the log up to `last_seq`. Gaps beyond the
     /// newest [`GAPS_KEPT_MAX`] are dropped.
@@ -275,34 +373,16 @@ impl Snapshot {
                 envelope.inflight_snapshot,
             ));
         }
-        let mut snapshot: Snapshot = serde_json::from_str(body)
-            .map_err(|e| damaged(format!("the body does not read: {e}")))?;
-        if envelope.inflight_snapshot == 1 {
-            snapshot.as_version_1();
-        }
+        let read = |e: serde_json::Error| damaged(format!("the body does not read: {e}"));
+        let snapshot: Snapshot = if envelope.inflight_snapshot == 1 {
+            serde_json::from_str::<SnapshotV1>(body)
+                .map_err(read)?
+                .into()
+        } else {
+            serde_json::from_str(body).map_err(read)?
+        };
         snapshot.check().map_err(damaged)?;
         Ok(snapshot)
-    }
-
-    /// A version-1 snapshot knows none of the members version 2 added: a member of that name
-    /// there is one the document says to ignore, so each takes its default.
-    fn as_version_1(&mut self) {
-        for entry in &mut self.running {
-            entry.run.nonce = 0;
-            entry.stops = 0;
-            entry.running = true;
-            entry.pending = None;
-            entry.suspended_at_ms = None;
-        }
-        let c = &mut self.counters;
-        (
-            c.promoted,
-            c.suspended,
-            c.cleared,
-            c.progressed,
-            c.adopted,
-            c.unmatched,
-        ) = (0, 0, 0, 0, 0, 0);
     }
 
     /// The invariants a writer guarantees, checked on the way in as on the way out.

@@ -166,17 +166,169 @@ mod doc {
         b
     }
 
+    /// An option of string: `0`, or `1` and the string.
+    fn option_string(s: Option<&str>, out: &mut Vec<u8>) {
+        match s {
+            None => out.push(0),
+            Some(s) => {
+                out.push(1);
+                string(s.as_bytes(), out);
+            }
+        }
+    }
+
+    /// Event 6, a start with a nonce. Any nonce is encoded, 0 included, so that a test can
+    /// craft the form the document calls invalid.
+    pub fn started_with_nonce(
+        key: &str,
+        session: &str,
+        g: u64,
+        nonce: u64,
+        at: u64,
+        meta: Option<&str>,
+    ) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(6, &mut b);
+        string(key.as_bytes(), &mut b);
+        string(session.as_bytes(), &mut b);
+        varint(g, &mut b);
+        varint(nonce, &mut b);
+        varint(at, &mut b);
+        option_string(meta, &mut b);
+        b
+    }
+
+    /// Event 7, `Finished`: key, generation, nonce, at ms.
+    pub fn finished(key: &str, g: u64, nonce: u64, at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(7, &mut b);
+        string(key.as_bytes(), &mut b);
+        varint(g, &mut b);
+        varint(nonce, &mut b);
+        varint(at, &mut b);
+        b
+    }
+
+    /// Event 8, `Promoted`: key, reason, at ms. The reason is bytes, so that a test can craft
+    /// one out of the limits.
+    pub fn promoted(key: &str, reason: &[u8], at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(8, &mut b);
+        string(key.as_bytes(), &mut b);
+        string(reason, &mut b);
+        varint(at, &mut b);
+        b
+    }
+
+    /// Event 9, `Suspended`: key, at ms.
+    pub fn suspended(key: &str, at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(9, &mut b);
+        string(key.as_bytes(), &mut b);
+        varint(at, &mut b);
+        b
+    }
+
+    /// Event 10, `Cleared`: key, at ms.
+    pub fn cleared(key: &str, at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(10, &mut b);
+        string(key.as_bytes(), &mut b);
+        varint(at, &mut b);
+        b
+    }
+
+    /// Event 11, `Progress`: key, generation, nonce, meta (option of string), at ms.
+    pub fn progress(key: &str, g: u64, nonce: u64, meta: Option<&str>, at: u64) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(11, &mut b);
+        string(key.as_bytes(), &mut b);
+        varint(g, &mut b);
+        varint(nonce, &mut b);
+        option_string(meta, &mut b);
+        varint(at, &mut b);
+        b
+    }
+
+    /// The fields of event 12, `Adopted`, in the table's order. `reason`, `crashes` and
+    /// `stops` are u32 fields, held wider here so that a test can craft one out of range.
+    #[derive(Default)]
+    pub struct Adopt<'a> {
+        pub key: &'a str,
+        pub session: &'a str,
+        pub generation: u64,
+        pub nonce: u64,
+        pub started_at: u64,
+        pub meta: Option<&'a str>,
+        pub reason: u64,
+        pub crashes: u64,
+        pub stops: u64,
+        pub pending: Option<(&'a [u8], u64)>,
+        pub suspended_at: Option<u64>,
+        pub at: u64,
+    }
+
+    pub fn adopted(a: &Adopt<'_>) -> Vec<u8> {
+        let mut b = Vec::new();
+        varint(12, &mut b);
+        string(a.key.as_bytes(), &mut b);
+        string(a.session.as_bytes(), &mut b);
+        varint(a.generation, &mut b);
+        varint(a.nonce, &mut b);
+        varint(a.started_at, &mut b);
+        option_string(a.meta, &mut b);
+        varint(a.reason, &mut b);
+        varint(a.crashes, &mut b);
+        varint(a.stops, &mut b);
+        match a.pending {
+            None => b.push(0),
+            Some((reason, at)) => {
+                b.push(1);
+                string(reason, &mut b);
+                varint(at, &mut b);
+            }
+        }
+        match a.suspended_at {
+            None => b.push(0),
+            Some(at) => {
+                b.push(1);
+                varint(at, &mut b);
+            }
+        }
+        varint(a.at, &mut b);
+        b
+    }
+
     // ----- decoding the payload -----
+
+    /// The fields of event 12 after its key, as the table lists them.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct Adoption {
+        pub session: String,
+        pub generation: u64,
+        pub nonce: u64,
+        pub started_at: u64,
+        pub meta: Option<String>,
+        /// `0` crash or `1` shutdown.
+        pub reason: u32,
+        pub crashes: u32,
+        pub stops: u32,
+        pub pending: Option<PendingState>,
+        pub suspended_at: Option<u64>,
+    }
 
     #[derive(Clone, Debug, PartialEq)]
     pub enum Event {
+        /// Events 0 and 6: a start; event 0 has no nonce (0), event 6 one that is not 0.
         Started {
             key: String,
             session: String,
             generation: u64,
+            nonce: u64,
             at: u64,
             meta: Option<String>,
         },
+        /// Event 1: a completion by generation.
         Completed {
             key: String,
             generation: u64,
@@ -192,17 +344,61 @@ mod doc {
             forget_before: u64,
             at: u64,
         },
+        /// Event 7: an exact completion, by generation and nonce.
+        Finished {
+            key: String,
+            generation: u64,
+            nonce: u64,
+            at: u64,
+        },
+        /// Event 8.
+        Promoted {
+            key: String,
+            reason: String,
+            at: u64,
+        },
+        /// Event 9.
+        Suspended {
+            key: String,
+            at: u64,
+        },
+        /// Event 10.
+        Cleared {
+            key: String,
+            at: u64,
+        },
+        /// Event 11.
+        Progress {
+            key: String,
+            generation: u64,
+            nonce: u64,
+            meta: Option<String>,
+            at: u64,
+        },
+        /// Event 12; `at` is its last field.
+        Adopted {
+            key: String,
+            adoption: Box<Adoption>,
+            at: u64,
+        },
     }
 
     impl Event {
-        /// The event's timestamp: `started at ms`, or `at ms` (not `forget before ms`).
+        /// The event's timestamp: `started at ms` (events 0 and 6), or `at ms` (not
+        /// `forget before ms`; an adoption's last field).
         pub fn at(&self) -> u64 {
             match self {
                 Event::Started { at, .. }
                 | Event::Completed { at, .. }
                 | Event::Shutdown { at }
                 | Event::Recovered { at }
-                | Event::Retention { at, .. } => *at,
+                | Event::Retention { at, .. }
+                | Event::Finished { at, .. }
+                | Event::Promoted { at, .. }
+                | Event::Suspended { at, .. }
+                | Event::Cleared { at, .. }
+                | Event::Progress { at, .. }
+                | Event::Adopted { at, .. } => *at,
             }
         }
     }
@@ -241,12 +437,26 @@ mod doc {
             self.varint(10)
         }
 
+        /// The variant index and the fields marked u32: at most 5 bytes.
+        fn u32(&mut self) -> Option<u32> {
+            self.varint(5).map(|v| v as u32)
+        }
+
         fn string(&mut self) -> Option<String> {
             let len = self.u64()? as usize;
             let end = self.pos.checked_add(len)?;
             let bytes = self.b.get(self.pos..end)?;
             self.pos = end;
             String::from_utf8(bytes.to_vec()).ok()
+        }
+
+        /// An option: `0` none, `1` then the value, any other byte invalid.
+        fn option<T>(&mut self, value: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+            match self.byte()? {
+                0 => Some(None),
+                1 => Some(Some(value(self)?)),
+                _ => None,
+            }
         }
     }
 
@@ -255,6 +465,11 @@ mod doc {
         (1..=1024).contains(&key.len())
             && session.is_none_or(|s| s.len() <= 256)
             && meta.is_none_or(|m| m.len() <= 4096)
+    }
+
+    /// A reason (event 8's, event 12's pending one, a snapshot's pending one): 1..=128 bytes.
+    fn reason_within_limits(reason: &str) -> bool {
+        (1..=128).contains(&reason.len())
     }
 
     /// A frame's payload: one valid event, or a batch (byte 5, a count of 2..=4096 in its
@@ -282,20 +497,22 @@ mod doc {
         (used == payload.len()).then_some(event)
     }
 
-    /// The valid event at the start of `payload`, and the bytes it takes.
+    /// The valid event at the start of `payload`, and the bytes it takes. Index 5 is no event
+    /// (it only opens a batch), so a batch inside a batch is invalid.
     fn event_at(payload: &[u8]) -> Option<(Event, usize)> {
         let mut c = Cursor { b: payload, pos: 0 };
-        let event = match c.varint(5)? {
-            0 => {
+        let event = match c.u32()? {
+            index @ (0 | 6) => {
                 let key = c.string()?;
                 let session = c.string()?;
                 let generation = c.u64()?;
+                let nonce = if index == 6 { c.u64()? } else { 0 };
                 let at = c.u64()?;
-                let meta = match c.byte()? {
-                    0 => None,
-                    1 => Some(c.string()?),
-                    _ => return None,
-                };
+                let meta = c.option(|c| c.string())?;
+                // Each start has one encoding: one without a nonce is event 0.
+                if index == 6 && nonce == 0 {
+                    return None;
+                }
                 if !within_limits(&key, Some(&session), meta.as_deref()) {
                     return None;
                 }
@@ -303,6 +520,7 @@ mod doc {
                     key,
                     session,
                     generation,
+                    nonce,
                     at,
                     meta,
                 }
@@ -318,11 +536,103 @@ mod doc {
                 forget_before: c.u64()?,
                 at: c.u64()?,
             },
+            7 => Event::Finished {
+                key: c.string()?,
+                generation: c.u64()?,
+                nonce: c.u64()?,
+                at: c.u64()?,
+            },
+            8 => {
+                let key = c.string()?;
+                let reason = c.string()?;
+                if !reason_within_limits(&reason) {
+                    return None;
+                }
+                Event::Promoted {
+                    key,
+                    reason,
+                    at: c.u64()?,
+                }
+            }
+            9 => Event::Suspended {
+                key: c.string()?,
+                at: c.u64()?,
+            },
+            10 => Event::Cleared {
+                key: c.string()?,
+                at: c.u64()?,
+            },
+            11 => {
+                let key = c.string()?;
+                let generation = c.u64()?;
+                let nonce = c.u64()?;
+                let meta = c.option(|c| c.string())?;
+                if !within_limits(&key, None, meta.as_deref()) {
+                    return None;
+                }
+                Event::Progress {
+                    key,
+                    generation,
+                    nonce,
+                    meta,
+                    at: c.u64()?,
+                }
+            }
+            12 => {
+                let key = c.string()?;
+                let session = c.string()?;
+                let generation = c.u64()?;
+                let nonce = c.u64()?;
+                let started_at = c.u64()?;
+                let meta = c.option(|c| c.string())?;
+                let reason = c.u32()?;
+                let crashes = c.u32()?;
+                let stops = c.u32()?;
+                let pending = c.option(|c| {
+                    Some(PendingState {
+                        reason: c.string()?,
+                        at_ms: c.u64()?,
+                    })
+                })?;
+                let suspended_at = c.option(|c| c.u64())?;
+                let at = c.u64()?;
+                if reason > 1
+                    || !within_limits(&key, Some(&session), meta.as_deref())
+                    || pending
+                        .as_ref()
+                        .is_some_and(|p| !reason_within_limits(&p.reason))
+                {
+                    return None;
+                }
+                Event::Adopted {
+                    key,
+                    adoption: Box::new(Adoption {
+                        session,
+                        generation,
+                        nonce,
+                        started_at,
+                        meta,
+                        reason,
+                        crashes,
+                        stops,
+                        pending,
+                        suspended_at,
+                    }),
+                    at,
+                }
+            }
             _ => return None,
         };
-        if let Event::Completed { key, .. } = &event
-            && !within_limits(key, None, None)
-        {
+        // Every key, of every event that has one: 1..=1024 bytes.
+        let key = match &event {
+            Event::Completed { key, .. }
+            | Event::Finished { key, .. }
+            | Event::Promoted { key, .. }
+            | Event::Suspended { key, .. }
+            | Event::Cleared { key, .. } => Some(key),
+            _ => None,
+        };
+        if key.is_some_and(|key| !within_limits(key, None, None)) {
             return None;
         }
         Some((event, c.pos))
@@ -330,6 +640,15 @@ mod doc {
 
     // ----- the report -----
 
+    /// A run's pending state: a reason and a time.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct PendingState {
+        pub reason: String,
+        pub at_ms: u64,
+    }
+
+    /// A run in flight: the run (key, session id, generation, started at ms, meta, nonce) and
+    /// what the fold keeps of it.
     #[derive(Clone, Debug, PartialEq)]
     pub struct Running {
         pub key: String,
@@ -337,8 +656,33 @@ mod doc {
         pub generation: u64,
         pub started_at_ms: u64,
         pub meta: Option<String>,
+        pub nonce: u64,
+        /// `crash` or `shutdown`.
         pub reason: String,
+        /// The crash count.
         pub recoveries: u32,
+        /// The graceful-stop count.
+        pub stops: u32,
+        /// Begun or resumed since its last interruption.
+        pub running: bool,
+        pub pending: Option<PendingState>,
+        pub suspended_at_ms: Option<u64>,
+    }
+
+    impl Running {
+        /// The report's word for where it stands: suspended, else running, else pending, else
+        /// interrupted.
+        pub fn state(&self) -> &'static str {
+            if self.suspended_at_ms.is_some() {
+                "suspended"
+            } else if self.running {
+                "running"
+            } else if self.pending.is_some() {
+                "pending"
+            } else {
+                "interrupted"
+            }
+        }
     }
 
     #[derive(Clone, Debug, PartialEq)]
@@ -371,6 +715,12 @@ mod doc {
         pub recoveries: u64,
         pub retentions: u64,
         pub forgotten: u64,
+        pub promoted: u64,
+        pub suspended: u64,
+        pub cleared: u64,
+        pub progressed: u64,
+        pub adopted: u64,
+        pub unmatched: u64,
     }
 
     /// The snapshot replay started from: `{file, last_seq, bytes, created_ms}`.
@@ -398,6 +748,7 @@ mod doc {
         pub snapshot: Option<SnapshotUsed>,
         pub gaps_before_snapshot: Vec<Gap>,
         pub crash_loop_threshold: u32,
+        pub stop_loop_threshold: u32,
         /// The highest generation among the marks retention forgot.
         pub forgotten_generation: u64,
     }
@@ -425,7 +776,7 @@ mod doc {
 
     #[derive(Default)]
     struct Fold {
-        /// Each running run, its reason and recovery count included.
+        /// Each run in flight, with everything the fold keeps of it.
         runs: BTreeMap<String, Running>,
         marks: BTreeMap<String, Mark>,
         counters: Counters,
@@ -434,7 +785,8 @@ mod doc {
     }
 
     impl Fold {
-        /// Raises the key's mark (generation and last event time); returns the mark before.
+        /// Raises the key's mark (generation and last event time) for a start, an adoption or
+        /// a completion by generation; returns the mark's generation before.
         fn raise(&mut self, key: &str, generation: u64, at: u64) -> Option<u64> {
             let before = self.marks.get(key).map(|m| m.generation);
             let mark = self.marks.entry(key.to_string()).or_default();
@@ -443,7 +795,28 @@ mod doc {
             before
         }
 
+        /// Events 7 to 11 that apply raise only the key's `last_event_ms`, and never create
+        /// a mark.
+        fn touch(&mut self, key: &str, at: u64) {
+            if let Some(mark) = self.marks.get_mut(key) {
+                mark.last_event_ms = mark.last_event_ms.max(at);
+            }
+        }
+
+        /// Events 7 to 11: applied (counted by `counter`, the key's `last_event_ms` raised) or
+        /// unmatched (nothing changes).
+        fn decided(&mut self, key: &str, at: u64, applied: bool, counter: fn(&mut Counters)) {
+            if applied {
+                counter(&mut self.counters);
+                self.touch(key, at);
+            } else {
+                self.counters.unmatched += 1;
+            }
+        }
+
         fn apply(&mut self, e: &Event) {
+            // Any event but a retention record sets the flag: a shutdown sets it, the others
+            // (a recovery record among them) clear it.
             if !matches!(e, Event::Retention { .. }) {
                 self.ended_with_shutdown = matches!(e, Event::Shutdown { .. });
             }
@@ -452,6 +825,7 @@ mod doc {
                     key,
                     session,
                     generation,
+                    nonce,
                     at,
                     meta,
                 } => {
@@ -460,21 +834,31 @@ mod doc {
                         self.counters.stale_starts += 1;
                         return;
                     }
-                    let recoveries = self.runs.get(key).map_or(0, |old| old.recoveries);
-                    let old = self.runs.insert(
-                        key.clone(),
-                        Running {
-                            key: key.clone(),
-                            session_id: session.clone(),
-                            generation: *generation,
-                            started_at_ms: *at,
-                            meta: meta.clone(),
-                            reason: "crash".into(),
-                            recoveries,
-                        },
-                    );
+                    let mut run = Running {
+                        key: key.clone(),
+                        session_id: session.clone(),
+                        generation: *generation,
+                        started_at_ms: *at,
+                        meta: meta.clone(),
+                        nonce: *nonce,
+                        reason: "crash".into(),
+                        recoveries: 0,
+                        stops: 0,
+                        running: true,
+                        pending: None,
+                        suspended_at_ms: None,
+                    };
+                    // A resume carries the counts and the pending state of the run it
+                    // replaces, unless that one was suspended (the session begins anew).
+                    if let Some(old) = self.runs.get(key)
+                        && old.suspended_at_ms.is_none()
+                    {
+                        run.recoveries = old.recoveries;
+                        run.stops = old.stops;
+                        run.pending = old.pending.clone();
+                    }
                     self.counters.started += 1;
-                    if old.is_some() {
+                    if self.runs.insert(key.clone(), run).is_some() {
                         self.counters.superseded += 1;
                     }
                 }
@@ -495,21 +879,120 @@ mod doc {
                         }
                     }
                 }
+                Event::Finished {
+                    key,
+                    generation,
+                    nonce,
+                    at,
+                } => match self.runs.get(key) {
+                    None => self.counters.unknown_completions += 1,
+                    Some(run) => {
+                        let exact = run.generation == *generation && run.nonce == *nonce;
+                        if exact {
+                            self.runs.remove(key);
+                        }
+                        self.decided(key, *at, exact, |c| c.completed += 1);
+                    }
+                },
                 Event::Shutdown { .. } => {
                     self.counters.shutdowns += 1;
-                    for run in self.runs.values_mut() {
+                    for run in self.runs.values_mut().filter(|r| r.running) {
                         run.reason = "shutdown".into();
                     }
                 }
                 Event::Recovered { .. } => {
                     self.counters.recoveries += 1;
-                    for run in self.runs.values_mut() {
-                        run.recoveries = if run.reason == "crash" {
-                            run.recoveries.saturating_add(1)
+                    for run in self.runs.values_mut().filter(|r| r.running) {
+                        if run.reason == "crash" {
+                            run.recoveries = run.recoveries.saturating_add(1);
                         } else {
-                            0
-                        };
+                            run.stops = run.stops.saturating_add(1);
+                        }
+                        run.running = false;
                     }
+                }
+                Event::Promoted { key, reason, at } => {
+                    let run = self.runs.get_mut(key);
+                    let applies = run.is_some_and(|run| {
+                        run.suspended_at_ms.is_none() && {
+                            run.pending = Some(PendingState {
+                                reason: reason.clone(),
+                                at_ms: *at,
+                            });
+                            true
+                        }
+                    });
+                    self.decided(key, *at, applies, |c| c.promoted += 1);
+                }
+                Event::Suspended { key, at } => {
+                    let run = self.runs.get_mut(key);
+                    let applies = run.is_some_and(|run| {
+                        run.suspended_at_ms = Some(*at);
+                        run.pending = None;
+                        true
+                    });
+                    self.decided(key, *at, applies, |c| c.suspended += 1);
+                }
+                Event::Cleared { key, at } => {
+                    let run = self.runs.get(key).filter(|r| r.pending.is_some());
+                    let applies = match run.map(|r| r.running) {
+                        None => false,
+                        Some(false) => {
+                            self.runs.remove(key);
+                            true
+                        }
+                        Some(true) => {
+                            self.runs.get_mut(key).unwrap().pending = None;
+                            true
+                        }
+                    };
+                    self.decided(key, *at, applies, |c| c.cleared += 1);
+                }
+                Event::Progress {
+                    key,
+                    generation,
+                    nonce,
+                    meta,
+                    at,
+                } => {
+                    let run = self.runs.get_mut(key);
+                    let applies = run.is_some_and(|run| {
+                        (run.generation == *generation && run.nonce == *nonce) && {
+                            run.meta = meta.clone();
+                            true
+                        }
+                    });
+                    self.decided(key, *at, applies, |c| c.progressed += 1);
+                }
+                Event::Adopted { key, adoption, at } => {
+                    let a = adoption.as_ref();
+                    let mark = self.raise(key, a.generation, *at);
+                    if mark.is_some_and(|m| a.generation < m) {
+                        self.counters.stale_starts += 1;
+                        return;
+                    }
+                    let mut run = Running {
+                        key: key.clone(),
+                        session_id: a.session.clone(),
+                        generation: a.generation,
+                        started_at_ms: a.started_at,
+                        meta: a.meta.clone(),
+                        nonce: a.nonce,
+                        reason: if a.reason == 0 { "crash" } else { "shutdown" }.into(),
+                        recoveries: a.crashes,
+                        stops: a.stops,
+                        running: false,
+                        pending: a.pending.clone(),
+                        suspended_at_ms: a.suspended_at,
+                    };
+                    // Replacing a run: each count is the larger of the two.
+                    if let Some(old) = self.runs.get(key) {
+                        run.recoveries = run.recoveries.max(old.recoveries);
+                        run.stops = run.stops.max(old.stops);
+                        self.counters.superseded += 1;
+                    }
+                    self.counters.adopted += 1;
+                    self.runs.insert(key.clone(), run);
                 }
                 Event::Retention { forget_before, .. } => {
                     self.counters.retentions += 1;
@@ -551,10 +1034,11 @@ mod doc {
         body: &'a RawValue,
     }
 
-    /// Check 5: the body, every member of the table and no other.
+    /// Check 5: the body, every member of the table and no other. The counters and the runs
+    /// are read by the snapshot's version (`C`, `R`).
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct Body {
+    struct Body<C, R> {
         last_seq: u64,
         next_segment_no: u64,
         #[serde(default)]
@@ -562,17 +1046,19 @@ mod doc {
         coverage_since_ms: u64,
         created_ms: u64,
         ended_with_shutdown: bool,
-        counters: BodyCounters,
-        running: Vec<BodyRun>,
+        counters: C,
+        running: Vec<R>,
         marks: Vec<BodyMark>,
         gaps: Vec<BodyGap>,
         #[serde(default)]
         forgotten_generation: u64,
     }
 
-    /// Other members are ignored; the three newer counters may be absent (0).
+    /// The counters of a version-1 snapshot. Other members are ignored, the six counters of
+    /// version 2 among them, whatever they hold; the three newer of version 1 may be absent
+    /// (0).
     #[derive(Deserialize)]
-    struct BodyCounters {
+    struct BodyCountersV1 {
         started: u64,
         stale_starts: u64,
         completed: u64,
@@ -588,6 +1074,37 @@ mod doc {
         forgotten: u64,
     }
 
+    /// The counters of a version-2 snapshot: version 1's and six more, each of which may be
+    /// absent (0). Other members are ignored.
+    #[derive(Deserialize)]
+    struct BodyCountersV2 {
+        started: u64,
+        stale_starts: u64,
+        completed: u64,
+        stale_completions: u64,
+        unknown_completions: u64,
+        shutdowns: u64,
+        superseded: u64,
+        #[serde(default)]
+        recoveries: u64,
+        #[serde(default)]
+        retentions: u64,
+        #[serde(default)]
+        forgotten: u64,
+        #[serde(default)]
+        promoted: u64,
+        #[serde(default)]
+        suspended: u64,
+        #[serde(default)]
+        cleared: u64,
+        #[serde(default)]
+        progressed: u64,
+        #[serde(default)]
+        adopted: u64,
+        #[serde(default)]
+        unmatched: u64,
+    }
+
     #[derive(Deserialize, PartialEq)]
     #[serde(rename_all = "lowercase")]
     enum BodyReason {
@@ -595,9 +1112,11 @@ mod doc {
         Shutdown,
     }
 
-    /// Other members are ignored; `meta` may be absent (null), `recoveries` too (0).
+    /// A run of a version-1 snapshot. Other members are ignored (`nonce`, `stops`,
+    /// `running`, `pending` and `suspended_at_ms` among them, whatever they hold: they are not
+    /// part of version 1); `meta` may be absent (null), `recoveries` too (0).
     #[derive(Deserialize)]
-    struct BodyRun {
+    struct BodyRunV1 {
         key: String,
         session_id: String,
         generation: u64,
@@ -607,6 +1126,156 @@ mod doc {
         reason: BodyReason,
         #[serde(default)]
         recoveries: u32,
+    }
+
+    /// A run of a version-2 snapshot. Other members are ignored; `meta`, `pending` and
+    /// `suspended_at_ms` may be absent (null), `nonce`, `recoveries` and `stops` too (0), and
+    /// `running` (true).
+    #[derive(Deserialize)]
+    struct BodyRunV2 {
+        key: String,
+        session_id: String,
+        generation: u64,
+        started_at_ms: u64,
+        #[serde(default)]
+        meta: Option<String>,
+        #[serde(default)]
+        nonce: u64,
+        reason: BodyReason,
+        #[serde(default)]
+        recoveries: u32,
+        #[serde(default)]
+        stops: u32,
+        #[serde(default = "yes")]
+        running: bool,
+        #[serde(default)]
+        pending: Option<BodyPending>,
+        #[serde(default)]
+        suspended_at_ms: Option<u64>,
+    }
+
+    fn yes() -> bool {
+        true
+    }
+
+    /// A run's pending object: other members are ignored.
+    #[derive(Deserialize)]
+    struct BodyPending {
+        reason: String,
+        at_ms: u64,
+    }
+
+    impl From<BodyCountersV1> for Counters {
+        /// A version-1 snapshot's counters: the six of version 2 take their default, 0.
+        fn from(c: BodyCountersV1) -> Counters {
+            Counters {
+                started: c.started,
+                completed: c.completed,
+                shutdowns: c.shutdowns,
+                stale_starts: c.stale_starts,
+                stale_completions: c.stale_completions,
+                unknown_completions: c.unknown_completions,
+                superseded: c.superseded,
+                recoveries: c.recoveries,
+                retentions: c.retentions,
+                forgotten: c.forgotten,
+                ..Counters::default()
+            }
+        }
+    }
+
+    impl From<BodyCountersV2> for Counters {
+        fn from(c: BodyCountersV2) -> Counters {
+            Counters {
+                started: c.started,
+                completed: c.completed,
+                shutdowns: c.shutdowns,
+                stale_starts: c.stale_starts,
+                stale_completions: c.stale_completions,
+                unknown_completions: c.unknown_completions,
+                superseded: c.superseded,
+                recoveries: c.recoveries,
+                retentions: c.retentions,
+                forgotten: c.forgotten,
+                promoted: c.promoted,
+                suspended: c.suspended,
+                cleared: c.cleared,
+                progressed: c.progressed,
+                adopted: c.adopted,
+                unmatched: c.unmatched,
+            }
+        }
+    }
+
+    fn reason(r: BodyReason) -> String {
+        match r {
+            BodyReason::Crash => "crash",
+            BodyReason::Shutdown => "shutdown",
+        }
+        .into()
+    }
+
+    impl From<BodyRunV1> for Running {
+        /// A version-1 run: running, with no nonce, no stops and no decision.
+        fn from(r: BodyRunV1) -> Running {
+            Running {
+                key: r.key,
+                session_id: r.session_id,
+                generation: r.generation,
+                started_at_ms: r.started_at_ms,
+                meta: r.meta,
+                nonce: 0,
+                reason: reason(r.reason),
+                recoveries: r.recoveries,
+                stops: 0,
+                running: true,
+                pending: None,
+                suspended_at_ms: None,
+            }
+        }
+    }
+
+    impl From<BodyRunV2> for Running {
+        fn from(r: BodyRunV2) -> Running {
+            Running {
+                key: r.key,
+                session_id: r.session_id,
+                generation: r.generation,
+                started_at_ms: r.started_at_ms,
+                meta: r.meta,
+                nonce: r.nonce,
+                reason: reason(r.reason),
+                recoveries: r.recoveries,
+                stops: r.stops,
+                running: r.running,
+                pending: r.pending.map(|p| PendingState {
+                    reason: p.reason,
+                    at_ms: p.at_ms,
+                }),
+                suspended_at_ms: r.suspended_at_ms,
+            }
+        }
+    }
+
+    /// A body of either version, its counters and runs in `doc`'s terms.
+    type Start = Body<Counters, Running>;
+
+    impl<C: Into<Counters>, R: Into<Running>> Body<C, R> {
+        fn normalized(self) -> Start {
+            Body {
+                last_seq: self.last_seq,
+                next_segment_no: self.next_segment_no,
+                last_record_ms: self.last_record_ms,
+                coverage_since_ms: self.coverage_since_ms,
+                created_ms: self.created_ms,
+                ended_with_shutdown: self.ended_with_shutdown,
+                counters: self.counters.into(),
+                running: self.running.into_iter().map(Into::into).collect(),
+                marks: self.marks,
+                gaps: self.gaps,
+                forgotten_generation: self.forgotten_generation,
+            }
+        }
     }
 
     #[derive(Deserialize)]
@@ -688,7 +1357,7 @@ mod doc {
     }
 
     /// Reads a snapshot file named with `number`: `Ok(None)` when it is damaged.
-    fn read_snapshot(number: u64, b: &[u8]) -> Result<Option<Body>, Failure> {
+    fn read_snapshot(number: u64, b: &[u8]) -> Result<Option<Start>, Failure> {
         // Check 1.
         if b.len() as u64 > 2_147_483_648 {
             return Ok(None);
@@ -706,12 +1375,16 @@ mod doc {
         if crc32(&[body.as_bytes()]) != envelope.body_crc32 {
             return Ok(None);
         }
-        // Check 4.
-        if envelope.inflight_snapshot != 1 {
-            return Err(Failure::UnsupportedVersion);
-        }
-        // Checks 5 and 6.
-        let Ok(body) = serde_json::from_str::<Body>(body) else {
+        // Checks 4, 5 and 6: version 1's runs and counters, or version 2's.
+        let body =
+            match envelope.inflight_snapshot {
+                1 => serde_json::from_str::<Body<BodyCountersV1, BodyRunV1>>(body)
+                    .map(Body::normalized),
+                2 => serde_json::from_str::<Body<BodyCountersV2, BodyRunV2>>(body)
+                    .map(Body::normalized),
+                _ => return Err(Failure::UnsupportedVersion),
+            };
+        let Ok(body) = body else {
             return Ok(None);
         };
         // Check 7.
@@ -731,6 +1404,11 @@ mod doc {
                 .running
                 .iter()
                 .all(|r| within_limits(&r.key, Some(&r.session_id), r.meta.as_deref()))
+            && body.running.iter().all(|r| {
+                r.pending
+                    .as_ref()
+                    .is_none_or(|p| reason_within_limits(&p.reason))
+            })
             && body.marks.iter().all(|m| within_limits(&m.key, None, None))
             && body.running.iter().all(|r| {
                 marks
@@ -818,7 +1496,7 @@ mod doc {
         if crc32(&[&b[..60]]) != u32_at(b, 60) {
             return Ok(HeaderCheck::Early);
         }
-        if !(1..=2).contains(&u32_at(b, 8)) {
+        if !(1..=3).contains(&u32_at(b, 8)) {
             return Err(Failure::UnsupportedVersion);
         }
         if u32_at(b, 12) != 64
@@ -920,19 +1598,7 @@ mod doc {
                     before_ms: g.before_ms,
                 })
                 .collect();
-            let c = &body.counters;
-            fold.counters = Counters {
-                started: c.started,
-                completed: c.completed,
-                shutdowns: c.shutdowns,
-                stale_starts: c.stale_starts,
-                stale_completions: c.stale_completions,
-                unknown_completions: c.unknown_completions,
-                superseded: c.superseded,
-                recoveries: c.recoveries,
-                retentions: c.retentions,
-                forgotten: c.forgotten,
-            };
+            fold.counters = body.counters;
             fold.ended_with_shutdown = body.ended_with_shutdown;
             fold.forgotten_generation = body.forgotten_generation;
             for m in &body.marks {
@@ -942,22 +1608,8 @@ mod doc {
                 };
                 fold.marks.insert(m.key.clone(), mark);
             }
-            for r in body.running {
-                let running = Running {
-                    key: r.key.clone(),
-                    session_id: r.session_id,
-                    generation: r.generation,
-                    started_at_ms: r.started_at_ms,
-                    meta: r.meta,
-                    reason: if r.reason == BodyReason::Crash {
-                        "crash"
-                    } else {
-                        "shutdown"
-                    }
-                    .into(),
-                    recoveries: r.recoveries,
-                };
-                fold.runs.insert(r.key, running);
+            for run in body.running {
+                fold.runs.insert(run.key.clone(), run);
             }
             break;
         }
@@ -1179,6 +1831,7 @@ mod doc {
             snapshot,
             gaps_before_snapshot,
             crash_loop_threshold: 3,
+            stop_loop_threshold: 3,
             forgotten_generation: fold.forgotten_generation,
         })
     }
@@ -1186,7 +1839,7 @@ mod doc {
 
 // ----- the comparison -----
 
-use doc::{Counters, Failure, Gap, Replay, Running, SnapshotUsed, Torn};
+use doc::{Counters, Failure, Gap, PendingState, Replay, Running, SnapshotUsed, Torn};
 
 fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     std::fs::read_dir(dir)
@@ -1235,10 +1888,22 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
             generation: x["generation"].as_u64().unwrap(),
             started_at_ms: x["started_at_ms"].as_u64().unwrap(),
             meta: x["meta"].as_str().map(Into::into),
+            nonce: x["nonce"].as_u64().unwrap(),
             reason: x["reason"].as_str().unwrap().into(),
             recoveries: x["recoveries"].as_u64().unwrap().try_into().unwrap(),
+            stops: x["stops"].as_u64().unwrap().try_into().unwrap(),
+            running: x["running"].as_bool().unwrap(),
+            pending: (!x["pending"].is_null()).then(|| PendingState {
+                reason: x["pending"]["reason"].as_str().unwrap().into(),
+                at_ms: x["pending"]["at_ms"].as_u64().unwrap(),
+            }),
+            suspended_at_ms: opt_u64(&x["suspended_at_ms"]),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    // The report's word for each run's state is the document's.
+    for (ours, theirs) in running.iter().zip(&recovered.report.running) {
+        assert_eq!(ours.state(), theirs.state().as_str(), "{ours:?}");
+    }
     let torn_tail = (!r["torn_tail"].is_null()).then(|| Torn {
         segment: r["torn_tail"]["segment"].as_str().unwrap().into(),
         offset: r["torn_tail"]["offset"].as_u64().unwrap(),
@@ -1284,6 +1949,12 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
             recoveries: c["recoveries"].as_u64().unwrap(),
             retentions: c["retentions"].as_u64().unwrap(),
             forgotten: c["forgotten"].as_u64().unwrap(),
+            promoted: c["promoted"].as_u64().unwrap(),
+            suspended: c["suspended"].as_u64().unwrap(),
+            cleared: c["cleared"].as_u64().unwrap(),
+            progressed: c["progressed"].as_u64().unwrap(),
+            adopted: c["adopted"].as_u64().unwrap(),
+            unmatched: c["unmatched"].as_u64().unwrap(),
         },
         clean_shutdown: r["clean_shutdown"].as_bool().unwrap(),
         coverage_since_ms: opt_u64(&r["coverage_since_ms"]),
@@ -1293,6 +1964,11 @@ fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
         snapshot,
         gaps_before_snapshot: gaps(&r["gaps_before_snapshot"]),
         crash_loop_threshold: r["crash_loop_threshold"]
+            .as_u64()
+            .unwrap()
+            .try_into()
+            .unwrap(),
+        stop_loop_threshold: r["stop_loop_threshold"]
             .as_u64()
             .unwrap()
             .try_into()
@@ -1393,7 +2069,7 @@ fn crafted(payloads: &[Vec<u8>]) -> tempfile::TempDir {
 
 fn crafted_bytes(number: u64, base: u64, payloads: &[Vec<u8>]) -> Vec<u8> {
     let mut b = doc::encode_header(&doc::Header {
-        version: 2,
+        version: 3,
         number,
         base,
         salt: 7 + number,
@@ -1665,7 +2341,7 @@ fn a_renamed_segment() {
 /// Edge case 6: an unsupported version, with magic and checksum holding, anywhere.
 #[test]
 fn an_unsupported_version_is_an_error() {
-    for (n, version) in [(1, 3), (2, 0), (4, 3), (2, u32::MAX)] {
+    for (n, version) in [(1, 4), (2, 0), (4, 4), (2, u32::MAX)] {
         let dir = segmented();
         with_header(dir.path(), n, |b| {
             b[8..12].copy_from_slice(&version.to_le_bytes());
@@ -1673,10 +2349,25 @@ fn an_unsupported_version_is_an_error() {
         });
         assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
     }
-    // Version 3 without a valid checksum is only a damaged header.
+    // Version 4 without a valid checksum is only a damaged header.
     let dir = segmented();
-    with_header(dir.path(), 2, |b| b[8] = 3);
+    with_header(dir.path(), 2, |b| b[8] = 4);
     assert!(agree(dir.path()).is_ok());
+    // Versions 1, 2 and 3 are read the same way.
+    for version in [1u32, 2, 3] {
+        let dir = segmented();
+        for n in 1..=4 {
+            with_header(dir.path(), n, |b| {
+                b[8..12].copy_from_slice(&version.to_le_bytes());
+                doc::reseal_header(b);
+            });
+        }
+        let r = ok(dir.path());
+        assert!(
+            r.corruption.is_empty() && r.records == 10,
+            "version {version}"
+        );
+    }
 }
 
 /// Edge case 7: damage at the end of a segment whose header is damaged is never a torn tail.
@@ -2091,10 +2782,10 @@ fn damage_then_an_unsupported_version() {
         b[n - 10] ^= 0xff;
     });
     with_header(dir.path(), 2, |b| {
-        b[8] = 3;
+        b[8] = 4;
         doc::reseal_header(b);
     });
-    let _ = agree(dir.path());
+    assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
 }
 
 /// Files that are not segments are ignored.
@@ -2267,10 +2958,16 @@ fn snapshot_file(dir: &Path, last_seq: u64) -> std::path::PathBuf {
     dir.join(format!("snapshot-{last_seq:020}.json"))
 }
 
-/// A snapshot file's bytes around `body`, with the checksum the document defines.
+/// A version-1 snapshot file's bytes around `body`, with the checksum the document defines.
 fn snapshot_bytes(body: &str) -> Vec<u8> {
+    versioned_snapshot_bytes(1, body)
+}
+
+/// A snapshot file of `version` around `body`.
+fn versioned_snapshot_bytes(version: u32, body: &str) -> Vec<u8> {
     let crc = doc::crc32(&[body.as_bytes()]);
-    format!("{{\"inflight_snapshot\":1,\"body_crc32\":{crc},\"body\":{body}}}\n").into_bytes()
+    format!("{{\"inflight_snapshot\":{version},\"body_crc32\":{crc},\"body\":{body}}}\n")
+        .into_bytes()
 }
 
 /// A log compacted twice, so that the newest snapshot has a predecessor and the segments
@@ -2304,38 +3001,40 @@ fn compacted_twice() -> tempfile::TempDir {
     dir
 }
 
-/// Events 3 and 4 crafted by hand, in a version-2 segment: the fold's rules for them.
+/// Events 3 and 4 crafted by hand, in a version-3 segment: the fold's rules for them. A
+/// recovery record counts only the runs that are running and makes them not running; a
+/// shutdown marks only the running ones.
 #[test]
 fn recovery_and_retention_records_crafted_from_the_document() {
     let events = [
         doc::started("a", "s", 1, 10, None),
         doc::started("b", "s", 1, 11, None),
         doc::started("c", "s", 1, 12, None),
-        doc::recovered(13), // a, b, c: 1
+        doc::recovered(13), // a, b, c: 1, none running
         doc::completed("c", 1, 14),
-        doc::started("a", "s", 2, 15, None), // supersedes a/1 and keeps its count
-        doc::recovered(16),                  // a: 2, b: 2
+        doc::started("a", "s", 2, 15, None), // resumes a/1: carries its count, running
+        doc::recovered(16),                  // a: 2; b was not running: stays at 1
         doc::started("c", "s", 2, 17, None), // c again, from 0
         // Up to here: the first check below.
-        doc::shutdown(18),  // a, b, c interrupted by the shutdown
-        doc::recovered(19), // their counts go back to 0
+        doc::shutdown(18), // only c is running: c is the shutdown's, a and b stay crashes
+        doc::recovered(19), // c: one graceful stop; a and b keep their counts
         doc::started("d", "s", 5, 20, None),
         doc::completed("d", 5, 21),
         doc::completed("e", 3, 5), // unknown: e's mark is 3, its last event 5
         doc::started("e", "s", 1, 30, None), // stale, and e's last event is now 30
         doc::completed("f", 2, 7),
-        doc::retention(25, 40), // forgets d (21) and f (7), keeps e (30) and the running keys
+        doc::retention(25, 40), // forgets d (21) and f (7), keeps e (30) and the keys in flight
         doc::started("f", "s", 1, 41, None), // f was forgotten: not stale
         doc::retention(u64::MAX, 42), // forgets e, the only idle mark left
     ];
     let dir = crafted(&events[..8]);
     let r = ok(dir.path());
-    let counts: Vec<(&str, u32)> = r
+    let counts: Vec<(&str, u32, bool)> = r
         .running
         .iter()
-        .map(|x| (x.key.as_str(), x.recoveries))
+        .map(|x| (x.key.as_str(), x.recoveries, x.running))
         .collect();
-    assert_eq!(counts, [("a", 2), ("b", 2), ("c", 0)]);
+    assert_eq!(counts, [("a", 2, false), ("b", 1, false), ("c", 0, true)]);
     assert_eq!(r.counters.recoveries, 2);
 
     let dir = crafted(&events);
@@ -2345,18 +3044,27 @@ fn recovery_and_retention_records_crafted_from_the_document() {
     assert_eq!(r.counters.forgotten, 3);
     assert_eq!(r.counters.stale_starts, 1);
     assert!(!r.clean_shutdown, "starts follow the shutdown");
-    let counts: Vec<(&str, u32, &str)> = r
+    let counts: Vec<(&str, u32, u32, &str, &str)> = r
         .running
         .iter()
-        .map(|x| (x.key.as_str(), x.recoveries, x.reason.as_str()))
+        .map(|x| {
+            let state = x.state();
+            (
+                x.key.as_str(),
+                x.recoveries,
+                x.stops,
+                x.reason.as_str(),
+                state,
+            )
+        })
         .collect();
     assert_eq!(
         counts,
         [
-            ("a", 0, "shutdown"),
-            ("b", 0, "shutdown"),
-            ("c", 0, "shutdown"),
-            ("f", 0, "crash")
+            ("a", 2, 0, "crash", "interrupted"),
+            ("b", 1, 0, "crash", "interrupted"),
+            ("c", 0, 1, "shutdown", "interrupted"),
+            ("f", 0, 0, "crash", "running")
         ]
     );
     // The same records in a version-1 segment.
@@ -2375,7 +3083,7 @@ fn recovery_and_retention_records_crafted_from_the_document() {
     assert_eq!(ok(dir.path()), r);
 
     // A retention record after a shutdown leaves the log clean; a recovery record (a process
-    // that opened the log after the shutdown) does not.
+    // that opened the log after the shutdown) does not, and counts a graceful stop.
     let dir = crafted(&[
         doc::started("a", "s", 1, 10, None),
         doc::shutdown(11),
@@ -2390,58 +3098,71 @@ fn recovery_and_retention_records_crafted_from_the_document() {
     ]);
     let r = ok(dir.path());
     assert!(!r.clean_shutdown);
+    let a = &r.running[0];
     assert_eq!(
-        (r.running[0].reason.as_str(), r.running[0].recoveries),
-        ("shutdown", 0)
+        (a.reason.as_str(), a.recoveries, a.stops, a.running),
+        ("shutdown", 0, 1, false)
     );
 }
 
-/// Reopening after a crash records a recovery; the counts follow the document's rules, and a
-/// shutdown resets them.
+/// Reopening after a crash records a recovery, which counts only the runs that were running:
+/// a run nobody resumed keeps its count across any number of opens, a resumed one (a start on
+/// its key) carries its count and adds the next crash, a completed and restarted one starts
+/// over; a clean shutdown then counts graceful stops instead.
 #[test]
-fn reopens_count_consecutive_recoveries() {
+fn reopens_count_recoveries_of_running_runs_only() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), Options::default()).unwrap().log;
     log.mark_running(run("a", 1)).unwrap();
     log.mark_running(run("b", 1)).unwrap();
     drop(log);
+    let counts = |report: &inflight::RecoveryReport| -> Vec<(u32, u32, bool)> {
+        report
+            .running
+            .iter()
+            .map(|x| (x.recoveries, x.stops, x.running))
+            .collect()
+    };
     for round in 1..=3u32 {
         let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
-        if round < 3 {
-            assert!(report.running.iter().all(|x| x.recoveries == round));
-        }
-        if round == 2 {
-            // b resumed under a new generation keeps its count; a completed and restarted
-            // starts over.
-            log.mark_running(run("b", 2)).unwrap();
-            log.mark_completed("a", 1).unwrap();
-            log.mark_running(run("a", 2)).unwrap();
+        match round {
+            // The crash found both running.
+            1 => assert_eq!(counts(&report), [(1, 0, false), (1, 0, false)]),
+            // Nothing resumed them since: another recovery record leaves their counts.
+            2 => {
+                assert_eq!(counts(&report), [(1, 0, false), (1, 0, false)]);
+                // b resumed (by the log, with a nonce) keeps its count; a completed and
+                // restarted starts over.
+                let b = log.begin_run("b", "s", None).unwrap();
+                assert_ne!(b.nonce, 0);
+                assert_eq!(log.in_flight("b").unwrap().recoveries, 1);
+                log.mark_completed("a", 1).unwrap();
+                log.mark_running(run("a", 2)).unwrap();
+            }
+            // Both were running again.
+            _ => assert_eq!(counts(&report), [(1, 0, false), (2, 0, false)]),
         }
         drop(log);
         let r = ok(dir.path());
         assert_eq!(r.counters.recoveries, u64::from(round));
     }
-    let r = ok(dir.path());
-    let counts: Vec<u32> = r.running.iter().map(|x| x.recoveries).collect();
-    assert_eq!(counts, [1, 3]);
 
-    // A clean shutdown, then an open: the runs are reported as interrupted by the shutdown,
-    // their counts reset, and the log no longer ends with a shutdown (that open recorded its
-    // recovery and died).
+    // A clean shutdown with only b resumed, then an open: b is reported as interrupted by the
+    // shutdown (a graceful stop), a keeps its reason and count (it was not running), and the
+    // log no longer ends with a shutdown (that open recorded its recovery and died).
     let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    log.begin_run("b", "s", Some("again".into())).unwrap();
     log.close().unwrap();
     drop(log);
     let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
-    assert!(report.running.iter().all(|x| x.recoveries == 0));
+    assert_eq!(counts(&report), [(1, 0, false), (2, 1, false)]);
     drop(log);
     let r = ok(dir.path());
     assert!(!r.clean_shutdown);
-    assert!(
-        r.running
-            .iter()
-            .all(|x| x.reason == "shutdown" && x.recoveries == 0)
-    );
+    let reasons: Vec<&str> = r.running.iter().map(|x| x.reason.as_str()).collect();
+    assert_eq!(reasons, ["crash", "shutdown"]);
     assert_eq!(r.counters.recoveries, 5);
+    assert_eq!(r.stop_loop_threshold, 3);
 }
 
 /// Retention at a compaction's cut forgets idle marks, by the clock the log was given.
@@ -2670,18 +3391,22 @@ fn snapshot_names_versions_and_the_offline_compaction() {
     let r = ok(dir.path());
     assert!(r.snapshot.is_none() && r.corruption.len() == 1);
     std::fs::rename(&other, &compacted.snapshot).unwrap();
-    // A newer version, its checksum holding: an error, even with a valid older snapshot.
+    // This build writes snapshot version 2.
     let text = String::from_utf8(original.clone()).unwrap();
-    let newer = text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1);
-    std::fs::write(snapshot_file(dir.path(), compacted.last_seq + 5), newer).unwrap();
+    assert!(text.starts_with("{\"inflight_snapshot\":2,"), "{text}");
+    let versioned = |v: u32| text.replacen(":2,", &format!(":{v},"), 1);
+    // Version 1 is read too (its runs hold nothing version 2 added: the same state here).
+    let r = ok(dir.path());
+    std::fs::write(&compacted.snapshot, versioned(1)).unwrap();
+    assert_eq!(ok(dir.path()), r);
+    std::fs::write(&compacted.snapshot, &original).unwrap();
+    // A newer version, its checksum holding: an error, even with a valid older snapshot.
+    let newer = snapshot_file(dir.path(), compacted.last_seq + 5);
+    std::fs::write(&newer, versioned(3)).unwrap();
     assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
-    std::fs::remove_file(snapshot_file(dir.path(), compacted.last_seq + 5)).unwrap();
+    std::fs::remove_file(&newer).unwrap();
     // The same version number, older than the start: never read.
-    std::fs::write(
-        snapshot_file(dir.path(), 0),
-        text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1),
-    )
-    .unwrap();
+    std::fs::write(snapshot_file(dir.path(), 0), versioned(3)).unwrap();
     assert!(ok(dir.path()).snapshot.is_some());
 }
 
@@ -2836,13 +3561,15 @@ fn snapshots_crafted_from_the_document() {
     assert_eq!(r.running[0].recoveries, u32::MAX);
 }
 
-/// A version-1 segment written by an older build: read as it is; a read-write open keeps its
-/// valid records, cuts its torn tail, and goes on in a new version-2 segment.
+/// Version-1 and version-2 segments written by older builds: read as they are; a read-write
+/// open keeps their valid records, cuts a torn tail, and goes on in a new version-3 segment
+/// (a writer never appends to a segment of an older version). A version-3 last segment is
+/// appended to.
 #[test]
-fn a_version_1_segment_then_an_open() {
-    let v1 = |payloads: &[Vec<u8>]| {
+fn older_segment_versions_then_an_open() {
+    let segment = |version: u32, payloads: &[Vec<u8>]| {
         let mut b = doc::encode_header(&doc::Header {
-            version: 1,
+            version,
             number: 1,
             base: 1,
             salt: 9,
@@ -2860,28 +3587,41 @@ fn a_version_1_segment_then_an_open() {
         doc::recovered(12), // events 3 and 4 are valid in a version-1 segment too
         doc::completed("b", 1, 13),
     ];
-    for torn in [0, 9] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut b = v1(&payloads);
-        let valid = b.len();
-        b.extend(&doc::encode_frame(9, 5, &doc::shutdown(14))[..torn]);
-        write(dir.path(), 1, &b);
-        let before = ok(dir.path());
-        assert_eq!(before.running[0].recoveries, 1);
-        assert_eq!(before.torn_tail_bytes, torn as u64);
+    for version in [1, 2, 3] {
+        for torn in [0, 9] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut b = segment(version, &payloads);
+            let valid = b.len();
+            b.extend(&doc::encode_frame(9, 5, &doc::shutdown(14))[..torn]);
+            write(dir.path(), 1, &b);
+            let before = ok(dir.path());
+            assert_eq!(before.running[0].recoveries, 1);
+            assert_eq!(before.running[0].state(), "interrupted");
+            assert_eq!(before.torn_tail_bytes, torn as u64);
 
-        let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
-        assert_eq!(report.running[0].recoveries, 2);
-        log.mark_running(run("c", 1)).unwrap();
-        drop(log);
-        // Segment 1 holds its valid records, untouched; segment 2 is version 2.
-        assert_eq!(read(dir.path(), 1), b[..valid]);
-        let two = read(dir.path(), 2);
-        assert_eq!(u32::from_le_bytes(two[8..12].try_into().unwrap()), 2);
-        assert_eq!(u64::from_le_bytes(two[24..32].try_into().unwrap()), 5);
-        let r = ok(dir.path());
-        assert_eq!((r.segments, r.records, r.counters.recoveries), (2, 6, 2));
-        assert!(r.corruption.is_empty() && r.torn_tail.is_none());
+            // The open's recovery record finds a not running: its count stays.
+            let Opened { log, report } = Log::open(dir.path(), Options::default()).unwrap();
+            assert_eq!(report.running[0].recoveries, 1);
+            log.mark_running(run("c", 1)).unwrap();
+            drop(log);
+            assert_eq!(read(dir.path(), 1)[..valid], b[..valid]);
+            if version < 3 {
+                // Segment 1 holds its valid records, untouched; segment 2 is version 3.
+                assert_eq!(read(dir.path(), 1), b[..valid], "version {version}");
+                let two = read(dir.path(), 2);
+                assert_eq!(u32::from_le_bytes(two[8..12].try_into().unwrap()), 3);
+                assert_eq!(u64::from_le_bytes(two[24..32].try_into().unwrap()), 5);
+            } else {
+                assert!(!seg(dir.path(), 2).exists(), "a version-3 segment goes on");
+            }
+            let r = ok(dir.path());
+            let segments = if version < 3 { 2 } else { 1 };
+            assert_eq!(
+                (r.segments, r.records, r.counters.recoveries),
+                (segments, 6, 2)
+            );
+            assert!(r.corruption.is_empty() && r.torn_tail.is_none());
+        }
     }
 }
 
@@ -2942,8 +3682,7 @@ fn a_snapshot_that_skips_segments_with_later_records_is_damaged() {
     let next = body["next_segment_no"].as_u64().unwrap();
     body["next_segment_no"] = serde_json::json!(next + 7);
     let body = serde_json::to_string(&body).unwrap();
-    let crc = crc32fast::hash(body.as_bytes());
-    let forged = format!("{{\"inflight_snapshot\":1,\"body_crc32\":{crc},\"body\":{body}}}\n");
+    let forged = versioned_snapshot_bytes(2, &body);
     std::fs::write(&compacted.snapshot, forged).unwrap();
     let r = ok(dir.path());
     assert!(r.snapshot.is_none(), "the forged snapshot is not the start");
@@ -3012,6 +3751,1017 @@ fn batches_of_events_in_one_frame() {
             r.corruption.len(),
             1,
             "an invalid batch is a checksummed frame that is not an event"
+        );
+    }
+}
+
+// ----- version 3: events 6 to 12, snapshot version 2, the fold of decisions -----
+
+/// The encoders of events 6 to 12 give the table's bytes: checked against bytes written out by
+/// hand, field by field, so that the tests below craft what the document says.
+#[test]
+fn events_6_to_12_encoders_follow_the_table() {
+    // 6: key, session id, generation, nonce, started at ms, meta.
+    assert_eq!(
+        doc::started_with_nonce("k", "s", 2, 300, 4, Some("m")),
+        [6, 1, b'k', 1, b's', 2, 0xAC, 0x02, 4, 1, 1, b'm']
+    );
+    // 7: key, generation, nonce, at ms.
+    assert_eq!(doc::finished("k", 2, 3, 4), [7, 1, b'k', 2, 3, 4]);
+    // 8: key, reason, at ms.
+    assert_eq!(doc::promoted("k", b"r", 4), [8, 1, b'k', 1, b'r', 4]);
+    // 9 and 10: key, at ms.
+    assert_eq!(doc::suspended("k", 4), [9, 1, b'k', 4]);
+    assert_eq!(doc::cleared("k", 4), [10, 1, b'k', 4]);
+    // 11: key, generation, nonce, meta, at ms.
+    assert_eq!(
+        doc::progress("k", 2, 3, Some("m"), 4),
+        [11, 1, b'k', 2, 3, 1, 1, b'm', 4]
+    );
+    assert_eq!(doc::progress("k", 2, 3, None, 4), [11, 1, b'k', 2, 3, 0, 4]);
+    // 12: key, session id, generation, nonce, started at ms, meta, reason, crashes, stops,
+    // pending (reason, at ms), suspended at ms, at ms.
+    let adopted = doc::adopted(&doc::Adopt {
+        key: "k",
+        session: "s",
+        generation: 2,
+        nonce: 3,
+        started_at: 5,
+        meta: None,
+        reason: 1,
+        crashes: 2,
+        stops: 3,
+        pending: Some((b"r", 6)),
+        suspended_at: Some(7),
+        at: 8,
+    });
+    assert_eq!(
+        adopted,
+        [
+            12, 1, b'k', 1, b's', 2, 3, 5, 0, 1, 2, 3, 1, 1, b'r', 6, 1, 7, 8
+        ]
+    );
+    // The crashes at the largest u32: five bytes, the fifth 0x0F.
+    let most = doc::adopted(&doc::Adopt {
+        key: "k",
+        crashes: u32::MAX.into(),
+        ..Default::default()
+    });
+    assert_eq!(
+        most,
+        [
+            12, 1, b'k', 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0, 0, 0, 0
+        ]
+    );
+}
+
+/// Each of the events 6 to 12, encoded by hand from the table and written into a segment,
+/// applying as the fold says; the same as one batch, and in a version-1 segment (events 6 to
+/// 12 are valid in a segment of any version).
+#[test]
+fn events_6_to_12_crafted_from_the_document() {
+    let events = [
+        doc::started_with_nonce("a", "s", 1, 0xA1, 10, Some("m0")),
+        doc::progress("a", 1, 0xA1, Some("m1"), 11), // a's token: its meta is now m1
+        doc::promoted("a", b"restart_interrupted", 12), // a running run may be promoted
+        doc::started_with_nonce("b", "s", 4, u64::MAX, 13, None), // a 10-byte nonce
+        doc::suspended("b", 14),                     // b is suspended, and still running
+        doc::adopted(&doc::Adopt {
+            key: "c",
+            session: "sc",
+            generation: 7,
+            nonce: 0xC,
+            started_at: 3,
+            meta: Some("mc"),
+            reason: 1,
+            crashes: 2,
+            stops: 3,
+            pending: Some((b"shutdown_timeout", 5)),
+            suspended_at: None,
+            at: 15,
+        }),
+        doc::finished("d", 1, 1, 16), // no run on d: an unknown completion
+        doc::cleared("a", 17),        // a is running: only its pending state goes
+        doc::finished("a", 1, 0xA1, 18), // a's token: a completion
+    ];
+    let dir = crafted(&events);
+    let r = ok(dir.path());
+    assert!(r.corruption.is_empty() && r.torn_tail.is_none());
+    assert_eq!((r.records, r.last_seq), (9, 9));
+    let c = &r.counters;
+    assert_eq!(
+        (c.started, c.progressed, c.promoted, c.suspended, c.adopted),
+        (2, 1, 1, 1, 1)
+    );
+    assert_eq!(
+        (c.unknown_completions, c.cleared, c.completed, c.unmatched),
+        (1, 1, 1, 0)
+    );
+    let b = &r.running[0];
+    assert_eq!((b.key.as_str(), b.nonce, b.running), ("b", u64::MAX, true));
+    assert_eq!((b.suspended_at_ms, b.state()), (Some(14), "suspended"));
+    let adopted = &r.running[1];
+    assert_eq!(
+        adopted,
+        &Running {
+            key: "c".into(),
+            session_id: "sc".into(),
+            generation: 7,
+            started_at_ms: 3,
+            meta: Some("mc".into()),
+            nonce: 0xC,
+            reason: "shutdown".into(),
+            recoveries: 2,
+            stops: 3,
+            running: false,
+            pending: Some(PendingState {
+                reason: "shutdown_timeout".into(),
+                at_ms: 5
+            }),
+            suspended_at_ms: None,
+        }
+    );
+    assert_eq!(adopted.state(), "pending");
+
+    // Before the clear and the completion: a holds its progress and its pending state.
+    let r7 = ok(crafted(&events[..7]).path());
+    let a = &r7.running[0];
+    assert_eq!(a.meta.as_deref(), Some("m1"));
+    assert_eq!(
+        a.pending,
+        Some(PendingState {
+            reason: "restart_interrupted".into(),
+            at_ms: 12
+        })
+    );
+    assert_eq!(
+        a.state(),
+        "running",
+        "suspended, else running, else pending"
+    );
+
+    // The same events as one batch: one frame, nine records, the same state.
+    let mut batch = vec![5u8, 9];
+    for e in &events {
+        batch.extend_from_slice(e);
+    }
+    let one = ok(crafted(&[batch]).path());
+    assert_eq!(
+        (one.running, one.counters),
+        (r.running.clone(), r.counters.clone())
+    );
+    assert_eq!((one.records, one.last_seq), (9, 1));
+
+    // Each event's timestamp (an adoption's last field, a start's `started at ms`) is what
+    // a gap after it and a gap before it report.
+    let invalid = vec![13u8];
+    for (e, at) in events.iter().zip(10..) {
+        let gap = &ok(crafted(&[e.clone(), invalid.clone(), doc::shutdown(99)]).path()).corruption;
+        assert_eq!((gap[0].after_ms, gap[0].before_ms), (Some(at), Some(99)));
+        let gap = &ok(crafted(&[doc::shutdown(1), invalid.clone(), e.clone()]).path()).corruption;
+        assert_eq!((gap[0].after_ms, gap[0].before_ms), (Some(1), Some(at)));
+    }
+
+    // In a version-1 segment.
+    let mut b = doc::encode_header(&doc::Header {
+        version: 1,
+        number: 1,
+        base: 1,
+        salt: 8,
+        log_created: 500,
+        segment_created: 601,
+    });
+    for (i, p) in events.iter().enumerate() {
+        b.extend(doc::encode_frame(8, 1 + i as u64, p));
+    }
+    write(dir.path(), 1, &b);
+    assert_eq!(ok(dir.path()), r);
+}
+
+/// Forms of events 6 to 12 that are not valid events: each a checksummed frame that is
+/// corruption, in the middle and at the end (never a torn tail), and inside a batch; and the
+/// forms at the limits, which are valid.
+#[test]
+fn invalid_forms_of_events_6_to_12_are_corruption() {
+    let adopt = |change: &dyn Fn(&mut doc::Adopt<'static>)| {
+        let mut a = doc::Adopt {
+            key: "k",
+            session: "s",
+            generation: 1,
+            nonce: 1,
+            started_at: 1,
+            at: 1,
+            ..Default::default()
+        };
+        change(&mut a);
+        doc::adopted(&a)
+    };
+    let long = "r".repeat(129);
+    let long: &'static [u8] = long.leak().as_bytes();
+    let bad: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "event 6 with nonce 0",
+            doc::started_with_nonce("k", "s", 1, 0, 1, None),
+        ),
+        ("index 5 alone", vec![5]),
+        ("index 5 inside a batch", {
+            let mut b = vec![5, 2];
+            b.extend(doc::shutdown(1));
+            b.extend([5, 1]);
+            b
+        }),
+        ("index 13", vec![13, 1, b'k', 1]),
+        ("a reason of 0 bytes", doc::promoted("k", b"", 1)),
+        ("a reason of 129 bytes", doc::promoted("k", long, 1)),
+        ("a reason that is not UTF-8", doc::promoted("k", &[0xFF], 1)),
+        (
+            "a pending reason of 0 bytes",
+            adopt(&|a| a.pending = Some((b"", 1))),
+        ),
+        (
+            "a pending reason of 129 bytes",
+            adopt(&|a| a.pending = Some((long, 1))),
+        ),
+        ("an Adopted reason of 2", adopt(&|a| a.reason = 2)),
+        (
+            "an Adopted reason above a u32",
+            adopt(&|a| a.reason = 1 << 32),
+        ),
+        (
+            "crashes of 2^32 (a fifth u32 byte above 0x0F)",
+            adopt(&|a| a.crashes = 1 << 32),
+        ),
+        ("stops of 2^35 (6 bytes)", adopt(&|a| a.stops = 1 << 35)),
+        (
+            "a padded nonce in Finished",
+            vec![7, 1, b'k', 1, 0x80, 0x00, 1],
+        ),
+        ("a padded variant index", vec![0x87, 0x00, 1, b'k', 1, 1, 1]),
+        (
+            "padded crashes (a u32) in Adopted",
+            // key, session, generation, nonce, started, meta none, reason 0, crashes 80 00,
+            // stops 0, pending none, suspended none, at.
+            vec![12, 1, b'k', 1, b's', 1, 1, 1, 0, 0, 0x80, 0x00, 0, 0, 0, 1],
+        ),
+        ("an Adopted suspended time with option byte 2", {
+            let mut b = adopt(&|_| {});
+            let n = b.len();
+            b[n - 2] = 2;
+            b
+        }),
+        ("a Progress meta with option byte 2", {
+            let mut b = doc::progress("k", 1, 1, None, 1);
+            b[5] = 2;
+            b
+        }),
+        (
+            "a Progress meta of 4097 bytes",
+            doc::progress("k", 1, 1, Some(&"m".repeat(4097)), 1),
+        ),
+        (
+            "an Adopted meta of 4097 bytes",
+            adopt(&|a| a.meta = Some("m".repeat(4097).leak())),
+        ),
+        (
+            "an Adopted session id of 257 bytes",
+            adopt(&|a| a.session = "s".repeat(257).leak()),
+        ),
+        ("an Adopted key of 0 bytes", adopt(&|a| a.key = "")),
+        ("a Suspended key of 0 bytes", doc::suspended("", 1)),
+        (
+            "a Cleared key of 1025 bytes",
+            doc::cleared(&"k".repeat(1025), 1),
+        ),
+        (
+            "a Finished with a trailing byte",
+            [doc::finished("k", 1, 1, 1), vec![0]].concat(),
+        ),
+        ("a Suspended without its time", vec![9, 1, b'k']),
+    ];
+    let good: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "a reason of 128 bytes",
+            doc::promoted("k", "r".repeat(128).as_bytes(), 1),
+        ),
+        ("a reason of 1 byte", doc::promoted("k", b"r", 1)),
+        (
+            "a pending reason of 128 bytes",
+            adopt(&|a| a.pending = Some(("r".repeat(128).leak().as_bytes(), 1))),
+        ),
+        ("an Adopted reason of 1", adopt(&|a| a.reason = 1)),
+        (
+            "crashes and stops at the largest u32",
+            adopt(&|a| {
+                a.crashes = u32::MAX.into();
+                a.stops = u32::MAX.into();
+            }),
+        ),
+        // Only event 6 may not have nonce 0.
+        ("an Adopted nonce of 0", adopt(&|a| a.nonce = 0)),
+        ("a Finished nonce of 0", doc::finished("k", 1, 0, 1)),
+        ("a Progress nonce of 0", doc::progress("k", 1, 0, None, 1)),
+        (
+            "a Progress meta of 4096 bytes",
+            doc::progress("k", 1, 1, Some(&"m".repeat(4096)), 1),
+        ),
+        (
+            "event 6 with the largest nonce",
+            doc::started_with_nonce("k", "s", 1, u64::MAX, 1, None),
+        ),
+    ];
+    for (what, payload) in &good {
+        let dir = crafted(std::slice::from_ref(payload));
+        let r = ok(dir.path());
+        assert!(r.corruption.is_empty() && r.records == 1, "{what}");
+    }
+    for (what, payload) in &bad {
+        eprintln!("{what}");
+        // In the middle.
+        let dir = crafted(&[
+            doc::started("a", "s", 1, 1, None),
+            payload.clone(),
+            doc::started("b", "s", 1, 2, None),
+        ]);
+        let r = ok(dir.path());
+        assert_eq!((r.corruption.len(), r.records), (1, 2), "{what}");
+        // At the end: corruption, never a torn tail.
+        let dir = crafted(&[doc::started("a", "s", 1, 1, None), payload.clone()]);
+        let r = ok(dir.path());
+        assert_eq!(r.corruption.len(), 1, "{what}");
+        assert!(r.torn_tail.is_none(), "{what}");
+        // Inside a batch: the whole frame is invalid.
+        let mut batch = vec![5u8, 2];
+        batch.extend(doc::shutdown(1));
+        batch.extend(payload);
+        let dir = crafted(&[doc::started("a", "s", 1, 1, None), batch, doc::shutdown(3)]);
+        let r = ok(dir.path());
+        assert_eq!((r.corruption.len(), r.records), (1, 2), "{what}");
+    }
+}
+
+/// A snapshot body for the tests below: `last_seq` 7, next segment 3, with these counters,
+/// runs and marks.
+fn snapshot_body(counters: &str, running: &[&str], marks: &str) -> String {
+    format!(
+        r#"{{"last_seq":7,"next_segment_no":3,"last_record_ms":6,"coverage_since_ms":1,"created_ms":9,"ended_with_shutdown":false,"counters":{counters},"running":[{}],"marks":{marks},"gaps":[]}}"#,
+        running.join(",")
+    )
+}
+
+const COUNTERS_V1: &str = r#"{"started":2,"stale_starts":0,"completed":0,"stale_completions":0,"unknown_completions":0,"shutdowns":0,"superseded":0,"recoveries":1,"retentions":0,"forgotten":0}"#;
+
+/// A version-1 snapshot whose runs and counters hold members named as version 2's: they are
+/// not part of version 1, so each takes its default whatever it holds (a version-1 run is
+/// running, with no nonce, no stops and no decision); the same members in a version-2
+/// snapshot are the state.
+#[test]
+fn a_version_1_snapshot_ignores_the_members_version_2_added() {
+    let run_a = r#"{"key":"a","session_id":"s","generation":2,"started_at_ms":5,"meta":null,"reason":"crash","recoveries":1,"nonce":5,"stops":9,"running":false,"pending":{"reason":"r","at_ms":4},"suspended_at_ms":null}"#;
+    let run_b = r#"{"key":"b","session_id":"s","generation":1,"started_at_ms":6,"reason":"shutdown","running":false,"suspended_at_ms":6}"#;
+    let counters = COUNTERS_V1.replace(
+        '}',
+        r#","promoted":4,"suspended":1,"cleared":0,"progressed":2,"adopted":0,"unmatched":3}"#,
+    );
+    let marks = r#"[{"key":"a","generation":3,"last_event_ms":5},{"key":"b","generation":1,"last_event_ms":6}]"#;
+    let body = snapshot_body(&counters, &[run_a, run_b], marks);
+    // After it: a recovery record, which counts the runs that are running.
+    let after = crafted_bytes(3, 8, &[doc::recovered(10)]);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(snapshot_file(dir.path(), 7), snapshot_bytes(&body)).unwrap();
+    write(dir.path(), 3, &after);
+    let v1 = ok(dir.path());
+    assert!(v1.snapshot.is_some());
+    let c = &v1.counters;
+    assert_eq!(
+        (c.promoted, c.suspended, c.progressed, c.unmatched),
+        (0, 0, 0, 0)
+    );
+    let runs: Vec<_> = v1
+        .running
+        .iter()
+        .map(|x| {
+            (
+                x.nonce,
+                x.recoveries,
+                x.stops,
+                x.running,
+                x.pending.is_some(),
+            )
+        })
+        .collect();
+    // Both were running: a crash and a graceful stop counted.
+    assert_eq!(runs, [(0, 2, 0, false, false), (0, 0, 1, false, false)]);
+    assert_eq!(v1.running[1].suspended_at_ms, None);
+
+    // Nor is version 2's check of a pending reason: an empty one is ignored with the rest.
+    let empty = run_a.replace(r#""reason":"r""#, r#""reason":"""#);
+    std::fs::write(
+        snapshot_file(dir.path(), 7),
+        snapshot_bytes(&snapshot_body(&counters, &[&empty, run_b], marks)),
+    )
+    .unwrap();
+    assert_eq!(ok(dir.path()).running, v1.running);
+
+    // The same body as version 2: the members are the state, and neither run is running.
+    std::fs::write(
+        snapshot_file(dir.path(), 7),
+        versioned_snapshot_bytes(2, &body),
+    )
+    .unwrap();
+    let v2 = ok(dir.path());
+    assert!(v2.snapshot.is_some());
+    assert_eq!((v2.counters.promoted, v2.counters.unmatched), (4, 3));
+    let runs: Vec<_> = v2
+        .running
+        .iter()
+        .map(|x| (x.nonce, x.recoveries, x.stops, x.running, x.state()))
+        .collect();
+    assert_eq!(
+        runs,
+        [(5, 1, 9, false, "pending"), (0, 0, 0, false, "suspended")]
+    );
+    // And there they are checked: an empty pending reason makes it damaged.
+    std::fs::write(
+        snapshot_file(dir.path(), 7),
+        versioned_snapshot_bytes(2, &snapshot_body(&counters, &[&empty, run_b], marks)),
+    )
+    .unwrap();
+    assert!(ok(dir.path()).snapshot.is_none());
+}
+
+/// A version-2 snapshot with runs in each state: a recovery record after it counts only the
+/// running one; a start resumes a pending run with its counts and begins a suspended one
+/// anew. Then each check version 2 adds to the runs.
+#[test]
+fn a_version_2_snapshot_with_pending_and_suspended_runs() {
+    let counters = COUNTERS_V1.replace('}', r#","promoted":1,"suspended":1,"adopted":0}"#);
+    let a = r#"{"key":"a","session_id":"s","generation":2,"started_at_ms":5,"meta":"m","nonce":11,"reason":"crash","recoveries":2,"stops":1,"running":false,"pending":{"reason":"restart_interrupted","at_ms":7,"note":[1]},"suspended_at_ms":null}"#;
+    let b = r#"{"key":"b","session_id":"s","generation":1,"started_at_ms":6,"reason":"shutdown","recoveries":5,"stops":4,"running":false,"pending":null,"suspended_at_ms":8}"#;
+    let c = r#"{"key":"c","session_id":"s","generation":1,"started_at_ms":6,"nonce":12,"reason":"crash","recoveries":1}"#;
+    let d = r#"{"key":"d","session_id":"s","generation":1,"started_at_ms":6,"reason":"shutdown","stops":2,"running":false}"#;
+    let marks = r#"[{"key":"a","generation":3,"last_event_ms":5},{"key":"b","generation":1,"last_event_ms":6},{"key":"c","generation":1,"last_event_ms":6},{"key":"d","generation":1,"last_event_ms":6}]"#;
+    let snapshot = |runs: &[&str], dir: &Path| {
+        let body = snapshot_body(&counters, runs, marks);
+        std::fs::write(snapshot_file(dir, 7), versioned_snapshot_bytes(2, &body)).unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    snapshot(&[a, b, c, d], dir.path());
+    let start = ok(dir.path());
+    assert!(start.snapshot.is_some() && start.segments == 0);
+    let states: Vec<&str> = start.running.iter().map(Running::state).collect();
+    assert_eq!(states, ["pending", "suspended", "running", "interrupted"]);
+
+    write(
+        dir.path(),
+        3,
+        &crafted_bytes(
+            3,
+            8,
+            &[
+                doc::recovered(10), // only c is running: c's crash count 2
+                doc::started_with_nonce("a", "s", 3, 13, 11, None), // a resumes: counts, pending
+                doc::started("b", "s", 2, 12, None), // b was suspended: begins anew
+            ],
+        ),
+    );
+    let r = ok(dir.path());
+    let runs: Vec<_> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.recoveries, x.stops, x.running, x.state()))
+        .collect();
+    assert_eq!(
+        runs,
+        [
+            ("a", 2, 1, true, "running"),
+            ("b", 0, 0, true, "running"),
+            ("c", 2, 0, false, "interrupted"),
+            ("d", 0, 2, false, "interrupted"),
+        ]
+    );
+    assert_eq!(
+        r.running[0].pending.as_ref().map(|p| p.at_ms),
+        Some(7),
+        "a resume keeps the pending state"
+    );
+    assert_eq!(r.running[0].nonce, 13);
+    assert_eq!((r.counters.superseded, r.counters.promoted), (2, 1));
+
+    // Each check of a run's version-2 members.
+    let cases: Vec<(&str, String, bool)> = vec![
+        (
+            "a pending reason of 128 bytes",
+            a.replace("restart_interrupted", &"r".repeat(128)),
+            true,
+        ),
+        (
+            "a pending reason of 0 bytes",
+            a.replace("restart_interrupted", ""),
+            false,
+        ),
+        (
+            "a pending reason of 129 bytes",
+            a.replace("restart_interrupted", &"r".repeat(129)),
+            false,
+        ),
+        (
+            "a pending object without its time",
+            a.replace(r#","at_ms":7"#, ""),
+            false,
+        ),
+        (
+            "a pending that is a string",
+            a.replace(
+                r#"{"reason":"restart_interrupted","at_ms":7,"note":[1]}"#,
+                r#""x""#,
+            ),
+            false,
+        ),
+        (
+            "running that is not a boolean",
+            a.replace(r#""running":false"#, r#""running":0"#),
+            false,
+        ),
+        (
+            "stops above a u32",
+            a.replace(r#""stops":1"#, r#""stops":4294967296"#),
+            false,
+        ),
+        (
+            "stops at the largest u32",
+            a.replace(r#""stops":1"#, r#""stops":4294967295"#),
+            true,
+        ),
+        (
+            "a nonce that is null",
+            a.replace(r#""nonce":11"#, r#""nonce":null"#),
+            false,
+        ),
+        (
+            "a suspended time that is a string",
+            a.replace(r#""suspended_at_ms":null"#, r#""suspended_at_ms":"8""#),
+            false,
+        ),
+        (
+            "pending twice",
+            a.replace(r#""suspended_at_ms":null"#, r#""pending":null"#),
+            false,
+        ),
+        (
+            "a member not listed",
+            a.replace(r#""nonce":11"#, r#""nonce":11,"later":{"x":1e400}"#),
+            true,
+        ),
+    ];
+    for (what, run, valid) in cases {
+        snapshot(&[&run, b, c, d], dir.path());
+        eprintln!("{what}");
+        assert_eq!(ok(dir.path()).snapshot.is_some(), valid, "{what}");
+    }
+}
+
+/// Finished (event 7) removes the key's run only when both generation and nonce are its
+/// own: any other is unmatched (not stale, even below), one with no run is an unknown
+/// completion, and none raises a mark's generation.
+#[test]
+fn an_exact_completion_with_a_wrong_token_is_unmatched() {
+    let events = [
+        doc::started_with_nonce("k", "s", 3, 77, 10, None),
+        doc::finished("k", 3, 78, 11), // the wrong nonce
+        doc::finished("k", 2, 77, 12), // the wrong generation, below
+        doc::finished("k", 9, 77, 13), // the wrong generation, above: event 1 would remove
+        doc::finished("x", 9, 1, 14),  // no run: unknown, and x gets no mark
+        // Up to here: the first check below.
+        doc::finished("k", 3, 77, 15), // its token: a completion
+        doc::started("j", "s", 1, 16, None),
+        doc::finished("j", 1, 0, 17), // a run started without a nonce has nonce 0
+        doc::started("x", "s", 1, 18, None), // x has no mark: not stale
+        doc::started("k", "s", 4, 19, None), // k's mark is 3, not 9: not stale
+    ];
+    let r = ok(crafted(&events[..5]).path());
+    assert_eq!(r.running.len(), 1);
+    let c = &r.counters;
+    assert_eq!(
+        (c.unmatched, c.unknown_completions, c.stale_completions),
+        (3, 1, 0)
+    );
+    let r = ok(crafted(&events).path());
+    let c = &r.counters;
+    assert_eq!((c.completed, c.unmatched, c.stale_starts), (2, 3, 0));
+    let keys: Vec<&str> = r.running.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(keys, ["k", "x"]);
+}
+
+/// A recovery record counts only runs that are running: a run waiting for its decision keeps
+/// its counts and its pending state across any number of them, and a shutdown leaves its
+/// reason.
+#[test]
+fn a_pending_run_keeps_its_counts_across_recoveries() {
+    let r = ok(crafted(&[
+        doc::started("a", "s", 1, 10, None),
+        doc::recovered(11), // a: 1, not running
+        doc::promoted("a", b"restart_interrupted", 12),
+        doc::recovered(13),
+        doc::recovered(14),
+        doc::shutdown(15), // a is not running: keeps its reason
+        doc::recovered(16),
+    ])
+    .path());
+    let a = &r.running[0];
+    assert_eq!(
+        (a.recoveries, a.stops, a.reason.as_str(), a.running),
+        (1, 0, "crash", false)
+    );
+    assert_eq!(
+        a.pending,
+        Some(PendingState {
+            reason: "restart_interrupted".into(),
+            at_ms: 12
+        })
+    );
+    assert_eq!(a.state(), "pending");
+    assert_eq!((r.counters.recoveries, r.counters.shutdowns), (4, 1));
+    assert!(!r.clean_shutdown);
+}
+
+/// A start that replaces a run not suspended is a resume: it carries both counts and the
+/// pending state; a start that replaces a suspended run begins the session anew (counts 0, no
+/// pending state, no suspended time). A suspension leaves a running run running, so a
+/// recovery record counts it.
+#[test]
+fn a_resume_carries_the_counts_and_a_start_after_a_suspension_resets_them() {
+    let events = [
+        doc::started_with_nonce("a", "s", 1, 5, 10, None),
+        doc::recovered(11), // a: one crash, not running
+        doc::started_with_nonce("a", "s", 2, 6, 12, None), // a resume: the crash carried
+        doc::shutdown(13),  // a is the shutdown's
+        doc::recovered(14), // a: one graceful stop, not running
+        doc::promoted("a", b"shutdown_timeout", 15),
+        doc::started_with_nonce("a", "s", 3, 7, 16, Some("m")), // a resume: both, pending
+        doc::recovered(17), // a crashed again: 2 crashes, 1 stop, still pending
+        // Up to here: the first check below.
+        doc::suspended("a", 18), // suspended; its pending state ends
+        doc::recovered(19),      // a is not running: unchanged
+        doc::started_with_nonce("b", "s", 1, 9, 20, None),
+        doc::suspended("b", 21), // suspended while running
+        doc::recovered(22),      // b was running: counted, then not running
+        // Up to here: the second check below.
+        doc::started("a", "s", 4, 23, None), // after a suspension: anew
+    ];
+    let r = ok(crafted(&events[..8]).path());
+    let a = &r.running[0];
+    assert_eq!((a.generation, a.nonce, a.reason.as_str()), (3, 7, "crash"));
+    assert_eq!((a.recoveries, a.stops, a.running), (2, 1, false));
+    assert_eq!(a.pending.as_ref().map(|p| p.at_ms), Some(15));
+
+    let r = ok(crafted(&events[..13]).path());
+    let a = &r.running[0];
+    assert_eq!((a.recoveries, a.stops, a.pending.is_none()), (2, 1, true));
+    assert_eq!((a.suspended_at_ms, a.state()), (Some(18), "suspended"));
+    let b = &r.running[1];
+    assert_eq!((b.recoveries, b.running), (1, false));
+    assert_eq!((b.suspended_at_ms, b.state()), (Some(21), "suspended"));
+
+    let r = ok(crafted(&events).path());
+    let a = &r.running[0];
+    assert_eq!((a.recoveries, a.stops, a.running, a.nonce), (0, 0, true, 0));
+    assert_eq!((a.pending.clone(), a.suspended_at_ms), (None, None));
+    assert_eq!((r.counters.superseded, r.counters.started), (3, 5));
+}
+
+/// Both counts stay at 4294967295 once there: a recovery record adds nothing past it.
+#[test]
+fn crash_and_stop_counts_stay_at_the_largest_u32() {
+    let r = ok(crafted(&[
+        doc::adopted(&doc::Adopt {
+            key: "c",
+            session: "s",
+            generation: 1,
+            nonce: 3,
+            crashes: u32::MAX.into(),
+            stops: u32::MAX.into(),
+            at: 10,
+            ..Default::default()
+        }),
+        doc::started("c", "s", 2, 11, None), // a resume: both counts carried
+        doc::recovered(12),                  // a crash past the largest
+        doc::started("c", "s", 3, 13, None),
+        doc::shutdown(14),
+        doc::recovered(15), // a graceful stop past the largest
+    ])
+    .path());
+    let c = &r.running[0];
+    assert_eq!((c.recoveries, c.stops), (u32::MAX, u32::MAX));
+    assert_eq!(c.reason, "shutdown");
+}
+
+/// Cleared (event 10) applies to a run with a pending state: it removes a run that is not
+/// running (its mark stays) and only the pending state of a running one; anything else is
+/// unmatched.
+#[test]
+fn cleared_removes_a_waiting_run_but_only_the_pending_state_of_a_running_one() {
+    let r = ok(crafted(&[
+        doc::started("a", "s", 1, 10, None),
+        doc::recovered(11), // a is waiting
+        doc::promoted("a", b"r", 12),
+        doc::started("b", "s", 1, 13, None),
+        doc::promoted("b", b"r", 14), // b is running, and pending
+        doc::started("c", "s", 1, 15, None),
+        doc::cleared("c", 16), // c has no pending state: unmatched
+        doc::cleared("z", 17), // no run: unmatched
+        doc::cleared("a", 18), // removes a
+        doc::cleared("b", 19), // b goes on, without its pending state
+        doc::cleared("b", 20), // unmatched now
+        doc::started("a", "s", 0, 21, None), // a's mark stayed: stale
+    ])
+    .path());
+    let runs: Vec<_> = r
+        .running
+        .iter()
+        .map(|x| (x.key.as_str(), x.running, x.pending.is_some()))
+        .collect();
+    assert_eq!(runs, [("b", true, false), ("c", true, false)]);
+    let c = &r.counters;
+    assert_eq!(
+        (
+            c.cleared,
+            c.unmatched,
+            c.promoted,
+            c.stale_starts,
+            c.completed
+        ),
+        (2, 3, 2, 1, 0)
+    );
+}
+
+/// Adopted (event 12): below the key's mark it is a stale start (and raises the mark's
+/// `last_event_ms` by its last field, as stale starts do); otherwise the run as the event
+/// gives it, not running, replacing a run with the larger of each count.
+#[test]
+fn an_adoption_below_the_mark_is_a_stale_start() {
+    let adopt = |key, generation, at, change: &dyn Fn(&mut doc::Adopt<'_>)| {
+        let mut a = doc::Adopt {
+            key,
+            session: "s2",
+            generation,
+            nonce: 40 + generation,
+            started_at: 2,
+            at,
+            ..Default::default()
+        };
+        change(&mut a);
+        doc::adopted(&a)
+    };
+    let r = ok(crafted(&[
+        doc::started("k", "s", 5, 10, None),
+        adopt("k", 4, 11, &|_| {}), // below the mark: stale
+        adopt("k", 5, 12, &|a| {
+            a.reason = 1;
+            a.crashes = 1;
+            a.stops = 7;
+        }), // at the mark: replaces k/5 (its counts 0)
+        doc::recovered(13),         // k is not running: unchanged
+        adopt("k", 6, 14, &|a| {
+            a.stops = 2;
+            a.pending = Some((b"p", 9));
+            a.suspended_at = Some(8);
+        }), // replaces again: counts 1 and 7 stay the larger
+        adopt("n", 1, 15, &|a| a.crashes = 4),
+        // The stale adoption's timestamp is its last field (100), not its start (2): the
+        // retention keeps s's mark, and a start below it is stale.
+        doc::completed("s", 5, 1),
+        adopt("s", 2, 100, &|_| {}),
+        doc::retention(50, 101),
+        doc::started("s", "s", 1, 102, None),
+    ])
+    .path());
+    let k = &r.running[0];
+    assert_eq!(
+        (
+            k.generation,
+            k.nonce,
+            k.session_id.as_str(),
+            k.started_at_ms
+        ),
+        (6, 46, "s2", 2)
+    );
+    assert_eq!(
+        (k.reason.as_str(), k.recoveries, k.stops, k.running),
+        ("crash", 1, 7, false)
+    );
+    assert_eq!((k.suspended_at_ms, k.state()), (Some(8), "suspended"));
+    assert_eq!(k.pending.as_ref().map(|p| p.at_ms), Some(9));
+    let n = &r.running[1];
+    assert_eq!(
+        (n.recoveries, n.running, n.state()),
+        (4, false, "interrupted")
+    );
+    let c = &r.counters;
+    assert_eq!(
+        (
+            c.stale_starts,
+            c.adopted,
+            c.superseded,
+            c.started,
+            c.forgotten
+        ),
+        (3, 3, 2, 1, 0)
+    );
+}
+
+/// Events 7 to 11 never create a mark or raise its generation; one that applies raises its
+/// key's `last_event_ms` (so retention keeps the mark), one that does not changes nothing (so
+/// retention forgets it).
+#[test]
+fn decisions_raise_only_last_event_ms_and_only_when_they_apply() {
+    let r = ok(crafted(&[
+        doc::started("p", "s", 1, 10, None),
+        doc::started("q", "s", 1, 10, None),
+        doc::recovered(11),
+        doc::promoted("p", b"r", 100),
+        doc::promoted("q", b"r", 12),
+        doc::cleared("p", 101), // applies: p's last event 101
+        doc::cleared("q", 13),  // applies: q's last event 13
+        doc::completed("u", 1, 10),
+        doc::promoted("u", b"r", 100), // unmatched: u's last event stays 10
+        doc::suspended("n", 100),      // unmatched: n gets no mark
+        doc::progress("u", 1, 0, None, 100), // unmatched
+        doc::retention(50, 200),       // forgets q and u, keeps p
+        doc::started("q", "s", 0, 201, None), // forgotten: not stale
+        doc::started("p", "s", 0, 202, None), // kept: stale
+    ])
+    .path());
+    let c = &r.counters;
+    assert_eq!((c.forgotten, c.unmatched, c.stale_starts), (2, 3, 1));
+    assert_eq!(r.forgotten_generation, 1);
+    let keys: Vec<&str> = r.running.iter().map(|x| x.key.as_str()).collect();
+    assert_eq!(keys, ["q"]);
+}
+
+/// Promoted, Suspended and Progress each name a run the key has, or are unmatched: a
+/// promotion replaces a pending state but never overrides a suspension; a suspension ends a
+/// pending state and may come again; progress needs the run's token, running or not.
+#[test]
+fn promotion_suspension_and_progress_name_a_run_or_are_unmatched() {
+    let r = ok(crafted(&[
+        doc::started_with_nonce("a", "s", 2, 40, 10, Some("m")),
+        doc::progress("a", 2, 41, Some("x"), 11), // the wrong nonce
+        doc::progress("a", 3, 40, Some("x"), 12), // the wrong generation
+        doc::progress("b", 1, 1, None, 13),       // no run
+        doc::progress("a", 2, 40, None, 14),      // meta gone
+        doc::promoted("a", b"one", 15),
+        doc::promoted("a", b"two", 16),   // replaces the pending state
+        doc::suspended("a", 17),          // ends it
+        doc::promoted("a", b"three", 18), // a suspension is never overridden
+        doc::suspended("a", 19),          // applies again: the time is 19
+        doc::promoted("b", b"x", 20),
+        doc::suspended("b", 21),
+        doc::recovered(22),                          // a was still running
+        doc::progress("a", 2, 40, Some("late"), 23), // its token, not running: applies
+    ])
+    .path());
+    let a = &r.running[0];
+    assert_eq!(a.meta.as_deref(), Some("late"));
+    assert_eq!((a.pending.clone(), a.suspended_at_ms), (None, Some(19)));
+    assert_eq!((a.running, a.recoveries), (false, 1));
+    let c = &r.counters;
+    assert_eq!(
+        (c.progressed, c.promoted, c.suspended, c.unmatched),
+        (2, 2, 2, 6)
+    );
+}
+
+/// The log ended with a shutdown only when the last event other than a retention record is
+/// a shutdown: any other event after it, one that changes nothing included, clears it.
+#[test]
+fn any_event_but_retention_after_a_shutdown_clears_it() {
+    let shut = [
+        doc::started_with_nonce("a", "s", 1, 3, 10, None),
+        doc::shutdown(11),
+        doc::retention(0, 12),
+    ];
+    assert!(ok(crafted(&shut).path()).clean_shutdown);
+    for (what, after) in [
+        ("an unmatched promotion", doc::promoted("z", b"r", 13)),
+        ("an unmatched Finished", doc::finished("a", 1, 4, 13)),
+        ("an unknown Finished", doc::finished("z", 1, 4, 13)),
+        ("a stale adoption", {
+            doc::adopted(&doc::Adopt {
+                key: "a",
+                at: 13,
+                ..Default::default()
+            })
+        }),
+        ("a suspension", doc::suspended("a", 13)),
+    ] {
+        let r = ok(crafted(&[shut.to_vec(), vec![after]].concat()).path());
+        assert!(!r.clean_shutdown, "{what}");
+    }
+}
+
+/// The crate's own writer: runs it begins (event 6, nonces), exact completions, progress,
+/// the decisions and an adoption, read by both readers; then a reopen (its recovery record)
+/// and a compaction (a version-2 snapshot of these states).
+#[test]
+fn events_6_to_12_written_by_the_crate() {
+    let dir = tempfile::tempdir().unwrap();
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    let a = log.begin_run("a", "s", Some("m".into())).unwrap();
+    log.progress("a", a.token(), Some("m2".into())).unwrap();
+    let b = log.begin_run("b", "s", None).unwrap();
+    log.complete_token("b", a.token()).unwrap(); // not b's token: unmatched
+    log.complete_run(&b).unwrap();
+    log.begin_run("c", "s", None).unwrap();
+    log.mark_resume_pending("c", "restart_interrupted").unwrap();
+    log.clear_resume_pending("c").unwrap();
+    log.begin_run("d", "s", None).unwrap();
+    log.suspend("d").unwrap();
+    let mut taken = inflight::InFlightRun::new(Run::new("e", "s9", Generation(9), UnixMs(5)));
+    taken.running = false;
+    taken.recoveries = 2;
+    taken.stops = 1;
+    taken.pending = Some(inflight::Pending {
+        reason: "shutdown_timeout".into(),
+        at_ms: 6,
+    });
+    log.adopt(&taken).unwrap();
+    log.close().unwrap();
+    drop(log);
+    let r = ok(dir.path());
+    assert!(r.clean_shutdown);
+    let c = &r.counters;
+    assert_eq!(
+        (c.started, c.completed, c.unmatched, c.progressed, c.adopted),
+        (4, 1, 1, 1, 1)
+    );
+    assert!(r.running.iter().all(|x| x.key == "e" || x.nonce != 0));
+
+    // A reopen records its recovery; a compaction writes the state into a snapshot.
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    drop(log);
+    let reopened = ok(dir.path());
+    let states: Vec<&str> = reopened.running.iter().map(Running::state).collect();
+    assert_eq!(
+        states,
+        ["interrupted", "interrupted", "suspended", "pending"]
+    );
+    let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
+    let compacted = log.compact().unwrap();
+    drop(log);
+    let text = std::fs::read_to_string(&compacted.snapshot).unwrap();
+    assert!(text.starts_with("{\"inflight_snapshot\":2,"));
+    let r = ok(dir.path());
+    assert!(r.snapshot.is_some() && r.records == 0);
+    assert_eq!(r.running, reopened.running);
+}
+
+/// "In a version-1 snapshot, a run's `nonce`, `stops`, `running`, `pending` and
+/// `suspended_at_ms` and those six counters are not part of the format": unlisted members, whose
+/// value may be anything, even twice.
+#[test]
+fn a_version_1_snapshot_ignores_any_value_of_the_members_version_2_added() {
+    let members = [
+        r#""running":"no""#,
+        r#""nonce":-1"#,
+        r#""pending":7"#,
+        r#""stops":4294967296"#,
+        r#""pending":null,"pending":null"#,
+        r#""suspended_at_ms":[1]"#,
+    ];
+    for (i, member) in members.iter().enumerate() {
+        let counter = [
+            "\"promoted\":-1",
+            "\"unmatched\":\"x\"",
+            "\"adopted\":1e400",
+        ][i % 3];
+        let dir = tempfile::tempdir().unwrap();
+        let body = format!(
+            r#"{{"last_seq":7,"next_segment_no":3,"coverage_since_ms":1,"created_ms":9,"ended_with_shutdown":false,"counters":{{"started":1,"stale_starts":0,"completed":0,"stale_completions":0,"unknown_completions":0,"shutdowns":0,"superseded":0,{counter}}},"running":[{{"key":"a","session_id":"s","generation":1,"started_at_ms":5,"reason":"crash",{member}}}],"marks":[{{"key":"a","generation":1,"last_event_ms":5}}],"gaps":[]}}"#
+        );
+        let crc = crc32fast::hash(body.as_bytes());
+        std::fs::write(
+            dir.path().join("snapshot-00000000000000000007.json"),
+            format!(r#"{{"inflight_snapshot":1,"body_crc32":{crc},"body":{body}}}"#),
+        )
+        .unwrap();
+        let report = Log::read_only(dir.path(), Policy::Strict).unwrap().report;
+        assert!(report.snapshot.is_some(), "{member}");
+        let run = &report.running[0];
+        assert_eq!(
+            (
+                run.run.nonce,
+                run.stops,
+                run.running,
+                &run.pending,
+                run.suspended_at_ms
+            ),
+            (0, 0, true, &None, None),
+            "{member}"
+        );
+        assert_eq!(
+            report.counters.promoted + report.counters.unmatched + report.counters.adopted,
+            0
         );
     }
 }
