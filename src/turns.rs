@@ -124,8 +124,8 @@ pub struct Done {
 }
 
 /// An age limit in seconds as a gateway gives it: at most 0, or infinite, is no limit
-/// (`None`); otherwise milliseconds, rounded down. NaN is [`Error::InvalidInput`]
-/// (crate::Error::InvalidInput) for `max_age_seconds`.
+/// (`None`); otherwise milliseconds, rounded down. NaN is
+/// [`Error::InvalidInput`](crate::Error::InvalidInput) for `max_age_seconds`.
 ///
 /// ```
 /// use inflight::turns::max_age_ms;

@@ -128,6 +128,10 @@ impl Figures {
             e.started, e.completed, e.shutdown, e.recovered, e.retention
         );
         println!(
+            "  decisions:  {} finished by token, {} resume-pending, {} suspended, {} cleared, {} progress, {} adopted",
+            e.finished, e.promoted, e.suspended, e.cleared, e.progress, e.adopted
+        );
+        println!(
             "  fold:       {} stale start(s), {} stale completion(s), {} unknown completion(s), {} superseded",
             f.stale_starts, f.stale_completions, f.unknown_completions, f.superseded
         );
