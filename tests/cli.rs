@@ -608,3 +608,72 @@ fn load_metrics_without_the_prometheus_feature_says_how_to_build_it() {
     );
     assert!(!log.exists(), "nothing is created");
 }
+
+#[test]
+fn replay_dump_and_stats_show_the_gateways_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (log, _) = open(dir.path());
+    let waiting = log
+        .begin_run("agent:main:http:waiting", "s1", None)
+        .unwrap();
+    let looped = log.begin_run("agent:main:http:looped", "s2", None).unwrap();
+    let done = log.begin_run("agent:main:http:done", "s3", None).unwrap();
+    log.progress(&waiting.key, waiting.token(), Some("reply_ready".into()))
+        .unwrap();
+    log.complete_run(&done).unwrap();
+    drop(log);
+    let (log, _) = open(dir.path()); // a crash: both are interrupted
+    log.mark_resume_pending(&waiting.key, "restart_interrupted")
+        .unwrap();
+    log.suspend(&looped.key).unwrap();
+    drop(log);
+
+    let out = inflight(&["replay", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        text.lines().any(|l| l.contains("agent:main:http:waiting")
+            && l.contains("pending (restart_interrupted)")
+            && l.contains("reply_ready")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("agent:main:http:looped") && l.contains("suspended")),
+        "{text}"
+    );
+    let out = inflight(&["replay", d, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["running"][1]["pending"]["reason"], "restart_interrupted");
+    assert_eq!(v["running"][1]["running"], false);
+    assert!(v["running"][0]["suspended_at_ms"].is_u64());
+    assert_eq!(v["stop_loop_threshold"], 3);
+
+    let out = inflight(&["dump", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        format!(
+            "finished   agent:main:http:done  generation 1  token {}",
+            done.token()
+        ),
+        "progress   agent:main:http:waiting  generation 1  meta reply_ready".to_string(),
+        "pending    agent:main:http:waiting  reason restart_interrupted".to_string(),
+        "suspended  agent:main:http:looped".to_string(),
+    ] {
+        assert!(text.contains(&expected), "{expected} in {text}");
+    }
+    let out = inflight(&["dump", d, "--json"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.contains("\"event\":\"finished\"")
+            && l.contains(&format!("\"token\":\"{}\"", done.token()))),
+        "{text}"
+    );
+    let out = inflight(&["stats", d]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("decisions:  1 finished by token, 1 resume-pending, 1 suspended"),
+        "{text}"
+    );
+}
