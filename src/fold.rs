@@ -692,21 +692,18 @@ impl RunningSet {
         nonce: u64,
         at_ms: u64,
     ) -> (Applied, Option<u64>) {
-        let run = self.keys.get_mut(key).and_then(|state| {
-            let run = state.run.as_deref()?.run.generation;
-            Some((state, run))
-        });
-        let Some((state, running)) = run else {
+        let Some(state) = self.keys.get_mut(key) else {
             self.counters.unknown_completions += 1;
             return (Applied::UnknownCompletion, None);
         };
-        let entry = state.run.as_deref().expect("the key has a run");
+        let Some(entry) = state.run.as_deref() else {
+            self.counters.unknown_completions += 1;
+            return (Applied::UnknownCompletion, None);
+        };
         if entry.run.generation != generation || entry.run.nonce != nonce {
+            let running_generation = Some(entry.run.generation);
             self.counters.unmatched += 1;
-            let unmatched = Applied::Unmatched {
-                running_generation: Some(running),
-            };
-            return (unmatched, None);
+            return (Applied::Unmatched { running_generation }, None);
         }
         state.mark.last_event_ms = state.mark.last_event_ms.max(at_ms);
         self.counters.completed += 1;

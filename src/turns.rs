@@ -20,8 +20,8 @@
 //!   nobody resumed since is cleared; pending runs keep their state.
 
 use crate::error::Result;
-use crate::event::Token;
-use crate::fold::{InFlightRun, Reason, RunState};
+use crate::event::{Event, Token};
+use crate::fold::{Applied, InFlightRun, Reason, RunState};
 use crate::log::Log;
 
 /// The reason a run a crash interrupted is promoted with.
@@ -70,30 +70,33 @@ pub fn plan_recovery<'a>(
     max_age_ms: Option<u64>,
     now_ms: u64,
 ) -> Plan {
-    let mut plan = Plan::default();
-    for run in runs {
-        let key = &run.run.key;
-        match run.state() {
-            RunState::Running | RunState::Suspended => {}
-            _ if thresholds.is_loop(run) => plan.suspend.push(key.clone()),
-            RunState::Pending => {}
-            RunState::Interrupted => {
-                let age_ms = now_ms.saturating_sub(run.run.started_at_ms);
-                if max_age_ms.is_some_and(|max| age_ms > max) {
-                    plan.clear.push((key.clone(), run.run.token()));
-                } else {
-                    plan.promote.push((key.clone(), reason_for(run)));
-                }
-            }
+    plan(runs, thresholds, |run| {
+        let age_ms = now_ms.saturating_sub(run.run.started_at_ms);
+        match max_age_ms {
+            Some(max) if age_ms > max => None,
+            _ => Some(reason_for(run)),
         }
-    }
-    plan
+    })
 }
 
 /// The decisions of a start after a clean shutdown (see the module's rules). Pure.
 pub fn plan_discard<'a>(
     runs: impl IntoIterator<Item = &'a InFlightRun>,
     thresholds: Thresholds,
+) -> Plan {
+    plan(runs, thresholds, |run| match run.reason {
+        Reason::Shutdown => Some(SHUTDOWN_TIMEOUT),
+        Reason::Crash => None,
+    })
+}
+
+/// The rules both starts share: running and suspended runs are left alone, loops suspended,
+/// pending runs kept; each interrupted run is promoted with the reason `interrupted` gives it,
+/// or cleared where it gives none.
+fn plan<'a>(
+    runs: impl IntoIterator<Item = &'a InFlightRun>,
+    thresholds: Thresholds,
+    interrupted: impl Fn(&InFlightRun) -> Option<&'static str>,
 ) -> Plan {
     let mut plan = Plan::default();
     for run in runs {
@@ -102,9 +105,9 @@ pub fn plan_discard<'a>(
             RunState::Running | RunState::Suspended => {}
             _ if thresholds.is_loop(run) => plan.suspend.push(key.clone()),
             RunState::Pending => {}
-            RunState::Interrupted => match run.reason {
-                Reason::Shutdown => plan.promote.push((key.clone(), SHUTDOWN_TIMEOUT)),
-                Reason::Crash => plan.clear.push((key.clone(), run.run.token())),
+            RunState::Interrupted => match interrupted(run) {
+                Some(reason) => plan.promote.push((key.clone(), reason)),
+                None => plan.clear.push((key.clone(), run.run.token())),
             },
         }
     }
@@ -161,16 +164,12 @@ pub fn discard_interrupted(log: &Log) -> Result<Done> {
 }
 
 fn thresholds(log: &Log) -> Thresholds {
-    Thresholds {
-        crashes: log.thresholds().0,
-        stops: log.thresholds().1,
-    }
+    let (crashes, stops) = log.thresholds();
+    Thresholds { crashes, stops }
 }
 
 /// Every decision accepted, then every one waited for: they share frames and syncs.
 fn carry_out(log: &Log, plan: Plan) -> Result<Done> {
-    use crate::event::Event;
-    use crate::fold::Applied;
     let at_ms = log.now_ms();
     let mut tickets = Vec::new();
     for (key, reason) in plan.promote {

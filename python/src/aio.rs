@@ -27,7 +27,7 @@ use inflight::{Applied, Event, Run, UnixMs};
 
 use crate::convert::{applied_str, ms_or_now, to_key, to_u64};
 use crate::errors::to_py_err;
-use crate::log::{PyLog, exact_event};
+use crate::log::{PyLog, finished_event, progress_event};
 use crate::values::PyRun;
 
 /// What a call resolves to, before it becomes a Python value.
@@ -265,13 +265,7 @@ impl PyAsyncFront {
         key: &Bound<'_, PyAny>,
         token: &Bound<'_, PyAny>,
     ) -> PyResult<(u64, PyObject)> {
-        let event = exact_event(key, token, |key, token| Event::Finished {
-            key,
-            generation: token.generation,
-            nonce: token.nonce,
-            at_ms: inflight::environment::now_ms(),
-        })?;
-        self.record(py, event)
+        self.record(py, finished_event(key, token)?)
     }
 
     /// Starts `Log.progress`.
@@ -282,14 +276,7 @@ impl PyAsyncFront {
         token: &Bound<'_, PyAny>,
         meta: Option<String>,
     ) -> PyResult<(u64, PyObject)> {
-        let event = exact_event(key, token, |key, token| Event::Progress {
-            key,
-            generation: token.generation,
-            nonce: token.nonce,
-            meta,
-            at_ms: inflight::environment::now_ms(),
-        })?;
-        self.record(py, event)
+        self.record(py, progress_event(key, token, meta)?)
     }
 
     /// Starts `Log.close`: a clean shutdown record.

@@ -203,13 +203,7 @@ impl PyLog {
         key: &Bound<'_, PyAny>,
         token: &Bound<'_, PyAny>,
     ) -> PyResult<&'static str> {
-        let event = exact_event(key, token, |key, token| Event::Finished {
-            key,
-            generation: token.generation,
-            nonce: token.nonce,
-            at_ms: inflight::environment::now_ms(),
-        })?;
-        self.record_str(py, event)
+        self.record_str(py, finished_event(key, token)?)
     }
 
     /// Records that the run `token` names on `key` made progress: its meta is now `meta`,
@@ -223,14 +217,7 @@ impl PyLog {
         token: &Bound<'_, PyAny>,
         meta: Option<String>,
     ) -> PyResult<&'static str> {
-        let event = exact_event(key, token, |key, token| Event::Progress {
-            key,
-            generation: token.generation,
-            nonce: token.nonce,
-            meta,
-            at_ms: inflight::environment::now_ms(),
-        })?;
-        self.record_str(py, event)
+        self.record_str(py, progress_event(key, token, meta)?)
     }
 
     /// Promotes the run of `key` to resume-pending with `reason`, durably: "promoted", or
@@ -435,10 +422,38 @@ impl PyLog {
     }
 }
 
+/// The exact completion of the run `token` names on `key` (see [`exact_event`]).
+pub(crate) fn finished_event(
+    key: &Bound<'_, PyAny>,
+    token: &Bound<'_, PyAny>,
+) -> PyResult<Option<Event>> {
+    exact_event(key, token, |key, token| Event::Finished {
+        key,
+        generation: token.generation,
+        nonce: token.nonce,
+        at_ms: inflight::environment::now_ms(),
+    })
+}
+
+/// The progress of the run `token` names on `key` (see [`exact_event`]).
+pub(crate) fn progress_event(
+    key: &Bound<'_, PyAny>,
+    token: &Bound<'_, PyAny>,
+    meta: Option<String>,
+) -> PyResult<Option<Event>> {
+    exact_event(key, token, |key, token| Event::Progress {
+        key,
+        generation: token.generation,
+        nonce: token.nonce,
+        meta,
+        at_ms: inflight::environment::now_ms(),
+    })
+}
+
 /// The event `make` builds for `key` and the run `token` names; `None` when `token` is text
 /// that is no token (it names no run: nothing is written). A token that is not a `str` is a
 /// `TypeError`.
-pub(crate) fn exact_event(
+fn exact_event(
     key: &Bound<'_, PyAny>,
     token: &Bound<'_, PyAny>,
     make: impl FnOnce(String, Token) -> Event,

@@ -252,7 +252,11 @@ class _Core:
 
     def adopt(self, runs: Iterable[InterruptedRun]) -> int:
         def adopt_all() -> int:
-            return sum(1 for run in runs if self.log.adopt(run) is not None)
+            adopted = 0
+            for run in runs:
+                self.log.adopt(run)
+                adopted += 1
+            return adopted
 
         return self.guarded("adopt_turns", adopt_all)
 
@@ -382,7 +386,9 @@ class TurnMarkers(_Turns):
         return self._core.adopt(runs)
 
     def close(self) -> None:
-        """Records a clean shutdown and releases the log."""
+        """Records a clean shutdown and releases the log (reopening it first if a write had
+        failed, so that the shutdown is recorded)."""
+        self._core.reopen()
         self.log.close()
 
     def abandon(self) -> None:
@@ -500,7 +506,9 @@ class AsyncTurnMarkers(_Turns):
         return await self._blocking(lambda: self._core.adopt(runs))
 
     async def close(self) -> None:
-        """Records a clean shutdown, durably, and releases the log."""
+        """Records a clean shutdown, durably, and releases the log (reopening it first if a
+        write had failed, so that the shutdown is recorded)."""
+        self._reopen()
         await self.front.close()
 
     def abandon(self) -> None:
