@@ -218,3 +218,39 @@ fn a_run_begun_with_bad_input_writes_nothing() {
     ));
     assert_eq!(log.counters(), inflight::Counters::default());
 }
+
+#[test]
+fn an_adoption_and_a_start_accepted_together_never_share_a_generation() {
+    use inflight::{Adoption, Error, Event, Generation, Log, Options, Reason, Run, UnixMs};
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), Options::default()).unwrap().log;
+    let adoption = |generation| {
+        Event::Adopted(Adoption {
+            run: Run {
+                nonce: 7,
+                ..Run::new("k", "s", Generation(generation), UnixMs(1))
+            },
+            reason: Reason::Crash,
+            recoveries: 2,
+            stops: 0,
+            pending: None,
+            suspended_at_ms: None,
+            at_ms: 2,
+        })
+    };
+    // Accepted, not yet durable: a start allocated meanwhile goes above it all the same.
+    let ticket = log.submit(adoption(5)).unwrap();
+    let run = log.begin_run("k", "s2", None).unwrap();
+    assert!(log.is_durable(&ticket));
+    assert_eq!(run.generation, 6);
+    assert_eq!(
+        log.in_flight("k").unwrap().recoveries,
+        2,
+        "the start resumed it"
+    );
+    // An adoption below the mark is refused, as a start is: it would not be tracked.
+    assert!(matches!(
+        log.record(adoption(4)),
+        Err(Error::StaleGeneration { high_water: 6, .. })
+    ));
+}

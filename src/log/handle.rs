@@ -438,9 +438,15 @@ impl Log {
         event.validate()?;
         let refuse_stale = !self.shared.record_stale_starts;
         let (seq, result) = self.shared.accept_with(|state| {
-            if let (Event::Started(run), true) = (&event, refuse_stale) {
+            let started = match &event {
+                Event::Started(run) => Some(run),
+                Event::Adopted(adoption) => Some(&adoption.run),
+                _ => None,
+            };
+            if let (Some(run), true) = (started, refuse_stale) {
                 // Under the state's lock, against the durable marks and the starts accepted
-                // before it: the fold will see exactly this mark when it folds the start.
+                // before it: the fold will see exactly this mark when it folds the start (or
+                // the adoption, which a stale generation would leave untracked as well).
                 if let Some(high_water) = state.high_water(&run.key)
                     && run.generation < high_water
                 {

@@ -317,10 +317,12 @@ impl Queue {
     }
 }
 
-/// The key and generation an event names, if any.
+/// The key and generation an event raises the key's mark to, if any (an exact completion, a
+/// decision or progress never raises one).
 fn key_generation(event: &Event) -> Option<(&str, u64)> {
     match event {
         Event::Started(run) => Some((&run.key, run.generation)),
+        Event::Adopted(adoption) => Some((&adoption.run.key, adoption.run.generation)),
         Event::Completed {
             key, generation, ..
         } => Some((key, *generation)),
