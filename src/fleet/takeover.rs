@@ -37,8 +37,9 @@ pub struct TakenOver {
     /// Set when this taker had already taken the instance over before this call (a repeat):
     /// the report is the same frozen log's again, and its runs may already be resumed.
     pub taken_before: Option<String>,
-    /// The dead instance's recovery: its interrupted runs, each with its reason and the
-    /// consecutive recoveries that found it (this takeover counted as one), the crash loops,
+    /// The dead instance's recovery: its interrupted runs, each with its reason and its loop
+    /// counts (this takeover counted as one more crash for each run that was running), the
+    /// loops,
     /// a torn tail (reported, left in place: the log is read-only now), damage, coverage.
     pub report: RecoveryReport,
     /// The state its log folds to (for the time-window fallback).
@@ -51,8 +52,10 @@ impl Log {
     /// `postgres`): fences it and replays it. From the moment this call's transaction commits,
     /// any append, compaction or open by the old instance fails with [`Error::Fenced`] and
     /// leaves nothing the new owner can see. Returns the runs it had in flight, exactly what it
-    /// acknowledged, for `by` to resume under its own log (record each there with
-    /// [`Log::mark_running`] before acting on it).
+    /// acknowledged, for `by` to resume under its own log: record each there with
+    /// [`Log::adopt`] before acting on it, which carries its loop counts and its pending or
+    /// suspended state, so that a run that takes down one instance after another is counted
+    /// as it would be on one.
     ///
     /// A takeover by `by` of an instance `by` already took over fences nothing new and reports
     /// its frozen log again ([`TakenOver::taken_before`]), so a survivor that crashed
