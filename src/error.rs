@@ -34,12 +34,9 @@ pub enum Error {
         at_open: bool,
     },
 
-    /// Another process (or another handle in this one) holds the directory's lock.
-    #[error(
-        "log directory {} is locked by {}; stop that process, or read it with `inflight replay`, which needs no lock",
-        dir.display(),
-        match holder_pid { Some(pid) => format!("process {pid}"), None => "another process".to_string() }
-    )]
+    /// Another process (or another handle in this one) holds the directory's lock (for a
+    /// fleet's log in a database, the instance's lock: another connection has it open).
+    #[error("{}", locked_message(dir, *holder_pid))]
     Locked {
         /// The log directory.
         dir: PathBuf,
@@ -269,6 +266,24 @@ fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
          what was in flight without writing anything"
     } else {
         "check the disk, its free space and the file's permissions, then reopen the log"
+    }
+}
+
+/// The message of [`Error::Locked`]: a directory's, or a fleet instance's log in a database
+/// (named `pg:INSTANCE`, see `fleet::instance_path`).
+fn locked_message(dir: &std::path::Path, holder_pid: Option<u32>) -> String {
+    let holder = match holder_pid {
+        Some(pid) => format!("process {pid}"),
+        None => "another process".to_string(),
+    };
+    match dir.to_str().and_then(|d| d.strip_prefix("pg:")) {
+        Some(instance) => format!(
+            "the log of instance {instance:?} in the database is open in another connection (held by {holder}); stop that instance, or read its log with `inflight replay --database URL --instance {instance}`, which needs no lock"
+        ),
+        None => format!(
+            "log directory {} is locked by {holder}; stop that process, or read it with `inflight replay`, which needs no lock",
+            dir.display()
+        ),
     }
 }
 

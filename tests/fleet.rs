@@ -579,6 +579,12 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     let first = Log::open_database(&url, &a, Options::default()).unwrap();
     let second = Log::open_database(&url, &a, Options::default()).unwrap_err();
     assert!(matches!(second, Error::Locked { .. }), "{second}");
+    // Named as what it is: an instance's log in the database, not a directory.
+    let message = second.to_string();
+    assert!(
+        message.contains(&format!("instance {a:?}")) && !message.contains("log directory"),
+        "{message}"
+    );
     let listed = inflight::fleet::instances(&url).unwrap();
     assert!(listed.iter().any(|i| i.instance == a && i.open));
     drop(first);

@@ -140,7 +140,7 @@ Examples:
   inflight fleet init --database postgres://gw@127.0.0.1/gw      # once per database
   inflight load --database postgres://gw@127.0.0.1/gw --instance gateway-1 --seconds 5
   inflight takeover gateway-1 --by gateway-2 --database postgres://gw@127.0.0.1/gw
-  inflight takeover gateway-1 --by gateway-2 --json | jq '.report.running[].run.key'
+  inflight takeover gateway-1 --by gateway-2 --json | jq '.report.running[].key'
   inflight takeover gateway-1 --by gateway-2 --sessions sessions.jsonl --window 120
   inflight replay --database postgres://gw@127.0.0.1/gw --instance gateway-1   # read-only
 
