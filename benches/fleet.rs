@@ -252,7 +252,13 @@ fn main() {
         fill(log.clone(), "r", runs);
         drop(log);
         let began = Instant::now();
-        let taken = Log::take_over(&url, &dead, "bench-survivor").unwrap();
+        let taken = Log::take_over_as(
+            &url,
+            &dead,
+            "bench-survivor",
+            inflight::fleet::Taker::CreateIfMissing,
+        )
+        .unwrap();
         let took = began.elapsed().as_secs_f64();
         assert_eq!(taken.report.running.len(), runs);
         println!("{:<28} {runs:>10} {took:>12.3}", "inflight, PostgreSQL");

@@ -226,6 +226,19 @@ pub enum Error {
         instance: String,
     },
 
+    /// A takeover named a taker (`by`) the database holds no instance of: the taker is the
+    /// surviving instance, which opens its own log before it takes another one over, so an
+    /// unknown id is most often a typo, and the runs would be handed to nobody.
+    #[error(
+        "database {database} has no instance {by:?} to take over for: the taker is a surviving instance, which opens its own log (Log::open_database, `inflight load --database URL --instance {by}`) before it takes another over; check --by (`inflight fleet list --database URL`), or create it with the takeover (--create-taker, fleet::Taker::CreateIfMissing)"
+    )]
+    UnknownTaker {
+        /// The database, as its URL without the password.
+        database: String,
+        /// The taker that was given.
+        by: String,
+    },
+
     /// The database could not be reached, or refused a statement outside an append (an
     /// append's failures are [`Error::Io`], and poison the handle).
     #[error(

@@ -69,7 +69,7 @@ fn an_instance_killed_mid_load_is_taken_over_exactly() {
             "{e:?} is in A's log but was never submitted"
         );
     }
-    let taken = Log::take_over(&url, &a, "b").unwrap();
+    let taken = pg::take_over(&url, &a, "b").unwrap();
     assert!(!taken.was_open, "A is dead: its connection went with it");
     assert!(taken.taken_before.is_none());
     let expected = inflight::crashtest::Model::of(&events).running();
@@ -88,11 +88,11 @@ fn an_instance_killed_mid_load_is_taken_over_exactly() {
     }
     // A repeat by the same survivor reports the same frozen log; another one is refused (the
     // runs are b's).
-    let again = Log::take_over(&url, &a, "b").unwrap();
+    let again = pg::take_over(&url, &a, "b").unwrap();
     assert_eq!(again.taken_before.as_deref(), Some("b"));
     assert_eq!(again.epoch, taken.epoch);
     assert_eq!(keys(&again.report.running), keys(&taken.report.running));
-    let other = Log::take_over(&url, &a, "c").unwrap_err();
+    let other = pg::take_over(&url, &a, "c").unwrap_err();
     assert!(
         matches!(&other, Error::AlreadyTakenOver { by, epoch, .. } if by == "b" && *epoch == taken.epoch),
         "{other}"
@@ -132,7 +132,7 @@ fn compaction_in_the_database_bounds_history_and_a_takeover_reads_the_snapshot()
         "compaction removed what its snapshot covers: {} files left",
         me.files
     );
-    let taken = Log::take_over(&url, &a, "b").unwrap();
+    let taken = pg::take_over(&url, &a, "b").unwrap();
     assert!(taken.report.snapshot.is_some());
     ledger.check("takeover after compactions", &taken.report.running);
 }
@@ -178,7 +178,7 @@ fn a_zombie_is_refused_every_time_and_nothing_it_writes_is_seen() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(300));
-    let taken = Log::take_over(&url, &a, "b").unwrap();
+    let taken = pg::take_over(&url, &a, "b").unwrap();
     assert!(taken.was_open, "A's connection was alive: a zombie");
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -252,7 +252,7 @@ fn two_survivors_taking_over_at_once_do_not_both_get_the_runs() {
                 let (url, a, barrier) = (url.clone(), a.clone(), barrier.clone());
                 std::thread::spawn(move || {
                     barrier.wait();
-                    Log::take_over(&url, &a, by)
+                    pg::take_over(&url, &a, by)
                 })
             })
             .collect();
@@ -573,7 +573,7 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
         Err(Error::InvalidInput { field: "by", .. })
     ));
     assert!(matches!(
-        Log::take_over(&url, &a, "b"),
+        pg::take_over(&url, &a, "b"),
         Err(Error::NoInstance { .. })
     ));
     let first = Log::open_database(&url, &a, Options::default()).unwrap();
@@ -665,6 +665,7 @@ fn the_offline_tools_and_takeover_read_the_database_from_the_command_line() {
         &a,
         "--by",
         "b",
+        "--create-taker",
         "--database",
         &url,
         "--json",
@@ -740,4 +741,70 @@ fn a_run_that_takes_down_one_instance_after_another_is_a_crash_loop_across_the_f
     }
     // Restarted in place it would count 1, 2, 3 and be flagged at 3: the fleet does the same.
     assert_eq!(counts, [1, 2, 3]);
+}
+
+#[test]
+fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
+    let Some(url) = pg::url() else { return };
+    let (dead, typo, survivor, retired) = (
+        pg::instance("dead"),
+        pg::instance("typo"),
+        pg::instance("survivor"),
+        pg::instance("retired"),
+    );
+    for instance in [&dead, &survivor, &retired] {
+        let Opened { log, .. } = Log::open_database(&url, instance, Options::default()).unwrap();
+        log.mark_running(run("k", 1)).unwrap();
+        drop(log);
+    }
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_inflight"))
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        (out.status.code().unwrap_or(-1), err)
+    };
+    pg::take_over(&url, &retired, &survivor).unwrap();
+    // A typo as the taker: refused, and the dead instance is not fenced (its runs would go to
+    // nobody, and the real survivor would be refused).
+    let unknown = Log::take_over(&url, &dead, &typo).unwrap_err();
+    assert!(
+        matches!(&unknown, Error::UnknownTaker { by, .. } if *by == typo),
+        "{unknown}"
+    );
+    // A retired taker (taken over itself) can never write again: it may not take runs.
+    let fenced = Log::take_over(&url, &dead, &retired).unwrap_err();
+    assert!(
+        matches!(&fenced, Error::Fenced { instance, by, .. } if *instance == retired && *by == survivor),
+        "{fenced}"
+    );
+    let (code, err) = cli(&["takeover", &dead, "--by", &typo, "--database", &url]);
+    assert_eq!(code, 11, "{err}");
+    assert!(err.contains("--create-taker"), "{err}");
+    let (code, _) = cli(&["takeover", &dead, "--by", &retired, "--database", &url]);
+    assert_eq!(code, 10);
+    // Nothing was fenced: the real survivor takes it over, first.
+    let taken = Log::take_over(&url, &dead, &survivor).unwrap();
+    assert!(taken.taken_before.is_none());
+    // Asked to, a takeover creates its taker.
+    let other = pg::instance("later");
+    let dead2 = pg::instance("dead2");
+    drop(Log::open_database(&url, &dead2, Options::default()).unwrap());
+    let (code, err) = cli(&[
+        "takeover",
+        &dead2,
+        "--by",
+        &other,
+        "--create-taker",
+        "--database",
+        &url,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        inflight::fleet::instances(&url)
+            .unwrap()
+            .iter()
+            .any(|i| i.instance == other)
+    );
 }

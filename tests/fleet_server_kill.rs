@@ -120,7 +120,7 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
     log.mark_running(Run::new("after", "s", Generation(1), UnixMs(1)))
         .unwrap();
     drop(log);
-    let taken = Log::take_over(&url, &a, "b").unwrap();
+    let taken = pg::take_over(&url, &a, "b").unwrap();
     let keys = |r: &inflight::RecoveryReport| {
         r.running
             .iter()

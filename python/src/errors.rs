@@ -23,6 +23,7 @@ import_exception!(inflight.errors, AlreadyTakenOverError);
 import_exception!(inflight.errors, DatabaseError);
 import_exception!(inflight.errors, NoSchemaError);
 import_exception!(inflight.errors, NoInstanceError);
+import_exception!(inflight.errors, UnknownTakerError);
 
 /// An attribute of an exception: its name and value.
 type Field = (&'static str, PyObject);
@@ -211,6 +212,14 @@ fn fleet_exception(py: Python<'_>, e: &Error, m: &str) -> PyResult<Option<(PyErr
                 ("database", database.into_py_any(py)?),
                 ("cause", m.into_py_any(py)?),
                 ("instance", instance.into_py_any(py)?),
+            ],
+        ),
+        Error::UnknownTaker { database, by } => (
+            UnknownTakerError::new_err(m.to_string()),
+            vec![
+                ("database", database.into_py_any(py)?),
+                ("cause", m.into_py_any(py)?),
+                ("by", by.into_py_any(py)?),
             ],
         ),
         _ => return Ok(None),

@@ -113,16 +113,25 @@ impl PyTakenOver {
 
 /// Takes over the log of `dead_instance` in `database` for the instance `by`: fences it (from
 /// the moment this commits, every call of the old owner raises `FencedError`) and returns its
-/// runs in flight.
+/// runs in flight. `by` must be an instance of the database (it opened its own log), not
+/// retired: else `UnknownTakerError` (unless `create_taker`), or `FencedError`, and nothing
+/// is fenced.
 #[pyfunction]
+#[pyo3(signature = (database, dead_instance, by, *, create_taker = false))]
 pub(crate) fn take_over(
     py: Python<'_>,
     database: String,
     dead_instance: String,
     by: String,
+    create_taker: bool,
 ) -> PyResult<Py<PyTakenOver>> {
+    let taker = if create_taker {
+        inflight::fleet::Taker::CreateIfMissing
+    } else {
+        inflight::fleet::Taker::Existing
+    };
     let taken = py
-        .allow_threads(move || inflight::Log::take_over(&database, &dead_instance, &by))
+        .allow_threads(move || inflight::Log::take_over_as(&database, &dead_instance, &by, taker))
         .map_err(|e| to_py_err(py, e))?;
     let recovered = PyRecovered::new(py, taken.report, taken.set)?;
     let fence = PyTakenOver {

@@ -52,7 +52,7 @@ def test_a_killed_instance_is_taken_over_with_exactly_its_runs(python_env):
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-    taken = inflight.take_over(URL, a, "py-survivor")
+    taken = inflight.take_over(URL, a, "py-survivor", create_taker=True)
     assert taken.by == "py-survivor" and taken.taken_before is None
     running = {r.key: r for r in taken.report.running}
     assert sorted(running) == ["agent:main:http:c-2", "agent:main:telegram:dm:1"]
@@ -77,12 +77,12 @@ def test_a_zombie_raises_fenced_error_every_time():
     a = instance("zombie")
     log = inflight.open_database(URL, a)
     log.begin_run("agent:main:http:c-1", "s1")
-    taken = inflight.take_over(URL, a, "py-b")
+    taken = inflight.take_over(URL, a, "py-b", create_taker=True)
     assert taken.was_open
     with pytest.raises(inflight.AlreadyTakenOverError) as e:
-        inflight.take_over(URL, a, "py-c")
+        inflight.take_over(URL, a, "py-c", create_taker=True)
     assert e.value.by == "py-b"
-    assert inflight.take_over(URL, a, "py-b").taken_before == "py-b"
+    assert inflight.take_over(URL, a, "py-b", create_taker=True).taken_before == "py-b"
     for _ in range(3):
         with pytest.raises(inflight.FencedError) as e:
             log.begin_run("agent:main:http:c-2", "s2")
@@ -96,7 +96,7 @@ def test_a_zombie_raises_fenced_error_every_time():
 
 def test_database_errors_are_typed():
     with pytest.raises(inflight.NoInstanceError) as e:
-        inflight.take_over(URL, instance("nobody"), "py-b")
+        inflight.take_over(URL, instance("nobody"), "py-b", create_taker=True)
     assert "no log of instance" in str(e.value)
     with pytest.raises(inflight.InvalidInputError) as e:
         inflight.open_database(URL, "a b")
@@ -129,3 +129,16 @@ def test_a_run_that_kills_one_instance_after_another_is_a_loop_across_the_fleet(
         log.begin_run(key, adopted.session_id, adopted.meta)  # resumed: and it dies too
         log.abandon()
     assert counts == [1, 2, 3]
+
+
+def test_an_unknown_taker_is_refused_and_nothing_is_fenced():
+    dead = instance("dead")
+    log = inflight.open_database(URL, dead)
+    log.begin_run("k", "s")
+    log.abandon()
+    with pytest.raises(inflight.UnknownTakerError) as e:
+        inflight.take_over(URL, dead, instance("typo"))
+    assert isinstance(e.value, inflight.DatabaseError) and e.value.by.startswith("py-typo")
+    survivor = instance("survivor")
+    taken = inflight.take_over(URL, dead, survivor, create_taker=True)
+    assert taken.taken_before is None and [r.key for r in taken.report.running] == ["k"]

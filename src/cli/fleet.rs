@@ -22,6 +22,11 @@ pub(super) struct TakeoverArgs {
     json: bool,
     #[command(flatten)]
     fallback: super::FallbackArgs,
+    /// Create the taker (--by) as an instance with no log yet if the database has none of
+    /// that name. Without it an unknown taker is refused (exit 11): the surviving instance
+    /// opens its own log before it takes another over, so an unknown id is most often a typo.
+    #[arg(long)]
+    create_taker: bool,
     /// Consecutive crashes (this takeover included) that interrupted a run while it ran at
     /// which it counts as a crash loop.
     #[arg(long, value_name = "N", default_value_t = 3)]
@@ -71,7 +76,11 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
     use super::replay::{print_found, print_no_log};
 
     let sessions = args.fallback.sessions()?;
-    let taken = match inflight::Log::take_over(&args.database, &args.instance, &args.by) {
+    let taker = match args.create_taker {
+        true => inflight::fleet::Taker::CreateIfMissing,
+        false => inflight::fleet::Taker::Existing,
+    };
+    let taken = match inflight::Log::take_over_as(&args.database, &args.instance, &args.by, taker) {
         // It opened a log and never wrote a segment: nothing was acknowledged, and with
         // --sessions the fallback speaks for everything.
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,

@@ -454,7 +454,10 @@ fn exit_code(e: &inflight::Error) -> i32 {
         | Error::GenerationsExhausted { .. } => 6,
         Error::AlreadyExists { .. } => 8,
         Error::Fenced { .. } | Error::AlreadyTakenOver { .. } => 10,
-        Error::Database { .. } | Error::NoSchema { .. } | Error::NoInstance { .. } => 11,
+        Error::Database { .. }
+        | Error::NoSchema { .. }
+        | Error::NoInstance { .. }
+        | Error::UnknownTaker { .. } => 11,
         _ => 1,
     }
 }

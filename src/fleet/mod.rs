@@ -47,4 +47,4 @@ pub use connect::{Instance, create_schema, instance_path, instances, read_only_s
 pub use open::open_storage;
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use storage::PgStorage;
-pub use takeover::TakenOver;
+pub use takeover::{TakenOver, Taker};

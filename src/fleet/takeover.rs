@@ -47,6 +47,19 @@ pub struct TakenOver {
     pub set: RunningSet,
 }
 
+/// Whether a takeover's taker must be an instance the database knows already.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Taker {
+    /// The taker opened its own log before (the surviving instance does, at its start-up);
+    /// an unknown taker is [`Error::UnknownTaker`], most often a typo that would hand the
+    /// runs to nobody.
+    #[default]
+    Existing,
+    /// The taker is created (as an instance with no log yet) if the database has none of that
+    /// name: for an operator taking runs over on behalf of an instance that starts later.
+    CreateIfMissing,
+}
+
 impl Log {
     /// Takes over the log of `dead_instance` in `database` for the instance `by` (feature
     /// `postgres`): fences it and replays it. From the moment this call's transaction commits,
@@ -64,7 +77,21 @@ impl Log {
     /// ordered by the instance's row lock: one wins, the other gets that error. [`Error::NoInstance`] if the instance never opened a log there;
     /// [`Error::NotFound`] if it opened one but never wrote a segment (nothing was
     /// acknowledged: the time-window fallback's `no-log` case).
+    ///
+    /// The taker must be an instance of the database that is not retired itself (taken over
+    /// by another): an unknown one is [`Error::UnknownTaker`] (see [`Log::take_over_as`] to
+    /// create it), a retired one [`Error::Fenced`], and nothing is fenced.
     pub fn take_over(database: &str, dead_instance: &str, by: &str) -> Result<TakenOver> {
+        Log::take_over_as(database, dead_instance, by, Taker::Existing)
+    }
+
+    /// [`Log::take_over`], with the taker created when it is missing and `taker` says so.
+    pub fn take_over_as(
+        database: &str,
+        dead_instance: &str,
+        by: &str,
+        taker: Taker,
+    ) -> Result<TakenOver> {
         check_instance("instance", dead_instance)?;
         check_instance("by", by)?;
         if dead_instance == by {
@@ -85,7 +112,7 @@ impl Log {
         )
         .entered();
         let (mut client, shown) = connect_checked(database)?;
-        let fence = fence(&mut client, &shown, dead_instance, by)?;
+        let fence = fence(&mut client, &shown, dead_instance, by, taker)?;
         crate::metrics::taken_over();
         span.record("epoch", fence.epoch);
         let storage = PgStorage::new(client, dead_instance, false).map_err(failed(&shown))?;
@@ -120,7 +147,13 @@ struct Fence {
 
 /// The takeover's one transaction: the instance's row locked, checked, its epoch raised and
 /// its taker recorded (unless this taker had taken it already), committed.
-fn fence(client: &mut Client, shown: &str, dead_instance: &str, by: &str) -> Result<Fence> {
+fn fence(
+    client: &mut Client,
+    shown: &str,
+    dead_instance: &str,
+    by: &str,
+    taker: Taker,
+) -> Result<Fence> {
     let failed = failed(shown);
     let mut tx = client.transaction().map_err(failed)?;
     // The fence must survive a crash of the server whatever its default (with
@@ -140,6 +173,7 @@ fn fence(client: &mut Client, shown: &str, dead_instance: &str, by: &str) -> Res
             instance: dead_instance.to_string(),
         });
     };
+    check_taker(&mut tx, shown, by, taker)?;
     let taken_before: Option<String> = row.get(1);
     if let Some(first) = &taken_before
         && first != by
@@ -178,6 +212,47 @@ fn fence(client: &mut Client, shown: &str, dead_instance: &str, by: &str) -> Res
         was_open: !got_lock,
         taken_before,
     })
+}
+
+/// The taker is an instance of the database, not retired (in the takeover's transaction, its
+/// row shared-locked, so a takeover of the taker itself is ordered with this one); created
+/// first when `taker` says so.
+fn check_taker(
+    tx: &mut postgres::Transaction<'_>,
+    shown: &str,
+    by: &str,
+    taker: Taker,
+) -> Result<()> {
+    let failed = failed(shown);
+    if taker == Taker::CreateIfMissing {
+        tx.execute(
+            "INSERT INTO inflight_instances (instance, epoch) VALUES ($1, 0)
+             ON CONFLICT DO NOTHING",
+            &[&by],
+        )
+        .map_err(&failed)?;
+    }
+    let row = tx
+        .query_opt(
+            "SELECT epoch, taken_by FROM inflight_instances WHERE instance = $1 FOR SHARE",
+            &[&by],
+        )
+        .map_err(&failed)?;
+    let Some(row) = row else {
+        return Err(Error::UnknownTaker {
+            database: shown.to_string(),
+            by: by.to_string(),
+        });
+    };
+    match row.get::<_, Option<String>>(1) {
+        // Retired: taken over itself, it can never write again, so it may not take runs.
+        Some(retired_by) => Err(Error::Fenced {
+            instance: by.to_string(),
+            by: retired_by,
+            epoch: row.get::<_, i64>(0) as u64,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Replays a fenced log, read-only: its report and the state it folds to, the takeover

@@ -29,6 +29,13 @@ pub fn url() -> Option<String> {
 }
 
 /// An instance id no other test or earlier run used: `NAME-PID-N-MILLIS`.
+/// A takeover by `by`, created as an instance if the database has none of that name (the
+/// tests' takers are often names that never opened a log).
+#[allow(dead_code)]
+pub fn take_over(url: &str, dead: &str, by: &str) -> inflight::Result<inflight::fleet::TakenOver> {
+    Log::take_over_as(url, dead, by, inflight::fleet::Taker::CreateIfMissing)
+}
+
 pub fn instance(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
     format!(

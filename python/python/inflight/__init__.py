@@ -73,6 +73,7 @@ from .errors import (
     PoisonedError,
     StaleGenerationError,
     StorageError,
+    UnknownTakerError,
     UnsupportedVersionError,
 )
 
@@ -114,4 +115,5 @@ __all__ = [
     "DatabaseError",
     "NoSchemaError",
     "NoInstanceError",
+    "UnknownTakerError",
 ]

@@ -168,6 +168,14 @@ class NoInstanceError(DatabaseError):
     instance: str
 
 
+class UnknownTakerError(DatabaseError):
+    """A takeover's taker ``by`` is no instance of the database: the surviving instance opens
+    its own log before it takes another over, so this is most often a typo. Nothing was
+    fenced. Check the id, or pass ``create_taker=True``."""
+
+    by: str
+
+
 __all__ = [
     "InflightError",
     "LockedError",
@@ -185,4 +193,5 @@ __all__ = [
     "DatabaseError",
     "NoSchemaError",
     "NoInstanceError",
+    "UnknownTakerError",
 ]
