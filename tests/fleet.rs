@@ -808,3 +808,57 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
             .any(|i| i.instance == other)
     );
 }
+
+#[test]
+fn a_retired_instances_log_is_forgotten_and_its_fence_kept() {
+    let Some(url) = pg::url() else { return };
+    let (dead, survivor) = (pg::instance("forgotten"), pg::instance("keeper"));
+    let live = pg::instance("live");
+    for instance in [&dead, &survivor, &live] {
+        let Opened { log, .. } = Log::open_database(&url, instance, Options::default()).unwrap();
+        log.mark_running(run("k", 1)).unwrap();
+        if instance != &live {
+            drop(log);
+        } else {
+            std::mem::forget(log); // holds its log open for the test's life
+        }
+    }
+    // A live instance's log (not taken over) is never removed.
+    let refused = inflight::fleet::forget(&url, &live).unwrap_err();
+    assert!(matches!(refused, Error::InvalidInput { .. }), "{refused}");
+    assert!(matches!(
+        inflight::fleet::forget(&url, &pg::instance("nobody")),
+        Err(Error::NoInstance { .. })
+    ));
+    Log::take_over(&url, &dead, &survivor).unwrap();
+    let forgotten = inflight::fleet::forget(&url, &dead).unwrap();
+    assert_eq!(forgotten.taken_by, survivor);
+    assert!(
+        forgotten.files >= 1 && forgotten.bytes > 64,
+        "{forgotten:?}"
+    );
+    let listed = inflight::fleet::instances(&url).unwrap();
+    let row = listed.iter().find(|i| i.instance == dead).unwrap();
+    assert_eq!(
+        (row.files, row.bytes, row.taken_by.as_deref()),
+        (0, 0, Some(survivor.as_str()))
+    );
+    // The fence stays: the id can never write again.
+    assert!(matches!(
+        Log::open_database(&url, &dead, Options::default()),
+        Err(Error::Fenced { .. })
+    ));
+    // Twice removes nothing more; the live instance's log is untouched.
+    assert_eq!(inflight::fleet::forget(&url, &dead).unwrap().files, 0);
+    let live_row = inflight::fleet::instances(&url).unwrap();
+    assert!(live_row.iter().any(|i| i.instance == live && i.files >= 1));
+    let out = Command::new(env!("CARGO_BIN_EXE_inflight"))
+        .args(["fleet", "forget", &live, "--database", &url])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim().lines().count(),
+        1
+    );
+}

@@ -51,6 +51,24 @@ enum FleetCommand {
     /// List the instances with a log in the database: fencing epoch, who took it over, whether
     /// a process holds it open now, its files and bytes.
     List(ListArgs),
+    /// Remove the log of an instance that was taken over (retired: its runs are its taker's),
+    /// keeping its fence: the id can never write again. A takeover repeated afterwards finds
+    /// nothing, so forget it once the taker has recorded its runs. An instance that was not
+    /// taken over is refused (exit 6).
+    ///
+    /// Example: inflight fleet forget gateway-1 --database postgres://gw@127.0.0.1/gw
+    Forget(ForgetArgs),
+}
+
+#[derive(Debug, Args)]
+struct ForgetArgs {
+    /// The retired instance.
+    instance: String,
+    #[command(flatten)]
+    database: DatabaseArg,
+    /// Print one JSON object instead of a line.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,6 +163,21 @@ pub(super) fn fleet(args: FleetArgs) -> CliResult {
                 "the fleet's tables (schema version {}) are in the database",
                 inflight::fleet::SCHEMA_VERSION
             );
+        }
+        FleetCommand::Forget(args) => {
+            let forgotten = inflight::fleet::forget(&args.database.database, &args.instance)?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&forgotten)
+                        .map_err(|e| Failure::new(1, e.to_string()))?
+                );
+            } else {
+                println!(
+                    "forgot {}'s log ({} file(s), {} bytes); its fence stays: taken over by {}, it can never write again",
+                    forgotten.instance, forgotten.files, forgotten.bytes, forgotten.taken_by
+                );
+            }
         }
         FleetCommand::List(list) => {
             let instances = inflight::fleet::instances(&list.database.database)?;

@@ -231,3 +231,73 @@ pub fn instances(database: &str) -> Result<Vec<Instance>> {
         })
         .collect())
 }
+
+/// What [`forget`] removed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Forgotten {
+    /// The instance whose log was removed.
+    pub instance: String,
+    /// The instance that had taken it over (its fence stays).
+    pub taken_by: String,
+    /// Files removed (segments, snapshots).
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
+/// Removes the log of a retired instance (one taken over: its runs are its taker's now) from
+/// `database`, keeping its row, so its fence stays: the id can never write again, and an open
+/// of it still fails with [`Error::Fenced`]. Deleting the rows by hand would drop the fence (a
+/// new row starts at epoch 0). The frozen log is gone with it: a takeover repeated afterwards
+/// finds nothing ([`Error::NotFound`]), so forget an instance once its taker has recorded its
+/// runs. An instance that was not taken over is refused ([`Error::InvalidInput`]: its log may
+/// be live); an unknown one is [`Error::NoInstance`]. Forgetting twice removes nothing the
+/// second time. One transaction: all of the log, or nothing.
+pub fn forget(database: &str, instance: &str) -> Result<Forgotten> {
+    check_instance("instance", instance)?;
+    let (mut client, shown) = connect_checked(database)?;
+    let failed = failed(&shown);
+    let mut tx = client.transaction().map_err(failed)?;
+    let row = tx
+        .query_opt(
+            "SELECT taken_by FROM inflight_instances WHERE instance = $1 FOR UPDATE",
+            &[&instance],
+        )
+        .map_err(failed)?;
+    let Some(row) = row else {
+        return Err(Error::NoInstance {
+            database: shown.clone(),
+            instance: instance.to_string(),
+        });
+    };
+    let Some(taken_by) = row.get::<_, Option<String>>(0) else {
+        return Err(Error::InvalidInput {
+            field: "instance",
+            reason: format!(
+                "{instance:?} was not taken over: its log may be live, and its runs are its own; take it over first (`inflight takeover {instance} --by SURVIVOR`)"
+            ),
+            key: None,
+        });
+    };
+    let sizes = tx
+        .query_one(
+            "SELECT count(DISTINCT f.id), coalesce(sum(length(c.data)), 0)::bigint
+               FROM inflight_files f LEFT JOIN inflight_chunks c ON c.file_id = f.id
+              WHERE f.instance = $1",
+            &[&instance],
+        )
+        .map_err(failed)?;
+    // The chunks go with their files (ON DELETE CASCADE); the instance's row stays.
+    tx.execute(
+        "DELETE FROM inflight_files WHERE instance = $1",
+        &[&instance],
+    )
+    .map_err(failed)?;
+    tx.commit().map_err(failed)?;
+    Ok(Forgotten {
+        instance: instance.to_string(),
+        taken_by,
+        files: sizes.get::<_, i64>(0) as u64,
+        bytes: sizes.get::<_, i64>(1) as u64,
+    })
+}

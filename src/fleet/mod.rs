@@ -13,6 +13,7 @@
 //! - [`Log::take_over`](crate::Log::take_over) (`inflight takeover`): a dead instance's running
 //!   set, with reasons and crash-loop counts, and from the moment it commits, nothing the dead
 //!   instance writes is accepted ([`Error::Fenced`](crate::Error::Fenced));
+//! - [`forget`] (`inflight fleet forget`): a retired instance's log removed, its fence kept;
 //! - [`Log::read_only_database`](crate::Log::read_only_database) and [`read_only_storage`] for
 //!   the offline tools (`inflight replay --database URL --instance ID`, and `dump`, `verify`,
 //!   `stats`).
@@ -43,7 +44,9 @@ mod schema;
 mod storage;
 mod takeover;
 
-pub use connect::{Instance, create_schema, instance_path, instances, read_only_storage};
+pub use connect::{
+    Forgotten, Instance, create_schema, forget, instance_path, instances, read_only_storage,
+};
 pub use open::open_storage;
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use storage::PgStorage;
