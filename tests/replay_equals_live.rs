@@ -12,8 +12,21 @@ use proptest::prelude::*;
 
 #[derive(Clone, Debug)]
 enum Op {
-    Start { key: u8, generation: u64 },
-    Complete { key: u8, generation: u64 },
+    Start {
+        key: u8,
+        generation: u64,
+    },
+    Complete {
+        key: u8,
+        generation: u64,
+    },
+    /// A decision on the key's run, or an exact completion or progress of generation `0..8`
+    /// with nonce 0 (a start this test records has none).
+    Decide {
+        key: u8,
+        generation: u64,
+        kind: u8,
+    },
     Reopen,
     Close,
 }
@@ -22,6 +35,7 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         5 => (0u8..6, 0u64..8).prop_map(|(key, generation)| Op::Start { key, generation }),
         4 => (0u8..6, 0u64..8).prop_map(|(key, generation)| Op::Complete { key, generation }),
+        3 => (0u8..6, 0u64..8, 0u8..5).prop_map(|(key, generation, kind)| Op::Decide { key, generation, kind }),
         1 => Just(Op::Reopen),
         1 => Just(Op::Close),
     ]
@@ -60,6 +74,18 @@ proptest! {
                     let key = format!("k{key}");
                     let applied = log.mark_completed_at(&key, generation, UnixMs(at)).unwrap();
                     let event = inflight::Event::Completed { key, generation, at_ms: at };
+                    prop_assert_eq!(applied, model.apply(&event));
+                }
+                Op::Decide { key, generation, kind } => {
+                    let key = format!("k{key}");
+                    let event = match kind {
+                        0 => inflight::Event::Promoted { key, reason: "restart_interrupted".into(), at_ms: at },
+                        1 => inflight::Event::Suspended { key, at_ms: at },
+                        2 => inflight::Event::Cleared { key, at_ms: at },
+                        3 => inflight::Event::Progress { key, generation, nonce: 0, meta: Some(format!("p{at}")), at_ms: at },
+                        _ => inflight::Event::Finished { key, generation, nonce: 0, at_ms: at },
+                    };
+                    let applied = log.record(event.clone()).unwrap();
                     prop_assert_eq!(applied, model.apply(&event));
                 }
                 Op::Close | Op::Reopen => {
