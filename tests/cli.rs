@@ -619,8 +619,7 @@ fn replay_dump_and_stats_show_the_gateways_decisions() {
         .unwrap();
     let looped = log.begin_run("agent:main:http:looped", "s2", None).unwrap();
     let done = log.begin_run("agent:main:http:done", "s3", None).unwrap();
-    log.progress(&waiting.key, waiting.token(), Some("reply_ready".into()))
-        .unwrap();
+    log.progress(&waiting, Some("reply_ready".into())).unwrap();
     log.complete_run(&done).unwrap();
     drop(log);
     let (log, _) = open(dir.path()); // a crash: both are interrupted

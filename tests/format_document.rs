@@ -4668,7 +4668,7 @@ fn events_6_to_12_written_by_the_crate() {
     let dir = tempfile::tempdir().unwrap();
     let Opened { log, .. } = Log::open(dir.path(), Options::default()).unwrap();
     let a = log.begin_run("a", "s", Some("m".into())).unwrap();
-    log.progress("a", a.token(), Some("m2".into())).unwrap();
+    log.progress(&a, Some("m2".into())).unwrap();
     let b = log.begin_run("b", "s", None).unwrap();
     log.complete_token("b", a.token()).unwrap(); // not b's token: unmatched
     log.complete_run(&b).unwrap();

@@ -155,10 +155,11 @@ impl Log {
         self.complete_token(&run.key, run.token())
     }
 
-    /// Records that the run `token` names on `key` made progress: its `meta` is now `meta`
-    /// (for example, that its reply was made and only needs delivering), durable on return, so
-    /// that recovery reports exactly where the run got. [`Applied::Progressed`], or
+    /// Records that `run` (as [`Log::begin_run`] returned it) made progress: its `meta` is now
+    /// `meta` (for example, that its reply was made and only needs delivering), durable on
+    /// return, so that recovery reports exactly where the run got. [`Applied::Progressed`], or
     /// [`Applied::Unmatched`] when the key's run is not that one (nothing changed).
+    /// [`Log::progress_token`] is the same for a key and a token.
     ///
     /// ```
     /// use inflight::{Log, Options};
@@ -166,13 +167,18 @@ impl Log {
     /// let dir = tempfile::tempdir()?;
     /// let log = Log::open(dir.path(), Options::default())?.log;
     /// let run = log.begin_run("agent:main:telegram:dm:4242", "s1", Some(r#"{"step":"thinking"}"#.into()))?;
-    /// log.progress(&run.key, run.token(), Some(r#"{"step":"reply_ready","message":981}"#.into()))?;
+    /// log.progress(&run, Some(r#"{"step":"reply_ready","message":981}"#.into()))?;
     /// drop(log); // the process dies before delivering the reply
     /// let report = Log::open(dir.path(), Options::default())?.report;
     /// assert_eq!(report.running[0].run.meta.as_deref(), Some(r#"{"step":"reply_ready","message":981}"#));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn progress(&self, key: &str, token: Token, meta: Option<String>) -> Result<Applied> {
+    pub fn progress(&self, run: &Run, meta: Option<String>) -> Result<Applied> {
+        self.progress_token(&run.key, run.token(), meta)
+    }
+
+    /// [`Log::progress`] for the run `token` names on `key`.
+    pub fn progress_token(&self, key: &str, token: Token, meta: Option<String>) -> Result<Applied> {
         self.record(Event::Progress {
             key: key.to_string(),
             generation: token.generation,
