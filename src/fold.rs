@@ -201,6 +201,33 @@ impl InFlightRun {
     }
 }
 
+/// The loop thresholds: how many crashes, and how many graceful stops, in a row while a run
+/// runs make it a loop (0 turns one off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Thresholds {
+    /// [`Options::crash_loop_threshold`](crate::Options::crash_loop_threshold).
+    pub crashes: u32,
+    /// [`Options::stop_loop_threshold`](crate::Options::stop_loop_threshold).
+    pub stops: u32,
+}
+
+impl Default for Thresholds {
+    /// 3 crashes, 3 graceful stops ([`limits`](crate::limits)).
+    fn default() -> Thresholds {
+        Thresholds {
+            crashes: crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
+            stops: crate::limits::STOP_LOOP_THRESHOLD_DEFAULT,
+        }
+    }
+}
+
+impl Thresholds {
+    /// Whether `run` is a loop of either kind.
+    pub fn is_loop(&self, run: &InFlightRun) -> bool {
+        run.is_crash_loop(self.crashes) || run.is_stop_loop(self.stops)
+    }
+}
+
 /// A key's high-water mark: the highest generation the log has seen for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Mark {

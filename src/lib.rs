@@ -112,7 +112,7 @@ pub use compaction::Compacted;
 pub use environment::{Environment, SystemEnvironment};
 pub use error::{Error, Result};
 pub use event::{Adoption, Event, Generation, Pending, Run, Token, UnixMs};
-pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunState, RunningSet};
+pub use fold::{Applied, Counters, InFlightRun, Mark, Reason, RunState, RunningSet, Thresholds};
 pub use import::ImportReport;
 pub use log::{Compaction, Log, Opened, Recovered, Ticket};
 pub use options::Options;

@@ -164,6 +164,14 @@ impl Options {
         self
     }
 
+    /// The loop thresholds these options set.
+    pub(crate) fn thresholds(&self) -> crate::fold::Thresholds {
+        crate::fold::Thresholds {
+            crashes: self.crash_loop_threshold,
+            stops: self.stop_loop_threshold,
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<()> {
         if self.compact_after_bytes == Some(0) {
             return Err(Error::InvalidInput {

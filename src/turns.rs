@@ -21,7 +21,7 @@
 
 use crate::error::Result;
 use crate::event::{Event, Token};
-use crate::fold::{Applied, InFlightRun, Reason, RunState};
+use crate::fold::{Applied, InFlightRun, Reason, RunState, Thresholds};
 use crate::log::Log;
 
 /// The reason a run a crash interrupted is promoted with.
@@ -38,21 +38,6 @@ pub struct Plan {
     pub suspend: Vec<String>,
     /// Runs to clear (complete exactly, not resumed): key and token.
     pub clear: Vec<(String, Token)>,
-}
-
-/// The loop thresholds a plan applies: crashes, graceful stops (0 turns one off).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Thresholds {
-    /// [`Options::crash_loop_threshold`](crate::Options::crash_loop_threshold).
-    pub crashes: u32,
-    /// [`Options::stop_loop_threshold`](crate::Options::stop_loop_threshold).
-    pub stops: u32,
-}
-
-impl Thresholds {
-    fn is_loop(&self, run: &InFlightRun) -> bool {
-        run.is_crash_loop(self.crashes) || run.is_stop_loop(self.stops)
-    }
 }
 
 fn reason_for(run: &InFlightRun) -> &'static str {
@@ -152,20 +137,15 @@ pub fn max_age_ms(seconds: f64) -> Result<Option<u64>> {
 /// Carries out [`plan_recovery`] on `log`'s runs in flight now: the gateway's
 /// `recover_interrupted_turns`. Durable on return.
 pub fn recover_interrupted(log: &Log, max_age_ms: Option<u64>) -> Result<Done> {
-    let plan = plan_recovery(&log.running(), thresholds(log), max_age_ms, log.now_ms());
+    let plan = plan_recovery(&log.running(), log.thresholds(), max_age_ms, log.now_ms());
     carry_out(log, plan)
 }
 
 /// Carries out [`plan_discard`] on `log`'s runs in flight now: the gateway's
 /// `discard_active_turn_markers` after a clean shutdown. Durable on return.
 pub fn discard_interrupted(log: &Log) -> Result<Done> {
-    let plan = plan_discard(&log.running(), thresholds(log));
+    let plan = plan_discard(&log.running(), log.thresholds());
     carry_out(log, plan)
-}
-
-fn thresholds(log: &Log) -> Thresholds {
-    let (crashes, stops) = log.thresholds();
-    Thresholds { crashes, stops }
 }
 
 /// Every decision accepted, then every one waited for: they share frames and syncs.

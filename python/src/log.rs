@@ -49,9 +49,8 @@ impl PyLog {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
-    fn thresholds(&self) -> (u32, u32) {
-        let report = &self.report.get().inner;
-        (report.crash_loop_threshold, report.stop_loop_threshold)
+    fn thresholds(&self) -> inflight::Thresholds {
+        self.report.get().inner.thresholds()
     }
 
     /// Records `event` (or, for `None`, nothing: a token that is no token names no run) and

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use pyo3::prelude::*;
 
 use inflight::fallback::{Flag, Flagged};
-use inflight::{InFlightRun, RecoveryReport, Run};
+use inflight::{InFlightRun, RecoveryReport, Run, Thresholds};
 
 use crate::convert::{json_to_py, to_ms, to_u64};
 
@@ -141,7 +141,7 @@ pub(crate) struct PyInterrupted {
 }
 
 impl PyInterrupted {
-    pub(crate) fn new(r: &InFlightRun, (crashes, stops): (u32, u32)) -> PyInterrupted {
+    pub(crate) fn new(r: &InFlightRun, thresholds: Thresholds) -> PyInterrupted {
         PyInterrupted {
             key: r.run.key.clone(),
             session_id: r.run.session_id.clone(),
@@ -157,8 +157,8 @@ impl PyInterrupted {
             pending_reason: r.pending.as_ref().map(|p| p.reason.clone()),
             pending_at_ms: r.pending.as_ref().map(|p| p.at_ms),
             suspended_at_ms: r.suspended_at_ms,
-            crash_loop: r.is_crash_loop(crashes),
-            stop_loop: r.is_stop_loop(stops),
+            crash_loop: r.is_crash_loop(thresholds.crashes),
+            stop_loop: r.is_stop_loop(thresholds.stops),
             inner: r.clone(),
         }
     }
@@ -262,7 +262,7 @@ pub(crate) struct PyReport {
 
 impl PyReport {
     pub(crate) fn new(py: Python<'_>, inner: RecoveryReport) -> PyResult<PyReport> {
-        let thresholds = (inner.crash_loop_threshold, inner.stop_loop_threshold);
+        let thresholds = inner.thresholds();
         let list = |runs: &mut dyn Iterator<Item = &InFlightRun>| {
             runs.map(|r| PyInterrupted::new(r, thresholds)).collect()
         };
@@ -275,8 +275,8 @@ impl PyReport {
             running,
             crash_loops,
             stop_loops,
-            crash_loop_threshold: thresholds.0,
-            stop_loop_threshold: thresholds.1,
+            crash_loop_threshold: thresholds.crashes,
+            stop_loop_threshold: thresholds.stops,
             interrupted: inner.interrupted.clone(),
             torn_tail: json_to_py(py, &inner.torn_tail)?,
             torn_tail_bytes: inner.torn_tail_bytes(),

@@ -280,10 +280,7 @@ fn replay_frozen(storage: &PgStorage, root: &Path) -> Result<(RecoveryReport, Ru
         &set,
         false,
         coverage,
-        (
-            crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
-            crate::limits::STOP_LOOP_THRESHOLD_DEFAULT,
-        ),
+        crate::fold::Thresholds::default(),
     );
     Ok((report, set))
 }

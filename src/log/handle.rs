@@ -10,7 +10,7 @@ use crate::compaction::Compacted;
 use crate::error::{Error, Result};
 use crate::event::{Adoption, Event, Run, Token, UnixMs};
 use crate::fallback::{Flagged, LogView, Session, flag};
-use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet};
+use crate::fold::{Applied, Counters, InFlightRun, Mark, RunningSet, Thresholds};
 use crate::recovery::RecoveryReport;
 
 impl Log {
@@ -276,7 +276,7 @@ impl Log {
     ///
     /// [`Options::crash_loop_threshold`]: crate::Options::crash_loop_threshold
     /// [`Options::stop_loop_threshold`]: crate::Options::stop_loop_threshold
-    pub fn thresholds(&self) -> (u32, u32) {
+    pub fn thresholds(&self) -> Thresholds {
         self.shared.thresholds
     }
 

@@ -89,7 +89,7 @@ struct Shared {
     /// [`Options::record_stale_starts`].
     record_stale_starts: bool,
     /// [`Options::crash_loop_threshold`] and [`Options::stop_loop_threshold`].
-    thresholds: (u32, u32),
+    thresholds: crate::fold::Thresholds,
     state: Mutex<State>,
     /// Signalled when a batch is durable or failed, for callers waiting for room in the queue.
     /// (Callers waiting for their event sleep on their own, woken by the leader: see

@@ -162,7 +162,7 @@ impl Log {
             &set,
             resumed.cut,
             Some(resumed.coverage_since_ms),
-            (options.crash_loop_threshold, options.stop_loop_threshold),
+            options.thresholds(),
         );
         log_report(&dir, &report);
         let state = State {
@@ -188,6 +188,7 @@ impl Log {
         state: State,
         lock: DirLock,
     ) -> Log {
+        let thresholds = options.thresholds();
         let shared = Shared {
             dir,
             storage,
@@ -196,7 +197,7 @@ impl Log {
             retention_ms: options.retention_ms,
             compact_after_bytes: options.compact_after_bytes,
             record_stale_starts: options.record_stale_starts,
-            thresholds: (options.crash_loop_threshold, options.stop_loop_threshold),
+            thresholds,
             state: Mutex::new(state),
             flusher_wanted: Condvar::new(),
             committed: Condvar::new(),
@@ -305,10 +306,7 @@ impl Log {
             &replayed.set,
             false,
             coverage,
-            (
-                crate::limits::CRASH_LOOP_THRESHOLD_DEFAULT,
-                crate::limits::STOP_LOOP_THRESHOLD_DEFAULT,
-            ),
+            crate::fold::Thresholds::default(),
         );
         Ok(Recovered {
             report,

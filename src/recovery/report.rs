@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::damage::{Corruption, TornTail};
-use crate::fold::{Counters, InFlightRun, RunState, RunningSet};
+use crate::fold::{Counters, InFlightRun, RunningSet, Thresholds};
 use crate::read::core::Found;
 
 /// What to do with a damaged region that has valid records after it.
@@ -89,7 +89,7 @@ impl RecoveryReport {
         set: &RunningSet,
         torn_tail_cut: bool,
         coverage_since_ms: Option<u64>,
-        (crash_loop_threshold, stop_loop_threshold): (u32, u32),
+        thresholds: Thresholds,
     ) -> RecoveryReport {
         RecoveryReport {
             running: set.entries().cloned().collect(),
@@ -106,8 +106,8 @@ impl RecoveryReport {
             last_seq: found.last_seq,
             snapshot: found.started_from,
             gaps_before_snapshot: found.gaps_before_snapshot,
-            crash_loop_threshold,
-            stop_loop_threshold,
+            crash_loop_threshold: thresholds.crashes,
+            stop_loop_threshold: thresholds.stops,
             interrupted,
         }
     }
@@ -152,14 +152,17 @@ impl RecoveryReport {
             .filter(move |r| r.is_stop_loop(threshold))
     }
 
-    /// Whether `run` is a loop of either kind by this report's thresholds.
-    pub fn is_loop(&self, run: &InFlightRun) -> bool {
-        run.is_crash_loop(self.crash_loop_threshold) || run.is_stop_loop(self.stop_loop_threshold)
+    /// This report's loop thresholds.
+    pub fn thresholds(&self) -> Thresholds {
+        Thresholds {
+            crashes: self.crash_loop_threshold,
+            stops: self.stop_loop_threshold,
+        }
     }
 
-    /// The runs in flight in `state` (see [`InFlightRun::state`]).
-    pub fn in_state(&self, state: RunState) -> impl Iterator<Item = &InFlightRun> {
-        self.running.iter().filter(move |r| r.state() == state)
+    /// Whether `run` is a loop of either kind by this report's thresholds.
+    pub fn is_loop(&self, run: &InFlightRun) -> bool {
+        self.thresholds().is_loop(run)
     }
 }
 
