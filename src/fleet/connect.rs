@@ -1,24 +1,13 @@
-//! Reaching the database: the connection (with a bounded connect time), the URL as messages
-//! show it (never its password), the instance ids, the schema, and the list of instances.
+//! Reaching the database: the connection, the instance ids, the schema, the list of
+//! instances, and forgetting a retired one.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use postgres::config::Host;
-use postgres::{Client, Config, NoTls};
+use super::client::{Db, DbError};
 
 use super::{PgStorage, schema};
 use crate::error::{Error, Result};
 use crate::limits::INSTANCE_BYTES_MAX;
-
-/// How long a connect may take when the URL does not say (`connect_timeout`).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a session of ours may stay idle inside a transaction before the server ends it.
-const IDLE_IN_TRANSACTION_SQL: &str = "SET idle_in_transaction_session_timeout = '10s'";
-/// How long data sent to the server may go unacknowledged before the connection counts as
-/// lost, when the URL does not say (`tcp_user_timeout`): a commit into a network that dropped
-/// silently fails (and poisons the handle) instead of blocking its callers for hours.
-const TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The path under which an instance's log is named in reports and errors: `pg:INSTANCE`
 /// (its files are `pg:INSTANCE/NAME`).
@@ -26,95 +15,21 @@ pub fn instance_path(instance: &str) -> PathBuf {
     PathBuf::from(format!("pg:{instance}"))
 }
 
-/// Connects to `database` (a `postgres://` URL, or `host=... user=...` key-value pairs), and
-/// returns the client and the database as messages name it.
-pub(super) fn connect(database: &str) -> Result<(Client, String)> {
-    let mut config: Config = database.parse().map_err(|e| Error::InvalidInput {
-        field: "database",
-        reason: format!(
-            "is not a PostgreSQL connection string ({e}); give a URL such as postgres://user@127.0.0.1:5432/dbname"
-        ),
-        key: None,
-    })?;
-    if config.get_connect_timeout().is_none() {
-        config.connect_timeout(CONNECT_TIMEOUT);
-    }
-    if config.get_tcp_user_timeout().is_none() {
-        config.tcp_user_timeout(TCP_USER_TIMEOUT);
-    }
-    if config.get_password().is_none()
-        && let Some(password) = std::env::var_os("PGPASSWORD")
-    {
-        // As libpq does: the password need not be in the URL (where `ps` shows it).
-        config.password(password.as_encoded_bytes());
-    }
-    if config.get_application_name().is_none() {
-        config.application_name("inflight");
-    }
-    let shown = shown(&config);
-    let mut client = config.connect(NoTls).map_err(|e| Error::Database {
-        database: shown.clone(),
-        cause: format!("cannot connect: {}", describe(&e)),
-    })?;
-    // A session of ours never idles inside a transaction for long (each is a few statements):
-    // one stalled there (a paused process, a silent network) is ended by the server after
-    // this, so that it cannot hold the instance's row lock and keep a takeover waiting.
-    client
-        .batch_execute(IDLE_IN_TRANSACTION_SQL)
-        .map_err(failed(&shown))?;
-    Ok((client, shown))
+/// Connects to `database` (a `postgres://` URL, `key=value` pairs, or empty for libpq's
+/// environment; see [`client::connect`](super::client::connect)), and returns the client,
+/// which names the database as messages show it.
+pub(super) fn connect(database: &str) -> Result<(Db, String)> {
+    let db = super::client::connect(database)?;
+    let shown = db.shown().to_string();
+    Ok((db, shown))
 }
 
 /// The error of a failed statement on `database` (as messages name it): for `map_err`.
-pub(super) fn failed(database: &str) -> impl Fn(postgres::Error) -> Error + Copy + '_ {
+pub(super) fn failed(database: &str) -> impl Fn(DbError) -> Error + Copy + '_ {
     move |e| Error::Database {
         database: database.to_string(),
-        cause: describe(&e),
+        cause: e.to_string(),
     }
-}
-
-/// What a client error says, with the server's own message when the server answered (the
-/// client's display of a server error is only "db error").
-pub(super) fn describe(e: &postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => {
-            let mut text = format!(
-                "{}: {} (SQLSTATE {})",
-                db.severity(),
-                db.message(),
-                db.code().code()
-            );
-            if let Some(detail) = db.detail() {
-                text.push_str(&format!("; {detail}"));
-            }
-            if let Some(hint) = db.hint() {
-                text.push_str(&format!("; hint: {hint}"));
-            }
-            text
-        }
-        None => {
-            let mut text = e.to_string();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                text.push_str(&format!(": {s}"));
-                source = s.source();
-            }
-            text
-        }
-    }
-}
-
-/// The database as messages name it: `postgres://USER@HOST:PORT/DBNAME`, no password.
-fn shown(config: &Config) -> String {
-    let host = match config.get_hosts().first() {
-        Some(Host::Tcp(h)) => h.clone(),
-        Some(Host::Unix(p)) => p.display().to_string(),
-        None => "localhost".to_string(),
-    };
-    let port = config.get_ports().first().copied().unwrap_or(5432);
-    let user = config.get_user().unwrap_or("");
-    let db = config.get_dbname().unwrap_or(user);
-    format!("postgres://{user}@{host}:{port}/{db}")
 }
 
 /// Checks an instance id: 1 to [`INSTANCE_BYTES_MAX`] bytes of ASCII letters, digits and
@@ -153,7 +68,7 @@ pub fn create_schema(database: &str) -> Result<()> {
 }
 
 /// Connects to `database`, checks its schema and returns the client.
-pub(super) fn connect_checked(database: &str) -> Result<(Client, String)> {
+pub(super) fn connect_checked(database: &str) -> Result<(Db, String)> {
     let (mut client, shown) = connect(database)?;
     schema::check(&mut client, &shown)?;
     Ok((client, shown))

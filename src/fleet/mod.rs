@@ -38,15 +38,20 @@
 //! # Ok::<(), inflight::Error>(())
 //! ```
 
+mod client;
 mod connect;
+mod conninfo;
 mod open;
 mod schema;
 mod storage;
 mod takeover;
+mod tls;
 
+pub use client::{GRACE, describe};
 pub use connect::{
     Forgotten, Instance, create_schema, forget, instance_path, instances, read_only_storage,
 };
+pub use conninfo::{CONNECT_TIMEOUT, STATEMENT_TIMEOUT};
 pub use open::open_storage;
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use storage::PgStorage;

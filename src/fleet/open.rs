@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::client::Db;
 use super::connect::{check_instance, connect_checked, failed};
 use super::{PgStorage, instance_path, read_only_storage};
 use crate::error::Result;
@@ -61,7 +62,7 @@ pub fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
 
 /// Warns when the server's settings void the promise that an acknowledged event survives a
 /// crash of the server (docs/FLEETS.md): `synchronous_commit = off`, `fsync = off`.
-fn warn_if_not_durable(client: &mut postgres::Client, database: &str) {
+fn warn_if_not_durable(client: &mut Db, database: &str) {
     let Ok(row) = client.query_one(
         "SELECT current_setting('synchronous_commit'), current_setting('fsync')",
         &[],

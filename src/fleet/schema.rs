@@ -7,8 +7,8 @@
 //! - `inflight_chunks`: the bytes written to a file, one row per synced write (a group-commit
 //!   batch is one CRC-framed record, so one row), in the order written.
 
-use postgres::Client;
-use postgres::error::SqlState;
+use super::client::Db;
+use tokio_postgres::error::SqlState;
 
 use crate::error::{Error, Result};
 
@@ -46,7 +46,7 @@ ALTER TABLE inflight_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
 
 /// Creates the schema in the database `client` is connected to, in one transaction, or checks
 /// the one that is there. Safe to run again, and from several processes at once.
-pub(super) fn create(client: &mut Client, database: &str) -> Result<()> {
+pub(super) fn create(client: &mut Db, database: &str) -> Result<()> {
     let failed = super::connect::failed(database);
     let mut tx = client.transaction().map_err(failed)?;
     // Two creators at once would race on the catalog: one waits for the other.
@@ -74,7 +74,7 @@ pub(super) fn create(client: &mut Client, database: &str) -> Result<()> {
 }
 
 /// Checks that the database holds the schema this build reads.
-pub(super) fn check(client: &mut Client, database: &str) -> Result<()> {
+pub(super) fn check(client: &mut Db, database: &str) -> Result<()> {
     let rows = match client.query("SELECT version FROM inflight_schema", &[]) {
         Ok(rows) => rows,
         Err(e) if e.code() == Some(&SqlState::UNDEFINED_TABLE) => {

@@ -14,8 +14,10 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use postgres::types::ToSql;
-use postgres::{Client, Statement, Transaction};
+use tokio_postgres::Statement;
+use tokio_postgres::types::ToSql;
+
+use super::client::{Db, DbError, Tx};
 
 use crate::error::{DatabaseIoError, FencedError};
 use crate::storage::{DirLock, EntryKind, FileBytes, LockError, Storage, StorageFile};
@@ -50,7 +52,7 @@ pub struct PgStorage {
 }
 
 struct Inner {
-    client: Mutex<Client>,
+    client: Mutex<Db>,
     instance: String,
     root: PathBuf,
     /// The fencing epoch while the log holds the instance's lock; `None` before and after
@@ -68,10 +70,10 @@ impl PgStorage {
     /// log, whose path is [`super::instance_path`]. Read-only until [`Storage::lock`] raises
     /// the epoch.
     pub(super) fn new(
-        mut client: Client,
+        mut client: Db,
         instance: &str,
         writable: bool,
-    ) -> Result<PgStorage, postgres::Error> {
+    ) -> Result<PgStorage, DbError> {
         let append = if writable {
             Some(client.prepare(APPEND_SQL)?)
         } else {
@@ -104,7 +106,7 @@ impl std::fmt::Debug for Inner {
 }
 
 impl Inner {
-    fn client(&self) -> MutexGuard<'_, Client> {
+    fn client(&self) -> MutexGuard<'_, Db> {
         self.client.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -148,7 +150,7 @@ impl Inner {
     }
 
     /// Why a change found the epoch moved: the instance's row says who took it over.
-    fn fenced(&self, client: &mut impl postgres::GenericClient) -> io::Error {
+    fn fenced(&self, client: &mut Db) -> io::Error {
         let row = client.query_opt(
             "SELECT epoch, coalesce(taken_by, '') FROM inflight_instances WHERE instance = $1",
             &[&self.instance],
@@ -178,10 +180,7 @@ impl Inner {
 
     /// Runs `change` in a transaction that first checks, under a share lock on the instance's
     /// row, that the epoch is still this storage's.
-    fn fenced_change<T>(
-        &self,
-        change: impl FnOnce(&mut Transaction<'_>) -> io::Result<T>,
-    ) -> io::Result<T> {
+    fn fenced_change<T>(&self, change: impl FnOnce(&mut Tx<'_>) -> io::Result<T>) -> io::Result<T> {
         let epoch = self.epoch()?;
         let mut client = self.client();
         let mut tx = client.transaction().map_err(db_error)?;
@@ -200,7 +199,7 @@ impl Inner {
         Ok(done)
     }
 
-    fn file_id(&self, client: &mut impl postgres::GenericClient, name: &str) -> io::Result<i64> {
+    fn file_id(&self, client: &mut Db, name: &str) -> io::Result<i64> {
         let row = client
             .query_opt(
                 "SELECT id FROM inflight_files WHERE instance = $1 AND name = $2",
@@ -218,20 +217,35 @@ impl Inner {
 
 /// A database error inside a storage call, as the [`io::Error`] the seam returns. A lost
 /// connection says that the last statement's outcome is the server's to tell.
-fn db_error(e: postgres::Error) -> io::Error {
-    let said = super::connect::describe(&e);
-    let lost = e.is_closed() || std::error::Error::source(&e).is_some_and(|s| s.is::<io::Error>());
-    let text = if lost {
-        format!(
-            "the connection to the database failed ({said}): whether the last statement \
-             committed is decided by the server, and a reopen or a takeover reads what did"
+fn db_error(e: DbError) -> io::Error {
+    let (kind, text) = if e.is_timeout() {
+        (
+            io::ErrorKind::TimedOut,
+            format!(
+                "the database did not answer in time ({e}): whether the last statement \
+                 committed is decided by the server, and a reopen or a takeover reads what did"
+            ),
+        )
+    } else if e.is_lost() {
+        (
+            io::ErrorKind::ConnectionAborted,
+            format!(
+                "the connection to the database failed ({e}): whether the last statement \
+                 committed is decided by the server, and a reopen or a takeover reads what did"
+            ),
         )
     } else if e.as_db_error().is_some() {
-        format!("the database refused the statement: {said}")
+        (
+            io::ErrorKind::Other,
+            format!("the database refused the statement: {e}"),
+        )
     } else {
-        format!("the database client failed: {said}")
+        (
+            io::ErrorKind::Other,
+            format!("the database client failed: {e}"),
+        )
     };
-    io::Error::other(DatabaseIoError(text))
+    io::Error::new(kind, DatabaseIoError(text))
 }
 
 impl Storage for PgStorage {
@@ -280,7 +294,7 @@ impl Storage for PgStorage {
     fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
         if write {
-            let id = self.inner.file_id(&mut *self.inner.client(), name)?;
+            let id = self.inner.file_id(&mut self.inner.client(), name)?;
             return Ok(Box::new(PgFile::new(self.inner.clone(), id)));
         }
         let rows = self
@@ -357,7 +371,7 @@ impl Storage for PgStorage {
 
     fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
         let name = self.inner.name(path)?;
-        match self.inner.file_id(&mut *self.inner.client(), name) {
+        match self.inner.file_id(&mut self.inner.client(), name) {
             Ok(_) => Ok(EntryKind::File),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(EntryKind::Missing),
             Err(e) => Err(e),
@@ -416,7 +430,7 @@ impl PgStorage {
             )
             .map_err(|e| LockError::Io(db_error(e)))?;
         let Some(row) = raised else {
-            let fenced = inner.fenced(&mut *client);
+            let fenced = inner.fenced(&mut client);
             let _ = client.query_one(UNLOCK_SQL, &[&inner.instance]);
             return Err(LockError::Io(fenced));
         };
@@ -605,7 +619,7 @@ impl StorageFile for PgFile {
         let inserted = client.execute(append, &params).map_err(db_error)?;
         if inserted == 0 {
             // The fence held nothing back: the epoch moved. Nothing was written.
-            let fenced = self.inner.fenced(&mut *client);
+            let fenced = self.inner.fenced(&mut client);
             pending.clear();
             return Err(fenced);
         }

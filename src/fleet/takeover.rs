@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use postgres::Client;
+use super::client::{Db, Tx};
 use serde::Serialize;
 
 use super::connect::{check_instance, connect_checked, failed};
@@ -148,7 +148,7 @@ struct Fence {
 /// The takeover's one transaction: the instance's row locked, checked, its epoch raised and
 /// its taker recorded (unless this taker had taken it already), committed.
 fn fence(
-    client: &mut Client,
+    client: &mut Db,
     shown: &str,
     dead_instance: &str,
     by: &str,
@@ -157,9 +157,10 @@ fn fence(
     let failed = failed(shown);
     let mut tx = client.transaction().map_err(failed)?;
     // The fence must survive a crash of the server whatever its default (with
-    // synchronous_commit off, a lost epoch would unfence the old owner); and a lock held by a
-    // session that stalls is not waited for without end.
-    tx.batch_execute("SET LOCAL synchronous_commit = on; SET LOCAL lock_timeout = '60s'")
+    // synchronous_commit off, a lost epoch would unfence the old owner). A lock held by a
+    // session that stalls is not waited for without end: the session's statement timeout
+    // bounds the wait, and the server ends a stalled holder's idle transaction after 10 s.
+    tx.batch_execute("SET LOCAL synchronous_commit = on")
         .map_err(failed)?;
     let row = tx
         .query_opt(
@@ -217,12 +218,7 @@ fn fence(
 /// The taker is an instance of the database, not retired (in the takeover's transaction, its
 /// row shared-locked, so a takeover of the taker itself is ordered with this one); created
 /// first when `taker` says so.
-fn check_taker(
-    tx: &mut postgres::Transaction<'_>,
-    shown: &str,
-    by: &str,
-    taker: Taker,
-) -> Result<()> {
+fn check_taker(tx: &mut Tx<'_>, shown: &str, by: &str, taker: Taker) -> Result<()> {
     let failed = failed(shown);
     if taker == Taker::CreateIfMissing {
         tx.execute(
