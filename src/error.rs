@@ -83,6 +83,9 @@ pub enum Error {
         kind: io::ErrorKind,
         /// The failure that poisoned the handle, as text.
         cause: String,
+        /// Whether it was the database's (a fleet's log: a connection lost or stalled, a
+        /// statement refused) rather than a disk's. The command line exits 11 for it.
+        database: bool,
     },
 
     /// The handle was closed with [`Log::close`](crate::Log::close).
@@ -315,6 +318,23 @@ impl Error {
             Error::Io { source, .. } => source.kind(),
             Error::Poisoned { kind, .. } => *kind,
             _ => io::ErrorKind::Other,
+        }
+    }
+
+    /// Whether the failure was the database's: it could not be reached, it refused, or the
+    /// connection was lost or stalled mid-run (for a fleet's log). The command line's exit
+    /// code 11.
+    pub fn is_database(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source
+                .get_ref()
+                .is_some_and(|inner| inner.is::<DatabaseIoError>()),
+            Error::Poisoned { database, .. } => *database,
+            Error::Database { .. }
+            | Error::NoSchema { .. }
+            | Error::NoInstance { .. }
+            | Error::UnknownTaker { .. } => true,
+            _ => false,
         }
     }
 

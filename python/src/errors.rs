@@ -110,7 +110,7 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
                 ("supported", supported.into_py_any(py)?),
             ],
         ),
-        Error::Poisoned { kind, cause } => (
+        Error::Poisoned { kind, cause, .. } => (
             PoisonedError::new_err(m),
             vec![
                 ("kind", format!("{kind:?}").into_py_any(py)?),

@@ -33,8 +33,9 @@ Exit codes:
  10  fenced: the instance's log was taken over by another instance (takeover), so this one
      may not write to it (start under a new instance id); or a takeover found it taken over
      by another instance already
- 11  the database: it cannot be reached, it has no inflight schema (run `inflight fleet init`),
-     or it holds no log of that instance
+ 11  the database: it cannot be reached (or did not answer within connect_timeout or
+     statement_timeout), it has no inflight schema (run `inflight fleet init`), it holds no
+     log of that instance, or the connection was lost mid-run
 verify has its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read.
 
 Set RUST_LOG=info (or debug) to see what the log does on open, recovery and append.";
@@ -438,11 +439,14 @@ impl From<inflight::Error> for Failure {
 /// | 6 | invalid input, a stale generation, or a key's generations used up |
 /// | 8 | an import's target directory is not empty |
 /// | 10 | the instance's log was taken over (fenced, or by another taker already) |
-/// | 11 | the database: unreachable, no schema, no such instance |
+/// | 11 | the database: unreachable or silent, no schema, no such instance, the connection lost mid-run |
 ///
 /// `Error` is non-exhaustive: a variant added later exits with 1 until it is given a code here.
 fn exit_code(e: &inflight::Error) -> i32 {
     use inflight::Error;
+    if e.is_database() {
+        return 11;
+    }
     match e {
         Error::Io { .. } | Error::Poisoned { .. } | Error::Closed => 1,
         Error::Corrupt { .. } | Error::UnsupportedVersion { .. } => 3,

@@ -50,6 +50,7 @@ impl Shared {
                 Failure::Poisoned {
                     kind: e.io_kind(),
                     cause: e.to_string(),
+                    database: e.is_database(),
                 }
             }
         });

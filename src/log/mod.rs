@@ -153,6 +153,7 @@ enum Failure {
     Poisoned {
         kind: io::ErrorKind,
         cause: String,
+        database: bool,
     },
     /// The log was taken over (a fleet's fencing): every call says so.
     Fenced(FencedError),
@@ -162,9 +163,14 @@ enum Failure {
 impl Failure {
     fn to_error(&self) -> Error {
         match self {
-            Failure::Poisoned { kind, cause } => Error::Poisoned {
+            Failure::Poisoned {
+                kind,
+                cause,
+                database,
+            } => Error::Poisoned {
                 kind: *kind,
                 cause: cause.clone(),
+                database: *database,
             },
             Failure::Fenced(fenced) => fenced.clone().into(),
             Failure::Closed => Error::Closed,
