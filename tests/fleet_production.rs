@@ -116,19 +116,40 @@ fn a_server_that_accepts_and_never_answers_fails_every_command_within_the_connec
     let silent = Stall::start(None);
     let database = through(&url, silent.port, "connect_timeout=2");
     let started = Instant::now();
-    let err = Log::open_database(&database, &pg::instance("silent"), Options::default())
-        .unwrap_err();
+    let err =
+        Log::open_database(&database, &pg::instance("silent"), Options::default()).unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, Error::Database { .. }), "{err}");
     assert!(err.to_string().contains("start-up within 2 s"), "{err}");
-    assert!(took >= Duration::from_millis(1900), "gave up early: {took:?}");
-    assert!(took < Duration::from_secs(6), "the bound did not hold: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "gave up early: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(6),
+        "the bound did not hold: {took:?}"
+    );
 
     // The command line, as an operator runs it: each ends with exit 11 within the bound.
     let bin = env!("CARGO_BIN_EXE_inflight");
     let commands: [&[&str]; 4] = [
-        &["takeover", "gateway-1", "--by", "gateway-2", "--database", &database],
-        &["load", "--database", &database, "--instance", "gateway-1", "--seconds", "1"],
+        &[
+            "takeover",
+            "gateway-1",
+            "--by",
+            "gateway-2",
+            "--database",
+            &database,
+        ],
+        &[
+            "load",
+            "--database",
+            &database,
+            "--instance",
+            "gateway-1",
+            "--seconds",
+            "1",
+        ],
         &["fleet", "list", "--database", &database],
         &["replay", "--database", &database, "--instance", "gateway-1"],
     ];
@@ -165,7 +186,10 @@ fn a_connection_that_goes_silent_mid_run_fails_the_append_within_the_statement_t
     let took = started.elapsed();
     // 1 s of statement timeout and the client's grace of 2 s; the server never saw it.
     assert!(took >= Duration::from_secs(3), "gave up early: {took:?}");
-    assert!(took < Duration::from_secs(6), "the bound did not hold: {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the bound did not hold: {took:?}"
+    );
     assert_eq!(err.io_kind(), std::io::ErrorKind::TimedOut, "{err}");
     assert!(err.to_string().contains("did not answer in time"), "{err}");
     assert!(matches!(
@@ -178,7 +202,10 @@ fn a_connection_that_goes_silent_mid_run_fails_the_append_within_the_statement_t
     for g in 1..=20 {
         assert!(keys.contains(&format!("k{g}").as_str()), "k{g} lost");
     }
-    assert!(!keys.contains(&"stalled"), "a statement the server never had committed");
+    assert!(
+        !keys.contains(&"stalled"),
+        "a statement the server never had committed"
+    );
     assert!(!keys.contains(&"after"));
 }
 
@@ -192,7 +219,10 @@ fn a_commit_whose_reply_is_held_back_is_decided_by_what_committed() {
     let started = Instant::now();
     let err = log.mark_running(run("unanswered", 1)).unwrap_err();
     let took = started.elapsed();
-    assert!(took < Duration::from_secs(6), "the bound did not hold: {took:?}");
+    assert!(
+        took < Duration::from_secs(6),
+        "the bound did not hold: {took:?}"
+    );
     assert_eq!(err.io_kind(), std::io::ErrorKind::TimedOut, "{err}");
     drop(log);
     let Opened { report, .. } = pg::reopen(&url, &a);
@@ -210,7 +240,7 @@ fn a_connection_lost_mid_run_is_the_database_exit_code_on_the_command_line() {
     let proxy = Stall::start(Some(server_of(&url)));
     let database = through(&url, proxy.port, "statement_timeout=1s");
     let bin = env!("CARGO_BIN_EXE_inflight");
-    let mut child = Command::new(bin)
+    let child = Command::new(bin)
         .args(["load", "--database", &database, "--instance"])
         .arg(pg::instance("load-lost"))
         .args(["--seconds", "30"])
@@ -325,8 +355,11 @@ fn libpqs_environment_and_password_file_reach_a_tls_only_server_with_no_url() {
     let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap();
     let home = tempfile::tempdir().unwrap();
     let pgpass = home.path().join(".pgpass");
-    std::fs::write(&pgpass, "other:*:*:*:wrong\nlocalhost:*:postgres:postgres:inflight-tls-password\n")
-        .unwrap();
+    std::fs::write(
+        &pgpass,
+        "other:*:*:*:wrong\nlocalhost:*:postgres:postgres:inflight-tls-password\n",
+    )
+    .unwrap();
     let list = |mode: u32| {
         #[cfg(unix)]
         {
@@ -360,4 +393,55 @@ fn libpqs_environment_and_password_file_reach_a_tls_only_server_with_no_url() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("password"), "{stderr}");
     assert!(!stderr.contains("inflight-tls-password"), "{stderr}");
+}
+
+/// PgBouncer in transaction mode in front of the plain cluster (`INFLIGHT_PG_POOLER_URL`,
+/// `scripts/pg-cluster pooler DIR PORT`), or `None` when not given.
+fn pooler_url() -> Option<String> {
+    match std::env::var("INFLIGHT_PG_POOLER_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os("INFLIGHT_PG_REQUIRED").is_none(),
+                "INFLIGHT_PG_REQUIRED is set but INFLIGHT_PG_POOLER_URL is not: start one with scripts/pg-cluster pooler DIR PORT"
+            );
+            eprintln!("skipped: set INFLIGHT_PG_POOLER_URL to run the pooler test");
+            None
+        }
+    }
+}
+
+#[test]
+fn a_pooler_in_transaction_mode_is_refused_and_nothing_from_another_session_lands() {
+    let (Some(url), Some(pooled)) = (pg::url(), pooler_url()) else {
+        return;
+    };
+    let a = pg::instance("pooled");
+    // The open may already find its statements in two server sessions. If it does not (a
+    // quiet pool hands the same one back), another client holding that session in a
+    // transaction (simple queries: no prepared statement of its own) sends the next commit
+    // to another one.
+    let err = match Log::open_database(&pooled, &a, Options::default()) {
+        Err(e) => e,
+        Ok(Opened { log, .. }) => {
+            let mut other = postgres::Client::connect(&pooled, postgres::NoTls).unwrap();
+            other
+                .simple_query("BEGIN; SELECT pg_backend_pid()")
+                .unwrap();
+            let err = log.mark_running(run("moved", 1)).unwrap_err();
+            other.simple_query("ROLLBACK").unwrap();
+            err
+        }
+    };
+    let text = err.to_string();
+    eprintln!("through the pooler: {text}");
+    assert!(text.contains("pooler in transaction mode"), "{text}");
+    assert!(text.contains("session mode"), "{text}");
+    assert!(err.is_database(), "{err:?}");
+    if let Ok(seen) = Log::read_only_database(&url, &a, Default::default()) {
+        assert!(
+            seen.report.running.iter().all(|r| r.run.key != "moved"),
+            "a commit from a session without the lock landed"
+        );
+    }
 }

@@ -83,6 +83,11 @@ impl DbError {
 impl std::fmt::Display for DbError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            DbError::Pg(e) if is_pooled(e) => write!(
+                f,
+                "{}: our statements ran in different server sessions, so the connection goes through a pooler in transaction mode (PgBouncer's pool_mode = transaction, or a proxy that pools per transaction), where an instance's session lock cannot hold; connect straight to the server, or through a pool in session mode",
+                describe(e)
+            ),
             DbError::Pg(e) => f.write_str(&describe(e)),
             DbError::TimedOut { what, after } => write!(
                 f,
@@ -100,6 +105,15 @@ impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
         DbError::Pg(e)
     }
+}
+
+/// Whether the server's error is the mark of a pooler in transaction mode: a prepared
+/// statement of this connection missing, or one of another client's in the way.
+fn is_pooled(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.code().is_some_and(|c| {
+        *c == SqlState::INVALID_SQL_STATEMENT_NAME || *c == SqlState::DUPLICATE_PSTATEMENT
+    })
 }
 
 /// What a client error says, with the server's own message when the server answered (the

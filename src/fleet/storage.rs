@@ -25,7 +25,8 @@ use crate::storage::{DirLock, EntryKind, FileBytes, LockError, Storage, StorageF
 /// The sync's one statement: the fence and the insert together.
 const APPEND_SQL: &str = "
 WITH fence AS (
-    SELECT 1 FROM inflight_instances WHERE instance = $1 AND epoch = $2 FOR SHARE
+    SELECT 1 FROM inflight_instances
+    WHERE instance = $1 AND epoch = $2 AND pg_backend_pid() = $6 FOR SHARE
 )
 INSERT INTO inflight_chunks (file_id, off, data)
 SELECT $3, u.off, u.data
@@ -39,7 +40,8 @@ const CHUNK_BYTES_MAX: usize = 64 << 20;
 
 /// The key of an instance's session-level advisory lock: held by its read-write owner for the
 /// life of its connection (the kernel's `flock` of a directory, in database terms).
-pub(super) const LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended($1, 7236634526))";
+pub(super) const LOCK_SQL: &str =
+    "SELECT pg_try_advisory_lock(hashtextextended($1, 7236634526)), pg_backend_pid()";
 pub(super) const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 7236634526))";
 
 /// One instance's log in a PostgreSQL database. Made by [`Log::open_database`] (read-write)
@@ -59,10 +61,30 @@ struct Inner {
     /// (and always for a read-only storage), when every change is refused. A second lock while
     /// it is set is refused, as a second `flock` of a directory is (PostgreSQL's advisory
     /// locks are re-entrant within a session).
-    epoch: Mutex<Option<i64>>,
+    epoch: Mutex<Option<Held>>,
     /// The sync's statement, prepared for a storage that may write (made by
     /// `fleet::open_storage`); `None` for a read-only one, which refuses the lock.
     append: Option<Statement>,
+}
+
+/// What a storage holding the instance's lock wrote under: the fencing epoch it raised, and
+/// the server session (its backend's pid) that holds the session lock. Every change checks
+/// both, in its own statement: a change from another session (a pooler in transaction mode
+/// handing our statements to another server connection) is refused, as a fenced one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    epoch: i64,
+    pid: i32,
+}
+
+/// What a pooler in transaction mode does to a log, as the error says it.
+fn pooled_error(instance: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        DatabaseIoError(format!(
+            "the statements of instance {instance:?} ran in different server sessions: the connection goes through a pooler in transaction mode (PgBouncer's pool_mode = transaction, or a proxy that pools per transaction), where the instance's session lock cannot hold; nothing was written from the other session. Connect straight to the server, or through a pool in session mode"
+        )),
+    )
 }
 
 impl PgStorage {
@@ -136,11 +158,11 @@ impl Inner {
         }
     }
 
-    fn epoch_slot(&self) -> MutexGuard<'_, Option<i64>> {
+    fn epoch_slot(&self) -> MutexGuard<'_, Option<Held>> {
         self.epoch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn epoch(&self) -> io::Result<i64> {
+    fn epoch(&self) -> io::Result<Held> {
         self.epoch_slot().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::PermissionDenied,
@@ -149,13 +171,20 @@ impl Inner {
         })
     }
 
-    /// Why a change found the epoch moved: the instance's row says who took it over.
-    fn fenced(&self, client: &mut Db) -> io::Error {
+    /// Why a change found the epoch moved (the instance's row says who took it over), or ran
+    /// in a session other than the lock's (a pooler).
+    fn fenced(&self, client: &mut Db, held: Held) -> io::Error {
         let row = client.query_opt(
-            "SELECT epoch, coalesce(taken_by, '') FROM inflight_instances WHERE instance = $1",
+            "SELECT epoch, coalesce(taken_by, ''), pg_backend_pid() FROM inflight_instances
+             WHERE instance = $1",
             &[&self.instance],
         );
         match row {
+            Ok(Some(row))
+                if row.get::<_, i64>(0) == held.epoch && row.get::<_, i32>(2) != held.pid =>
+            {
+                pooled_error(&self.instance)
+            }
             Ok(Some(row)) => {
                 let epoch: i64 = row.get(0);
                 let by: String = row.get(1);
@@ -181,17 +210,18 @@ impl Inner {
     /// Runs `change` in a transaction that first checks, under a share lock on the instance's
     /// row, that the epoch is still this storage's.
     fn fenced_change<T>(&self, change: impl FnOnce(&mut Tx<'_>) -> io::Result<T>) -> io::Result<T> {
-        let epoch = self.epoch()?;
+        let held = self.epoch()?;
         let mut client = self.client();
         let mut tx = client.transaction().map_err(db_error)?;
         let current = tx
             .query_opt(
-                "SELECT 1 FROM inflight_instances WHERE instance = $1 AND epoch = $2 FOR SHARE",
-                &[&self.instance, &epoch],
+                "SELECT 1 FROM inflight_instances
+                 WHERE instance = $1 AND epoch = $2 AND pg_backend_pid() = $3 FOR SHARE",
+                &[&self.instance, &held.epoch, &held.pid],
             )
             .map_err(db_error)?;
         if current.is_none() {
-            let fenced = self.fenced(&mut tx);
+            let fenced = self.fenced(&mut tx, held);
             return Err(fenced);
         }
         let done = change(&mut tx)?;
@@ -411,30 +441,39 @@ impl Storage for PgStorage {
 }
 
 impl PgStorage {
-    /// [`Storage::lock`]'s work: the advisory lock, then the raised epoch, returned.
-    fn take_lock(&self) -> Result<i64, LockError> {
+    /// [`Storage::lock`]'s work: the advisory lock, then the raised epoch, returned with the
+    /// session that holds the lock.
+    fn take_lock(&self) -> Result<Held, LockError> {
         let inner = &self.inner;
         let mut client = inner.client();
-        let got: bool = client
+        let row = client
             .query_one(LOCK_SQL, &[&inner.instance])
-            .map_err(|e| LockError::Io(db_error(e)))?
-            .get(0);
+            .map_err(|e| LockError::Io(db_error(e)))?;
+        let (got, pid): (bool, i32) = (row.get(0), row.get(1));
         if !got {
             return Err(LockError::Held(None));
         }
         let raised = client
             .query_opt(
                 "UPDATE inflight_instances SET epoch = epoch + 1, opened_at = now()
-                 WHERE instance = $1 AND taken_by IS NULL RETURNING epoch",
+                 WHERE instance = $1 AND taken_by IS NULL RETURNING epoch, pg_backend_pid()",
                 &[&inner.instance],
             )
             .map_err(|e| LockError::Io(db_error(e)))?;
         let Some(row) = raised else {
-            let fenced = inner.fenced(&mut client);
+            let fenced = inner.fenced(&mut client, Held { epoch: -1, pid });
             let _ = client.query_one(UNLOCK_SQL, &[&inner.instance]);
             return Err(LockError::Io(fenced));
         };
-        Ok(row.get(0))
+        if row.get::<_, i32>(1) != pid {
+            // Two statements, two server sessions: the lock is held by a session we may never
+            // see again. The raised epoch fences nothing live (no log was open under it).
+            return Err(LockError::Io(pooled_error(&inner.instance)));
+        }
+        Ok(Held {
+            epoch: row.get(0),
+            pid,
+        })
     }
 }
 
@@ -580,7 +619,7 @@ impl StorageFile for PgFile {
         if pending.is_empty() {
             return Ok(());
         }
-        let epoch = self.inner.epoch()?;
+        let held = self.inner.epoch()?;
         if pending.iter().map(|(_, d)| d.len()).sum::<usize>() > CHUNK_BYTES_MAX {
             // Too big for one value: in pieces, in one fenced transaction.
             let pieces: Vec<(i64, &[u8])> = pending
@@ -609,8 +648,14 @@ impl StorageFile for PgFile {
         let offsets: Vec<i64> = pending.iter().map(|(off, _)| *off as i64).collect();
         let data: Vec<&[u8]> = pending.iter().map(|(_, d)| d.as_slice()).collect();
         let mut client = self.inner.client();
-        let params: [&(dyn ToSql + Sync); 5] =
-            [&self.inner.instance, &epoch, &self.id, &offsets, &data];
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &self.inner.instance,
+            &held.epoch,
+            &self.id,
+            &offsets,
+            &data,
+            &held.pid,
+        ];
         let append = self
             .inner
             .append
@@ -619,7 +664,7 @@ impl StorageFile for PgFile {
         let inserted = client.execute(append, &params).map_err(db_error)?;
         if inserted == 0 {
             // The fence held nothing back: the epoch moved. Nothing was written.
-            let fenced = self.inner.fenced(&mut client);
+            let fenced = self.inner.fenced(&mut client, held);
             pending.clear();
             return Err(fenced);
         }
