@@ -92,7 +92,7 @@ pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
             instance: instance.to_string(),
         });
     }
-    PgStorage::new(client, instance, false).map_err(failed(&shown))
+    PgStorage::new(client, instance, None).map_err(failed(&shown))
 }
 
 /// An instance of a fleet, as [`instances`] lists it.

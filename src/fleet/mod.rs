@@ -46,6 +46,7 @@ mod schema;
 mod storage;
 mod takeover;
 mod tls;
+mod vacuum;
 
 pub use client::{GRACE, describe};
 pub use connect::{
@@ -56,3 +57,4 @@ pub use open::open_storage;
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use storage::PgStorage;
 pub use takeover::{TakenOver, Taker};
+pub use vacuum::VACUUM_INTERVAL;

@@ -57,7 +57,7 @@ pub fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
         )
         .map_err(failed)?;
     warn_if_not_durable(&mut client, &shown);
-    PgStorage::new(client, instance, true).map_err(failed)
+    PgStorage::new(client, instance, Some(database)).map_err(failed)
 }
 
 /// Warns when the server's settings void the promise that an acknowledged event survives a

@@ -42,6 +42,10 @@ CREATE TABLE IF NOT EXISTS inflight_chunks (
 );
 -- Frames are checksummed and mostly small: compressing them gains nothing.
 ALTER TABLE inflight_chunks ALTER COLUMN data SET STORAGE EXTERNAL;
+-- Compaction deletes rows as fast as they are written: autovacuum should not wait for a
+-- fifth of the table to be dead (the default) before it visits (the writer's own vacuum
+-- after a compaction does most of the work; docs/FLEETS.md).
+ALTER TABLE inflight_chunks SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000);
 ";
 
 /// Creates the schema in the database `client` is connected to, in one transaction, or checks

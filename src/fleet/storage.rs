@@ -65,6 +65,9 @@ struct Inner {
     /// The sync's statement, prepared for a storage that may write (made by
     /// `fleet::open_storage`); `None` for a read-only one, which refuses the lock.
     append: Option<Statement>,
+    /// The vacuums a writer asks for after a compaction removed segments; `None` for a
+    /// read-only storage.
+    vacuums: Option<super::vacuum::Vacuums>,
 }
 
 /// What a storage holding the instance's lock wrote under: the fencing epoch it raised, and
@@ -94,9 +97,9 @@ impl PgStorage {
     pub(super) fn new(
         mut client: Db,
         instance: &str,
-        writable: bool,
+        writable: Option<&str>,
     ) -> Result<PgStorage, DbError> {
-        let append = if writable {
+        let append = if writable.is_some() {
             Some(client.prepare(APPEND_SQL)?)
         } else {
             None
@@ -108,6 +111,7 @@ impl PgStorage {
                 root: super::instance_path(instance),
                 epoch: Mutex::new(None),
                 append,
+                vacuums: writable.map(super::vacuum::Vacuums::new),
             }),
         })
     }
@@ -396,7 +400,14 @@ impl Storage for PgStorage {
                 ));
             }
             Ok(())
-        })
+        })?;
+        if let Some(vacuums) = &self.inner.vacuums
+            && crate::layout::parse_segment_name(name).is_some()
+        {
+            // A compaction's clean-up: the segment's rows are dead until a vacuum.
+            vacuums.request();
+        }
+        Ok(())
     }
 
     fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {

@@ -115,7 +115,7 @@ impl Log {
         let fence = fence(&mut client, &shown, dead_instance, by, taker)?;
         crate::metrics::taken_over();
         span.record("epoch", fence.epoch);
-        let storage = PgStorage::new(client, dead_instance, false).map_err(failed(&shown))?;
+        let storage = PgStorage::new(client, dead_instance, None).map_err(failed(&shown))?;
         let (report, set) = replay_frozen(&storage, &instance_path(dead_instance))?;
         span.record("running", report.running.len());
         tracing::info!(
