@@ -11,7 +11,9 @@ use super::Failure;
 pub(super) struct TakeoverArgs {
     /// The instance to take over (the dead one).
     instance: String,
-    /// The fleet's PostgreSQL database (postgres://USER@HOST:PORT/DBNAME).
+    /// The fleet's PostgreSQL database: a postgres://USER@HOST:PORT/DBNAME URL
+    /// (?sslmode=verify-full&sslrootcert=FILE, connect_timeout, statement_timeout), libpq's
+    /// key=value pairs, or "" for libpq's PG* environment and ~/.pgpass.
     #[arg(long, value_name = "URL", env = "INFLIGHT_DATABASE")]
     database: String,
     /// The instance taking over (recorded in the database as the new owner).
@@ -73,7 +75,9 @@ struct ForgetArgs {
 
 #[derive(Debug, Args)]
 struct DatabaseArg {
-    /// The fleet's PostgreSQL database (postgres://USER@HOST:PORT/DBNAME).
+    /// The fleet's PostgreSQL database: a postgres://USER@HOST:PORT/DBNAME URL
+    /// (?sslmode=verify-full&sslrootcert=FILE, connect_timeout, statement_timeout), libpq's
+    /// key=value pairs, or "" for libpq's PG* environment and ~/.pgpass.
     #[arg(long, value_name = "URL", env = "INFLIGHT_DATABASE")]
     database: String,
 }

@@ -14,8 +14,10 @@ pub(super) struct Source {
     /// The log directory (leave it out with --database and --instance).
     #[arg(required_unless_present = "database", conflicts_with = "database")]
     dir: Option<PathBuf>,
-    /// A fleet's PostgreSQL database (postgres://USER@HOST:PORT/DBNAME): use the log of
-    /// --instance kept there instead of a directory. See docs/FLEETS.md.
+    /// A fleet's PostgreSQL database: use the log of --instance kept there instead of a
+    /// directory. A postgres://USER@HOST:PORT/DBNAME URL (?sslmode=verify-full&sslrootcert=FILE,
+    /// connect_timeout, statement_timeout), libpq's key=value pairs, or "" for libpq's PG*
+    /// environment and ~/.pgpass. See docs/FLEETS.md.
     #[arg(long, value_name = "URL", requires = "instance")]
     database: Option<String>,
     /// The instance whose log to use, with --database.
