@@ -44,6 +44,11 @@ enum Opened {
     Read,
     /// The file was removed between the listing and its opening (a compaction).
     Vanished,
+    /// Not read: a snapshot still to meet covers it and the records missing before it, so the
+    /// reading goes on from that snapshot, at segment `below` (see [`LogReader::covered`]).
+    Covered {
+        below: u64,
+    },
 }
 
 /// A reading of one log directory through a storage.
@@ -123,6 +128,10 @@ impl<'s> LogReader<'s> {
             }
             match self.segment(number, &name, i == segments.len(), visit)? {
                 Opened::Read => self.cursor = number + 1,
+                Opened::Covered { below } => {
+                    self.book.meet_before(below, &mut self.reading, visit);
+                    self.cursor = below;
+                }
                 Opened::Vanished if self.start == Start::Newest => {
                     let path = self.dir.join(&name);
                     let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
@@ -352,6 +361,9 @@ impl<'s> LogReader<'s> {
             file.read_all()
         }
         .at("read", self.dir.join(name))?;
+        if let Some(below) = self.covered(number, &bytes) {
+            return Ok(Opened::Covered { below });
+        }
         if let FileBytes::Mapped(map) = &bytes {
             // Read once, front to back: let the kernel read ahead. Only a hint.
             let _ = map.advise(memmap2::Advice::Sequential);
@@ -365,6 +377,24 @@ impl<'s> LogReader<'s> {
             bytes,
         });
         Ok(Opened::Read)
+    }
+
+    /// Whether segment `number` (its bytes) is one that a compaction had not removed yet (still
+    /// at work, or stopped by a crash) after removing some before it: its records do not
+    /// follow the ones read, and a snapshot still to meet covers it and every record before
+    /// it. Then those records are in that snapshot, not missing, and the reading goes on from
+    /// it, skipping the segments it covers as replay does: returns the segment number it goes
+    /// on at. (When every segment a snapshot covers is still there, they are read, and the
+    /// snapshot is checked against their fold.)
+    fn covered(&self, number: u64, bytes: &[u8]) -> Option<u64> {
+        if self.start != Start::Beginning {
+            return None;
+        }
+        let header = SegmentHeader::decode(bytes).ok()?;
+        if header.segment_no != number || header.base_seq <= self.reading.next_seq() {
+            return None;
+        }
+        self.book.covering(number, header.base_seq)
     }
 
     /// Settles the damage with nothing valid after it, showing the core the bytes of the
@@ -416,11 +446,15 @@ impl<'s> LogReader<'s> {
                 self.reading.torn_tail = None;
                 let read = self.segment(number, &name, true, visit)?;
                 self.cursor = number + 1;
+                if let Opened::Covered { below } = read {
+                    self.book.meet_before(below, &mut self.reading, visit);
+                    self.cursor = below;
+                }
                 let frames = matches!(
                     self.reading.last.as_ref().map(|l| &l.kind),
                     Some(LastKind::Frames { .. })
                 );
-                if matches!(read, Opened::Vanished) || !frames {
+                if matches!(read, Opened::Vanished | Opened::Covered { .. }) || !frames {
                     self.current = None;
                     continue;
                 }
