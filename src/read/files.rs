@@ -63,6 +63,10 @@ pub(crate) struct LogReader<'s> {
     current: Option<Current>,
     /// Segments numbered below this are done.
     cursor: u64,
+    /// A reading that starts over when the log changes under it (see `settle`): a file removed
+    /// between the listing and its reading ends it with an error of kind `NotFound`, instead
+    /// of being followed to the snapshot that replaced it.
+    pub(crate) starts_over: bool,
 }
 
 impl<'s> LogReader<'s> {
@@ -76,7 +80,22 @@ impl<'s> LogReader<'s> {
             book: Book::default(),
             current: None,
             cursor: 0,
+            starts_over: false,
         }
+    }
+
+    /// Forgets everything read, for a new reading of the directory: only where the reading
+    /// starts, which segments it reads, the point it stops at and its progress are kept.
+    pub(crate) fn start_over(&mut self) {
+        self.reading.start_over();
+        self.book = Book::default();
+        self.current = None;
+        self.cursor = 0;
+    }
+
+    /// The log directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Reads only the segments numbered below `segment_no`.
@@ -97,7 +116,8 @@ impl<'s> LogReader<'s> {
         Ok(names)
     }
 
-    fn list(&self) -> Result<Vec<String>> {
+    /// The directory's listing.
+    pub(crate) fn list(&self) -> Result<Vec<String>> {
         self.storage.list(&self.dir).at("list", &self.dir)
     }
 
@@ -132,7 +152,7 @@ impl<'s> LogReader<'s> {
                     self.book.meet_before(below, &mut self.reading, visit);
                     self.cursor = below;
                 }
-                Opened::Vanished if self.start == Start::Newest => {
+                Opened::Vanished if self.start == Start::Newest || self.starts_over => {
                     let path = self.dir.join(&name);
                     let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
                     return Err(Error::io("open", path, gone));
@@ -406,6 +426,42 @@ impl<'s> LogReader<'s> {
         };
         self.reading.settle_the_end(bytes.as_deref(), visit);
         Ok(())
+    }
+
+    /// The name of the last segment read, if any.
+    pub(crate) fn last_segment(&self) -> Option<&str> {
+        self.current.as_ref().map(|c| c.name.as_str())
+    }
+
+    /// Whether the last segment read changed since it was read (a writer appended to it in
+    /// place, or a read-write open replaced it) or is gone, looking at it again after each of
+    /// `pauses`: a record being written when it was read is whole a moment later.
+    pub(crate) fn last_segment_changed(&self, pauses: &[std::time::Duration]) -> Result<bool> {
+        let Some(current) = &self.current else {
+            return Ok(false);
+        };
+        let path = self.dir.join(&current.name);
+        for pause in pauses {
+            if !pause.is_zero() {
+                std::thread::sleep(*pause);
+            }
+            let file = match self.storage.open(&path, false) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+                Err(e) => return Err(Error::io("open", &path, e)),
+                Ok(file) => file,
+            };
+            let len = file.len().at("stat", &path)?;
+            let read = current.base + current.bytes.len() as u64;
+            if len != read {
+                return Ok(true);
+            }
+            let mut now = vec![0u8; current.bytes.len()];
+            read_exact_at(&*file, &mut now, current.base).at("read", &path)?;
+            if now[..] != current.bytes[..] {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The bytes of the last segment as read, for the writer (replay's plan).
