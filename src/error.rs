@@ -265,6 +265,23 @@ pub enum Error {
         /// The path that was given.
         dir: PathBuf,
     },
+
+    /// A read-only reading of a live log ([`Log::read_only`](crate::Log::read_only), the
+    /// offline tools) was overtaken by the writer `attempts` times in a row: each time a
+    /// compaction or a segment rollover changed the files under it, so it started over, up to
+    /// [`READ_ATTEMPTS_MAX`](crate::limits::READ_ATTEMPTS_MAX) readings. Nothing is wrong with
+    /// the log, and nothing was reported from a reading that did not hold still: read again,
+    /// or read a copy of the directory.
+    #[error(
+        "the log at {} kept changing under the reading: a compaction or a segment rollover overtook {attempts} readings in a row, so none was reported; nothing is wrong with the log: read it again, or read a copy of the directory",
+        dir.display()
+    )]
+    KeptChanging {
+        /// The log directory (for a fleet's log, `pg:INSTANCE`).
+        dir: PathBuf,
+        /// How many readings were made.
+        attempts: u32,
+    },
 }
 
 /// What to do about a failed storage call.

@@ -86,3 +86,10 @@ pub const QUEUE_EVENTS_MAX: usize = 65_536;
 
 /// Most frame bytes accepted and not yet written; past it, callers wait.
 pub const QUEUE_BYTES_MAX: usize = 64 << 20;
+
+/// Most readings a read-only tool makes of a live log before it gives up: a reading that a
+/// compaction or a segment rollover overtook (a file it listed was removed, or what looked like
+/// damage lies where the files changed under it) starts over from a new listing, with a short
+/// pause, and after this many readings in a row the tool returns
+/// [`Error::KeptChanging`](crate::Error::KeptChanging).
+pub const READ_ATTEMPTS_MAX: u32 = 16;

@@ -2,8 +2,8 @@
 //! snapshots, damage and the end of the log where they lie; `--follow` keeps reading as a
 //! gateway appends. Read-only.
 
-use std::cell::RefCell;
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::cell::{Cell, RefCell};
+use std::io::{self, BufWriter, Seek, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -18,33 +18,51 @@ use serde::Serialize;
 use super::progress::ByteProgress;
 use super::{CliResult, DumpArgs, Failure, RFC3339_END_MS, Rfc3339};
 
+/// A reading's dump is held back until the reading is known to have held still, so that a
+/// reading a compaction overtook (and started over) is never printed: in memory up to
+/// `HELD_IN_MEMORY_BYTES`, then in a temporary file, up to `HELD_BYTES_MAX`. A longer dump is
+/// printed from there on as it is read.
+const HELD_IN_MEMORY_BYTES: usize = 16 << 20;
+const HELD_BYTES_MAX: u64 = 256 << 20;
+
 pub(super) fn run(args: DumpArgs) -> CliResult {
     let storage = args.source.storage()?;
     let dir = args.source.path();
-    // The dump itself is the progress when it goes to the terminal.
     let progress = RefCell::new(ByteProgress::new(&dir));
-    if io::stdout().is_terminal() {
-        progress.borrow_mut().disable();
-    }
-    let stdout = io::stdout();
-    let mut printer = Printer {
-        out: BufWriter::with_capacity(1 << 16, stdout.lock()),
-        filtered: args.from.is_some()
-            || args.to.is_some()
-            || args.key.is_some()
-            || args.since.is_some(),
-        args: &args,
-        segment_line: None,
-        error: None,
-        done: false,
-        line: Vec::with_capacity(256),
-        second: SecondText::default(),
-    };
     let mut reader = Reader::new(&*storage, &dir);
     reader.on_progress(|read| progress.borrow_mut().update(read));
-    let read = reader.read(|item| printer.item(item));
+    let printing = Cell::new(false);
+    let read = reader.read_settled(
+        || {
+            let hold = Hold::new(io::stdout(), HELD_BYTES_MAX, &printing);
+            let mut printer = Printer::new(&args, hold);
+            // A reading that printed was overtaken: its lines cannot be taken back, and a
+            // second reading would print the log twice.
+            printer.overtaken = printing.get();
+            printer
+        },
+        |printer, item| printer.item(item),
+    );
     progress.borrow_mut().finish();
-    read?;
+    let mut printer = read?;
+    if printer.overtaken {
+        return Err(Failure::new(
+            super::KEPT_CHANGING,
+            format!(
+                "{}: the log changed under the dump after its first {} MiB were printed, so \
+                 what was printed is not one reading of it; run it again (a dump of up to {} \
+                 MiB is held back until its reading holds still)",
+                dir.display(),
+                HELD_BYTES_MAX >> 20,
+                HELD_BYTES_MAX >> 20
+            ),
+        ));
+    }
+    printer.flush()?;
+    let released = printer.out.get_mut().release();
+    if let Err(e) = released {
+        return Err(Failure::new(1, format!("write the dump: {e}")));
+    }
     printer.flush()?;
     if !args.follow || printer.done {
         return Ok(());
@@ -76,10 +94,86 @@ struct Printer<'a, W: Write> {
     line: Vec<u8>,
     /// The RFC 3339 text of the last second printed.
     second: SecondText,
+    /// A reading that started over after an earlier one printed: it prints nothing.
+    overtaken: bool,
 }
 
-impl<W: Write> Printer<'_, W> {
+/// Where a reading's lines go: held back (in memory, then in a temporary file) until
+/// [`Hold::release`] prints them, or until they pass `max` bytes; from then on, straight to
+/// `out`, and `printing` is set.
+struct Hold<'c, W: Write> {
+    held: Option<tempfile::SpooledTempFile>,
+    bytes: u64,
+    max: u64,
+    out: W,
+    printing: &'c Cell<bool>,
+}
+
+impl<'c, W: Write> Hold<'c, W> {
+    fn new(out: W, max: u64, printing: &'c Cell<bool>) -> Hold<'c, W> {
+        Hold {
+            held: Some(tempfile::spooled_tempfile(HELD_IN_MEMORY_BYTES)),
+            bytes: 0,
+            max,
+            out,
+            printing,
+        }
+    }
+
+    /// Prints what is held; what comes after goes straight to `out`.
+    fn release(&mut self) -> io::Result<()> {
+        if let Some(mut held) = self.held.take() {
+            self.printing.set(true);
+            held.rewind()?;
+            io::copy(&mut held, &mut self.out)?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for Hold<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(held) = &mut self.held {
+            if self.bytes + buf.len() as u64 <= self.max {
+                held.write_all(buf)?;
+                self.bytes += buf.len() as u64;
+                return Ok(buf.len());
+            }
+            self.release()?;
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.held {
+            Some(_) => Ok(()),
+            None => self.out.flush(),
+        }
+    }
+}
+
+impl<'a, W: Write> Printer<'a, W> {
+    fn new(args: &'a DumpArgs, out: W) -> Printer<'a, W> {
+        Printer {
+            out: BufWriter::with_capacity(1 << 16, out),
+            filtered: args.from.is_some()
+                || args.to.is_some()
+                || args.key.is_some()
+                || args.since.is_some(),
+            args,
+            segment_line: None,
+            error: None,
+            done: false,
+            line: Vec::with_capacity(256),
+            second: SecondText::default(),
+            overtaken: false,
+        }
+    }
+
     fn item(&mut self, item: &Item<'_>) -> ControlFlow<()> {
+        if self.overtaken {
+            return ControlFlow::Break(());
+        }
         if let Err(e) = self.print(item) {
             self.error = Some(e);
             return ControlFlow::Break(());
@@ -695,6 +789,26 @@ impl<'a> EventLine<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dump_is_held_until_released_or_too_long_to_hold() {
+        let printing = Cell::new(false);
+        let mut hold = Hold::new(Vec::new(), 10, &printing);
+        hold.write_all(b"0123456").unwrap();
+        hold.flush().unwrap();
+        assert!(hold.out.is_empty() && !printing.get(), "held");
+        hold.release().unwrap();
+        hold.write_all(b"89").unwrap();
+        assert_eq!((&hold.out[..], printing.get()), (&b"012345689"[..], true));
+        let printing = Cell::new(false);
+        let mut hold = Hold::new(Vec::new(), 10, &printing);
+        hold.write_all(b"0123456").unwrap();
+        hold.write_all(b"789abc").unwrap(); // past the limit: printed from here on
+        assert_eq!(
+            (&hold.out[..], printing.get()),
+            (&b"0123456789abc"[..], true)
+        );
+    }
 
     #[test]
     fn the_fast_line_pieces_print_as_fmt_does() {

@@ -36,7 +36,10 @@ Exit codes:
  11  the database: it cannot be reached (or did not answer within connect_timeout or
      statement_timeout), it has no inflight schema (run `inflight fleet init`), it holds no
      log of that instance, or the connection was lost mid-run
-verify has its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read.
+ 12  replay, dump, verify, stats: a live log kept changing under every reading (a compaction
+     or a segment rollover overtook 16 in a row); nothing is wrong with it: run it again
+verify has its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read,
+and 12 as above.
 
 Set RUST_LOG=info (or debug) to see what the log does on open, recovery and append.";
 
@@ -66,14 +69,15 @@ enum Command {
     /// Print every event of a log with its sequence number, place (segment:offset, #index in a
     /// batch), time (RFC 3339, UTC, and milliseconds) and fields, in log order, marking stale
     /// events, and showing segments, snapshots, damaged regions and the end of the log (a torn
-    /// tail, or a record still being written) where they are. Read-only; safe on a live log.
+    /// tail) where they are. Read-only; exact on a live log (a reading a compaction or a
+    /// rollover changed under starts over, and only the one that held still is printed).
     /// With --follow it keeps printing what a running gateway appends, like tail -f, across
     /// segment rollovers and compactions, until interrupted (Ctrl-C).
     #[command(after_help = DUMP_EXAMPLES)]
     Dump(DumpArgs),
     /// Check every segment and snapshot of a log and report each finding with its file and
-    /// byte offsets. Read-only; safe on a live log (where a record being appended shows as a
-    /// torn tail).
+    /// byte offsets. Read-only; exact on a live log (a reading a compaction or a rollover
+    /// changed under starts over: only damage in files that held still is a finding).
     #[command(after_help = VERIFY_EXAMPLES)]
     Verify(VerifyArgs),
     /// Print a log's statistics: events by kind, stale and unknown records, bytes, segments and
@@ -181,10 +185,11 @@ Examples:
 Exit codes of verify:
   0  clean: every segment and snapshot reads
   1  a torn tail only: an incomplete last record (what a crash leaves, cut by the next open; on
-     a live log, a record still being written)
+     a live log a record still being written is read again, not reported)
   2  corruption: damage a crash cannot explain, records missing, a damaged snapshot
   3  the log could not be read: no log there, an I/O error, or a format version this build does
-     not read";
+     not read
+ 12  a live log kept changing under every reading (compactions, rollovers): run it again";
 
 const STATS_EXAMPLES: &str = "\
 Examples:
@@ -412,6 +417,10 @@ struct LoadArgs {
     metrics_hold: f64,
 }
 
+/// The exit code of [`inflight::Error::KeptChanging`], `verify`'s too: no reading of a live log
+/// held still, so there is nothing to report; a retry is the answer, not an alarm.
+const KEPT_CHANGING: i32 = 12;
+
 /// A failure the CLI reports: one line on stderr and an exit code.
 struct Failure {
     code: i32,
@@ -440,6 +449,7 @@ impl From<inflight::Error> for Failure {
 /// | 8 | an import's target directory is not empty |
 /// | 10 | the instance's log was taken over (fenced, or by another taker already) |
 /// | 11 | the database: unreachable or silent, no schema, no such instance, the connection lost mid-run |
+/// | 12 | a live log kept changing under a read-only tool's readings: read again |
 ///
 /// `Error` is non-exhaustive: a variant added later exits with 1 until it is given a code here.
 fn exit_code(e: &inflight::Error) -> i32 {
@@ -462,6 +472,7 @@ fn exit_code(e: &inflight::Error) -> i32 {
         | Error::NoSchema { .. }
         | Error::NoInstance { .. }
         | Error::UnknownTaker { .. } => 11,
+        Error::KeptChanging { .. } => KEPT_CHANGING,
         _ => 1,
     }
 }

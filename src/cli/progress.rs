@@ -34,11 +34,6 @@ impl ByteProgress {
         }
     }
 
-    /// Shows nothing (when the output itself goes to the terminal and shows the progress).
-    pub(super) fn disable(&mut self) {
-        self.on = false;
-    }
-
     /// `read` bytes of segments read so far.
     pub(super) fn update(&mut self, read: u64) {
         if !self.on {

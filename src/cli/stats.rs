@@ -16,15 +16,14 @@ pub(super) fn run(args: StatsArgs) -> CliResult {
     let storage = args.source.storage()?;
     let dir = args.source.path();
     let progress = RefCell::new(ByteProgress::new(&dir));
-    let mut stats = Stats::new();
     let mut reader = Reader::new(&*storage, &dir);
     reader.on_progress(|read| progress.borrow_mut().update(read));
-    let read = reader.read(|item: &Item<'_>| {
+    let read = reader.read_settled(Stats::new, |stats, item: &Item<'_>| {
         stats.add(item);
         ControlFlow::Continue(())
     });
     progress.borrow_mut().finish();
-    read?;
+    let mut stats = read?;
     let walked = reader.finish();
     let now_ms = args.now.unwrap_or_else(inflight::environment::now_ms);
     let figures = Figures {

@@ -1,5 +1,6 @@
 //! `inflight verify`: every segment and snapshot checked, each finding with its place, and an
-//! exit code of its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read.
+//! exit code of its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read,
+//! 12 a live log kept changing under every reading (as for every command).
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -8,7 +9,7 @@ use inflight::inspect::verify::{Severity, Verdict, Verification};
 use inflight::inspect::{Item, Reader};
 
 use super::progress::ByteProgress;
-use super::{CliResult, Failure, VerifyArgs};
+use super::{CliResult, Failure, KEPT_CHANGING, VerifyArgs};
 
 /// Exit codes of `verify`.
 const TORN_TAIL: i32 = 1;
@@ -24,15 +25,19 @@ pub(super) fn run(args: VerifyArgs) -> CliResult {
         .map_err(|f| Failure::new(UNREADABLE, f.message))?;
     let dir = args.source.path();
     let progress = RefCell::new(ByteProgress::new(&dir));
-    let mut verification = Verification::new();
     let mut reader = Reader::new(&*storage, &dir);
     reader.on_progress(|read| progress.borrow_mut().update(read));
-    let read = reader.read(|item: &Item<'_>| {
+    // On a live log, a reading that a compaction or a rollover changed starts over: only
+    // damage in files that held still is a finding.
+    let read = reader.read_settled(Verification::new, |verification, item: &Item<'_>| {
         verification.add(item);
         ControlFlow::Continue(())
     });
     progress.borrow_mut().finish();
-    read.map_err(|e| Failure::new(UNREADABLE, e.to_string()))?;
+    let verification = read.map_err(|e| match e {
+        inflight::Error::KeptChanging { .. } => Failure::new(KEPT_CHANGING, e.to_string()),
+        e => Failure::new(UNREADABLE, e.to_string()),
+    })?;
     let walked = reader.finish();
     let verdict = verification.verdict();
     let dir = dir.display();

@@ -1,9 +1,10 @@
 //! Offline inspection of a log: every record with its place, what the fold did with it, the
 //! damage and the snapshots where they lie, the running set at any point still in the log, a
 //! check of every file, and statistics. Read-only: nothing here takes the lock or changes a
-//! byte, so it works on a log a gateway is appending to and compacting. There an incomplete
-//! last record is a record still being written, not corruption, and a segment a compaction
-//! removes mid-read is not an error.
+//! byte, so it works on a log a gateway is appending to and compacting. There a reading that
+//! the log changed under (a compaction removed a file it listed, a rollover or a record being
+//! written changed what it read) starts over ([`Reader::read_settled`], which the command
+//! line's tools use): no such change is ever reported as damage or an error.
 //!
 //! A [`Reader`] walks the log in log order (segments are mapped with memmap2) and hands each
 //! [`Item`] to a visitor. It is the reader an open uses (`read`), started from the beginning
@@ -58,6 +59,7 @@ use crate::damage::{Corruption, TornTail};
 use crate::error::Result;
 use crate::fold::RunningSet;
 use crate::read::files::{LogReader, Start};
+use crate::read::settle::settle;
 use crate::storage::Storage;
 
 /// What a walk ends with.
@@ -87,6 +89,9 @@ pub struct Walked {
     pub unknowable: Option<Unknowable>,
     /// Bytes of the segment files read.
     pub bytes_read: u64,
+    /// How many readings [`Reader::read_settled`] started over because the log changed under
+    /// them (a compaction, a rollover, a record being written); 0 for [`Reader::read`].
+    pub restarts: u32,
 }
 
 /// Reads a log directory in log order, now and, with [`Reader::poll`] or [`Reader::follow`],
@@ -94,6 +99,7 @@ pub struct Walked {
 /// the segments are mapped, not copied.
 pub struct Reader<'s> {
     reader: LogReader<'s>,
+    restarts: u32,
 }
 
 impl<'s> Reader<'s> {
@@ -101,6 +107,7 @@ impl<'s> Reader<'s> {
     pub fn new(storage: &'s dyn Storage, dir: &Path) -> Reader<'s> {
         Reader {
             reader: LogReader::new(storage, dir, Start::Beginning),
+            restarts: 0,
         }
     }
 
@@ -110,7 +117,10 @@ impl<'s> Reader<'s> {
     }
 
     /// Reads the whole log as it is now, handing every item to `visit` in log order and ending
-    /// with [`Item::End`], unless `visit` stops it first.
+    /// with [`Item::End`], unless `visit` stops it first. One reading: on a log a gateway is
+    /// compacting, a segment removed before it is read is followed to the snapshot that covers
+    /// it, but a listing the compaction changed while it was taken can still show as damage;
+    /// [`Reader::read_settled`] is exact there.
     ///
     /// # Errors
     /// [`Error::NotFound`](crate::Error::NotFound) when `dir` holds no log,
@@ -120,6 +130,48 @@ impl<'s> Reader<'s> {
     pub fn read(&mut self, mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
         let names = self.reader.list_log()?;
         self.reader.read(&names, &mut visit)
+    }
+
+    /// Reads the whole log exactly, even while a gateway appends to it and compacts it: a
+    /// reading that the log changed under (a file removed before it was read, damage where a
+    /// compaction or a rollover changed the files, a record half written at the end) starts
+    /// over from a new listing, after a short pause, up to
+    /// [`READ_ATTEMPTS_MAX`](crate::limits::READ_ATTEMPTS_MAX) readings; damage in files that
+    /// held still is reported as [`Reader::read`] reports it. Each reading builds a fresh value
+    /// with `fresh`, handing it every item with `visit`; the value of the reading that held
+    /// still is returned, and the reader is left after it ([`Reader::finish`], [`Reader::poll`]).
+    ///
+    /// ```
+    /// use std::ops::ControlFlow;
+    /// use inflight::inspect::{Item, Reader};
+    /// use inflight::inspect::verify::{Verdict, Verification};
+    /// use inflight::{FsStorage, Log, Options};
+    ///
+    /// let dir = tempfile::tempdir()?;
+    /// let log = Log::open(dir.path(), Options::default())?.log;
+    /// log.begin_run("agent:main:telegram:dm:4242", "s1", None)?;
+    /// let storage = FsStorage { mmap: true };
+    /// let mut reader = Reader::new(&storage, dir.path());
+    /// let verification = reader.read_settled(Verification::new, |v, item: &Item<'_>| {
+    ///     v.add(item);
+    ///     ControlFlow::Continue(())
+    /// })?;
+    /// assert_eq!(verification.verdict(), Verdict::Clean);
+    /// assert_eq!(reader.finish().restarts, 0); // nothing changed under it
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Those of [`Reader::read`], and [`Error::KeptChanging`](crate::Error::KeptChanging) when
+    /// no reading held still.
+    pub fn read_settled<T>(
+        &mut self,
+        fresh: impl FnMut() -> T,
+        visit: impl FnMut(&mut T, &Item<'_>) -> ControlFlow<()>,
+    ) -> Result<T> {
+        let settled = settle(&mut self.reader, fresh, visit)?;
+        self.restarts = settled.restarts;
+        Ok(settled.value)
     }
 
     /// After [`Reader::read`]: reads what was appended since (records, segments, snapshots a
@@ -161,6 +213,7 @@ impl<'s> Reader<'s> {
 
     /// What the reading found.
     pub fn finish(self) -> Walked {
+        let restarts = self.restarts;
         let r = self.reader.into_last_bytes().0;
         Walked {
             set: r.set,
@@ -174,11 +227,13 @@ impl<'s> Reader<'s> {
             stopped: r.stopped,
             unknowable: r.unknowable,
             bytes_read: r.bytes_read,
+            restarts,
         }
     }
 }
 
-/// Reads the whole log in `dir` once ([`Reader::read`]) and returns what it found.
+/// Reads the whole log in `dir` once ([`Reader::read`]) and returns what it found. On a live
+/// log, [`Reader::read_settled`] is exact.
 pub fn walk(
     storage: &dyn Storage,
     dir: &Path,

@@ -54,8 +54,7 @@ pub fn state_at(
 ) -> Result<std::result::Result<StateAt, Unknowable>> {
     let mut reader = Reader::new(storage, dir);
     reader.stop_at(point);
-    let mut gaps = Vec::new();
-    reader.read(|item| {
+    let gaps = reader.read_settled(Vec::new, |gaps, item| {
         if let Item::Damage(d) = item {
             gaps.push(d.region.clone());
         }

@@ -1,7 +1,6 @@
 //! Opening a log: the lock, the reading, what the open does to the end of the log, the
 //! recovery record, and the report, built once; read-only replays; offline compaction.
 
-use std::io;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
@@ -14,8 +13,9 @@ use crate::fold::RunningSet;
 use crate::layout::{TEMP_SUFFIX, is_log_file};
 use crate::open_dir::create_dir_durably;
 use crate::options::Options;
+use crate::read::core::Found;
 use crate::read::files::{LogReader, Start};
-use crate::recovery::{Policy, RecoveryReport, replay};
+use crate::recovery::{Policy, RecoveryReport, replay, replay_settled};
 use crate::storage::{DirLock, FsStorage, LockError, Storage};
 use crate::writer::{Context, Writer};
 
@@ -43,10 +43,6 @@ pub struct Opened {
     pub report: RecoveryReport,
 }
 
-/// How many times a read-only replay lists the directory again when a file it listed is gone
-/// (a compaction removed it meanwhile).
-const READ_ONLY_RETRIES: usize = 3;
-
 /// What a read-only replay found: the report and the folded state.
 #[derive(Clone, Debug)]
 pub struct Recovered {
@@ -54,6 +50,9 @@ pub struct Recovered {
     pub report: RecoveryReport,
     /// The state the log folds to.
     pub set: RunningSet,
+    /// How many readings started over because a live log changed under them (a compaction, a
+    /// rollover, a record being written); see [`Log::read_only`].
+    pub restarts: u32,
 }
 
 impl Log {
@@ -238,10 +237,17 @@ impl Log {
     }
 
     /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
-    /// inspect a log, even one a live process is writing (an append in progress then shows as a
-    /// torn tail). A torn tail is reported (with `cut: false`) but left in place. Segments are
-    /// memory-mapped (see [`FsStorage::mmap`]). A directory with neither segment nor snapshot
-    /// files is [`Error::NotFound`]: it is not a log, and must not read as "nothing in flight".
+    /// inspect a log, even one a live process is writing. A torn tail is reported (with
+    /// `cut: false`) but left in place. Segments are memory-mapped (see [`FsStorage::mmap`]).
+    /// A directory with neither segment nor snapshot files is [`Error::NotFound`]: it is not a
+    /// log, and must not read as "nothing in flight".
+    ///
+    /// On a live log the reading is exact: when a compaction or a segment rollover changes the
+    /// files under it (a file it listed removed, damage where the files changed, a record half
+    /// written at the end), it starts over from a new listing, up to
+    /// [`READ_ATTEMPTS_MAX`](crate::limits::READ_ATTEMPTS_MAX) readings, and reports only
+    /// damage seen in files that held still (under [`Policy::Strict`], fails only on it). A log
+    /// that never held still is [`Error::KeptChanging`]: read again.
     ///
     /// It writes nothing, so it answers on a full disk too, where a read-write open
     /// ([`Log::open`]) fails for want of room for its copy of the last segment. The command
@@ -256,27 +262,17 @@ impl Log {
         dir: impl AsRef<Path>,
         policy: Policy,
     ) -> Result<Recovered> {
-        // A compaction of a live log may remove a file between the listing and its reading;
-        // the listing after it is consistent again (a snapshot covers what was removed).
-        let mut attempts = 0;
-        loop {
-            match Log::for_each_event(storage, dir.as_ref(), policy, |_, _| {}) {
-                Err(e @ Error::Io { .. })
-                    if e.io_kind() == io::ErrorKind::NotFound && attempts < READ_ONLY_RETRIES =>
-                {
-                    attempts += 1;
-                }
-                done => return done,
-            }
-        }
+        let (found, set, restarts) = replay_settled(storage, dir.as_ref(), policy)?;
+        Ok(Recovered::of(found, set, restarts))
     }
 
     /// A read-only replay that also hands every valid record after the snapshot it starts from,
     /// with its sequence number, to `visit` in log order: for offline tools that need the events
     /// themselves, not only the state they fold to. Like [`Log::read_only`], it takes no lock
-    /// and changes nothing. On a live log, a compaction may remove a file between the listing
-    /// and its reading: that is an [`Error::Io`] of kind `NotFound` (after some records were
-    /// visited), and a second call sees a consistent listing again.
+    /// and changes nothing. It reads once: on a live log, a compaction may remove a file between
+    /// the listing and its reading, which is an [`Error::Io`] of kind `NotFound` (after some
+    /// records were visited), and a second call sees a consistent listing again; where only the
+    /// state is needed, [`Log::read_only`] starts over by itself.
     ///
     /// ```
     /// # use inflight::{Generation, Log, Options, Policy, Run, FsStorage, UnixMs};
@@ -299,19 +295,27 @@ impl Log {
         let dir = dir.as_ref();
         let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
         let replayed = replay(storage, dir, &names, policy, None, &mut visit)?;
-        let coverage = replayed.found.coverage_since_ms;
+        Ok(Recovered::of(replayed.found, replayed.set, 0))
+    }
+}
+
+impl Recovered {
+    /// The report of what a read-only replay found.
+    fn of(found: Found, set: RunningSet, restarts: u32) -> Recovered {
+        let coverage = found.coverage_since_ms;
         let report = RecoveryReport::of(
-            replayed.found,
-            RecoveryReport::running_keys(&replayed.set),
-            &replayed.set,
+            found,
+            RecoveryReport::running_keys(&set),
+            &set,
             false,
             coverage,
             crate::fold::Thresholds::default(),
         );
-        Ok(Recovered {
+        Recovered {
             report,
-            set: replayed.set,
-        })
+            set,
+            restarts,
+        }
     }
 }
 

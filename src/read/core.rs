@@ -157,6 +157,15 @@ impl<'p> Reading<'p> {
         }
     }
 
+    /// A new reading of the same directory: everything read is forgotten, the point it stops
+    /// at and its progress callback are kept.
+    pub(crate) fn start_over(&mut self) {
+        let mut fresh = Reading::new(&self.dir);
+        fresh.point = self.point;
+        fresh.progress = self.progress.take();
+        *self = fresh;
+    }
+
     /// Stop right before the first record past `point`, or say why the log cannot know it.
     pub(crate) fn stop_at(&mut self, point: Point) {
         self.point = Some(point);

@@ -44,6 +44,11 @@ enum Opened {
     Read,
     /// The file was removed between the listing and its opening (a compaction).
     Vanished,
+    /// Not read: a snapshot still to meet covers it and the records missing before it, so the
+    /// reading goes on from that snapshot, at segment `below` (see [`LogReader::covered`]).
+    Covered {
+        below: u64,
+    },
 }
 
 /// A reading of one log directory through a storage.
@@ -58,6 +63,10 @@ pub(crate) struct LogReader<'s> {
     current: Option<Current>,
     /// Segments numbered below this are done.
     cursor: u64,
+    /// A reading that starts over when the log changes under it (see `settle`): a file removed
+    /// between the listing and its reading ends it with an error of kind `NotFound`, instead
+    /// of being followed to the snapshot that replaced it.
+    pub(crate) starts_over: bool,
 }
 
 impl<'s> LogReader<'s> {
@@ -71,7 +80,22 @@ impl<'s> LogReader<'s> {
             book: Book::default(),
             current: None,
             cursor: 0,
+            starts_over: false,
         }
+    }
+
+    /// Forgets everything read, for a new reading of the directory: only where the reading
+    /// starts, which segments it reads, the point it stops at and its progress are kept.
+    pub(crate) fn start_over(&mut self) {
+        self.reading.start_over();
+        self.book = Book::default();
+        self.current = None;
+        self.cursor = 0;
+    }
+
+    /// The log directory.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// Reads only the segments numbered below `segment_no`.
@@ -92,7 +116,8 @@ impl<'s> LogReader<'s> {
         Ok(names)
     }
 
-    fn list(&self) -> Result<Vec<String>> {
+    /// The directory's listing.
+    pub(crate) fn list(&self) -> Result<Vec<String>> {
         self.storage.list(&self.dir).at("list", &self.dir)
     }
 
@@ -123,7 +148,11 @@ impl<'s> LogReader<'s> {
             }
             match self.segment(number, &name, i == segments.len(), visit)? {
                 Opened::Read => self.cursor = number + 1,
-                Opened::Vanished if self.start == Start::Newest => {
+                Opened::Covered { below } => {
+                    self.book.meet_before(below, &mut self.reading, visit);
+                    self.cursor = below;
+                }
+                Opened::Vanished if self.start == Start::Newest || self.starts_over => {
                     let path = self.dir.join(&name);
                     let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
                     return Err(Error::io("open", path, gone));
@@ -352,6 +381,9 @@ impl<'s> LogReader<'s> {
             file.read_all()
         }
         .at("read", self.dir.join(name))?;
+        if let Some(below) = self.covered(number, &bytes) {
+            return Ok(Opened::Covered { below });
+        }
         if let FileBytes::Mapped(map) = &bytes {
             // Read once, front to back: let the kernel read ahead. Only a hint.
             let _ = map.advise(memmap2::Advice::Sequential);
@@ -367,6 +399,24 @@ impl<'s> LogReader<'s> {
         Ok(Opened::Read)
     }
 
+    /// Whether segment `number` (its bytes) is one that a compaction had not removed yet (still
+    /// at work, or stopped by a crash) after removing some before it: its records do not
+    /// follow the ones read, and a snapshot still to meet covers it and every record before
+    /// it. Then those records are in that snapshot, not missing, and the reading goes on from
+    /// it, skipping the segments it covers as replay does: returns the segment number it goes
+    /// on at. (When every segment a snapshot covers is still there, they are read, and the
+    /// snapshot is checked against their fold.)
+    fn covered(&self, number: u64, bytes: &[u8]) -> Option<u64> {
+        if self.start != Start::Beginning {
+            return None;
+        }
+        let header = SegmentHeader::decode(bytes).ok()?;
+        if header.segment_no != number || header.base_seq <= self.reading.next_seq() {
+            return None;
+        }
+        self.book.covering(number, header.base_seq)
+    }
+
     /// Settles the damage with nothing valid after it, showing the core the bytes of the
     /// damage at the end of the last segment it asks for.
     fn settle_the_end(&mut self, visit: &mut (impl Visit + ?Sized)) -> Result<()> {
@@ -376,6 +426,42 @@ impl<'s> LogReader<'s> {
         };
         self.reading.settle_the_end(bytes.as_deref(), visit);
         Ok(())
+    }
+
+    /// The name of the last segment read, if any.
+    pub(crate) fn last_segment(&self) -> Option<&str> {
+        self.current.as_ref().map(|c| c.name.as_str())
+    }
+
+    /// Whether the last segment read changed since it was read (a writer appended to it in
+    /// place, or a read-write open replaced it) or is gone, looking at it again after each of
+    /// `pauses`: a record being written when it was read is whole a moment later.
+    pub(crate) fn last_segment_changed(&self, pauses: &[std::time::Duration]) -> Result<bool> {
+        let Some(current) = &self.current else {
+            return Ok(false);
+        };
+        let path = self.dir.join(&current.name);
+        for pause in pauses {
+            if !pause.is_zero() {
+                std::thread::sleep(*pause);
+            }
+            let file = match self.storage.open(&path, false) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+                Err(e) => return Err(Error::io("open", &path, e)),
+                Ok(file) => file,
+            };
+            let len = file.len().at("stat", &path)?;
+            let read = current.base + current.bytes.len() as u64;
+            if len != read {
+                return Ok(true);
+            }
+            let mut now = vec![0u8; current.bytes.len()];
+            read_exact_at(&*file, &mut now, current.base).at("read", &path)?;
+            if now[..] != current.bytes[..] {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// The bytes of the last segment as read, for the writer (replay's plan).
@@ -416,11 +502,15 @@ impl<'s> LogReader<'s> {
                 self.reading.torn_tail = None;
                 let read = self.segment(number, &name, true, visit)?;
                 self.cursor = number + 1;
+                if let Opened::Covered { below } = read {
+                    self.book.meet_before(below, &mut self.reading, visit);
+                    self.cursor = below;
+                }
                 let frames = matches!(
                     self.reading.last.as_ref().map(|l| &l.kind),
                     Some(LastKind::Frames { .. })
                 );
-                if matches!(read, Opened::Vanished) || !frames {
+                if matches!(read, Opened::Vanished | Opened::Covered { .. }) || !frames {
                     self.current = None;
                     continue;
                 }

@@ -14,6 +14,9 @@
 //!   torn tail) from corruption (pure).
 //! - `files`: the shell: lists the directory, opens only regular files, reads them through the
 //!   storage seam, feeds the core; reads on as a gateway appends.
+//! - `settle`: reading a live log exactly: a reading that a compaction or a rollover
+//!   overtook starts over from a new listing, and only damage seen in files that held still is
+//!   reported.
 //! - [`item`]: what a reading finds, one item at a time.
 //! - [`point`]: a point in a log's history, for time travel, and why the state there may be
 //!   unknowable.
@@ -22,6 +25,7 @@ pub(crate) mod core;
 pub(crate) mod files;
 pub mod item;
 pub mod point;
+pub(crate) mod settle;
 pub(crate) mod snapshots;
 pub(crate) mod tail;
 

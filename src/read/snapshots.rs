@@ -50,6 +50,15 @@ impl Book {
             .map(|s| s.snapshot.next_segment_no)
     }
 
+    /// The `next_segment_no` of the first snapshot still to meet that covers segment `number`
+    /// and every record before `base_seq` (the segment's first), if any.
+    pub(crate) fn covering(&self, number: u64, base_seq: u64) -> Option<u64> {
+        self.ahead
+            .iter()
+            .find(|s| s.snapshot.next_segment_no > number && s.snapshot.last_seq >= base_seq - 1)
+            .map(|s| s.snapshot.next_segment_no)
+    }
+
     /// At the first reading: a snapshot file, offered newest first. The first valid one is the
     /// start; damaged ones before it are regions right after it; later ones are older: valid,
     /// fallbacks met at their place, damaged, reported at once (the log never needs them).

@@ -11,5 +11,5 @@ mod report;
 
 pub use crate::damage::{Corruption, TornTail};
 pub use crate::read::UNSYNCED_TAIL_BYTES_MAX;
-pub(crate) use replay::{Replayed, Tail, replay};
+pub(crate) use replay::{Replayed, Tail, replay, replay_settled};
 pub use report::{Policy, RecoveryReport, SnapshotUsed};

@@ -14,6 +14,7 @@ use crate::frame::SegmentHeader;
 use crate::read::Item;
 use crate::read::core::{Found, Plan};
 use crate::read::files::{LogReader, Start};
+use crate::read::settle::settle;
 use crate::storage::{FileBytes, Storage};
 
 /// What a read-write open does to the end of the log: the reader's [`Plan`], with the files'
@@ -85,6 +86,23 @@ pub(crate) fn replay(
         found,
         set,
     })
+}
+
+/// A read-only replay of a log that may be live: the reading starts over while a compaction
+/// or a rollover changes the files under it (see `read::settle`), and only then is the policy
+/// applied, so that the strict one fails on damage that held still, never on a change. Returns
+/// what the reading found, the folded state, and how many readings started over.
+pub(crate) fn replay_settled(
+    storage: &dyn Storage,
+    dir: &Path,
+    policy: Policy,
+) -> Result<(Found, RunningSet, u32)> {
+    let _span = tracing::debug_span!("replay", dir = %dir.display(), read_only = true).entered();
+    let mut reader = LogReader::new(storage, dir, Start::Newest);
+    let settled = settle(&mut reader, || (), |(), _| ControlFlow::Continue(()))?;
+    let (found, set, _) = reader.into_last_bytes().0.finish();
+    enforce(policy, dir, &found)?;
+    Ok((found, set, settled.restarts))
 }
 
 fn tail(plan: Plan, dir: &Path, last_bytes: Option<FileBytes>) -> Tail {
