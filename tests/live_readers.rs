@@ -167,11 +167,7 @@ impl Tally {
 }
 
 /// `inflight verify`: the verification of a settled reading, clean.
-fn verify_round(dir: &Path, tally: &mut Tally) {
-    verify_round_through(&FsStorage { mmap: true }, dir, tally);
-}
-
-fn verify_round_through(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
+fn verify_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
     let mut reader = Reader::new(storage, dir);
     let read = reader.read_settled(Verification::new, |v, item: &Item<'_>| {
         v.add(item);
@@ -189,9 +185,8 @@ fn verify_round_through(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
 }
 
 /// `inflight stats`: the figures of a settled reading, with no damage and no torn tail.
-fn stats_round(dir: &Path, tally: &mut Tally) {
-    let storage = FsStorage { mmap: true };
-    let mut reader = Reader::new(&storage, dir);
+fn stats_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
+    let mut reader = Reader::new(storage, dir);
     let read = reader.read_settled(Stats::new, |stats, item: &Item<'_>| {
         stats.add(item);
         ControlFlow::Continue(())
@@ -213,9 +208,8 @@ fn stats_round(dir: &Path, tally: &mut Tally) {
 
 /// `inflight dump`: every item of a settled reading, held until the reading held still (the
 /// command line holds the lines it prints), with no damage among them and a clean end.
-fn dump_round(dir: &Path, tally: &mut Tally) {
-    let storage = FsStorage { mmap: true };
-    let mut reader = Reader::new(&storage, dir);
+fn dump_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
+    let mut reader = Reader::new(storage, dir);
     let read = reader.read_settled(Vec::new, |lines: &mut Vec<String>, item: &Item<'_>| {
         let bad = match item {
             Item::Damage(d) => Some(format!("damage: {:?}", d.region)),
@@ -240,11 +234,7 @@ fn dump_round(dir: &Path, tally: &mut Tally) {
 }
 
 /// `inflight replay`: the read-only replay, strict (damage is an error), with nothing torn.
-fn replay_round(dir: &Path, tally: &mut Tally) {
-    replay_round_through(&FsStorage { mmap: true }, dir, tally);
-}
-
-fn replay_round_through(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
+fn replay_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
     match Log::read_only_with_storage(storage, dir, Policy::Strict) {
         Err(e) => tally.round(0, tally.last_seq, Some(format!("replay failed: {e}"))),
         Ok(recovered) => {
@@ -258,7 +248,7 @@ fn replay_round_through(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
     }
 }
 
-type Round = fn(&Path, &mut Tally);
+type Round = fn(&dyn Storage, &Path, &mut Tally);
 
 const TOOLS: [(&str, Round); 4] = [
     ("verify", verify_round),
@@ -281,8 +271,9 @@ fn verify_stats_dump_and_replay_are_exact_beside_a_compacting_writer() {
             let dir = dir.clone();
             std::thread::spawn(move || {
                 let mut tally = Tally::default();
+                let storage = FsStorage { mmap: true };
                 for _ in 0..rounds {
-                    round(&dir, &mut tally);
+                    round(&storage, &dir, &mut tally);
                 }
                 (name, tally)
             })
@@ -623,14 +614,15 @@ fn a_log_that_never_holds_still_is_a_typed_error_not_damage() {
 }
 
 /// The same through the storage seam of a fleet's database (with `INFLIGHT_PG_URL`, as the
-/// fleet tests): a gateway compacting its instance's log there, and `verify` and `replay` read
-/// it through a read-only storage, where a file a compaction removed is missing as in a
-/// directory.
+/// fleet tests): a gateway compacting its instance's log there every few dozen kilobytes, and
+/// each tool, on a read-only storage of its own, reading it in a loop, where a file a
+/// compaction removed is missing as in a directory. Then the binary's commands against it.
 #[cfg(feature = "postgres")]
 #[test]
 fn a_fleets_log_in_the_database_is_read_exactly_beside_a_compacting_writer() {
-    const ROUNDS: u64 = 200;
+    const CLI_ROUNDS: usize = 25;
     let Some(url) = common::pg::url() else { return };
+    let rounds = rounds();
     let instance = common::pg::instance("live-readers");
     let options = Options::default()
         .segment_bytes_max(SEGMENT_BYTES_MIN)
@@ -644,28 +636,81 @@ fn a_fleets_log_in_the_database_is_read_exactly_beside_a_compacting_writer() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let compactions_before = log.compactions();
-    let storage = inflight::fleet::read_only_storage(&url, &instance).unwrap();
     let dir = inflight::fleet::instance_path(&instance);
-    let (mut verify, mut replay) = (Tally::default(), Tally::default());
-    for _ in 0..ROUNDS {
-        verify_round_through(&storage, &dir, &mut verify);
-        replay_round_through(&storage, &dir, &mut replay);
+    let began = Instant::now();
+    let readers: Vec<JoinHandle<(&str, Tally)>> = TOOLS
+        .iter()
+        .map(|&(name, round)| {
+            let (url, instance, dir) = (url.clone(), instance.clone(), dir.clone());
+            std::thread::spawn(move || {
+                let storage = inflight::fleet::read_only_storage(&url, &instance).unwrap();
+                let mut tally = Tally::default();
+                for _ in 0..rounds {
+                    round(&storage, &dir, &mut tally);
+                }
+                (name, tally)
+            })
+        })
+        .collect();
+    let tallies: Vec<(&str, Tally)> = readers.into_iter().map(|r| r.join().unwrap()).collect();
+    let seconds = began.elapsed().as_secs_f64();
+    let compactions_during = log.compactions() - compactions_before;
+
+    // The command line, as a monitoring job runs it: a connection and a reading each time.
+    let bin = env!("CARGO_BIN_EXE_inflight");
+    let mut cli_failures = Vec::new();
+    for round in 0..CLI_ROUNDS {
+        for tool in ["verify", "stats", "dump", "replay"] {
+            let out = Command::new(bin)
+                .args([tool, "--database", &url, "--instance", &instance])
+                .output()
+                .unwrap();
+            if out.status.code() != Some(0) {
+                cli_failures.push(format!(
+                    "round {round}: {tool} exited {:?}: {}",
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ));
+            }
+        }
     }
     let compactions = log.compactions() - compactions_before;
     stop.store(true, Ordering::Relaxed);
     let runs: u64 = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    let restarts: u64 = tallies.iter().map(|(_, t)| t.restarts).sum();
     eprintln!(
-        "database: {ROUNDS} rounds of verify and replay beside a writer that began {runs} runs: \
-         {compactions} compactions during the rounds, {} and {} readings started over",
-        verify.restarts, replay.restarts
+        "database: {rounds} rounds of each tool in {seconds:.1} s beside a writer that began \
+         {runs} runs: {compactions_during} compactions during the rounds, {restarts} readings \
+         started over; then {CLI_ROUNDS} rounds of each command ({compactions} compactions in \
+         all), {} failures",
+        cli_failures.len()
     );
-    for (name, t) in [("verify", &verify), ("replay", &replay)] {
+    for (name, t) in &tallies {
+        eprintln!(
+            "  {name:<6} {} rounds, {} of them started over ({} restarts in all), {} failures",
+            t.rounds,
+            t.rounds_restarted,
+            t.restarts,
+            t.failures.len()
+        );
+    }
+    for (name, t) in &tallies {
         assert!(
             t.failures.is_empty(),
-            "{name}: {} of {ROUNDS} rounds failed; the first: {}",
+            "{name}: {} of {rounds} rounds failed; the first: {}",
             t.failures.len(),
             t.failures[0]
         );
+        assert_eq!(t.rounds, rounds);
     }
-    assert!(compactions > 0, "no compaction ran during the rounds");
+    assert!(cli_failures.is_empty(), "{cli_failures:#?}");
+    assert!(
+        compactions_during > 0,
+        "no compaction ran during the rounds"
+    );
+    assert!(compactions > compactions_during, "none during the commands");
+    assert!(
+        restarts > 0,
+        "no reading had to start over: the readers never raced a compaction"
+    );
 }
