@@ -273,7 +273,7 @@ pub enum Error {
     /// the log, and nothing was reported from a reading that did not hold still: read again,
     /// or read a copy of the directory.
     #[error(
-        "the log at {} kept changing under the reading: a compaction or a segment rollover overtook {attempts} readings in a row, so none was reported; nothing is wrong with the log: read it again, or read a copy of the directory",
+        "the log at {} kept changing under the reading: a compaction or a segment rollover overtook {attempts} readings in a row, so none was reported; nothing is wrong with the log: read it again (or, for a directory, read a copy of it)",
         dir.display()
     )]
     KeptChanging {

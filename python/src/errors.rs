@@ -24,6 +24,7 @@ import_exception!(inflight.errors, DatabaseError);
 import_exception!(inflight.errors, NoSchemaError);
 import_exception!(inflight.errors, NoInstanceError);
 import_exception!(inflight.errors, UnknownTakerError);
+import_exception!(inflight.errors, KeptChangingError);
 
 /// An attribute of an exception: its name and value.
 type Field = (&'static str, PyObject);
@@ -110,11 +111,16 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
                 ("supported", supported.into_py_any(py)?),
             ],
         ),
-        Error::Poisoned { kind, cause, .. } => (
+        Error::Poisoned {
+            kind,
+            cause,
+            database,
+        } => (
             PoisonedError::new_err(m),
             vec![
                 ("kind", format!("{kind:?}").into_py_any(py)?),
                 ("cause", cause.into_py_any(py)?),
+                ("database", database.into_py_any(py)?),
             ],
         ),
         Error::Closed => (ClosedError::new_err(m), vec![]),
@@ -220,6 +226,13 @@ fn fleet_exception(py: Python<'_>, e: &Error, m: &str) -> PyResult<Option<(PyErr
                 ("database", database.into_py_any(py)?),
                 ("cause", m.into_py_any(py)?),
                 ("by", by.into_py_any(py)?),
+            ],
+        ),
+        Error::KeptChanging { dir, attempts } => (
+            KeptChangingError::new_err(m.to_string()),
+            vec![
+                ("path", dir.display().to_string().into_py_any(py)?),
+                ("attempts", attempts.into_py_any(py)?),
             ],
         ),
         _ => return Ok(None),

@@ -74,6 +74,7 @@ from .errors import (
     StaleGenerationError,
     StorageError,
     UnknownTakerError,
+    KeptChangingError,
     UnsupportedVersionError,
 )
 
@@ -116,4 +117,5 @@ __all__ = [
     "NoSchemaError",
     "NoInstanceError",
     "UnknownTakerError",
+    "KeptChangingError",
 ]

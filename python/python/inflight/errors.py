@@ -112,6 +112,9 @@ class PoisonedError(InflightError, OSError):
 
     kind: str
     cause: str
+    database: bool
+    """Whether the failure was the database's (a fleet's log: the connection lost or stalled
+    past its timeout, a statement refused), not a disk's."""
 
 
 class ClosedError(InflightError):
@@ -176,6 +179,15 @@ class UnknownTakerError(DatabaseError):
     by: str
 
 
+class KeptChangingError(InflightError):
+    """A read-only reading of a live log was overtaken by a compaction or a segment rollover
+    ``attempts`` times in a row, so none was reported: nothing is wrong with the log at
+    ``path``; read it again."""
+
+    path: str
+    attempts: int
+
+
 __all__ = [
     "InflightError",
     "LockedError",
@@ -194,4 +206,5 @@ __all__ = [
     "NoSchemaError",
     "NoInstanceError",
     "UnknownTakerError",
+    "KeptChangingError",
 ]
