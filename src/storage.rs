@@ -7,7 +7,6 @@ use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::ops::Deref;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::Path;
 
 /// Mode of every file the log creates: owner read and write only, since files hold user ids.
@@ -204,10 +203,12 @@ pub struct FsStorage {
 
 impl Storage for FsStorage {
     fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(DIR_MODE)
-            .create(dir)
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
+        // Windows: the directory inherits its parent's access control list.
+        builder.create(dir)
     }
 
     fn is_dir(&self, dir: &Path) -> io::Result<bool> {
@@ -229,12 +230,11 @@ impl Storage for FsStorage {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .mode(FILE_MODE)
-            .open(path)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+        let file = options.open(path)?;
         Ok(Box::new(FsFile {
             file,
             mmap: self.mmap,
@@ -242,14 +242,14 @@ impl Storage for FsStorage {
     }
 
     fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
-        use std::os::unix::fs::OpenOptionsExt;
+        let mut options = OpenOptions::new();
+        options.read(true).write(write);
         // Without blocking, so that a FIFO put in place of a checked file cannot hang the
         // open; then only a regular file is kept (O_NONBLOCK changes nothing for one).
-        let file = OpenOptions::new()
-            .read(true)
-            .write(write)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(path)?;
+        // (Windows has no FIFO in a directory: its pipes live in their own namespace.)
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+        let file = options.open(path)?;
         if !file.metadata()?.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -263,7 +263,7 @@ impl Storage for FsStorage {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        fs::rename(from, to)
+        platform::rename(from, to)
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
@@ -275,7 +275,6 @@ impl Storage for FsStorage {
     }
 
     fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
-        use std::os::unix::fs::FileTypeExt;
         let followed = match fs::metadata(path) {
             Ok(m) if m.is_file() => return Ok(EntryKind::File),
             Ok(m) => m.file_type(),
@@ -293,34 +292,20 @@ impl Storage for FsStorage {
                 };
             }
         };
-        let what = if followed.is_dir() {
-            "a directory"
-        } else if followed.is_fifo() {
-            "a FIFO"
-        } else if followed.is_socket() {
-            "a socket"
-        } else if followed.is_block_device() || followed.is_char_device() {
-            "a device"
-        } else {
-            "not a regular file"
-        };
-        Ok(EntryKind::Other(what.to_string()))
+        Ok(EntryKind::Other(platform::describe(&followed).to_string()))
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        File::open(dir)?.sync_all()
+        platform::sync_dir(dir)
     }
 
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(FILE_MODE)
-            .open(&path)
-            .map_err(LockError::Io)?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
+        let mut file = options.open(&path).map_err(LockError::Io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -349,10 +334,10 @@ struct FsFile {
 
 impl StorageFile for FsFile {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        self.file.read_at(buf, offset)
+        platform::read_at(&self.file, buf, offset)
     }
     fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        self.file.write_at(buf, offset)
+        platform::write_at(&self.file, buf, offset)
     }
     fn len(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
@@ -367,7 +352,9 @@ impl StorageFile for FsFile {
         self.file.sync_all()
     }
     fn read_all(&self) -> io::Result<FileBytes> {
-        if !self.mmap || self.len()? == 0 {
+        // Windows: a mapped file cannot be removed or replaced while the map lives, and a
+        // reader's map would make a gateway's compaction fail; so a file is always read there.
+        if !self.mmap || cfg!(windows) || self.len()? == 0 {
             return read_to_vec(self).map(FileBytes::Owned);
         }
         // SAFETY: a map is undefined behaviour if the mapped bytes change or the file shrinks
@@ -376,5 +363,118 @@ impl StorageFile for FsFile {
         // leaves the mapped inode as it was.
         let map = unsafe { memmap2::Mmap::map(&self.file)? };
         Ok(FileBytes::Mapped(map))
+    }
+}
+
+/// What differs between the platforms: positional I/O, a rename that is durable, a directory
+/// sync, the kinds of entries.
+#[cfg(unix)]
+mod platform {
+    use std::fs::{self, File, FileType};
+    use std::io;
+    use std::os::unix::fs::{FileExt, FileTypeExt};
+    use std::path::Path;
+
+    pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        file.read_at(buf, offset)
+    }
+
+    pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+        file.write_at(buf, offset)
+    }
+
+    /// `rename(2)`: atomic; durable once the directory is synced.
+    pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    /// `fsync(2)` of the directory: its entries (created, renamed, removed) are durable.
+    /// macOS: the standard library's `sync_all` is `fcntl(F_FULLFSYNC)`, which also empties
+    /// the drive's cache.
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        File::open(dir)?.sync_all()
+    }
+
+    pub fn describe(kind: &FileType) -> &'static str {
+        if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_block_device() || kind.is_char_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        }
+    }
+}
+
+#[cfg(windows)]
+mod platform {
+    use std::fs::{File, FileType};
+    use std::io;
+    use std::os::windows::ffi::OsStrExt;
+    use std::os::windows::fs::FileExt;
+    use std::path::Path;
+
+    use windows_sys::Win32::Storage::FileSystem::{
+        MOVEFILE_REPLACE_EXISTING, MOVEFILE_WRITE_THROUGH, MoveFileExW,
+    };
+
+    /// `ReadFile` at an offset (it moves the handle's position, which nothing here uses).
+    pub fn read_at(file: &File, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        file.seek_read(buf, offset)
+    }
+
+    pub fn write_at(file: &File, buf: &[u8], offset: u64) -> io::Result<usize> {
+        file.seek_write(buf, offset)
+    }
+
+    fn wide(path: &Path) -> Vec<u16> {
+        path.as_os_str().encode_wide().chain(Some(0)).collect()
+    }
+
+    /// `MoveFileExW` with `MOVEFILE_WRITE_THROUGH`: it returns once the rename is on the
+    /// disk, so a rename is durable by itself (Windows has no directory sync to follow it).
+    pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+        let (from, to) = (wide(from), wide(to));
+        // SAFETY: both are NUL-terminated wide strings that live across the call.
+        let done = unsafe {
+            MoveFileExW(
+                from.as_ptr(),
+                to.as_ptr(),
+                MOVEFILE_REPLACE_EXISTING | MOVEFILE_WRITE_THROUGH,
+            )
+        };
+        if done == 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Nothing: Windows cannot flush a directory (`FlushFileBuffers` refuses a directory
+    /// handle). NTFS keeps its metadata in a journal written in order: a file's
+    /// `FlushFileBuffers` (each segment's and snapshot's sync) writes it up to that point,
+    /// the file's creation included, and a rename here is write-through. A removal may be
+    /// undone by a power cut, which the reader tolerates (a segment a compaction covered).
+    pub fn sync_dir(dir: &Path) -> io::Result<()> {
+        if dir.is_dir() {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is not a directory", dir.display()),
+            ))
+        }
+    }
+
+    pub fn describe(kind: &FileType) -> &'static str {
+        if kind.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 mod common;
 
+#[cfg(unix)]
 use std::os::unix::fs::PermissionsExt;
 
 use common::{open, run, segment};
@@ -92,6 +93,8 @@ fn segment_size_option_is_bounded() {
     }
 }
 
+/// Unix modes (Windows gives a file its directory's access control list).
+#[cfg(unix)]
 #[test]
 fn files_are_owner_only() {
     let parent = tempfile::tempdir().unwrap();

@@ -7,18 +7,14 @@
 //! real directory, as an unprivileged user (as root, the test runs itself again as `nobody`,
 //! since root may read any directory).
 
-use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use inflight::crashtest::Harness;
 use inflight::sim::SimStorage;
 use inflight::storage::{DirLock, LockError};
-use inflight::{Error, Generation, Log, Opened, Options, Run, Storage, StorageFile, UnixMs};
+use inflight::{Error, Generation, Log, Opened, Run, Storage, StorageFile, UnixMs};
 
 /// A simulated disk whose `sync_dir` of `deny` fails with `errno`, and which records every
 /// directory sync asked of it.
@@ -209,101 +205,114 @@ fn directories_the_open_creates_have_their_parents_synced_and_a_refusal_is_a_war
     ));
 }
 
-/// Set in the child that runs [`a_real_parent_that_may_not_be_read_does_not_fail_the_open`]
-/// as `nobody`: the directory its parent set up.
-const CHILD_BASE: &str = "INFLIGHT_TEST_UNREADABLE_PARENT_BASE";
-/// The user and group the test runs as when started as root.
-const NOBODY: u32 = 65534;
+/// Unix only: file modes, and a child run as another user.
+#[cfg(unix)]
+mod unreadable_parents {
+    use super::*;
+    use inflight::Options;
+    use std::fs::{self, File};
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    use std::process::Command;
 
-fn set_mode(path: &Path, mode: u32) {
-    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-}
+    /// Set in the child that runs [`a_real_parent_that_may_not_be_read_does_not_fail_the_open`]
+    /// as `nobody`: the directory its parent set up.
+    const CHILD_BASE: &str = "INFLIGHT_TEST_UNREADABLE_PARENT_BASE";
+    /// The user and group the test runs as when started as root.
+    const NOBODY: u32 = 65534;
 
-/// Run as an unprivileged user, in `base`: `existing` holds a log directory `log` with run `a`
-/// in flight, and `open_dir` is where a new log directory goes; neither may be read by this
-/// process, both may be traversed and `open_dir` written.
-fn check_unreadable_parents(base: &Path) {
-    let (existing, creating) = (base.join("existing"), base.join("creating"));
-    for parent in [&existing, &creating] {
-        let err = File::open(parent).expect_err("the parent must not be readable");
-        assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{parent:?}");
+    fn set_mode(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
     }
-    let (opened, warnings) = with_warnings(|| Log::open(existing.join("log"), Options::default()));
-    let Opened { log, report } = opened.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(keys(&report), ["a"]);
-    log.mark_completed("a", 1).unwrap();
-    drop(log);
-    assert!(
-        warnings.contains(&format!("parent={}", existing.display()))
-            && warnings.contains("Permission denied"),
-        "{warnings:?}"
-    );
 
-    let (opened, warnings) = with_warnings(|| Log::open(creating.join("log"), Options::default()));
-    let Opened { log, report } = opened.unwrap_or_else(|e| panic!("{e}"));
-    assert!(report.running.is_empty());
-    log.mark_running(Run::new("b", "s", Generation(1), UnixMs(1)))
-        .unwrap();
-    assert!(
-        warnings.contains(&format!("parent={}", creating.display()))
-            && warnings.contains("Permission denied"),
-        "{warnings:?}"
-    );
-}
+    /// Run as an unprivileged user, in `base`: `existing` holds a log directory `log` with run `a`
+    /// in flight, and `open_dir` is where a new log directory goes; neither may be read by this
+    /// process, both may be traversed and `open_dir` written.
+    fn check_unreadable_parents(base: &Path) {
+        let (existing, creating) = (base.join("existing"), base.join("creating"));
+        for parent in [&existing, &creating] {
+            let err = File::open(parent).expect_err("the parent must not be readable");
+            assert_eq!(err.raw_os_error(), Some(libc::EACCES), "{parent:?}");
+        }
+        let (opened, warnings) =
+            with_warnings(|| Log::open(existing.join("log"), Options::default()));
+        let Opened { log, report } = opened.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(keys(&report), ["a"]);
+        log.mark_completed("a", 1).unwrap();
+        drop(log);
+        assert!(
+            warnings.contains(&format!("parent={}", existing.display()))
+                && warnings.contains("Permission denied"),
+            "{warnings:?}"
+        );
 
-#[test]
-fn a_real_parent_that_may_not_be_read_does_not_fail_the_open() {
-    if let Some(base) = std::env::var_os(CHILD_BASE) {
-        check_unreadable_parents(Path::new(&base));
-        return;
+        let (opened, warnings) =
+            with_warnings(|| Log::open(creating.join("log"), Options::default()));
+        let Opened { log, report } = opened.unwrap_or_else(|e| panic!("{e}"));
+        assert!(report.running.is_empty());
+        log.mark_running(Run::new("b", "s", Generation(1), UnixMs(1)))
+            .unwrap();
+        assert!(
+            warnings.contains(&format!("parent={}", creating.display()))
+                && warnings.contains("Permission denied"),
+            "{warnings:?}"
+        );
     }
-    let base = tempfile::tempdir().unwrap();
-    let (existing, creating) = (base.path().join("existing"), base.path().join("creating"));
-    fs::create_dir(&existing).unwrap();
-    fs::create_dir(&creating).unwrap();
-    let Opened { log, .. } = Log::open(existing.join("log"), Options::default()).unwrap();
-    log.mark_running(Run::new("a", "s", Generation(1), UnixMs(1)))
-        .unwrap();
-    drop(log);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        set_mode(&existing, 0o311);
-        set_mode(&creating, 0o311);
-        check_unreadable_parents(base.path());
-        set_mode(&existing, 0o700);
-        set_mode(&creating, 0o700);
-        return;
+
+    #[test]
+    fn a_real_parent_that_may_not_be_read_does_not_fail_the_open() {
+        if let Some(base) = std::env::var_os(CHILD_BASE) {
+            check_unreadable_parents(Path::new(&base));
+            return;
+        }
+        let base = tempfile::tempdir().unwrap();
+        let (existing, creating) = (base.path().join("existing"), base.path().join("creating"));
+        fs::create_dir(&existing).unwrap();
+        fs::create_dir(&creating).unwrap();
+        let Opened { log, .. } = Log::open(existing.join("log"), Options::default()).unwrap();
+        log.mark_running(Run::new("a", "s", Generation(1), UnixMs(1)))
+            .unwrap();
+        drop(log);
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            set_mode(&existing, 0o311);
+            set_mode(&creating, 0o311);
+            check_unreadable_parents(base.path());
+            set_mode(&existing, 0o700);
+            set_mode(&creating, 0o700);
+            return;
+        }
+        // As root: the case of the report, a parent of mode 0711 owned by root, with a log
+        // directory owned by the user who opens it; and a parent that user may write but not read.
+        let log_dir = existing.join("log");
+        for path in std::iter::once(log_dir.clone())
+            .chain(fs::read_dir(&log_dir).unwrap().map(|e| e.unwrap().path()))
+        {
+            std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+        }
+        set_mode(base.path(), 0o711);
+        set_mode(&existing, 0o711);
+        set_mode(&creating, 0o733);
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args([
+                "unreadable_parents::a_real_parent_that_may_not_be_read_does_not_fail_the_open",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD_BASE, base.path())
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .expect("run the test again as nobody");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success() && text.contains("1 passed"),
+            "as nobody: {text}"
+        );
     }
-    // As root: the case of the report, a parent of mode 0711 owned by root, with a log
-    // directory owned by the user who opens it; and a parent that user may write but not read.
-    let log_dir = existing.join("log");
-    for path in std::iter::once(log_dir.clone())
-        .chain(fs::read_dir(&log_dir).unwrap().map(|e| e.unwrap().path()))
-    {
-        std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
-    }
-    set_mode(base.path(), 0o711);
-    set_mode(&existing, 0o711);
-    set_mode(&creating, 0o733);
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "a_real_parent_that_may_not_be_read_does_not_fail_the_open",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_BASE, base.path())
-        .uid(NOBODY)
-        .gid(NOBODY)
-        .output()
-        .expect("run the test again as nobody");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        output.status.success() && text.contains("1 passed"),
-        "as nobody: {text}"
-    );
 }

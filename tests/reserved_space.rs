@@ -5,6 +5,7 @@
 
 mod common;
 
+#[cfg(unix)]
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
@@ -39,6 +40,7 @@ fn segments_are_reserved_and_the_next_one_is_prepared_ahead() {
         assert!(Instant::now() < deadline, "segment 2 was never prepared");
         std::thread::sleep(Duration::from_millis(5));
     }
+    #[cfg(unix)]
     let inode = std::fs::metadata(&next).unwrap().ino();
     assert_eq!(
         std::fs::read(dir.path().join(format!("{:020}.log", 1)))
@@ -54,6 +56,7 @@ fn segments_are_reserved_and_the_next_one_is_prepared_ahead() {
         log.mark_running(run(&format!("k{g}"), 1).with_meta("m".repeat(500)))
             .unwrap();
     }
+    #[cfg(unix)]
     assert_eq!(
         std::fs::metadata(segment(dir.path(), 2)).unwrap().ino(),
         inode

@@ -5,7 +5,6 @@
 use inflight::percentile::{P50, P99, P999, percentile_or_zero};
 use std::fs::OpenOptions;
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -198,7 +197,7 @@ fn plain_loop(dir: &Path, seconds: f64, placement: Placement) -> Result<Measured
     inflight::frame::encode_frame(7, 1, &payload, &mut frame);
     if placement == Placement::Preallocated {
         let fill = vec![inflight::frame::RESERVED_BYTE; PREALLOCATED_BYTES];
-        file.write_all_at(&fill, 0)
+        write_all_at(&file, &fill, 0)
             .and_then(|()| file.sync_all())
             .map_err(|e| io("fill", e))?;
     }
@@ -213,7 +212,7 @@ fn plain_loop(dir: &Path, seconds: f64, placement: Placement) -> Result<Measured
             offset = 0;
         }
         let t = Instant::now();
-        file.write_all_at(&frame, offset)
+        write_all_at(&file, &frame, offset)
             .and_then(|()| file.sync_data())
             .map_err(|e| io("write", e))?;
         offset += frame.len() as u64;
@@ -261,4 +260,20 @@ fn log_rate(dir: &Path, threads: usize, seconds: f64) -> Result<Measured, Failur
     }
     let elapsed = started.elapsed().as_secs_f64();
     Ok(measured("inflight", threads, samples, elapsed))
+}
+
+/// A positional write of all of `buf`: `pwrite` on Unix, `WriteFile` at an offset on Windows.
+fn write_all_at(file: &std::fs::File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        #[cfg(unix)]
+        let n = std::os::unix::fs::FileExt::write_at(file, buf, offset)?;
+        #[cfg(windows)]
+        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        buf = &buf[n..];
+        offset += n as u64;
+    }
+    Ok(())
 }

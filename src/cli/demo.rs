@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -189,7 +188,7 @@ fn run_until_killed(args: &DemoArgs, dir: &Path) -> Result<(Vec<String>, Duratio
         .map_err(|e| Failure::new(1, format!("waiting for the simulated gateway: {e}")))?;
     let ran_for = t0.elapsed();
     let lines = reader.join().expect("ack reader panicked");
-    if status.signal() != Some(9) || !got_first {
+    if !killed(&status) || !got_first {
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {
             let _ = std::io::Read::read_to_string(&mut e, &mut err);
@@ -425,5 +424,19 @@ fn conclude(
                 args.threads
             ),
         ))
+    }
+}
+
+/// Whether the child ended by our kill: SIGKILL on Unix; on Windows `TerminateProcess`,
+/// which leaves exit code 1 (the load never exits on its own within its 600 s).
+fn killed(status: &std::process::ExitStatus) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        status.signal() == Some(9)
+    }
+    #[cfg(not(unix))]
+    {
+        status.code() == Some(1)
     }
 }

@@ -493,6 +493,8 @@ pub fn main() -> i32 {
     // Die quietly when the reader of our output goes away (`inflight replay DIR | head`), as
     // command-line tools do, instead of Rust's default of failing the next write with a panic.
     // SAFETY: setting a signal's disposition to its default at startup, before any thread.
+    // (Windows has no SIGPIPE: a write to a closed pipe fails, and the command says so.)
+    #[cfg(unix)]
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }

@@ -384,6 +384,7 @@ impl<'s> LogReader<'s> {
         if let Some(below) = self.covered(number, &bytes) {
             return Ok(Opened::Covered { below });
         }
+        #[cfg(unix)]
         if let FileBytes::Mapped(map) = &bytes {
             // Read once, front to back: let the kernel read ahead. Only a hint.
             let _ = map.advise(memmap2::Advice::Sequential);

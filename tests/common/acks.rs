@@ -5,7 +5,6 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -92,7 +91,10 @@ pub fn kill_round(
     std::thread::sleep(kill_after);
     child.kill().unwrap();
     let status = child.wait().unwrap();
-    assert_eq!(status.signal(), Some(9), "the child must die by SIGKILL");
+    assert!(
+        super::killed(&status),
+        "the child must die by SIGKILL: {status}"
+    );
     let mut round = Round::default();
     for line in reader.join().unwrap() {
         // Each line is written whole in one write, so even the last one before the kill parses.
