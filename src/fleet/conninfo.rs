@@ -748,7 +748,12 @@ mod tests {
         env.files
             .insert(PathBuf::from("/var/run/postgresql"), String::new());
         let r = resolve(Vec::new(), &env).unwrap();
-        assert_eq!(get(&r.params, "host"), Some("/var/run/postgresql"));
+        let host = if cfg!(unix) {
+            "/var/run/postgresql"
+        } else {
+            "localhost"
+        };
+        assert_eq!(get(&r.params, "host"), Some(host));
         assert_eq!(get(&r.params, "user"), Some("osuser"));
         assert_eq!(r.ssl_mode, SslMode::Prefer);
         assert_eq!(r.roots, Roots::System);
@@ -759,8 +764,13 @@ mod tests {
     #[test]
     fn the_password_file_matches_as_libpq_does() {
         let mut env = Fake::default();
+        let file = if cfg!(windows) {
+            PathBuf::from("/home/gw/postgresql/pgpass.conf")
+        } else {
+            PathBuf::from("/home/gw/.pgpass")
+        };
         env.files.insert(
-            PathBuf::from("/home/gw/.pgpass"),
+            file,
             "# comment\nother:*:*:*:no\ndb.example.com:5432:gateway:gw:pa\\:ss\n*:*:*:gw:fallback\n"
                 .to_string(),
         );

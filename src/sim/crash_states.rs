@@ -251,7 +251,7 @@ impl Inner {
     pub(super) fn summary(&self, items: &[PendingItem]) -> String {
         let paths = self.paths();
         let path = |ino: Ino| match paths.get(&ino) {
-            Some(path) => path.display().to_string(),
+            Some(path) => super::shown(path),
             None => format!("(inode {ino})"),
         };
         let entry = |dir: Ino, name: &str| {

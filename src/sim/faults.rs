@@ -9,12 +9,13 @@ use super::Inner;
 use super::SimStorage;
 use super::trace::OpKind;
 
-/// Linux's "I/O error".
-const EIO: i32 = 5;
-/// Linux's "bad file descriptor".
-pub(super) const EBADF: i32 = 9;
-/// Linux's "no space left on device".
-pub(super) const ENOSPC: i32 = 28;
+/// "I/O error" (Linux's EIO; Windows's ERROR_IO_DEVICE).
+const EIO: i32 = if cfg!(windows) { 1117 } else { 5 };
+/// "Bad file descriptor" (Linux's EBADF; Windows's ERROR_INVALID_HANDLE).
+pub(super) const EBADF: i32 = if cfg!(windows) { 6 } else { 9 };
+/// "No space left on device" (Linux's ENOSPC; Windows's ERROR_DISK_FULL): the error kind is
+/// `StorageFull` on both.
+pub(super) const ENOSPC: i32 = if cfg!(windows) { 112 } else { 28 };
 
 /// An error to inject into one storage call. Each applies to the calls [`Fault::applies_to`]
 /// lists.

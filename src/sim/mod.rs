@@ -664,3 +664,14 @@ impl Inner {
         result
     }
 }
+
+/// A simulated path as traces and summaries show it: with `/` between its parts on every
+/// platform (the simulated file system is the same everywhere, and so are its traces).
+pub(crate) fn shown(path: &std::path::Path) -> String {
+    let text = path.display().to_string();
+    if cfg!(windows) {
+        text.replace('\\', "/")
+    } else {
+        text
+    }
+}

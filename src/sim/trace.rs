@@ -115,7 +115,7 @@ impl fmt::Display for TraceEntry {
         if !self.op.is_call() {
             write!(f, "----- after call {}: {}", self.index, self.op)?;
             if !self.path.as_os_str().is_empty() {
-                write!(f, " {}", self.path.display())?;
+                write!(f, " {}", super::shown(&self.path))?;
             }
             if let Some(offset) = self.offset {
                 write!(f, " off={offset}")?;
@@ -127,7 +127,7 @@ impl fmt::Display for TraceEntry {
             "#{:<5} {:<14} {}",
             self.index,
             self.op,
-            self.path.display()
+            super::shown(&self.path)
         )?;
         if let Some(offset) = self.offset {
             write!(f, " off={offset}")?;
