@@ -10,8 +10,10 @@
 //! (default 3000) and `INFLIGHT_BENCH_DIR` the directory (default: a temporary one under the
 //! system temp dir). Prints a table and one JSON line.
 
+#[path = "common/positional.rs"]
+mod positional;
+
 use std::fs::OpenOptions;
-use std::os::unix::fs::FileExt;
 use std::time::Instant;
 
 use inflight::Opened;
@@ -163,7 +165,7 @@ fn write_sync_loop(dir: &std::path::Path, name: &str, bytes: &[u8], events: u64)
         .expect("bench file");
     let t = Instant::now();
     for i in 0..events {
-        file.write_all_at(bytes, i * bytes.len() as u64).unwrap();
+        positional::write_all_at(&file, bytes, i * bytes.len() as u64).unwrap();
         file.sync_data().unwrap();
     }
     events as f64 / t.elapsed().as_secs_f64()

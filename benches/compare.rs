@@ -16,11 +16,13 @@
 //! --quick` (1 s per case, under a minute in all). `INFLIGHT_BENCH_DIR` chooses the directory
 //! (default: the system's temporary directory). Prints a table and one JSON line.
 
+#[path = "common/positional.rs"]
+mod positional;
+
 use inflight::percentile::{P50, P99, P999, percentile_or_zero};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -178,7 +180,7 @@ struct Plain {
 impl Target for Plain {
     fn start(&self, _: usize, _: u64) {
         let mut offset = self.offset.lock().unwrap();
-        self.file.write_all_at(&self.frame, *offset).unwrap();
+        positional::write_all_at(&self.file, &self.frame, *offset).unwrap();
         self.file.sync_data().unwrap();
         *offset += self.frame.len() as u64;
     }

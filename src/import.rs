@@ -324,11 +324,18 @@ fn remove_entry(storage: &dyn Storage, path: &Path) -> Result<()> {
 /// Removes the temporary directory of an import: what it holds, its lock file (still held, so
 /// that no other import starts in it meanwhile), then itself, releasing the lock last. Its
 /// parent's sync is the caller's.
+///
+/// Windows: a file open there (the held lock file) keeps its directory from being removed
+/// even once the file is deleted, so the lock is let go of before the directory goes; an
+/// import that takes it in that moment finds an empty directory and starts afresh.
 fn remove_tmp(storage: &dyn Storage, tmp: &Path, lock: DirLock) -> Result<()> {
     remove_leftovers(storage, tmp)?;
     let lock_file = tmp.join(LOCK_FILE);
     storage.remove(&lock_file).at("remove", &lock_file)?;
+    #[cfg(windows)]
+    drop(lock);
     let removed = storage.remove_dir(tmp).at("remove directory", tmp);
+    #[cfg(not(windows))]
     drop(lock);
     removed
 }

@@ -437,7 +437,13 @@ mod platform {
 
     /// `MoveFileExW` with `MOVEFILE_WRITE_THROUGH`: it returns once the rename is on the
     /// disk, so a rename is durable by itself (Windows has no directory sync to follow it).
+    /// A directory renamed over an empty one (an import's new log over an empty target)
+    /// removes that one first, as `MoveFileExW` replaces files only: not atomic there, unlike
+    /// `rename(2)`.
     pub fn rename(from: &Path, to: &Path) -> io::Result<()> {
+        if from.is_dir() && to.is_dir() {
+            std::fs::remove_dir(to)?;
+        }
         let (from, to) = (wide(from), wide(to));
         // SAFETY: both are NUL-terminated wide strings that live across the call.
         let done = unsafe {

@@ -93,7 +93,7 @@ fn enospc_partway_through_an_append_is_a_clear_error_and_the_log_reopens_valid()
     let err = log
         .mark_running(Run::new("c", "s", Generation(1), UnixMs(3)))
         .unwrap_err();
-    assert!(err.to_string().contains("No space left"), "{err}");
+    assert_eq!(err.io_kind(), std::io::ErrorKind::StorageFull, "{err}");
     // Partway: a prefix of the frame reached the cache (over the segment's reserved space)
     // before the error.
     let failed = injected_on_segments(&sim, Fault::WriteNoSpace);

@@ -120,12 +120,23 @@ fn keys(report: &inflight::RecoveryReport) -> Vec<&str> {
     report.running.iter().map(|r| r.run.key.as_str()).collect()
 }
 
+/// The errors of a parent that may not be read, with (a part of) the system's text for them:
+/// EACCES and EPERM on Unix; ERROR_ACCESS_DENIED on Windows ("Access is denied.", Wine's
+/// "Access denied.").
+#[cfg(unix)]
+const DENIED: &[(i32, &str)] = &[
+    (libc::EACCES, "Permission denied"),
+    (libc::EPERM, "Operation not permitted"),
+];
+#[cfg(windows)]
+const DENIED: &[(i32, &str)] = &[(5, "ccess")];
+
+/// An I/O error: EIO on Unix, ERROR_IO_DEVICE on Windows.
+const EIO: i32 = if cfg!(windows) { 1117 } else { 5 };
+
 #[test]
 fn an_existing_log_directory_whose_parent_may_not_be_read_opens_with_a_warning() {
-    for (errno, reason) in [
-        (libc::EACCES, "Permission denied"),
-        (libc::EPERM, "Operation not permitted"),
-    ] {
+    for &(errno, reason) in DENIED {
         let sim = log_with_a_run();
         let parent = Harness::dir().parent().unwrap();
         let storage = FailingDirSync::new(&sim, parent, errno);
@@ -150,7 +161,7 @@ fn an_existing_log_directory_whose_parent_may_not_be_read_opens_with_a_warning()
 fn an_io_error_syncing_the_parent_still_fails_the_open() {
     let sim = log_with_a_run();
     let parent = Harness::dir().parent().unwrap();
-    let storage = FailingDirSync::new(&sim, parent, libc::EIO);
+    let storage = FailingDirSync::new(&sim, parent, EIO);
     match Log::open_with_storage(storage, Harness::dir(), Harness::options(SEED)) {
         Err(Error::Io {
             op: "sync directory",
@@ -159,7 +170,7 @@ fn an_io_error_syncing_the_parent_still_fails_the_open() {
             ..
         }) => {
             assert_eq!(path, parent);
-            assert_eq!(source.raw_os_error(), Some(libc::EIO));
+            assert_eq!(source.raw_os_error(), Some(EIO));
         }
         other => panic!("expected the sync's EIO, got {:?}", other.map(|o| o.report)),
     }
@@ -172,7 +183,7 @@ fn directories_the_open_creates_have_their_parents_synced_and_a_refusal_is_a_war
     sim.sync_dir(Path::new("/")).unwrap();
     let dir = Path::new("/srv/gw/inflight");
     // The parent that was already there may not be read; the open created the other two.
-    let storage = FailingDirSync::new(&sim, "/srv", libc::EACCES);
+    let storage = FailingDirSync::new(&sim, "/srv", DENIED[0].0);
     let (opened, warnings) =
         with_warnings(|| Log::open_with_storage(storage.clone(), dir, Harness::options(SEED)));
     let Opened { log, .. } = opened.unwrap_or_else(|e| panic!("{e}"));
@@ -186,7 +197,7 @@ fn directories_the_open_creates_have_their_parents_synced_and_a_refusal_is_a_war
         "the parents of the created directories, outermost first: {synced:?}"
     );
     assert!(
-        warnings.contains("parent=/srv ") && warnings.contains("Permission denied"),
+        warnings.contains("parent=/srv ") && warnings.contains(DENIED[0].1),
         "{warnings:?}"
     );
     // What the refusal costs: the entry of /srv/gw in /srv is not durable (the file system
@@ -195,7 +206,7 @@ fn directories_the_open_creates_have_their_parents_synced_and_a_refusal_is_a_war
 
     // An I/O error syncing the parent of a created directory fails the open.
     let sim = SimStorage::new(SEED);
-    let storage = FailingDirSync::new(&sim, "/srv/gw", libc::EIO);
+    let storage = FailingDirSync::new(&sim, "/srv/gw", EIO);
     assert!(matches!(
         Log::open_with_storage(storage, dir, Harness::options(SEED)),
         Err(Error::Io {

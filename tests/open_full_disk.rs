@@ -29,8 +29,7 @@ fn keys(report: &RecoveryReport) -> Vec<&str> {
 
 /// Whether the message points a full disk's owner to the read-only replay.
 fn says_full_and_read_only(message: &str) -> bool {
-    message.contains("No space left on device")
-        && message.contains("the disk is full")
+    message.contains("the disk is full")
         && message.contains("`Log::read_only`")
         && message.contains("`inflight replay DIR`")
         && message.contains("without writing")
@@ -105,7 +104,7 @@ fn other_errors_keep_their_advice() {
     assert!(matches!(err, Error::Io { at_open: false, .. }), "{err:?}");
     let message = err.to_string();
     assert!(
-        message.contains("No space left on device")
+        err.io_kind() == io::ErrorKind::StorageFull
             && message.contains("check the disk, its free space")
             && !says_full_and_read_only(&message),
         "{message}"

@@ -247,7 +247,8 @@ impl Flaky {
 }
 
 fn eio() -> io::Error {
-    io::Error::from_raw_os_error(5)
+    // EIO on Unix, ERROR_IO_DEVICE on Windows.
+    io::Error::from_raw_os_error(if cfg!(windows) { 1117 } else { 5 })
 }
 
 impl Storage for Flaky {
@@ -289,7 +290,12 @@ impl StorageFile for FlakyFile {
             // ENOSPC partway: half the bytes land, then the error.
             let half = buf.len() / 2;
             self.inner.write_at(&buf[..half], offset)?;
-            return Err(io::Error::from_raw_os_error(28));
+            // ENOSPC on Unix, ERROR_DISK_FULL on Windows: StorageFull on both.
+            return Err(io::Error::from_raw_os_error(if cfg!(windows) {
+                112
+            } else {
+                28
+            }));
         }
         self.inner.write_at(buf, offset)
     }
