@@ -75,6 +75,8 @@
 //! benchmarks.
 
 #![warn(missing_docs)]
+// docs.rs (nightly, `--cfg docsrs`): each item gated by a feature says which.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod asynclog;
 pub mod compaction;
