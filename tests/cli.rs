@@ -676,3 +676,33 @@ fn replay_dump_and_stats_show_the_gateways_decisions() {
         "{text}"
     );
 }
+
+#[test]
+fn completions_and_the_manual_page_come_from_the_commands_themselves() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        let out = inflight(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        // Every command is offered, and the options of one of them.
+        for command in ["replay", "verify", "takeover", "import-json", "completions"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+        assert!(script.contains("--database"), "{shell} lacks --database");
+    }
+    let out = inflight(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("possible values"), "{}", stderr(&out));
+
+    let out = inflight(&["man"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH inflight 1"), "{page}");
+    for section in [
+        ".SH NAME",
+        ".SH SYNOPSIS",
+        ".SH SUBCOMMANDS",
+        "inflight\\-replay",
+    ] {
+        assert!(page.contains(section), "the page lacks {section}");
+    }
+}

@@ -138,6 +138,16 @@ enum Command {
     ///
     /// Example: inflight fleet init --database postgres://gw@127.0.0.1/gw
     Fleet(fleet::FleetArgs),
+    /// Print a completion script for a shell, generated from these very commands.
+    ///
+    /// Example: inflight completions bash > /etc/bash_completion.d/inflight;
+    /// inflight completions zsh > "${fpath[1]}/_inflight"; inflight completions fish >
+    /// ~/.config/fish/completions/inflight.fish
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) of inflight, generated from these very commands.
+    ///
+    /// Example: inflight man > /usr/local/share/man/man1/inflight.1; man inflight
+    Man,
 }
 
 const TAKEOVER_EXAMPLES: &str = "\
@@ -518,6 +528,8 @@ pub fn main() -> i32 {
         Command::Bench(args) => bench::run_bench(args),
         Command::Takeover(args) => fleet::takeover(args),
         Command::Fleet(args) => fleet::fleet(args),
+        Command::Completions(args) => completions(args),
+        Command::Man => man(),
     };
     match result {
         Ok(()) => 0,
@@ -576,4 +588,27 @@ impl serde::Serialize for Rfc3339 {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
+}
+
+/// `inflight completions`'s arguments.
+#[derive(Debug, clap::Args)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+/// `inflight completions SHELL`: the script on standard output.
+fn completions(args: CompletionsArgs) -> CliResult {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    clap_complete::generate(args.shell, &mut command, "inflight", &mut std::io::stdout());
+    Ok(())
+}
+
+/// `inflight man`: the manual page, roff, on standard output.
+fn man() -> CliResult {
+    let command = <Cli as clap::CommandFactory>::command();
+    clap_mangen::Man::new(command)
+        .render(&mut std::io::stdout())
+        .map_err(|e| Failure::new(1, format!("writing the manual page: {e}")))
 }
