@@ -2,7 +2,54 @@
 
 from os import PathLike
 from types import TracebackType
-from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Tuple, Type, TypedDict, Union
+from typing import (
+    Any,
+    ClassVar,
+    Dict,
+    Iterable,
+    List,
+    Literal,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypedDict,
+    TypeVar,
+    Union,
+    final,
+)
+
+from typing_extensions import disjoint_base
+
+__all__ = [
+    "Log",
+    "Recovered",
+    "_AsyncFront",
+    "Run",
+    "InterruptedRun",
+    "RecoveryReport",
+    "Flagged",
+    "open",
+    "read_only",
+    "fallback_without_log",
+    "import_runs",
+    "started_at_ms_from_secs",
+    "check_key",
+    "check_seconds",
+    "read_checkpoint",
+    "TakenOver",
+    "create_schema",
+    "open_database",
+    "read_only_database",
+    "take_over",
+    "_native_load",
+    "_native_async_load",
+    "KEY_BYTES_MAX",
+    "SESSION_ID_BYTES_MAX",
+    "META_BYTES_MAX",
+    "WINDOW_MS_DEFAULT",
+]
 
 KEY_BYTES_MAX: int
 SESSION_ID_BYTES_MAX: int
@@ -10,6 +57,7 @@ META_BYTES_MAX: int
 WINDOW_MS_DEFAULT: int
 
 _Path = Union[str, "PathLike[str]"]
+_T = TypeVar("_T")
 _Number = Union[int, float]
 _Sessions = Union[Mapping[str, _Number], Iterable[Tuple[str, _Number]]]
 Reason = Literal["crash", "shutdown"]
@@ -61,6 +109,7 @@ class Metrics(TypedDict):
     recovered_runs: int
     crash_loops: int
     poisoned: bool
+    fenced: bool
 
 class Counters(TypedDict):
     started: int
@@ -90,18 +139,27 @@ class Compacted(TypedDict):
     segments_removed: int
     snapshots_removed: int
 
+@final
 class Run:
     """One agent run: key, session id, generation, start time (ms since the epoch), meta."""
 
-    key: str
-    session_id: str
-    generation: int
-    started_at_ms: int
-    meta: Optional[str]
-    nonce: int
-    def __init__(
-        self, key: str, session_id: str, generation: int, started_at_ms: _Number, meta: Optional[str] = None
-    ) -> None: ...
+    # Equality compares the fields; a Run is not hashable.
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    def __new__(
+        cls, key: str, session_id: str, generation: int, started_at_ms: _Number, meta: Optional[str] = None
+    ) -> "Run": ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def started_at_ms(self) -> int: ...
+    @property
+    def meta(self) -> Optional[str]: ...
+    @property
+    def nonce(self) -> int: ...
     @property
     def token(self) -> str:
         """32 hex digits that name this run of this key in this log, and nothing else."""
@@ -109,25 +167,44 @@ class Run:
     def started_at(self) -> float:
         """The start time in seconds since the epoch."""
 
+@final
 class InterruptedRun:
     """A run in flight: its fields, where it stands, why it stopped, and its loop counts."""
 
-    key: str
-    session_id: str
-    generation: int
-    started_at_ms: int
-    meta: Optional[str]
-    token: str
-    state: RunState
-    reason: Reason
-    recoveries: int
-    stops: int
-    running: bool
-    pending_reason: Optional[str]
-    pending_at_ms: Optional[int]
-    suspended_at_ms: Optional[int]
-    crash_loop: bool
-    stop_loop: bool
+    # Equality compares the fields; an InterruptedRun is not hashable.
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    @property
+    def key(self) -> str: ...
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    @property
+    def started_at_ms(self) -> int: ...
+    @property
+    def meta(self) -> Optional[str]: ...
+    @property
+    def token(self) -> str: ...
+    @property
+    def state(self) -> RunState: ...
+    @property
+    def reason(self) -> Reason: ...
+    @property
+    def recoveries(self) -> int: ...
+    @property
+    def stops(self) -> int: ...
+    @property
+    def running(self) -> bool: ...
+    @property
+    def pending_reason(self) -> Optional[str]: ...
+    @property
+    def pending_at_ms(self) -> Optional[int]: ...
+    @property
+    def suspended_at_ms(self) -> Optional[int]: ...
+    @property
+    def crash_loop(self) -> bool: ...
+    @property
+    def stop_loop(self) -> bool: ...
     @property
     def pending_at(self) -> Optional[float]: ...
     @property
@@ -137,6 +214,7 @@ class InterruptedRun:
     @property
     def run(self) -> Run: ...
 
+@final
 class RecoveryReport:
     """What opening (or reading) a log found."""
 
@@ -178,14 +256,22 @@ class RecoveryReport:
     def snapshot(self) -> Optional[SnapshotUsed]: ...
     def to_dict(self) -> Dict[str, Any]: ...
 
+@final
 class Flagged:
     """A key the fallback says to treat as interrupted, and why."""
 
-    key: str
-    reason: FlagReason
-    precise: bool
-    recoveries: Optional[int]
+    # Equality compares the fields; a Flagged is not hashable.
+    __hash__: ClassVar[None]  # type: ignore[assignment]
+    @property
+    def key(self) -> str: ...
+    @property
+    def reason(self) -> FlagReason: ...
+    @property
+    def precise(self) -> bool: ...
+    @property
+    def recoveries(self) -> Optional[int]: ...
 
+@final
 class Log:
     """An open log: a context manager that closes it cleanly (or abandons it on an exception)."""
 
@@ -225,47 +311,54 @@ class Log:
     def metrics(self) -> Metrics: ...
     def compact(self) -> Compacted: ...
     def fallback(
-        self, sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
+        self, sessions: _Sessions, window_ms: Optional[_Number] = None, now_ms: Optional[_Number] = None
     ) -> List[Flagged]: ...
     def __enter__(self) -> "Log": ...
     def __exit__(
         self,
         exc_type: Optional[Type[BaseException]],
-        exc: Optional[BaseException],
-        tb: Optional[TracebackType],
-    ) -> bool: ...
+        _exc: Optional[BaseException],
+        _tb: Optional[TracebackType],
+    ) -> Literal[False]: ...
 
+@disjoint_base
 class Recovered:
     """What a read-only replay found."""
 
     @property
     def report(self) -> RecoveryReport: ...
     def fallback(
-        self, sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
+        self, sessions: _Sessions, window_ms: Optional[_Number] = None, now_ms: Optional[_Number] = None
     ) -> List[Flagged]: ...
 
 def open(
     path: _Path,
     *,
     strict: bool = False,
-    segment_bytes_max: int = 1048576,
-    compact_after_bytes: Optional[int] = 67108864,
-    retention_ms: Optional[int] = 604800000,
-    crash_loop_threshold: int = 3,
-    stop_loop_threshold: int = 3,
+    segment_bytes_max: int = ...,
+    compact_after_bytes: Optional[int] = ...,
+    retention_ms: Optional[int] = ...,
+    crash_loop_threshold: int = ...,
+    stop_loop_threshold: int = ...,
     record_recovery: bool = True,
 ) -> Log: ...
 def read_only(path: _Path, *, strict: bool = False) -> Recovered: ...
 
+@final
 class TakenOver(Recovered):
     """What a takeover found and did: the dead instance's report and fallback (as a
     ``Recovered``), and the fence."""
 
-    instance: str
-    by: str
-    epoch: int
-    was_open: bool
-    taken_before: Optional[str]
+    @property
+    def instance(self) -> str: ...
+    @property
+    def by(self) -> str: ...
+    @property
+    def epoch(self) -> int: ...
+    @property
+    def was_open(self) -> bool: ...
+    @property
+    def taken_before(self) -> Optional[str]: ...
 
 def create_schema(database: str) -> None: ...
 def open_database(
@@ -273,19 +366,19 @@ def open_database(
     instance: str,
     *,
     strict: bool = False,
-    segment_bytes_max: int = 1048576,
-    compact_after_bytes: Optional[int] = 67108864,
-    retention_ms: Optional[int] = 604800000,
-    crash_loop_threshold: int = 3,
-    stop_loop_threshold: int = 3,
+    segment_bytes_max: int = ...,
+    compact_after_bytes: Optional[int] = ...,
+    retention_ms: Optional[int] = ...,
+    crash_loop_threshold: int = ...,
+    stop_loop_threshold: int = ...,
     record_recovery: bool = True,
 ) -> Log: ...
 def read_only_database(database: str, instance: str, *, strict: bool = False) -> Recovered: ...
 def take_over(database: str, dead_instance: str, by: str, *, create_taker: bool = False) -> TakenOver: ...
 def fallback_without_log(
-    sessions: _Sessions, window_ms: _Number = 120000, now_ms: Optional[_Number] = None
+    sessions: _Sessions, window_ms: Optional[_Number] = None, now_ms: Optional[_Number] = None
 ) -> List[Flagged]: ...
-def import_runs(path: _Path, runs: List[Run]) -> int: ...
+def import_runs(path: _Path, runs: Sequence[Run]) -> int: ...
 def started_at_ms_from_secs(key: str, secs: float) -> int: ...
 def check_key(key: object) -> str: ...
 def check_seconds(field: str, value: object, key: Optional[str] = None) -> float: ...
@@ -293,13 +386,18 @@ def read_checkpoint(path: _Path) -> List[Run]: ...
 def _native_load(path: _Path, threads: int, seconds: float) -> Tuple[int, float]: ...
 def _native_async_load(path: _Path, tasks: int, seconds: float) -> Tuple[int, float]: ...
 
+# A call of the async front: (0, its result) when it is done at once, else (its call number,
+# None), the result handed back later by ``ready()``.
+_Started = Tuple[int, Optional[_T]]
+
+@final
 class _AsyncFront:
     """The crate's async front for one event loop (driven by ``inflight.aio.AsyncLog``)."""
 
-    def __init__(self, log: Log) -> None: ...
+    def __new__(cls, log: Log) -> "_AsyncFront": ...
     def fileno(self) -> int: ...
     def waiting(self) -> int: ...
-    def begin_run(self, key: str, session_id: str, meta: Optional[str] = None) -> Tuple[int, Any]: ...
+    def begin_run(self, key: str, session_id: str, meta: Optional[str] = None) -> _Started[Run]: ...
     def mark_running(
         self,
         key: str,
@@ -307,10 +405,14 @@ class _AsyncFront:
         generation: int,
         started_at_ms: Optional[_Number] = None,
         meta: Optional[str] = None,
-    ) -> Tuple[int, Any]: ...
-    def mark_completed(self, key: str, generation: int, at_ms: Optional[_Number] = None) -> Tuple[int, Any]: ...
-    def complete_token(self, key: str, token: str) -> Tuple[int, Any]: ...
-    def progress(self, key: str, token: str, meta: Optional[str]) -> Tuple[int, Any]: ...
-    def close(self) -> Tuple[int, Any]: ...
+    ) -> _Started[StartApplied]: ...
+    def mark_completed(
+        self, key: str, generation: int, at_ms: Optional[_Number] = None
+    ) -> _Started[CompletionApplied]: ...
+    def complete_token(self, key: str, token: str) -> _Started[ExactApplied]: ...
+    def progress(self, key: str, token: str, meta: Optional[str]) -> _Started[DecisionApplied]: ...
+    def close(self) -> _Started[None]: ...
+    # (call number, ok, value): the call's result when ok (a Run, a str or None, by the call),
+    # else the exception it raised.
     def ready(self) -> List[Tuple[int, bool, Any]]: ...
     def shutdown(self) -> None: ...

@@ -25,10 +25,12 @@ Accepting waits only while the log's queue of accepted events is full (65,536 ev
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple, TypeVar, overload
 
 from . import _inflight
 from ._inflight import Log, Run
+
+T = TypeVar("T")
 
 
 class AsyncLog:
@@ -60,11 +62,17 @@ class AsyncLog:
             else:
                 future.set_exception(value)
 
-    async def _wait(self, started: Tuple[int, Any]) -> Any:
+    # A call of the front starts as (0, its result) when done at once, else (its call number,
+    # None); the first overload types a close, whose result is None.
+    @overload
+    async def _wait(self, started: Tuple[int, None]) -> None: ...
+    @overload
+    async def _wait(self, started: Tuple[int, Optional[T]]) -> T: ...
+    async def _wait(self, started: Tuple[int, Optional[T]]) -> Optional[T]:
         call, value = started
         if call == 0:
             return value
-        future = asyncio.get_running_loop().create_future()
+        future: "asyncio.Future[Optional[T]]" = asyncio.get_running_loop().create_future()
         self._waiting[call] = future
         try:
             return await future

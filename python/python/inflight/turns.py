@@ -82,7 +82,7 @@ import asyncio
 import logging
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, Iterable, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Dict, Iterable, Optional, TypeVar
 
 from . import _inflight, _owners
 from ._inflight import InterruptedRun, Log, RecoveryReport
@@ -436,7 +436,7 @@ class AsyncTurnMarkers(_Turns):
             self._core.reopen()
             self.front = AsyncLog(self._core.log)
 
-    async def _turn_call(self, what: str, call: Callable[[AsyncLog], Any]) -> Any:
+    async def _turn_call(self, what: str, call: Callable[[AsyncLog], Awaitable[T]]) -> T:
         self._reopen()
         try:
             return await call(self.front)
