@@ -13,6 +13,7 @@
 //! - `fleet`: a fleet's logs in PostgreSQL, and the takeover of a dead instance's runs.
 //! - `aio`: the crate's waker-based async front, for an asyncio event loop.
 //! - `native`: the benchmarks' workloads with no Python in the loop.
+//! - `logs`: the crate's warnings and errors, queued for Python's `logging`.
 
 use pyo3::prelude::*;
 
@@ -21,11 +22,15 @@ mod convert;
 mod errors;
 mod fleet;
 mod log;
+mod logs;
 mod native;
 mod values;
 
 #[pymodule]
 fn _inflight(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logs::install();
+    m.add_function(wrap_pyfunction!(logs::_next_log_record, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::_dropped_log_records, m)?)?;
     m.add_class::<log::PyLog>()?;
     m.add_class::<log::PyRecovered>()?;
     m.add_class::<aio::PyAsyncFront>()?;

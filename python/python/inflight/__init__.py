@@ -77,6 +77,9 @@ from .errors import (
     KeptChangingError,
     UnsupportedVersionError,
 )
+from . import _logs
+
+_logs.start()
 
 __all__ = [
     "KEY_BYTES_MAX",

@@ -23,6 +23,8 @@ from typing import (
 from typing_extensions import disjoint_base
 
 __all__ = [
+    "_next_log_record",
+    "_dropped_log_records",
     "Log",
     "Recovered",
     "_AsyncFront",
@@ -416,3 +418,13 @@ class _AsyncFront:
     # else the exception it raised.
     def ready(self) -> List[Tuple[int, bool, Any]]: ...
     def shutdown(self) -> None: ...
+
+def _next_log_record(timeout: float) -> Optional[Tuple[int, str, str]]:
+    """The next warning or error the crate reported, waiting at most ``timeout`` seconds with
+    the GIL released: ``(level, logger, message)``, or ``None``. For ``inflight._logs``."""
+    ...
+
+def _dropped_log_records() -> int:
+    """How many of the crate's records were dropped because their queue was full."""
+    ...
+
