@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
@@ -135,10 +135,8 @@ pub fn _next_log_record(py: Python<'_>, timeout: f64) -> Option<Record> {
     let wait = Duration::from_secs_f64(timeout.clamp(0.0, 60.0));
     py.allow_threads(|| {
         let receiver = queue().receiver.lock().unwrap_or_else(|p| p.into_inner());
-        match receiver.recv_timeout(wait) {
-            Ok(record) => Some(record),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        // A timeout, or no sender (never: the queue owns one), is "nothing yet".
+        receiver.recv_timeout(wait).ok()
     })
 }
 
