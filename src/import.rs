@@ -364,8 +364,14 @@ const CHECKPOINT_SHAPE: &str = r#"{"KEY": {"session_id": "S", "started_at": SECO
 /// ```
 pub fn read_checkpoint(path: &Path) -> Result<Vec<Run>> {
     let bytes = std::fs::read(path).map_err(|e| Error::io("read", path, e))?;
-    parse_checkpoint(&bytes).map_err(|(detail, at)| Error::CheckpointFile {
-        path: path.to_path_buf(),
+    checkpoint_from_bytes(&bytes, path)
+}
+
+/// [`read_checkpoint`] of bytes already read (standard input, say); `name` is what errors
+/// call them.
+pub fn checkpoint_from_bytes(bytes: &[u8], name: &Path) -> Result<Vec<Run>> {
+    parse_checkpoint(bytes).map_err(|(detail, at)| Error::CheckpointFile {
+        path: name.to_path_buf(),
         line: at.map(|a| a.0),
         column: at.map(|a| a.1),
         detail,

@@ -706,3 +706,47 @@ fn completions_and_the_manual_page_come_from_the_commands_themselves() {
         assert!(page.contains(section), "the page lacks {section}");
     }
 }
+
+#[test]
+fn import_json_reads_standard_input_given_as_a_dash() {
+    use std::io::Write;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inflight"))
+        .args(["import-json", "-", dir.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            br#"{"agent:main:telegram:dm:1": {"session_id": "s1", "started_at": 1764150000.5}}"#,
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from standard input"));
+    let (_log, report) = open(&dir);
+    assert_eq!(report.running.len(), 1);
+    assert_eq!(report.running[0].run.key, "agent:main:telegram:dm:1");
+
+    // A malformed one is named as standard input, with where it breaks.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inflight"))
+        .args([
+            "import-json",
+            "-",
+            parent.path().join("other").to_str().unwrap(),
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{\"k\": ").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("standard input"), "{}", stderr(&out));
+}

@@ -1,14 +1,41 @@
 //! `inflight import-json`: a JSON checkpoint of the design this crate replaces, made a new log.
 
-use inflight::import::read_checkpoint;
+use std::io::Read;
+use std::path::Path;
+
+use inflight::import::{checkpoint_from_bytes, read_checkpoint};
 use inflight::{Log, Options};
 
 use super::{CliResult, Failure, ImportJsonArgs, exit_code};
 
+/// The most a checkpoint on standard input may hold (a file has no such limit: it is read at
+/// its size).
+const STDIN_BYTES_MAX: u64 = 1 << 30;
+
 pub(super) fn run(args: ImportJsonArgs) -> CliResult {
-    let file = args.file.display();
-    let runs =
-        read_checkpoint(&args.file).map_err(|e| Failure::new(exit_code(&e), e.to_string()))?;
+    let from_stdin = args.file.as_os_str() == "-";
+    let file = if from_stdin {
+        Path::new("standard input").display()
+    } else {
+        args.file.display()
+    };
+    let runs = if from_stdin {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(STDIN_BYTES_MAX + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::new(1, format!("reading standard input: {e}")))?;
+        if bytes.len() as u64 > STDIN_BYTES_MAX {
+            return Err(Failure::new(
+                6,
+                "standard input holds more than 1 GiB: give the checkpoint as a file",
+            ));
+        }
+        checkpoint_from_bytes(&bytes, Path::new("standard input"))
+    } else {
+        read_checkpoint(&args.file)
+    }
+    .map_err(|e| Failure::new(exit_code(&e), e.to_string()))?;
     // A run the library refuses (a limit, a key twice) is named with the file it came from.
     let report = Log::import_runs(&args.dir, runs, Options::default()).map_err(|e| {
         let code = exit_code(&e);

@@ -297,7 +297,7 @@ struct CompactArgs {
 /// Arguments of `inflight import-json`.
 #[derive(Debug, Args)]
 struct ImportJsonArgs {
-    /// The JSON checkpoint (agent_checkpoints.json).
+    /// The JSON checkpoint (agent_checkpoints.json), or - for standard input.
     file: PathBuf,
     /// The new log directory (must not exist, or be empty).
     dir: PathBuf,
