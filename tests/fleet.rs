@@ -550,7 +550,7 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     assert_eq!(code, Some(11), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     let (code, _) = cli(&["verify", "--database", &bare_url, "--instance", "a"]);
-    assert_eq!(code, Some(3));
+    assert_eq!(code, Some(11));
     let (code, err) = cli(&["takeover", "nobody", "--by", "b", "--database", &url]);
     assert_eq!(code, Some(11), "{err}");
     assert!(err.contains("no log of instance \"nobody\""), "{err}");

@@ -185,7 +185,7 @@ fn dump_json_is_one_object_a_line_and_the_filters_select_events() {
 }
 
 #[test]
-fn dump_shows_corruption_where_it_lies_and_verify_exits_2_naming_it() {
+fn dump_shows_corruption_where_it_lies_and_verify_exits_14_naming_it() {
     let (dir, mut bytes) = common::log_with_runs(&["a", "b", "c", "d"], "");
     let offsets = frame_offsets(&bytes);
     bytes[offsets[1] + 20] ^= 0x40; // inside record 2's payload
@@ -207,7 +207,7 @@ fn dump_shows_corruption_where_it_lies_and_verify_exits_2_naming_it() {
     assert!(lines[3].trim_start().starts_with("3 "), "{text}");
 
     let out = inflight(&["verify", d(dir.path())]);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(14), "{}", stdout(&out));
     assert!(
         stdout(&out).contains(&format!(
             "CORRUPTION  00000000000000000001.log bytes {}..{}",
@@ -251,7 +251,7 @@ fn an_incomplete_last_record_is_a_torn_tail_not_corruption() {
     std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
 
     let out = inflight(&["verify", d(dir.path())]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(13), "{}", stdout(&out));
     assert!(stdout(&out).contains(&format!(
         "TORN TAIL   00000000000000000001.log bytes {full}..{}",
         bytes.len()
@@ -272,7 +272,7 @@ fn an_incomplete_last_record_is_a_torn_tail_not_corruption() {
     bytes.extend_from_slice(&[0xa5; 9000]);
     std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
     let out = inflight(&["verify", d(dir.path())]);
-    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(14), "{}", stdout(&out));
     let text = stdout(&out);
     assert!(
         text.contains("a gap between record 2 (") && text.contains(" ms) and the end of the log"),
@@ -471,7 +471,7 @@ fn a_segment_from_a_newer_format_is_refused_clearly() {
     }
     let missing = dir.path().join("nope");
     let out = inflight(&["verify", d(&missing)]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(5));
     let out = inflight(&["dump", d(&missing)]);
     assert_eq!(out.status.code(), Some(5));
 }
@@ -541,7 +541,7 @@ fn every_command_has_help_with_examples() {
         );
     }
     let verify = stdout(&inflight(&["verify", "--help"]));
-    assert!(verify.contains("1  a torn tail only") && verify.contains("2  corruption"));
+    assert!(verify.contains("13  a torn tail only") && verify.contains("14  corruption"));
 }
 
 /// The walk reports what an open's replay reports, on logs clean and damaged in each way the

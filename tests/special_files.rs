@@ -135,7 +135,7 @@ fn readers_agree(special: Special, name: &str, dir: &Path, running: &[(String, u
     assert!(err.contains(name), "{context}: {err}");
 
     let (code, out, err) = done(&["verify", d]);
-    assert_eq!(code, 2, "{context}: verify: {out}{err}");
+    assert_eq!(code, 14, "{context}: verify: {out}{err}");
     assert!(
         out.contains(name) && out.contains("not a regular file"),
         "{context}: {out}"
@@ -251,7 +251,7 @@ fn an_older_snapshot_of_an_unsupported_version_is_a_finding_replay_does_not_need
     assert_eq!(recovered.report.running.len(), running.len());
     // The tools that check every file report it, as damage, naming the version.
     let (code, out, _) = inflight(&["verify", d]).unwrap();
-    assert_eq!(code, 2, "{out}");
+    assert_eq!(code, 14, "{out}");
     assert!(
         out.contains("snapshot-00000000000000000001.json") && out.contains("version 3"),
         "{out}"

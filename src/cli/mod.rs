@@ -38,8 +38,9 @@ Exit codes:
      log of that instance, or the connection was lost mid-run
  12  replay, dump, verify, stats: a live log kept changing under every reading (a compaction
      or a segment rollover overtook 16 in a row); nothing is wrong with it: run it again
-verify has its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read,
-and 12 as above.
+ 13  verify: a torn tail only (an incomplete last record; the next open cuts it)
+ 14  verify: corruption (each finding printed with its file and byte offsets)
+verify exits 0 for a clean log; a log it could not read exits as above.
 
 Set RUST_LOG=info (or debug) to see what the log does on open, recovery and append.";
 
@@ -192,14 +193,14 @@ Examples:
   inflight verify /var/lib/gw/inflight
   inflight verify /var/lib/gw/inflight --json | jq '.findings[]'
 
-Exit codes of verify:
+Exit codes of verify (its verdicts have codes no other outcome shares):
   0  clean: every segment and snapshot reads
-  1  a torn tail only: an incomplete last record (what a crash leaves, cut by the next open; on
+ 13  a torn tail only: an incomplete last record (what a crash leaves, cut by the next open; on
      a live log a record still being written is read again, not reported)
-  2  corruption: damage a crash cannot explain, records missing, a damaged snapshot
-  3  the log could not be read: no log there, an I/O error, or a format version this build does
-     not read
- 12  a live log kept changing under every reading (compactions, rollovers): run it again";
+ 14  corruption: damage a crash cannot explain, records missing, a damaged snapshot
+A log that could not be read exits as every command does: 1 an I/O error, 3 a format version
+this build does not read, 5 no log there, 11 the database, 12 a live log that kept changing
+under every reading (run it again).";
 
 const STATS_EXAMPLES: &str = "\
 Examples:

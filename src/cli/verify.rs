@@ -1,6 +1,7 @@
-//! `inflight verify`: every segment and snapshot checked, each finding with its place, and an
-//! exit code of its own: 0 clean, 1 a torn tail only, 2 corruption, 3 the log could not be read,
-//! 12 a live log kept changing under every reading (as for every command).
+//! `inflight verify`: every segment and snapshot checked, each finding with its place. Its
+//! verdicts have exit codes no other outcome shares: 0 clean, 13 a torn tail only, 14
+//! corruption; a log that could not be read exits as every command does (1 an I/O error, 3 a
+//! newer format, 5 no log there, 11 the database, 12 a live log that kept changing).
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;
@@ -9,20 +10,16 @@ use inflight::inspect::verify::{Severity, Verdict, Verification};
 use inflight::inspect::{Item, Reader};
 
 use super::progress::ByteProgress;
-use super::{CliResult, Failure, KEPT_CHANGING, VerifyArgs};
+use super::{CliResult, Failure, VerifyArgs, exit_code};
 
-/// Exit codes of `verify`.
-const TORN_TAIL: i32 = 1;
-const CORRUPT: i32 = 2;
-const UNREADABLE: i32 = 3;
+/// `verify`'s verdicts: a torn tail only, corruption.
+const TORN_TAIL: i32 = 13;
+const CORRUPT: i32 = 14;
 
 pub(super) fn run(args: VerifyArgs) -> CliResult {
     // Whatever kept the log from being read (no log, an I/O error, a newer format, a database
-    // out of reach) is exit 3.
-    let storage = args
-        .source
-        .storage()
-        .map_err(|f| Failure::new(UNREADABLE, f.message))?;
+    // out of reach) exits with the code every command gives it.
+    let storage = args.source.storage()?;
     let dir = args.source.path();
     let progress = RefCell::new(ByteProgress::new(&dir));
     let mut reader = Reader::new(&*storage, &dir);
@@ -34,10 +31,7 @@ pub(super) fn run(args: VerifyArgs) -> CliResult {
         ControlFlow::Continue(())
     });
     progress.borrow_mut().finish();
-    let verification = read.map_err(|e| match e {
-        inflight::Error::KeptChanging { .. } => Failure::new(KEPT_CHANGING, e.to_string()),
-        e => Failure::new(UNREADABLE, e.to_string()),
-    })?;
+    let verification = read.map_err(|e| Failure::new(exit_code(&e), e.to_string()))?;
     let walked = reader.finish();
     let verdict = verification.verdict();
     let dir = dir.display();
