@@ -352,7 +352,7 @@ const PASSED: &[&str] = &[
 ];
 
 /// libpq parameters that change nothing here, accepted so that a libpq string works as is.
-const IGNORED: &[&str] = &["sslsni", "sslcompression", "client_encoding_check"];
+const IGNORED: &[&str] = &["sslsni", "sslcompression"];
 
 /// Resolves `params` (from [`parse`]) with the environment and files of `env`, as libpq
 /// would: a parameter the string gives wins, then its `PG*` variable, then the default.
