@@ -29,7 +29,7 @@ mod values;
 #[pymodule]
 fn _inflight(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logs::install();
-    m.add_function(wrap_pyfunction!(logs::_next_log_record, m)?)?;
+    m.add_function(wrap_pyfunction!(logs::_take_log_records, m)?)?;
     m.add_function(wrap_pyfunction!(logs::_dropped_log_records, m)?)?;
     m.add_class::<log::PyLog>()?;
     m.add_class::<log::PyRecovered>()?;

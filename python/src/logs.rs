@@ -4,14 +4,13 @@
 //! GIL (a Python thread holding it may be waiting for that very thread). So a `tracing`
 //! subscriber of ours puts each record in a bounded queue without blocking (a full queue
 //! drops the record and counts it), and a daemon thread of the package
-//! (`inflight/_logs.py`) takes them out, the GIL released while it waits, and logs them under
-//! the `inflight` logger.
+//! (`inflight/_logs.py`) takes them out every 100 ms, sleeping in Python in between, and logs
+//! them under the `inflight` logger.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 use pyo3::prelude::*;
 use tracing::field::{Field, Visit};
@@ -128,16 +127,15 @@ pub fn install() {
     let _ = tracing::subscriber::set_global_default(ToPython);
 }
 
-/// The next record, waiting at most `timeout` seconds with the GIL released: `(level,
-/// logger, message)`, or `None`. For the package's logging thread.
+/// The records waiting, oldest first, at most `limit`, without waiting for more: `(level,
+/// logger, message)` each. For the package's logging thread, which polls: it must not wait
+/// inside this module with the GIL released, since a daemon thread still there when the
+/// interpreter exits is ended by `pthread_exit`, whose forced unwinding through Rust frames
+/// crashes the process (it sleeps in Python between polls instead).
 #[pyfunction]
-pub fn _next_log_record(py: Python<'_>, timeout: f64) -> Option<Record> {
-    let wait = Duration::from_secs_f64(timeout.clamp(0.0, 60.0));
-    py.allow_threads(|| {
-        let receiver = queue().receiver.lock().unwrap_or_else(|p| p.into_inner());
-        // A timeout, or no sender (never: the queue owns one), is "nothing yet".
-        receiver.recv_timeout(wait).ok()
-    })
+pub fn _take_log_records(limit: usize) -> Vec<Record> {
+    let receiver = queue().receiver.lock().unwrap_or_else(|p| p.into_inner());
+    receiver.try_iter().take(limit).collect()
 }
 
 /// How many records were dropped because the queue was full.

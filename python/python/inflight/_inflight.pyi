@@ -23,7 +23,7 @@ from typing import (
 from typing_extensions import disjoint_base
 
 __all__ = [
-    "_next_log_record",
+    "_take_log_records",
     "_dropped_log_records",
     "Log",
     "Recovered",
@@ -419,9 +419,9 @@ class _AsyncFront:
     def ready(self) -> List[Tuple[int, bool, Any]]: ...
     def shutdown(self) -> None: ...
 
-def _next_log_record(timeout: float) -> Optional[Tuple[int, str, str]]:
-    """The next warning or error the crate reported, waiting at most ``timeout`` seconds with
-    the GIL released: ``(level, logger, message)``, or ``None``. For ``inflight._logs``."""
+def _take_log_records(limit: int) -> List[Tuple[int, str, str]]:
+    """The warnings and errors the crate reported and nobody took yet, oldest first, at most
+    ``limit``, without waiting: ``(level, logger, message)`` each. For ``inflight._logs``."""
     ...
 
 def _dropped_log_records() -> int:

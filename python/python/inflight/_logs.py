@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from . import _inflight
 
@@ -20,12 +21,12 @@ _lock = threading.Lock()
 
 
 def _pump() -> None:
+    # It sleeps in Python between polls, never inside the compiled module: a daemon thread is
+    # ended where it stands when the interpreter exits, which must not be in Rust code.
     while True:
-        record = _inflight._next_log_record(0.5)
-        if record is None:
-            continue
-        level, name, message = record
-        logging.getLogger(name).log(level, "%s", message)
+        for level, name, message in _inflight._take_log_records(256):
+            logging.getLogger(name).log(level, "%s", message)
+        time.sleep(0.1)
 
 
 def start() -> None:
