@@ -5,20 +5,24 @@
 //! number, registered with the log by a `Waker` of this module's own. When a sync makes the
 //! event durable, the thread that synced it (the front's flusher, or a thread calling the
 //! blocking methods) wakes that waker, which only notes the call number and, if it is the first
-//! since the loop last looked, writes one byte to a socket the loop watches (`add_reader`). The
-//! loop then calls `ready()`, which polls the woken calls and hands back their results. No
-//! thread is held per waiting call, the loop never waits for a write or a sync, and the syncing
-//! thread never takes the GIL.
+//! since the loop last looked, tells the loop to look. The loop then calls `ready()`, which polls
+//! the woken calls and hands back their results. No thread is held per waiting call, the loop
+//! never waits for a write or a sync, and the syncing thread never takes the GIL.
+//!
+//! The loop is told in one of two ways, the same round either way:
+//! - a selector loop (every loop on Unix) watches a socket (`loop.add_reader`), and the round is
+//!   one byte written to it;
+//! - a loop without `add_reader` (the proactor loop, Windows' default) has one Python thread
+//!   per front waiting in `wait_round()` with the GIL released; the round ends that wait, and
+//!   the thread hands `ready()` to the loop with `call_soon_threadsafe`.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::net::UnixStream;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
 
 use pyo3::prelude::*;
 
@@ -50,23 +54,44 @@ impl Done {
 
 type Call = Pin<Box<dyn Future<Output = inflight::Result<Done>> + Send>>;
 
-/// The calls woken since the loop last looked, and the socket that tells it to look.
+/// The longest one `wait_round()` waits, whatever the caller asks: the thread that calls it
+/// comes back at least this often to see whether its loop or its front is gone.
+const ROUND_WAIT_MAX: Duration = Duration::from_secs(1);
+
+/// What the wakers share with the loop's side.
+#[derive(Default)]
+struct Rounds {
+    /// The calls woken since the loop last looked.
+    woken: Vec<u64>,
+    /// A round began (the first call was woken) and no `wait_round()` has seen it yet.
+    unseen: bool,
+    /// The front is shut down: `wait_round()` returns at once.
+    stopped: bool,
+}
+
+/// The calls woken since the loop last looked, and the two ways of telling it to look.
 struct Notifier {
-    woken: Mutex<Vec<u64>>,
-    /// The write end; non-blocking, so a full socket (the loop has a byte to read already)
-    /// never holds up the syncing thread.
-    signal: UnixStream,
+    rounds: Mutex<Rounds>,
+    /// Ends a `wait_round()`.
+    round_began: Condvar,
+    /// The write end of the socket a selector loop watches; non-blocking, so a full socket
+    /// (the loop has a byte to read already) never holds up the syncing thread.
+    signal: socket::Signal,
 }
 
 impl Notifier {
     fn wake(&self, call: u64) {
-        let mut woken = self.woken.lock().unwrap_or_else(|e| e.into_inner());
-        let first = woken.is_empty();
-        woken.push(call);
-        drop(woken);
+        let mut rounds = lock(&self.rounds);
+        let first = rounds.woken.is_empty();
+        rounds.woken.push(call);
         if first {
-            // One byte per round: the loop drains the list whole when it wakes.
-            let _ = (&self.signal).write(&[1]);
+            rounds.unseen = true;
+        }
+        drop(rounds);
+        if first {
+            // One round per first wake: the loop drains the list whole when it looks.
+            self.signal.notify();
+            self.round_began.notify_all();
         }
     }
 }
@@ -93,8 +118,8 @@ pub(crate) struct PyAsyncFront {
     /// `None` once shut down: the flusher thread is stopped.
     front: Mutex<Option<AsyncLog>>,
     notifier: Arc<Notifier>,
-    /// The read end, watched by the loop.
-    readable: UnixStream,
+    /// The read end, watched by a selector loop.
+    readable: socket::Watched,
     /// Calls whose event is not durable yet, with their wakers, by call number. Only the
     /// loop's thread uses it; the lock makes the class shareable, as PyO3 asks.
     waiting: Mutex<HashMap<u64, (Call, Waker)>>,
@@ -113,6 +138,8 @@ impl PyAsyncFront {
     fn stop(&self, py: Python<'_>) {
         let front = lock(&self.front).take();
         let waiting = std::mem::take(&mut *lock(&self.waiting));
+        lock(&self.notifier.rounds).stopped = true;
+        self.notifier.round_began.notify_all();
         py.allow_threads(move || {
             drop(waiting);
             drop(front)
@@ -168,14 +195,13 @@ impl PyAsyncFront {
     /// A front over the open `log`, starting its flusher thread.
     #[new]
     fn new(py: Python<'_>, log: &PyLog) -> PyResult<PyAsyncFront> {
-        let (readable, signal) = UnixStream::pair()?;
-        readable.set_nonblocking(true)?;
-        signal.set_nonblocking(true)?;
+        let (readable, signal) = socket::pair()?;
         let log = log.handle(py)?;
         Ok(PyAsyncFront {
             front: Mutex::new(Some(AsyncLog::shared(log))),
             notifier: Arc::new(Notifier {
-                woken: Mutex::new(Vec::new()),
+                rounds: Mutex::new(Rounds::default()),
+                round_began: Condvar::new(),
                 signal,
             }),
             readable,
@@ -184,9 +210,33 @@ impl PyAsyncFront {
         })
     }
 
-    /// The file descriptor the loop watches for readiness.
-    fn fileno(&self) -> i32 {
-        self.readable.as_raw_fd()
+    /// The file descriptor a selector loop watches for readiness; `None` where there is none
+    /// (Windows), and the loop is told by `wait_round()` instead.
+    fn fileno(&self) -> Option<i32> {
+        self.readable.fileno()
+    }
+
+    /// Waits, with the GIL released, until a round begins that no earlier call saw, or at most
+    /// `timeout` seconds (and never more than 1 s): `True` if a round began (hand `ready()` to
+    /// the loop), `False` if the wait ran out, `None` once the front is shut down.
+    fn wait_round(&self, py: Python<'_>, timeout: f64) -> Option<bool> {
+        let timeout = if timeout.is_finite() && timeout > 0.0 {
+            Duration::from_secs_f64(timeout.min(ROUND_WAIT_MAX.as_secs_f64()))
+        } else {
+            Duration::ZERO
+        };
+        let notifier = self.notifier.clone();
+        py.allow_threads(move || {
+            let rounds = lock(&notifier.rounds);
+            let (mut rounds, _) = notifier
+                .round_began
+                .wait_timeout_while(rounds, timeout, |r| !r.unseen && !r.stopped)
+                .unwrap_or_else(|e| e.into_inner());
+            if rounds.stopped {
+                return None;
+            }
+            Some(std::mem::take(&mut rounds.unseen))
+        })
     }
 
     /// How many calls wait for their event to be durable.
@@ -289,9 +339,8 @@ impl PyAsyncFront {
     /// The calls done since the last look: `(call, ok, value)` each, `value` the result or the
     /// exception. Called by the loop when the socket is readable.
     fn ready(&self, py: Python<'_>) -> PyResult<Vec<(u64, bool, PyObject)>> {
-        let mut drained = [0u8; 64];
-        while matches!((&self.readable).read(&mut drained), Ok(n) if n > 0) {}
-        let woken = std::mem::take(&mut *lock(&self.notifier.woken));
+        self.readable.drain();
+        let woken = std::mem::take(&mut lock(&self.notifier.rounds).woken);
         let mut done = Vec::with_capacity(woken.len());
         let mut waiting = lock(&self.waiting);
         for number in woken {
@@ -314,5 +363,68 @@ impl PyAsyncFront {
     /// and are written by the next call that leads a batch, or not at all if none comes).
     fn shutdown(&self, py: Python<'_>) {
         self.stop(py);
+    }
+}
+
+/// The socket pair of a selector loop, where there is one.
+#[cfg(unix)]
+mod socket {
+    use std::io::{Read, Write};
+    use std::os::fd::AsRawFd;
+    use std::os::unix::net::UnixStream;
+
+    /// The write end.
+    pub(super) struct Signal(UnixStream);
+    /// The read end.
+    pub(super) struct Watched(UnixStream);
+
+    /// A connected pair, both ends non-blocking.
+    pub(super) fn pair() -> std::io::Result<(Watched, Signal)> {
+        let (readable, signal) = UnixStream::pair()?;
+        readable.set_nonblocking(true)?;
+        signal.set_nonblocking(true)?;
+        Ok((Watched(readable), Signal(signal)))
+    }
+
+    impl Signal {
+        /// One byte; a full socket means the loop has one to read already.
+        pub(super) fn notify(&self) {
+            let _ = (&self.0).write(&[1]);
+        }
+    }
+
+    impl Watched {
+        pub(super) fn fileno(&self) -> Option<i32> {
+            Some(self.0.as_raw_fd())
+        }
+
+        /// Reads every byte written so far.
+        pub(super) fn drain(&self) {
+            let mut drained = [0u8; 64];
+            while matches!((&self.0).read(&mut drained), Ok(n) if n > 0) {}
+        }
+    }
+}
+
+/// No socket: the loop is told by `wait_round()` only.
+#[cfg(not(unix))]
+mod socket {
+    pub(super) struct Signal;
+    pub(super) struct Watched;
+
+    pub(super) fn pair() -> std::io::Result<(Watched, Signal)> {
+        Ok((Watched, Signal))
+    }
+
+    impl Signal {
+        pub(super) fn notify(&self) {}
+    }
+
+    impl Watched {
+        pub(super) fn fileno(&self) -> Option<i32> {
+            None
+        }
+
+        pub(super) fn drain(&self) {}
     }
 }

@@ -4,8 +4,11 @@ A call accepts its event at once, on the event loop's thread (microseconds, no d
 returns an awaitable that completes once the event is durable. Nothing waits on the loop's
 thread and no thread is held per waiting call: the front's flusher thread writes and syncs
 every event accepted meanwhile as one frame with one sync (group commit, shared with threads
-calling the blocking methods), and wakes the loop through a socket it watches
-(``loop.add_reader``); the loop then completes exactly the calls that sync made durable.
+calling the blocking methods), and wakes the loop; the loop then completes exactly the calls
+that sync made durable. A selector loop (every loop on Unix) is woken through a socket it
+watches (``loop.add_reader``); a loop without ``add_reader`` (the proactor loop, the default
+on Windows) by one thread per ``AsyncLog`` that waits for the flusher with the GIL released
+and hands the loop its turn with ``call_soon_threadsafe``.
 
 >>> import asyncio, tempfile, inflight
 >>> from inflight.aio import AsyncLog
@@ -25,6 +28,7 @@ Accepting waits only while the log's queue of accepted events is full (65,536 ev
 from __future__ import annotations
 
 import asyncio
+import threading
 from typing import Any, Dict, Optional, Tuple, TypeVar, overload
 
 from . import _inflight
@@ -42,15 +46,40 @@ class AsyncLog:
         self._front = _inflight._AsyncFront(log)
         self._waiting: Dict[int, "asyncio.Future[Any]"] = {}
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._watched: Optional[int] = None
+        self._waker: Optional[threading.Thread] = None
 
     def _attach(self) -> asyncio.AbstractEventLoop:
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
             if self._loop is not None and not self._loop.is_closed():
                 raise RuntimeError("this AsyncLog serves another event loop")
-            loop.add_reader(self._front.fileno(), self._on_ready)
             self._loop = loop
+            fd = self._front.fileno()
+            try:
+                if fd is None:
+                    raise NotImplementedError
+                loop.add_reader(fd, self._on_ready)
+                self._watched = fd
+            except NotImplementedError:
+                # The proactor loop has no add_reader: a thread waits for the flusher instead.
+                self._waker = threading.Thread(
+                    target=self._wake_loop, args=(loop,), name="inflight-aio-waker", daemon=True
+                )
+                self._waker.start()
         return loop
+
+    def _wake_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Each wait lasts at most a second, so the thread also ends soon after its loop does.
+        while not loop.is_closed():
+            began = self._front.wait_round(1.0)
+            if began is None:
+                return
+            if began:
+                try:
+                    loop.call_soon_threadsafe(self._on_ready)
+                except RuntimeError:
+                    return  # the loop closed meanwhile
 
     def _on_ready(self) -> None:
         for call, ok, value in self._front.ready():
@@ -130,9 +159,13 @@ class AsyncLog:
         self.log.abandon()
 
     def _stop(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._front.fileno())
+        if self._watched is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._watched)
+        self._watched = None
         self._front.shutdown()
+        if self._waker is not None and self._waker is not threading.current_thread():
+            self._waker.join(timeout=2.0)  # shutdown ended its wait
+        self._waker = None
         for future in self._waiting.values():
             if not future.done():
                 future.cancel()
