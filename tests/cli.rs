@@ -750,3 +750,51 @@ fn import_json_reads_standard_input_given_as_a_dash() {
     assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     assert!(stderr(&out).contains("standard input"), "{}", stderr(&out));
 }
+
+/// `inflight ARGS` on a terminal (a pseudo-terminal from util-linux's `script`): everything it
+/// wrote there, stdout and stderr together. `None` where `script` is missing.
+#[cfg(target_os = "linux")]
+fn on_a_terminal(args: &[&str]) -> Option<String> {
+    let mut command = String::from(env!("CARGO_BIN_EXE_inflight"));
+    for arg in args {
+        command.push_str(&format!(" '{arg}'"));
+    }
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .output()
+        .ok()?;
+    assert!(out.status.success(), "{command}: {out:?}");
+    Some(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_progress_bar_on_a_terminal_only_and_never_with_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("log");
+    let dir = dir.to_str().unwrap();
+    // A load of a second and a half redraws its bar every 100 ms: drawn for certain.
+    let Some(shown) = on_a_terminal(&["load", dir, "--seconds", "1.5"]) else {
+        eprintln!("no `script` here: the progress bar is not checked");
+        return;
+    };
+    assert!(shown.contains("s, ETA"), "no bar on a terminal: {shown:?}");
+    assert!(
+        shown.contains("events/s"),
+        "the summary is still printed: {shown:?}"
+    );
+    // Not on a pipe: stderr holds nothing but what it held before.
+    let piped = inflight(&["load", dir, "--seconds", "0.5"]);
+    assert!(piped.status.success());
+    assert!(!stderr(&piped).contains("ETA"), "{}", stderr(&piped));
+    // And never under --json, even on a terminal: the output is JSON and only JSON.
+    let json = on_a_terminal(&["stats", dir, "--json"]).unwrap();
+    let value: serde_json::Value =
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    assert!(value.is_object());
+    let json = on_a_terminal(&["compact", dir, "--json"]).unwrap();
+    let value: serde_json::Value =
+        serde_json::from_str(json.trim()).unwrap_or_else(|e| panic!("{e}: {json:?}"));
+    assert!(value["snapshot"].is_string());
+}

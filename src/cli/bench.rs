@@ -4,7 +4,6 @@
 
 use inflight::percentile::{P50, P99, P999, percentile_or_zero};
 use std::fs::OpenOptions;
-use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use inflight::{Generation, Log, Options, Run, UnixMs};
 
+use super::progress::Progress;
 use super::{BenchArgs, CliResult, Failure};
 
 /// Thread counts measured.
@@ -72,36 +72,6 @@ fn run(thread: usize, i: u64) -> Run {
     .with_meta("{\"resume_from\":\"msg-1234567\",\"platform\":\"telegram\"}")
 }
 
-/// A progress line on stderr when it is a terminal.
-struct Progress {
-    on: bool,
-    steps: usize,
-    done: usize,
-}
-
-impl Progress {
-    fn show(&mut self, what: &str) {
-        if !self.on {
-            return;
-        }
-        let width = 24;
-        let filled = width * self.done / self.steps.max(1);
-        eprint!(
-            "\r[{}{}] {what:<40}",
-            "#".repeat(filled),
-            ".".repeat(width - filled)
-        );
-        let _ = std::io::stderr().flush();
-        self.done += 1;
-    }
-
-    fn finish(&self) {
-        if self.on {
-            eprint!("\r{:<70}\r", "");
-        }
-    }
-}
-
 pub(super) fn run_bench(args: BenchArgs) -> CliResult {
     let base = args.dir.clone().unwrap_or_else(|| ".".into());
     let tmp = tempfile::Builder::new()
@@ -109,19 +79,15 @@ pub(super) fn run_bench(args: BenchArgs) -> CliResult {
         .tempdir_in(&base)
         .map_err(|e| Failure::new(1, format!("create a directory in {}: {e}", base.display())))?;
     let seconds = if args.quick { 1.0 } else { 3.0 };
-    let mut progress = Progress {
-        on: std::io::stderr().is_terminal() && !args.json,
-        steps: 2 + THREADS.len(),
-        done: 0,
-    };
+    let progress = Progress::steps(2 + THREADS.len() as u64, args.json);
 
-    progress.show("plain write + fdatasync, growing");
+    progress.step("plain write + fdatasync, growing");
     let growing = plain_loop(tmp.path(), seconds, Placement::Growing)?;
-    progress.show("plain overwrite + fdatasync");
+    progress.step("plain overwrite + fdatasync");
     let limit = plain_loop(tmp.path(), seconds, Placement::Preallocated)?;
     let mut results = vec![growing, limit];
     for threads in THREADS {
-        progress.show(&format!("inflight, {threads} thread(s)"));
+        progress.step(format!("inflight, {threads} thread(s)"));
         let dir = tmp.path().join(format!("log-{threads}"));
         results.push(log_rate(&dir, threads, seconds)?);
     }

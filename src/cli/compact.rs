@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use inflight::{Log, Options};
 
+use super::progress::Progress;
 use super::{CliResult, CompactArgs, Failure};
 
 pub(super) fn run(args: CompactArgs) -> CliResult {
@@ -21,7 +22,9 @@ pub(super) fn run(args: CompactArgs) -> CliResult {
         options = options.strict();
     }
     let started = Instant::now();
+    let progress = Progress::spinner(format!("compacting {}", args.dir.display()), args.json);
     let done = Log::compact_dir(&args.dir, options)?;
+    progress.finish();
     let elapsed = started.elapsed();
     if args.json {
         let value = serde_json::json!({

@@ -2,7 +2,7 @@
 //! snapshots, damage and the end of the log where they lie; `--follow` keeps reading as a
 //! gateway appends. Read-only.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::io::{self, BufWriter, Seek, Write};
 use std::ops::ControlFlow;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use inflight::inspect::{
 };
 use serde::Serialize;
 
-use super::progress::ByteProgress;
+use super::progress::Progress;
 use super::{CliResult, DumpArgs, Failure, RFC3339_END_MS, Rfc3339};
 
 /// A reading's dump is held back until the reading is known to have held still, so that a
@@ -28,9 +28,9 @@ const HELD_BYTES_MAX: u64 = 256 << 20;
 pub(super) fn run(args: DumpArgs) -> CliResult {
     let storage = args.source.storage()?;
     let dir = args.source.path();
-    let progress = RefCell::new(ByteProgress::new(&dir));
+    let progress = Progress::bytes(&dir, args.json);
     let mut reader = Reader::new(&*storage, &dir);
-    reader.on_progress(|read| progress.borrow_mut().update(read));
+    reader.on_progress(|read| progress.update(read));
     let printing = Cell::new(false);
     let read = reader.read_settled(
         || {
@@ -43,7 +43,7 @@ pub(super) fn run(args: DumpArgs) -> CliResult {
         },
         |printer, item| printer.item(item),
     );
-    progress.borrow_mut().finish();
+    progress.finish();
     let mut printer = read?;
     if printer.overtaken {
         return Err(Failure::new(

@@ -6,6 +6,7 @@ use std::path::Path;
 use inflight::import::{checkpoint_from_bytes, read_checkpoint};
 use inflight::{Log, Options};
 
+use super::progress::Progress;
 use super::{CliResult, Failure, ImportJsonArgs, exit_code};
 
 /// The most a checkpoint on standard input may hold (a file has no such limit: it is read at
@@ -37,7 +38,10 @@ pub(super) fn run(args: ImportJsonArgs) -> CliResult {
     }
     .map_err(|e| Failure::new(exit_code(&e), e.to_string()))?;
     // A run the library refuses (a limit, a key twice) is named with the file it came from.
-    let report = Log::import_runs(&args.dir, runs, Options::default()).map_err(|e| {
+    let progress = Progress::spinner(format!("importing into {}", args.dir.display()), false);
+    let imported = Log::import_runs(&args.dir, runs, Options::default());
+    progress.finish();
+    let report = imported.map_err(|e| {
         let code = exit_code(&e);
         let message = match e {
             inflight::Error::InvalidInput { .. } => format!("{file}: {e}; nothing was imported"),

@@ -11,6 +11,7 @@ use inflight::limits::{KEY_BYTES_MAX, SEGMENT_BYTES_LIMIT, SEGMENT_BYTES_MIN};
 use inflight::{Event, Log, Options, Run};
 use inflight::{Generation, UnixMs};
 
+use super::progress::Progress;
 use super::{CliResult, Failure, LoadArgs};
 
 /// Events when neither --events nor --seconds is given.
@@ -19,6 +20,8 @@ const EVENTS_DEFAULT: u64 = 10_000;
 const SAMPLES_MAX: usize = 16 << 20;
 /// Most threads.
 const THREADS_MAX: usize = 1024;
+/// How often the progress bar is brought up to date while the workers run.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// One key's place in its strict start/complete alternation.
 struct KeyState {
@@ -225,6 +228,21 @@ fn drive(
             })
         })
         .collect();
+    // On a terminal, a bar of the events claimed or of the seconds spent, until the workers end.
+    let quiet = args.acks;
+    let progress = match (budget, deadline) {
+        (Some(n), _) => Progress::counted(n, "events", quiet),
+        (None, Some(d)) => Progress::counted(d.as_secs_f64().ceil() as u64, "s", quiet),
+        (None, None) => Progress::counted(0, "events", true),
+    };
+    while !handles.iter().all(|h| h.is_finished()) {
+        progress.update(match budget {
+            Some(n) => claimed.load(Ordering::Relaxed).min(n),
+            None => started.elapsed().as_secs(),
+        });
+        std::thread::sleep(PROGRESS_EVERY);
+    }
+    progress.finish();
     let mut samples = Vec::new();
     let mut events = 0;
     let mut first_error = None;

@@ -6,6 +6,7 @@ use inflight::fallback::{Flagged, LogView, Session, flag};
 use inflight::inspect::{Point, StateAt, state_at};
 use inflight::{InFlightRun, Log, Policy, RecoveryReport};
 
+use super::progress::Progress;
 use super::{CliResult, Failure, FallbackArgs, ReplayArgs, Rfc3339, format_ms};
 
 /// The exit code for a point whose state the log no longer holds.
@@ -28,7 +29,10 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
     let sessions = args.fallback.sessions()?;
     let storage = args.source.storage()?;
     let dir = args.source.path();
-    let mut recovered = match Log::read_only_with_storage(&*storage, &dir, policy) {
+    let progress = Progress::spinner(format!("replaying {}", dir.display()), args.json);
+    let read = Log::read_only_with_storage(&*storage, &dir, policy);
+    progress.finish();
+    let mut recovered = match read {
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,
         other => Some(other?),
     };
@@ -233,7 +237,10 @@ fn print_runs(running: &[InFlightRun]) {
 fn run_at(args: &ReplayArgs, point: Point) -> CliResult {
     let storage = args.source.storage()?;
     let dir = args.source.path();
-    let state = match state_at(&*storage, &dir, point)? {
+    let progress = Progress::spinner(format!("replaying {}", dir.display()), args.json);
+    let state = state_at(&*storage, &dir, point);
+    progress.finish();
+    let state = match state? {
         Ok(state) => state,
         Err(why) => {
             let asked = match point {

@@ -1,6 +1,5 @@
 //! `inflight stats`: what a log holds, in figures. Read-only.
 
-use std::cell::RefCell;
 use std::ops::ControlFlow;
 
 use std::path::Path;
@@ -9,20 +8,20 @@ use inflight::InFlightRun;
 use inflight::inspect::stats::{Durations, Stats, longest_running};
 use inflight::inspect::{Item, Reader, Walked};
 
-use super::progress::ByteProgress;
+use super::progress::Progress;
 use super::{CliResult, Rfc3339, StatsArgs};
 
 pub(super) fn run(args: StatsArgs) -> CliResult {
     let storage = args.source.storage()?;
     let dir = args.source.path();
-    let progress = RefCell::new(ByteProgress::new(&dir));
+    let progress = Progress::bytes(&dir, args.json);
     let mut reader = Reader::new(&*storage, &dir);
-    reader.on_progress(|read| progress.borrow_mut().update(read));
+    reader.on_progress(|read| progress.update(read));
     let read = reader.read_settled(Stats::new, |stats, item: &Item<'_>| {
         stats.add(item);
         ControlFlow::Continue(())
     });
-    progress.borrow_mut().finish();
+    progress.finish();
     let mut stats = read?;
     let walked = reader.finish();
     let now_ms = args.now.unwrap_or_else(inflight::environment::now_ms);

@@ -3,13 +3,12 @@
 //! corruption; a log that could not be read exits as every command does (1 an I/O error, 3 a
 //! newer format, 5 no log there, 11 the database, 12 a live log that kept changing).
 
-use std::cell::RefCell;
 use std::ops::ControlFlow;
 
 use inflight::inspect::verify::{Severity, Verdict, Verification};
 use inflight::inspect::{Item, Reader};
 
-use super::progress::ByteProgress;
+use super::progress::Progress;
 use super::{CliResult, Failure, VerifyArgs, exit_code};
 
 /// `verify`'s verdicts: a torn tail only, corruption.
@@ -21,16 +20,16 @@ pub(super) fn run(args: VerifyArgs) -> CliResult {
     // out of reach) exits with the code every command gives it.
     let storage = args.source.storage()?;
     let dir = args.source.path();
-    let progress = RefCell::new(ByteProgress::new(&dir));
+    let progress = Progress::bytes(&dir, args.json);
     let mut reader = Reader::new(&*storage, &dir);
-    reader.on_progress(|read| progress.borrow_mut().update(read));
+    reader.on_progress(|read| progress.update(read));
     // On a live log, a reading that a compaction or a rollover changed starts over: only
     // damage in files that held still is a finding.
     let read = reader.read_settled(Verification::new, |verification, item: &Item<'_>| {
         verification.add(item);
         ControlFlow::Continue(())
     });
-    progress.borrow_mut().finish();
+    progress.finish();
     let verification = read.map_err(|e| Failure::new(exit_code(&e), e.to_string()))?;
     let walked = reader.finish();
     let verdict = verification.verdict();
