@@ -3,7 +3,7 @@
 
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyString};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyMapping, PyString};
 
 use inflight::Applied;
 use inflight::fallback::Session;
@@ -136,12 +136,15 @@ pub(crate) fn applied_str(applied: Applied) -> &'static str {
     }
 }
 
-/// The gateway's sessions: a mapping of key to last activity, or an iterable of
-/// `(key, last_active_ms)` pairs.
+/// The gateway's sessions: a mapping of key to last activity (a dict, or any
+/// `collections.abc.Mapping`), or an iterable of `(key, last_active_ms)` pairs.
 pub(crate) fn sessions_from(sessions: &Bound<'_, PyAny>) -> PyResult<Vec<Session>> {
     let items = match sessions.downcast::<PyDict>() {
         Ok(dict) => dict.items().into_any(),
-        Err(_) => sessions.clone(),
+        Err(_) => match sessions.downcast::<PyMapping>() {
+            Ok(mapping) => mapping.items()?.into_any(),
+            Err(_) => sessions.clone(),
+        },
     };
     let mut out = Vec::new();
     for item in items.try_iter()? {

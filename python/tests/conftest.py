@@ -1,8 +1,14 @@
 import os
+import sys
 
 import pytest
 
 import inflight
+
+
+# Tests of what only some platforms have; the rest of the suite runs everywhere.
+posix_only = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and resource limits")
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's /proc")
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import pytest
 
 import inflight
-from conftest import events_in
+from conftest import events_in, linux_only
 
 KEY = "agent:main:telegram:dm:4242"
 
@@ -110,6 +110,7 @@ def test_a_path_that_is_a_file_is_invalid_input(tmp_path):
     assert e.value.path == str(f)
 
 
+@linux_only
 def test_storage_errors_carry_the_operation_and_path():
     # /proc refuses new directories, even to root.
     with pytest.raises(inflight.StorageError) as e:

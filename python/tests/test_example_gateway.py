@@ -20,9 +20,14 @@ import time
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
+from conftest import posix_only
+
 EXAMPLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples", "gateway.py")
 POISON = "agent:main:telegram:dm:poison"
 REBOOT = "agent:main:telegram:dm:reboot"
+
+
+pytestmark = posix_only
 
 
 @dataclass

@@ -2,6 +2,8 @@
 
 import os
 import time
+from collections.abc import Mapping
+from types import MappingProxyType
 
 import inflight
 
@@ -19,6 +21,23 @@ def test_without_a_log_every_session_active_in_the_window_is_a_guess():
     # Pairs work as well as a mapping; the default window is 120 s.
     pairs = [("a", NOW - 119_000), ("b", NOW - 121_000)]
     assert [f.key for f in inflight.fallback_without_log(pairs, now_ms=NOW)] == ["a"]
+    # Any mapping, not only a dict: a read-only view of the gateway's own table, or a store of
+    # its own that is a collections.abc.Mapping.
+    class Sessions(Mapping):
+        def __init__(self, table):
+            self.table = table
+
+        def __getitem__(self, key):
+            return self.table[key]
+
+        def __iter__(self):
+            return iter(self.table)
+
+        def __len__(self):
+            return len(self.table)
+
+    for view in (MappingProxyType(sessions), Sessions(sessions)):
+        assert [f.key for f in inflight.fallback_without_log(view, window_ms=WINDOW, now_ms=NOW)] == ["a", "c"]
 
 
 def test_the_log_answers_precisely_and_guesses_only_before_its_coverage(log_dir):

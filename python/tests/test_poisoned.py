@@ -5,6 +5,9 @@ import subprocess
 import sys
 
 import inflight
+from conftest import posix_only
+
+pytestmark = posix_only
 
 CHILD = r"""
 import resource, signal, sys, inflight

@@ -20,6 +20,9 @@ import sys
 import time
 
 import inflight
+from conftest import posix_only
+
+pytestmark = posix_only
 
 CHILD = r"""
 import json, os, sys, threading, inflight

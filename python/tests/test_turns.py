@@ -4,7 +4,6 @@ failed write, and the asyncio twin on the waker-based front."""
 
 import asyncio
 import logging
-import resource
 import signal
 import time
 
@@ -12,6 +11,8 @@ import pytest
 
 import inflight
 from inflight.turns import AsyncTurnMarkers, InterruptedTurn, TurnMarkers
+
+from conftest import posix_only
 
 KEY = "agent:main:telegram:dm:4242"
 
@@ -269,7 +270,10 @@ def test_progress_is_durable_and_recovery_says_where_the_turn_got(log_dir):
     markers.close()
 
 
+@posix_only
 def test_a_failed_write_is_recovered_by_reopening_on_the_next_call(log_dir, caplog):
+    import resource
+
     markers = TurnMarkers(log_dir)
     kept = markers.mark_turn_active(KEY)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
