@@ -272,13 +272,11 @@ fn replay_applies_the_fallback_only_where_the_log_cannot_speak() {
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     let v = run_json(dir.path().to_str().unwrap());
-    assert_eq!(
-        v["flagged"],
-        serde_json::json!([
-            {"key": "early", "reason": "before-coverage"},
-            {"key": "open-for-long", "reason": "log"},
-        ])
-    );
+    let v_flagged_with_log = serde_json::json!([
+        {"key": "early", "reason": "before-coverage"},
+        {"key": "open-for-long", "reason": "log"},
+    ]);
+    assert_eq!(v["flagged"], v_flagged_with_log);
     assert_eq!(
         v["running"].as_array().unwrap().len(),
         1,
@@ -295,6 +293,30 @@ fn replay_applies_the_fallback_only_where_the_log_cannot_speak() {
             {"key": "finished", "reason": "no-log"},
         ])
     );
+    // The same sessions from standard input (`--sessions -`) give the same answer.
+    let mut a = args(dir.path().to_str().unwrap());
+    a[4] = "-".into();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_inflight"))
+        .args(&a)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &std::fs::read(&sessions).unwrap(),
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let from_stdin: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(from_stdin["flagged"], v_flagged_with_log);
+    // Bytes that are not text are invalid input, named as such.
+    std::fs::write(&sessions, b"{\"key\":\"a\xff\"}\n").unwrap();
+    let a = args(dir.path().to_str().unwrap());
+    let out = inflight(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not UTF-8"), "{}", stderr(&out));
     // Without --sessions a missing log is still exit 5; a bad sessions line is exit 6.
     let out = inflight(&["replay", missing.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(5));

@@ -1,17 +1,12 @@
 //! `inflight import-json`: a JSON checkpoint of the design this crate replaces, made a new log.
 
-use std::io::Read;
 use std::path::Path;
 
 use inflight::import::{checkpoint_from_bytes, read_checkpoint};
 use inflight::{Log, Options};
 
 use super::progress::Progress;
-use super::{CliResult, Failure, ImportJsonArgs, exit_code};
-
-/// The most a checkpoint on standard input may hold (a file has no such limit: it is read at
-/// its size).
-const STDIN_BYTES_MAX: u64 = 1 << 30;
+use super::{CliResult, Failure, ImportJsonArgs, STDIN_BYTES_MAX, exit_code, read_input};
 
 pub(super) fn run(args: ImportJsonArgs) -> CliResult {
     let from_stdin = args.file.as_os_str() == "-";
@@ -21,17 +16,7 @@ pub(super) fn run(args: ImportJsonArgs) -> CliResult {
         args.file.display()
     };
     let runs = if from_stdin {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .take(STDIN_BYTES_MAX + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Failure::new(1, format!("reading standard input: {e}")))?;
-        if bytes.len() as u64 > STDIN_BYTES_MAX {
-            return Err(Failure::new(
-                6,
-                "standard input holds more than 1 GiB: give the checkpoint as a file",
-            ));
-        }
+        let (bytes, _) = read_input(&args.file, STDIN_BYTES_MAX)?;
         checkpoint_from_bytes(&bytes, Path::new("standard input"))
     } else {
         read_checkpoint(&args.file)

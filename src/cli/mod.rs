@@ -359,7 +359,7 @@ struct ReplayArgs {
 #[derive(Debug, Args)]
 struct FallbackArgs {
     /// Apply the time-window fallback to the gateway's sessions: FILE holds one JSON object a
-    /// line, {"key":K,"last_active_ms":T}. Prints each key to treat as interrupted and why:
+    /// line, {"key":K,"last_active_ms":T} (- reads them from standard input). Prints each key to treat as interrupted and why:
     /// log (the log says so), gap (active around a damaged region the log has nothing after),
     /// no-log (there is no log), before-coverage (active before the log began recording). A
     /// missing log is then not an error: every session active within the window is flagged
@@ -431,6 +431,35 @@ struct LoadArgs {
 /// The exit code of [`inflight::Error::KeptChanging`], `verify`'s too: no reading of a live log
 /// held still, so there is nothing to report; a retry is the answer, not an alarm.
 const KEPT_CHANGING: i32 = 12;
+
+/// The most a command reads from standard input (`-` for a file): 1 GiB.
+const STDIN_BYTES_MAX: u64 = 1 << 30;
+
+/// All of `path`'s bytes, or of standard input where `path` is `-`, at most `max` bytes; with
+/// the name to give the input in messages. More than `max` is invalid input (exit 6).
+fn read_input(path: &std::path::Path, max: u64) -> Result<(Vec<u8>, String), Failure> {
+    use std::io::Read;
+    let from_stdin = path.as_os_str() == "-";
+    let name = if from_stdin {
+        "standard input".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let mut bytes = Vec::new();
+    let read = if from_stdin {
+        std::io::stdin().take(max + 1).read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|f| f.take(max + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| Failure::new(1, format!("read {name}: {e}")))?;
+    if bytes.len() as u64 > max {
+        return Err(Failure::new(
+            6,
+            format!("{name} holds more than {max} bytes, the most a command reads"),
+        ));
+    }
+    Ok((bytes, name))
+}
 
 /// A failure the CLI reports: one line on stderr and an exit code.
 struct Failure {

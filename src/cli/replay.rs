@@ -7,7 +7,9 @@ use inflight::inspect::{Point, StateAt, state_at};
 use inflight::{InFlightRun, Log, Policy, RecoveryReport};
 
 use super::progress::Progress;
-use super::{CliResult, Failure, FallbackArgs, ReplayArgs, Rfc3339, format_ms};
+use super::{
+    CliResult, Failure, FallbackArgs, ReplayArgs, Rfc3339, STDIN_BYTES_MAX, format_ms, read_input,
+};
 
 /// The exit code for a point whose state the log no longer holds.
 const UNKNOWABLE: i32 = 9;
@@ -329,9 +331,18 @@ pub(super) fn print_flagged(flagged: &[Flagged]) {
 
 /// Reads the gateway's sessions: one JSON object a line, `{"key":K,"last_active_ms":T}`; blank
 /// lines are skipped. A bad line is invalid input (exit 6), naming the file and line.
+/// The sessions of `--sessions FILE` (or `-`, standard input), at most 1 GiB of them.
 fn read_sessions(path: &Path) -> Result<Vec<Session>, Failure> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Failure::new(1, format!("read {}: {e}", path.display())))?;
+    let (bytes, name) = read_input(path, STDIN_BYTES_MAX)?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        Failure::new(
+            6,
+            format!(
+                "{name}: not UTF-8 text at byte {}",
+                e.utf8_error().valid_up_to()
+            ),
+        )
+    })?;
     let mut sessions = Vec::new();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
@@ -342,7 +353,7 @@ fn read_sessions(path: &Path) -> Result<Vec<Session>, Failure> {
                 6,
                 format!(
                     "{} line {}: {e}; each line must be {{\"key\":K,\"last_active_ms\":T}}",
-                    path.display(),
+                    name,
                     i + 1
                 ),
             )
