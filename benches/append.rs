@@ -10,9 +10,6 @@
 //! (default 3000) and `INFLIGHT_BENCH_DIR` the directory (default: a temporary one under the
 //! system temp dir). Prints a table and one JSON line.
 
-#[path = "common/positional.rs"]
-mod positional;
-
 use std::fs::OpenOptions;
 use std::time::Instant;
 
@@ -165,7 +162,7 @@ fn write_sync_loop(dir: &std::path::Path, name: &str, bytes: &[u8], events: u64)
         .expect("bench file");
     let t = Instant::now();
     for i in 0..events {
-        positional::write_all_at(&file, bytes, i * bytes.len() as u64).unwrap();
+        inflight::storage::write_all_at(&file, bytes, i * bytes.len() as u64).unwrap();
         file.sync_data().unwrap();
     }
     events as f64 / t.elapsed().as_secs_f64()

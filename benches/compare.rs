@@ -16,9 +16,6 @@
 //! --quick` (1 s per case, under a minute in all). `INFLIGHT_BENCH_DIR` chooses the directory
 //! (default: the system's temporary directory). Prints a table and one JSON line.
 
-#[path = "common/positional.rs"]
-mod positional;
-
 use inflight::percentile::{P50, P99, P999, percentile_or_zero};
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -180,7 +177,7 @@ struct Plain {
 impl Target for Plain {
     fn start(&self, _: usize, _: u64) {
         let mut offset = self.offset.lock().unwrap();
-        positional::write_all_at(&self.file, &self.frame, *offset).unwrap();
+        inflight::storage::write_all_at(&self.file, &self.frame, *offset).unwrap();
         self.file.sync_data().unwrap();
         *offset += self.frame.len() as u64;
     }

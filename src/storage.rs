@@ -99,6 +99,30 @@ pub trait StorageFile: Send + Sync + Debug {
     }
 }
 
+/// A plain open file is a storage file too: positional I/O through the platform's calls
+/// (`pread`/`pwrite` on Unix, `ReadFile`/`WriteFile` at an offset on Windows), so that
+/// [`write_all_at`] and [`read_exact_at`] serve a benchmark's or a tool's own files as well.
+impl StorageFile for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        platform::read_at(self, buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+        platform::write_at(self, buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        File::set_len(self, len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        File::sync_data(self)
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        File::sync_all(self)
+    }
+}
+
 /// A whole file's bytes: mapped, or read into memory.
 #[derive(Debug)]
 pub enum FileBytes {

@@ -744,7 +744,7 @@ fn follow_waits_for_a_record_still_being_written() {
     let half = frame.len() / 2;
     let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     let at = bytes.len() as u64;
-    common::write_all_at(&file, &frame[..half], at);
+    inflight::storage::write_all_at(&file, &frame[..half], at).unwrap();
 
     let mut child = Command::new(env!("CARGO_BIN_EXE_inflight"))
         .args([
@@ -769,7 +769,7 @@ fn follow_waits_for_a_record_still_being_written() {
     assert_eq!(v["torn_tail"]["bytes"], half, "{v}");
     // A few polls later, the rest of the record arrives.
     std::thread::sleep(Duration::from_millis(100));
-    common::write_all_at(&file, &frame[half..], at + half as u64);
+    inflight::storage::write_all_at(&file, &frame[half..], at + half as u64).unwrap();
     let v = next();
     child.kill().unwrap();
     child.wait().unwrap();

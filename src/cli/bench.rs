@@ -13,6 +13,7 @@ use inflight::{Generation, Log, Options, Run, UnixMs};
 
 use super::progress::Progress;
 use super::{BenchArgs, CliResult, Failure};
+use inflight::storage::write_all_at;
 
 /// Thread counts measured.
 const THREADS: [usize; 4] = [1, 4, 16, 64];
@@ -226,20 +227,4 @@ fn log_rate(dir: &Path, threads: usize, seconds: f64) -> Result<Measured, Failur
     }
     let elapsed = started.elapsed().as_secs_f64();
     Ok(measured("inflight", threads, samples, elapsed))
-}
-
-/// A positional write of all of `buf`: `pwrite` on Unix, `WriteFile` at an offset on Windows.
-fn write_all_at(file: &std::fs::File, mut buf: &[u8], mut offset: u64) -> std::io::Result<()> {
-    while !buf.is_empty() {
-        #[cfg(unix)]
-        let n = std::os::unix::fs::FileExt::write_at(file, buf, offset)?;
-        #[cfg(windows)]
-        let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset)?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::WriteZero.into());
-        }
-        buf = &buf[n..];
-        offset += n as u64;
-    }
-    Ok(())
 }

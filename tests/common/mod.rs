@@ -332,19 +332,3 @@ pub fn killed(status: &std::process::ExitStatus) -> bool {
         status.code() == Some(1)
     }
 }
-
-/// Writes all of `buf` at `offset` (`pwrite` on Unix, `WriteFile` at an offset on Windows).
-#[allow(dead_code)]
-pub fn write_all_at(file: &std::fs::File, buf: &[u8], offset: u64) {
-    #[cfg(unix)]
-    std::os::unix::fs::FileExt::write_all_at(file, buf, offset).unwrap();
-    #[cfg(windows)]
-    {
-        let (mut buf, mut offset) = (buf, offset);
-        while !buf.is_empty() {
-            let n = std::os::windows::fs::FileExt::seek_write(file, buf, offset).unwrap();
-            buf = &buf[n..];
-            offset += n as u64;
-        }
-    }
-}
