@@ -16,18 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::acks::{Ledger, kill_round};
-use common::pg;
+use common::pg::{self, run};
 use inflight::fleet::{instance_path, read_only_storage};
-use inflight::{Error, Event, Generation, Log, Opened, Options, Policy, Run, UnixMs};
-
-fn run(key: &str, generation: u64) -> Run {
-    Run::new(
-        key,
-        format!("{key}-s{generation}"),
-        Generation(generation),
-        UnixMs(generation),
-    )
-}
+use inflight::{Error, Event, Log, Opened, Options, Policy};
 
 /// The events of an instance's log, read-only, in log order, and what it folds to.
 fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::Recovered) {

@@ -19,17 +19,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use common::pg;
-use inflight::{Error, Generation, Log, Opened, Options, Run, UnixMs};
-
-fn run(key: &str, generation: u64) -> Run {
-    Run::new(
-        key,
-        format!("{key}-s{generation}"),
-        Generation(generation),
-        UnixMs(generation),
-    )
-}
+use common::pg::{self, run};
+use inflight::{Error, Log, Opened, Options};
 
 /// What a [`Stall`] proxy does with the bytes of its connections.
 const RELAY: u8 = 0;

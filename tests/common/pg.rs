@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use inflight::{Error, Log, Opened, Options};
+use inflight::{Error, Generation, Log, Opened, Options, Run, UnixMs};
 
 /// The server's URL, or `None` (said on stderr) when no server was given.
 pub fn url() -> Option<String> {
@@ -59,4 +59,15 @@ pub fn reopen(url: &str, instance: &str) -> Opened {
         }
     }
     panic!("{instance} could not be opened again within 20 s");
+}
+
+/// A run of the fleet tests: its session id named after the key and generation, started at the
+/// generation's millisecond.
+pub fn run(key: &str, generation: u64) -> Run {
+    Run::new(
+        key,
+        format!("{key}-s{generation}"),
+        Generation(generation),
+        UnixMs(generation),
+    )
 }
