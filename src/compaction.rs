@@ -19,7 +19,7 @@ use crate::limits::SNAPSHOT_BYTES_MAX;
 use crate::read::core::Found;
 use crate::recovery::{Policy, Replayed, replay};
 use crate::snapshot::Snapshot;
-use crate::storage::Storage;
+use crate::storage::{EntryKind, Storage};
 use crate::writer::replace_durably;
 
 /// Where a compaction cut the log: every record up to `last_seq` is in the segments numbered
@@ -201,6 +201,22 @@ fn remove_covered(
             && base.as_deref() != Some(old.as_str());
         if covered_segment || old_snapshot {
             let old_path = dir.join(old);
+            // Only regular files are the log's to remove. Anything else under a log's name (a
+            // directory, a FIFO, a symbolic link) holds no record, is reported by the readers
+            // as damage, and is left as it was, as the readers and the open leave it; removing
+            // it would fail (a directory) and stop every later compaction.
+            match storage.entry_kind(&old_path).at("stat", &old_path)? {
+                EntryKind::File => {}
+                EntryKind::Missing => continue,
+                EntryKind::Other(what) => {
+                    tracing::warn!(
+                        path = %old_path.display(),
+                        what = %what,
+                        "compaction left an entry named like a log file that is not a regular file"
+                    );
+                    continue;
+                }
+            }
             storage.remove(&old_path).at("remove", &old_path)?;
             if covered_segment {
                 segments += 1;

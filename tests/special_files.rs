@@ -165,6 +165,34 @@ fn readers_agree(special: Special, name: &str, dir: &Path, running: &[(String, u
         .map(|r| r.run.key.clone())
         .collect();
     assert_eq!(keys, ["a", "b", "d"], "{context}");
+
+    // A compaction goes on past it too: it removes the regular segments it covers and leaves
+    // the entry as it was; and so does the next one (a directory used to stop every
+    // compaction, and the log grew without bound).
+    for round in 0..2 {
+        let (code, out, err) = done(&["compact", "--json", d]);
+        assert_eq!(code, 0, "{context}: compact {round}: {err}");
+        let compacted: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert!(
+            compacted["segments_removed"].as_u64().unwrap() >= 1,
+            "{context}: compact {round}: {compacted}"
+        );
+        let kind = std::fs::symlink_metadata(dir.join(name))
+            .unwrap()
+            .file_type();
+        assert!(!kind.is_file(), "{context}: compact {round} removed it");
+        let again = Log::open(dir, Options::default()).unwrap();
+        let keys: Vec<String> = again
+            .report
+            .running
+            .iter()
+            .map(|r| r.run.key.clone())
+            .collect();
+        assert_eq!(keys, ["a", "b", "d"], "{context}: after compact {round}");
+        // A new segment for the next round to cover.
+        again.log.mark_running(run("e", round + 1)).unwrap();
+        again.log.mark_completed("e", round + 1).unwrap();
+    }
 }
 
 #[test]

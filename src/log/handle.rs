@@ -411,8 +411,10 @@ impl Log {
         self.wait(&ticket)
     }
 
-    /// The first half of [`Log::record`]: accepts `event` into the log's order and folds it,
-    /// without waiting for it to be durable. Returns at once (unless the queue of accepted
+    /// The first half of [`Log::record`]: checks `event` against what is accepted already (a
+    /// stale start is refused here) and accepts it into the log's order, without waiting for
+    /// it to be durable; it is folded into the running set once its batch is durable, as every
+    /// event is (the set holds only durable events). Returns at once (unless the queue of accepted
     /// events is full, [`limits::QUEUE_EVENTS_MAX`] or [`limits::QUEUE_BYTES_MAX`]: then it
     /// waits for events to be written). [`Log::wait`] returns once the event is durable.
     /// Submitting several events and then waiting for the last writes them as one frame with
