@@ -11,7 +11,7 @@ mod common;
 
 use std::cell::Cell;
 
-use inflight::crashtest::{FaultKind, Harness, Op, Stats};
+use inflight::crashtest::{Coverage, FaultKind, Harness, Op};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 
@@ -60,7 +60,7 @@ fn the_log_satisfies_the_oracle_after_every_step() {
         ..ProptestConfig::default()
     };
     let mut runner = TestRunner::new(config.clone());
-    let totals = Cell::new(Stats::default());
+    let totals = Cell::new(Coverage::default());
     let cases_run = Cell::new(0u64);
     let cases_rolled = Cell::new(0u64);
     let strategy = (any::<u64>(), proptest::collection::vec(op(), 1..48));
@@ -71,8 +71,8 @@ fn the_log_satisfies_the_oracle_after_every_step() {
         // A final power loss and recovery after whatever the sequence left behind.
         h.apply(Op::Crash)
             .map_err(|f| TestCaseError::fail(f.to_string()))?;
-        let (s, t) = (h.stats(), totals.get());
-        totals.set(Stats {
+        let (s, t) = (h.coverage(), totals.get());
+        totals.set(Coverage {
             ops: t.ops + s.ops,
             acked: t.acked + s.acked,
             failed: t.failed + s.failed,

@@ -146,7 +146,7 @@ fn a_completion_whose_sync_failed_stays_completed_once_a_reopen_reported_it() {
         ])
         .unwrap_or_else(|f| panic!("{f}"));
         assert_eq!(
-            h.stats().failed,
+            h.coverage().failed,
             2,
             "the completion and the poisoned start after it"
         );

@@ -83,9 +83,10 @@ impl Environment for StepEnvironment {
     }
 }
 
-/// What a harness has done so far.
+/// What a harness has covered so far: the figures a crash tier asserts, so that a change
+/// cannot shrink it silently.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Stats {
+pub struct Coverage {
     /// Operations applied.
     pub ops: u64,
     /// Events acknowledged.
@@ -186,7 +187,7 @@ pub struct Harness {
     pub(super) poisoned: bool,
     clock_ms: u64,
     step: usize,
-    pub(super) stats: Stats,
+    pub(super) coverage: Coverage,
 }
 
 impl fmt::Debug for Harness {
@@ -194,7 +195,7 @@ impl fmt::Debug for Harness {
         f.debug_struct("Harness")
             .field("seed", &self.seed)
             .field("step", &self.step)
-            .field("stats", &self.stats)
+            .field("coverage", &self.coverage)
             .finish()
     }
 }
@@ -249,7 +250,7 @@ impl Harness {
             poisoned: false,
             clock_ms: 0,
             step: 0,
-            stats: Stats::default(),
+            coverage: Coverage::default(),
         };
         h.reopen()?;
         Ok(h)
@@ -261,13 +262,13 @@ impl Harness {
     }
 
     /// What the harness has done.
-    pub fn stats(&self) -> Stats {
-        self.stats
+    pub fn coverage(&self) -> Coverage {
+        self.coverage
     }
 
     /// Applies `op` and checks every promise it touches.
     pub fn apply(&mut self, op: Op) -> Result<(), Box<Failure>> {
-        self.stats.ops += 1;
+        self.coverage.ops += 1;
         let result = match op {
             Op::Start { key, generation } => {
                 self.clock_ms += 1;
@@ -380,7 +381,7 @@ impl Harness {
     pub fn crash(&mut self) {
         self.log = None;
         self.sim.crash();
-        self.stats.crashes += 1;
+        self.coverage.crashes += 1;
     }
 
     pub(super) fn fail(&self, violation: Violation) -> Box<Failure> {
@@ -430,7 +431,7 @@ impl Harness {
             })
             .collect();
         if submitted.len() > 1 && submitted.iter().all(|(_, t)| t.is_ok()) {
-            self.stats.batches += 1;
+            self.coverage.batches += 1;
         }
         for (event, ticket) in submitted {
             let result = ticket.and_then(|t| log.wait(&t));
@@ -472,10 +473,10 @@ impl Harness {
         if self.poisoned {
             return Err(self.mismatch("O6: a poisoned handle cut a compaction".into()));
         }
-        self.stats.cuts += 1;
+        self.coverage.cuts += 1;
         if let Some(record) = begun.retention_record().cloned() {
             if let crate::fold::Applied::Retention { forgotten } = self.model.apply(&record) {
-                self.stats.forgotten += forgotten as u64;
+                self.coverage.forgotten += forgotten as u64;
             }
             self.history.submit(record, Outcome::Acked);
         }
@@ -484,7 +485,7 @@ impl Harness {
         match begun.finish() {
             Ok(done) => {
                 self.history.cut_durable();
-                self.stats.compactions += 1;
+                self.coverage.compactions += 1;
                 let (running, marks) = (self.model.running().len(), self.model.marks().len());
                 if (done.running, done.marks) != (running, marks) {
                     return Err(self.mismatch(format!(
@@ -499,7 +500,7 @@ impl Harness {
                         "a compaction failed with no injected fault to explain it: {e}"
                     )));
                 }
-                self.stats.faults_failed_calls += 1;
+                self.coverage.faults_failed_calls += 1;
             }
         }
         Ok(())
@@ -593,10 +594,10 @@ impl Harness {
                             | crate::fold::Applied::StaleStart { .. }
                     )
                 {
-                    self.stats.decided += 1;
+                    self.coverage.decided += 1;
                 }
                 self.history.submit(event, Outcome::Acked);
-                self.stats.acked += 1;
+                self.coverage.acked += 1;
                 if check_live && let Some(log) = &self.log {
                     self.check_live(log.running())?;
                 }
@@ -616,11 +617,11 @@ impl Harness {
                             "{event:?} failed with no injected fault to explain it: {e}"
                         )));
                     }
-                    self.stats.faults_failed_calls += 1;
+                    self.coverage.faults_failed_calls += 1;
                 }
                 self.poisoned = true;
                 self.history.submit(event, Outcome::Failed);
-                self.stats.failed += 1;
+                self.coverage.failed += 1;
             }
         }
         Ok(())

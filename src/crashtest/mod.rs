@@ -41,7 +41,7 @@
 //!     Op::Complete { key: 1, generation: 1 },
 //!     Op::CrashDuringRecovery { after: 5 },
 //! ])?;
-//! assert_eq!(h.stats().crashes, 3);
+//! assert_eq!(h.coverage().crashes, 3);
 //! # Ok::<(), Box<inflight::crashtest::Failure>>(())
 //! ```
 
@@ -58,7 +58,7 @@ pub use decoder::{
     DECODER_ALLOCATION_FACTOR, DECODER_ALLOCATION_SLACK_BYTES, ScanSummary,
     check_decoder_allocation, check_replay_bytes, check_segment_bytes,
 };
-pub use harness::{Failure, Harness, START_META_BYTES, Stats, StepEnvironment};
+pub use harness::{Coverage, Failure, Harness, START_META_BYTES, StepEnvironment};
 pub use ops::{FUZZ_OPS_MAX, FaultKind, FuzzInput, Op, RECOVERY_CRASH_POINT_MAX};
 pub use oracle::{History, Model, Outcome, Violation};
 pub use pure::{

@@ -4,7 +4,7 @@
 
 use crate::sim::Fault;
 
-use super::harness::{Failure, Harness, Stats};
+use super::harness::{Coverage, Failure, Harness};
 
 /// Storage calls a recovery may be stopped after, at most (for [`Op::CrashDuringRecovery`]).
 pub const RECOVERY_CRASH_POINT_MAX: u64 = 64;
@@ -124,10 +124,10 @@ pub struct FuzzInput {
 
 impl FuzzInput {
     /// Runs the input, then a final power loss and recovery, checking the oracle throughout.
-    pub fn run(&self) -> Result<Stats, Box<Failure>> {
+    pub fn run(&self) -> Result<Coverage, Box<Failure>> {
         let mut h = Harness::new(self.seed)?;
         h.run(&self.ops[..self.ops.len().min(FUZZ_OPS_MAX)])?;
         h.apply(Op::Crash)?;
-        Ok(h.stats())
+        Ok(h.coverage())
     }
 }

@@ -55,7 +55,7 @@ impl Harness {
                     if self.fault_since(calls_before).is_none() {
                         return Err(format!("{e} (no injected fault explains it)"));
                     }
-                    self.stats.faults_failed_calls += 1;
+                    self.coverage.faults_failed_calls += 1;
                 }
                 done => return done.map_err(|e| e.to_string()),
             }
@@ -81,7 +81,7 @@ impl Harness {
     /// from the recovered state: the opened log, the model of the recovered events, and the
     /// history reset to them.
     fn check_recovery(&mut self, log: Log, report: RecoveryReport) -> Result<(), Box<Failure>> {
-        self.stats.recoveries += 1;
+        self.coverage.recoveries += 1;
         if let Some(c) = report.corruption.first() {
             return Err(self.mismatch(format!(
                 "recovery reported corruption without any media fault: {c:?}"
@@ -90,7 +90,7 @@ impl Harness {
         let (events, replayed) = self.replay_events()?;
         let used = self.check_replay(&report, &replayed)?;
         let start = self.find_start(used.as_deref(), &events)?;
-        self.stats.from_snapshot += u64::from(used.is_some());
+        self.coverage.from_snapshot += u64::from(used.is_some());
         // O7, against the reference model, which shares no code with the log's fold.
         let mut expected = start.model.clone();
         for event in &events {
