@@ -14,7 +14,7 @@ use crate::frame::{
 };
 use crate::layout::{SEGMENT_NO_MAX, prepared_path, segment_name, temp_path};
 use crate::limits::SEGMENT_RESERVED_BYTES_MAX;
-use crate::recovery::Tail;
+use crate::read::End;
 use crate::storage::{Storage, StorageFile, write_all_at};
 
 /// Where a writer works: the storage, the log directory, the segment size limit, and the clock
@@ -120,17 +120,17 @@ impl Writer {
     /// `coverage_since_ms` is the reading's; a new log's starts now.
     pub(crate) fn resume(
         context: Context,
-        tail: Tail,
+        end: End,
         next_seq: u64,
         coverage_since_ms: Option<u64>,
     ) -> Result<(Writer, Resumed)> {
         let created = coverage_since_ms.unwrap_or_else(|| context.environment.now_ms());
-        let (writer, cut) = match tail {
-            Tail::Fresh { segment_no } => {
+        let (writer, cut) = match end {
+            End::Fresh { segment_no } => {
                 let writer = Writer::create(context, segment_no, next_seq, created, None)?;
                 (writer, false)
             }
-            Tail::NewSegment { segment_no, remove } => {
+            End::NewSegment { segment_no, remove } => {
                 let cut = remove.is_some();
                 if let Some(path) = remove {
                     remove_durably(&context, &path)?;
@@ -138,7 +138,7 @@ impl Writer {
                 let writer = Writer::create(context, segment_no, next_seq, created, None)?;
                 (writer, cut)
             }
-            Tail::Append {
+            End::Append {
                 path,
                 header,
                 end,
@@ -148,7 +148,7 @@ impl Writer {
                 let writer = Writer::after_last_record(context, path, header, &bytes, at)?;
                 (writer, true)
             }
-            Tail::Seal {
+            End::Seal {
                 path,
                 bytes,
                 next_segment_no,

@@ -214,7 +214,7 @@ impl<'s> Reader<'s> {
     /// What the reading found.
     pub fn finish(self) -> Walked {
         let restarts = self.restarts;
-        let r = self.reader.into_last_bytes().0;
+        let r = self.reader.into_reading();
         Walked {
             set: r.set,
             last_seq: r.last_seq,

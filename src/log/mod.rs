@@ -9,7 +9,7 @@
 //! - `queue`: group commit's bookkeeping, pure: accepted events, batches, what is durable.
 //! - `flusher`: the async front's flusher thread, which leads the batches only tasks wait for,
 //!   and the futures' side of a commit.
-//! - `compaction`: the compaction's cut, and compactions in the background (the snapshot
+//! - `cut`: the compaction's cut, and compactions in the background (the snapshot
 //!   itself is written by [`crate::compaction`]).
 //!
 //! A mutex here guards state that is changed only by code that cannot panic halfway (a push,
@@ -31,13 +31,13 @@ use crate::writer::Writer;
 use queue::{Queue, Slot};
 
 mod commit;
-mod compaction;
+mod cut;
 mod flusher;
 mod handle;
 mod open;
 mod queue;
 
-pub use compaction::Compaction;
+pub use cut::Compaction;
 pub(crate) use flusher::Flusher;
 pub use open::{Opened, Recovered};
 

@@ -140,7 +140,7 @@ impl Log {
         let found = replayed.found;
         let coverage = found.coverage_since_ms;
         let (mut writer, resumed) =
-            Writer::resume(context, replayed.tail, found.next_seq, coverage)?;
+            Writer::resume(context, replayed.end, found.next_seq, coverage)?;
         let mut set = replayed.set;
         let interrupted = RecoveryReport::running_keys(&set);
         if options.record_recovery && !set.is_empty() {

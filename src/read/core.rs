@@ -25,6 +25,7 @@ use crate::frame::{
     reserved_start,
 };
 use crate::snapshot::{Snapshot, SnapshotUsed};
+use crate::storage::FileBytes;
 
 /// The visitor a reading hands each item to; [`ControlFlow::Break`] stops the reading. Generic
 /// (not a `dyn` call per event): replay's visitor, which only passes events on, inlines.
@@ -74,27 +75,33 @@ pub(crate) enum LastKind {
     NotRegular,
 }
 
-/// What a read-write open does to the end of the log, decided from the reading alone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Plan {
+/// What a read-write open does to the end of the log: decided by the reading alone, and
+/// carried out by the writer (`Writer::resume`), which needs nothing else.
+#[derive(Debug)]
+pub(crate) enum End {
     /// No segment after the snapshot (if any): start segment `segment_no`.
     Fresh { segment_no: u64 },
-    /// Append to segment `number` after its last valid record, at `end`; anything after it is a
-    /// torn tail to cut (and sync) first.
+    /// Append to the last segment after its last valid record, at `end`; anything after it is
+    /// a torn tail to cut (and sync) first.
     Append {
-        number: u64,
-        name: String,
+        path: PathBuf,
         header: SegmentHeader,
         end: u64,
+        /// The segment as the reading read it, so the writer need not read it again.
+        bytes: FileBytes,
     },
     /// The last segment ends in corruption (or its header is damaged), which must be kept:
-    /// make it durable as it is and go on in `next_segment_no`.
-    Seal { name: String, next_segment_no: u64 },
+    /// make the whole segment durable as it is and go on in `next_segment_no`.
+    Seal {
+        path: PathBuf,
+        bytes: FileBytes,
+        next_segment_no: u64,
+    },
     /// The last segment cannot be appended to: start `segment_no`, after removing `remove` (a
     /// segment whose creation a crash interrupted).
     NewSegment {
         segment_no: u64,
-        remove: Option<String>,
+        remove: Option<PathBuf>,
     },
 }
 
@@ -268,7 +275,7 @@ impl<'p> Reading<'p> {
                 });
                 self.gaps_before_snapshot = gaps.clone();
             }
-            matches_records = self.take_over(snapshot, compacted.is_none());
+            matches_records = self.adopt_snapshot(snapshot, compacted.is_none());
         }
         let item = Item::Snapshot(SnapshotSeen {
             file: &s.file,
@@ -320,7 +327,7 @@ impl<'p> Reading<'p> {
 
     /// The snapshot's state becomes the reading's; returns whether it equals the fold's, when
     /// `compare` (the reading folded exactly the records it covers, with no damage between).
-    fn take_over(&mut self, snapshot: Snapshot, compare: bool) -> Option<bool> {
+    fn adopt_snapshot(&mut self, snapshot: Snapshot, compare: bool) -> Option<bool> {
         self.next_seq = snapshot.last_seq + 1;
         self.last_seq = snapshot.last_seq;
         self.last_ms = snapshot.last_record_ms;
@@ -697,8 +704,11 @@ pub(crate) struct Found {
 
 impl Reading<'_> {
     /// What the reading found, the state it folded, and the plan for the end of the log.
-    pub(crate) fn finish(self) -> (Found, RunningSet, Plan) {
-        let plan = self.plan();
+    /// What the reading found, the folded state, and the end of the log for a read-write open
+    /// (`last_bytes`: the last segment as read, which [`End::Append`] and [`End::Seal`] hand
+    /// to the writer).
+    pub(crate) fn finish(self, last_bytes: Option<FileBytes>) -> (Found, RunningSet, End) {
+        let end = self.end_of_log(last_bytes);
         let damage_after_last_record =
             self.torn_tail.is_some() || self.corruption.iter().any(|c| c.before_seq.is_none());
         let found = Found {
@@ -715,7 +725,7 @@ impl Reading<'_> {
             gaps_before_snapshot: self.gaps_before_snapshot,
             segment_bytes: self.segment_bytes,
         };
-        (found, self.set, plan)
+        (found, self.set, end)
     }
 }
 

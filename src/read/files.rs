@@ -7,9 +7,10 @@ use std::borrow::Cow;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::core::{LastKind, Reading, Visit};
-use super::snapshots::{Book, Found, contradicts};
+use super::core::{End, Found, LastKind, Reading, Visit};
+use super::snapshots::{Book, SnapshotFile, contradicts};
 use crate::error::{Error, IoContext, Result};
+use crate::fold::RunningSet;
 use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, reserved_start};
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
@@ -40,7 +41,8 @@ struct Current {
     bytes: FileBytes,
 }
 
-enum Opened {
+/// What became of one segment the reading met.
+enum SegmentRead {
     Read,
     /// The file was removed between the listing and its opening (a compaction).
     Vanished,
@@ -147,17 +149,17 @@ impl<'s> LogReader<'s> {
                 break;
             }
             match self.segment(number, &name, i == segments.len(), visit)? {
-                Opened::Read => self.cursor = number + 1,
-                Opened::Covered { below } => {
+                SegmentRead::Read => self.cursor = number + 1,
+                SegmentRead::Covered { below } => {
                     self.book.meet_before(below, &mut self.reading, visit);
                     self.cursor = below;
                 }
-                Opened::Vanished if self.start == Start::Newest || self.starts_over => {
+                SegmentRead::Vanished if self.start == Start::Newest || self.starts_over => {
                     let path = self.dir.join(&name);
                     let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
                     return Err(Error::io("open", path, gone));
                 }
-                Opened::Vanished => {
+                SegmentRead::Vanished => {
                     // A compaction removed it after the listing: the snapshot it wrote first
                     // covers it. Read the directory again and go on from there.
                     self.cursor = number + 1;
@@ -245,9 +247,9 @@ impl<'s> LogReader<'s> {
     /// damaged with why. An error only when it cannot be read at all, or when it is the start
     /// candidate and of a version this build does not read; an older one of such a version is
     /// never needed, and is damage the offline tools report.
-    fn read_snapshot(&self, names: &[String], name: &str, last_seq: u64) -> Result<Found> {
+    fn read_snapshot(&self, names: &[String], name: &str, last_seq: u64) -> Result<SnapshotFile> {
         let path = self.dir.join(name);
-        let damaged = |bytes, detail| Ok(Found::Damaged { bytes, detail });
+        let damaged = |bytes, detail| Ok(SnapshotFile::Damaged { bytes, detail });
         match self
             .storage
             .entry_kind(&path)
@@ -292,11 +294,11 @@ impl<'s> LogReader<'s> {
             Err(e) => return damaged(len, e.to_string()),
         };
         Ok(match self.contradicted(names, &snapshot)? {
-            None => Found::Valid {
+            None => SnapshotFile::Valid {
                 snapshot: Box::new(snapshot),
                 bytes: len,
             },
-            Some(detail) => Found::Damaged { bytes: len, detail },
+            Some(detail) => SnapshotFile::Damaged { bytes: len, detail },
         })
     }
 
@@ -355,7 +357,7 @@ impl<'s> LogReader<'s> {
         name: &str,
         is_last: bool,
         visit: &mut (impl Visit + ?Sized),
-    ) -> Result<Opened> {
+    ) -> Result<SegmentRead> {
         let path = self.dir.join(name);
         match self
             .storage
@@ -363,15 +365,15 @@ impl<'s> LogReader<'s> {
             .at("stat", self.dir.join(name))?
         {
             EntryKind::File => {}
-            EntryKind::Missing => return Ok(Opened::Vanished),
+            EntryKind::Missing => return Ok(SegmentRead::Vanished),
             EntryKind::Other(what) => {
                 self.reading.not_regular(number, name, &what);
                 self.current = None;
-                return Ok(Opened::Read);
+                return Ok(SegmentRead::Read);
             }
         }
         let file = match self.storage.open(&path, false) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Opened::Vanished),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SegmentRead::Vanished),
             Err(e) => return Err(Error::io("open", &path, e)),
             Ok(file) => file,
         };
@@ -382,7 +384,7 @@ impl<'s> LogReader<'s> {
         }
         .at("read", self.dir.join(name))?;
         if let Some(below) = self.covered(number, &bytes) {
-            return Ok(Opened::Covered { below });
+            return Ok(SegmentRead::Covered { below });
         }
         #[cfg(unix)]
         if let FileBytes::Mapped(map) = &bytes {
@@ -397,7 +399,7 @@ impl<'s> LogReader<'s> {
             base: 0,
             bytes,
         });
-        Ok(Opened::Read)
+        Ok(SegmentRead::Read)
     }
 
     /// Whether segment `number` (its bytes) is one that a compaction had not removed yet (still
@@ -465,9 +467,15 @@ impl<'s> LogReader<'s> {
         Ok(false)
     }
 
-    /// The bytes of the last segment as read, for the writer (replay's plan).
-    pub(crate) fn into_last_bytes(self) -> (Reading<'s>, Option<FileBytes>) {
-        (self.reading, self.current.map(|c| c.bytes))
+    /// What the reading found, the folded state, and the end of the log for a read-write open
+    /// (with the last segment's bytes as read, so the writer need not read them again).
+    pub(crate) fn finish(self) -> (Found, RunningSet, End) {
+        self.reading.finish(self.current.map(|c| c.bytes))
+    }
+
+    /// The reading itself, for a walk's figures.
+    pub(crate) fn into_reading(self) -> Reading<'s> {
+        self.reading
     }
 
     // ---------------------------------------------------------------------------------------
@@ -503,7 +511,7 @@ impl<'s> LogReader<'s> {
                 self.reading.torn_tail = None;
                 let read = self.segment(number, &name, true, visit)?;
                 self.cursor = number + 1;
-                if let Opened::Covered { below } = read {
+                if let SegmentRead::Covered { below } = read {
                     self.book.meet_before(below, &mut self.reading, visit);
                     self.cursor = below;
                 }
@@ -511,7 +519,7 @@ impl<'s> LogReader<'s> {
                     self.reading.last.as_ref().map(|l| &l.kind),
                     Some(LastKind::Frames { .. })
                 );
-                if matches!(read, Opened::Vanished | Opened::Covered { .. }) || !frames {
+                if matches!(read, SegmentRead::Vanished | SegmentRead::Covered { .. }) || !frames {
                     self.current = None;
                     continue;
                 }

@@ -34,3 +34,5 @@ pub use item::{
 };
 pub use point::{Point, Unknowable};
 pub use tail::UNSYNCED_TAIL_BYTES_MAX;
+
+pub(crate) use core::End;

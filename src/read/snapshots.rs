@@ -9,8 +9,8 @@ use super::item::SnapshotRole;
 use crate::frame::SegmentHeader;
 use crate::snapshot::Snapshot;
 
-/// What the shell found in one snapshot file.
-pub(crate) enum Found {
+/// One snapshot file as the shell read it: valid, or damaged and why.
+pub(crate) enum SnapshotFile {
     /// A valid snapshot, `bytes` long, that agrees with the segments.
     Valid {
         /// Boxed: a snapshot's state is far larger than the other variant.
@@ -65,13 +65,13 @@ impl Book {
     pub(crate) fn offer(
         &mut self,
         name: &str,
-        found: Found,
+        found: SnapshotFile,
         reading: &mut Reading<'_>,
         visit: &mut (impl Visit + ?Sized),
     ) {
         self.seen.insert(name.to_string());
         match found {
-            Found::Valid { snapshot, bytes } => {
+            SnapshotFile::Valid { snapshot, bytes } => {
                 let snapshot = *snapshot;
                 let role = if self.start_found {
                     SnapshotRole::Older
@@ -86,11 +86,11 @@ impl Book {
                     role,
                 });
             }
-            Found::Damaged { bytes, detail } if !self.start_found => {
+            SnapshotFile::Damaged { bytes, detail } if !self.start_found => {
                 self.damaged_after_start
                     .push((name.to_string(), bytes, detail));
             }
-            Found::Damaged { bytes, detail } => {
+            SnapshotFile::Damaged { bytes, detail } => {
                 reading.damaged_snapshot(name, bytes, detail, true, visit);
             }
         }
@@ -115,13 +115,13 @@ impl Book {
     pub(crate) fn written(
         &mut self,
         name: &str,
-        found: Found,
+        found: SnapshotFile,
         reading: &mut Reading<'_>,
         visit: &mut (impl Visit + ?Sized),
     ) {
         self.seen.insert(name.to_string());
         match found {
-            Found::Valid { snapshot, bytes } => {
+            SnapshotFile::Valid { snapshot, bytes } => {
                 let snapshot = *snapshot;
                 self.ahead.push(ValidSnapshot {
                     file: name.to_string(),
@@ -132,7 +132,7 @@ impl Book {
                 self.ahead
                     .sort_by_key(|s| (s.snapshot.last_seq, s.snapshot.next_segment_no));
             }
-            Found::Damaged { bytes, detail } => {
+            SnapshotFile::Damaged { bytes, detail } => {
                 reading.damaged_snapshot(name, bytes, detail, false, visit)
             }
         }

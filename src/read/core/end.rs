@@ -94,37 +94,41 @@ impl Reading<'_> {
         Self::emit(&mut self.stopped, visit, &item);
     }
 
-    /// What a read-write open does to the end of the log, after the end was settled.
-    pub(crate) fn plan(&self) -> Plan {
+    /// What a read-write open does to the end of the log, after the end was settled;
+    /// `last_bytes` is the last segment as read (there are some whenever it holds frames).
+    pub(super) fn end_of_log(&self, last_bytes: Option<FileBytes>) -> End {
         let Some(last) = &self.last else {
-            return Plan::Fresh {
+            return End::Fresh {
                 segment_no: self.fresh_segment_no,
             };
         };
         let next = last.number + 1;
+        let path = self.dir.join(&last.name);
+        let bytes = || last_bytes.expect("a segment with frames was read whole");
         match &last.kind {
             LastKind::Frames {
                 header: Some(header),
                 resume,
                 sealed: false,
                 ..
-            } => Plan::Append {
-                number: last.number,
-                name: last.name.clone(),
+            } => End::Append {
+                path,
                 header: *header,
                 end: *resume,
+                bytes: bytes(),
             },
-            LastKind::Frames { .. } => Plan::Seal {
-                name: last.name.clone(),
+            LastKind::Frames { .. } => End::Seal {
+                path,
+                bytes: bytes(),
                 next_segment_no: next,
             },
-            LastKind::Short | LastKind::NotRegular => Plan::NewSegment {
+            LastKind::Short | LastKind::NotRegular => End::NewSegment {
                 segment_no: next,
                 remove: None,
             },
-            LastKind::Unfinished { .. } => Plan::NewSegment {
+            LastKind::Unfinished { .. } => End::NewSegment {
                 segment_no: last.number,
-                remove: Some(last.name.clone()),
+                remove: Some(path),
             },
         }
     }

@@ -1,4 +1,4 @@
-//! Compaction from the handle: the cut (a retention record, then a new segment: the only
+//! Compaction from the handle (`cut`, named so beside `crate::compaction`): the cut (a retention record, then a new segment: the only
 //! moment appends wait), one compaction at a time, and compactions in the background once the
 //! policy asks for one. The snapshot itself is written by [`crate::compaction`].
 
