@@ -192,6 +192,9 @@ fn drive(
     let deadline = args.seconds.map(Duration::from_secs_f64);
     let claimed = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Each worker wakes this thread as it ends, so the wait below ends with the last of them
+    // (the figures' clock stops when this function returns), not at the bar's next redraw.
+    let waiting = std::thread::current();
     let handles: Vec<_> = shares
         .into_iter()
         .enumerate()
@@ -200,6 +203,7 @@ fn drive(
             let claimed = Arc::clone(&claimed);
             let stop = Arc::clone(&stop);
             let acks = args.acks;
+            let waiting = waiting.clone();
             std::thread::spawn(move || {
                 let mut worker = Worker {
                     log: &log,
@@ -224,6 +228,7 @@ fn drive(
                 if result.is_err() {
                     stop.store(true, Ordering::Relaxed);
                 }
+                waiting.unpark();
                 result.map(|()| (worker.events, worker.samples_us))
             })
         })
@@ -240,7 +245,7 @@ fn drive(
             Some(n) => claimed.load(Ordering::Relaxed).min(n),
             None => started.elapsed().as_secs(),
         });
-        std::thread::sleep(PROGRESS_EVERY);
+        std::thread::park_timeout(PROGRESS_EVERY);
     }
     progress.finish();
     let mut samples = Vec::new();

@@ -358,8 +358,9 @@ struct ReplayArgs {
 /// The time-window fallback's arguments (`replay`, `takeover`).
 #[derive(Debug, Args)]
 struct FallbackArgs {
-    /// Apply the time-window fallback to the gateway's sessions: FILE holds one JSON object a
-    /// line, {"key":K,"last_active_ms":T} (- reads them from standard input). Prints each key to treat as interrupted and why:
+    /// Apply the time-window fallback to the gateway's sessions: FILE (- for standard input)
+    /// holds one JSON object a line, {"key":K,"last_active_ms":T}. Prints each key to treat as
+    /// interrupted and why:
     /// log (the log says so), gap (active around a damaged region the log has nothing after),
     /// no-log (there is no log), before-coverage (active before the log began recording). A
     /// missing log is then not an error: every session active within the window is flagged

@@ -1,6 +1,7 @@
 //! Progress on stderr for the commands that can run for seconds, drawn by `indicatif`: a bar of
 //! bytes read for the reads that report them (dump, stats, verify), a bar of events or seconds
-//! for the load, a bar of steps for the benchmark, and a spinner with the time spent for the rest (replay, compact, import-json).
+//! for the load, a bar of steps for the benchmark, and a spinner with the time spent for the
+//! rest (replay, compact, import-json).
 //!
 //! Only on a terminal, and never under `--json`: standard error stays clean for a script. A bar
 //! is erased when its command ends; what a command prints is unchanged.
