@@ -703,12 +703,8 @@ pub(crate) struct Found {
 }
 
 impl Reading<'_> {
-    /// What the reading found, the state it folded, and the plan for the end of the log.
-    /// What the reading found, the folded state, and the end of the log for a read-write open
-    /// (`last_bytes`: the last segment as read, which [`End::Append`] and [`End::Seal`] hand
-    /// to the writer).
-    pub(crate) fn finish(self, last_bytes: Option<FileBytes>) -> (Found, RunningSet, End) {
-        let end = self.end_of_log(last_bytes);
+    /// What the reading found, and the state it folded.
+    pub(crate) fn finish(self) -> (Found, RunningSet) {
         let damage_after_last_record =
             self.torn_tail.is_some() || self.corruption.iter().any(|c| c.before_seq.is_none());
         let found = Found {
@@ -725,7 +721,7 @@ impl Reading<'_> {
             gaps_before_snapshot: self.gaps_before_snapshot,
             segment_bytes: self.segment_bytes,
         };
-        (found, self.set, end)
+        (found, self.set)
     }
 }
 

@@ -470,7 +470,14 @@ impl<'s> LogReader<'s> {
     /// What the reading found, the folded state, and the end of the log for a read-write open
     /// (with the last segment's bytes as read, so the writer need not read them again).
     pub(crate) fn finish(self) -> (Found, RunningSet, End) {
-        self.reading.finish(self.current.map(|c| c.bytes))
+        let end = self.reading.end_of_log(self.current.map(|c| c.bytes));
+        let (found, set) = self.reading.finish();
+        (found, set, end)
+    }
+
+    /// What the reading found and the folded state, for a reading that writes nothing.
+    pub(crate) fn found(self) -> (Found, RunningSet) {
+        self.reading.finish()
     }
 
     /// The reading itself, for a walk's figures.

@@ -64,7 +64,7 @@ pub(crate) fn replay_settled(
     let _span = tracing::debug_span!("replay", dir = %dir.display(), read_only = true).entered();
     let mut reader = LogReader::new(storage, dir, Start::Newest);
     let settled = settle(&mut reader, || (), |(), _| ControlFlow::Continue(()))?;
-    let (found, set, _) = reader.finish();
+    let (found, set) = reader.found();
     enforce(policy, dir, &found)?;
     Ok((found, set, settled.restarts))
 }

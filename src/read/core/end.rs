@@ -96,7 +96,7 @@ impl Reading<'_> {
 
     /// What a read-write open does to the end of the log, after the end was settled;
     /// `last_bytes` is the last segment as read (there are some whenever it holds frames).
-    pub(super) fn end_of_log(&self, last_bytes: Option<FileBytes>) -> End {
+    pub(crate) fn end_of_log(&self, last_bytes: Option<FileBytes>) -> End {
         let Some(last) = &self.last else {
             return End::Fresh {
                 segment_no: self.fresh_segment_no,
