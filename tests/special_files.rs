@@ -158,13 +158,7 @@ fn readers_agree(special: Special, name: &str, dir: &Path, running: &[(String, u
         .file_type();
     assert!(!kind.is_file(), "{context}: the open replaced it");
     let again = Log::read_only(dir, Policy::SkipDamaged).unwrap();
-    let keys: Vec<String> = again
-        .report
-        .running
-        .iter()
-        .map(|r| r.run.key.clone())
-        .collect();
-    assert_eq!(keys, ["a", "b", "d"], "{context}");
+    assert_eq!(running_keys(&again.report), ["a", "b", "d"], "{context}");
 
     // A compaction goes on past it too: it removes the regular segments it covers and leaves
     // the entry as it was; and so does the next one (a directory used to stop every
@@ -182,17 +176,20 @@ fn readers_agree(special: Special, name: &str, dir: &Path, running: &[(String, u
             .file_type();
         assert!(!kind.is_file(), "{context}: compact {round} removed it");
         let again = Log::open(dir, Options::default()).unwrap();
-        let keys: Vec<String> = again
-            .report
-            .running
-            .iter()
-            .map(|r| r.run.key.clone())
-            .collect();
-        assert_eq!(keys, ["a", "b", "d"], "{context}: after compact {round}");
+        assert_eq!(
+            running_keys(&again.report),
+            ["a", "b", "d"],
+            "{context}: after compact {round}"
+        );
         // A new segment for the next round to cover.
         again.log.mark_running(run("e", round + 1)).unwrap();
         again.log.mark_completed("e", round + 1).unwrap();
     }
+}
+
+/// The keys of the runs a recovery found in flight, in its order.
+fn running_keys(report: &inflight::RecoveryReport) -> Vec<String> {
+    report.running.iter().map(|r| r.run.key.clone()).collect()
 }
 
 #[test]
