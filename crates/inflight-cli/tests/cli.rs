@@ -624,7 +624,7 @@ fn load_metrics_without_the_prometheus_feature_says_how_to_build_it() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("--features prometheus"),
+        stderr(&out).contains("default features (`cargo build --release -p inflight-cli`)"),
         "{}",
         stderr(&out)
     );

@@ -25,7 +25,7 @@ static ALLOCATOR: CountingAllocator = CountingAllocator;
 /// a lost or emptied corpus fails rather than passes vacuously.
 fn corpus(target: &str, floor: usize) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fuzz/corpus")
+        .join("../../fuzz/corpus")
         .join(target);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -111,7 +111,7 @@ fn maybe_write_seeds() {
         return;
     }
     ONCE.call_once(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus");
         let write = |target: &str, name: &str, bytes: &[u8]| {
             std::fs::create_dir_all(root.join(target)).unwrap();
             std::fs::write(root.join(target).join(name), bytes).unwrap();

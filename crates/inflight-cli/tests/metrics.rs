@@ -1,7 +1,7 @@
 //! `inflight load --metrics ADDR` serves the documented series in Prometheus's text format, and
 //! their figures agree with the run: a real scrape over loopback HTTP of the real binary.
-//! Built with the `prometheus` feature (`cargo test --features prometheus --test metrics`,
-//! which `.ci/run` runs); without it, `--metrics` is refused with exit 2 (tests/cli.rs).
+//! The binary's `prometheus` feature is a default one; in a build without it (`cargo test -p
+//! inflight-cli --no-default-features`), `--metrics` is refused with exit 2 (tests/cli.rs).
 
 #![cfg(feature = "prometheus")]
 

@@ -17,7 +17,7 @@ use inflight::fleet::{instance_path, read_only_storage};
 use inflight::{Error, Event, Generation, Log, Opened, Options, Policy, Run, UnixMs};
 
 fn cluster(action: &str, dir: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/pg-cluster");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-cluster");
     let status = Command::new(script).args([action, dir]).status().unwrap();
     assert!(status.success(), "scripts/pg-cluster {action} {dir}");
 }

@@ -81,6 +81,6 @@ fn open_database(_: &str, _: &str, _: Options) -> Result<Opened, Failure> {
 pub(super) fn no_postgres() -> Failure {
     Failure::new(
         2,
-        "this inflight was built without the `postgres` feature: --database needs it",
+        "this inflight was built without the `postgres` feature: --database needs it; build it with its default features (`cargo build --release -p inflight-cli`)",
     )
 }

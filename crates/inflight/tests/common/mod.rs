@@ -1,7 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-pub mod acks;
 #[cfg(feature = "postgres")]
 pub mod pg;
 

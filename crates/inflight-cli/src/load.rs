@@ -100,13 +100,14 @@ fn serve_metrics(addr: std::net::SocketAddr) -> CliResult {
     Ok(())
 }
 
-/// Without the `prometheus` feature there is nothing to serve with.
+/// Without the `prometheus` feature (a build with `--no-default-features`) there is nothing to
+/// serve with.
 #[cfg(not(feature = "prometheus"))]
 fn serve_metrics(addr: std::net::SocketAddr) -> CliResult {
     Err(Failure::new(
         2,
         format!(
-            "--metrics {addr}: this inflight was built without metrics; build it with `cargo build --release --features prometheus`"
+            "--metrics {addr}: this inflight was built without the `prometheus` feature; build it with its default features (`cargo build --release -p inflight-cli`)"
         ),
     ))
 }

@@ -1,4 +1,9 @@
-//! Argument parsing, logging setup, and the mapping of errors to one line and an exit code.
+//! The `inflight` command line: the demo, replay and time travel, the offline tools (`dump`,
+//! `verify`, `stats`), `compact`, `load`, `bench` and `import-json`. See `inflight --help` and
+//! docs/CLI.md.
+//!
+//! This file: argument parsing, logging setup, and the mapping of errors to one line and an exit
+//! code; each command is a module of its own.
 
 mod bench;
 mod compact;
@@ -415,7 +420,7 @@ struct LoadArgs {
     compact_after_bytes: String,
     /// Serve the log's metrics in Prometheus's text format at http://ADDR/metrics while the
     /// load runs (a loopback address, e.g. 127.0.0.1:9187); docs/METRICS.md lists the series.
-    /// Needs a build with the `prometheus` feature.
+    /// Built in by default (the `prometheus` feature).
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
     /// With --metrics: go on serving the final figures this many seconds after the load ends,
@@ -530,7 +535,7 @@ impl Failure {
 type CliResult = Result<(), Failure>;
 
 /// Parses arguments, runs the command and returns the process exit code.
-pub fn main() -> i32 {
+fn run() -> i32 {
     // Die quietly when the reader of our output goes away (`inflight replay DIR | head`), as
     // command-line tools do, instead of Rust's default of failing the next write with a panic.
     // SAFETY: setting a signal's disposition to its default at startup, before any thread.
@@ -603,7 +608,7 @@ fn format_ms(ms: u64) -> String {
 struct Rfc3339(u64);
 
 /// The first millisecond after the year 9999.
-pub(super) const RFC3339_END_MS: u64 = 253_402_300_800_000;
+pub(crate) const RFC3339_END_MS: u64 = 253_402_300_800_000;
 
 impl std::fmt::Display for Rfc3339 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -642,4 +647,8 @@ fn man() -> CliResult {
     clap_mangen::Man::new(command)
         .render(&mut std::io::stdout())
         .map_err(|e| Failure::new(1, format!("writing the manual page: {e}")))
+}
+
+fn main() {
+    std::process::exit(run());
 }
