@@ -71,7 +71,7 @@ pub(crate) fn read_only_database(
 ) -> PyResult<PyRecovered> {
     let recovered = py
         .allow_threads(move || {
-            inflight::Log::read_only_database(&database, &instance, policy(strict))
+            inflight::fleet::read_only(&database, &instance, policy(strict))
         })
         .map_err(|e| to_py_err(py, e))?;
     PyRecovered::new(py, recovered.report, recovered.set)
@@ -131,7 +131,7 @@ pub(crate) fn take_over(
         inflight::fleet::Taker::Existing
     };
     let taken = py
-        .allow_threads(move || inflight::Log::take_over_as(&database, &dead_instance, &by, taker))
+        .allow_threads(move || inflight::fleet::take_over_as(&database, &dead_instance, &by, taker))
         .map_err(|e| to_py_err(py, e))?;
     let recovered = PyRecovered::new(py, taken.report, taken.set)?;
     let fence = PyTakenOver {

@@ -636,7 +636,7 @@ impl PyRecovered {
 #[pyo3(signature = (path, *, strict = false))]
 pub(crate) fn read_only(py: Python<'_>, path: PathBuf, strict: bool) -> PyResult<PyRecovered> {
     let recovered = py
-        .allow_threads(move || inflight::Log::read_only(&path, policy(strict)))
+        .allow_threads(move || inflight::inspect::read_only(&path, policy(strict)))
         .map_err(|e| to_py_err(py, e))?;
     PyRecovered::new(py, recovered.report, recovered.set)
 }
@@ -662,7 +662,7 @@ pub(crate) fn fallback_without_log(
 #[pyfunction]
 pub(crate) fn import_runs(py: Python<'_>, path: PathBuf, runs: Vec<PyRun>) -> PyResult<usize> {
     let runs: Vec<Run> = runs.iter().map(PyRun::to_run).collect();
-    py.allow_threads(move || inflight::Log::import_runs(&path, runs, Options::default()))
+    py.allow_threads(move || inflight::import::import_runs(&path, runs, Options::default()))
         .map(|r| r.imported)
         .map_err(|e| to_py_err(py, e))
 }

@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use inflight::{Log, Options};
+use inflight::Options;
 
 use super::progress::Progress;
 use super::{CliResult, CompactArgs, Failure};
@@ -23,7 +23,7 @@ pub(super) fn run(args: CompactArgs) -> CliResult {
     }
     let started = Instant::now();
     let progress = Progress::spinner(format!("compacting {}", args.dir.display()), args.json);
-    let done = Log::compact_dir(&args.dir, options)?;
+    let done = inflight::compaction::compact_dir(&args.dir, options)?;
     progress.finish();
     let elapsed = started.elapsed();
     if args.json {

@@ -264,7 +264,7 @@ fn reopen(dir: &Path) -> Result<(RecoveryReport, BTreeSet<(String, u64)>), Failu
     let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     drop(log);
     let mut completed: BTreeSet<(String, u64)> = BTreeSet::new();
-    Log::for_each_event(&FsStorage::default(), dir, Policy::Strict, |_, e| {
+    inflight::inspect::for_each_event(&FsStorage::default(), dir, Policy::Strict, |_, e| {
         if let EventRef::Completed {
             key, generation, ..
         } = e

@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use inflight::import::{checkpoint_from_bytes, read_checkpoint};
-use inflight::{Log, Options};
+use inflight::Options;
 
 use super::progress::Progress;
 use super::{CliResult, Failure, ImportJsonArgs, STDIN_BYTES_MAX, exit_code, read_input};
@@ -24,7 +24,7 @@ pub(super) fn run(args: ImportJsonArgs) -> CliResult {
     .map_err(|e| Failure::new(exit_code(&e), e.to_string()))?;
     // A run the library refuses (a limit, a key twice) is named with the file it came from.
     let progress = Progress::spinner(format!("importing into {}", args.dir.display()), false);
-    let imported = Log::import_runs(&args.dir, runs, Options::default());
+    let imported = inflight::import::import_runs(&args.dir, runs, Options::default());
     progress.finish();
     let report = imported.map_err(|e| {
         let code = exit_code(&e);

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use inflight::fallback::{Flagged, LogView, Session, flag};
 use inflight::inspect::{Point, StateAt, state_at};
-use inflight::{InFlightRun, Log, Policy, RecoveryReport};
+use inflight::{InFlightRun, Policy, RecoveryReport};
 
 use super::progress::Progress;
 use super::{
@@ -32,7 +32,7 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
     let storage = args.source.storage()?;
     let dir = args.source.path();
     let progress = Progress::spinner(format!("replaying {}", dir.display()), args.json);
-    let read = Log::read_only_with_storage(&*storage, &dir, policy);
+    let read = inflight::inspect::read_only_with_storage(&*storage, &dir, policy);
     progress.finish();
     let mut recovered = match read {
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,

@@ -21,10 +21,10 @@ use inflight::fleet::{instance_path, read_only_storage};
 use inflight::{Error, Event, Log, Opened, Options, Policy};
 
 /// The events of an instance's log, read-only, in log order, and what it folds to.
-fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::Recovered) {
+fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::ReadOnly) {
     let storage = read_only_storage(url, instance).unwrap();
     let mut events = Vec::new();
-    let found = Log::for_each_event(&storage, instance_path(instance), Policy::Strict, |_, e| {
+    let found = inflight::inspect::for_each_event(&storage, instance_path(instance), Policy::Strict, |_, e| {
         events.push(e.to_event())
     })
     .unwrap();
@@ -520,8 +520,8 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     let bare_url = format!("{}/{bare}", url.rsplit_once('/').unwrap().0);
     for e in [
         open(&bare_url, "a").unwrap_err(),
-        Log::take_over(&bare_url, "a", "b").unwrap_err(),
-        Log::read_only_database(&bare_url, "a", Policy::SkipDamaged).unwrap_err(),
+        inflight::fleet::take_over(&bare_url, "a", "b").unwrap_err(),
+        inflight::fleet::read_only(&bare_url, "a", Policy::SkipDamaged).unwrap_err(),
     ] {
         assert!(matches!(e, Error::NoSchema { .. }), "{e}");
         assert!(e.to_string().contains("inflight fleet init"), "{e}");
@@ -560,7 +560,7 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     // Takeover of oneself, of nobody; a second opener while the first lives.
     let a = pg::instance("busy");
     assert!(matches!(
-        Log::take_over(&url, &a, &a),
+        inflight::fleet::take_over(&url, &a, &a),
         Err(Error::InvalidInput { field: "by", .. })
     ));
     assert!(matches!(
@@ -711,7 +711,7 @@ fn a_run_that_takes_down_one_instance_after_another_is_a_crash_loop_across_the_f
         let log = Log::open_database(&url, survivor, Options::default())
             .unwrap()
             .log;
-        let taken = Log::take_over(&url, dead, survivor).unwrap();
+        let taken = inflight::fleet::take_over(&url, dead, survivor).unwrap();
         let run = taken
             .report
             .running
@@ -759,13 +759,13 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
     pg::take_over(&url, &retired, &survivor).unwrap();
     // A typo as the taker: refused, and the dead instance is not fenced (its runs would go to
     // nobody, and the real survivor would be refused).
-    let unknown = Log::take_over(&url, &dead, &typo).unwrap_err();
+    let unknown = inflight::fleet::take_over(&url, &dead, &typo).unwrap_err();
     assert!(
         matches!(&unknown, Error::UnknownTaker { by, .. } if *by == typo),
         "{unknown}"
     );
     // A retired taker (taken over itself) can never write again: it may not take runs.
-    let fenced = Log::take_over(&url, &dead, &retired).unwrap_err();
+    let fenced = inflight::fleet::take_over(&url, &dead, &retired).unwrap_err();
     assert!(
         matches!(&fenced, Error::Fenced { instance, by, .. } if *instance == retired && *by == survivor),
         "{fenced}"
@@ -776,7 +776,7 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
     let (code, _) = cli(&["takeover", &dead, "--by", &retired, "--database", &url]);
     assert_eq!(code, 10);
     // Nothing was fenced: the real survivor takes it over, first.
-    let taken = Log::take_over(&url, &dead, &survivor).unwrap();
+    let taken = inflight::fleet::take_over(&url, &dead, &survivor).unwrap();
     assert!(taken.taken_before.is_none());
     // Asked to, a takeover creates its taker.
     let other = pg::instance("later");
@@ -821,7 +821,7 @@ fn a_retired_instances_log_is_forgotten_and_its_fence_kept() {
         inflight::fleet::forget(&url, &pg::instance("nobody")),
         Err(Error::NoInstance { .. })
     ));
-    Log::take_over(&url, &dead, &survivor).unwrap();
+    inflight::fleet::take_over(&url, &dead, &survivor).unwrap();
     let forgotten = inflight::fleet::forget(&url, &dead).unwrap();
     assert_eq!(forgotten.taken_by, survivor);
     assert!(

@@ -235,7 +235,7 @@ fn dump_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
 
 /// `inflight replay`: the read-only replay, strict (damage is an error), with nothing torn.
 fn replay_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
-    match Log::read_only_with_storage(storage, dir, Policy::Strict) {
+    match inflight::inspect::read_only_with_storage(storage, dir, Policy::Strict) {
         Err(e) => tally.round(0, tally.last_seq, Some(format!("replay failed: {e}"))),
         Ok(recovered) => {
             let report = &recovered.report;
@@ -320,7 +320,7 @@ fn verify_stats_dump_and_replay_are_exact_beside_a_compacting_writer() {
     );
 
     // Quiet now: every tool reads what the gateway held, at once.
-    let quiet = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let quiet = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(quiet.restarts, 0);
     let live: Vec<_> = log.running();
     let replayed: Vec<_> = quiet.set.entries().cloned().collect();
@@ -577,7 +577,7 @@ fn a_record_being_written_is_waited_for_and_a_torn_tail_that_holds_still_is_repo
         verification.findings
     );
     assert_eq!(restarts, 1);
-    let recovered = Log::read_only_with_storage(
+    let recovered = inflight::inspect::read_only_with_storage(
         &Overtaken::new(dir.path(), 1, false),
         dir.path(),
         Policy::Strict,
@@ -609,7 +609,7 @@ fn a_log_that_never_holds_still_is_a_typed_error_not_damage() {
         began.elapsed() < Duration::from_secs(5),
         "the pauses are short"
     );
-    let e = Log::read_only_with_storage(&storage, dir.path(), Policy::SkipDamaged).unwrap_err();
+    let e = inflight::inspect::read_only_with_storage(&storage, dir.path(), Policy::SkipDamaged).unwrap_err();
     assert!(matches!(e, inflight::Error::KeptChanging { .. }), "{e:?}");
 }
 

@@ -64,7 +64,7 @@ fn a_second_process_gets_an_error_naming_the_holder() {
     assert!(out.status.success());
     drop(log);
     assert_eq!(
-        Log::read_only(dir.path(), Policy::Strict)
+        inflight::inspect::read_only(dir.path(), Policy::Strict)
             .unwrap()
             .report
             .running

@@ -609,7 +609,7 @@ fn the_walk_agrees_with_replay() {
         if let Some(damage) = damage {
             damage(dir.path());
         }
-        let replayed = Log::read_only(dir.path(), Policy::SkipDamaged).unwrap();
+        let replayed = inflight::inspect::read_only(dir.path(), Policy::SkipDamaged).unwrap();
         let mut events = 0;
         let walked = walk(&FsStorage { mmap: true }, dir.path(), |item| {
             if let Item::Event(_) = item {
@@ -846,7 +846,7 @@ impl inflight::Storage for CompactsBeforeTheFirstRead {
         if path == segment(&self.dir, 1)
             && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
-            Log::compact_dir(&self.dir, Options::default()).unwrap();
+            inflight::compaction::compact_dir(&self.dir, Options::default()).unwrap();
         }
         self.inner.open(path, write)
     }
@@ -892,7 +892,7 @@ fn a_segment_a_compaction_removes_mid_read_is_not_an_error() {
         !segment(dir.path(), 1).exists(),
         "the compaction ran mid-read"
     );
-    let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let replayed = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     let last = replayed.report.snapshot.as_ref().unwrap().last_seq;
     assert_eq!(
         snapshots,
@@ -941,7 +941,7 @@ fn segments_a_compaction_left_behind_are_read_and_checked_against_its_snapshot()
         [(None, Some(true))],
         "read up to it, and it agrees"
     );
-    let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let replayed = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(walked.set, replayed.set);
     assert_eq!(
         events, walked.last_seq,
@@ -989,7 +989,7 @@ fn a_compaction_stopped_among_its_removals_leaves_no_gap_behind() {
     assert_eq!(snapshots[1].0, compacted.last_seq);
     assert!(snapshots[1].1.is_some(), "{snapshots:?}");
     assert!(walked.corruption.is_empty());
-    let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let replayed = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(walked.set, replayed.set);
     assert_eq!(walked.last_seq, replayed.report.last_seq);
     let out = inflight(&["verify", d(dir.path())]);

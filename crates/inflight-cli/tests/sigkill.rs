@@ -23,7 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::acks::{Ledger, key_of, kill_round};
-use inflight::{Event, FsStorage, Log, Policy};
+use inflight::{Event, FsStorage, Policy};
 
 const THREADS: usize = 2;
 
@@ -68,7 +68,7 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
         acked.extend(this.acked);
 
         let mut all_logged: Vec<Event> = Vec::new();
-        let found = Log::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
+        let found = inflight::inspect::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
             all_logged.push(e.to_event())
         })
         .unwrap_or_else(|e| panic!("round {round}: the log does not replay under --strict: {e}"));
@@ -156,7 +156,7 @@ fn kills_during_background_compactions_lose_nothing_acknowledged() {
             &compact,
         );
         ledger.add(this);
-        let found = Log::read_only(&dir, Policy::Strict).unwrap_or_else(|e| {
+        let found = inflight::inspect::read_only(&dir, Policy::Strict).unwrap_or_else(|e| {
             panic!("round {round}: the log does not replay under --strict: {e}")
         });
         if found.report.snapshot.is_some() {

@@ -157,7 +157,7 @@ fn readers_agree(special: Special, name: &str, dir: &Path, running: &[(String, u
         .unwrap()
         .file_type();
     assert!(!kind.is_file(), "{context}: the open replaced it");
-    let again = Log::read_only(dir, Policy::SkipDamaged).unwrap();
+    let again = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap();
     assert_eq!(running_keys(&again.report), ["a", "b", "d"], "{context}");
 
     // A compaction goes on past it too: it removes the regular segments it covers and leaves
@@ -224,7 +224,7 @@ fn a_symbolic_link_to_a_segment_is_followed() {
     let d = dir.path().to_str().unwrap();
     let (code, out, err) = inflight(&["verify", d]).expect("verify blocked");
     assert_eq!((code, out.contains("clean")), (0, true), "{out}{err}");
-    let recovered = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let recovered = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     let keys: Vec<(String, u64)> = recovered
         .report
         .running
@@ -272,7 +272,7 @@ fn an_older_snapshot_of_an_unsupported_version_is_a_finding_replay_does_not_need
         let (code, _, err) = inflight(args).unwrap();
         assert_eq!(code, 0, "{args:?}: {err}");
     }
-    let recovered = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let recovered = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(recovered.report.running.len(), running.len());
     // The tools that check every file report it, as damage, naming the version.
     let (code, out, _) = inflight(&["verify", d]).unwrap();

@@ -97,7 +97,7 @@ fn main() {
             .sum::<u64>();
 
         let t = Instant::now();
-        let replayed = Log::read_only(&dir, Policy::Strict).unwrap();
+        let replayed = inflight::inspect::read_only(&dir, Policy::Strict).unwrap();
         replay_rates.push(events as f64 / t.elapsed().as_secs_f64());
         assert_eq!(replayed.report.records, events);
     }

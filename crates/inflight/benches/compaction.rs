@@ -238,7 +238,7 @@ fn main() {
     let bytes_before = dir_bytes(&dir);
     let dropped = drop_caches();
     let (replayed, read_only_before) =
-        timed(|| Log::read_only(&dir, Policy::Strict).expect("replay"));
+        timed(|| inflight::inspect::read_only(&dir, Policy::Strict).expect("replay"));
     assert_eq!(replayed.report.records, events);
     drop_caches();
     let (opened, open_before) = timed(|| Log::open(&dir, options()).expect("open"));
@@ -247,7 +247,7 @@ fn main() {
     let bytes_after = dir_bytes(&dir);
     drop_caches();
     let (replayed, read_only_after) =
-        timed(|| Log::read_only(&dir, Policy::Strict).expect("replay"));
+        timed(|| inflight::inspect::read_only(&dir, Policy::Strict).expect("replay"));
     assert!(replayed.report.snapshot.is_some());
     drop_caches();
     let (_opened, open_after) = timed(|| Log::open(&dir, options()).expect("open"));

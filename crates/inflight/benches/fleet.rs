@@ -11,7 +11,7 @@
 //!
 //! Each thread alternates start(g) and complete(g) on keys of its own; an event counts once its
 //! call returned (committed). Events/s and per-call latency at 1, 16 and 64 threads; then the
-//! takeover of an instance with 10,000 and 100,000 runs in flight (`Log::take_over`: fence and
+//! takeover of an instance with 10,000 and 100,000 runs in flight (`inflight::fleet::take_over`: fence and
 //! replay), beside the status table's takeover (`UPDATE ... SET owner = B WHERE owner = A AND
 //! running RETURNING ...`).
 //!
@@ -252,7 +252,7 @@ fn main() {
         fill(log.clone(), "r", runs);
         drop(log);
         let began = Instant::now();
-        let taken = Log::take_over_as(
+        let taken = inflight::fleet::take_over_as(
             &url,
             &dead,
             "bench-survivor",

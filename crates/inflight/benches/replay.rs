@@ -1,4 +1,4 @@
-//! Replay at memory speed, the figures issue 9 asks for: a read-only replay (`Log::read_only`)
+//! Replay at memory speed, the figures issue 9 asks for: a read-only replay (`inflight::inspect::read_only`)
 //! of a log of `INFLIGHT_BENCH_EVENTS` events (default 1,000,000), with the log's files in the
 //! page cache, on one core: the time (best of 5), events/s and MB/s of segment bytes, and the
 //! peak bytes the replay allocated (counted by `crashtest::CountingAllocator`; the segments
@@ -75,7 +75,7 @@ fn measure(base: &Path, events: u64, keys: u64) -> Measured {
     for _ in 0..5 {
         let start = Instant::now();
         let peak = peak_allocation(|| {
-            let found = Log::read_only(&dir, Policy::Strict).expect("replay");
+            let found = inflight::inspect::read_only(&dir, Policy::Strict).expect("replay");
             assert_eq!(found.report.records, events);
         });
         best = best.min(start.elapsed());

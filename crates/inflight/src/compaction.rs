@@ -14,12 +14,14 @@ use std::path::{Path, PathBuf};
 
 use crate::damage::Corruption;
 use crate::error::{Error, IoContext, Result};
-use crate::layout::{parse_segment_name, parse_snapshot_name, snapshot_name};
+use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name, snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
 use crate::read::core::Found;
 use crate::recovery::{Policy, Replayed, replay};
 use crate::snapshot::Snapshot;
-use crate::storage::{EntryKind, Storage};
+use crate::log::{Log, Opened};
+use crate::options::Options;
+use crate::storage::{EntryKind, FsStorage, Storage};
 use crate::writer::replace_durably;
 
 /// Where a compaction cut the log: every record up to `last_seq` is in the segments numbered
@@ -227,4 +229,29 @@ fn remove_covered(
     }
     storage.sync_dir(dir).at("sync directory", dir)?;
     Ok((segments, snapshots))
+}
+
+/// Compacts the log in `dir` offline: takes the lock (so it fails with [`Error::Locked`]
+/// while a gateway holds the log), recovers it as an open does (without counting a
+/// recovery: this is not a restart), compacts, and releases it. The command line's
+/// `inflight compact DIR`.
+pub fn compact_dir(dir: impl AsRef<Path>, options: Options) -> Result<Compacted> {
+    let dir = dir.as_ref();
+    let storage = FsStorage::default();
+    // A mistyped path must not become a new, empty log.
+    let is_log = storage.is_dir(dir).at("stat", dir)?
+        && storage
+            .list(dir)
+            .at("list", dir)?
+            .iter()
+            .any(|n| is_log_file(n));
+    if !is_log {
+        return Err(Error::NotFound {
+            dir: dir.to_path_buf(),
+        });
+    }
+    let mut options = options.compact_after_bytes(None);
+    options.record_recovery = false;
+    let Opened { log, report: _ } = Log::open(dir, options)?;
+    log.compact()
 }

@@ -114,7 +114,7 @@ pub enum LogView<'a> {
     Present {
         /// What recovery found.
         report: &'a RecoveryReport,
-        /// The folded state: [`Recovered::set`](crate::Recovered) or the open log's.
+        /// The folded state: [`ReadOnly::set`](crate::ReadOnly::set) or the open log's.
         set: &'a RunningSet,
     },
 }

@@ -1,7 +1,7 @@
 //! Migration into a new log: runs recorded elsewhere (for example in the JSON checkpoint of the
 //! design this crate replaces) written as running runs, all or nothing.
 //!
-//! [`Log::import_runs`] validates every run before it writes anything, takes the import's lock
+//! [`import::import_runs`](crate::import::import_runs) validates every run before it writes anything, takes the import's lock
 //! (so that of two imports started at once, one imports and the other gets [`Error::Locked`]),
 //! builds the log in a sibling directory (`DIR.import-tmp/log`), and renames it into place only
 //! once every run is durable; on any failure it removes the temporary directory and leaves
@@ -35,7 +35,7 @@ const IMPORT_LOG_DIR: &str = "log";
 /// seconds), not a time.
 pub const STARTED_AT_SECS_MAX: f64 = 253_402_300_799.0;
 
-/// What [`Log::import_runs`] did.
+/// What [`import::import_runs`](crate::import::import_runs) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImportReport {
     /// The new log directory.
@@ -82,106 +82,105 @@ pub fn started_at_from_secs(key: &str, secs: f64) -> Result<UnixMs> {
     Ok(UnixMs((secs * 1000.0).floor() as u64))
 }
 
-impl Log {
-    /// Creates a new log in `dir` holding `runs` as running runs, on the real file system: for
-    /// migrating the in-flight runs of another store (the JSON checkpoint this crate replaces:
-    /// on the command line, `inflight import-json FILE DIR`). Each run keeps the generation and
-    /// start time it is given. Open the log afterwards with [`Log::open`]; its report lists
-    /// every imported run, with reason `crash` (no shutdown is recorded: the runs were
-    /// interrupted wherever they came from).
-    ///
-    /// All or nothing:
-    ///
-    /// - every run is checked first (the limits of [`crate::limits`], and no key twice), and an
-    ///   invalid one is [`Error::InvalidInput`] naming its key, before anything is written;
-    /// - `dir` must not exist or be an empty directory: a directory that holds a log, or
-    ///   anything else, is [`Error::AlreadyExists`] and is left untouched (an existing log is
-    ///   never mixed with imported runs);
-    /// - one import at a time: the import locks `DIR.import-tmp/LOCK` first, and an import
-    ///   started while another holds it fails with [`Error::Locked`] (wait, then open the log
-    ///   the other one made); under the lock `dir` is checked again, so an import that finished
-    ///   meanwhile makes this one [`Error::AlreadyExists`];
-    /// - the log is built in `DIR.import-tmp/log` (what an interrupted import left there is
-    ///   removed first), every run synced, and renamed to `dir` only then; the temporary
-    ///   directory is removed and the parent synced once for both. On any failure the
-    ///   temporary directory is removed and `dir` is as it was. (If only the final sync of the
-    ///   parent fails, the error says so; the complete log is then in place, but a power loss
-    ///   could still undo the rename.)
-    ///
-    /// Run it before the gateway starts: the new log is not locked until it is opened.
-    ///
-    /// ```
-    /// use inflight::{Generation, Log, Options, Run, UnixMs};
-    ///
-    /// let parent = tempfile::tempdir()?;
-    /// let dir = parent.path().join("inflight");
-    /// let runs = [
-    ///     Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", Generation(1), UnixMs(1_764_150_000_000)),
-    ///     Run::new("agent:main:http:c-5", "20261126_2", Generation(1), UnixMs(1_764_150_001_500)),
-    /// ];
-    /// let imported = Log::import_runs(&dir, runs, Options::default())?;
-    /// assert_eq!(imported.imported, 2);
-    ///
-    /// let opened = Log::open(&dir, Options::default())?;
-    /// assert_eq!(opened.report.running.len(), 2);
-    /// // Importing again is refused: the directory holds a log now.
-    /// assert!(matches!(
-    ///     Log::import_runs(&dir, [], Options::default()),
-    ///     Err(inflight::Error::AlreadyExists { log: true, .. })
-    /// ));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn import_runs(
-        dir: impl AsRef<Path>,
-        runs: impl IntoIterator<Item = Run>,
-        options: Options,
-    ) -> Result<ImportReport> {
-        Log::import_runs_with_storage(Arc::new(FsStorage::default()), dir, runs, options)
-    }
+/// Creates a new log in `dir` holding `runs` as running runs, on the real file system: for
+/// migrating the in-flight runs of another store (the JSON checkpoint this crate replaces:
+/// on the command line, `inflight import-json FILE DIR`). Each run keeps the generation and
+/// start time it is given. Open the log afterwards with [`Log::open`]; its report lists
+/// every imported run, with reason `crash` (no shutdown is recorded: the runs were
+/// interrupted wherever they came from).
+///
+/// All or nothing:
+///
+/// - every run is checked first (the limits of [`crate::limits`], and no key twice), and an
+///   invalid one is [`Error::InvalidInput`] naming its key, before anything is written;
+/// - `dir` must not exist or be an empty directory: a directory that holds a log, or
+///   anything else, is [`Error::AlreadyExists`] and is left untouched (an existing log is
+///   never mixed with imported runs);
+/// - one import at a time: the import locks `DIR.import-tmp/LOCK` first, and an import
+///   started while another holds it fails with [`Error::Locked`] (wait, then open the log
+///   the other one made); under the lock `dir` is checked again, so an import that finished
+///   meanwhile makes this one [`Error::AlreadyExists`];
+/// - the log is built in `DIR.import-tmp/log` (what an interrupted import left there is
+///   removed first), every run synced, and renamed to `dir` only then; the temporary
+///   directory is removed and the parent synced once for both. On any failure the
+///   temporary directory is removed and `dir` is as it was. (If only the final sync of the
+///   parent fails, the error says so; the complete log is then in place, but a power loss
+///   could still undo the rename.)
+///
+/// Run it before the gateway starts: the new log is not locked until it is opened.
+///
+/// ```
+/// use inflight::import::import_runs;
+/// use inflight::{Generation, Log, Options, Run, UnixMs};
+///
+/// let parent = tempfile::tempdir()?;
+/// let dir = parent.path().join("inflight");
+/// let runs = [
+///     Run::new("agent:main:telegram:dm:4242", "20261126_104512_9f1c2ab0", Generation(1), UnixMs(1_764_150_000_000)),
+///     Run::new("agent:main:http:c-5", "20261126_2", Generation(1), UnixMs(1_764_150_001_500)),
+/// ];
+/// let imported = import_runs(&dir, runs, Options::default())?;
+/// assert_eq!(imported.imported, 2);
+///
+/// let opened = Log::open(&dir, Options::default())?;
+/// assert_eq!(opened.report.running.len(), 2);
+/// // Importing again is refused: the directory holds a log now.
+/// assert!(matches!(
+///     import_runs(&dir, [], Options::default()),
+///     Err(inflight::Error::AlreadyExists { log: true, .. })
+/// ));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn import_runs(
+    dir: impl AsRef<Path>,
+    runs: impl IntoIterator<Item = Run>,
+    options: Options,
+) -> Result<ImportReport> {
+    import_runs_with_storage(Arc::new(FsStorage::default()), dir, runs, options)
+}
 
-    /// [`Log::import_runs`] through `storage`. The storage must be able to rename and remove a
-    /// directory ([`Storage::remove_dir`]); [`FsStorage`] can.
-    pub fn import_runs_with_storage(
-        storage: Arc<dyn Storage>,
-        dir: impl AsRef<Path>,
-        runs: impl IntoIterator<Item = Run>,
-        options: Options,
-    ) -> Result<ImportReport> {
-        let dir = dir.as_ref();
-        options.validate()?;
-        let events = validate_runs(runs)?;
-        check_target(&*storage, dir)?;
-        let tmp = tmp_path(dir)?;
-        let lock = lock_import(&*storage, &tmp)?;
-        // Checked again under the lock: an import that finished meanwhile is seen here.
-        let imported = check_target(&*storage, dir)
-            .and_then(|()| build_and_rename(&storage, &tmp, dir, &events, options));
-        let cleaned = remove_tmp(&*storage, &tmp, lock);
-        match (imported, cleaned) {
-            (Err(e), cleaned) => {
-                if let Err(cleanup) = cleaned {
-                    tracing::error!(
-                        dir = %tmp.display(),
-                        error = %cleanup,
-                        "could not remove the directory of the failed import; remove it by hand"
-                    );
-                }
-                return Err(e);
+/// [`import_runs`] through `storage`. The storage must be able to rename and remove a
+/// directory ([`Storage::remove_dir`]); [`FsStorage`] can.
+pub fn import_runs_with_storage(
+    storage: Arc<dyn Storage>,
+    dir: impl AsRef<Path>,
+    runs: impl IntoIterator<Item = Run>,
+    options: Options,
+) -> Result<ImportReport> {
+    let dir = dir.as_ref();
+    options.validate()?;
+    let events = validate_runs(runs)?;
+    check_target(&*storage, dir)?;
+    let tmp = tmp_path(dir)?;
+    let lock = lock_import(&*storage, &tmp)?;
+    // Checked again under the lock: an import that finished meanwhile is seen here.
+    let imported = check_target(&*storage, dir)
+        .and_then(|()| build_and_rename(&storage, &tmp, dir, &events, options));
+    let cleaned = remove_tmp(&*storage, &tmp, lock);
+    match (imported, cleaned) {
+        (Err(e), cleaned) => {
+            if let Err(cleanup) = cleaned {
+                tracing::error!(
+                    dir = %tmp.display(),
+                    error = %cleanup,
+                    "could not remove the directory of the failed import; remove it by hand"
+                );
             }
-            (Ok(()), Err(cleanup)) => {
-                // The log is in place; only the scaffolding is left (the next import removes it).
-                tracing::warn!(dir = %tmp.display(), error = %cleanup, "could not remove the import's temporary directory");
-            }
-            (Ok(()), Ok(())) => {}
+            return Err(e);
         }
-        // One sync of the parent for the new log's entry and the temporary directory's removal.
-        sync_parent_of_new(&*storage, dir)?;
-        tracing::info!(dir = %dir.display(), runs = events.len(), "imported runs into a new log");
-        Ok(ImportReport {
-            dir: dir.to_path_buf(),
-            imported: events.len(),
-        })
+        (Ok(()), Err(cleanup)) => {
+            // The log is in place; only the scaffolding is left (the next import removes it).
+            tracing::warn!(dir = %tmp.display(), error = %cleanup, "could not remove the import's temporary directory");
+        }
+        (Ok(()), Ok(())) => {}
     }
+    // One sync of the parent for the new log's entry and the temporary directory's removal.
+    sync_parent_of_new(&*storage, dir)?;
+    tracing::info!(dir = %dir.display(), runs = events.len(), "imported runs into a new log");
+    Ok(ImportReport {
+        dir: dir.to_path_buf(),
+        imported: events.len(),
+    })
 }
 
 /// Takes the import's lock: `DIR.import-tmp/LOCK`, created with its directory. Held by another

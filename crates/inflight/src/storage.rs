@@ -32,10 +32,10 @@ pub trait Storage: Send + Sync + Debug {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Removes a file.
     fn remove(&self, path: &Path) -> io::Result<()>;
-    /// Removes an empty directory. Only an import ([`Log::import_runs`]) needs it, to clean up
+    /// Removes an empty directory. Only an import ([`import::import_runs`](crate::import::import_runs)) needs it, to clean up
     /// after itself; the default refuses with [`io::ErrorKind::Unsupported`].
     ///
-    /// [`Log::import_runs`]: crate::Log::import_runs
+    /// [`import::import_runs`](crate::import::import_runs): crate::Log::import_runs
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -218,10 +218,10 @@ pub enum LockError {
 pub struct FsStorage {
     /// When set, [`StorageFile::read_all`] maps a file (memmap2) instead of reading it into
     /// memory: faster for offline replay of large logs, but a disk read error while mapped kills
-    /// the process with SIGBUS instead of returning an error. [`Log::read_only`] sets it; a
+    /// the process with SIGBUS instead of returning an error. [`inspect::read_only`](crate::inspect::read_only) sets it; a
     /// read-write open does not, so a gateway gets a typed error it can report.
     ///
-    /// [`Log::read_only`]: crate::Log::read_only
+    /// [`inspect::read_only`](crate::inspect::read_only): crate::Log::read_only
     pub mmap: bool,
 }
 

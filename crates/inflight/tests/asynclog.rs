@@ -37,7 +37,7 @@ fn thousands_of_tasks_share_syncs_and_every_event_is_durable() {
     });
     assert_eq!(log.log().running().len(), tasks / 2);
     drop(log);
-    let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let replayed = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     let report = replayed.report;
     assert_eq!(report.records, (tasks + tasks / 2) as u64);
     assert_eq!(report.running.len(), tasks / 2);

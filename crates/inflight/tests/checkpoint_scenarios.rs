@@ -4,7 +4,7 @@
 mod common;
 
 use common::{open, run, running, segment};
-use inflight::{Error, Log, Policy, Reason};
+use inflight::{Error, Policy, Reason};
 
 #[test]
 fn started_runs_are_read_back_after_reopen() {
@@ -56,7 +56,7 @@ fn completing_an_unknown_key_is_a_no_op() {
 fn a_missing_directory_is_created_by_open_and_refused_by_read_only() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("not").join("yet");
-    match Log::read_only(&dir, Policy::SkipDamaged) {
+    match inflight::inspect::read_only(&dir, Policy::SkipDamaged) {
         Err(Error::NotFound { dir: d }) => assert_eq!(d, dir),
         other => panic!("expected NotFound, got {other:?}"),
     }
@@ -83,7 +83,7 @@ fn a_corrupted_file_is_never_read_as_nothing_in_flight() {
     // frame still proves itself and the runs are recovered; the header is reported.
     let (dir, bytes) = damaged_header(20);
     let path = segment(dir.path(), 1);
-    let found = Log::read_only(dir.path(), Policy::SkipDamaged).unwrap();
+    let found = inflight::inspect::read_only(dir.path(), Policy::SkipDamaged).unwrap();
     let gaps: Vec<_> = found
         .report
         .corruption
@@ -93,7 +93,7 @@ fn a_corrupted_file_is_never_read_as_nothing_in_flight() {
     assert_eq!(gaps, vec![(0, 64)], "the damage must be reported");
     assert_eq!(found.report.running.len(), 3);
     assert!(matches!(
-        Log::read_only(dir.path(), Policy::Strict),
+        inflight::inspect::read_only(dir.path(), Policy::Strict),
         Err(Error::Corrupt { offset: 0, .. })
     ));
     // A read-write open keeps the damaged segment for inspection and writes to a new one.
@@ -116,7 +116,7 @@ fn a_corrupted_file_is_never_read_as_nothing_in_flight() {
 fn a_segment_whose_salt_is_lost_is_reported_whole_not_read_as_empty() {
     // The salt itself: no frame can be checked any more, so the whole segment is a gap.
     let (dir, bytes) = damaged_header(33);
-    let found = Log::read_only(dir.path(), Policy::SkipDamaged).unwrap();
+    let found = inflight::inspect::read_only(dir.path(), Policy::SkipDamaged).unwrap();
     let covered: u64 = found
         .report
         .corruption
@@ -130,7 +130,7 @@ fn a_segment_whose_salt_is_lost_is_reported_whole_not_read_as_empty() {
     );
     assert!(found.report.running.is_empty());
     assert!(found.report.torn_tail.is_none());
-    assert!(Log::read_only(dir.path(), Policy::Strict).is_err());
+    assert!(inflight::inspect::read_only(dir.path(), Policy::Strict).is_err());
 }
 
 #[test]

@@ -216,7 +216,7 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one_and_reports_the_gap() {
     let damaged = damage_newest_snapshot(dir);
 
     // Strict: the damage is an error, exit 3 on the command line.
-    match Log::read_only(dir, Policy::Strict) {
+    match inflight::inspect::read_only(dir, Policy::Strict) {
         Err(Error::Corrupt { segment, .. }) => assert!(segment.ends_with(&damaged)),
         other => panic!("strict replay of a damaged snapshot gave {other:?}"),
     }
@@ -250,7 +250,7 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one_and_reports_the_gap() {
         "the segments after the gap are replayed"
     );
     // The fallback flags a session that was active around the gap with nothing after it.
-    let recovered = Log::read_only(dir, Policy::SkipDamaged).unwrap();
+    let recovered = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap();
     let flagged = inflight::fallback::flag(
         inflight::fallback::LogView::Present {
             report: &recovered.report,
@@ -272,10 +272,10 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one_and_reports_the_gap() {
     log.compact().unwrap();
     drop(log);
     assert!(!snapshots(dir).contains(&damaged));
-    let report = Log::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap().report;
     assert_eq!(report.gaps_before_snapshot.len(), 1);
     assert_eq!(report.gaps_before_snapshot[0].segment, damaged);
-    assert!(Log::read_only(dir, Policy::Strict).is_err());
+    assert!(inflight::inspect::read_only(dir, Policy::Strict).is_err());
 }
 
 #[test]
@@ -287,7 +287,7 @@ fn a_damaged_only_snapshot_with_its_segments_gone_loses_only_what_it_held() {
     log.mark_running(start("after", 1, 4_000)).unwrap();
     drop(log);
     damage_newest_snapshot(dir);
-    let report = Log::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap().report;
     assert!(report.snapshot.is_none());
     assert_eq!(report.corruption.len(), 1);
     assert_eq!(
@@ -349,7 +349,7 @@ fn offline_compaction_refuses_a_held_log_and_records_no_recovery() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let log = busy_log(dir, Options::default());
-    match Log::compact_dir(dir, Options::default()) {
+    match inflight::compaction::compact_dir(dir, Options::default()) {
         Err(Error::Locked { holder_pid, .. }) => {
             assert_eq!(holder_pid, Some(std::process::id()));
         }
@@ -357,9 +357,9 @@ fn offline_compaction_refuses_a_held_log_and_records_no_recovery() {
     }
     let running = log.running();
     drop(log); // a crash: runs in flight
-    let done = Log::compact_dir(dir, Options::default()).unwrap();
+    let done = inflight::compaction::compact_dir(dir, Options::default()).unwrap();
     assert_eq!(done.running, running.len());
-    let report = Log::read_only(dir, Policy::Strict).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::Strict).unwrap().report;
     assert_eq!(
         report.counters.recoveries, 0,
         "an offline compaction is not a restart"
@@ -391,13 +391,13 @@ fn offline_compaction_of_a_path_that_holds_no_log_creates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let missing = tmp.path().join("typo").join("inflight");
     assert!(matches!(
-        Log::compact_dir(&missing, Options::default()),
+        inflight::compaction::compact_dir(&missing, Options::default()),
         Err(Error::NotFound { .. })
     ));
     assert!(!tmp.path().join("typo").exists());
     std::fs::write(tmp.path().join("notes.txt"), "not a log").unwrap();
     assert!(matches!(
-        Log::compact_dir(tmp.path(), Options::default()),
+        inflight::compaction::compact_dir(tmp.path(), Options::default()),
         Err(Error::NotFound { .. })
     ));
     assert_eq!(names(tmp.path()), ["notes.txt"]);
@@ -435,20 +435,20 @@ fn the_strict_policy_still_fails_on_damage_a_compaction_removed() {
     bytes[400] ^= 0xff;
     std::fs::write(&first, bytes).unwrap();
     assert!(matches!(
-        Log::read_only(dir, Policy::Strict),
+        inflight::inspect::read_only(dir, Policy::Strict),
         Err(Error::Corrupt { .. })
     ));
-    Log::compact_dir(dir, Options::default()).unwrap();
+    inflight::compaction::compact_dir(dir, Options::default()).unwrap();
     assert!(
         !dir.join(segments(dir)[0].clone())
             .ends_with("00000000000000000001.log")
     );
     // The segment is gone; its gap is kept, and the strict policy still refuses it.
-    let report = Log::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap().report;
     assert_eq!(report.gaps_before_snapshot.len(), 1);
     assert!(report.corruption.is_empty());
     assert!(matches!(
-        Log::read_only(dir, Policy::Strict),
+        inflight::inspect::read_only(dir, Policy::Strict),
         Err(Error::Corrupt { .. })
     ));
 }

@@ -40,7 +40,7 @@ fn many_threads_append_and_replay_equals_live() {
         "each key's last run (25) is still running"
     );
     assert!(live_now.iter().all(|(_, g)| *g == 25));
-    let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let replayed = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(replayed.report.records, 8 * (25 + 12));
     let counters = log.counters();
     assert_eq!(replayed.report.counters, counters);
@@ -75,7 +75,7 @@ fn close_is_the_last_record_even_with_appenders_racing_it() {
         log.close().unwrap();
         let acked: u64 = appenders.into_iter().map(|t| t.join().unwrap()).sum();
         let mut events = Vec::new();
-        Log::for_each_event(
+        inflight::inspect::for_each_event(
             &inflight::FsStorage::default(),
             dir.path(),
             Policy::Strict,

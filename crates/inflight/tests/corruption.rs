@@ -62,7 +62,7 @@ fn corruption_in_the_middle_fails_the_strict_policy() {
     std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
     for result in [
         Log::open(dir.path(), Options::default().strict()).map(|_| ()),
-        Log::read_only(dir.path(), Policy::Strict).map(|_| ()),
+        inflight::inspect::read_only(dir.path(), Policy::Strict).map(|_| ()),
     ] {
         match result {
             Err(Error::Corrupt {
@@ -135,7 +135,7 @@ fn damage_at_the_end_longer_than_one_frame_is_corruption_not_a_torn_tail() {
     std::fs::write(&path, &bytes).unwrap();
 
     assert!(matches!(
-        Log::read_only(dir.path(), Policy::Strict),
+        inflight::inspect::read_only(dir.path(), Policy::Strict),
         Err(Error::Corrupt { .. })
     ));
     let (log, report) = open(dir.path());
@@ -198,7 +198,7 @@ fn records_cut_out_of_a_segment_are_a_gap_and_the_records_after_them_survive() {
     cut.extend_from_slice(&bytes[offsets[3]..]);
     std::fs::write(segment(dir.path(), 1), &cut).unwrap();
 
-    let replayed = Log::read_only(dir.path(), Policy::SkipDamaged).unwrap();
+    let replayed = inflight::inspect::read_only(dir.path(), Policy::SkipDamaged).unwrap();
     let report = replayed.report;
     assert_eq!(report.corruption.len(), 1, "{:?}", report.corruption);
     let gap = &report.corruption[0];
@@ -221,5 +221,5 @@ fn records_cut_out_of_a_segment_are_a_gap_and_the_records_after_them_survive() {
             ("e".into(), 1)
         ]
     );
-    assert!(Log::read_only(dir.path(), Policy::Strict).is_err());
+    assert!(inflight::inspect::read_only(dir.path(), Policy::Strict).is_err());
 }

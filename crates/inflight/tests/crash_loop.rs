@@ -96,7 +96,7 @@ fn a_run_that_keeps_crashing_the_process_counts_1_2_3_and_is_flagged() {
     assert_eq!(crash_once(&dir, &[]), (3, true));
     // The count survives a compaction (the child compacts before it dies this time).
     assert_eq!(crash_once(&dir, &[("INFLIGHT_COMPACT", "1")]), (4, true));
-    let recovered = Log::read_only(&dir, Default::default()).unwrap();
+    let recovered = inflight::inspect::read_only(&dir, Default::default()).unwrap();
     assert!(
         recovered.report.snapshot.is_some(),
         "a snapshot was written"

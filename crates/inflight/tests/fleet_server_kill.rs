@@ -101,7 +101,7 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
     let Opened { log, report } = pg::reopen(&url, &a);
     let storage = read_only_storage(&url, &a).unwrap();
     let mut logged = Vec::new();
-    Log::for_each_event(&storage, instance_path(&a), Policy::Strict, |_, e| {
+    inflight::inspect::for_each_event(&storage, instance_path(&a), Policy::Strict, |_, e| {
         logged.push(e.to_event())
     })
     .unwrap();

@@ -1,6 +1,6 @@
 //! The on-disk format document (docs/FORMAT.md) is complete: a second reader,
 //! written from that section alone (module `doc`), replays every damaged log below exactly as
-//! `Log::read_only` does, under both policies.
+//! `inflight::inspect::read_only` does, under both policies.
 //!
 //! The module `doc` uses nothing of the crate: its CRC-32, header and frame decoding, payload
 //! decoding (varints, strings, options, enum index), snapshot reading (with a JSON parser) and
@@ -1863,7 +1863,7 @@ fn opt_u64(v: &serde_json::Value) -> Option<u64> {
 
 /// The real reader's answer, in `doc`'s terms.
 fn real(dir: &Path, policy: Policy) -> Result<Replay, Failure> {
-    let recovered = match Log::read_only(dir, policy) {
+    let recovered = match inflight::inspect::read_only(dir, policy) {
         Ok(r) => r,
         Err(Error::UnsupportedVersion { .. }) => return Err(Failure::UnsupportedVersion),
         Err(Error::Corrupt {
@@ -1986,7 +1986,7 @@ fn agree(dir: &Path) -> Result<Replay, Failure> {
         let ours = doc::replay(&files(dir), strict);
         assert_eq!(
             ours, theirs,
-            "document reader vs Log::read_only ({policy:?})"
+            "document reader vs inflight::inspect::read_only ({policy:?})"
         );
         out.get_or_insert(ours);
     }
@@ -3378,7 +3378,7 @@ fn snapshot_names_versions_and_the_offline_compaction() {
     log.mark_running(run("a", 1)).unwrap();
     drop(log);
     // Offline: no recovery recorded.
-    let compacted = Log::compact_dir(dir.path(), Options::default()).unwrap();
+    let compacted = inflight::compaction::compact_dir(dir.path(), Options::default()).unwrap();
     let r = ok(dir.path());
     assert_eq!(r.counters.recoveries, 0);
     assert_eq!(r.running[0].recoveries, 0);
@@ -4745,7 +4745,7 @@ fn a_version_1_snapshot_ignores_any_value_of_the_members_version_2_added() {
             format!(r#"{{"inflight_snapshot":1,"body_crc32":{crc},"body":{body}}}"#),
         )
         .unwrap();
-        let report = Log::read_only(dir.path(), Policy::Strict).unwrap().report;
+        let report = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap().report;
         assert!(report.snapshot.is_some(), "{member}");
         let run = &report.running[0];
         assert_eq!(

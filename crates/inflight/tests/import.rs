@@ -53,7 +53,7 @@ fn assert_only(parent: &Path, expected: &[&str]) {
 fn imported_runs_are_running_after_open_with_their_session_generation_and_start() {
     let parent = tempfile::tempdir().unwrap();
     let dir = parent.path().join("log");
-    let report = Log::import_runs(&dir, runs(), Options::default()).unwrap();
+    let report = inflight::import::import_runs(&dir, runs(), Options::default()).unwrap();
     assert_eq!(
         report,
         ImportReport {
@@ -94,12 +94,12 @@ fn an_empty_directory_is_a_valid_target_and_an_empty_import_a_valid_log() {
     let dir = parent.path().join("log");
     std::fs::create_dir(&dir).unwrap();
     assert_eq!(
-        Log::import_runs(&dir, [], Options::default())
+        inflight::import::import_runs(&dir, [], Options::default())
             .unwrap()
             .imported,
         0
     );
-    let recovered = Log::read_only(&dir, inflight::Policy::Strict).unwrap();
+    let recovered = inflight::inspect::read_only(&dir, inflight::Policy::Strict).unwrap();
     assert!(recovered.report.running.is_empty());
     assert_only(parent.path(), &["log"]);
 }
@@ -138,7 +138,7 @@ fn invalid_or_duplicate_runs_are_refused_before_anything_is_written() {
         ),
     ];
     for (runs, reason) in cases {
-        let e = Log::import_runs(&dir, runs, Options::default()).unwrap_err();
+        let e = inflight::import::import_runs(&dir, runs, Options::default()).unwrap_err();
         assert!(
             matches!(e, Error::InvalidInput { .. }) && e.to_string().contains(reason),
             "{e}"
@@ -150,7 +150,7 @@ fn invalid_or_duplicate_runs_are_refused_before_anything_is_written() {
 #[test]
 fn a_directory_holding_a_log_or_other_files_is_refused_and_untouched() {
     let (dir, bytes) = common::log_with_runs(&["a", "b"], "");
-    let e = Log::import_runs(dir.path(), runs(), Options::default()).unwrap_err();
+    let e = inflight::import::import_runs(dir.path(), runs(), Options::default()).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { log: true, .. }), "{e}");
     assert!(
         e.to_string().contains("already holds an inflight log"),
@@ -160,7 +160,7 @@ fn a_directory_holding_a_log_or_other_files_is_refused_and_untouched() {
         common::data(&std::fs::read(common::segment(dir.path(), 1)).unwrap()),
         bytes
     );
-    let report = Log::read_only(dir.path(), inflight::Policy::Strict)
+    let report = inflight::inspect::read_only(dir.path(), inflight::Policy::Strict)
         .unwrap()
         .report;
     assert_eq!(common::running(&report), [("a".into(), 1), ("b".into(), 1)]);
@@ -169,7 +169,7 @@ fn a_directory_holding_a_log_or_other_files_is_refused_and_untouched() {
     let other = parent.path().join("other");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("notes.txt"), "keep").unwrap();
-    let e = Log::import_runs(&other, runs(), Options::default()).unwrap_err();
+    let e = inflight::import::import_runs(&other, runs(), Options::default()).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { log: false, .. }), "{e}");
     assert_eq!(
         std::fs::read_to_string(other.join("notes.txt")).unwrap(),
@@ -179,7 +179,7 @@ fn a_directory_holding_a_log_or_other_files_is_refused_and_untouched() {
 
     let file = parent.path().join("file");
     std::fs::write(&file, "x").unwrap();
-    let e = Log::import_runs(&file, runs(), Options::default()).unwrap_err();
+    let e = inflight::import::import_runs(&file, runs(), Options::default()).unwrap_err();
     assert!(matches!(e, Error::NotADirectory { .. }), "{e}");
 }
 
@@ -190,9 +190,9 @@ fn the_directory_of_an_interrupted_import_is_replaced() {
     let tmp = parent.path().join("log.import-tmp");
     std::fs::create_dir(&tmp).unwrap();
     std::fs::write(tmp.join("00000000000000000001.log"), b"half a log").unwrap();
-    Log::import_runs(&dir, runs(), Options::default()).unwrap();
+    inflight::import::import_runs(&dir, runs(), Options::default()).unwrap();
     assert_only(parent.path(), &["log"]);
-    let report = Log::read_only(&dir, inflight::Policy::Strict)
+    let report = inflight::inspect::read_only(&dir, inflight::Policy::Strict)
         .unwrap()
         .report;
     assert_eq!(report.running.len(), 3);
@@ -305,7 +305,7 @@ fn import_failing_at(
 ) -> (PathBuf, inflight::Result<ImportReport>, u64) {
     let dir = parent.join("log");
     let faults = FailingAt::new(fail_at);
-    let result = Log::import_runs_with_storage(
+    let result = inflight::import::import_runs_with_storage(
         Arc::new(Failing(faults.clone())),
         &dir,
         runs(),
@@ -335,9 +335,9 @@ fn a_failure_at_any_step_before_the_rename_leaves_nothing() {
         );
         assert_only(parent.path(), &[]);
         // And a retry on the real file system then succeeds.
-        Log::import_runs(&dir, runs(), Options::default()).unwrap();
+        inflight::import::import_runs(&dir, runs(), Options::default()).unwrap();
         assert_eq!(
-            Log::read_only(&dir, inflight::Policy::Strict)
+            inflight::inspect::read_only(&dir, inflight::Policy::Strict)
                 .unwrap()
                 .report
                 .running
@@ -361,7 +361,7 @@ fn a_failure_at_any_step_before_the_rename_leaves_nothing() {
     );
     // The rename happened: the log is complete in place, only the parent's sync failed.
     assert_only(parent.path(), &["log"]);
-    let report = Log::read_only(&dir, inflight::Policy::Strict)
+    let report = inflight::inspect::read_only(&dir, inflight::Policy::Strict)
         .unwrap()
         .report;
     assert_eq!(report.running.len(), 3);
@@ -374,13 +374,13 @@ fn an_import_started_while_another_holds_the_lock_is_locked_and_changes_nothing(
     let tmp = parent.path().join("log.import-tmp");
     std::fs::create_dir(&tmp).unwrap();
     let held = FsStorage::default().lock(&tmp).unwrap();
-    let e = Log::import_runs(&dir, runs(), Options::default()).unwrap_err();
+    let e = inflight::import::import_runs(&dir, runs(), Options::default()).unwrap_err();
     assert!(matches!(e, Error::Locked { .. }), "{e}");
     assert!(!dir.exists());
     drop(held);
     // Once the other import is gone (it died: its directory holds no live lock), this one
     // takes the directory over.
-    Log::import_runs(&dir, runs(), Options::default()).unwrap();
+    inflight::import::import_runs(&dir, runs(), Options::default()).unwrap();
     assert_only(parent.path(), &["log"]);
 }
 
@@ -400,7 +400,7 @@ fn of_two_imports_started_at_once_exactly_one_imports() {
                 .map(|_| {
                     s.spawn(|| {
                         barrier.wait();
-                        Log::import_runs(&dir, runs(), Options::default())
+                        inflight::import::import_runs(&dir, runs(), Options::default())
                     })
                 })
                 .collect();
@@ -418,7 +418,7 @@ fn of_two_imports_started_at_once_exactly_one_imports() {
             *outcomes.entry(name).or_default() += 1;
         }
         assert_only(parent.path(), &["log"]);
-        let report = Log::read_only(&dir, inflight::Policy::Strict)
+        let report = inflight::inspect::read_only(&dir, inflight::Policy::Strict)
             .unwrap()
             .report;
         assert_eq!(report.running.len(), 3);

@@ -95,7 +95,7 @@ proptest! {
                     }
                     let live = log.running();
                     drop(log);
-                    let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
+                    let replayed = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
                     prop_assert_eq!(&replayed.set, &model);
                     let Opened { log: reopened, report } = Log::open(dir.path(), small_segments()).unwrap();
                     // An open that finds runs in flight records its recovery: the same runs,
@@ -117,7 +117,7 @@ proptest! {
             prop_assert_eq!(live, expected);
         }
         drop(log);
-        let replayed = Log::read_only(dir.path(), Policy::Strict).unwrap();
+        let replayed = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
         prop_assert_eq!(replayed.set, model);
     }
 }

@@ -64,7 +64,7 @@ fn segments_are_reserved_and_the_next_one_is_prepared_ahead() {
     assert!(!next.exists());
     drop(log);
 
-    let found = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let found = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(found.report.running.len(), g);
     assert!(found.report.torn_tail.is_none() && found.report.corruption.is_empty());
 }
@@ -75,7 +75,7 @@ fn a_preparation_a_crash_left_behind_is_removed_and_never_read() {
     // A crash after the header went into a prepared file, before its rename.
     let left = prepared(dir.path(), 2);
     std::fs::write(&left, b"INFLIGHT and anything at all").unwrap();
-    let found = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let found = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(found.report.running.len(), 2);
     assert!(left.exists(), "a read-only replay changes nothing");
     let Opened { log, report } = Log::open(dir.path(), small_segments()).unwrap();
@@ -105,6 +105,6 @@ fn without_preparation_each_segment_is_created_at_its_rollover() {
         );
     }
     drop(log);
-    let found = Log::read_only(dir.path(), Policy::Strict).unwrap();
+    let found = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap();
     assert_eq!(found.report.running.len(), g);
 }

@@ -155,7 +155,7 @@ fn record_places(sim: &SimStorage) -> Vec<(Event, String, u64, u64)> {
     let durable = sim.fork();
     durable.crash_keep_nothing();
     let mut by_seq = BTreeMap::new();
-    let Ok(_) = Log::for_each_event(&durable, Harness::dir(), Policy::Strict, |seq, e| {
+    let Ok(_) = inflight::inspect::for_each_event(&durable, Harness::dir(), Policy::Strict, |seq, e| {
         by_seq.insert(seq, e.to_event());
     }) else {
         return Vec::new();
@@ -262,7 +262,7 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                 .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
                 let mut events = Vec::new();
                 let replayed =
-                    Log::for_each_event(&fork, Harness::dir(), Policy::SkipDamaged, |_, e| {
+                    inflight::inspect::for_each_event(&fork, Harness::dir(), Policy::SkipDamaged, |_, e| {
                         events.push(e.to_event())
                     })
                     .unwrap_or_else(|e| panic!("{context}: replay after open failed: {e}"));

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{frame_offsets, open, run, running, segment};
-use inflight::{Log, Policy};
+use inflight::Policy;
 
 /// Writes three runs and returns (directory, segment bytes, offset of the last frame).
 fn three_runs() -> (tempfile::TempDir, Vec<u8>, usize) {
@@ -31,7 +31,7 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
         let kept = torn_bytes;
         std::fs::write(&path, &bytes[..last + kept]).unwrap();
 
-        let seen = Log::read_only(dir.path(), Policy::Strict).unwrap().report;
+        let seen = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap().report;
         assert_eq!(seen.torn_tail_bytes(), kept as u64, "kept {kept}");
         assert!(!seen.torn_tail.as_ref().unwrap().cut);
         assert_eq!(
@@ -58,7 +58,7 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
             3,
             "two runs and the recovery record"
         );
-        let seen = Log::read_only(dir.path(), Policy::Strict).unwrap().report;
+        let seen = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap().report;
         assert!(seen.torn_tail.is_none());
         assert_eq!(seen.counters.recoveries, 1);
         drop(log);
@@ -153,7 +153,7 @@ fn junk_in_place_of_the_only_segment_is_corruption_not_an_empty_log() {
     let dir = tempfile::tempdir().unwrap();
     let path = segment(dir.path(), 1);
     std::fs::write(&path, b"this is not a log").unwrap();
-    let replayed = inflight::Log::read_only(dir.path(), inflight::Policy::SkipDamaged).unwrap();
+    let replayed = inflight::inspect::read_only(dir.path(), inflight::Policy::SkipDamaged).unwrap();
     assert!(replayed.report.torn_tail.is_none());
     assert_eq!(replayed.report.corruption.len(), 1);
     assert_eq!(
@@ -165,7 +165,7 @@ fn junk_in_place_of_the_only_segment_is_corruption_not_an_empty_log() {
     );
     assert!(!replayed.report.clean_shutdown);
     assert!(matches!(
-        inflight::Log::read_only(dir.path(), inflight::Policy::Strict),
+        inflight::inspect::read_only(dir.path(), inflight::Policy::Strict),
         Err(inflight::Error::Corrupt { offset: 0, .. })
     ));
     // A read-write open keeps the bytes for inspection and writes to a new segment.

@@ -220,9 +220,9 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     };
     setup().map_err(|e| format!("setting up the simulated disk: {e}"))?;
 
-    // One reading each (what `Log::read_only` settles on): nothing else writes the simulated
+    // One reading each (what `crate::inspect::read_only` settles on): nothing else writes the simulated
     // disk, and a settled reading would pause to look at a torn tail again.
-    let before = match Log::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {}) {
+    let before = match crate::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {}) {
         Ok(r) => r.report,
         Err(Error::UnsupportedVersion { .. }) => return Ok(()),
         Err(e) => return Err(format!("read-only replay failed: {e}")),
@@ -250,7 +250,7 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     if runs(&opened) != runs(&before) || opened.corruption != before.corruption {
         return Err("read-only and read-write replay disagree".into());
     }
-    let after = Log::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {})
+    let after = crate::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {})
         .map_err(|e| format!("replay after open failed: {e}"))?
         .report;
     if after.torn_tail.is_some() {

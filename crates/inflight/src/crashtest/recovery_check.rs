@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::error::Error;
 use crate::event::Event;
 use crate::fold::InFlightRun;
-use crate::log::{Log, Opened, Recovered};
+use crate::inspect::ReadOnly;
+use crate::log::{Log, Opened};
 use crate::recovery::{Policy, RecoveryReport};
 
 use super::harness::{Failure, Harness, RECOVERED};
@@ -66,12 +67,12 @@ impl Harness {
 
     /// A read-only replay of the log, collecting its events. Armed read faults may hit it (it
     /// is the harness's own read, not the open's), so it is retried like an open.
-    fn replay_events(&mut self) -> Result<(Vec<Event>, Recovered), Box<Failure>> {
+    fn replay_events(&mut self) -> Result<(Vec<Event>, ReadOnly), Box<Failure>> {
         let mut events = Vec::new();
         let (sim, dir) = (self.sim.clone(), self.dir.clone());
         self.retrying_faults(|| {
             events.clear();
-            Log::for_each_event(&sim, &dir, Policy::Strict, |_, e| events.push(e.to_event()))
+            crate::inspect::for_each_event(&sim, &dir, Policy::Strict, |_, e| events.push(e.to_event()))
         })
         .map(|replayed| (events, replayed))
         .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))
@@ -111,7 +112,7 @@ impl Harness {
     fn check_replay(
         &self,
         report: &RecoveryReport,
-        replayed: &Recovered,
+        replayed: &ReadOnly,
     ) -> Result<Option<String>, Box<Failure>> {
         if replayed.report.torn_tail.is_some() {
             return Err(self.mismatch(format!(
@@ -159,7 +160,7 @@ impl Harness {
         expected: &Model,
         running: &[InFlightRun],
         report: &RecoveryReport,
-        replayed: &Recovered,
+        replayed: &ReadOnly,
         live: &[InFlightRun],
     ) -> Result<(), Box<Failure>> {
         for (what, got) in [

@@ -10,11 +10,11 @@
 //! - [`create_schema`] once per database (`inflight fleet init`);
 //! - [`Log::open_database`](crate::Log::open_database) instead of [`Log::open`](crate::Log::open):
 //!   the instance's log, replayed, ready for appends;
-//! - [`Log::take_over`](crate::Log::take_over) (`inflight takeover`): a dead instance's running
+//! - [`fleet::take_over`](crate::fleet::take_over)(crate::Log::take_over) (`inflight takeover`): a dead instance's running
 //!   set, with reasons and crash-loop counts, and from the moment it commits, nothing the dead
 //!   instance writes is accepted ([`Error::Fenced`](crate::Error::Fenced));
 //! - [`forget`] (`inflight fleet forget`): a retired instance's log removed, its fence kept;
-//! - [`Log::read_only_database`](crate::Log::read_only_database) and [`read_only_storage`] for
+//! - [`fleet::read_only`](crate::fleet::read_only)(crate::Log::read_only_database) and [`read_only_storage`] for
 //!   the offline tools (`inflight replay --database URL --instance ID`, and `dump`, `verify`,
 //!   `stats`).
 //!
@@ -31,7 +31,7 @@
 //! # drop((log, report));
 //!
 //! // On another machine, once gateway-1 is known dead:
-//! let taken = Log::take_over(db, "gateway-1", "gateway-2")?;
+//! let taken = inflight::fleet::take_over(db, "gateway-1", "gateway-2")?;
 //! for run in &taken.report.running {
 //!     println!("resume {} here (reason {}, recoveries {})", run.run.key, run.reason, run.recoveries);
 //! }
@@ -53,8 +53,8 @@ pub use connect::{
     Forgotten, Instance, create_schema, forget, instance_path, instances, read_only_storage,
 };
 pub use conninfo::{CONNECT_TIMEOUT, STATEMENT_TIMEOUT};
-pub use open::open_storage;
+pub use open::{open_storage, read_only};
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use storage::PgStorage;
-pub use takeover::{TakenOver, Taker};
+pub use takeover::{TakenOver, Taker, take_over, take_over_as};
 pub use vacuum::VACUUM_INTERVAL;

@@ -7,7 +7,8 @@ use super::client::Db;
 use super::connect::{check_instance, connect_checked, failed};
 use super::{PgStorage, instance_path, read_only_storage};
 use crate::error::Result;
-use crate::log::{Log, Opened, Recovered};
+use crate::inspect::{ReadOnly, read_only_with_storage};
+use crate::log::{Log, Opened};
 use crate::options::Options;
 use crate::recovery::Policy;
 
@@ -20,7 +21,7 @@ impl Log {
     /// The open takes the instance's advisory lock, held for the connection's life, so a second
     /// opener of the same instance gets [`Error::Locked`](crate::Error::Locked) while this one
     /// lives, and raises the instance's fencing epoch. An instance that was taken over
-    /// ([`Log::take_over`]) is refused with [`Error::Fenced`](crate::Error::Fenced): its runs
+    /// ([`take_over`](crate::fleet::take_over)) is refused with [`Error::Fenced`](crate::Error::Fenced): its runs
     /// belong to the instance that took them over; start under a new id.
     ///
     /// Each group commit is one transaction, and a call returns once it committed: durable as
@@ -30,14 +31,14 @@ impl Log {
         let storage = open_storage(database, instance)?;
         Log::open_with_storage(Arc::new(storage), instance_path(instance), options)
     }
+}
 
-    /// Replays the log of `instance` in `database` without taking its lock or changing a
-    /// row: [`Log::read_only`] for a fleet, the command line's `inflight replay --database URL
-    /// --instance ID`. Safe on a live instance's log.
-    pub fn read_only_database(database: &str, instance: &str, policy: Policy) -> Result<Recovered> {
-        let storage = read_only_storage(database, instance)?;
-        Log::read_only_with_storage(&storage, instance_path(instance), policy)
-    }
+/// Replays the log of `instance` in `database` without taking its lock or changing a row:
+/// [`inspect::read_only`](crate::inspect::read_only) for a fleet, the command line's `inflight
+/// replay --database URL --instance ID`. Safe on a live instance's log.
+pub fn read_only(database: &str, instance: &str, policy: Policy) -> Result<ReadOnly> {
+    let storage = read_only_storage(database, instance)?;
+    read_only_with_storage(&storage, instance_path(instance), policy)
 }
 
 /// The storage of `instance`'s log in `database`, for writing: what [`Log::open_database`]

@@ -41,6 +41,7 @@
 //! - [`stats`]: counts, sizes, run durations and the busiest keys, from the items.
 //! - [`verify`]: each finding with its place, and the verdict.
 
+mod read_only;
 pub mod stats;
 pub mod time_travel;
 pub mod verify;
@@ -53,6 +54,7 @@ pub use crate::read::{
     DamageKind, DamageSeen, EndSeen, EventSeen, Item, Point, SegmentSeen, SnapshotRole,
     SnapshotSeen, Unknowable,
 };
+pub use read_only::{ReadOnly, for_each_event, read_only, read_only_with_storage};
 pub use time_travel::{StateAt, state_at};
 
 use crate::damage::{Corruption, TornTail};

@@ -39,7 +39,7 @@ mod queue;
 
 pub use cut::Compaction;
 pub(crate) use flusher::Flusher;
-pub use open::{Opened, Recovered};
+pub use open::Opened;
 
 /// Takes `mutex` whatever a thread that panicked holding it left (see the module's docs).
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

@@ -1,21 +1,17 @@
 //! Opening a log: the lock, the reading, what the open does to the end of the log, the
-//! recovery record, and the report, built once; read-only replays; offline compaction.
+//! recovery record, and the report, built once.
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::{FlusherState, Log, Shared, State, queue::Queue};
-use crate::compaction::Compacted;
 use crate::error::{Error, IoContext, Result};
-use crate::event::{Event, EventRef, encode_event};
-use crate::fold::RunningSet;
-use crate::layout::{TEMP_SUFFIX, is_log_file};
+use crate::event::{Event, encode_event};
+use crate::layout::TEMP_SUFFIX;
 use crate::open_dir::create_dir_durably;
 use crate::options::Options;
-use crate::read::core::Found;
-use crate::read::files::{LogReader, Start};
-use crate::recovery::{Policy, RecoveryReport, replay, replay_settled};
+use crate::recovery::{RecoveryReport, replay};
 use crate::storage::{DirLock, FsStorage, LockError, Storage};
 use crate::writer::{Context, Writer};
 
@@ -43,18 +39,6 @@ pub struct Opened {
     pub report: RecoveryReport,
 }
 
-/// What a read-only replay found: the report and the folded state.
-#[derive(Clone, Debug)]
-pub struct Recovered {
-    /// What replay found.
-    pub report: RecoveryReport,
-    /// The state the log folds to.
-    pub set: RunningSet,
-    /// How many readings started over because a live log changed under them (a compaction, a
-    /// rollover, a record being written); see [`Log::read_only`].
-    pub restarts: u32,
-}
-
 impl Log {
     /// Opens (creating if missing) the log in `dir` on the real file system, and replays it.
     ///
@@ -70,7 +54,7 @@ impl Log {
     /// A read-write open writes: it makes a synced copy of the last segment (see
     /// [`Options::segment_bytes_max`]), so it needs that much free space. On a full disk it fails
     /// with an [`Error::Io`] whose source is of kind [`std::io::ErrorKind::StorageFull`] and
-    /// whose message says so; [`Log::read_only`] writes nothing and still reports what was in
+    /// whose message says so; [`inspect::read_only`](crate::inspect::read_only) writes nothing and still reports what was in
     /// flight.
     ///
     /// ```
@@ -211,112 +195,6 @@ impl Log {
         }
     }
 
-    /// Compacts the log in `dir` offline: takes the lock (so it fails with [`Error::Locked`]
-    /// while a gateway holds the log), recovers it as an open does (without counting a
-    /// recovery: this is not a restart), compacts, and releases it. The command line's
-    /// `inflight compact DIR`.
-    pub fn compact_dir(dir: impl AsRef<Path>, options: Options) -> Result<Compacted> {
-        let dir = dir.as_ref();
-        let storage = FsStorage::default();
-        // A mistyped path must not become a new, empty log.
-        let is_log = storage.is_dir(dir).at("stat", dir)?
-            && storage
-                .list(dir)
-                .at("list", dir)?
-                .iter()
-                .any(|n| is_log_file(n));
-        if !is_log {
-            return Err(Error::NotFound {
-                dir: dir.to_path_buf(),
-            });
-        }
-        let mut options = options.compact_after_bytes(None);
-        options.record_recovery = false;
-        let Opened { log, report: _ } = Log::open(dir, options)?;
-        log.compact()
-    }
-
-    /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
-    /// inspect a log, even one a live process is writing. A torn tail is reported (with
-    /// `cut: false`) but left in place. Segments are memory-mapped (see [`FsStorage::mmap`]).
-    /// A directory with neither segment nor snapshot files is [`Error::NotFound`]: it is not a
-    /// log, and must not read as "nothing in flight".
-    ///
-    /// On a live log the reading is exact: when a compaction or a segment rollover changes the
-    /// files under it (a file it listed removed, damage where the files changed, a record half
-    /// written at the end), it starts over from a new listing, up to
-    /// [`READ_ATTEMPTS_MAX`](crate::limits::READ_ATTEMPTS_MAX) readings, and reports only
-    /// damage seen in files that held still (under [`Policy::Strict`], fails only on it). A log
-    /// that never held still is [`Error::KeptChanging`]: read again.
-    ///
-    /// It writes nothing, so it answers on a full disk too, where a read-write open
-    /// ([`Log::open`]) fails for want of room for its copy of the last segment. The command
-    /// line's `inflight replay DIR` is this call.
-    pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<Recovered> {
-        Log::read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
-    }
-
-    /// [`Log::read_only`] through `storage`.
-    pub fn read_only_with_storage(
-        storage: &dyn Storage,
-        dir: impl AsRef<Path>,
-        policy: Policy,
-    ) -> Result<Recovered> {
-        let (found, set, restarts) = replay_settled(storage, dir.as_ref(), policy)?;
-        Ok(Recovered::of(found, set, restarts))
-    }
-
-    /// A read-only replay that also hands every valid record after the snapshot it starts from,
-    /// with its sequence number, to `visit` in log order: for offline tools that need the events
-    /// themselves, not only the state they fold to. Like [`Log::read_only`], it takes no lock
-    /// and changes nothing. It reads once: on a live log, a compaction may remove a file between
-    /// the listing and its reading, which is an [`Error::Io`] of kind `NotFound` (after some
-    /// records were visited), and a second call sees a consistent listing again; where only the
-    /// state is needed, [`Log::read_only`] starts over by itself.
-    ///
-    /// ```
-    /// # use inflight::{Generation, Log, Options, Policy, Run, FsStorage, UnixMs};
-    /// # let dir = tempfile::tempdir()?;
-    /// # let log = Log::open(dir.path(), Options::default())?.log;
-    /// # log.mark_running(Run::new("k", "s", Generation(1), UnixMs(1)))?;
-    /// let mut keys = Vec::new();
-    /// Log::for_each_event(&FsStorage::default(), dir.path(), Policy::Strict, |_seq, event| {
-    ///     keys.extend(event.key().map(str::to_string));
-    /// })?;
-    /// assert_eq!(keys, ["k"]);
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn for_each_event(
-        storage: &dyn Storage,
-        dir: impl AsRef<Path>,
-        policy: Policy,
-        mut visit: impl FnMut(u64, EventRef<'_>),
-    ) -> Result<Recovered> {
-        let dir = dir.as_ref();
-        let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
-        let replayed = replay(storage, dir, &names, policy, None, &mut visit)?;
-        Ok(Recovered::of(replayed.found, replayed.set, 0))
-    }
-}
-
-impl Recovered {
-    /// The report of what a read-only replay found.
-    fn of(found: Found, set: RunningSet, restarts: u32) -> Recovered {
-        let coverage = found.coverage_since_ms;
-        let report = RecoveryReport::of(
-            found,
-            RecoveryReport::running_keys(&set),
-            &set,
-            false,
-            coverage,
-            crate::fold::Thresholds::default(),
-        );
-        Recovered {
-            report,
-            set,
-            restarts,
-        }
-    }
 }
 
 /// Takes the directory's exclusive lock, or says who holds it.

@@ -33,7 +33,7 @@ pub fn url() -> Option<String> {
 /// tests' takers are often names that never opened a log).
 #[allow(dead_code)]
 pub fn take_over(url: &str, dead: &str, by: &str) -> inflight::Result<inflight::fleet::TakenOver> {
-    Log::take_over_as(url, dead, by, inflight::fleet::Taker::CreateIfMissing)
+    inflight::fleet::take_over_as(url, dead, by, inflight::fleet::Taker::CreateIfMissing)
 }
 
 pub fn instance(name: &str) -> String {

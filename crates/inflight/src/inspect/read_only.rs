@@ -1,0 +1,109 @@
+//! A read-only replay: the state a log folds to and what reading it found, without the lock
+//! and without changing a byte; safe on a live log.
+
+use std::path::Path;
+
+use crate::error::Result;
+#[cfg(doc)]
+use crate::error::Error;
+use crate::event::EventRef;
+use crate::fold::RunningSet;
+use crate::read::core::Found;
+use crate::read::files::{LogReader, Start};
+use crate::recovery::{Policy, RecoveryReport, replay, replay_settled};
+use crate::storage::{FsStorage, Storage};
+
+/// What a read-only replay found: the report and the folded state.
+#[derive(Clone, Debug)]
+pub struct ReadOnly {
+    /// What replay found.
+    pub report: RecoveryReport,
+    /// The state the log folds to.
+    pub set: RunningSet,
+    /// How many readings started over because a live log changed under them (a compaction, a
+    /// rollover, a record being written); see [`read_only`].
+    pub restarts: u32,
+}
+
+/// Replays the log in `dir` without taking the lock or changing a byte: for tools that
+/// inspect a log, even one a live process is writing. A torn tail is reported (with
+/// `cut: false`) but left in place. Segments are memory-mapped (see [`FsStorage::mmap`]).
+/// A directory with neither segment nor snapshot files is [`Error::NotFound`]: it is not a
+/// log, and must not read as "nothing in flight".
+///
+/// On a live log the reading is exact: when a compaction or a segment rollover changes the
+/// files under it (a file it listed removed, damage where the files changed, a record half
+/// written at the end), it starts over from a new listing, up to
+/// [`READ_ATTEMPTS_MAX`](crate::limits::READ_ATTEMPTS_MAX) readings, and reports only
+/// damage seen in files that held still (under [`Policy::Strict`], fails only on it). A log
+/// that never held still is [`Error::KeptChanging`]: read again.
+///
+/// It writes nothing, so it answers on a full disk too, where a read-write open
+/// ([`Log::open`](crate::Log::open)) fails for want of room for its copy of the last segment. The command
+/// line's `inflight replay DIR` is this call.
+pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<ReadOnly> {
+    read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
+}
+
+/// [`read_only`] through `storage`.
+pub fn read_only_with_storage(
+    storage: &dyn Storage,
+    dir: impl AsRef<Path>,
+    policy: Policy,
+) -> Result<ReadOnly> {
+    let (found, set, restarts) = replay_settled(storage, dir.as_ref(), policy)?;
+    Ok(ReadOnly::of(found, set, restarts))
+}
+
+/// A read-only replay that also hands every valid record after the snapshot it starts from,
+/// with its sequence number, to `visit` in log order: for offline tools that need the events
+/// themselves, not only the state they fold to. Like [`read_only`], it takes no lock
+/// and changes nothing. It reads once: on a live log, a compaction may remove a file between
+/// the listing and its reading, which is an [`Error::Io`] of kind `NotFound` (after some
+/// records were visited), and a second call sees a consistent listing again; where only the
+/// state is needed, [`read_only`] starts over by itself.
+///
+/// ```
+/// # use inflight::{Generation, Log, Options, Policy, Run, FsStorage, UnixMs};
+/// use inflight::inspect::for_each_event;
+/// # let dir = tempfile::tempdir()?;
+/// # let log = Log::open(dir.path(), Options::default())?.log;
+/// # log.mark_running(Run::new("k", "s", Generation(1), UnixMs(1)))?;
+/// let mut keys = Vec::new();
+/// for_each_event(&FsStorage::default(), dir.path(), Policy::Strict, |_seq, event| {
+///     keys.extend(event.key().map(str::to_string));
+/// })?;
+/// assert_eq!(keys, ["k"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn for_each_event(
+    storage: &dyn Storage,
+    dir: impl AsRef<Path>,
+    policy: Policy,
+    mut visit: impl FnMut(u64, EventRef<'_>),
+) -> Result<ReadOnly> {
+    let dir = dir.as_ref();
+    let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
+    let replayed = replay(storage, dir, &names, policy, None, &mut visit)?;
+    Ok(ReadOnly::of(replayed.found, replayed.set, 0))
+}
+
+impl ReadOnly {
+    /// The report of what a read-only replay found.
+    fn of(found: Found, set: RunningSet, restarts: u32) -> ReadOnly {
+        let coverage = found.coverage_since_ms;
+        let report = RecoveryReport::of(
+            found,
+            RecoveryReport::running_keys(&set),
+            &set,
+            false,
+            coverage,
+            crate::fold::Thresholds::default(),
+        );
+        ReadOnly {
+            report,
+            set,
+            restarts,
+        }
+    }
+}
