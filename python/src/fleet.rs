@@ -70,9 +70,7 @@ pub(crate) fn read_only_database(
     strict: bool,
 ) -> PyResult<PyRecovered> {
     let recovered = py
-        .allow_threads(move || {
-            inflight::fleet::read_only(&database, &instance, policy(strict))
-        })
+        .allow_threads(move || inflight::fleet::read_only(&database, &instance, policy(strict)))
         .map_err(|e| to_py_err(py, e))?;
     PyRecovered::new(py, recovered.report, recovered.set)
 }

@@ -102,7 +102,8 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
         true => inflight::fleet::Taker::CreateIfMissing,
         false => inflight::fleet::Taker::Existing,
     };
-    let taken = match inflight::fleet::take_over_as(&args.database, &args.instance, &args.by, taker) {
+    let taken = match inflight::fleet::take_over_as(&args.database, &args.instance, &args.by, taker)
+    {
         // It opened a log and never wrote a segment: nothing was acknowledged, and with
         // --sessions the fallback speaks for everything.
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use inflight::import::{checkpoint_from_bytes, read_checkpoint};
 use inflight::Options;
+use inflight::import::{checkpoint_from_bytes, read_checkpoint};
 
 use super::progress::Progress;
 use super::{CliResult, Failure, ImportJsonArgs, STDIN_BYTES_MAX, exit_code, read_input};

@@ -24,9 +24,12 @@ use inflight::{Error, Event, Log, Opened, Options, Policy};
 fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::ReadOnly) {
     let storage = read_only_storage(url, instance).unwrap();
     let mut events = Vec::new();
-    let found = inflight::inspect::for_each_event(&storage, instance_path(instance), Policy::Strict, |_, e| {
-        events.push(e.to_event())
-    })
+    let found = inflight::inspect::for_each_event(
+        &storage,
+        instance_path(instance),
+        Policy::Strict,
+        |_, e| events.push(e.to_event()),
+    )
     .unwrap();
     (events, found)
 }

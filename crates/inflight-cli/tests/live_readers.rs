@@ -609,7 +609,8 @@ fn a_log_that_never_holds_still_is_a_typed_error_not_damage() {
         began.elapsed() < Duration::from_secs(5),
         "the pauses are short"
     );
-    let e = inflight::inspect::read_only_with_storage(&storage, dir.path(), Policy::SkipDamaged).unwrap_err();
+    let e = inflight::inspect::read_only_with_storage(&storage, dir.path(), Policy::SkipDamaged)
+        .unwrap_err();
     assert!(matches!(e, inflight::Error::KeptChanging { .. }), "{e:?}");
 }
 

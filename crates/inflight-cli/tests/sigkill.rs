@@ -68,9 +68,12 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
         acked.extend(this.acked);
 
         let mut all_logged: Vec<Event> = Vec::new();
-        let found = inflight::inspect::for_each_event(&FsStorage::default(), &dir, Policy::Strict, |_, e| {
-            all_logged.push(e.to_event())
-        })
+        let found = inflight::inspect::for_each_event(
+            &FsStorage::default(),
+            &dir,
+            Policy::Strict,
+            |_, e| all_logged.push(e.to_event()),
+        )
         .unwrap_or_else(|e| panic!("round {round}: the log does not replay under --strict: {e}"));
         assert!(
             found.report.snapshot.is_none(),

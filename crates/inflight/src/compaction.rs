@@ -16,11 +16,11 @@ use crate::damage::Corruption;
 use crate::error::{Error, IoContext, Result};
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name, snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
+use crate::log::{Log, Opened};
+use crate::options::Options;
 use crate::read::core::Found;
 use crate::recovery::{Policy, Replayed, replay};
 use crate::snapshot::Snapshot;
-use crate::log::{Log, Opened};
-use crate::options::Options;
 use crate::storage::{EntryKind, FsStorage, Storage};
 use crate::writer::replace_durably;
 

@@ -17,7 +17,7 @@ pub enum Error {
     /// [`io::ErrorKind::StorageFull`]), the message says so, and that [`inspect::read_only`](crate::inspect::read_only)
     /// (`inflight replay DIR`) still reports what was in flight, since it writes nothing.
     ///
-    /// [`inspect::read_only`](crate::inspect::read_only): crate::Log::read_only
+    /// [`inspect::read_only`]: crate::inspect::read_only
     #[error("{op} {}: {source}; {}", path.display(), io_advice(source, *at_open))]
     Io {
         /// The operation that failed, for example `"sync"` or `"write"`.
@@ -161,7 +161,7 @@ pub enum Error {
         path: PathBuf,
     },
 
-    /// An import ([`import::import_runs`](crate::import::import_runs)(crate::Log::import_runs)) was pointed at a directory
+    /// An import ([`import::import_runs`](crate::import::import_runs)) was pointed at a directory
     /// that is not empty; it was left untouched.
     #[error(
         "{} {}; import into a new or empty directory",
@@ -176,7 +176,7 @@ pub enum Error {
     },
 
     /// The instance's log was taken over by another instance (a fleet's takeover, see
-    /// [`fleet::take_over`](crate::fleet::take_over)(crate::Log::take_over)): from the moment the takeover committed, nothing
+    /// [`fleet::take_over`](crate::fleet::take_over)): from the moment the takeover committed, nothing
     /// this handle writes is accepted, and nothing it tried to write is visible to the new
     /// owner. A zombie (a process whose machine only looked dead) gets this on every call; an
     /// open of a taken-over instance gets it too.
@@ -266,7 +266,7 @@ pub enum Error {
         dir: PathBuf,
     },
 
-    /// A read-only reading of a live log ([`inspect::read_only`](crate::inspect::read_only)(crate::Log::read_only), the
+    /// A read-only reading of a live log ([`inspect::read_only`](crate::inspect::read_only), the
     /// offline tools) was overtaken by the writer `attempts` times in a row: each time a
     /// compaction or a segment rollover changed the files under it, so it started over, up to
     /// [`READ_ATTEMPTS_MAX`](crate::limits::READ_ATTEMPTS_MAX) readings. Nothing is wrong with
@@ -295,7 +295,7 @@ fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
     } else if at_open && source.kind() == io::ErrorKind::StorageFull {
         "the disk is full, and a read-write open writes: it needs room for a copy of the last \
          segment (up to segment_bytes_max, 1 MiB by default); free space, then open the log \
-         again. Meanwhile `crate::inspect::read_only` (on the command line `inflight replay DIR`) reports \
+         again. Meanwhile `inflight::inspect::read_only` (on the command line `inflight replay DIR`) reports \
          what was in flight without writing anything"
     } else {
         "check the disk, its free space and the file's permissions, then reopen the log"

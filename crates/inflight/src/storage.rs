@@ -35,7 +35,7 @@ pub trait Storage: Send + Sync + Debug {
     /// Removes an empty directory. Only an import ([`import::import_runs`](crate::import::import_runs)) needs it, to clean up
     /// after itself; the default refuses with [`io::ErrorKind::Unsupported`].
     ///
-    /// [`import::import_runs`](crate::import::import_runs): crate::Log::import_runs
+    /// [`import::import_runs`]: crate::import::import_runs
     fn remove_dir(&self, dir: &Path) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
@@ -221,7 +221,7 @@ pub struct FsStorage {
     /// the process with SIGBUS instead of returning an error. [`inspect::read_only`](crate::inspect::read_only) sets it; a
     /// read-write open does not, so a gateway gets a typed error it can report.
     ///
-    /// [`inspect::read_only`](crate::inspect::read_only): crate::Log::read_only
+    /// [`inspect::read_only`]: crate::inspect::read_only
     pub mmap: bool,
 }
 

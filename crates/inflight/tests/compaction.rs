@@ -272,7 +272,9 @@ fn a_damaged_snapshot_falls_back_to_the_previous_one_and_reports_the_gap() {
     log.compact().unwrap();
     drop(log);
     assert!(!snapshots(dir).contains(&damaged));
-    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged)
+        .unwrap()
+        .report;
     assert_eq!(report.gaps_before_snapshot.len(), 1);
     assert_eq!(report.gaps_before_snapshot[0].segment, damaged);
     assert!(inflight::inspect::read_only(dir, Policy::Strict).is_err());
@@ -287,7 +289,9 @@ fn a_damaged_only_snapshot_with_its_segments_gone_loses_only_what_it_held() {
     log.mark_running(start("after", 1, 4_000)).unwrap();
     drop(log);
     damage_newest_snapshot(dir);
-    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged)
+        .unwrap()
+        .report;
     assert!(report.snapshot.is_none());
     assert_eq!(report.corruption.len(), 1);
     assert_eq!(
@@ -359,7 +363,9 @@ fn offline_compaction_refuses_a_held_log_and_records_no_recovery() {
     drop(log); // a crash: runs in flight
     let done = inflight::compaction::compact_dir(dir, Options::default()).unwrap();
     assert_eq!(done.running, running.len());
-    let report = inflight::inspect::read_only(dir, Policy::Strict).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::Strict)
+        .unwrap()
+        .report;
     assert_eq!(
         report.counters.recoveries, 0,
         "an offline compaction is not a restart"
@@ -444,7 +450,9 @@ fn the_strict_policy_still_fails_on_damage_a_compaction_removed() {
             .ends_with("00000000000000000001.log")
     );
     // The segment is gone; its gap is kept, and the strict policy still refuses it.
-    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged).unwrap().report;
+    let report = inflight::inspect::read_only(dir, Policy::SkipDamaged)
+        .unwrap()
+        .report;
     assert_eq!(report.gaps_before_snapshot.len(), 1);
     assert!(report.corruption.is_empty());
     assert!(matches!(

@@ -4745,7 +4745,9 @@ fn a_version_1_snapshot_ignores_any_value_of_the_members_version_2_added() {
             format!(r#"{{"inflight_snapshot":1,"body_crc32":{crc},"body":{body}}}"#),
         )
         .unwrap();
-        let report = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap().report;
+        let report = inflight::inspect::read_only(dir.path(), Policy::Strict)
+            .unwrap()
+            .report;
         assert!(report.snapshot.is_some(), "{member}");
         let run = &report.running[0];
         assert_eq!(

@@ -73,7 +73,8 @@ fn enospc_during_the_open_says_the_disk_is_full_and_read_only_still_answers() {
     // What the message promises: the read-only replay answers, writing nothing.
     let before = sim.trace().len();
     sim.inject(FaultRule::with_probability(Fault::WriteNoSpace, 1.0));
-    let recovered = inflight::inspect::read_only_with_storage(&sim, Harness::dir(), Policy::Strict).unwrap();
+    let recovered =
+        inflight::inspect::read_only_with_storage(&sim, Harness::dir(), Policy::Strict).unwrap();
     assert_eq!(keys(&recovered.report), ["a"]);
     let calls = sim.trace().split_off(before);
     assert!(

@@ -287,7 +287,8 @@ fn a_torn_append_whose_length_field_was_torn_too_is_a_torn_tail() {
     );
     let last = crashes(&sim).pop().expect("a crash");
     assert!(last.writes_torn >= 1, "the crash tore a write: {last:?}");
-    let replayed = inflight::inspect::read_only_with_storage(&sim, Harness::dir(), inflight::Policy::Strict)
-        .unwrap_or_else(|e| panic!("a strict open of an ordinary crash state failed: {e}"));
+    let replayed =
+        inflight::inspect::read_only_with_storage(&sim, Harness::dir(), inflight::Policy::Strict)
+            .unwrap_or_else(|e| panic!("a strict open of an ordinary crash state failed: {e}"));
     assert!(replayed.report.corruption.is_empty());
 }

@@ -155,9 +155,11 @@ fn record_places(sim: &SimStorage) -> Vec<(Event, String, u64, u64)> {
     let durable = sim.fork();
     durable.crash_keep_nothing();
     let mut by_seq = BTreeMap::new();
-    let Ok(_) = inflight::inspect::for_each_event(&durable, Harness::dir(), Policy::Strict, |seq, e| {
-        by_seq.insert(seq, e.to_event());
-    }) else {
+    let Ok(_) =
+        inflight::inspect::for_each_event(&durable, Harness::dir(), Policy::Strict, |seq, e| {
+            by_seq.insert(seq, e.to_event());
+        })
+    else {
         return Vec::new();
     };
     let mut places = Vec::new();
@@ -261,11 +263,13 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                 )
                 .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
                 let mut events = Vec::new();
-                let replayed =
-                    inflight::inspect::for_each_event(&fork, Harness::dir(), Policy::SkipDamaged, |_, e| {
-                        events.push(e.to_event())
-                    })
-                    .unwrap_or_else(|e| panic!("{context}: replay after open failed: {e}"));
+                let replayed = inflight::inspect::for_each_event(
+                    &fork,
+                    Harness::dir(),
+                    Policy::SkipDamaged,
+                    |_, e| events.push(e.to_event()),
+                )
+                .unwrap_or_else(|e| panic!("{context}: replay after open failed: {e}"));
                 // Never an event that was not submitted, never one with wrong bytes, never out
                 // of order (O2, O3).
                 let missing = history

@@ -31,7 +31,9 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
         let kept = torn_bytes;
         std::fs::write(&path, &bytes[..last + kept]).unwrap();
 
-        let seen = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap().report;
+        let seen = inflight::inspect::read_only(dir.path(), Policy::Strict)
+            .unwrap()
+            .report;
         assert_eq!(seen.torn_tail_bytes(), kept as u64, "kept {kept}");
         assert!(!seen.torn_tail.as_ref().unwrap().cut);
         assert_eq!(
@@ -58,7 +60,9 @@ fn torn_tail_at_every_byte_of_the_last_record_is_cut_and_reported() {
             3,
             "two runs and the recovery record"
         );
-        let seen = inflight::inspect::read_only(dir.path(), Policy::Strict).unwrap().report;
+        let seen = inflight::inspect::read_only(dir.path(), Policy::Strict)
+            .unwrap()
+            .report;
         assert!(seen.torn_tail.is_none());
         assert_eq!(seen.counters.recoveries, 1);
         drop(log);

@@ -72,7 +72,9 @@ impl Harness {
         let (sim, dir) = (self.sim.clone(), self.dir.clone());
         self.retrying_faults(|| {
             events.clear();
-            crate::inspect::for_each_event(&sim, &dir, Policy::Strict, |_, e| events.push(e.to_event()))
+            crate::inspect::for_each_event(&sim, &dir, Policy::Strict, |_, e| {
+                events.push(e.to_event())
+            })
         })
         .map(|replayed| (events, replayed))
         .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))

@@ -75,7 +75,7 @@ pub(super) fn connect_checked(database: &str) -> Result<(Db, String)> {
 }
 
 /// The storage of `instance`'s log, read-only: for the offline tools
-/// ([`Reader`](crate::inspect::Reader), [`inspect::read_only_with_storage`](crate::inspect::read_only_with_storage)(crate::Log::read_only_with_storage))
+/// ([`Reader`](crate::inspect::Reader), [`inspect::read_only_with_storage`](crate::inspect::read_only_with_storage))
 /// over the path [`instance_path`]. [`Error::NoInstance`] if it never opened a log there.
 pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
     check_instance("instance", instance)?;

@@ -10,11 +10,11 @@
 //! - [`create_schema`] once per database (`inflight fleet init`);
 //! - [`Log::open_database`](crate::Log::open_database) instead of [`Log::open`](crate::Log::open):
 //!   the instance's log, replayed, ready for appends;
-//! - [`fleet::take_over`](crate::fleet::take_over)(crate::Log::take_over) (`inflight takeover`): a dead instance's running
+//! - [`fleet::take_over`](crate::fleet::take_over) (`inflight takeover`): a dead instance's running
 //!   set, with reasons and crash-loop counts, and from the moment it commits, nothing the dead
 //!   instance writes is accepted ([`Error::Fenced`](crate::Error::Fenced));
 //! - [`forget`] (`inflight fleet forget`): a retired instance's log removed, its fence kept;
-//! - [`fleet::read_only`](crate::fleet::read_only)(crate::Log::read_only_database) and [`read_only_storage`] for
+//! - [`fleet::read_only`](crate::fleet::read_only) and [`read_only_storage`] for
 //!   the offline tools (`inflight replay --database URL --instance ID`, and `dump`, `verify`,
 //!   `stats`).
 //!

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use crate::error::Result;
 #[cfg(doc)]
 use crate::error::Error;
+use crate::error::Result;
 use crate::event::EventRef;
 use crate::fold::RunningSet;
 use crate::read::core::Found;

@@ -194,7 +194,6 @@ impl Log {
             background: Mutex::new(None),
         }
     }
-
 }
 
 /// Takes the directory's exclusive lock, or says who holds it.
