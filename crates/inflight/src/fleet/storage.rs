@@ -12,6 +12,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_postgres::Statement;
@@ -37,6 +38,20 @@ ORDER BY u.n";
 /// write (a snapshot, an open's copy of a large segment) goes in pieces of this size, in one
 /// transaction.
 const CHUNK_BYTES_MAX: usize = 64 << 20;
+
+/// How many files' downloads a storage keeps for its read-only opens (see [`Downloads`]): the
+/// segment a follower reads and the one it checks, with room to spare.
+const DOWNLOADS_KEPT: usize = 4;
+
+/// A read-only open's one statement: the file's id, and its chunks, all of them or (when the
+/// storage holds a download of this same file, `$3`) only those committed since (`seq` above
+/// `$4`). One statement, so one snapshot: a file removed meanwhile is not found, never read
+/// half.
+const OPEN_READ_SQL: &str = "
+SELECT f.id, c.seq, c.off, c.data FROM inflight_files f
+LEFT JOIN inflight_chunks c ON c.file_id = f.id AND (f.id <> $3 OR c.seq > $4)
+WHERE f.instance = $1 AND f.name = $2
+ORDER BY c.seq";
 
 /// The key of an instance's session-level advisory lock: held by its read-write owner for the
 /// life of its connection (the kernel's `flock` of a directory, in database terms).
@@ -68,6 +83,43 @@ struct Inner {
     /// The vacuums a writer asks for after a compaction removed segments; `None` for a
     /// read-only storage.
     vacuums: Option<super::vacuum::Vacuums>,
+    /// The files read-only opens downloaded, so that opening one again fetches only the
+    /// chunks committed since.
+    downloads: Mutex<Downloads>,
+    /// The bytes of chunk data read-only opens fetched from the server, in all.
+    fetched: AtomicU64,
+}
+
+/// The last files read-only opens downloaded, by name, newest last: each with its id and the
+/// highest chunk sequence number it holds. A file's chunks are only ever added, by one writer
+/// at a time (the instance's lock), each sync's in one transaction, so committed sequence
+/// numbers of one file only grow, and the chunks above the highest one held are exactly what
+/// was committed since. A file replaced under its name (a reopen's copy) has a new id and is
+/// downloaded whole.
+#[derive(Default)]
+struct Downloads(Vec<Download>);
+
+struct Download {
+    name: String,
+    id: i64,
+    last_seq: i64,
+    bytes: Arc<Vec<u8>>,
+}
+
+impl Downloads {
+    /// The download of `name`, taken out (it is put back, grown, by [`Downloads::keep`]).
+    fn take(&mut self, name: &str) -> Option<Download> {
+        let i = self.0.iter().position(|d| d.name == name)?;
+        Some(self.0.remove(i))
+    }
+
+    /// Keeps `download` as the newest, forgetting the oldest beyond [`DOWNLOADS_KEPT`].
+    fn keep(&mut self, download: Download) {
+        if self.0.len() >= DOWNLOADS_KEPT {
+            self.0.remove(0);
+        }
+        self.0.push(download);
+    }
 }
 
 /// What a storage holding the instance's lock wrote under: the fencing epoch it raised, and
@@ -112,8 +164,17 @@ impl PgStorage {
                 epoch: Mutex::new(None),
                 append,
                 vacuums: writable.map(super::vacuum::Vacuums::new),
+                downloads: Mutex::new(Downloads::default()),
+                fetched: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// The bytes of chunk data this storage's read-only opens fetched from the server so far:
+    /// a whole file at its first open, then only what was committed to it since. What `dump
+    /// --follow --database` costs the server per poll is the growth of this figure.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.inner.fetched.load(Ordering::Relaxed)
     }
 
     /// The log's path: `pg:INSTANCE`; its files are `pg:INSTANCE/NAME`.
@@ -321,24 +382,31 @@ impl Storage for PgStorage {
         Ok(Box::new(PgFile::new(self.inner.clone(), id)))
     }
 
-    /// A read-only open reads the file's bytes at once, in one query, and the handle keeps
-    /// them: as a file system's open handle keeps an inode, it reads the same bytes after a
-    /// compaction removed the file or a reopen replaced it (a reader that wants what came
-    /// since opens it again).
+    /// A read-only open reads the file's bytes at once, in one statement, and the handle
+    /// keeps them: as a file system's open handle keeps an inode, it reads the same bytes
+    /// after a compaction removed the file or a reopen replaced it (a reader that wants what
+    /// came since opens it again). Opening again a file this storage read lately fetches only
+    /// the chunks committed since ([`Downloads`]), so following a growing segment costs what
+    /// was appended, not the segment.
     fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
         if write {
             let id = self.inner.file_id(&mut self.inner.client(), name)?;
             return Ok(Box::new(PgFile::new(self.inner.clone(), id)));
         }
+        let mut downloads = self
+            .inner
+            .downloads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let held = downloads.take(name);
+        let (held_id, held_seq) = held.as_ref().map_or((-1, 0), |d| (d.id, d.last_seq));
         let rows = self
             .inner
             .client()
             .query(
-                "SELECT f.id, c.off, c.data FROM inflight_files f
-                 LEFT JOIN inflight_chunks c ON c.file_id = f.id
-                 WHERE f.instance = $1 AND f.name = $2 ORDER BY c.seq",
-                &[&self.inner.instance, &name],
+                OPEN_READ_SQL,
+                &[&self.inner.instance, &name, &held_id, &held_seq],
             )
             .map_err(db_error)?;
         let Some(first) = rows.first() else {
@@ -348,12 +416,35 @@ impl Storage for PgStorage {
             ));
         };
         let id: i64 = first.get(0);
-        let chunks = rows.iter().filter_map(|r| {
-            let off: Option<i64> = r.get(1);
-            let data: Option<Vec<u8>> = r.get(2);
-            Some((off? as u64, data?))
+        let mut last_seq = 0;
+        let chunks: Vec<(u64, Vec<u8>)> = rows
+            .iter()
+            .filter_map(|r| {
+                let seq: Option<i64> = r.get(1);
+                let off: Option<i64> = r.get(2);
+                let data: Option<Vec<u8>> = r.get(3);
+                last_seq = last_seq.max(seq?);
+                Some((off? as u64, data?))
+            })
+            .collect();
+        let fetched: usize = chunks.iter().map(|(_, d)| d.len()).sum();
+        self.inner
+            .fetched
+            .fetch_add(fetched as u64, Ordering::Relaxed);
+        let (base, last_seq) = match held {
+            Some(held) if held.id == id => {
+                let seq = held.last_seq.max(last_seq);
+                (Arc::unwrap_or_clone(held.bytes), seq)
+            }
+            _ => (Vec::new(), last_seq),
+        };
+        let bytes = Arc::new(lay_over(base, chunks));
+        downloads.keep(Download {
+            name: name.to_string(),
+            id,
+            last_seq,
+            bytes: bytes.clone(),
         });
-        let bytes = lay_out(chunks);
         let mut file = PgFile::new(self.inner.clone(), id);
         file.kept = Some(bytes);
         Ok(Box::new(file))
@@ -505,8 +596,9 @@ struct PgFile {
     inner: Arc<Inner>,
     id: i64,
     pending: Mutex<Vec<(u64, Vec<u8>)>>,
-    /// A read-only open's bytes, read at the open.
-    kept: Option<Vec<u8>>,
+    /// A read-only open's bytes, read at the open (shared with the storage's
+    /// [`Downloads`]).
+    kept: Option<Arc<Vec<u8>>>,
 }
 
 impl PgFile {
@@ -527,7 +619,7 @@ impl PgFile {
     /// bytes it read).
     fn contents(&self) -> io::Result<Vec<u8>> {
         if let Some(kept) = &self.kept {
-            return Ok(kept.clone());
+            return Ok(kept.to_vec());
         }
         let rows = self
             .inner
@@ -549,13 +641,20 @@ impl PgFile {
 /// A file's bytes from its chunks in write order: each laid at its offset (a later one over an
 /// earlier one wins), zeros where none is; as long as the furthest chunk reaches.
 fn lay_out(chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Vec<u8> {
-    let chunks: Vec<(u64, Vec<u8>)> = chunks.into_iter().collect();
+    lay_over(Vec::new(), chunks.into_iter().collect())
+}
+
+/// `bytes` with `chunks` written over them in order, grown (zero-filled) to the end of the
+/// furthest, as a file is by writes at those offsets.
+fn lay_over(mut bytes: Vec<u8>, chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
     let len = chunks
         .iter()
         .map(|(off, data)| off + data.len() as u64)
         .max()
         .unwrap_or(0);
-    let mut bytes = vec![0u8; len as usize];
+    if len as usize > bytes.len() {
+        bytes.resize(len as usize, 0);
+    }
     for (off, data) in &chunks {
         bytes[*off as usize..*off as usize + data.len()].copy_from_slice(data);
     }

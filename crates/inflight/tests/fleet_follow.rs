@@ -1,0 +1,78 @@
+//! Following a fleet's log in the database (`inflight dump --follow --database`, `Reader::poll`
+//! over `fleet::read_only_storage`) fetches what was committed since the last poll, not the
+//! segment again: the storage counts the chunk bytes it fetched.
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use std::ops::ControlFlow;
+
+use common::pg;
+use inflight::fleet::{PgStorage, instance_path, read_only_storage};
+use inflight::inspect::{Item, Reader};
+use inflight::{Log, Opened, Options};
+
+/// The events one poll hands over.
+fn poll(reader: &mut Reader<'_>) -> usize {
+    let mut events = 0;
+    reader
+        .poll(|item| {
+            if let Item::Event(_) = item {
+                events += 1;
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    events
+}
+
+/// The chunk bytes `storage` fetched during `f`.
+fn fetched_by<T>(storage: &PgStorage, f: impl FnOnce() -> T) -> (T, u64) {
+    let before = storage.bytes_fetched();
+    let out = f();
+    (out, storage.bytes_fetched() - before)
+}
+
+#[test]
+fn a_follower_fetches_only_what_was_committed_since_its_last_poll() {
+    let Some(url) = pg::url() else { return };
+    let a = pg::instance("follow");
+    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    let meta = format!("{{\"resume_from\":\"{}\"}}", "m".repeat(400));
+    let start = |log: &Log, i: u64| {
+        log.mark_running(pg::run(&format!("k{i}"), 1).with_meta(meta.clone()))
+            .unwrap();
+    };
+    for i in 0..2_000 {
+        start(&log, i);
+    }
+
+    let storage = read_only_storage(&url, &a).unwrap();
+    let dir = instance_path(&a);
+    let mut reader = Reader::new(&storage, &dir);
+    let (events, first) = fetched_by(&storage, || poll(&mut reader));
+    assert_eq!(events, 2_000);
+    assert!(
+        first > 2_000 * 400,
+        "the first poll reads the log: {first} bytes"
+    );
+
+    // Ten more events: the next poll fetches about their frames, not the segment.
+    for i in 2_000..2_010 {
+        start(&log, i);
+    }
+    let (events, again) = fetched_by(&storage, || poll(&mut reader));
+    assert_eq!(events, 10);
+    assert!(
+        again < 10 * 1_024,
+        "a poll after 10 events fetched {again} bytes (the first read {first})"
+    );
+    assert!(again >= 10 * 400, "the new events' frames: {again} bytes");
+
+    // Nothing new: nothing fetched.
+    let (events, idle) = fetched_by(&storage, || poll(&mut reader));
+    assert_eq!((events, idle), (0, 0));
+    eprintln!(
+        "follow: first poll {first} bytes for 2000 events; 10 events later {again} bytes; idle {idle}"
+    );
+}
