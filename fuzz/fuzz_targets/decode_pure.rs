@@ -1,9 +1,9 @@
 //! Tier 1 at the decoders' own speed: arbitrary bytes as a segment header, an event payload and
 //! a segment's frames (and prefixes of them), with no simulator and no replay. See
-//! `inflight::crashtest::check_pure_decoders` for the promises checked.
+//! `inflight_sim::crashtest::check_pure_decoders` for the promises checked.
 #![no_main]
 
-use inflight::crashtest::{CountingAllocator, check_pure_decoders};
+use inflight_sim::crashtest::{CountingAllocator, check_pure_decoders};
 use libfuzzer_sys::fuzz_target;
 
 #[global_allocator]

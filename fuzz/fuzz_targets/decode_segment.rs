@@ -4,7 +4,7 @@
 //! read-write open agrees with a read-only one.
 #![no_main]
 
-use inflight::crashtest::{
+use inflight_sim::crashtest::{
     CountingAllocator, check_decoder_allocation, check_replay_bytes, check_segment_bytes,
 };
 use libfuzzer_sys::fuzz_target;

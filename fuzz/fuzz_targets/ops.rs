@@ -2,7 +2,7 @@
 //! log on the simulated disk, checked against the persistence model's oracle after every step.
 #![no_main]
 
-use inflight::crashtest::FuzzInput;
+use inflight_sim::crashtest::FuzzInput;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|input: FuzzInput| {

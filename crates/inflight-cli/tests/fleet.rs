@@ -66,7 +66,7 @@ fn an_instance_killed_mid_load_is_taken_over_exactly() {
     let taken = pg::take_over(&url, &a, "b").unwrap();
     assert!(!taken.was_open, "A is dead: its connection went with it");
     assert!(taken.taken_before.is_none());
-    let expected = inflight::crashtest::Model::of(&events).running();
+    let expected = inflight_sim::crashtest::Model::of(&events).running();
     let keys = |runs: &[inflight::InFlightRun]| {
         runs.iter()
             .map(|r| (r.run.clone(), r.reason))

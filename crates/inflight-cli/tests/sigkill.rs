@@ -128,7 +128,7 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
         }
         // What an open reports as running is the reference model's fold of exactly those
         // events, runs and reasons.
-        let expected = inflight::crashtest::Model::of(&all_logged).running();
+        let expected = inflight_sim::crashtest::Model::of(&all_logged).running();
         assert_eq!(found.report.running, expected, "round {round}");
     }
     common::report_tier(

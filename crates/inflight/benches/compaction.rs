@@ -25,8 +25,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use inflight::crashtest::{CountingAllocator, peak_allocation};
 use inflight::{Generation, Log, Options, Policy, Run, UnixMs};
+use inflight_sim::crashtest::{CountingAllocator, peak_allocation};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;

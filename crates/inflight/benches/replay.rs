@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use inflight::crashtest::{CountingAllocator, peak_allocation};
 use inflight::{Generation, Log, Options, Policy, Run, UnixMs};
+use inflight_sim::crashtest::{CountingAllocator, peak_allocation};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;

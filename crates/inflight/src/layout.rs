@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 /// The lock file: the owner's `flock`, holding its pid as text.
 pub const LOCK_FILE: &str = "LOCK";
 
-/// File name of segment `n`.
-pub(crate) fn segment_name(n: u64) -> String {
+/// File name of segment `n`: its number in 20 decimal digits, then `.log` (docs/FORMAT.md).
+pub fn segment_name(n: u64) -> String {
     format!("{n:020}.log")
 }
 

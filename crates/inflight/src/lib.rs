@@ -59,7 +59,8 @@
 //!   nothing.
 //! - `writer` (internal): everything that writes a segment: the end of the log at open,
 //!   segments created, frames appended and synced, rollover.
-//! - `layout` and `open_dir` (internal): a log directory's names; its creation at open.
+//! - [`layout`]: a log directory's names (public: the segment's); `open_dir` (internal): its
+//!   creation at open.
 //! - [`storage`]: the seam every file operation goes through, and the real file system.
 //! - `fleet` (feature `postgres`): a fleet's logs in PostgreSQL behind the same seam, and the
 //!   takeover of a dead instance's runs, fenced.
@@ -67,8 +68,8 @@
 //! - [`options`], [`limits`], [`environment`] (the clock and salts), [`error`] (the typed
 //!   [`Error`], with where it happened and what to do).
 //!
-//! For tests (feature `sim`): `sim`, a simulated storage that loses, tears and corrupts writes
-//! as a power loss or a failing disk can, and `crashtest`, the persistence model's oracle and a
+//! For tests, the crate `inflight-sim`: a simulated storage that loses, tears and corrupts
+//! writes as a power loss or a failing disk can, and the persistence model's oracle and a
 //! harness that checks the log after every step of a crash test.
 //!
 //! The depth is in `docs/`: the format (`FORMAT.md`), the guarantees, the CLI, testing and the
@@ -80,8 +81,6 @@
 
 pub mod asynclog;
 pub mod compaction;
-#[cfg(feature = "sim")]
-pub mod crashtest;
 pub mod damage;
 pub mod environment;
 pub mod error;
@@ -93,7 +92,7 @@ pub mod fold;
 pub mod frame;
 pub mod import;
 pub mod inspect;
-mod layout;
+pub mod layout;
 pub mod limits;
 pub mod log;
 pub mod metrics;
@@ -103,9 +102,6 @@ pub mod percentile;
 mod read;
 pub mod recovery;
 pub mod snapshot;
-// The simulated, crash-injecting storage for tests (feature `sim`); documented in the module.
-#[cfg(feature = "sim")]
-pub mod sim;
 pub mod storage;
 pub mod turns;
 mod writer;

@@ -18,10 +18,10 @@ mod common;
 use std::sync::Arc;
 
 use inflight::Opened;
-use inflight::crashtest::{Harness, History, Outcome, START_META_BYTES};
-use inflight::sim::SimStorage;
 use inflight::{Event, Log, Run};
 use inflight::{Generation, UnixMs};
+use inflight_sim::crashtest::{Harness, History, Outcome, START_META_BYTES};
+use inflight_sim::sim::SimStorage;
 
 /// The events workloads are made of: two keys, a completion, a newer generation, and a clean
 /// shutdown (only ever last).

@@ -11,7 +11,7 @@ mod common;
 
 use std::cell::Cell;
 
-use inflight::crashtest::{Coverage, FaultKind, Harness, Op};
+use inflight_sim::crashtest::{Coverage, FaultKind, Harness, Op};
 use proptest::prelude::*;
 use proptest::test_runner::TestRunner;
 

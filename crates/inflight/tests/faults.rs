@@ -7,10 +7,10 @@ mod common;
 use std::sync::Arc;
 
 use common::injected;
-use inflight::crashtest::Harness;
-use inflight::sim::{Fault, FaultRule, OpKind, SimStorage, TraceEntry};
 use inflight::{Error, Log, Run};
 use inflight::{Generation, UnixMs};
+use inflight_sim::crashtest::Harness;
+use inflight_sim::sim::{Fault, FaultRule, OpKind, SimStorage, TraceEntry};
 
 const SEED: u64 = 5;
 

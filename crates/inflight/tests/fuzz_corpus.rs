@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use arbitrary::{Arbitrary, Unstructured};
 use inflight::Opened;
-use inflight::crashtest::{
-    CountingAllocator, FuzzInput, check_decoder_allocation, check_pure_decoders,
-    check_replay_bytes, check_segment_bytes, check_snapshot_decoder,
-};
 use inflight::event::{Event, encode_event};
 use inflight::frame::{SEGMENT_HEADER_BYTES, encode_frame};
 use inflight::{Generation, UnixMs};
 use inflight::{Log, Options, Run};
+use inflight_sim::crashtest::{
+    CountingAllocator, FuzzInput, check_decoder_allocation, check_pure_decoders,
+    check_replay_bytes, check_segment_bytes, check_snapshot_decoder,
+};
 
 #[global_allocator]
 static ALLOCATOR: CountingAllocator = CountingAllocator;

@@ -11,10 +11,10 @@ mod common;
 use std::sync::Arc;
 
 use inflight::Opened;
-use inflight::crashtest::{Harness, History, Outcome};
-use inflight::sim::{MediaFault, SimStorage};
 use inflight::{Corruption, Event, Log, Policy, Run, TornTail};
 use inflight::{Generation, UnixMs};
+use inflight_sim::crashtest::{Harness, History, Outcome};
+use inflight_sim::sim::{MediaFault, SimStorage};
 
 const CASES: u64 = 600;
 

@@ -11,10 +11,10 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use inflight::crashtest::Harness;
-use inflight::sim::SimStorage;
 use inflight::storage::{DirLock, LockError};
 use inflight::{Error, Generation, Log, Opened, Run, Storage, StorageFile, UnixMs};
+use inflight_sim::crashtest::Harness;
+use inflight_sim::sim::SimStorage;
 
 /// A simulated disk whose `sync_dir` of `deny` fails with `errno`, and which records every
 /// directory sync asked of it.

@@ -8,9 +8,9 @@ use std::io;
 use std::sync::Arc;
 
 use common::injected;
-use inflight::crashtest::Harness;
-use inflight::sim::{Fault, FaultRule, OpKind, SimStorage};
 use inflight::{Error, Generation, Log, Policy, RecoveryReport, Run, UnixMs};
+use inflight_sim::crashtest::Harness;
+use inflight_sim::sim::{Fault, FaultRule, OpKind, SimStorage};
 
 const SEED: u64 = 21;
 

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use common::{crash_figures, crashes, injected};
 use inflight::Opened;
-use inflight::crashtest::{FaultKind, Harness, History, Op, Outcome};
-use inflight::sim::{Fault, OpKind, SimStorage, TraceEntry};
 use inflight::storage::Storage;
 use inflight::{Event, Log, Run};
 use inflight::{Generation, UnixMs};
+use inflight_sim::crashtest::{FaultKind, Harness, History, Op, Outcome};
+use inflight_sim::sim::{Fault, OpKind, SimStorage, TraceEntry};
 
 fn is_tmp(entry: &TraceEntry) -> bool {
     entry.path.extension().is_some_and(|e| e == "tmp")
@@ -281,7 +281,7 @@ fn a_torn_append_whose_length_field_was_torn_too_is_a_torn_tail() {
     let trace = sim.trace();
     assert_eq!(
         trace[before - 1].fault,
-        Some(inflight::sim::Fault::WriteNoSpace),
+        Some(inflight_sim::sim::Fault::WriteNoSpace),
         "the last call before the crash was the append that met ENOSPC\n{}",
         sim.trace_text_last(20)
     );

@@ -26,10 +26,10 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use inflight::Opened;
-use inflight::crashtest::{Harness, History, Model, Outcome};
-use inflight::sim::SimStorage;
 use inflight::{Event, Log, Policy, RecoveryReport, Run};
 use inflight::{Generation, UnixMs};
+use inflight_sim::crashtest::{Harness, History, Model, Outcome};
+use inflight_sim::sim::SimStorage;
 
 const SEED: u64 = 11;
 const EVENTS_MAX: usize = 3;

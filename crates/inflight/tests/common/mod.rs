@@ -120,8 +120,8 @@ pub struct CrashFigures {
 /// lost C grown D; set_len kept E lost F; dir ops kept G lost H"). Panics if the entry is not a
 /// crash or its text is not in that form, so that a change of the simulator's wording fails the
 /// tests that rely on it instead of making them vacuous.
-pub fn crash_figures(entry: &inflight::sim::TraceEntry) -> CrashFigures {
-    assert_eq!(entry.op, inflight::sim::OpKind::Crash, "{entry}");
+pub fn crash_figures(entry: &inflight_sim::sim::TraceEntry) -> CrashFigures {
+    assert_eq!(entry.op, inflight_sim::sim::OpKind::Crash, "{entry}");
     let text = entry
         .detail
         .rsplit_once(": ")
@@ -165,19 +165,19 @@ pub fn crash_figures(entry: &inflight::sim::TraceEntry) -> CrashFigures {
 }
 
 /// The figures of every power loss in `sim`'s trace, oldest first.
-pub fn crashes(sim: &inflight::sim::SimStorage) -> Vec<CrashFigures> {
+pub fn crashes(sim: &inflight_sim::sim::SimStorage) -> Vec<CrashFigures> {
     sim.trace()
         .iter()
-        .filter(|e| e.op == inflight::sim::OpKind::Crash)
+        .filter(|e| e.op == inflight_sim::sim::OpKind::Crash)
         .map(crash_figures)
         .collect()
 }
 
 /// The calls of `sim`'s trace into which `fault` was injected.
 pub fn injected(
-    sim: &inflight::sim::SimStorage,
-    fault: inflight::sim::Fault,
-) -> Vec<inflight::sim::TraceEntry> {
+    sim: &inflight_sim::sim::SimStorage,
+    fault: inflight_sim::sim::Fault,
+) -> Vec<inflight_sim::sim::TraceEntry> {
     sim.trace()
         .into_iter()
         .filter(|e| e.fault == Some(fault))

@@ -5,7 +5,7 @@ pub(super) use std::path::{Path, PathBuf};
 
 use super::vfs::View;
 pub(super) use super::{PAGE_BYTES, SECTOR_BYTES, SimStorage};
-pub(super) use crate::storage::{
+pub(super) use inflight::storage::{
     LOCK_FILE, LockError, Storage, StorageFile, read_to_vec, write_all_at,
 };
 

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::event::{Event, Run};
-use crate::fold::{Applied, InFlightRun, Pending, Reason};
+use inflight::event::{Event, Run};
+use inflight::fold::{Applied, InFlightRun, Pending, Reason};
 
 /// What a call that submitted an event returned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -272,7 +272,7 @@ impl History {
 }
 
 /// A second, deliberately plain implementation of the contract's rules, written apart from
-/// [`RunningSet`](crate::RunningSet) (hash maps, no shared code) so that the two can disagree:
+/// [`RunningSet`](inflight::RunningSet) (hash maps, no shared code) so that the two can disagree:
 /// the harness checks the log's live state and every recovery against it (O7).
 ///
 /// The rules, from the contract: a key's high-water mark is the highest generation of any start
@@ -598,8 +598,8 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Run;
-    use crate::event::{Generation, UnixMs};
+    use inflight::event::Run;
+    use inflight::event::{Generation, UnixMs};
 
     fn start(key: &str) -> Event {
         Event::Started(Run::new(key, "s", Generation(1), UnixMs(1)))

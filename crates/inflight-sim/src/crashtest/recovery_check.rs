@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use crate::error::Error;
-use crate::event::Event;
-use crate::fold::InFlightRun;
-use crate::inspect::ReadOnly;
-use crate::log::{Log, Opened};
-use crate::recovery::{Policy, RecoveryReport};
+use inflight::error::Error;
+use inflight::event::Event;
+use inflight::fold::InFlightRun;
+use inflight::inspect::ReadOnly;
+use inflight::log::{Log, Opened};
+use inflight::recovery::{Policy, RecoveryReport};
 
 use super::harness::{Failure, Harness, RECOVERED};
 use super::oracle::{Model, Outcome, Start, Violation};
@@ -72,7 +72,7 @@ impl Harness {
         let (sim, dir) = (self.sim.clone(), self.dir.clone());
         self.retrying_faults(|| {
             events.clear();
-            crate::inspect::for_each_event(&sim, &dir, Policy::Strict, |_, e| {
+            inflight::inspect::for_each_event(&sim, &dir, Policy::Strict, |_, e| {
                 events.push(e.to_event())
             })
         })

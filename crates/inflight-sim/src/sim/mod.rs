@@ -77,7 +77,7 @@
 //! error), every lock is released, nothing is pending, and the cache is the durable state.
 //! Files no durable name reaches are gone.
 //!
-//! A crash cannot stop code that still runs: a [`Log`](crate::Log) opened before the crash
+//! A crash cannot stop code that still runs: a [`Log`](inflight::Log) opened before the crash
 //! fails on its dead file handles, but its clone of the `SimStorage` still works (clones share
 //! one state). Drop the old log and reopen with a fresh clone, as in the example below.
 //!
@@ -203,7 +203,7 @@
 //! Everything random comes from generators seeded by [`SimStorage::new`]'s seed: the same seed
 //! and the same sequence of calls give the same crash states, faults and trace. There is no
 //! clock and no global randomness. (For bit-for-bit equal file contents the code under test
-//! must be deterministic too; for the log, give [`Options::environment`](crate::Options) a fixed
+//! must be deterministic too; for the log, give [`Options::environment`](inflight::Options) a fixed
 //! clock and salts.)
 //!
 //! Every storage call is recorded ([`SimStorage::trace`], [`TraceEntry`]) with its operation,
@@ -332,7 +332,7 @@ use trace::Rec;
 use vfs::{DirNode, DirOp, Ino, Node, ROOT, View};
 
 #[cfg(doc)]
-use crate::storage::{DirLock, LockError, Storage, StorageFile};
+use inflight::storage::{DirLock, LockError, Storage, StorageFile};
 
 /// A disk sector: the unit of the torn writes (F2) and of the sector media faults (F11).
 pub const SECTOR_BYTES: u64 = 512;

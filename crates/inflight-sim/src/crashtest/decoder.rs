@@ -4,8 +4,8 @@
 //! corpus, by `cargo test`. It returns a description of the first broken promise, if any; a panic
 //! inside it is itself a failure.
 
-use crate::event::{decode_event, decode_payload_with, encode_event};
-use crate::frame::{
+use inflight::event::{decode_event, decode_payload_with, encode_event};
+use inflight::frame::{
     FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, frame_checksum,
 };
 
@@ -201,13 +201,13 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     use std::path::Path;
     use std::sync::Arc;
 
-    use crate::error::Error;
-    use crate::layout::segment_name;
-    use crate::log::{Log, Opened};
-    use crate::options::Options;
-    use crate::recovery::Policy;
     use crate::sim::SimStorage;
-    use crate::storage::{Storage, write_all_at};
+    use inflight::error::Error;
+    use inflight::layout::segment_name;
+    use inflight::log::{Log, Opened};
+    use inflight::options::Options;
+    use inflight::recovery::Policy;
+    use inflight::storage::{Storage, write_all_at};
 
     let sim = SimStorage::new(0);
     let dir = Path::new("/log");
@@ -220,9 +220,10 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     };
     setup().map_err(|e| format!("setting up the simulated disk: {e}"))?;
 
-    // One reading each (what `crate::inspect::read_only` settles on): nothing else writes the simulated
+    // One reading each (what `inflight::inspect::read_only` settles on): nothing else writes the simulated
     // disk, and a settled reading would pause to look at a torn tail again.
-    let before = match crate::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {}) {
+    let before = match inflight::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {})
+    {
         Ok(r) => r.report,
         Err(Error::UnsupportedVersion { .. }) => return Ok(()),
         Err(e) => return Err(format!("read-only replay failed: {e}")),
@@ -231,7 +232,7 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     // segment size, and a megabyte for every input would slow the fuzzer tenfold.
     let options = Options::default()
         .environment(super::StepEnvironment::new(0, 1))
-        .segment_bytes_max(crate::limits::SEGMENT_BYTES_MIN)
+        .segment_bytes_max(inflight::limits::SEGMENT_BYTES_MIN)
         .prepare_segments(false);
     let Opened {
         log,
@@ -240,17 +241,18 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("read-write open failed: {e}"))?;
     drop(log);
     // The runs and why they stopped; the recovery counts differ by the one the open recorded.
-    let runs = |report: &crate::recovery::RecoveryReport| -> Vec<(crate::Run, crate::Reason)> {
-        report
-            .running
-            .iter()
-            .map(|r| (r.run.clone(), r.reason))
-            .collect()
-    };
+    let runs =
+        |report: &inflight::recovery::RecoveryReport| -> Vec<(inflight::Run, inflight::Reason)> {
+            report
+                .running
+                .iter()
+                .map(|r| (r.run.clone(), r.reason))
+                .collect()
+        };
     if runs(&opened) != runs(&before) || opened.corruption != before.corruption {
         return Err("read-only and read-write replay disagree".into());
     }
-    let after = crate::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {})
+    let after = inflight::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {})
         .map_err(|e| format!("replay after open failed: {e}"))?
         .report;
     if after.torn_tail.is_some() {

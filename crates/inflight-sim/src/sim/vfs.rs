@@ -13,7 +13,7 @@ use super::faults::{EBADF, ENOSPC, Fault, eio};
 use super::inodes::{EntrySet, components, is_a_directory, not_a_directory};
 use super::trace::{OpKind, Rec, copied, len_of, zero};
 use super::{FAKE_PID, FILE_BYTES_MAX, Inner, SimStorage};
-use crate::storage::{DirLock, LOCK_FILE, LockError, Storage, StorageFile};
+use inflight::storage::{DirLock, LOCK_FILE, LockError, Storage, StorageFile};
 
 // The rest of the simulator names the inodes through this module.
 pub(super) use super::inodes::{

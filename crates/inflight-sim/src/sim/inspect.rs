@@ -7,7 +7,7 @@ use super::vfs::{FileNode, View};
 use super::{SimStorage, TraceEntry};
 
 #[cfg(doc)]
-use crate::storage::Storage;
+use inflight::storage::Storage;
 
 impl SimStorage {
     /// Every storage call, crash and media fault so far, in order.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::SimStorage;
 use super::faults::Fault;
 #[cfg(doc)]
-use crate::storage::{Storage, StorageFile};
+use inflight::storage::{Storage, StorageFile};
 
 /// The kinds of entries in the trace: one per storage call, plus crashes and media faults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::environment::Environment;
-use crate::error::Error;
-use crate::event::{Event, Run};
-use crate::event::{Generation, UnixMs};
-use crate::fold::InFlightRun;
-use crate::log::Log;
-use crate::options::Options;
 use crate::sim::{Fault, FaultRule, SimStorage};
+use inflight::environment::Environment;
+use inflight::error::Error;
+use inflight::event::{Event, Run};
+use inflight::event::{Generation, UnixMs};
+use inflight::fold::InFlightRun;
+use inflight::log::Log;
+use inflight::options::Options;
 
 use super::ops::{Op, RECOVERY_CRASH_POINT_MAX};
 use super::oracle::{History, Model, Outcome, Violation};
@@ -121,8 +121,8 @@ fn nonce_of(key: u8) -> u64 {
 
 /// The event of an [`Op::Decide`].
 fn decision(key: u8, generation: u64, kind: u8, at_ms: u64) -> Event {
-    use crate::event::{Adoption, Pending};
-    use crate::fold::Reason;
+    use inflight::event::{Adoption, Pending};
+    use inflight::fold::Reason;
     let name = format!("k{}", key % 8);
     let nonce = nonce_of(key);
     match kind % 6 {
@@ -214,7 +214,7 @@ impl Harness {
     /// starts are recorded rather than refused.
     pub fn options(seed: u64) -> Options {
         Options::default()
-            .segment_bytes_max(crate::limits::SEGMENT_BYTES_MIN)
+            .segment_bytes_max(inflight::limits::SEGMENT_BYTES_MIN)
             .environment(StepEnvironment::new(seed, 1_000_000))
             .retention(Some(std::time::Duration::from_millis(RETENTION_MS)))
             .compact_after_bytes(None)
@@ -475,7 +475,7 @@ impl Harness {
         }
         self.coverage.cuts += 1;
         if let Some(record) = begun.retention_record().cloned() {
-            if let crate::fold::Applied::Retention { forgotten } = self.model.apply(&record) {
+            if let inflight::fold::Applied::Retention { forgotten } = self.model.apply(&record) {
                 self.coverage.forgotten += forgotten as u64;
             }
             self.history.submit(record, Outcome::Acked);
@@ -540,7 +540,7 @@ impl Harness {
     fn after_call(
         &mut self,
         event: Event,
-        result: Result<Option<crate::fold::Applied>, Error>,
+        result: Result<Option<inflight::fold::Applied>, Error>,
         calls_before: u64,
     ) -> Result<(), Box<Failure>> {
         self.account(event, result, calls_before, true)
@@ -551,7 +551,7 @@ impl Harness {
     fn after_call_unchecked(
         &mut self,
         event: Event,
-        result: Result<Option<crate::fold::Applied>, Error>,
+        result: Result<Option<inflight::fold::Applied>, Error>,
         calls_before: u64,
     ) -> Result<(), Box<Failure>> {
         self.account(event, result, calls_before, false)
@@ -560,7 +560,7 @@ impl Harness {
     fn account(
         &mut self,
         event: Event,
-        result: Result<Option<crate::fold::Applied>, Error>,
+        result: Result<Option<inflight::fold::Applied>, Error>,
         calls_before: u64,
         check_live: bool,
     ) -> Result<(), Box<Failure>> {
@@ -589,9 +589,9 @@ impl Harness {
                 if decision
                     && !matches!(
                         expected,
-                        crate::fold::Applied::Unmatched { .. }
-                            | crate::fold::Applied::UnknownCompletion
-                            | crate::fold::Applied::StaleStart { .. }
+                        inflight::fold::Applied::Unmatched { .. }
+                            | inflight::fold::Applied::UnknownCompletion
+                            | inflight::fold::Applied::StaleStart { .. }
                     )
                 {
                     self.coverage.decided += 1;

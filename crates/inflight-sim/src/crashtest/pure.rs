@@ -8,7 +8,7 @@
 //! - as a segment header ([`SegmentHeader::decode`]): a header that decodes re-encodes to the
 //!   same 64 bytes;
 //! - as one frame payload ([`decode_payload_with`]: one event, or a batch of them): what decodes
-//!   re-encodes to the same bytes and respects [`crate::limits`];
+//!   re-encodes to the same bytes and respects [`inflight::limits`];
 //! - as a segment: after a valid header its salt and base sequence, otherwise the first 8 bytes
 //!   as the salt and the rest as frames from sequence 1 (so the fuzzer reaches the frame decoder
 //!   without forging a header checksum), scanned by [`Scanner`]: every frame lies within the
@@ -30,12 +30,12 @@
 //! [`DECODER_ALLOCATION_SLACK_BYTES`](super::DECODER_ALLOCATION_SLACK_BYTES); without it that
 //! bound is not measured.
 
-use crate::event::{BATCH_TAG, Event, decode_payload_with, encode_event, payload_bytes};
-use crate::frame::{
+use inflight::event::{BATCH_TAG, Event, decode_payload_with, encode_event, payload_bytes};
+use inflight::frame::{
     FRAME_HEADER_BYTES, Frame, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, decode_frame,
     frame_checksum,
 };
-use crate::limits::{
+use inflight::limits::{
     KEY_BYTES_MAX, META_BYTES_MAX, REASON_BYTES_MAX, RECORD_BYTES_MAX, SESSION_ID_BYTES_MAX,
 };
 
@@ -485,7 +485,7 @@ pub const SNAPSHOT_ALLOCATION_FACTOR: isize = 64;
 /// [`CountingAllocator`](super::CountingAllocator) is installed). Returns whether the bytes
 /// were a valid snapshot.
 pub fn check_snapshot_decoder(data: &[u8]) -> Result<bool, String> {
-    use crate::snapshot::Snapshot;
+    use inflight::snapshot::Snapshot;
     let mut decoded = None;
     let peak = super::peak_allocation(|| decoded = Some(Snapshot::decode(data)));
     if let Some(peak) = peak {
