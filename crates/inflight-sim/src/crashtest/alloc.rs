@@ -4,7 +4,7 @@
 //! Install it as the global allocator of a test binary or fuzz target:
 //!
 //! ```
-//! use inflight::crashtest::{CountingAllocator, peak_allocation};
+//! use inflight_sim::crashtest::{CountingAllocator, peak_allocation};
 //!
 //! #[global_allocator]
 //! static ALLOCATOR: CountingAllocator = CountingAllocator;

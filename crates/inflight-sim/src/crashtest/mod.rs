@@ -1,7 +1,7 @@
 //! Crash-testing the log: the persistence model's oracle, a harness that drives a log on the
-//! simulated disk and checks it after every step, and the decoder's invariants. Compiled with
-//! the `sim` feature; the project's own property tests, exhaustive enumeration and fuzz targets
-//! are built on it, and so can a user's tests.
+//! simulated disk and checks it after every step, and the decoder's invariants. The project's
+//! own property tests, exhaustive enumeration and fuzz targets are built on it, and so can a
+//! user's tests.
 //!
 //! The persistence model is what a crash may do to the disk (F1 to F12, listed in the `sim`
 //! module) and what recovery must then guarantee. Each event a test submits is **acked** (its
@@ -32,7 +32,7 @@
 //! with SIGKILL.
 //!
 //! ```
-//! use inflight::crashtest::{Harness, Op};
+//! use inflight_sim::crashtest::{Harness, Op};
 //!
 //! let mut h = Harness::new(7)?;
 //! h.run(&[
@@ -42,7 +42,7 @@
 //!     Op::CrashDuringRecovery { after: 5 },
 //! ])?;
 //! assert_eq!(h.coverage().crashes, 3);
-//! # Ok::<(), Box<inflight::crashtest::Failure>>(())
+//! # Ok::<(), Box<inflight_sim::crashtest::Failure>>(())
 //! ```
 
 mod alloc;

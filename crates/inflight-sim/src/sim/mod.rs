@@ -1,7 +1,7 @@
 //! A simulated, crash-injecting storage: [`SimStorage`] implements [`Storage`] and
 //! [`StorageFile`] in memory, deterministically from a seed, so that tests can put the log (or
 //! any code written against the storage seam) through power losses, I/O errors and media faults
-//! that a real disk only produces rarely. Compiled only with the cargo feature `sim`.
+//! that a real disk only produces rarely.
 //!
 //! The behaviours are numbered as in the project's persistence model (F1 to F12).
 //!
@@ -92,7 +92,7 @@
 //! ```
 //! use std::path::Path;
 //! use inflight::Storage;
-//! use inflight::sim::SimStorage;
+//! use inflight_sim::sim::SimStorage;
 //! use inflight::storage::write_all_at;
 //!
 //! let sim = SimStorage::new(7);
@@ -232,7 +232,7 @@
 //!
 //! ```
 //! use std::sync::Arc;
-//! use inflight::sim::SimStorage;
+//! use inflight_sim::sim::SimStorage;
 //! use inflight::{Generation, Log, Opened, Options, Run, UnixMs};
 //!
 //! /// The workload: start runs a and b, complete b, start c.
