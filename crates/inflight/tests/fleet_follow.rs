@@ -8,9 +8,10 @@ mod common;
 use std::ops::ControlFlow;
 
 use common::pg;
-use inflight::fleet::{PgStorage, instance_path, read_only_storage};
+use inflight::fleet::{PgStorage, instance_path, open_storage, read_only_storage};
 use inflight::inspect::{Item, Reader};
-use inflight::{Log, Opened, Options};
+use inflight::layout::segment_name;
+use inflight::{Log, Opened, Options, Storage};
 
 /// The events one poll hands over.
 fn poll(reader: &mut Reader<'_>) -> usize {
@@ -75,4 +76,31 @@ fn a_follower_fetches_only_what_was_committed_since_its_last_poll() {
     eprintln!(
         "follow: first poll {first} bytes for 2000 events; 10 events later {again} bytes; idle {idle}"
     );
+}
+
+/// A storage that may write keeps no download: its reads are the open's replay, and it lives
+/// as long as the log, so it would hold their bytes (a snapshot's too) for nothing. A read-only
+/// one keeps the segment and fetches nothing the second time.
+#[test]
+fn only_a_read_only_storage_keeps_what_it_downloaded() {
+    let Some(url) = pg::url() else { return };
+    let a = pg::instance("follow-writer");
+    {
+        let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+        for i in 0..50 {
+            log.mark_running(pg::run(&format!("k{i}"), 1)).unwrap();
+        }
+    }
+    let segment = instance_path(&a).join(segment_name(1));
+    let open_twice = |storage: &PgStorage| {
+        let (_, first) = fetched_by(storage, || storage.open(&segment, false).unwrap());
+        let (_, again) = fetched_by(storage, || storage.open(&segment, false).unwrap());
+        (first, again)
+    };
+    let (first, again) = open_twice(&open_storage(&url, &a).unwrap());
+    assert!(first > 50 * 20, "the segment: {first} bytes");
+    assert_eq!(again, first, "a storage that may write downloads it again");
+    let (first, again) = open_twice(&read_only_storage(&url, &a).unwrap());
+    assert!(first > 50 * 20, "the segment: {first} bytes");
+    assert_eq!(again, 0, "a read-only storage keeps it");
 }

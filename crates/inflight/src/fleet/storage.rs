@@ -39,8 +39,8 @@ ORDER BY u.n";
 /// transaction.
 const CHUNK_BYTES_MAX: usize = 64 << 20;
 
-/// How many files' downloads a storage keeps for its read-only opens (see [`Downloads`]): the
-/// segment a follower reads and the one it checks, with room to spare.
+/// How many segments' downloads a read-only storage keeps (see [`Downloads`]): the one a
+/// follower reads and the one it checks, with room to spare.
 const DOWNLOADS_KEPT: usize = 4;
 
 /// A read-only open's one statement: the file's id, and its chunks, all of them or (when the
@@ -83,14 +83,16 @@ struct Inner {
     /// The vacuums a writer asks for after a compaction removed segments; `None` for a
     /// read-only storage.
     vacuums: Option<super::vacuum::Vacuums>,
-    /// The files read-only opens downloaded, so that opening one again fetches only the
-    /// chunks committed since.
+    /// The segments a read-only storage downloaded, so that opening one again fetches only
+    /// the chunks committed since. A storage that may write keeps none: its reads are the
+    /// open's replay, once, and it would hold their bytes for the log's life.
     downloads: Mutex<Downloads>,
     /// The bytes of chunk data read-only opens fetched from the server, in all.
     fetched: AtomicU64,
 }
 
-/// The last files read-only opens downloaded, by name, newest last: each with its id and the
+/// The last segments a read-only storage downloaded, by name, newest last (snapshots are
+/// written once and never grow, so they are not kept): each with its id and the
 /// highest chunk sequence number it holds. A file's chunks are only ever added, by one writer
 /// at a time (the instance's lock), each sync's in one transaction, so committed sequence
 /// numbers of one file only grow, and the chunks above the highest one held are exactly what
@@ -385,9 +387,9 @@ impl Storage for PgStorage {
     /// A read-only open reads the file's bytes at once, in one statement, and the handle
     /// keeps them: as a file system's open handle keeps an inode, it reads the same bytes
     /// after a compaction removed the file or a reopen replaced it (a reader that wants what
-    /// came since opens it again). Opening again a file this storage read lately fetches only
-    /// the chunks committed since ([`Downloads`]), so following a growing segment costs what
-    /// was appended, not the segment.
+    /// came since opens it again). A read-only storage opening again a segment it read lately
+    /// fetches only the chunks committed since ([`Downloads`]), so following a growing segment
+    /// costs what was appended, not the segment.
     fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
         if write {
@@ -399,6 +401,8 @@ impl Storage for PgStorage {
             .downloads
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        let kept_here =
+            self.inner.append.is_none() && crate::layout::parse_segment_name(name).is_some();
         let held = downloads.take(name);
         let (held_id, held_seq) = held.as_ref().map_or((-1, 0), |d| (d.id, d.last_seq));
         let rows = self
@@ -439,12 +443,14 @@ impl Storage for PgStorage {
             _ => (Vec::new(), last_seq),
         };
         let bytes = Arc::new(lay_over(base, chunks));
-        downloads.keep(Download {
-            name: name.to_string(),
-            id,
-            last_seq,
-            bytes: bytes.clone(),
-        });
+        if kept_here {
+            downloads.keep(Download {
+                name: name.to_string(),
+                id,
+                last_seq,
+                bytes: bytes.clone(),
+            });
+        }
         let mut file = PgFile::new(self.inner.clone(), id);
         file.kept = Some(bytes);
         Ok(Box::new(file))
