@@ -387,9 +387,9 @@ impl Storage for PgStorage {
     /// A read-only open reads the file's bytes at once, in one statement, and the handle
     /// keeps them: as a file system's open handle keeps an inode, it reads the same bytes
     /// after a compaction removed the file or a reopen replaced it (a reader that wants what
-    /// came since opens it again). A read-only storage opening again a segment it read lately
-    /// fetches only the chunks committed since ([`Downloads`]), so following a growing segment
-    /// costs what was appended, not the segment.
+    /// came since opens it again). A read-only storage opening again one of the last four
+    /// segments it read fetches only the chunks committed since, so following a growing
+    /// segment costs what was appended, not the segment.
     fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
         if write {
