@@ -80,6 +80,17 @@ fn exception_and_fields(py: Python<'_>, e: &Error, message: &str) -> PyResult<(P
                 ("errno", source.raw_os_error().into_py_any(py)?),
             ],
         ),
+        // A database statement of a storage call: the same exception as a disk's failure,
+        // with no errno.
+        Error::DatabaseCall { op, path, source } => (
+            StorageError::new_err(m),
+            vec![
+                ("op", op.into_py_any(py)?),
+                ("path", path_text(path).into_py_any(py)?),
+                ("kind", format!("{:?}", source.kind()).into_py_any(py)?),
+                ("errno", None::<i32>.into_py_any(py)?),
+            ],
+        ),
         Error::Locked { dir, holder_pid } => (
             LockedError::new_err(m),
             vec![

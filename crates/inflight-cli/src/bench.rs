@@ -150,23 +150,24 @@ fn plain_loop(dir: &Path, seconds: f64, placement: Placement) -> Result<Measured
         Placement::Growing => "growing",
         Placement::Preallocated => "preallocated",
     });
-    let io =
-        |what: &str, e: std::io::Error| Failure::new(1, format!("{what} {}: {e}", path.display()));
+    let io = |what: &str, e: &dyn std::fmt::Display| {
+        Failure::new(1, format!("{what} {}: {e}", path.display()))
+    };
     let file = OpenOptions::new()
         .create(true)
         .truncate(true)
         .read(true)
         .write(true)
         .open(&path)
-        .map_err(|e| io("create", e))?;
+        .map_err(|e| io("create", &e))?;
     let payload = inflight::event::encode_event(&inflight::Event::Started(run(0, 1)));
     let mut frame = Vec::new();
     inflight::frame::encode_frame(7, 1, &payload, &mut frame);
     if placement == Placement::Preallocated {
         let fill = vec![inflight::frame::RESERVED_BYTE; PREALLOCATED_BYTES];
         write_all_at(&file, &fill, 0)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io("fill", e))?;
+            .and_then(|()| Ok(file.sync_all()?))
+            .map_err(|e| io("fill", &e))?;
     }
     let mut samples = Vec::new();
     let mut offset = 0u64;
@@ -180,8 +181,8 @@ fn plain_loop(dir: &Path, seconds: f64, placement: Placement) -> Result<Measured
         }
         let t = Instant::now();
         write_all_at(&file, &frame, offset)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| io("write", e))?;
+            .and_then(|()| Ok(file.sync_data()?))
+            .map_err(|e| io("write", &e))?;
         offset += frame.len() as u64;
         samples.push(t.elapsed().as_micros().min(u32::MAX as u128) as u32);
     }

@@ -515,6 +515,7 @@ fn exit_code(e: &inflight::Error) -> i32 {
         Error::AlreadyExists { .. } => 8,
         Error::Fenced { .. } | Error::AlreadyTakenOver { .. } => 10,
         Error::Database { .. }
+        | Error::DatabaseCall { .. }
         | Error::NoSchema { .. }
         | Error::NoInstance { .. }
         | Error::UnknownTaker { .. } => 11,

@@ -12,6 +12,7 @@
 
 mod common;
 
+use inflight::storage::StoreResult;
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -448,25 +449,25 @@ fn damage_in_a_segment_that_holds_still_is_reported_while_the_writer_goes_on() {
 struct Bytes(Vec<u8>);
 
 impl StorageFile for Bytes {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize> {
         let from = (offset as usize).min(self.0.len());
         let n = buf.len().min(self.0.len() - from);
         buf[..n].copy_from_slice(&self.0[from..from + n]);
         Ok(n)
     }
-    fn write_at(&self, _: &[u8], _: u64) -> io::Result<usize> {
-        Err(io::Error::from(io::ErrorKind::PermissionDenied))
+    fn write_at(&self, _: &[u8], _: u64) -> StoreResult<usize> {
+        Err(io::Error::from(io::ErrorKind::PermissionDenied).into())
     }
-    fn len(&self) -> io::Result<u64> {
+    fn len(&self) -> StoreResult<u64> {
         Ok(self.0.len() as u64)
     }
-    fn set_len(&self, _: u64) -> io::Result<()> {
-        Err(io::Error::from(io::ErrorKind::PermissionDenied))
+    fn set_len(&self, _: u64) -> StoreResult<()> {
+        Err(io::Error::from(io::ErrorKind::PermissionDenied).into())
     }
-    fn sync_data(&self) -> io::Result<()> {
+    fn sync_data(&self) -> StoreResult<()> {
         Ok(())
     }
-    fn sync_all(&self) -> io::Result<()> {
+    fn sync_all(&self) -> StoreResult<()> {
         Ok(())
     }
 }
@@ -508,21 +509,21 @@ impl Overtaken {
 }
 
 impl Storage for Overtaken {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         self.inner.create_dir_all(dir)
     }
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         self.inner.is_dir(dir)
     }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         self.inner.list(dir)
     }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>> {
         self.inner.create(path)
     }
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         if self.gone && path.extension().is_some_and(|e| e == "log") {
-            return Err(io::Error::from(io::ErrorKind::NotFound));
+            return Err(io::Error::from(io::ErrorKind::NotFound).into());
         }
         if path == self.segment && self.opened.fetch_add(1, Ordering::SeqCst) < self.torn {
             let mut bytes = std::fs::read(path)?;
@@ -531,13 +532,13 @@ impl Storage for Overtaken {
         }
         self.inner.open(path, write)
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
         self.inner.rename(from, to)
     }
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, path: &Path) -> StoreResult<()> {
         self.inner.remove(path)
     }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()> {
         self.inner.sync_dir(dir)
     }
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {

@@ -4,6 +4,7 @@
 
 mod common;
 
+use inflight::storage::StoreResult;
 use std::io::{BufRead, BufReader, Write};
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -830,19 +831,19 @@ struct CompactsBeforeTheFirstRead {
 }
 
 impl inflight::Storage for CompactsBeforeTheFirstRead {
-    fn create_dir_all(&self, dir: &Path) -> std::io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         self.inner.create_dir_all(dir)
     }
-    fn is_dir(&self, dir: &Path) -> std::io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         self.inner.is_dir(dir)
     }
-    fn list(&self, dir: &Path) -> std::io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         self.inner.list(dir)
     }
-    fn create(&self, path: &Path) -> std::io::Result<Box<dyn inflight::StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn inflight::StorageFile>> {
         self.inner.create(path)
     }
-    fn open(&self, path: &Path, write: bool) -> std::io::Result<Box<dyn inflight::StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn inflight::StorageFile>> {
         if path == segment(&self.dir, 1)
             && !self.done.swap(true, std::sync::atomic::Ordering::SeqCst)
         {
@@ -850,13 +851,13 @@ impl inflight::Storage for CompactsBeforeTheFirstRead {
         }
         self.inner.open(path, write)
     }
-    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
         self.inner.rename(from, to)
     }
-    fn remove(&self, path: &Path) -> std::io::Result<()> {
+    fn remove(&self, path: &Path) -> StoreResult<()> {
         self.inner.remove(path)
     }
-    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()> {
         self.inner.sync_dir(dir)
     }
     fn lock(&self, dir: &Path) -> Result<inflight::storage::DirLock, inflight::storage::LockError> {

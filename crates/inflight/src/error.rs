@@ -242,8 +242,8 @@ pub enum Error {
         by: String,
     },
 
-    /// The database could not be reached, or refused a statement outside an append (an
-    /// append's failures are [`Error::Io`], and poison the handle).
+    /// The database could not be reached, or refused a statement outside a storage call (a
+    /// storage call's failures are [`Error::DatabaseCall`]).
     #[error(
         "database {database}: {cause}; check that the server runs and that the URL (host, port, user, database name) is right"
     )]
@@ -252,6 +252,23 @@ pub enum Error {
         database: String,
         /// What the client or the server said.
         cause: String,
+    },
+
+    /// A database statement of a storage call failed (a fleet's log): the connection was lost
+    /// or stalled, or the server refused. An append that fails so poisons the handle; a reopen
+    /// (or a takeover) reads exactly what committed.
+    #[error(
+        "{op} {}: {source}; check the database server and the connection; a log handle that failed so is poisoned, and a reopen (or a takeover) reads exactly what committed",
+        path.display()
+    )]
+    DatabaseCall {
+        /// The storage call that failed, for example `"sync"` or `"list"`.
+        op: &'static str,
+        /// The log file or log it was applied to (`pg:INSTANCE/NAME`).
+        path: PathBuf,
+        /// What failed.
+        #[source]
+        source: DatabaseError,
     },
 
     /// A read-only open (or an offline compaction) was pointed at a directory that does not
@@ -286,13 +303,7 @@ pub enum Error {
 
 /// What to do about a failed storage call.
 fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
-    if source
-        .get_ref()
-        .is_some_and(|inner| inner.is::<DatabaseIoError>())
-    {
-        "check the database server and the connection; a log handle that failed so is \
-         poisoned, and a reopen (or a takeover) reads exactly what committed"
-    } else if at_open && source.kind() == io::ErrorKind::StorageFull {
+    if at_open && source.kind() == io::ErrorKind::StorageFull {
         "the disk is full, and a read-write open writes: it needs room for a copy of the last \
          segment (up to segment_bytes_max, 1 MiB by default); free space, then open the log \
          again. Meanwhile `inflight::inspect::read_only` (on the command line `inflight replay DIR`) reports \
@@ -333,6 +344,7 @@ impl Error {
     pub fn io_kind(&self) -> io::ErrorKind {
         match self {
             Error::Io { source, .. } => source.kind(),
+            Error::DatabaseCall { source, .. } => source.kind(),
             Error::Poisoned { kind, .. } => *kind,
             _ => io::ErrorKind::Other,
         }
@@ -343,11 +355,9 @@ impl Error {
     /// code 11.
     pub fn is_database(&self) -> bool {
         match self {
-            Error::Io { source, .. } => source
-                .get_ref()
-                .is_some_and(|inner| inner.is::<DatabaseIoError>()),
             Error::Poisoned { database, .. } => *database,
-            Error::Database { .. }
+            Error::DatabaseCall { .. }
+            | Error::Database { .. }
             | Error::NoSchema { .. }
             | Error::NoInstance { .. }
             | Error::UnknownTaker { .. } => true,
@@ -355,18 +365,26 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Error {
-        if let Some(fenced) = source
-            .get_ref()
-            .and_then(|inner| inner.downcast_ref::<FencedError>())
-        {
-            return fenced.clone().into();
-        }
-        Error::Io {
-            op,
-            path: path.into(),
-            source,
-            at_open: false,
+    /// The error of the storage call `op` on `path`: each kind of [`StoreError`] as its own
+    /// variant.
+    pub(crate) fn io(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: impl Into<StoreError>,
+    ) -> Error {
+        match source.into() {
+            StoreError::Io(source) => Error::Io {
+                op,
+                path: path.into(),
+                source,
+                at_open: false,
+            },
+            StoreError::Fenced(fenced) => fenced.into(),
+            StoreError::Database(source) => Error::DatabaseCall {
+                op,
+                path: path.into(),
+                source,
+            },
         }
     }
 
@@ -386,9 +404,8 @@ impl Error {
     }
 }
 
-/// A storage call refused because the log was taken over (fencing): carried inside the
-/// [`io::Error`] a [`Storage`](crate::Storage) returns, and turned into [`Error::Fenced`] where
-/// the log names the failed call.
+/// A storage call refused because the log was taken over (fencing): a [`StoreError::Fenced`],
+/// turned into [`Error::Fenced`] where the log names the failed call.
 #[derive(Clone, Debug, thiserror::Error)]
 #[error("instance {instance:?} was taken over by {by:?} (fencing epoch {epoch})")]
 pub struct FencedError {
@@ -410,11 +427,99 @@ impl From<FencedError> for Error {
     }
 }
 
-/// A database call that failed inside a storage call, carried inside its [`io::Error`], so
-/// that the message advises on the database rather than on a disk.
+/// Why a storage call failed: the one error every [`Storage`](crate::Storage) and
+/// [`StorageFile`](crate::StorageFile) call returns. A backend says which of three things went
+/// wrong in the type, never inside an [`io::Error`]: the log turns each into its own
+/// [`Error`] variant where it names the failed call.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct DatabaseIoError(pub String);
+#[non_exhaustive]
+pub enum StoreError {
+    /// The operating system's error (a directory of files, or a simulated disk).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+    /// The log was taken over (a fleet's fencing): the call changed nothing. It becomes
+    /// [`Error::Fenced`].
+    #[error(transparent)]
+    Fenced(#[from] FencedError),
+    /// A database statement failed (a fleet's log). It becomes [`Error::DatabaseCall`].
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+}
+
+impl StoreError {
+    /// An [`io::Error`] of `kind` saying `message`: what a storage refuses with.
+    pub fn new(kind: io::ErrorKind, message: impl Into<String>) -> StoreError {
+        StoreError::Io(io::Error::new(kind, message.into()))
+    }
+
+    /// The operating system's error number, for an [`StoreError::Io`] that carries one.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            StoreError::Io(e) => e.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// The kind of failure, as an [`io::ErrorKind`]: the operating system's for
+    /// [`StoreError::Io`]; for the others, the kind their failure is closest to
+    /// ([`DatabaseError::kind`]; `PermissionDenied` for a fenced call).
+    pub fn kind(&self) -> io::ErrorKind {
+        match self {
+            StoreError::Io(e) => e.kind(),
+            StoreError::Fenced(_) => io::ErrorKind::PermissionDenied,
+            StoreError::Database(e) => e.kind(),
+        }
+    }
+}
+
+/// Results of [`Storage`](crate::Storage) and [`StorageFile`](crate::StorageFile) calls.
+pub type StoreResult<T> = std::result::Result<T, StoreError>;
+
+/// A database statement that failed inside a storage call (a fleet's log): what failed, and
+/// in words, so that the message advises on the database rather than on a disk.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{detail}")]
+pub struct DatabaseError {
+    /// What kind of failure it was.
+    pub failure: DatabaseFailure,
+    /// What the client or the server said, and what it means for the log.
+    pub detail: String,
+}
+
+impl DatabaseError {
+    /// The [`io::ErrorKind`] closest to the failure: `TimedOut`, `ConnectionAborted`,
+    /// `Unsupported` (a pooler), or `Other`.
+    pub fn kind(&self) -> io::ErrorKind {
+        match self.failure {
+            DatabaseFailure::TimedOut => io::ErrorKind::TimedOut,
+            DatabaseFailure::ConnectionLost => io::ErrorKind::ConnectionAborted,
+            DatabaseFailure::Pooled => io::ErrorKind::Unsupported,
+            DatabaseFailure::Refused | DatabaseFailure::Client | DatabaseFailure::Changed => {
+                io::ErrorKind::Other
+            }
+        }
+    }
+}
+
+/// The kinds of [`DatabaseError`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DatabaseFailure {
+    /// The server did not answer in time: whether the last statement committed is the
+    /// server's to tell.
+    TimedOut,
+    /// The connection failed: whether the last statement committed is the server's to tell.
+    ConnectionLost,
+    /// The server refused the statement.
+    Refused,
+    /// The client failed (encoding, a protocol error).
+    Client,
+    /// The statements ran in different server sessions (a pooler in transaction mode), where
+    /// the instance's session lock cannot hold.
+    Pooled,
+    /// The fleet's tables were changed by hand (the instance's row is gone).
+    Changed,
+}
 
 /// Names the operation and the file of a failed storage call: `storage.list(dir).at("list",
 /// dir)?` is an [`Error::Io`] that says what failed where.
@@ -422,7 +527,7 @@ pub(crate) trait IoContext<T> {
     fn at(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T>;
 }
 
-impl<T> IoContext<T> for std::result::Result<T, io::Error> {
+impl<T, E: Into<StoreError>> IoContext<T> for std::result::Result<T, E> {
     fn at(self, op: &'static str, path: impl Into<PathBuf>) -> Result<T> {
         self.map_err(|e| Error::io(op, path, e))
     }

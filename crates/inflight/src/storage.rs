@@ -1,6 +1,8 @@
 //! The storage seam: every file and directory operation the log performs goes through
 //! [`Storage`] and [`StorageFile`]. [`FsStorage`] is the real file system; a simulated,
-//! crash-injecting implementation can stand behind the same traits.
+//! crash-injecting implementation can stand behind the same traits. Every call fails with a
+//! [`StoreError`], which says in its type whether the operating system, a fleet's fencing or a
+//! database statement failed.
 
 use std::any::Any;
 use std::fmt::Debug;
@@ -8,6 +10,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::ops::Deref;
 use std::path::Path;
+
+pub use crate::error::{StoreError, StoreResult};
 
 /// Mode of every file the log creates: owner read and write only, since files hold user ids.
 pub const FILE_MODE: u32 = 0o600;
@@ -19,25 +23,25 @@ pub use crate::layout::LOCK_FILE;
 /// Directory operations, and the way to files.
 pub trait Storage: Send + Sync + Debug {
     /// Creates `dir` and any missing parents with [`DIR_MODE`]. Not an error if it exists.
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()>;
     /// Whether `dir` exists and is a directory.
-    fn is_dir(&self, dir: &Path) -> io::Result<bool>;
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool>;
     /// The names of the entries in `dir`.
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>>;
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>>;
     /// Creates a new file (failing if it exists) with [`FILE_MODE`], open for reading and writing.
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>>;
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>>;
     /// Opens an existing file, for reading and, if `write`, writing.
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>>;
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>>;
     /// Renames `from` to `to`, replacing `to`.
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()>;
     /// Removes a file.
-    fn remove(&self, path: &Path) -> io::Result<()>;
+    fn remove(&self, path: &Path) -> StoreResult<()>;
     /// Removes an empty directory. Only an import ([`import::import_runs`](crate::import::import_runs)) needs it, to clean up
     /// after itself; the default refuses with [`io::ErrorKind::Unsupported`].
     ///
     /// [`import::import_runs`]: crate::import::import_runs
-    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
-        Err(io::Error::new(
+    fn remove_dir(&self, dir: &Path) -> StoreResult<()> {
+        Err(StoreError::new(
             io::ErrorKind::Unsupported,
             format!("this storage cannot remove the directory {}", dir.display()),
         ))
@@ -46,7 +50,7 @@ pub trait Storage: Send + Sync + Debug {
     /// open only regular files, so that a FIFO or a device named like a log file can never
     /// block them. The default says every entry is a regular file (a storage that holds
     /// nothing else).
-    fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
+    fn entry_kind(&self, path: &Path) -> StoreResult<EntryKind> {
         let _ = path;
         Ok(EntryKind::File)
     }
@@ -59,7 +63,7 @@ pub trait Storage: Send + Sync + Debug {
         true
     }
     /// Makes the directory's entries (creates, renames, removals) durable.
-    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()>;
     /// Takes the directory's exclusive lock, held until the returned guard is dropped. (With
     /// [`FsStorage`] it is a `flock` on the lock file. A child process forked while the lock is
     /// held shares it until the child calls exec, which closes the file: Rust opens files
@@ -82,19 +86,19 @@ pub enum EntryKind {
 #[allow(clippy::len_without_is_empty)] // a file's length is a storage call, not a collection's size
 pub trait StorageFile: Send + Sync + Debug {
     /// Reads at `offset`; may return fewer bytes than asked, and 0 at the end.
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize>;
     /// Writes at `offset`; may write fewer bytes than given.
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize>;
+    fn write_at(&self, buf: &[u8], offset: u64) -> StoreResult<usize>;
     /// The file's length.
-    fn len(&self) -> io::Result<u64>;
+    fn len(&self) -> StoreResult<u64>;
     /// Truncates or extends the file.
-    fn set_len(&self, len: u64) -> io::Result<()>;
+    fn set_len(&self, len: u64) -> StoreResult<()>;
     /// Makes the file's data, and the metadata needed to read it back, durable (fdatasync).
-    fn sync_data(&self) -> io::Result<()>;
+    fn sync_data(&self) -> StoreResult<()>;
     /// Makes the file's data and all its metadata durable (fsync).
-    fn sync_all(&self) -> io::Result<()>;
+    fn sync_all(&self) -> StoreResult<()>;
     /// The whole file. The default reads it; [`FsStorage`] maps it.
-    fn read_all(&self) -> io::Result<FileBytes> {
+    fn read_all(&self) -> StoreResult<FileBytes> {
         read_to_vec(self).map(FileBytes::Owned)
     }
 }
@@ -103,23 +107,23 @@ pub trait StorageFile: Send + Sync + Debug {
 /// (`pread`/`pwrite` on Unix, `ReadFile`/`WriteFile` at an offset on Windows), so that
 /// [`write_all_at`] and [`read_exact_at`] serve a benchmark's or a tool's own files as well.
 impl StorageFile for File {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        platform::read_at(self, buf, offset)
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize> {
+        Ok(platform::read_at(self, buf, offset)?)
     }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        platform::write_at(self, buf, offset)
+    fn write_at(&self, buf: &[u8], offset: u64) -> StoreResult<usize> {
+        Ok(platform::write_at(self, buf, offset)?)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn len(&self) -> StoreResult<u64> {
         Ok(self.metadata()?.len())
     }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        File::set_len(self, len)
+    fn set_len(&self, len: u64) -> StoreResult<()> {
+        Ok(File::set_len(self, len)?)
     }
-    fn sync_data(&self) -> io::Result<()> {
-        File::sync_data(self)
+    fn sync_data(&self) -> StoreResult<()> {
+        Ok(File::sync_data(self)?)
     }
-    fn sync_all(&self) -> io::Result<()> {
-        File::sync_all(self)
+    fn sync_all(&self) -> StoreResult<()> {
+        Ok(File::sync_all(self)?)
     }
 }
 
@@ -143,8 +147,9 @@ impl Deref for FileBytes {
 }
 
 /// Reads a whole file through [`StorageFile::read_at`], retrying short reads.
-pub fn read_to_vec(file: &(impl StorageFile + ?Sized)) -> io::Result<Vec<u8>> {
-    let len = usize::try_from(file.len()?).map_err(|_| io::Error::other("file too large"))?;
+pub fn read_to_vec(file: &(impl StorageFile + ?Sized)) -> StoreResult<Vec<u8>> {
+    let len = usize::try_from(file.len()?)
+        .map_err(|_| StoreError::new(io::ErrorKind::Other, "file too large"))?;
     let mut buf = vec![0u8; len];
     read_exact_at(file, &mut buf, 0)?;
     Ok(buf)
@@ -155,12 +160,12 @@ pub fn read_exact_at(
     file: &(impl StorageFile + ?Sized),
     buf: &mut [u8],
     offset: u64,
-) -> io::Result<()> {
+) -> StoreResult<()> {
     let mut done = 0;
     while done < buf.len() {
         match file.read_at(&mut buf[done..], offset + done as u64) {
             Ok(0) => {
-                return Err(io::Error::new(
+                return Err(StoreError::new(
                     io::ErrorKind::UnexpectedEof,
                     format!("file ended at byte {} while reading", offset + done as u64),
                 ));
@@ -175,11 +180,15 @@ pub fn read_exact_at(
 
 /// Writes all of `buf` at `offset`, retrying short writes. A write that makes no progress is an
 /// error ([`io::ErrorKind::WriteZero`]).
-pub fn write_all_at(file: &(impl StorageFile + ?Sized), buf: &[u8], offset: u64) -> io::Result<()> {
+pub fn write_all_at(
+    file: &(impl StorageFile + ?Sized),
+    buf: &[u8],
+    offset: u64,
+) -> StoreResult<()> {
     let mut done = 0;
     while done < buf.len() {
         match file.write_at(&buf[done..], offset + done as u64) {
-            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero).into()),
             Ok(n) => done += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -209,8 +218,9 @@ impl Debug for DirLock {
 pub enum LockError {
     /// Another holder has the lock; its pid, if it could be read.
     Held(Option<u32>),
-    /// The lock file could not be opened or locked.
-    Io(io::Error),
+    /// The lock could not be taken: the lock file could not be opened or locked, the
+    /// database failed, or (a fleet's log) the instance was taken over.
+    Io(StoreError),
 }
 
 /// The real file system.
@@ -226,24 +236,24 @@ pub struct FsStorage {
 }
 
 impl Storage for FsStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         let mut builder = fs::DirBuilder::new();
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, DIR_MODE);
         // Windows: the directory inherits its parent's access control list.
-        builder.create(dir)
+        Ok(builder.create(dir)?)
     }
 
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         match fs::metadata(dir) {
             Ok(m) => Ok(m.is_dir()),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         let mut names = Vec::new();
         for entry in fs::read_dir(dir)? {
             if let Ok(name) = entry?.file_name().into_string() {
@@ -253,7 +263,7 @@ impl Storage for FsStorage {
         Ok(names)
     }
 
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>> {
         let mut options = OpenOptions::new();
         options.read(true).write(true).create_new(true);
         #[cfg(unix)]
@@ -265,7 +275,7 @@ impl Storage for FsStorage {
         }))
     }
 
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         let mut options = OpenOptions::new();
         options.read(true).write(write);
         // Without blocking, so that a FIFO put in place of a checked file cannot hang the
@@ -275,7 +285,7 @@ impl Storage for FsStorage {
         std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
         let file = options.open(path)?;
         if !file.metadata()?.is_file() {
-            return Err(io::Error::new(
+            return Err(StoreError::new(
                 io::ErrorKind::InvalidInput,
                 "not a regular file: only regular files are read",
             ));
@@ -286,19 +296,19 @@ impl Storage for FsStorage {
         }))
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        platform::rename(from, to)
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
+        Ok(platform::rename(from, to)?)
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
-        fs::remove_file(path)
+    fn remove(&self, path: &Path) -> StoreResult<()> {
+        Ok(fs::remove_file(path)?)
     }
 
-    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
-        fs::remove_dir(dir)
+    fn remove_dir(&self, dir: &Path) -> StoreResult<()> {
+        Ok(fs::remove_dir(dir)?)
     }
 
-    fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
+    fn entry_kind(&self, path: &Path) -> StoreResult<EntryKind> {
         let followed = match fs::metadata(path) {
             Ok(m) if m.is_file() => return Ok(EntryKind::File),
             Ok(m) => m.file_type(),
@@ -312,15 +322,15 @@ impl Storage for FsStorage {
                         }))
                     }
                     Err(gone) if gone.kind() == io::ErrorKind::NotFound => Ok(EntryKind::Missing),
-                    _ => Err(e),
+                    _ => Err(e.into()),
                 };
             }
         };
         Ok(EntryKind::Other(platform::describe(&followed).to_string()))
     }
 
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
-        platform::sync_dir(dir)
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()> {
+        Ok(platform::sync_dir(dir)?)
     }
 
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
@@ -329,7 +339,7 @@ impl Storage for FsStorage {
         options.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
-        let mut file = options.open(&path).map_err(LockError::Io)?;
+        let mut file = options.open(&path).map_err(|e| LockError::Io(e.into()))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
@@ -340,12 +350,12 @@ impl Storage for FsStorage {
                     .and_then(|_| text.trim().parse().ok());
                 return Err(LockError::Held(pid));
             }
-            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e)),
+            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e.into())),
         }
         // The pid is only a hint for the error message of the next opener; the lock itself is
         // the flock, which the kernel drops when this process dies, so no sync is needed.
-        file.set_len(0).map_err(LockError::Io)?;
-        write!(file, "{}", std::process::id()).map_err(LockError::Io)?;
+        file.set_len(0).map_err(|e| LockError::Io(e.into()))?;
+        write!(file, "{}", std::process::id()).map_err(|e| LockError::Io(e.into()))?;
         Ok(DirLock::new(file))
     }
 }
@@ -357,25 +367,25 @@ struct FsFile {
 }
 
 impl StorageFile for FsFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        platform::read_at(&self.file, buf, offset)
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize> {
+        Ok(platform::read_at(&self.file, buf, offset)?)
     }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
-        platform::write_at(&self.file, buf, offset)
+    fn write_at(&self, buf: &[u8], offset: u64) -> StoreResult<usize> {
+        Ok(platform::write_at(&self.file, buf, offset)?)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn len(&self) -> StoreResult<u64> {
         Ok(self.file.metadata()?.len())
     }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.file.set_len(len)
+    fn set_len(&self, len: u64) -> StoreResult<()> {
+        Ok(self.file.set_len(len)?)
     }
-    fn sync_data(&self) -> io::Result<()> {
-        self.file.sync_data()
+    fn sync_data(&self) -> StoreResult<()> {
+        Ok(self.file.sync_data()?)
     }
-    fn sync_all(&self) -> io::Result<()> {
-        self.file.sync_all()
+    fn sync_all(&self) -> StoreResult<()> {
+        Ok(self.file.sync_all()?)
     }
-    fn read_all(&self) -> io::Result<FileBytes> {
+    fn read_all(&self) -> StoreResult<FileBytes> {
         // Windows: a mapped file cannot be removed or replaced while the map lives, and a
         // reader's map would make a gateway's compaction fail; so a file is always read there.
         if !self.mmap || cfg!(windows) || self.len()? == 0 {

@@ -67,7 +67,7 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
                             assert_eq!(failures, 0, "a call succeeded after a failure");
                             acked.lock().unwrap().insert(event);
                         }
-                        Err(Error::Io { .. }) if failures == 0 => failures += 1,
+                        Err(Error::DatabaseCall { .. }) if failures == 0 => failures += 1,
                         Err(Error::Poisoned { .. }) => failures += 1,
                         Err(e) => panic!("an unexpected error: {e}"),
                     }

@@ -4,6 +4,7 @@
 
 mod common;
 
+use inflight::storage::StoreResult;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -230,24 +231,24 @@ struct FailingFile {
 }
 
 impl StorageFile for FailingFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize> {
         self.file.read_at(buf, offset)
     }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+    fn write_at(&self, buf: &[u8], offset: u64) -> StoreResult<usize> {
         self.faults.step("write")?;
         self.file.write_at(buf, offset)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn len(&self) -> StoreResult<u64> {
         self.file.len()
     }
-    fn set_len(&self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> StoreResult<()> {
         self.file.set_len(len)
     }
-    fn sync_data(&self) -> io::Result<()> {
+    fn sync_data(&self) -> StoreResult<()> {
         self.faults.step("sync")?;
         self.file.sync_data()
     }
-    fn sync_all(&self) -> io::Result<()> {
+    fn sync_all(&self) -> StoreResult<()> {
         self.faults.step("sync")?;
         self.file.sync_all()
     }
@@ -257,40 +258,40 @@ impl StorageFile for FailingFile {
 struct Failing(Arc<FailingAt>);
 
 impl Storage for Failing {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         FsStorage::default().create_dir_all(dir)
     }
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         FsStorage::default().is_dir(dir)
     }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         FsStorage::default().list(dir)
     }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>> {
         let file = FsStorage::default().create(path)?;
         Ok(Box::new(FailingFile {
             file,
             faults: self.0.clone(),
         }))
     }
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         let file = FsStorage::default().open(path, write)?;
         Ok(Box::new(FailingFile {
             file,
             faults: self.0.clone(),
         }))
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
         self.0.step("rename")?;
         FsStorage::default().rename(from, to)
     }
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, path: &Path) -> StoreResult<()> {
         FsStorage::default().remove(path)
     }
-    fn remove_dir(&self, dir: &Path) -> io::Result<()> {
+    fn remove_dir(&self, dir: &Path) -> StoreResult<()> {
         FsStorage::default().remove_dir(dir)
     }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()> {
         self.0.step("directory sync")?;
         FsStorage::default().sync_dir(dir)
     }

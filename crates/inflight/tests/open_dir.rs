@@ -7,6 +7,7 @@
 //! real directory, as an unprivileged user (as root, the test runs itself again as `nobody`,
 //! since root may read any directory).
 
+use inflight::storage::StoreResult;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -42,31 +43,31 @@ impl FailingDirSync {
 }
 
 impl Storage for FailingDirSync {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         self.sim.create_dir_all(dir)
     }
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         self.sim.is_dir(dir)
     }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         self.sim.list(dir)
     }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>> {
         self.sim.create(path)
     }
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         self.sim.open(path, write)
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
         self.sim.rename(from, to)
     }
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, path: &Path) -> StoreResult<()> {
         self.sim.remove(path)
     }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()> {
         self.synced.lock().unwrap().push(dir.to_path_buf());
         if dir == self.deny {
-            return Err(io::Error::from_raw_os_error(self.errno));
+            return Err(io::Error::from_raw_os_error(self.errno).into());
         }
         self.sim.sync_dir(dir)
     }
@@ -92,6 +93,7 @@ fn with_warnings<T>(f: impl FnOnce() -> T) -> (T, String) {
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::WARN)
+        .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
     let result = tracing::subscriber::with_default(subscriber, f);

@@ -211,7 +211,7 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
 
     let sim = SimStorage::new(0);
     let dir = Path::new("/log");
-    let setup = || -> std::io::Result<()> {
+    let setup = || -> inflight::storage::StoreResult<()> {
         sim.create_dir_all(dir)?;
         let file = sim.create(&dir.join(segment_name(1)))?;
         write_all_at(&*file, data, 0)?;

@@ -111,7 +111,7 @@
 //!     let bytes = copy.file_bytes("/d/f").unwrap();
 //!     assert!(bytes.starts_with(b"synced"), "state {state} of\n{}", sim.pending_summary());
 //! }
-//! # Ok::<(), std::io::Error>(())
+//! # Ok::<(), inflight::storage::StoreError>(())
 //! ```
 //!
 //! The pending items, in the enumeration's order: each file's pending writes and length
@@ -331,6 +331,7 @@ use faults::ArmedRule;
 use trace::Rec;
 use vfs::{DirNode, DirOp, Ino, Node, ROOT, View};
 
+use inflight::storage::StoreResult;
 #[cfg(doc)]
 use inflight::storage::{DirLock, LockError, Storage, StorageFile};
 
@@ -642,7 +643,7 @@ impl Inner {
         rec: Rec,
         f: impl FnOnce(&mut Inner) -> io::Result<T>,
         describe: impl FnOnce(&io::Result<T>) -> Result<u64, String>,
-    ) -> io::Result<T> {
+    ) -> StoreResult<T> {
         let index = self.op_count;
         self.op_count += 1;
         self.fired = None;
@@ -661,7 +662,7 @@ impl Inner {
             detail: rec.detail,
             result: describe(&result),
         });
-        result
+        Ok(result?)
     }
 }
 

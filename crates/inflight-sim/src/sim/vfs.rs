@@ -13,7 +13,7 @@ use super::faults::{EBADF, ENOSPC, Fault, eio};
 use super::inodes::{EntrySet, components, is_a_directory, not_a_directory};
 use super::trace::{OpKind, Rec, copied, len_of, zero};
 use super::{FAKE_PID, FILE_BYTES_MAX, Inner, SimStorage};
-use inflight::storage::{DirLock, LOCK_FILE, LockError, Storage, StorageFile};
+use inflight::storage::{DirLock, LOCK_FILE, LockError, Storage, StorageFile, StoreResult};
 
 // The rest of the simulator names the inodes through this module.
 pub(super) use super::inodes::{
@@ -34,7 +34,7 @@ impl SimStorage {
 }
 
 impl Storage for SimStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         let mut inner = self.inner();
         inner.call(
             Rec::new(OpKind::CreateDirAll, dir),
@@ -69,7 +69,7 @@ impl Storage for SimStorage {
         )
     }
 
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         let mut inner = self.inner();
         inner.call(
             Rec::new(OpKind::IsDir, dir),
@@ -89,7 +89,7 @@ impl Storage for SimStorage {
         )
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         let mut inner = self.inner();
         inner.call(
             Rec::new(OpKind::List, dir),
@@ -111,7 +111,7 @@ impl Storage for SimStorage {
         )
     }
 
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>> {
         let mut inner = self.inner();
         let ino = inner.call(
             Rec::new(OpKind::Create, path),
@@ -136,7 +136,7 @@ impl Storage for SimStorage {
         Ok(Box::new(self.open_file(&inner, ino, path, true)))
     }
 
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         let mut inner = self.inner();
         let ino = inner.call(
             Rec::new(OpKind::Open, path),
@@ -151,7 +151,7 @@ impl Storage for SimStorage {
         Ok(Box::new(self.open_file(&inner, ino, path, write)))
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
         let mut inner = self.inner();
         let mut rec = Rec::new(OpKind::Rename, from);
         rec.detail = format!("to {}", to.display());
@@ -192,7 +192,7 @@ impl Storage for SimStorage {
         )
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, path: &Path) -> StoreResult<()> {
         let mut inner = self.inner();
         inner.call(
             Rec::new(OpKind::Remove, path),
@@ -212,7 +212,7 @@ impl Storage for SimStorage {
         )
     }
 
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()> {
         let mut inner = self.inner();
         inner.call(
             Rec::new(OpKind::SyncDir, dir),
@@ -304,7 +304,7 @@ impl SimFile {
         rec: Rec,
         f: impl FnOnce(&mut Inner) -> io::Result<T>,
         describe: impl FnOnce(&io::Result<T>) -> Result<u64, String>,
-    ) -> io::Result<T> {
+    ) -> StoreResult<T> {
         let mut inner = self.shared.lock().unwrap_or_else(|e| e.into_inner());
         inner.call(
             rec,
@@ -332,7 +332,7 @@ impl SimFile {
         }
     }
 
-    fn sync(&self, op: OpKind) -> io::Result<()> {
+    fn sync(&self, op: OpKind) -> StoreResult<()> {
         self.call(
             self.rec(op),
             |inner| {
@@ -355,7 +355,7 @@ impl SimFile {
 }
 
 impl StorageFile for SimFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize> {
         let mut rec = self.rec(OpKind::ReadAt);
         rec.offset = Some(offset);
         rec.len = Some(buf.len() as u64);
@@ -384,7 +384,7 @@ impl StorageFile for SimFile {
         )
     }
 
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+    fn write_at(&self, buf: &[u8], offset: u64) -> StoreResult<usize> {
         let mut rec = self.rec(OpKind::WriteAt);
         rec.offset = Some(offset);
         rec.len = Some(buf.len() as u64);
@@ -417,7 +417,7 @@ impl StorageFile for SimFile {
         )
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn len(&self) -> StoreResult<u64> {
         self.call(
             self.rec(OpKind::Len),
             |inner| Ok(inner.file(self.ino)?.cache.len() as u64),
@@ -425,7 +425,7 @@ impl StorageFile for SimFile {
         )
     }
 
-    fn set_len(&self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> StoreResult<()> {
         let mut rec = self.rec(OpKind::SetLen);
         rec.offset = Some(len);
         self.call(
@@ -447,11 +447,11 @@ impl StorageFile for SimFile {
         )
     }
 
-    fn sync_data(&self) -> io::Result<()> {
+    fn sync_data(&self) -> StoreResult<()> {
         self.sync(OpKind::SyncData)
     }
 
-    fn sync_all(&self) -> io::Result<()> {
+    fn sync_all(&self) -> StoreResult<()> {
         self.sync(OpKind::SyncAll)
     }
 }

@@ -7,7 +7,7 @@
 //! the instance's fencing epoch is still the one this storage opened with, under a share lock
 //! on the instance's row. A takeover raises the epoch under that row's exclusive lock, so a
 //! sync either commits before the takeover (and the takeover reads it) or inserts nothing and
-//! fails with [`FencedError`]. Every other change (create, rename, remove, truncate) runs in a
+//! fails with [`StoreError::Fenced`]. Every other change (create, rename, remove, truncate) runs in a
 //! transaction that checks the epoch first. Read-only storage changes nothing.
 
 use std::io;
@@ -20,7 +20,7 @@ use tokio_postgres::types::ToSql;
 
 use super::client::{Db, DbError, Tx};
 
-use crate::error::{DatabaseIoError, FencedError};
+use crate::error::{DatabaseError, DatabaseFailure, FencedError, StoreError, StoreResult};
 use crate::storage::{DirLock, EntryKind, FileBytes, LockError, Storage, StorageFile};
 
 /// The sync's one statement: the fence and the insert together.
@@ -135,13 +135,13 @@ struct Held {
 }
 
 /// What a pooler in transaction mode does to a log, as the error says it.
-fn pooled_error(instance: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        DatabaseIoError(format!(
+fn pooled_error(instance: &str) -> StoreError {
+    StoreError::Database(DatabaseError {
+        failure: DatabaseFailure::Pooled,
+        detail: format!(
             "the statements of instance {instance:?} ran in different server sessions: the connection goes through a pooler in transaction mode (PgBouncer's pool_mode = transaction, or a proxy that pools per transaction), where the instance's session lock cannot hold; nothing was written from the other session. Connect straight to the server, or through a pool in session mode"
-        )),
-    )
+        ),
+    })
 }
 
 impl PgStorage {
@@ -200,10 +200,10 @@ impl Inner {
     }
 
     /// The file name of `path`, which must be in this instance's log.
-    fn name<'p>(&self, path: &'p Path) -> io::Result<&'p str> {
+    fn name<'p>(&self, path: &'p Path) -> StoreResult<&'p str> {
         match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
             (Some(parent), Some(name)) if parent == self.root => Ok(name),
-            _ => Err(io::Error::new(
+            _ => Err(StoreError::new(
                 io::ErrorKind::InvalidInput,
                 format!(
                     "{} is not a file of the database log {}",
@@ -214,11 +214,11 @@ impl Inner {
         }
     }
 
-    fn check_root(&self, dir: &Path) -> io::Result<()> {
+    fn check_root(&self, dir: &Path) -> StoreResult<()> {
         if dir == self.root {
             Ok(())
         } else {
-            Err(io::Error::new(
+            Err(StoreError::new(
                 io::ErrorKind::InvalidInput,
                 format!("this storage holds {} only", self.root.display()),
             ))
@@ -229,9 +229,9 @@ impl Inner {
         self.epoch.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn epoch(&self) -> io::Result<Held> {
+    fn epoch(&self) -> StoreResult<Held> {
         self.epoch_slot().ok_or_else(|| {
-            io::Error::new(
+            StoreError::new(
                 io::ErrorKind::PermissionDenied,
                 "a read-only database log refuses every change",
             )
@@ -240,7 +240,7 @@ impl Inner {
 
     /// Why a change found the epoch moved (the instance's row says who took it over), or ran
     /// in a session other than the lock's (a pooler).
-    fn fenced(&self, client: &mut Db, held: Held) -> io::Error {
+    fn fenced(&self, client: &mut Db, held: Held) -> StoreError {
         let row = client.query_opt(
             "SELECT epoch, coalesce(taken_by, ''), pg_backend_pid() FROM inflight_instances
              WHERE instance = $1",
@@ -255,7 +255,7 @@ impl Inner {
             Ok(Some(row)) => {
                 let epoch: i64 = row.get(0);
                 let by: String = row.get(1);
-                io::Error::other(FencedError {
+                StoreError::Fenced(FencedError {
                     instance: self.instance.clone(),
                     by: if by.is_empty() {
                         "a newer open of the same instance".to_string()
@@ -265,18 +265,24 @@ impl Inner {
                     epoch: epoch as u64,
                 })
             }
-            Ok(None) => io::Error::other(format!(
-                "the row of instance {:?} is gone from inflight_instances (the fleet's tables \
-                 were changed by hand): nothing more is written",
-                self.instance
-            )),
+            Ok(None) => StoreError::Database(DatabaseError {
+                failure: DatabaseFailure::Changed,
+                detail: format!(
+                    "the row of instance {:?} is gone from inflight_instances (the fleet's \
+                     tables were changed by hand): nothing more is written",
+                    self.instance
+                ),
+            }),
             Err(e) => db_error(e),
         }
     }
 
     /// Runs `change` in a transaction that first checks, under a share lock on the instance's
     /// row, that the epoch is still this storage's.
-    fn fenced_change<T>(&self, change: impl FnOnce(&mut Tx<'_>) -> io::Result<T>) -> io::Result<T> {
+    fn fenced_change<T>(
+        &self,
+        change: impl FnOnce(&mut Tx<'_>) -> StoreResult<T>,
+    ) -> StoreResult<T> {
         let held = self.epoch()?;
         let mut client = self.client();
         let mut tx = client.transaction().map_err(db_error)?;
@@ -296,7 +302,7 @@ impl Inner {
         Ok(done)
     }
 
-    fn file_id(&self, client: &mut Db, name: &str) -> io::Result<i64> {
+    fn file_id(&self, client: &mut Db, name: &str) -> StoreResult<i64> {
         let row = client
             .query_opt(
                 "SELECT id FROM inflight_files WHERE instance = $1 AND name = $2",
@@ -304,7 +310,7 @@ impl Inner {
             )
             .map_err(db_error)?;
         row.map(|r| r.get(0)).ok_or_else(|| {
-            io::Error::new(
+            StoreError::new(
                 io::ErrorKind::NotFound,
                 format!("no file {name} in {}", self.root.display()),
             )
@@ -312,12 +318,12 @@ impl Inner {
     }
 }
 
-/// A database error inside a storage call, as the [`io::Error`] the seam returns. A lost
+/// A database error inside a storage call, as the seam's [`StoreError::Database`]. A lost
 /// connection says that the last statement's outcome is the server's to tell.
-fn db_error(e: DbError) -> io::Error {
-    let (kind, text) = if e.is_timeout() {
+fn db_error(e: DbError) -> StoreError {
+    let (failure, detail) = if e.is_timeout() {
         (
-            io::ErrorKind::TimedOut,
+            DatabaseFailure::TimedOut,
             format!(
                 "the database did not answer in time ({e}): whether the last statement \
                  committed is decided by the server, and a reopen or a takeover reads what did"
@@ -325,7 +331,7 @@ fn db_error(e: DbError) -> io::Error {
         )
     } else if e.is_lost() {
         (
-            io::ErrorKind::ConnectionAborted,
+            DatabaseFailure::ConnectionLost,
             format!(
                 "the connection to the database failed ({e}): whether the last statement \
                  committed is decided by the server, and a reopen or a takeover reads what did"
@@ -333,28 +339,28 @@ fn db_error(e: DbError) -> io::Error {
         )
     } else if e.as_db_error().is_some() {
         (
-            io::ErrorKind::Other,
+            DatabaseFailure::Refused,
             format!("the database refused the statement: {e}"),
         )
     } else {
         (
-            io::ErrorKind::Other,
+            DatabaseFailure::Client,
             format!("the database client failed: {e}"),
         )
     };
-    io::Error::new(kind, DatabaseIoError(text))
+    StoreError::Database(DatabaseError { failure, detail })
 }
 
 impl Storage for PgStorage {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         self.inner.check_root(dir)
     }
 
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         Ok(dir == self.inner.root)
     }
 
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         self.inner.check_root(dir)?;
         let rows = self
             .inner
@@ -367,7 +373,7 @@ impl Storage for PgStorage {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
         let id = self.inner.fenced_change(|tx| {
             let row = tx
@@ -378,7 +384,7 @@ impl Storage for PgStorage {
                 )
                 .map_err(db_error)?;
             row.map(|r| r.get(0)).ok_or_else(|| {
-                io::Error::new(io::ErrorKind::AlreadyExists, format!("{name} exists"))
+                StoreError::new(io::ErrorKind::AlreadyExists, format!("{name} exists"))
             })
         })?;
         Ok(Box::new(PgFile::new(self.inner.clone(), id)))
@@ -390,7 +396,7 @@ impl Storage for PgStorage {
     /// came since opens it again). A read-only storage opening again one of the last four
     /// segments it read fetches only the chunks committed since, so following a growing
     /// segment costs what was appended, not the segment.
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
         if write {
             let id = self.inner.file_id(&mut self.inner.client(), name)?;
@@ -414,7 +420,7 @@ impl Storage for PgStorage {
             )
             .map_err(db_error)?;
         let Some(first) = rows.first() else {
-            return Err(io::Error::new(
+            return Err(StoreError::new(
                 io::ErrorKind::NotFound,
                 format!("no file {name} in {}", self.inner.root.display()),
             ));
@@ -456,7 +462,7 @@ impl Storage for PgStorage {
         Ok(Box::new(file))
     }
 
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
         let (from, to) = (self.inner.name(from)?, self.inner.name(to)?);
         self.inner.fenced_change(|tx| {
             let instance = &self.inner.instance;
@@ -472,7 +478,7 @@ impl Storage for PgStorage {
                 )
                 .map_err(db_error)?;
             if moved == 0 {
-                return Err(io::Error::new(
+                return Err(StoreError::new(
                     io::ErrorKind::NotFound,
                     format!("no file {from}"),
                 ));
@@ -481,7 +487,7 @@ impl Storage for PgStorage {
         })
     }
 
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, path: &Path) -> StoreResult<()> {
         let name = self.inner.name(path)?;
         self.inner.fenced_change(|tx| {
             let removed = tx
@@ -491,7 +497,7 @@ impl Storage for PgStorage {
                 )
                 .map_err(db_error)?;
             if removed == 0 {
-                return Err(io::Error::new(
+                return Err(StoreError::new(
                     io::ErrorKind::NotFound,
                     format!("no file {name}"),
                 ));
@@ -507,7 +513,7 @@ impl Storage for PgStorage {
         Ok(())
     }
 
-    fn entry_kind(&self, path: &Path) -> io::Result<EntryKind> {
+    fn entry_kind(&self, path: &Path) -> StoreResult<EntryKind> {
         let name = self.inner.name(path)?;
         match self.inner.file_id(&mut self.inner.client(), name) {
             Ok(_) => Ok(EntryKind::File),
@@ -520,7 +526,7 @@ impl Storage for PgStorage {
         false
     }
 
-    fn sync_dir(&self, _dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, _dir: &Path) -> StoreResult<()> {
         // Every create, rename and removal committed in its own transaction.
         Ok(())
     }
@@ -528,12 +534,12 @@ impl Storage for PgStorage {
     /// Takes the instance's advisory lock (held for the connection's life: a crashed owner's
     /// lock goes with its connection) and raises its fencing epoch, so that an older handle
     /// of the same instance can no longer write. A taken-over instance is refused with
-    /// [`FencedError`].
+    /// [`StoreError::Fenced`].
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
         self.inner.check_root(dir).map_err(LockError::Io)?;
         let inner = &self.inner;
         if inner.append.is_none() {
-            return Err(LockError::Io(io::Error::new(
+            return Err(LockError::Io(StoreError::new(
                 io::ErrorKind::PermissionDenied,
                 "a read-only database log cannot be opened for writing: use Log::open_database",
             )));
@@ -623,7 +629,7 @@ impl PgFile {
 
     /// The committed bytes with the pending writes laid over them (a read-only open's: the
     /// bytes it read).
-    fn contents(&self) -> io::Result<Vec<u8>> {
+    fn contents(&self) -> StoreResult<Vec<u8>> {
         if let Some(kept) = &self.kept {
             return Ok(kept.to_vec());
         }
@@ -668,7 +674,7 @@ fn lay_over(mut bytes: Vec<u8>, chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
 }
 
 impl StorageFile for PgFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize> {
         let mut copy = |bytes: &[u8]| {
             let start = (offset as usize).min(bytes.len());
             let n = buf.len().min(bytes.len() - start);
@@ -681,10 +687,10 @@ impl StorageFile for PgFile {
         }
     }
 
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+    fn write_at(&self, buf: &[u8], offset: u64) -> StoreResult<usize> {
         self.inner.epoch()?;
         if self.kept.is_some() {
-            return Err(io::Error::new(
+            return Err(StoreError::new(
                 io::ErrorKind::PermissionDenied,
                 "the file was opened read-only",
             ));
@@ -693,7 +699,7 @@ impl StorageFile for PgFile {
         Ok(buf.len())
     }
 
-    fn len(&self) -> io::Result<u64> {
+    fn len(&self) -> StoreResult<u64> {
         if let Some(kept) = &self.kept {
             return Ok(kept.len() as u64);
         }
@@ -717,20 +723,20 @@ impl StorageFile for PgFile {
     }
 
     /// One query for the whole file (the default would ask for its length first).
-    fn read_all(&self) -> io::Result<FileBytes> {
+    fn read_all(&self) -> StoreResult<FileBytes> {
         self.contents().map(FileBytes::Owned)
     }
 
     /// The log never truncates or extends a file in place (it replaces a file with a
     /// copy), so a database file refuses it rather than carry the statements for it.
-    fn set_len(&self, _len: u64) -> io::Result<()> {
-        Err(io::Error::new(
+    fn set_len(&self, _len: u64) -> StoreResult<()> {
+        Err(StoreError::new(
             io::ErrorKind::Unsupported,
             "a database log's files are never truncated or extended in place",
         ))
     }
 
-    fn sync_data(&self) -> io::Result<()> {
+    fn sync_data(&self) -> StoreResult<()> {
         let mut pending = self.pending();
         if pending.is_empty() {
             return Ok(());
@@ -789,7 +795,7 @@ impl StorageFile for PgFile {
         Ok(())
     }
 
-    fn sync_all(&self) -> io::Result<()> {
+    fn sync_all(&self) -> StoreResult<()> {
         self.sync_data()
     }
 }

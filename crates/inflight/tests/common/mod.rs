@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use inflight::storage::{DirLock, LockError};
+use inflight::storage::{DirLock, LockError, StoreError, StoreResult};
 use inflight::{FsStorage, Log, Options, RecoveryReport, Run, Storage, StorageFile};
 use inflight::{Generation, UnixMs};
 
@@ -216,13 +216,21 @@ pub fn workloads(symbols: usize, events_max: usize, shutdown: usize) -> Vec<Vec<
     all
 }
 
+/// What a failing call fails with, made fresh each time (a `StoreError` may hold an
+/// `io::Error`, which is not `Clone`).
+pub type MakeError = fn() -> StoreError;
+
 /// The real file system, except that syncs (or writes) fail while `fail_sync` (or `fail_write`)
-/// is set; it records the name of the thread that made each sync.
+/// is set, with EIO (or ENOSPC); while `sync_failure` holds a maker, syncs fail with what it
+/// makes, and with `lock_failure` the lock is refused so. It records the name of the thread
+/// that made each sync.
 #[derive(Debug, Default)]
 pub struct Flaky {
     fs: FsStorage,
     pub fail_sync: Arc<AtomicBool>,
     pub fail_write: Arc<AtomicBool>,
+    pub sync_failure: Arc<Mutex<Option<MakeError>>>,
+    pub lock_failure: Option<MakeError>,
     pub syncs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -231,6 +239,7 @@ struct FlakyFile {
     inner: Box<dyn StorageFile>,
     fail_sync: Arc<AtomicBool>,
     fail_write: Arc<AtomicBool>,
+    sync_failure: Arc<Mutex<Option<MakeError>>>,
     syncs: Arc<Mutex<Vec<String>>>,
 }
 
@@ -240,6 +249,7 @@ impl Flaky {
             inner,
             fail_sync: self.fail_sync.clone(),
             fail_write: self.fail_write.clone(),
+            sync_failure: self.sync_failure.clone(),
             syncs: self.syncs.clone(),
         })
     }
@@ -251,68 +261,70 @@ fn eio() -> io::Error {
 }
 
 impl Storage for Flaky {
-    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+    fn create_dir_all(&self, dir: &Path) -> StoreResult<()> {
         self.fs.create_dir_all(dir)
     }
-    fn is_dir(&self, dir: &Path) -> io::Result<bool> {
+    fn is_dir(&self, dir: &Path) -> StoreResult<bool> {
         self.fs.is_dir(dir)
     }
-    fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
+    fn list(&self, dir: &Path) -> StoreResult<Vec<String>> {
         self.fs.list(dir)
     }
-    fn create(&self, path: &Path) -> io::Result<Box<dyn StorageFile>> {
+    fn create(&self, path: &Path) -> StoreResult<Box<dyn StorageFile>> {
         self.fs.create(path).map(|f| self.wrap(f))
     }
-    fn open(&self, path: &Path, write: bool) -> io::Result<Box<dyn StorageFile>> {
+    fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         self.fs.open(path, write).map(|f| self.wrap(f))
     }
-    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+    fn rename(&self, from: &Path, to: &Path) -> StoreResult<()> {
         self.fs.rename(from, to)
     }
-    fn remove(&self, path: &Path) -> io::Result<()> {
+    fn remove(&self, path: &Path) -> StoreResult<()> {
         self.fs.remove(path)
     }
-    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+    fn sync_dir(&self, dir: &Path) -> StoreResult<()> {
         self.fs.sync_dir(dir)
     }
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
-        self.fs.lock(dir)
+        match self.lock_failure {
+            Some(make) => Err(LockError::Io(make())),
+            None => self.fs.lock(dir),
+        }
     }
 }
 
 impl StorageFile for FlakyFile {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> StoreResult<usize> {
         self.inner.read_at(buf, offset)
     }
-    fn write_at(&self, buf: &[u8], offset: u64) -> io::Result<usize> {
+    fn write_at(&self, buf: &[u8], offset: u64) -> StoreResult<usize> {
         if self.fail_write.load(Ordering::SeqCst) {
             // ENOSPC partway: half the bytes land, then the error.
             let half = buf.len() / 2;
             self.inner.write_at(&buf[..half], offset)?;
             // ENOSPC on Unix, ERROR_DISK_FULL on Windows: StorageFull on both.
-            return Err(io::Error::from_raw_os_error(if cfg!(windows) {
-                112
-            } else {
-                28
-            }));
+            return Err(io::Error::from_raw_os_error(if cfg!(windows) { 112 } else { 28 }).into());
         }
         self.inner.write_at(buf, offset)
     }
-    fn len(&self) -> io::Result<u64> {
+    fn len(&self) -> StoreResult<u64> {
         self.inner.len()
     }
-    fn set_len(&self, len: u64) -> io::Result<()> {
+    fn set_len(&self, len: u64) -> StoreResult<()> {
         self.inner.set_len(len)
     }
-    fn sync_data(&self) -> io::Result<()> {
+    fn sync_data(&self) -> StoreResult<()> {
         let thread = std::thread::current().name().unwrap_or("").to_string();
         self.syncs.lock().unwrap().push(thread);
+        if let Some(make) = *self.sync_failure.lock().unwrap() {
+            return Err(make());
+        }
         if self.fail_sync.load(Ordering::SeqCst) {
-            return Err(eio());
+            return Err(eio().into());
         }
         self.inner.sync_data()
     }
-    fn sync_all(&self) -> io::Result<()> {
+    fn sync_all(&self) -> StoreResult<()> {
         self.sync_data()
     }
 }
