@@ -11,7 +11,7 @@ use crate::log::{OpenArgs, PyLog, PyRecovered, policy};
 /// Creates the fleet's tables in `database` (once; safe to repeat).
 #[pyfunction]
 pub(crate) fn create_schema(py: Python<'_>, database: String) -> PyResult<()> {
-    py.allow_threads(move || inflight::fleet::create_schema(&database))
+    py.allow_threads(move || inflight::fleet::Fleet::new(database).create_schema())
         .map_err(|e| to_py_err(py, e))
 }
 
@@ -70,7 +70,9 @@ pub(crate) fn read_only_database(
     strict: bool,
 ) -> PyResult<PyRecovered> {
     let recovered = py
-        .allow_threads(move || inflight::fleet::read_only(&database, &instance, policy(strict)))
+        .allow_threads(move || {
+            inflight::fleet::Fleet::new(database).read_only(&instance, policy(strict))
+        })
         .map_err(|e| to_py_err(py, e))?;
     PyRecovered::new(py, recovered.report, recovered.set)
 }
@@ -129,7 +131,9 @@ pub(crate) fn take_over(
         inflight::fleet::Taker::Existing
     };
     let taken = py
-        .allow_threads(move || inflight::fleet::take_over_as(&database, &dead_instance, &by, taker))
+        .allow_threads(move || {
+            inflight::fleet::Fleet::new(database).take_over_as(&dead_instance, &by, taker)
+        })
         .map_err(|e| to_py_err(py, e))?;
     let recovered = PyRecovered::new(py, taken.report, taken.set)?;
     let fence = PyTakenOver {

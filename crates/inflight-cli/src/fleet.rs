@@ -102,8 +102,11 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
         true => inflight::fleet::Taker::CreateIfMissing,
         false => inflight::fleet::Taker::Existing,
     };
-    let taken = match inflight::fleet::take_over_as(&args.database, &args.instance, &args.by, taker)
-    {
+    let taken = match inflight::fleet::Fleet::new(&args.database).take_over_as(
+        &args.instance,
+        &args.by,
+        taker,
+    ) {
         // It opened a log and never wrote a segment: nothing was acknowledged, and with
         // --sessions the fallback speaks for everything.
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,
@@ -163,14 +166,15 @@ fn print_takeover(taken: &inflight::fleet::TakenOver) {
 pub(super) fn fleet(args: FleetArgs) -> CliResult {
     match args.command {
         FleetCommand::Init(db) => {
-            inflight::fleet::create_schema(&db.database)?;
+            inflight::fleet::Fleet::new(&db.database).create_schema()?;
             println!(
                 "the fleet's tables (schema version {}) are in the database",
                 inflight::fleet::SCHEMA_VERSION
             );
         }
         FleetCommand::Forget(args) => {
-            let forgotten = inflight::fleet::forget(&args.database.database, &args.instance)?;
+            let forgotten =
+                inflight::fleet::Fleet::new(&args.database.database).forget(&args.instance)?;
             if args.json {
                 println!(
                     "{}",
@@ -185,7 +189,7 @@ pub(super) fn fleet(args: FleetArgs) -> CliResult {
             }
         }
         FleetCommand::List(list) => {
-            let instances = inflight::fleet::instances(&list.database.database)?;
+            let instances = inflight::fleet::Fleet::new(&list.database.database).instances()?;
             if list.json {
                 for i in &instances {
                     println!(

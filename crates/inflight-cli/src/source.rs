@@ -56,9 +56,9 @@ impl Source {
 
 #[cfg(feature = "postgres")]
 fn database_storage(database: &str, instance: &str) -> Result<Box<dyn Storage>, Failure> {
-    Ok(Box::new(inflight::fleet::read_only_storage(
-        database, instance,
-    )?))
+    Ok(Box::new(
+        inflight::fleet::Fleet::new(database).read_only_storage(instance)?,
+    ))
 }
 
 #[cfg(feature = "postgres")]

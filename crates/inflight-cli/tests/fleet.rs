@@ -17,12 +17,12 @@ use std::time::Duration;
 
 use common::acks::{Ledger, kill_round};
 use common::pg::{self, run};
-use inflight::fleet::{instance_path, read_only_storage};
+use inflight::fleet::{Fleet, instance_path};
 use inflight::{Error, Event, Log, Opened, Options, Policy};
 
 /// The events of an instance's log, read-only, in log order, and what it folds to.
 fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::ReadOnly) {
-    let storage = read_only_storage(url, instance).unwrap();
+    let storage = Fleet::new(url).read_only_storage(instance).unwrap();
     let mut events = Vec::new();
     let found = inflight::inspect::for_each_event(
         &storage,
@@ -119,7 +119,7 @@ fn compaction_in_the_database_bounds_history_and_a_takeover_reads_the_snapshot()
     }
     let (_, found) = logged(&url, &a);
     assert!(found.report.snapshot.is_some(), "it compacted");
-    let listed = inflight::fleet::instances(&url).unwrap();
+    let listed = Fleet::new(&url).instances().unwrap();
     let me = listed.iter().find(|i| i.instance == a).unwrap();
     assert!(
         me.files <= 6,
@@ -277,12 +277,12 @@ fn a_storage_is_locked_once_and_a_read_only_one_never() {
     log.mark_running(run("k", 1)).unwrap();
     log.close().unwrap();
     drop(log);
-    let storage = std::sync::Arc::new(read_only_storage(&url, &a).unwrap());
+    let storage = std::sync::Arc::new(Fleet::new(&url).read_only_storage(&a).unwrap());
     let e = Log::open_with_storage(storage, instance_path(&a), Options::default()).unwrap_err();
     assert!(e.to_string().contains("read-only database log"), "{e}");
     // PostgreSQL's advisory locks are re-entrant in a session: the storage refuses a second
     // taker itself, as a directory's flock does.
-    let storage = std::sync::Arc::new(inflight::fleet::open_storage(&url, &a).unwrap());
+    let storage = std::sync::Arc::new(Fleet::new(&url).open_storage(&a).unwrap());
     let first =
         Log::open_with_storage(storage.clone(), instance_path(&a), Options::default()).unwrap();
     let second = Log::open_with_storage(storage.clone(), instance_path(&a), Options::default());
@@ -300,7 +300,7 @@ fn a_read_only_handle_keeps_its_bytes_when_a_compaction_removes_the_file() {
     for g in 1..=50 {
         log.mark_running(run(&format!("k{g}"), g)).unwrap();
     }
-    let storage = read_only_storage(&url, &a).unwrap();
+    let storage = Fleet::new(&url).read_only_storage(&a).unwrap();
     let segment = instance_path(&a).join("00000000000000000001.log");
     let file = storage.open(&segment, false).unwrap();
     let before = file.read_all().unwrap().to_vec();
@@ -321,7 +321,7 @@ fn a_write_larger_than_one_value_goes_in_pieces_and_reads_back_whole() {
     let a = pg::instance("big");
     // A snapshot this size needs millions of runs; the storage's own calls reach the limit
     // directly: a file of 64 MiB and a bit, written and synced as one write.
-    let storage = inflight::fleet::open_storage(&url, &a).unwrap();
+    let storage = Fleet::new(&url).open_storage(&a).unwrap();
     let _lock = storage.lock(&instance_path(&a)).unwrap();
     let path = instance_path(&a).join("snapshot-00000000000000000009.json.tmp");
     let file = storage.create(&path).unwrap();
@@ -523,8 +523,10 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     let bare_url = format!("{}/{bare}", url.rsplit_once('/').unwrap().0);
     for e in [
         open(&bare_url, "a").unwrap_err(),
-        inflight::fleet::take_over(&bare_url, "a", "b").unwrap_err(),
-        inflight::fleet::read_only(&bare_url, "a", Policy::SkipDamaged).unwrap_err(),
+        Fleet::new(&bare_url).take_over("a", "b").unwrap_err(),
+        Fleet::new(&bare_url)
+            .read_only("a", Policy::SkipDamaged)
+            .unwrap_err(),
     ] {
         assert!(matches!(e, Error::NoSchema { .. }), "{e}");
         assert!(e.to_string().contains("inflight fleet init"), "{e}");
@@ -563,7 +565,7 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     // Takeover of oneself, of nobody; a second opener while the first lives.
     let a = pg::instance("busy");
     assert!(matches!(
-        inflight::fleet::take_over(&url, &a, &a),
+        Fleet::new(&url).take_over(&a, &a),
         Err(Error::InvalidInput { field: "by", .. })
     ));
     assert!(matches!(
@@ -579,10 +581,10 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
         message.contains(&format!("instance {a:?}")) && !message.contains("log directory"),
         "{message}"
     );
-    let listed = inflight::fleet::instances(&url).unwrap();
+    let listed = Fleet::new(&url).instances().unwrap();
     assert!(listed.iter().any(|i| i.instance == a && i.open));
     drop(first);
-    let listed = inflight::fleet::instances(&url).unwrap();
+    let listed = Fleet::new(&url).instances().unwrap();
     assert!(listed.iter().any(|i| i.instance == a && !i.open));
     let _reopened = Log::open_database(&url, &a, Options::default()).unwrap();
 }
@@ -714,7 +716,7 @@ fn a_run_that_takes_down_one_instance_after_another_is_a_crash_loop_across_the_f
         let log = Log::open_database(&url, survivor, Options::default())
             .unwrap()
             .log;
-        let taken = inflight::fleet::take_over(&url, dead, survivor).unwrap();
+        let taken = Fleet::new(&url).take_over(dead, survivor).unwrap();
         let run = taken
             .report
             .running
@@ -762,13 +764,13 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
     pg::take_over(&url, &retired, &survivor).unwrap();
     // A typo as the taker: refused, and the dead instance is not fenced (its runs would go to
     // nobody, and the real survivor would be refused).
-    let unknown = inflight::fleet::take_over(&url, &dead, &typo).unwrap_err();
+    let unknown = Fleet::new(&url).take_over(&dead, &typo).unwrap_err();
     assert!(
         matches!(&unknown, Error::UnknownTaker { by, .. } if *by == typo),
         "{unknown}"
     );
     // A retired taker (taken over itself) can never write again: it may not take runs.
-    let fenced = inflight::fleet::take_over(&url, &dead, &retired).unwrap_err();
+    let fenced = Fleet::new(&url).take_over(&dead, &retired).unwrap_err();
     assert!(
         matches!(&fenced, Error::Fenced { instance, by, .. } if *instance == retired && *by == survivor),
         "{fenced}"
@@ -779,7 +781,7 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
     let (code, _) = cli(&["takeover", &dead, "--by", &retired, "--database", &url]);
     assert_eq!(code, 10);
     // Nothing was fenced: the real survivor takes it over, first.
-    let taken = inflight::fleet::take_over(&url, &dead, &survivor).unwrap();
+    let taken = Fleet::new(&url).take_over(&dead, &survivor).unwrap();
     assert!(taken.taken_before.is_none());
     // Asked to, a takeover creates its taker.
     let other = pg::instance("later");
@@ -796,7 +798,8 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert!(
-        inflight::fleet::instances(&url)
+        Fleet::new(&url)
+            .instances()
             .unwrap()
             .iter()
             .any(|i| i.instance == other)
@@ -818,20 +821,20 @@ fn a_retired_instances_log_is_forgotten_and_its_fence_kept() {
         }
     }
     // A live instance's log (not taken over) is never removed.
-    let refused = inflight::fleet::forget(&url, &live).unwrap_err();
+    let refused = Fleet::new(&url).forget(&live).unwrap_err();
     assert!(matches!(refused, Error::InvalidInput { .. }), "{refused}");
     assert!(matches!(
-        inflight::fleet::forget(&url, &pg::instance("nobody")),
+        Fleet::new(&url).forget(&pg::instance("nobody")),
         Err(Error::NoInstance { .. })
     ));
-    inflight::fleet::take_over(&url, &dead, &survivor).unwrap();
-    let forgotten = inflight::fleet::forget(&url, &dead).unwrap();
+    Fleet::new(&url).take_over(&dead, &survivor).unwrap();
+    let forgotten = Fleet::new(&url).forget(&dead).unwrap();
     assert_eq!(forgotten.taken_by, survivor);
     assert!(
         forgotten.files >= 1 && forgotten.bytes > 64,
         "{forgotten:?}"
     );
-    let listed = inflight::fleet::instances(&url).unwrap();
+    let listed = Fleet::new(&url).instances().unwrap();
     let row = listed.iter().find(|i| i.instance == dead).unwrap();
     assert_eq!(
         (row.files, row.bytes, row.taken_by.as_deref()),
@@ -843,8 +846,8 @@ fn a_retired_instances_log_is_forgotten_and_its_fence_kept() {
         Err(Error::Fenced { .. })
     ));
     // Twice removes nothing more; the live instance's log is untouched.
-    assert_eq!(inflight::fleet::forget(&url, &dead).unwrap().files, 0);
-    let live_row = inflight::fleet::instances(&url).unwrap();
+    assert_eq!(Fleet::new(&url).forget(&dead).unwrap().files, 0);
+    let live_row = Fleet::new(&url).instances().unwrap();
     assert!(live_row.iter().any(|i| i.instance == live && i.files >= 1));
     let out = Command::new(env!("CARGO_BIN_EXE_inflight"))
         .args(["fleet", "forget", &live, "--database", &url])

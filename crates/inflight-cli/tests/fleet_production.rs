@@ -257,10 +257,11 @@ fn tls_cluster() -> Option<PathBuf> {
             static INIT: std::sync::Once = std::sync::Once::new();
             let ca = dir.join("ca.crt");
             INIT.call_once(|| {
-                inflight::fleet::create_schema(&format!(
+                inflight::fleet::Fleet::new(format!(
                     "{url}?sslmode=verify-full&sslrootcert={}",
                     ca.display()
                 ))
+                .create_schema()
                 .expect("the schema, over TLS")
             });
             Some(dir)
@@ -308,7 +309,9 @@ fn a_tls_only_server_is_reached_in_every_mode_that_should_and_refused_in_the_oth
         ),
     ] {
         let a = opens(&with(q.clone())).unwrap_or_else(|e| panic!("{q}: {e}"));
-        let again = inflight::fleet::read_only(&with(q.clone()), &a, Default::default()).unwrap();
+        let again = inflight::fleet::Fleet::new(with(q.clone()))
+            .read_only(&a, Default::default())
+            .unwrap();
         assert_eq!(again.report.running.len(), 1, "{q}");
     }
     let port = url.rsplit_once(':').unwrap().1.split('/').next().unwrap();
@@ -429,7 +432,7 @@ fn a_pooler_in_transaction_mode_is_refused_and_nothing_from_another_session_land
     assert!(text.contains("pooler in transaction mode"), "{text}");
     assert!(text.contains("session mode"), "{text}");
     assert!(err.is_database(), "{err:?}");
-    if let Ok(seen) = inflight::fleet::read_only(&url, &a, Default::default()) {
+    if let Ok(seen) = inflight::fleet::Fleet::new(&url).read_only(&a, Default::default()) {
         assert!(
             seen.report.running.iter().all(|r| r.run.key != "moved"),
             "a commit from a session without the lock landed"

@@ -645,7 +645,9 @@ fn a_fleets_log_in_the_database_is_read_exactly_beside_a_compacting_writer() {
         .map(|&(name, round)| {
             let (url, instance, dir) = (url.clone(), instance.clone(), dir.clone());
             std::thread::spawn(move || {
-                let storage = inflight::fleet::read_only_storage(&url, &instance).unwrap();
+                let storage = inflight::fleet::Fleet::new(&url)
+                    .read_only_storage(&instance)
+                    .unwrap();
                 let mut tally = Tally::default();
                 for _ in 0..rounds {
                     round(&storage, &dir, &mut tally);

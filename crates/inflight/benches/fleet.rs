@@ -11,7 +11,7 @@
 //!
 //! Each thread alternates start(g) and complete(g) on keys of its own; an event counts once its
 //! call returned (committed). Events/s and per-call latency at 1, 16 and 64 threads; then the
-//! takeover of an instance with 10,000 and 100,000 runs in flight (`inflight::fleet::take_over`: fence and
+//! takeover of an instance with 10,000 and 100,000 runs in flight (`inflight::fleet::Fleet::take_over`: fence and
 //! replay), beside the status table's takeover (`UPDATE ... SET owner = B WHERE owner = A AND
 //! running RETURNING ...`).
 //!
@@ -182,7 +182,7 @@ fn main() {
     };
     let quick = std::env::args().any(|a| a == "--quick");
     let seconds = if quick { 1.0 } else { 3.0 };
-    inflight::fleet::create_schema(&url).unwrap();
+    inflight::fleet::Fleet::new(&url).create_schema().unwrap();
     let mut admin = Client::connect(&url, NoTls).unwrap();
     admin.batch_execute(STATUS_SQL).unwrap();
     admin.batch_execute("TRUNCATE bench_run_status").unwrap();
@@ -252,13 +252,13 @@ fn main() {
         fill(log.clone(), "r", runs);
         drop(log);
         let began = Instant::now();
-        let taken = inflight::fleet::take_over_as(
-            &url,
-            &dead,
-            "bench-survivor",
-            inflight::fleet::Taker::CreateIfMissing,
-        )
-        .unwrap();
+        let taken = inflight::fleet::Fleet::new(&url)
+            .take_over_as(
+                &dead,
+                "bench-survivor",
+                inflight::fleet::Taker::CreateIfMissing,
+            )
+            .unwrap();
         let took = began.elapsed().as_secs_f64();
         assert_eq!(taken.report.running.len(), runs);
         println!("{:<28} {runs:>10} {took:>12.3}", "inflight, PostgreSQL");

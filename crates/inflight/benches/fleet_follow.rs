@@ -1,5 +1,5 @@
 //! Following a fleet's log of about 100 MB in PostgreSQL, as `inflight dump --follow --database`
-//! does (`Reader::poll` over `fleet::read_only_storage`): the bytes of chunk data each poll
+//! does (`Reader::poll` over `Fleet::read_only_storage`): the bytes of chunk data each poll
 //! fetches from the server and its time, for the first poll (the whole log), a poll after 10
 //! new events, and an idle poll.
 //!
@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use inflight::fleet::{instance_path, read_only_storage};
+use inflight::fleet::{Fleet, instance_path};
 use inflight::inspect::{Item, Reader};
 use inflight::{Generation, Log, Opened, Options, Run, UnixMs};
 
@@ -30,7 +30,9 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    inflight::fleet::create_schema(&url).expect("the schema");
+    inflight::fleet::Fleet::new(&url)
+        .create_schema()
+        .expect("the schema");
     let instance = format!(
         "follow-bench-{}-{}",
         std::process::id(),
@@ -56,7 +58,9 @@ fn main() {
             });
         }
     });
-    let storage = read_only_storage(&url, &instance).expect("read-only storage");
+    let storage = Fleet::new(&url)
+        .read_only_storage(&instance)
+        .expect("read-only storage");
     let dir = instance_path(&instance);
     let mut reader = Reader::new(&storage, &dir);
     let mut poll = || {

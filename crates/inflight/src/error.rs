@@ -176,7 +176,7 @@ pub enum Error {
     },
 
     /// The instance's log was taken over by another instance (a fleet's takeover, see
-    /// [`fleet::take_over`](crate::fleet::take_over)): from the moment the takeover committed, nothing
+    /// [`Fleet::take_over`](crate::fleet::Fleet::take_over)): from the moment the takeover committed, nothing
     /// this handle writes is accepted, and nothing it tried to write is visible to the new
     /// owner. A zombie (a process whose machine only looked dead) gets this on every call; an
     /// open of a taken-over instance gets it too.
@@ -208,7 +208,7 @@ pub enum Error {
 
     /// The database holds no inflight schema, or a version of it this build does not know.
     #[error(
-        "database {database} has no usable inflight schema ({detail}); create it once with `inflight fleet init --database URL` (inflight::fleet::create_schema)"
+        "database {database} has no usable inflight schema ({detail}); create it once with `inflight fleet init --database URL` (inflight::fleet::Fleet::create_schema)"
     )]
     NoSchema {
         /// The database, as its URL without the password.

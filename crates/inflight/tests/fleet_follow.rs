@@ -1,5 +1,5 @@
 //! Following a fleet's log in the database (`inflight dump --follow --database`, `Reader::poll`
-//! over `fleet::read_only_storage`) fetches what was committed since the last poll, not the
+//! over `Fleet::read_only_storage`) fetches what was committed since the last poll, not the
 //! segment again: the storage counts the chunk bytes it fetched.
 #![cfg(feature = "postgres")]
 
@@ -8,7 +8,7 @@ mod common;
 use std::ops::ControlFlow;
 
 use common::pg;
-use inflight::fleet::{PgStorage, instance_path, open_storage, read_only_storage};
+use inflight::fleet::{Fleet, PgStorage, instance_path};
 use inflight::inspect::{Item, Reader};
 use inflight::layout::segment_name;
 use inflight::{Log, Opened, Options, Storage};
@@ -48,7 +48,7 @@ fn a_follower_fetches_only_what_was_committed_since_its_last_poll() {
         start(&log, i);
     }
 
-    let storage = read_only_storage(&url, &a).unwrap();
+    let storage = Fleet::new(&url).read_only_storage(&a).unwrap();
     let dir = instance_path(&a);
     let mut reader = Reader::new(&storage, &dir);
     let (events, first) = fetched_by(&storage, || poll(&mut reader));
@@ -97,10 +97,10 @@ fn only_a_read_only_storage_keeps_what_it_downloaded() {
         let (_, again) = fetched_by(storage, || storage.open(&segment, false).unwrap());
         (first, again)
     };
-    let (first, again) = open_twice(&open_storage(&url, &a).unwrap());
+    let (first, again) = open_twice(&Fleet::new(&url).open_storage(&a).unwrap());
     assert!(first > 50 * 20, "the segment: {first} bytes");
     assert_eq!(again, first, "a storage that may write downloads it again");
-    let (first, again) = open_twice(&read_only_storage(&url, &a).unwrap());
+    let (first, again) = open_twice(&Fleet::new(&url).read_only_storage(&a).unwrap());
     assert!(first > 50 * 20, "the segment: {first} bytes");
     assert_eq!(again, 0, "a read-only storage keeps it");
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::pg;
-use inflight::fleet::{instance_path, read_only_storage};
+use inflight::fleet::{Fleet, instance_path};
 use inflight::{Error, Event, Generation, Log, Opened, Options, Policy, Run, UnixMs};
 
 fn cluster(action: &str, dir: &str) {
@@ -99,7 +99,7 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
         other => format!("{other:?}"),
     };
     let Opened { log, report } = pg::reopen(&url, &a);
-    let storage = read_only_storage(&url, &a).unwrap();
+    let storage = Fleet::new(&url).read_only_storage(&a).unwrap();
     let mut logged = Vec::new();
     inflight::inspect::for_each_event(&storage, instance_path(&a), Policy::Strict, |_, e| {
         logged.push(e.to_event())

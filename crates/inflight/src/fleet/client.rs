@@ -118,7 +118,7 @@ fn is_pooled(e: &tokio_postgres::Error) -> bool {
 
 /// What a client error says, with the server's own message when the server answered (the
 /// client's display of a server error is only "db error").
-pub fn describe(e: &tokio_postgres::Error) -> String {
+pub(crate) fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => {
             let mut text = format!(

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::client::{Db, DbError};
 
-use super::{PgStorage, schema};
+use super::{Fleet, PgStorage, schema};
 use crate::error::{Error, Result};
 use crate::limits::INSTANCE_BYTES_MAX;
 
@@ -60,11 +60,13 @@ pub(super) fn check_instance(field: &'static str, id: &str) -> Result<()> {
     }
 }
 
-/// Creates the fleet's tables in `database`, or checks the ones there (safe to repeat, and
-/// from several processes at once). The command line's `inflight fleet init`.
-pub fn create_schema(database: &str) -> Result<()> {
-    let (mut client, shown) = connect(database)?;
-    schema::create(&mut client, &shown)
+impl Fleet {
+    /// Creates the fleet's tables in the database, or checks the ones there (safe to repeat,
+    /// and from several processes at once). The command line's `inflight fleet init`.
+    pub fn create_schema(&self) -> Result<()> {
+        let (mut client, shown) = connect(&self.database)?;
+        schema::create(&mut client, &shown)
+    }
 }
 
 /// Connects to `database`, checks its schema and returns the client.
@@ -74,10 +76,36 @@ pub(super) fn connect_checked(database: &str) -> Result<(Db, String)> {
     Ok((client, shown))
 }
 
-/// The storage of `instance`'s log, read-only: for the offline tools
-/// ([`Reader`](crate::inspect::Reader), [`inspect::read_only_with_storage`](crate::inspect::read_only_with_storage))
-/// over the path [`instance_path`]. [`Error::NoInstance`] if it never opened a log there.
-pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
+impl Fleet {
+    /// The storage of `instance`'s log, read-only: for the offline tools
+    /// ([`Reader`](crate::inspect::Reader), [`inspect::read_only_with_storage`](crate::inspect::read_only_with_storage))
+    /// over the path [`instance_path`]. [`Error::NoInstance`] if it never opened a log there.
+    pub fn read_only_storage(&self, instance: &str) -> Result<PgStorage> {
+        read_only_storage(&self.database, instance)
+    }
+
+    /// The instances that have a log in the database, by id. The command line's `inflight
+    /// fleet list`.
+    pub fn instances(&self) -> Result<Vec<Instance>> {
+        instances(&self.database)
+    }
+
+    /// Removes the log of a retired instance (one taken over: its runs are its taker's now)
+    /// from the database, keeping its row, so its fence stays: the id can never write again,
+    /// and an open of it still fails with [`Error::Fenced`]. Deleting the rows by hand would
+    /// drop the fence (a new row starts at epoch 0). The frozen log is gone with it: a
+    /// takeover repeated afterwards finds nothing ([`Error::NotFound`]), so forget an instance
+    /// once its taker has recorded its runs. An instance that was not taken over is refused
+    /// ([`Error::InvalidInput`]: its log may be live); an unknown one is
+    /// [`Error::NoInstance`]. Forgetting twice removes nothing the second time. One
+    /// transaction: all of the log, or nothing. The command line's `inflight fleet forget`.
+    pub fn forget(&self, instance: &str) -> Result<Forgotten> {
+        forget(&self.database, instance)
+    }
+}
+
+/// [`Fleet::read_only_storage`] of `database`.
+pub(super) fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
     check_instance("instance", instance)?;
     let (mut client, shown) = connect_checked(database)?;
     let known = client
@@ -95,7 +123,7 @@ pub fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
     PgStorage::new(client, instance, None).map_err(failed(&shown))
 }
 
-/// An instance of a fleet, as [`instances`] lists it.
+/// An instance of a fleet, as [`Fleet::instances`] lists it.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Instance {
     /// Its id.
@@ -112,9 +140,8 @@ pub struct Instance {
     pub bytes: u64,
 }
 
-/// The instances that have a log in `database`, by id. The command line's `inflight fleet
-/// list`.
-pub fn instances(database: &str) -> Result<Vec<Instance>> {
+/// [`Fleet::instances`] of `database`.
+fn instances(database: &str) -> Result<Vec<Instance>> {
     let (mut client, shown) = connect_checked(database)?;
     let rows = client
         .query(
@@ -147,7 +174,7 @@ pub fn instances(database: &str) -> Result<Vec<Instance>> {
         .collect())
 }
 
-/// What [`forget`] removed.
+/// What [`Fleet::forget`] removed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Forgotten {
     /// The instance whose log was removed.
@@ -160,15 +187,8 @@ pub struct Forgotten {
     pub bytes: u64,
 }
 
-/// Removes the log of a retired instance (one taken over: its runs are its taker's now) from
-/// `database`, keeping its row, so its fence stays: the id can never write again, and an open
-/// of it still fails with [`Error::Fenced`]. Deleting the rows by hand would drop the fence (a
-/// new row starts at epoch 0). The frozen log is gone with it: a takeover repeated afterwards
-/// finds nothing ([`Error::NotFound`]), so forget an instance once its taker has recorded its
-/// runs. An instance that was not taken over is refused ([`Error::InvalidInput`]: its log may
-/// be live); an unknown one is [`Error::NoInstance`]. Forgetting twice removes nothing the
-/// second time. One transaction: all of the log, or nothing.
-pub fn forget(database: &str, instance: &str) -> Result<Forgotten> {
+/// [`Fleet::forget`] in `database`.
+fn forget(database: &str, instance: &str) -> Result<Forgotten> {
     check_instance("instance", instance)?;
     let (mut client, shown) = connect_checked(database)?;
     let failed = failed(&shown);

@@ -7,16 +7,17 @@
 //! one writer, one reader and one fold serve a directory and a database. A group commit is one
 //! transaction holding the batch's one record, and a call returns once it committed.
 //!
-//! - [`create_schema`] once per database (`inflight fleet init`);
 //! - [`Log::open_database`](crate::Log::open_database) instead of [`Log::open`](crate::Log::open):
 //!   the instance's log, replayed, ready for appends;
-//! - [`fleet::take_over`](crate::fleet::take_over) (`inflight takeover`): a dead instance's running
-//!   set, with reasons and crash-loop counts, and from the moment it commits, nothing the dead
-//!   instance writes is accepted ([`Error::Fenced`](crate::Error::Fenced));
-//! - [`forget`] (`inflight fleet forget`): a retired instance's log removed, its fence kept;
-//! - [`fleet::read_only`](crate::fleet::read_only) and [`read_only_storage`] for
-//!   the offline tools (`inflight replay --database URL --instance ID`, and `dump`, `verify`,
-//!   `stats`).
+//! - a [`Fleet`] for the fleet's operations on the database:
+//!   - [`Fleet::create_schema`] once per database (`inflight fleet init`);
+//!   - [`Fleet::take_over`] (`inflight takeover`): a dead instance's running set, with
+//!     reasons and crash-loop counts, and from the moment it commits, nothing the dead
+//!     instance writes is accepted ([`Error::Fenced`](crate::Error::Fenced));
+//!   - [`Fleet::instances`] (`inflight fleet list`) and [`Fleet::forget`] (`inflight fleet
+//!     forget`): a retired instance's log removed, its fence kept;
+//!   - [`Fleet::read_only`] and [`Fleet::read_only_storage`] for the offline tools (`inflight
+//!     replay --database URL --instance ID`, and `dump`, `verify`, `stats`).
 //!
 //! docs/FLEETS.md has the tables, the fencing argument, what `synchronous_commit` means for
 //! the promise, and the figures.
@@ -25,13 +26,14 @@
 //! use inflight::{Log, Opened, Options, Run, Generation, UnixMs};
 //!
 //! let db = "postgres://gateway@127.0.0.1/gateway";
-//! inflight::fleet::create_schema(db)?; // once; safe to repeat
+//! let fleet = inflight::fleet::Fleet::new(db);
+//! fleet.create_schema()?; // once; safe to repeat
 //! let Opened { log, report } = Log::open_database(db, "gateway-1", Options::default())?;
 //! log.mark_running(Run::new("agent:main:http:c-5", "s-1", Generation(1), UnixMs(1_000)))?;
 //! # drop((log, report));
 //!
 //! // On another machine, once gateway-1 is known dead:
-//! let taken = inflight::fleet::take_over(db, "gateway-1", "gateway-2")?;
+//! let taken = fleet.take_over("gateway-1", "gateway-2")?;
 //! for run in &taken.report.running {
 //!     println!("resume {} here (reason {}, recoveries {})", run.run.key, run.reason, run.recoveries);
 //! }
@@ -48,13 +50,41 @@ mod takeover;
 mod tls;
 mod vacuum;
 
-pub use client::{GRACE, describe};
-pub use connect::{
-    Forgotten, Instance, create_schema, forget, instance_path, instances, read_only_storage,
-};
+pub use client::GRACE;
+pub use connect::{Forgotten, Instance, instance_path};
 pub use conninfo::{CONNECT_TIMEOUT, STATEMENT_TIMEOUT};
-pub use open::{open_storage, read_only};
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use storage::PgStorage;
-pub use takeover::{TakenOver, Taker, take_over, take_over_as};
+pub use takeover::{TakenOver, Taker};
 pub use vacuum::VACUUM_INTERVAL;
+
+/// A fleet's database, and the fleet's operations on it: the schema, the list of instances, a
+/// takeover, a read-only replay of an instance's log, forgetting a retired one. A `Fleet` is
+/// only where the database is (a `postgres://` URL, `key=value` pairs, or empty for libpq's
+/// environment): cheap to clone, and each call connects on its own. An instance's own log is
+/// [`Log::open_database`](crate::Log::open_database).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Fleet {
+    database: String,
+}
+
+impl Fleet {
+    /// The fleet whose database is at `database`. Nothing is connected until a call.
+    pub fn new(database: impl AsRef<str>) -> Fleet {
+        Fleet {
+            database: database.as_ref().to_string(),
+        }
+    }
+
+    /// Where the database is, as given (it may hold a password: do not log it).
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+}
+
+/// Shows no address: it may hold a password.
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet").finish_non_exhaustive()
+    }
+}

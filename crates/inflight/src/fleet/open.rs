@@ -4,8 +4,9 @@
 use std::sync::Arc;
 
 use super::client::Db;
+use super::connect::read_only_storage;
 use super::connect::{check_instance, connect_checked, failed};
-use super::{PgStorage, instance_path, read_only_storage};
+use super::{Fleet, PgStorage, instance_path};
 use crate::error::Result;
 use crate::inspect::{ReadOnly, read_only_with_storage};
 use crate::log::{Log, Opened};
@@ -15,13 +16,13 @@ use crate::recovery::Policy;
 impl Log {
     /// Opens (creating if missing) the log of `instance` in the PostgreSQL `database`, and
     /// replays it: [`Log::open`] for a fleet (feature `postgres`). The schema must be there
-    /// ([`create_schema`](crate::fleet::create_schema);
+    /// ([`Fleet::create_schema`];
     /// [`Error::NoSchema`](crate::Error::NoSchema) otherwise).
     ///
     /// The open takes the instance's advisory lock, held for the connection's life, so a second
     /// opener of the same instance gets [`Error::Locked`](crate::Error::Locked) while this one
     /// lives, and raises the instance's fencing epoch. An instance that was taken over
-    /// ([`take_over`](crate::fleet::take_over)) is refused with [`Error::Fenced`](crate::Error::Fenced): its runs
+    /// ([`Fleet::take_over`]) is refused with [`Error::Fenced`](crate::Error::Fenced): its runs
     /// belong to the instance that took them over; start under a new id.
     ///
     /// Each group commit is one transaction, and a call returns once it committed: durable as
@@ -33,20 +34,27 @@ impl Log {
     }
 }
 
-/// Replays the log of `instance` in `database` without taking its lock or changing a row:
-/// [`inspect::read_only`](crate::inspect::read_only) for a fleet, the command line's `inflight
-/// replay --database URL --instance ID`. Safe on a live instance's log.
-pub fn read_only(database: &str, instance: &str, policy: Policy) -> Result<ReadOnly> {
-    let storage = read_only_storage(database, instance)?;
-    read_only_with_storage(&storage, instance_path(instance), policy)
+impl Fleet {
+    /// Replays the log of `instance` without taking its lock or changing a row:
+    /// [`inspect::read_only`](crate::inspect::read_only) for a fleet, the command line's
+    /// `inflight replay --database URL --instance ID`. Safe on a live instance's log.
+    pub fn read_only(&self, instance: &str, policy: Policy) -> Result<ReadOnly> {
+        let storage = read_only_storage(&self.database, instance)?;
+        read_only_with_storage(&storage, instance_path(instance), policy)
+    }
+
+    /// The storage of `instance`'s log, for writing: what [`Log::open_database`] opens, for
+    /// [`Log::open_with_storage`] over [`instance_path`] (the instance's row is created if
+    /// missing). It writes nothing until the log takes its lock
+    /// ([`Storage::lock`](crate::Storage::lock): the advisory lock and a raised epoch), and
+    /// takes it once.
+    pub fn open_storage(&self, instance: &str) -> Result<PgStorage> {
+        open_storage(&self.database, instance)
+    }
 }
 
-/// The storage of `instance`'s log in `database`, for writing: what [`Log::open_database`]
-/// opens, for [`Log::open_with_storage`] over [`instance_path`] (the instance's row is
-/// created if missing). It writes nothing until the log takes its lock
-/// ([`Storage::lock`](crate::Storage::lock): the advisory lock and a raised epoch), and takes
-/// it once.
-pub fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
+/// [`Fleet::open_storage`] of `database`.
+fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
     check_instance("instance", instance)?;
     let (mut client, shown) = connect_checked(database)?;
     let failed = failed(&shown);

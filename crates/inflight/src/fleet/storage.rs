@@ -78,7 +78,7 @@ struct Inner {
     /// locks are re-entrant within a session).
     epoch: Mutex<Option<Held>>,
     /// The sync's statement, prepared for a storage that may write (made by
-    /// `fleet::open_storage`); `None` for a read-only one, which refuses the lock.
+    /// `Fleet::open_storage`); `None` for a read-only one, which refuses the lock.
     append: Option<Statement>,
     /// The vacuums a writer asks for after a compaction removed segments; `None` for a
     /// read-only storage.

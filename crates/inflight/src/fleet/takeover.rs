@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use super::connect::{check_instance, connect_checked, failed};
 use super::storage::{LOCK_SQL, UNLOCK_SQL};
-use super::{PgStorage, instance_path};
+use super::{Fleet, PgStorage, instance_path};
 use crate::environment::now_ms;
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -21,7 +21,7 @@ use crate::fold::RunningSet;
 use crate::read::files::{LogReader, Start};
 use crate::recovery::{Policy, RecoveryReport, replay};
 
-/// What a takeover found and did ([`fleet::take_over`](crate::fleet::take_over)).
+/// What a takeover found and did ([`Fleet::take_over`]).
 #[derive(Clone, Debug, Serialize)]
 pub struct TakenOver {
     /// The instance taken over.
@@ -59,80 +59,78 @@ pub enum Taker {
     CreateIfMissing,
 }
 
-/// Takes over the log of `dead_instance` in `database` for the instance `by` (feature
-/// `postgres`): fences it and replays it. From the moment this call's transaction commits,
-/// any append, compaction or open by the old instance fails with [`Error::Fenced`] and
-/// leaves nothing the new owner can see. Returns the runs it had in flight, exactly what it
-/// acknowledged, for `by` to resume under its own log: record each there with
-/// [`Log::adopt`](crate::Log::adopt) before acting on it, which carries its loop counts and its pending or
-/// suspended state, so that a run that takes down one instance after another is counted
-/// as it would be on one.
-///
-/// A takeover by `by` of an instance `by` already took over fences nothing new and reports
-/// its frozen log again ([`TakenOver::taken_before`]), so a survivor that crashed
-/// mid-takeover can repeat it; another taker gets [`Error::AlreadyTakenOver`] (its runs are
-/// the first taker's: take over that one if it died too). Two takeovers at once are
-/// ordered by the instance's row lock: one wins, the other gets that error. [`Error::NoInstance`] if the instance never opened a log there;
-/// [`Error::NotFound`] if it opened one but never wrote a segment (nothing was
-/// acknowledged: the time-window fallback's `no-log` case).
-///
-/// The taker must be an instance of the database that is not retired itself (taken over
-/// by another): an unknown one is [`Error::UnknownTaker`] (see [`take_over_as`] to
-/// create it), a retired one [`Error::Fenced`], and nothing is fenced.
-pub fn take_over(database: &str, dead_instance: &str, by: &str) -> Result<TakenOver> {
-    take_over_as(database, dead_instance, by, Taker::Existing)
-}
-
-/// [`take_over`], with the taker created when it is missing and `taker` says so.
-pub fn take_over_as(
-    database: &str,
-    dead_instance: &str,
-    by: &str,
-    taker: Taker,
-) -> Result<TakenOver> {
-    check_instance("instance", dead_instance)?;
-    check_instance("by", by)?;
-    if dead_instance == by {
-        return Err(Error::InvalidInput {
-            field: "by",
-            reason: format!(
-                "is the instance taken over ({by:?}); an instance takes over another one"
-            ),
-            key: None,
-        });
+impl Fleet {
+    /// Takes over the log of `dead_instance` for the instance `by`: fences it and replays it.
+    /// From the moment this call's transaction commits, any append, compaction or open by the
+    /// old instance fails with [`Error::Fenced`] and leaves nothing the new owner can see.
+    /// Returns the runs it had in flight, exactly what it acknowledged, for `by` to resume
+    /// under its own log: record each there with [`Log::adopt`](crate::Log::adopt) before
+    /// acting on it, which carries its loop counts and its pending or suspended state, so that
+    /// a run that takes down one instance after another is counted as it would be on one.
+    ///
+    /// A takeover by `by` of an instance `by` already took over fences nothing new and reports
+    /// its frozen log again ([`TakenOver::taken_before`]), so a survivor that crashed
+    /// mid-takeover can repeat it; another taker gets [`Error::AlreadyTakenOver`] (its runs are
+    /// the first taker's: take over that one if it died too). Two takeovers at once are
+    /// ordered by the instance's row lock: one wins, the other gets that error.
+    /// [`Error::NoInstance`] if the instance never opened a log there; [`Error::NotFound`] if
+    /// it opened one but never wrote a segment (nothing was acknowledged: the time-window
+    /// fallback's `no-log` case).
+    ///
+    /// The taker must be an instance of the database that is not retired itself (taken over
+    /// by another): an unknown one is [`Error::UnknownTaker`] (see [`Fleet::take_over_as`] to
+    /// create it), a retired one [`Error::Fenced`], and nothing is fenced.
+    pub fn take_over(&self, dead_instance: &str, by: &str) -> Result<TakenOver> {
+        self.take_over_as(dead_instance, by, Taker::Existing)
     }
-    let span = tracing::info_span!(
-        "takeover",
-        instance = dead_instance,
-        by,
-        epoch = tracing::field::Empty,
-        running = tracing::field::Empty,
-    )
-    .entered();
-    let (mut client, shown) = connect_checked(database)?;
-    let fence = fence(&mut client, &shown, dead_instance, by, taker)?;
-    crate::metrics::taken_over();
-    span.record("epoch", fence.epoch);
-    let storage = PgStorage::new(client, dead_instance, None).map_err(failed(&shown))?;
-    let (report, set) = replay_frozen(&storage, &instance_path(dead_instance))?;
-    span.record("running", report.running.len());
-    tracing::info!(
-        instance = dead_instance,
-        by,
-        epoch = fence.epoch,
-        running = report.running.len(),
-        was_open = fence.was_open,
-        "took over"
-    );
-    Ok(TakenOver {
-        instance: dead_instance.to_string(),
-        by: by.to_string(),
-        epoch: fence.epoch,
-        was_open: fence.was_open,
-        taken_before: fence.taken_before,
-        report,
-        set,
-    })
+
+    /// [`Fleet::take_over`], with the taker created when it is missing and `taker` says so.
+    pub fn take_over_as(&self, dead_instance: &str, by: &str, taker: Taker) -> Result<TakenOver> {
+        let database = self.database.as_str();
+        check_instance("instance", dead_instance)?;
+        check_instance("by", by)?;
+        if dead_instance == by {
+            return Err(Error::InvalidInput {
+                field: "by",
+                reason: format!(
+                    "is the instance taken over ({by:?}); an instance takes over another one"
+                ),
+                key: None,
+            });
+        }
+        let span = tracing::info_span!(
+            "takeover",
+            instance = dead_instance,
+            by,
+            epoch = tracing::field::Empty,
+            running = tracing::field::Empty,
+        )
+        .entered();
+        let (mut client, shown) = connect_checked(database)?;
+        let fence = fence(&mut client, &shown, dead_instance, by, taker)?;
+        crate::metrics::taken_over();
+        span.record("epoch", fence.epoch);
+        let storage = PgStorage::new(client, dead_instance, None).map_err(failed(&shown))?;
+        let (report, set) = replay_frozen(&storage, &instance_path(dead_instance))?;
+        span.record("running", report.running.len());
+        tracing::info!(
+            instance = dead_instance,
+            by,
+            epoch = fence.epoch,
+            running = report.running.len(),
+            was_open = fence.was_open,
+            "took over"
+        );
+        Ok(TakenOver {
+            instance: dead_instance.to_string(),
+            by: by.to_string(),
+            epoch: fence.epoch,
+            was_open: fence.was_open,
+            taken_before: fence.taken_before,
+            report,
+            set,
+        })
+    }
 }
 
 /// What the fence found and did.

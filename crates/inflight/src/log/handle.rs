@@ -226,7 +226,7 @@ impl Log {
     }
 
     /// Records a run taken over from another log (a fleet's dead instance, see
-    /// `fleet::take_over`) in this one, as it was there: interrupted, with its loop counts, its
+    /// `Fleet::take_over`) in this one, as it was there: interrupted, with its loop counts, its
     /// resume-pending or suspended state and its `meta`, under a generation and nonce of this
     /// log. Returns the run as recorded, once durable. Resuming it is beginning a run on its key
     /// ([`Log::begin_run`]), which carries the counts, so a run that takes down one instance

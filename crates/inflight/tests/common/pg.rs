@@ -12,7 +12,11 @@ pub fn url() -> Option<String> {
     match std::env::var("INFLIGHT_PG_URL") {
         Ok(url) if !url.is_empty() => {
             static INIT: std::sync::Once = std::sync::Once::new();
-            INIT.call_once(|| inflight::fleet::create_schema(&url).expect("the schema"));
+            INIT.call_once(|| {
+                inflight::fleet::Fleet::new(&url)
+                    .create_schema()
+                    .expect("the schema")
+            });
             Some(url)
         }
         _ => {
@@ -33,7 +37,11 @@ pub fn url() -> Option<String> {
 /// tests' takers are often names that never opened a log).
 #[allow(dead_code)]
 pub fn take_over(url: &str, dead: &str, by: &str) -> inflight::Result<inflight::fleet::TakenOver> {
-    inflight::fleet::take_over_as(url, dead, by, inflight::fleet::Taker::CreateIfMissing)
+    inflight::fleet::Fleet::new(url).take_over_as(
+        dead,
+        by,
+        inflight::fleet::Taker::CreateIfMissing,
+    )
 }
 
 pub fn instance(name: &str) -> String {
