@@ -1,5 +1,5 @@
 //! Fleets: an instance's log in a PostgreSQL database, and the takeover of a dead instance's
-//! runs, fenced (the crate's `inflight::fleet`).
+//! runs, fenced (the crate `inflight-postgres`).
 
 use std::path::PathBuf;
 
@@ -11,7 +11,7 @@ use crate::log::{OpenArgs, PyLog, PyRecovered, policy};
 /// Creates the fleet's tables in `database` (once; safe to repeat).
 #[pyfunction]
 pub(crate) fn create_schema(py: Python<'_>, database: String) -> PyResult<()> {
-    py.allow_threads(move || inflight::fleet::Fleet::new(database).create_schema())
+    py.allow_threads(move || inflight_postgres::Fleet::new(database).create_schema())
         .map_err(|e| to_py_err(py, e))
 }
 
@@ -53,9 +53,9 @@ pub(crate) fn open_database(
         record_recovery,
     }
     .options();
-    let dir: PathBuf = inflight::fleet::instance_path(&instance);
+    let dir: PathBuf = inflight_postgres::instance_path(&instance);
     let opened = py
-        .allow_threads(move || inflight::Log::open_database(&database, &instance, options))
+        .allow_threads(move || inflight_postgres::Fleet::new(&database).open(&instance, options))
         .map_err(|e| to_py_err(py, e))?;
     PyLog::new(py, opened, dir)
 }
@@ -71,7 +71,7 @@ pub(crate) fn read_only_database(
 ) -> PyResult<PyRecovered> {
     let recovered = py
         .allow_threads(move || {
-            inflight::fleet::Fleet::new(database).read_only(&instance, policy(strict))
+            inflight_postgres::Fleet::new(database).read_only(&instance, policy(strict))
         })
         .map_err(|e| to_py_err(py, e))?;
     PyRecovered::new(py, recovered.report, recovered.set)
@@ -126,13 +126,13 @@ pub(crate) fn take_over(
     create_taker: bool,
 ) -> PyResult<Py<PyTakenOver>> {
     let taker = if create_taker {
-        inflight::fleet::Taker::CreateIfMissing
+        inflight_postgres::Taker::CreateIfMissing
     } else {
-        inflight::fleet::Taker::Existing
+        inflight_postgres::Taker::Existing
     };
     let taken = py
         .allow_threads(move || {
-            inflight::fleet::Fleet::new(database).take_over_as(&dead_instance, &by, taker)
+            inflight_postgres::Fleet::new(database).take_over_as(&dead_instance, &by, taker)
         })
         .map_err(|e| to_py_err(py, e))?;
     let recovered = PyRecovered::new(py, taken.report, taken.set)?;

@@ -99,10 +99,10 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
 
     let sessions = args.fallback.sessions()?;
     let taker = match args.create_taker {
-        true => inflight::fleet::Taker::CreateIfMissing,
-        false => inflight::fleet::Taker::Existing,
+        true => inflight_postgres::Taker::CreateIfMissing,
+        false => inflight_postgres::Taker::Existing,
     };
-    let taken = match inflight::fleet::Fleet::new(&args.database).take_over_as(
+    let taken = match inflight_postgres::Fleet::new(&args.database).take_over_as(
         &args.instance,
         &args.by,
         taker,
@@ -136,7 +136,7 @@ pub(super) fn takeover(args: TakeoverArgs) -> CliResult {
 
 /// A takeover, as text: what it did, and the dead instance's report.
 #[cfg(feature = "postgres")]
-fn print_takeover(taken: &inflight::fleet::TakenOver) {
+fn print_takeover(taken: &inflight_postgres::TakenOver) {
     use super::replay::print_report;
 
     match &taken.taken_before {
@@ -157,7 +157,7 @@ fn print_takeover(taken: &inflight::fleet::TakenOver) {
         ),
     }
     print_report(
-        &inflight::fleet::instance_path(&taken.instance),
+        &inflight_postgres::instance_path(&taken.instance),
         &taken.report,
     );
 }
@@ -166,15 +166,15 @@ fn print_takeover(taken: &inflight::fleet::TakenOver) {
 pub(super) fn fleet(args: FleetArgs) -> CliResult {
     match args.command {
         FleetCommand::Init(db) => {
-            inflight::fleet::Fleet::new(&db.database).create_schema()?;
+            inflight_postgres::Fleet::new(&db.database).create_schema()?;
             println!(
                 "the fleet's tables (schema version {}) are in the database",
-                inflight::fleet::SCHEMA_VERSION
+                inflight_postgres::SCHEMA_VERSION
             );
         }
         FleetCommand::Forget(args) => {
             let forgotten =
-                inflight::fleet::Fleet::new(&args.database.database).forget(&args.instance)?;
+                inflight_postgres::Fleet::new(&args.database.database).forget(&args.instance)?;
             if args.json {
                 println!(
                     "{}",
@@ -189,7 +189,7 @@ pub(super) fn fleet(args: FleetArgs) -> CliResult {
             }
         }
         FleetCommand::List(list) => {
-            let instances = inflight::fleet::Fleet::new(&list.database.database).instances()?;
+            let instances = inflight_postgres::Fleet::new(&list.database.database).instances()?;
             if list.json {
                 for i in &instances {
                     println!(

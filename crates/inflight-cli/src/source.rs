@@ -57,13 +57,13 @@ impl Source {
 #[cfg(feature = "postgres")]
 fn database_storage(database: &str, instance: &str) -> Result<Box<dyn Storage>, Failure> {
     Ok(Box::new(
-        inflight::fleet::Fleet::new(database).read_only_storage(instance)?,
+        inflight_postgres::Fleet::new(database).read_only_storage(instance)?,
     ))
 }
 
 #[cfg(feature = "postgres")]
 fn open_database(database: &str, instance: &str, options: Options) -> Result<Opened, Failure> {
-    Ok(Log::open_database(database, instance, options)?)
+    Ok(inflight_postgres::Fleet::new(database).open(instance, options)?)
 }
 
 #[cfg(not(feature = "postgres"))]

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use common::acks::{Ledger, kill_round};
 use common::pg::{self, run};
-use inflight::fleet::{Fleet, instance_path};
 use inflight::{Error, Event, Log, Opened, Options, Policy};
+use inflight_postgres::{Fleet, instance_path};
 
 /// The events of an instance's log, read-only, in log order, and what it folds to.
 fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::ReadOnly) {
@@ -135,7 +135,7 @@ fn compaction_in_the_database_bounds_history_and_a_takeover_reads_the_snapshot()
 fn a_zombie_is_refused_every_time_and_nothing_it_writes_is_seen() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("zombie");
-    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     let log = Arc::new(log);
     // Appenders run while the takeover happens; each remembers the calls that returned Ok.
     let stop = Arc::new(AtomicBool::new(false));
@@ -220,7 +220,7 @@ fn a_zombie_is_refused_every_time_and_nothing_it_writes_is_seen() {
     assert!(matches!(log.compact(), Err(Error::Fenced { .. })));
     assert!(log.figures().fenced);
     drop(log);
-    let reopen = Log::open_database(&url, &a, Options::default());
+    let reopen = Fleet::new(&url).open(&a, Options::default());
     assert!(
         matches!(reopen, Err(Error::Fenced { ref by, .. }) if by == "b"),
         "{reopen:?}"
@@ -234,7 +234,7 @@ fn two_survivors_taking_over_at_once_do_not_both_get_the_runs() {
     let Some(url) = pg::url() else { return };
     for round in 0..5 {
         let a = pg::instance("contested");
-        let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+        let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
         for g in 1..=10 {
             log.mark_running(run(&format!("k{g}"), g)).unwrap();
         }
@@ -273,7 +273,7 @@ fn two_survivors_taking_over_at_once_do_not_both_get_the_runs() {
 fn a_storage_is_locked_once_and_a_read_only_one_never() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("once");
-    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     log.mark_running(run("k", 1)).unwrap();
     log.close().unwrap();
     drop(log);
@@ -296,7 +296,7 @@ fn a_read_only_handle_keeps_its_bytes_when_a_compaction_removes_the_file() {
     use inflight::Storage;
     let Some(url) = pg::url() else { return };
     let a = pg::instance("inode");
-    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     for g in 1..=50 {
         log.mark_running(run(&format!("k{g}"), g)).unwrap();
     }
@@ -422,7 +422,7 @@ fn a_connection_cut_mid_commit_is_decided_by_what_committed() {
         .enumerate()
     {
         let a = pg::instance("cut");
-        let Opened { log, .. } = Log::open_database(&proxied, &a, Options::default()).unwrap();
+        let Opened { log, .. } = Fleet::new(&proxied).open(&a, Options::default()).unwrap();
         for g in 1..=20 {
             log.mark_running(run(&format!("k{g}"), g)).unwrap();
         }
@@ -477,7 +477,7 @@ fn a_connection_cut_mid_commit_is_decided_by_what_committed() {
 #[test]
 fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     let Some(url) = pg::url() else { return };
-    let open = |db: &str, id: &str| Log::open_database(db, id, Options::default()).map(|_| ());
+    let open = |db: &str, id: &str| Fleet::new(db).open(id, Options::default()).map(|_| ());
     // Not a connection string.
     let e = open("postgres://[nope", "a").unwrap_err();
     assert!(
@@ -572,8 +572,8 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
         pg::take_over(&url, &a, "b"),
         Err(Error::NoInstance { .. })
     ));
-    let first = Log::open_database(&url, &a, Options::default()).unwrap();
-    let second = Log::open_database(&url, &a, Options::default()).unwrap_err();
+    let first = Fleet::new(&url).open(&a, Options::default()).unwrap();
+    let second = Fleet::new(&url).open(&a, Options::default()).unwrap_err();
     assert!(matches!(second, Error::Locked { .. }), "{second}");
     // Named as what it is: an instance's log in the database, not a directory.
     let message = second.to_string();
@@ -586,14 +586,14 @@ fn bad_input_and_a_database_without_the_schema_are_clear_errors() {
     drop(first);
     let listed = Fleet::new(&url).instances().unwrap();
     assert!(listed.iter().any(|i| i.instance == a && !i.open));
-    let _reopened = Log::open_database(&url, &a, Options::default()).unwrap();
+    let _reopened = Fleet::new(&url).open(&a, Options::default()).unwrap();
 }
 
 #[test]
 fn the_offline_tools_and_takeover_read_the_database_from_the_command_line() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("cli");
-    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     for g in 1..=30 {
         log.mark_running(run(&format!("k{}", g % 7), g)).unwrap();
         if g % 3 == 0 {
@@ -703,7 +703,8 @@ fn a_run_that_takes_down_one_instance_after_another_is_a_crash_loop_across_the_f
     let key = "agent:main:telegram:dm:poison";
     let instances: Vec<String> = (0..4).map(|i| pg::instance(&format!("chain{i}"))).collect();
     // The first instance begins the run, which brings the process down.
-    let first = Log::open_database(&url, &instances[0], Options::default())
+    let first = Fleet::new(&url)
+        .open(&instances[0], Options::default())
         .unwrap()
         .log;
     first
@@ -713,7 +714,8 @@ fn a_run_that_takes_down_one_instance_after_another_is_a_crash_loop_across_the_f
     let mut counts = Vec::new();
     for pair in instances.windows(2) {
         let (dead, survivor) = (&pair[0], &pair[1]);
-        let log = Log::open_database(&url, survivor, Options::default())
+        let log = Fleet::new(&url)
+            .open(survivor, Options::default())
             .unwrap()
             .log;
         let taken = Fleet::new(&url).take_over(dead, survivor).unwrap();
@@ -749,7 +751,7 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
         pg::instance("retired"),
     );
     for instance in [&dead, &survivor, &retired] {
-        let Opened { log, .. } = Log::open_database(&url, instance, Options::default()).unwrap();
+        let Opened { log, .. } = Fleet::new(&url).open(instance, Options::default()).unwrap();
         log.mark_running(run("k", 1)).unwrap();
         drop(log);
     }
@@ -786,7 +788,7 @@ fn a_takeover_refuses_an_unknown_or_retired_taker_and_fences_nothing() {
     // Asked to, a takeover creates its taker.
     let other = pg::instance("later");
     let dead2 = pg::instance("dead2");
-    drop(Log::open_database(&url, &dead2, Options::default()).unwrap());
+    drop(Fleet::new(&url).open(&dead2, Options::default()).unwrap());
     let (code, err) = cli(&[
         "takeover",
         &dead2,
@@ -812,7 +814,7 @@ fn a_retired_instances_log_is_forgotten_and_its_fence_kept() {
     let (dead, survivor) = (pg::instance("forgotten"), pg::instance("keeper"));
     let live = pg::instance("live");
     for instance in [&dead, &survivor, &live] {
-        let Opened { log, .. } = Log::open_database(&url, instance, Options::default()).unwrap();
+        let Opened { log, .. } = Fleet::new(&url).open(instance, Options::default()).unwrap();
         log.mark_running(run("k", 1)).unwrap();
         if instance != &live {
             drop(log);
@@ -842,7 +844,7 @@ fn a_retired_instances_log_is_forgotten_and_its_fence_kept() {
     );
     // The fence stays: the id can never write again.
     assert!(matches!(
-        Log::open_database(&url, &dead, Options::default()),
+        Fleet::new(&url).open(&dead, Options::default()),
         Err(Error::Fenced { .. })
     ));
     // Twice removes nothing more; the live instance's log is untouched.

@@ -107,8 +107,9 @@ fn a_server_that_accepts_and_never_answers_fails_every_command_within_the_connec
     let silent = Stall::start(None);
     let database = through(&url, silent.port, "connect_timeout=2");
     let started = Instant::now();
-    let err =
-        Log::open_database(&database, &pg::instance("silent"), Options::default()).unwrap_err();
+    let err = inflight_postgres::Fleet::new(&database)
+        .open(&pg::instance("silent"), Options::default())
+        .unwrap_err();
     let took = started.elapsed();
     assert!(matches!(err, Error::Database { .. }), "{err}");
     assert!(err.to_string().contains("start-up within 2 s"), "{err}");
@@ -159,7 +160,9 @@ fn a_server_that_accepts_and_never_answers_fails_every_command_within_the_connec
 fn open_through(url: &str, proxy: &Stall, name: &str) -> (String, Log) {
     let a = pg::instance(name);
     let database = through(url, proxy.port, "statement_timeout=1s");
-    let Opened { log, .. } = Log::open_database(&database, &a, Options::default()).unwrap();
+    let Opened { log, .. } = inflight_postgres::Fleet::new(&database)
+        .open(&a, Options::default())
+        .unwrap();
     for g in 1..=20 {
         log.mark_running(run(&format!("k{g}"), g)).unwrap();
     }
@@ -257,7 +260,7 @@ fn tls_cluster() -> Option<PathBuf> {
             static INIT: std::sync::Once = std::sync::Once::new();
             let ca = dir.join("ca.crt");
             INIT.call_once(|| {
-                inflight::fleet::Fleet::new(format!(
+                inflight_postgres::Fleet::new(format!(
                     "{url}?sslmode=verify-full&sslrootcert={}",
                     ca.display()
                 ))
@@ -292,11 +295,13 @@ fn a_tls_only_server_is_reached_in_every_mode_that_should_and_refused_in_the_oth
     let with = |q: String| format!("{url}?{q}");
     let opens = |database: &str| {
         let a = pg::instance("tls");
-        Log::open_database(database, &a, Options::default()).map(|o| {
-            o.log.mark_running(run("k", 1)).unwrap();
-            o.log.close().unwrap();
-            a
-        })
+        inflight_postgres::Fleet::new(database)
+            .open(&a, Options::default())
+            .map(|o| {
+                o.log.mark_running(run("k", 1)).unwrap();
+                o.log.close().unwrap();
+                a
+            })
     };
     // Encrypted and unverified; verified against the CA (chain and name); the chain only
     // for a name the certificate does not hold; channel binding required.
@@ -309,7 +314,7 @@ fn a_tls_only_server_is_reached_in_every_mode_that_should_and_refused_in_the_oth
         ),
     ] {
         let a = opens(&with(q.clone())).unwrap_or_else(|e| panic!("{q}: {e}"));
-        let again = inflight::fleet::Fleet::new(with(q.clone()))
+        let again = inflight_postgres::Fleet::new(with(q.clone()))
             .read_only(&a, Default::default())
             .unwrap();
         assert_eq!(again.report.running.len(), 1, "{q}");
@@ -415,7 +420,7 @@ fn a_pooler_in_transaction_mode_is_refused_and_nothing_from_another_session_land
     // quiet pool hands the same one back), another client holding that session in a
     // transaction (simple queries: no prepared statement of its own) sends the next commit
     // to another one.
-    let err = match Log::open_database(&pooled, &a, Options::default()) {
+    let err = match inflight_postgres::Fleet::new(&pooled).open(&a, Options::default()) {
         Err(e) => e,
         Ok(Opened { log, .. }) => {
             let mut other = postgres::Client::connect(&pooled, postgres::NoTls).unwrap();
@@ -432,7 +437,7 @@ fn a_pooler_in_transaction_mode_is_refused_and_nothing_from_another_session_land
     assert!(text.contains("pooler in transaction mode"), "{text}");
     assert!(text.contains("session mode"), "{text}");
     assert!(err.is_database(), "{err:?}");
-    if let Ok(seen) = inflight::fleet::Fleet::new(&url).read_only(&a, Default::default()) {
+    if let Ok(seen) = inflight_postgres::Fleet::new(&url).read_only(&a, Default::default()) {
         assert!(
             seen.report.running.iter().all(|r| r.run.key != "moved"),
             "a commit from a session without the lock landed"

@@ -629,7 +629,12 @@ fn a_fleets_log_in_the_database_is_read_exactly_beside_a_compacting_writer() {
     let options = Options::default()
         .segment_bytes_max(SEGMENT_BYTES_MIN)
         .compact_after_bytes(Some(COMPACT_AFTER_BYTES));
-    let log = Arc::new(Log::open_database(&url, &instance, options).unwrap().log);
+    let log = Arc::new(
+        inflight_postgres::Fleet::new(&url)
+            .open(&instance, options)
+            .unwrap()
+            .log,
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let writers = spawn_writers(&log, &stop, 3);
     let began = Instant::now();
@@ -638,14 +643,14 @@ fn a_fleets_log_in_the_database_is_read_exactly_beside_a_compacting_writer() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let compactions_before = log.compactions();
-    let dir = inflight::fleet::instance_path(&instance);
+    let dir = inflight_postgres::instance_path(&instance);
     let began = Instant::now();
     let readers: Vec<JoinHandle<(&str, Tally)>> = TOOLS
         .iter()
         .map(|&(name, round)| {
             let (url, instance, dir) = (url.clone(), instance.clone(), dir.clone());
             std::thread::spawn(move || {
-                let storage = inflight::fleet::Fleet::new(&url)
+                let storage = inflight_postgres::Fleet::new(&url)
                     .read_only_storage(&instance)
                     .unwrap();
                 let mut tally = Tally::default();

@@ -176,7 +176,7 @@ pub enum Error {
     },
 
     /// The instance's log was taken over by another instance (a fleet's takeover, see
-    /// [`Fleet::take_over`](crate::fleet::Fleet::take_over)): from the moment the takeover committed, nothing
+    /// `inflight_postgres::Fleet::take_over`): from the moment the takeover committed, nothing
     /// this handle writes is accepted, and nothing it tried to write is visible to the new
     /// owner. A zombie (a process whose machine only looked dead) gets this on every call; an
     /// open of a taken-over instance gets it too.
@@ -208,7 +208,7 @@ pub enum Error {
 
     /// The database holds no inflight schema, or a version of it this build does not know.
     #[error(
-        "database {database} has no usable inflight schema ({detail}); create it once with `inflight fleet init --database URL` (inflight::fleet::Fleet::create_schema)"
+        "database {database} has no usable inflight schema ({detail}); create it once with `inflight fleet init --database URL` (inflight_postgres::Fleet::create_schema)"
     )]
     NoSchema {
         /// The database, as its URL without the password.
@@ -233,7 +233,7 @@ pub enum Error {
     /// surviving instance, which opens its own log before it takes another one over, so an
     /// unknown id is most often a typo, and the runs would be handed to nobody.
     #[error(
-        "database {database} has no instance {by:?} to take over for: the taker is a surviving instance, which opens its own log (Log::open_database, `inflight load --database URL --instance {by}`) before it takes another over; check --by (`inflight fleet list --database URL`), or create it with the takeover (--create-taker, fleet::Taker::CreateIfMissing)"
+        "database {database} has no instance {by:?} to take over for: the taker is a surviving instance, which opens its own log (inflight_postgres::Fleet::open, `inflight load --database URL --instance {by}`) before it takes another over; check --by (`inflight fleet list --database URL`), or create it with the takeover (--create-taker, inflight_postgres::Taker::CreateIfMissing)"
     )]
     UnknownTaker {
         /// The database, as its URL without the password.
@@ -314,7 +314,7 @@ fn io_advice(source: &io::Error, at_open: bool) -> &'static str {
 }
 
 /// The message of [`Error::Locked`]: a directory's, or a fleet instance's log in a database
-/// (named `pg:INSTANCE`, see `fleet::instance_path`).
+/// (named `pg:INSTANCE`, see `inflight_postgres::instance_path`).
 fn locked_message(dir: &std::path::Path, holder_pid: Option<u32>) -> String {
     let holder = match holder_pid {
         Some(pid) => format!("process {pid}"),

@@ -35,9 +35,11 @@ pub(crate) fn prepared_path(path: &Path) -> PathBuf {
 
 /// The largest segment number. One below `u64::MAX`, so that the number after any segment's
 /// never overflows; a name with a larger number is not a segment.
-pub(crate) const SEGMENT_NO_MAX: u64 = u64::MAX - 1;
+pub const SEGMENT_NO_MAX: u64 = u64::MAX - 1;
 
-pub(crate) fn parse_segment_name(name: &str) -> Option<u64> {
+/// The number of the segment named `name` ([`segment_name`]'s inverse), or `None` if `name`
+/// is not a segment's: twenty digits, `.log`, at most [`SEGMENT_NO_MAX`].
+pub fn parse_segment_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".log")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())

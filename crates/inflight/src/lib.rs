@@ -62,11 +62,12 @@
 //! - [`layout`]: a log directory's names (public: the segment's); `open_dir` (internal): its
 //!   creation at open.
 //! - [`storage`]: the seam every file operation goes through, and the real file system.
-//! - `fleet` (feature `postgres`): a fleet's logs in PostgreSQL behind the same seam, and the
-//!   takeover of a dead instance's runs, fenced.
 //! - [`asynclog`]: futures that resolve when events are durable, on any executor.
 //! - [`options`], [`limits`], [`environment`] (the clock and salts), [`error`] (the typed
 //!   [`Error`], with where it happened and what to do).
+//!
+//! A fleet's logs in PostgreSQL, behind the same storage seam, and the fenced takeover of a
+//! dead instance's runs are the crate `inflight-postgres`.
 //!
 //! For tests, the crate `inflight-sim`: a simulated storage that loses, tears and corrupts
 //! writes as a power loss or a failing disk can, and the persistence model's oracle and a
@@ -86,8 +87,6 @@ pub mod environment;
 pub mod error;
 pub mod event;
 pub mod fallback;
-#[cfg(feature = "postgres")]
-pub mod fleet;
 pub mod fold;
 pub mod frame;
 pub mod import;
@@ -132,8 +131,3 @@ pub struct LibraryDoctests;
 #[cfg(doctest)]
 #[doc = include_str!("../docs/CLI.md")]
 pub struct CliDoctests;
-
-/// The examples of `docs/FLEETS.md`, compiled as doctests (they need a server to run).
-#[cfg(all(doctest, feature = "postgres"))]
-#[doc = include_str!("../docs/FLEETS.md")]
-pub struct FleetsDoctests;

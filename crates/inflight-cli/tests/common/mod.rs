@@ -5,5 +5,8 @@
 pub mod acks;
 #[path = "../../../inflight/tests/common/mod.rs"]
 mod library;
+#[cfg(feature = "postgres")]
+#[path = "../../../inflight-postgres/tests/common/pg.rs"]
+pub mod pg;
 
 pub use library::*;

@@ -54,7 +54,7 @@ pub use crate::read::{
     DamageKind, DamageSeen, EndSeen, EventSeen, Item, Point, SegmentSeen, SnapshotRole,
     SnapshotSeen, Unknowable,
 };
-pub use read_only::{ReadOnly, for_each_event, read_only, read_only_with_storage};
+pub use read_only::{ReadOnly, for_each_event, read_only, read_only_with_storage, recover_frozen};
 pub use time_travel::{StateAt, state_at};
 
 use crate::damage::{Corruption, TornTail};

@@ -6,7 +6,7 @@ use std::path::Path;
 #[cfg(doc)]
 use crate::error::Error;
 use crate::error::Result;
-use crate::event::EventRef;
+use crate::event::{Event, EventRef, UnixMs};
 use crate::fold::RunningSet;
 use crate::read::core::Found;
 use crate::read::files::{LogReader, Start};
@@ -86,6 +86,42 @@ pub fn for_each_event(
     let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
     let replayed = replay(storage, dir, &names, policy, None, &mut visit)?;
     Ok(ReadOnly::of(replayed.found, replayed.set, 0))
+}
+
+/// The recovery of a log no writer will append to again (a fleet's takeover of a fenced
+/// instance), made without writing: the log replayed once, as [`for_each_event`] does, and
+/// the recovery counted as a read-write open counts it: each run in flight was interrupted
+/// once more, at `at` (its loop counts raised), so the report and the set are what an open of
+/// the log would report and hold. Nothing is written: the caller records what it resumes in a
+/// log of its own ([`Log::adopt`](crate::Log::adopt)).
+pub fn recover_frozen(
+    storage: &dyn Storage,
+    dir: impl AsRef<Path>,
+    policy: Policy,
+    at: UnixMs,
+) -> Result<ReadOnly> {
+    let dir = dir.as_ref();
+    let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
+    let replayed = replay(storage, dir, &names, policy, None, &mut |_, _| {})?;
+    let mut set = replayed.set;
+    let interrupted = RecoveryReport::running_keys(&set);
+    if !set.is_empty() {
+        set.apply(&Event::Recovered { at_ms: at.0 });
+    }
+    let coverage = replayed.found.coverage_since_ms;
+    let report = RecoveryReport::of(
+        replayed.found,
+        interrupted,
+        &set,
+        false,
+        coverage,
+        crate::fold::Thresholds::default(),
+    );
+    Ok(ReadOnly {
+        report,
+        set,
+        restarts: 0,
+    })
 }
 
 impl ReadOnly {

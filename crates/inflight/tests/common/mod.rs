@@ -1,9 +1,6 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-#[cfg(feature = "postgres")]
-pub mod pg;
-
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

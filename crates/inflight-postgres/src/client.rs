@@ -14,7 +14,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, Row, Statement, ToStatement};
 
 use super::conninfo::{self, SslMode};
-use crate::error::Error;
+use inflight::error::Error;
 
 /// What the client waits beyond the statement timeout it gave the server: the server's own
 /// cancellation (a clear error, the connection kept) normally comes first.

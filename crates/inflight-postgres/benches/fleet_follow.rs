@@ -11,9 +11,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
-use inflight::fleet::{Fleet, instance_path};
 use inflight::inspect::{Item, Reader};
-use inflight::{Generation, Log, Opened, Options, Run, UnixMs};
+use inflight::{Generation, Opened, Options, Run, UnixMs};
+use inflight_postgres::{Fleet, instance_path};
 
 const THREADS: u64 = 16;
 const ROUNDS: usize = 5;
@@ -30,7 +30,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    inflight::fleet::Fleet::new(&url)
+    inflight_postgres::Fleet::new(&url)
         .create_schema()
         .expect("the schema");
     let instance = format!(
@@ -40,7 +40,7 @@ fn main() {
     );
     // No compaction: the log keeps every segment, as a log between two compactions does.
     let options = Options::default().compact_after_bytes(None);
-    let Opened { log, .. } = Log::open_database(&url, &instance, options).expect("open");
+    let Opened { log, .. } = Fleet::new(&url).open(&instance, options).expect("open");
     let log = Arc::new(log);
     let meta = format!("{{\"resume_from\":\"{}\"}}", "m".repeat(3_500));
     let run = |i: u64| {

@@ -1,17 +1,16 @@
 //! Following a fleet's log in the database (`inflight dump --follow --database`, `Reader::poll`
 //! over `Fleet::read_only_storage`) fetches what was committed since the last poll, not the
 //! segment again: the storage counts the chunk bytes it fetched.
-#![cfg(feature = "postgres")]
 
 mod common;
 
 use std::ops::ControlFlow;
 
 use common::pg;
-use inflight::fleet::{Fleet, PgStorage, instance_path};
 use inflight::inspect::{Item, Reader};
 use inflight::layout::segment_name;
 use inflight::{Log, Opened, Options, Storage};
+use inflight_postgres::{Fleet, PgStorage, instance_path};
 
 /// The events one poll hands over.
 fn poll(reader: &mut Reader<'_>) -> usize {
@@ -38,7 +37,7 @@ fn fetched_by<T>(storage: &PgStorage, f: impl FnOnce() -> T) -> (T, u64) {
 fn a_follower_fetches_only_what_was_committed_since_its_last_poll() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("follow");
-    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     let meta = format!("{{\"resume_from\":\"{}\"}}", "m".repeat(400));
     let start = |log: &Log, i: u64| {
         log.mark_running(pg::run(&format!("k{i}"), 1).with_meta(meta.clone()))
@@ -86,7 +85,7 @@ fn only_a_read_only_storage_keeps_what_it_downloaded() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("follow-writer");
     {
-        let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+        let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
         for i in 0..50 {
             log.mark_running(pg::run(&format!("k{i}"), 1)).unwrap();
         }

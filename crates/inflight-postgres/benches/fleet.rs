@@ -3,7 +3,7 @@
 //!
 //! - `inflight, local directory`: `Log::open` on a temporary directory (fdatasync per group
 //!   commit);
-//! - `inflight, PostgreSQL`: `Log::open_database` (one transaction per group commit, over one
+//! - `inflight, PostgreSQL`: `Fleet::open` (one transaction per group commit, over one
 //!   connection);
 //! - `status table`: one row per key, one transaction per event (`INSERT ... ON CONFLICT DO
 //!   UPDATE` for a start, `UPDATE` for a completion), one connection per thread, as a
@@ -11,7 +11,7 @@
 //!
 //! Each thread alternates start(g) and complete(g) on keys of its own; an event counts once its
 //! call returned (committed). Events/s and per-call latency at 1, 16 and 64 threads; then the
-//! takeover of an instance with 10,000 and 100,000 runs in flight (`inflight::fleet::Fleet::take_over`: fence and
+//! takeover of an instance with 10,000 and 100,000 runs in flight (`inflight_postgres::Fleet::take_over`: fence and
 //! replay), beside the status table's takeover (`UPDATE ... SET owner = B WHERE owner = A AND
 //! running RETURNING ...`).
 //!
@@ -182,7 +182,7 @@ fn main() {
     };
     let quick = std::env::args().any(|a| a == "--quick");
     let seconds = if quick { 1.0 } else { 3.0 };
-    inflight::fleet::Fleet::new(&url).create_schema().unwrap();
+    inflight_postgres::Fleet::new(&url).create_schema().unwrap();
     let mut admin = Client::connect(&url, NoTls).unwrap();
     admin.batch_execute(STATUS_SQL).unwrap();
     admin.batch_execute("TRUNCATE bench_run_status").unwrap();
@@ -209,7 +209,9 @@ fn main() {
             .log,
     ));
     let instance = unique("bench");
-    let Opened { log, .. } = Log::open_database(&url, &instance, Options::default()).unwrap();
+    let Opened { log, .. } = inflight_postgres::Fleet::new(&url)
+        .open(&instance, Options::default())
+        .unwrap();
     let pg: Arc<dyn Target> = Arc::new(LogTarget(log));
     let status: Arc<dyn Target> = Arc::new(StatusTable::new(&url, &instance, 64));
 
@@ -247,16 +249,18 @@ fn main() {
     let mut takeovers = Vec::new();
     for runs in [10_000usize, 100_000] {
         let dead = unique(&format!("dead{runs}"));
-        let Opened { log, .. } = Log::open_database(&url, &dead, Options::default()).unwrap();
+        let Opened { log, .. } = inflight_postgres::Fleet::new(&url)
+            .open(&dead, Options::default())
+            .unwrap();
         let log: Arc<dyn Target> = Arc::new(LogTarget(log));
         fill(log.clone(), "r", runs);
         drop(log);
         let began = Instant::now();
-        let taken = inflight::fleet::Fleet::new(&url)
+        let taken = inflight_postgres::Fleet::new(&url)
             .take_over_as(
                 &dead,
                 "bench-survivor",
-                inflight::fleet::Taker::CreateIfMissing,
+                inflight_postgres::Taker::CreateIfMissing,
             )
             .unwrap();
         let took = began.elapsed().as_secs_f64();

@@ -13,7 +13,7 @@ pub fn url() -> Option<String> {
         Ok(url) if !url.is_empty() => {
             static INIT: std::sync::Once = std::sync::Once::new();
             INIT.call_once(|| {
-                inflight::fleet::Fleet::new(&url)
+                inflight_postgres::Fleet::new(&url)
                     .create_schema()
                     .expect("the schema")
             });
@@ -36,11 +36,15 @@ pub fn url() -> Option<String> {
 /// A takeover by `by`, created as an instance if the database has none of that name (the
 /// tests' takers are often names that never opened a log).
 #[allow(dead_code)]
-pub fn take_over(url: &str, dead: &str, by: &str) -> inflight::Result<inflight::fleet::TakenOver> {
-    inflight::fleet::Fleet::new(url).take_over_as(
+pub fn take_over(
+    url: &str,
+    dead: &str,
+    by: &str,
+) -> inflight::Result<inflight_postgres::TakenOver> {
+    inflight_postgres::Fleet::new(url).take_over_as(
         dead,
         by,
-        inflight::fleet::Taker::CreateIfMissing,
+        inflight_postgres::Taker::CreateIfMissing,
     )
 }
 
@@ -59,7 +63,7 @@ pub fn instance(name: &str) -> String {
 /// the connection is gone.
 pub fn reopen(url: &str, instance: &str) -> Opened {
     for _ in 0..400 {
-        match Log::open_database(url, instance, Options::default()) {
+        match inflight_postgres::Fleet::new(url).open(instance, Options::default()) {
             Err(Error::Database { .. } | Error::Locked { .. }) => {
                 std::thread::sleep(Duration::from_millis(50))
             }

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use super::client::{Db, DbError};
 
 use super::{Fleet, PgStorage, schema};
-use crate::error::{Error, Result};
-use crate::limits::INSTANCE_BYTES_MAX;
+use inflight::error::{Error, Result};
+use inflight::limits::INSTANCE_BYTES_MAX;
 
 /// The path under which an instance's log is named in reports and errors: `pg:INSTANCE`
 /// (its files are `pg:INSTANCE/NAME`).
@@ -78,7 +78,7 @@ pub(super) fn connect_checked(database: &str) -> Result<(Db, String)> {
 
 impl Fleet {
     /// The storage of `instance`'s log, read-only: for the offline tools
-    /// ([`Reader`](crate::inspect::Reader), [`inspect::read_only_with_storage`](crate::inspect::read_only_with_storage))
+    /// ([`Reader`](inflight::inspect::Reader), [`inspect::read_only_with_storage`](inflight::inspect::read_only_with_storage))
     /// over the path [`instance_path`]. [`Error::NoInstance`] if it never opened a log there.
     pub fn read_only_storage(&self, instance: &str) -> Result<PgStorage> {
         read_only_storage(&self.database, instance)

@@ -10,7 +10,7 @@
 use super::client::Db;
 use tokio_postgres::error::SqlState;
 
-use crate::error::{Error, Result};
+use inflight::error::{Error, Result};
 
 /// The version of these tables this build creates and reads.
 pub const SCHEMA_VERSION: i32 = 1;

@@ -20,8 +20,8 @@ use tokio_postgres::types::ToSql;
 
 use super::client::{Db, DbError, Tx};
 
-use crate::error::{DatabaseError, DatabaseFailure, FencedError, StoreError, StoreResult};
-use crate::storage::{DirLock, EntryKind, FileBytes, LockError, Storage, StorageFile};
+use inflight::error::{DatabaseError, DatabaseFailure, FencedError, StoreError, StoreResult};
+use inflight::storage::{DirLock, EntryKind, FileBytes, LockError, Storage, StorageFile};
 
 /// The sync's one statement: the fence and the insert together.
 const APPEND_SQL: &str = "
@@ -59,10 +59,10 @@ pub(super) const LOCK_SQL: &str =
     "SELECT pg_try_advisory_lock(hashtextextended($1, 7236634526)), pg_backend_pid()";
 pub(super) const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 7236634526))";
 
-/// One instance's log in a PostgreSQL database. Made by [`Log::open_database`] (read-write)
+/// One instance's log in a PostgreSQL database. Made by [`Fleet::open`] (read-write)
 /// or by the read-only tools; see the module's documentation for how it writes.
 ///
-/// [`Log::open_database`]: crate::Log::open_database
+/// [`Fleet::open`]: crate::Fleet::open
 #[derive(Clone, Debug)]
 pub struct PgStorage {
     inner: Arc<Inner>,
@@ -408,7 +408,7 @@ impl Storage for PgStorage {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         let kept_here =
-            self.inner.append.is_none() && crate::layout::parse_segment_name(name).is_some();
+            self.inner.append.is_none() && inflight::layout::parse_segment_name(name).is_some();
         let held = downloads.take(name);
         let (held_id, held_seq) = held.as_ref().map_or((-1, 0), |d| (d.id, d.last_seq));
         let rows = self
@@ -505,7 +505,7 @@ impl Storage for PgStorage {
             Ok(())
         })?;
         if let Some(vacuums) = &self.inner.vacuums
-            && crate::layout::parse_segment_name(name).is_some()
+            && inflight::layout::parse_segment_name(name).is_some()
         {
             // A compaction's clean-up: the segment's rows are dead until a vacuum.
             vacuums.request();
@@ -541,7 +541,7 @@ impl Storage for PgStorage {
         if inner.append.is_none() {
             return Err(LockError::Io(StoreError::new(
                 io::ErrorKind::PermissionDenied,
-                "a read-only database log cannot be opened for writing: use Log::open_database",
+                "a read-only database log cannot be opened for writing: use Fleet::open",
             )));
         }
         // Held across the lock's statements, so that two takers of one storage are ordered.

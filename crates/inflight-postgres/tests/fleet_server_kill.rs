@@ -3,7 +3,6 @@
 //! poisoned, nothing acknowledged is lost), and a reopen and a takeover read exactly what
 //! committed. Its own test binary, since it takes the server from every other test; it needs
 //! `INFLIGHT_PG_CLUSTER`, the directory `scripts/pg-cluster start` made (as `.ci/run` sets it).
-#![cfg(feature = "postgres")]
 
 mod common;
 
@@ -13,8 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::pg;
-use inflight::fleet::{Fleet, instance_path};
-use inflight::{Error, Event, Generation, Log, Opened, Options, Policy, Run, UnixMs};
+use inflight::{Error, Event, Generation, Opened, Options, Policy, Run, UnixMs};
+use inflight_postgres::{Fleet, instance_path};
 
 fn cluster(action: &str, dir: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-cluster");
@@ -34,7 +33,7 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
         return;
     };
     let a = pg::instance("server-kill");
-    let Opened { log, .. } = Log::open_database(&url, &a, Options::default()).unwrap();
+    let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     let log = Arc::new(log);
     let submitted = Arc::new(Mutex::new(HashSet::<Event>::new()));
     let acked = Arc::new(Mutex::new(HashSet::<Event>::new()));

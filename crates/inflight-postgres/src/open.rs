@@ -7,46 +7,43 @@ use super::client::Db;
 use super::connect::read_only_storage;
 use super::connect::{check_instance, connect_checked, failed};
 use super::{Fleet, PgStorage, instance_path};
-use crate::error::Result;
-use crate::inspect::{ReadOnly, read_only_with_storage};
-use crate::log::{Log, Opened};
-use crate::options::Options;
-use crate::recovery::Policy;
+use inflight::error::Result;
+use inflight::inspect::{ReadOnly, read_only_with_storage};
+use inflight::log::{Log, Opened};
+use inflight::options::Options;
+use inflight::recovery::Policy;
 
-impl Log {
-    /// Opens (creating if missing) the log of `instance` in the PostgreSQL `database`, and
-    /// replays it: [`Log::open`] for a fleet (feature `postgres`). The schema must be there
-    /// ([`Fleet::create_schema`];
-    /// [`Error::NoSchema`](crate::Error::NoSchema) otherwise).
+impl Fleet {
+    /// Opens (creating if missing) the log of `instance` in the database, and replays it:
+    /// [`Log::open`] for a fleet. The schema must be there ([`Fleet::create_schema`];
+    /// [`Error::NoSchema`](inflight::Error::NoSchema) otherwise).
     ///
     /// The open takes the instance's advisory lock, held for the connection's life, so a second
-    /// opener of the same instance gets [`Error::Locked`](crate::Error::Locked) while this one
+    /// opener of the same instance gets [`Error::Locked`](inflight::Error::Locked) while this one
     /// lives, and raises the instance's fencing epoch. An instance that was taken over
-    /// ([`Fleet::take_over`]) is refused with [`Error::Fenced`](crate::Error::Fenced): its runs
+    /// ([`Fleet::take_over`]) is refused with [`Error::Fenced`](inflight::Error::Fenced): its runs
     /// belong to the instance that took them over; start under a new id.
     ///
     /// Each group commit is one transaction, and a call returns once it committed: durable as
     /// the server's `synchronous_commit` makes a commit (docs/FLEETS.md). A failed or lost
     /// commit poisons the handle as a failed fdatasync does; a reopen reads what committed.
-    pub fn open_database(database: &str, instance: &str, options: Options) -> Result<Opened> {
-        let storage = open_storage(database, instance)?;
+    pub fn open(&self, instance: &str, options: Options) -> Result<Opened> {
+        let storage = open_storage(&self.database, instance)?;
         Log::open_with_storage(Arc::new(storage), instance_path(instance), options)
     }
-}
 
-impl Fleet {
     /// Replays the log of `instance` without taking its lock or changing a row:
-    /// [`inspect::read_only`](crate::inspect::read_only) for a fleet, the command line's
+    /// [`inspect::read_only`](inflight::inspect::read_only) for a fleet, the command line's
     /// `inflight replay --database URL --instance ID`. Safe on a live instance's log.
     pub fn read_only(&self, instance: &str, policy: Policy) -> Result<ReadOnly> {
         let storage = read_only_storage(&self.database, instance)?;
         read_only_with_storage(&storage, instance_path(instance), policy)
     }
 
-    /// The storage of `instance`'s log, for writing: what [`Log::open_database`] opens, for
+    /// The storage of `instance`'s log, for writing: what [`Fleet::open`] opens, for
     /// [`Log::open_with_storage`] over [`instance_path`] (the instance's row is created if
     /// missing). It writes nothing until the log takes its lock
-    /// ([`Storage::lock`](crate::Storage::lock): the advisory lock and a raised epoch), and
+    /// ([`Storage::lock`](inflight::Storage::lock): the advisory lock and a raised epoch), and
     /// takes it once.
     pub fn open_storage(&self, instance: &str) -> Result<PgStorage> {
         open_storage(&self.database, instance)

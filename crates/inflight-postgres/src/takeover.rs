@@ -6,20 +6,18 @@
 //! either came before the takeover (and the replay, which reads after the takeover committed,
 //! sees it) or inserts nothing and fails with [`Error::Fenced`]. No clock is involved.
 
-use std::path::Path;
-
 use super::client::{Db, Tx};
 use serde::Serialize;
 
 use super::connect::{check_instance, connect_checked, failed};
 use super::storage::{LOCK_SQL, UNLOCK_SQL};
 use super::{Fleet, PgStorage, instance_path};
-use crate::environment::now_ms;
-use crate::error::{Error, Result};
-use crate::event::Event;
-use crate::fold::RunningSet;
-use crate::read::files::{LogReader, Start};
-use crate::recovery::{Policy, RecoveryReport, replay};
+use inflight::environment::now_ms;
+use inflight::error::{Error, Result};
+use inflight::event::UnixMs;
+use inflight::fold::RunningSet;
+use inflight::inspect::recover_frozen;
+use inflight::recovery::{Policy, RecoveryReport};
 
 /// What a takeover found and did ([`Fleet::take_over`]).
 #[derive(Clone, Debug, Serialize)]
@@ -64,7 +62,7 @@ impl Fleet {
     /// From the moment this call's transaction commits, any append, compaction or open by the
     /// old instance fails with [`Error::Fenced`] and leaves nothing the new owner can see.
     /// Returns the runs it had in flight, exactly what it acknowledged, for `by` to resume
-    /// under its own log: record each there with [`Log::adopt`](crate::Log::adopt) before
+    /// under its own log: record each there with [`Log::adopt`](inflight::Log::adopt) before
     /// acting on it, which carries its loop counts and its pending or suspended state, so that
     /// a run that takes down one instance after another is counted as it would be on one.
     ///
@@ -108,10 +106,19 @@ impl Fleet {
         .entered();
         let (mut client, shown) = connect_checked(database)?;
         let fence = fence(&mut client, &shown, dead_instance, by, taker)?;
-        crate::metrics::taken_over();
+        inflight::metrics::taken_over();
         span.record("epoch", fence.epoch);
         let storage = PgStorage::new(client, dead_instance, None).map_err(failed(&shown))?;
-        let (report, set) = replay_frozen(&storage, &instance_path(dead_instance))?;
+        // Read once: the log is fenced, so nothing changes it under the reading. The takeover
+        // counts as one more recovery of each run in flight, as an open counts itself (not
+        // written: the taker records what it resumes in its own log).
+        let frozen = recover_frozen(
+            &storage,
+            instance_path(dead_instance),
+            Policy::SkipDamaged,
+            UnixMs(now_ms()),
+        )?;
+        let (report, set) = (frozen.report, frozen.set);
         span.record("running", report.running.len());
         tracing::info!(
             instance = dead_instance,
@@ -244,34 +251,4 @@ fn check_taker(tx: &mut Tx<'_>, shown: &str, by: &str, taker: Taker) -> Result<(
         }),
         None => Ok(()),
     }
-}
-
-/// Replays a fenced log, read-only: its report and the state it folds to, the takeover
-/// counted as one more recovery of each run in flight (as an open would count itself; not
-/// written, the log being fenced).
-fn replay_frozen(storage: &PgStorage, root: &Path) -> Result<(RecoveryReport, RunningSet)> {
-    let names = LogReader::new(storage, root, Start::Newest).list_log()?;
-    let replayed = replay(
-        storage,
-        root,
-        &names,
-        Policy::SkipDamaged,
-        None,
-        &mut |_, _| {},
-    )?;
-    let mut set = replayed.set;
-    let interrupted = RecoveryReport::running_keys(&set);
-    if !set.is_empty() {
-        set.apply(&Event::Recovered { at_ms: now_ms() });
-    }
-    let coverage = replayed.found.coverage_since_ms;
-    let report = RecoveryReport::of(
-        replayed.found,
-        interrupted,
-        &set,
-        false,
-        coverage,
-        crate::fold::Thresholds::default(),
-    );
-    Ok((report, set))
 }
