@@ -60,6 +60,14 @@ pub const SNAPSHOT_NESTING_MAX: usize = 32;
 /// fallback.
 pub const GAPS_KEPT_MAX: usize = 64;
 
+/// How long taking a directory's lock that this same process holds is tried again before the
+/// open fails with [`Error::Locked`](crate::Error::Locked): a child process that another
+/// thread forked holds a copy of the lock until it calls exec (microseconds), so a log handle
+/// dropped and opened again while the gateway spawns processes would otherwise find its own
+/// lock held. A second handle of this process holds it for good, and the open fails after this
+/// wait.
+pub const LOCK_OWN_PROCESS_WAIT: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// Default retention of an idle key's high-water mark: 7 days.
 pub const RETENTION_MS_DEFAULT: u64 = 7 * 24 * 60 * 60 * 1000;
 

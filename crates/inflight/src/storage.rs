@@ -7,7 +7,7 @@
 use std::any::Any;
 use std::fmt::Debug;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::ops::Deref;
 use std::path::Path;
 
@@ -67,7 +67,9 @@ pub trait Storage: Send + Sync + Debug {
     /// Takes the directory's exclusive lock, held until the returned guard is dropped. (With
     /// [`FsStorage`] it is a `flock` on the lock file. A child process forked while the lock is
     /// held shares it until the child calls exec, which closes the file: Rust opens files
-    /// close-on-exec.)
+    /// close-on-exec. So a lock its own process holds is tried again for up to
+    /// [`LOCK_OWN_PROCESS_WAIT`](crate::limits::LOCK_OWN_PROCESS_WAIT) before it is reported
+    /// held: a handle dropped while another thread spawns a process does not fail a reopen.)
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError>;
 }
 
@@ -340,17 +342,25 @@ impl Storage for FsStorage {
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, FILE_MODE);
         let mut file = options.open(&path).map_err(|e| LockError::Io(e.into()))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                let mut text = String::new();
-                let pid = file
-                    .read_to_string(&mut text)
-                    .ok()
-                    .and_then(|_| text.trim().parse().ok());
-                return Err(LockError::Held(pid));
+        let waited_since = std::time::Instant::now();
+        loop {
+            match file.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) => {
+                    let pid = holder_pid(&file);
+                    // Held by this process: another handle (for good), or a child another
+                    // thread forked and has not yet exec'd, which holds a copy of the lock for
+                    // microseconds; so wait a little before saying it is held.
+                    if pid == Some(std::process::id())
+                        && waited_since.elapsed() < crate::limits::LOCK_OWN_PROCESS_WAIT
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        continue;
+                    }
+                    return Err(LockError::Held(pid));
+                }
+                Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e.into())),
             }
-            Err(fs::TryLockError::Error(e)) => return Err(LockError::Io(e.into())),
         }
         // The pid is only a hint for the error message of the next opener; the lock itself is
         // the flock, which the kernel drops when this process dies, so no sync is needed.
@@ -358,6 +368,13 @@ impl Storage for FsStorage {
         write!(file, "{}", std::process::id()).map_err(|e| LockError::Io(e.into()))?;
         Ok(DirLock::new(file))
     }
+}
+
+/// The pid the lock file's holder wrote into it, if it can be read.
+fn holder_pid(file: &File) -> Option<u32> {
+    let mut buf = [0u8; 32];
+    let n = platform::read_at(file, &mut buf, 0).ok()?;
+    std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
 }
 
 #[derive(Debug)]
