@@ -1,6 +1,15 @@
 //! The calls a gateway makes on an open log: starts, completions, shutdown, the live state,
 //! the fallback, compaction on request. Each call that records an event returns once it is
 //! durable (see `commit`).
+//!
+//! One append primitive is underneath them all: an event is accepted into the log's order
+//! (`accept_with` in `commit`, under the state's lock, where a generation the log allocates
+//! is chosen), then its batch is written and synced by whichever caller leads (`commit`).
+//! [`Log::submit`] is the first half and [`Log::wait`] the second; [`Log::record`] is both;
+//! `mark_running`, `mark_completed`, `complete_token`, `progress`, `suspend` and the other
+//! calls that record one event are [`Log::record`] of it; [`Log::begin_run`] and
+//! [`Log::adopt`] accept theirs with the generation allocated under the same lock, then
+//! wait.
 
 use std::path::Path;
 

@@ -1,7 +1,8 @@
 //! The log handle: a log open for appends, and everything it does.
 //!
 //! - `open`: opening a log (the lock, the reading, what the open does to the end of the log,
-//!   the recovery record, the report), read-only replays, offline compaction.
+//!   the recovery record, the report). Read-only replays are [`crate::inspect`]'s, offline
+//!   compaction [`crate::compaction`]'s.
 //! - `handle`: the calls a gateway makes on an open log: starts, completions, shutdown, the
 //!   live state, the fallback.
 //! - `commit`: group commit: events accepted into the log's order under a short lock, and the
