@@ -100,4 +100,4 @@ pub struct FleetsDoctests;
 /// The README's example, compiled as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
-pub struct ReadmeDoctests;
+pub struct PostgresReadmeDoctests;

@@ -6,14 +6,14 @@
 //! Pure.
 //!
 //! ```
-//! use inflight::percentile::{P50, P99, P999, percentile};
+//! use inflight::percentile::{P50, P99, P999, nearest_rank};
 //!
 //! let mut samples: Vec<u32> = (1..=1000).rev().collect();
 //! samples.sort_unstable();
-//! assert_eq!(percentile(&samples, P50), Some(500));
-//! assert_eq!(percentile(&samples, P99), Some(990));
-//! assert_eq!(percentile(&samples, P999), Some(999));
-//! assert_eq!(percentile::<u32>(&[], P50), None);
+//! assert_eq!(nearest_rank(&samples, P50), Some(500));
+//! assert_eq!(nearest_rank(&samples, P99), Some(990));
+//! assert_eq!(nearest_rank(&samples, P999), Some(999));
+//! assert_eq!(nearest_rank::<u32>(&[], P50), None);
 //! ```
 
 /// A percentile as an exact fraction, `parts` of `whole` (so that 99.9 is exact).
@@ -52,7 +52,7 @@ pub const MAX: Fraction = Fraction { parts: 1, whole: 1 };
 ///
 /// # Panics
 /// If `p` is not a fraction in `0..=1` with a denominator above 0.
-pub fn percentile<T: Copy>(sorted: &[T], p: Fraction) -> Option<T> {
+pub fn nearest_rank<T: Copy>(sorted: &[T], p: Fraction) -> Option<T> {
     assert!(
         p.whole > 0 && p.parts <= p.whole,
         "{p:?} is not a fraction in 0..=1"
@@ -62,9 +62,9 @@ pub fn percentile<T: Copy>(sorted: &[T], p: Fraction) -> Option<T> {
     sorted.get(rank as usize - 1).copied()
 }
 
-/// [`percentile`], 0 for no samples: for tables that print a figure either way.
+/// [`nearest_rank`], 0 for no samples: for tables that print a figure either way.
 pub fn percentile_or_zero<T: Copy + Default>(sorted: &[T], p: Fraction) -> T {
-    percentile(sorted, p).unwrap_or_default()
+    nearest_rank(sorted, p).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -75,14 +75,14 @@ mod tests {
     fn nearest_rank_is_a_measured_sample() {
         let one = [7u64];
         for p in [P50, P90, P99, P999, MAX] {
-            assert_eq!(percentile(&one, p), Some(7));
+            assert_eq!(nearest_rank(&one, p), Some(7));
         }
         let ten: Vec<u64> = (1..=10).collect();
-        assert_eq!(percentile(&ten, P50), Some(5));
-        assert_eq!(percentile(&ten, P90), Some(9));
-        assert_eq!(percentile(&ten, P99), Some(10));
-        assert_eq!(percentile(&ten, MAX), Some(10));
-        assert_eq!(percentile(&ten, Fraction { parts: 0, whole: 1 }), Some(1));
+        assert_eq!(nearest_rank(&ten, P50), Some(5));
+        assert_eq!(nearest_rank(&ten, P90), Some(9));
+        assert_eq!(nearest_rank(&ten, P99), Some(10));
+        assert_eq!(nearest_rank(&ten, MAX), Some(10));
+        assert_eq!(nearest_rank(&ten, Fraction { parts: 0, whole: 1 }), Some(1));
         assert_eq!(percentile_or_zero::<u64>(&[], P99), 0);
     }
 }
