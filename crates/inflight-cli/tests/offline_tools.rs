@@ -634,6 +634,44 @@ fn the_walk_agrees_with_replay() {
     }
 }
 
+#[test]
+fn progress_follows_the_items_to_the_end_of_every_segment() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), small_segments()).unwrap().log;
+    append(&log, 0, 600);
+    drop(log);
+    let storage = FsStorage::default();
+    let mut reports = Vec::new();
+    let mut reader = inflight::inspect::Reader::new(&storage, dir.path());
+    reader.on_progress(|at| reports.push(at));
+    let (mut segments, mut data) = (0, 0);
+    reader
+        .read(|item| {
+            if let Item::Segment(s) = item {
+                segments += 1;
+                data += s.bytes;
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let walked = reader.finish();
+    assert!(
+        segments >= 3,
+        "the log crosses rollovers: {segments} segments"
+    );
+    assert_eq!(
+        walked.bytes_read, data,
+        "a clean walk scans every segment's data"
+    );
+    assert_eq!(reports.first(), Some(&(SEGMENT_HEADER_BYTES as u64)));
+    assert_eq!(
+        reports.last(),
+        Some(&data),
+        "the end of the last segment is reported"
+    );
+    assert!(reports.windows(2).all(|w| w[0] < w[1]), "{reports:?}");
+}
+
 /// A run's meta, long enough that a few hundred events cross segment rollovers.
 const META: &str = "{\"resume_from\":\"msg-0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000\"}";
 

@@ -60,7 +60,9 @@ pub use time_travel::{StateAt, state_at};
 use crate::damage::{Corruption, TornTail};
 use crate::error::Result;
 use crate::fold::RunningSet;
+use crate::read::core::Next;
 use crate::read::files::{LogReader, Start};
+use crate::read::progress::Progress;
 use crate::read::settle::settle;
 use crate::storage::Storage;
 
@@ -85,11 +87,11 @@ pub struct Walked {
     /// The end of the data, if the last record is incomplete: still being written on a live
     /// log, a torn tail otherwise.
     pub torn_tail: Option<TornTail>,
-    /// Whether the visitor or a time-travel point stopped the walk before the end.
+    /// Whether the visitor (or a time-travel point) stopped the walk before the end.
     pub stopped: bool,
-    /// Why the state at a time-travel point cannot be known, if it cannot.
-    pub unknowable: Option<Unknowable>,
-    /// Bytes of the segment files read.
+    /// Bytes of segment data scanned: each segment's header, then its frames and damage up to
+    /// its reserved space or where the walk stopped (a poll counts again the damage it reads
+    /// again).
     pub bytes_read: u64,
     /// How many readings [`Reader::read_settled`] started over because the log changed under
     /// them (a compaction, a rollover, a record being written); 0 for [`Reader::read`].
@@ -102,6 +104,7 @@ pub struct Walked {
 pub struct Reader<'s> {
     reader: LogReader<'s>,
     restarts: u32,
+    progress: Option<Progress<'s>>,
 }
 
 impl<'s> Reader<'s> {
@@ -110,12 +113,28 @@ impl<'s> Reader<'s> {
         Reader {
             reader: LogReader::new(storage, dir, Start::Beginning),
             restarts: 0,
+            progress: None,
         }
     }
 
-    /// Calls `progress` now and then with the bytes of segment files read so far.
+    /// Calls `progress` now and then (every 8 MiB, and at the end) with how far into the
+    /// segments' data the items read so far reach, in bytes, counting each segment in full
+    /// once its end is reached.
     pub fn on_progress(&mut self, progress: impl FnMut(u64) + 's) {
-        self.reader.reading.on_progress(Box::new(progress));
+        self.progress = Some(Progress::new(progress));
+    }
+
+    /// `visit`, with the progress noted before it sees each item.
+    fn noting<'v, V: FnMut(&Item<'_>) -> ControlFlow<()> + 'v>(
+        progress: &'v mut Option<Progress<'s>>,
+        mut visit: V,
+    ) -> impl FnMut(&Item<'_>) -> ControlFlow<()> + 'v {
+        move |item: &Item<'_>| {
+            if let Some(progress) = progress {
+                progress.note(item);
+            }
+            visit(item)
+        }
     }
 
     /// Reads the whole log as it is now, handing every item to `visit` in log order and ending
@@ -129,8 +148,9 @@ impl<'s> Reader<'s> {
     /// [`Error::UnsupportedVersion`](crate::Error::UnsupportedVersion) for a segment, or the
     /// newest snapshot, written by a newer format, [`Error::Io`](crate::Error::Io) when a file
     /// cannot be read. Damage is never an error: it is an item.
-    pub fn read(&mut self, mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
+    pub fn read(&mut self, visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
         let names = self.reader.list_log()?;
+        let mut visit = Self::noting(&mut self.progress, visit);
         self.reader.read(&names, &mut visit)
     }
 
@@ -171,7 +191,25 @@ impl<'s> Reader<'s> {
         fresh: impl FnMut() -> T,
         visit: impl FnMut(&mut T, &Item<'_>) -> ControlFlow<()>,
     ) -> Result<T> {
-        let settled = settle(&mut self.reader, fresh, visit)?;
+        self.read_settled_before(fresh, visit, |_, _| ControlFlow::Continue(()))
+    }
+
+    /// [`Reader::read_settled`], with `before` asked before each state the reading takes in
+    /// (time travel).
+    pub(crate) fn read_settled_before<T>(
+        &mut self,
+        fresh: impl FnMut() -> T,
+        mut visit: impl FnMut(&mut T, &Item<'_>) -> ControlFlow<()>,
+        before: impl FnMut(&mut T, &Next<'_>) -> ControlFlow<()>,
+    ) -> Result<T> {
+        let progress = &mut self.progress;
+        let visit = |value: &mut T, item: &Item<'_>| {
+            if let Some(progress) = progress {
+                progress.note(item);
+            }
+            visit(value, item)
+        };
+        let settled = settle(&mut self.reader, fresh, visit, before)?;
         self.restarts = settled.restarts;
         Ok(settled.value)
     }
@@ -179,7 +217,8 @@ impl<'s> Reader<'s> {
     /// After [`Reader::read`]: reads what was appended since (records, segments, snapshots a
     /// compaction wrote). An incomplete last record is one still being written: it is held
     /// back until a later poll finds it complete. Returns at once when nothing is new.
-    pub fn poll(&mut self, mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
+    pub fn poll(&mut self, visit: impl FnMut(&Item<'_>) -> ControlFlow<()>) -> Result<()> {
+        let mut visit = Self::noting(&mut self.progress, visit);
         self.reader.poll(&mut visit)
     }
 
@@ -189,8 +228,9 @@ impl<'s> Reader<'s> {
         &mut self,
         interval: Duration,
         mut keep_going: impl FnMut() -> bool,
-        mut visit: impl FnMut(&Item<'_>) -> ControlFlow<()>,
+        visit: impl FnMut(&Item<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
+        let mut visit = Self::noting(&mut self.progress, visit);
         while keep_going() && !self.reader.reading.stopped {
             self.reader.poll(&mut visit)?;
             std::thread::sleep(interval);
@@ -208,11 +248,6 @@ impl<'s> Reader<'s> {
         self.reader.reading.torn_tail.as_ref()
     }
 
-    /// Stop right before the first record past `point` (time travel).
-    pub(crate) fn stop_at(&mut self, point: Point) {
-        self.reader.reading.stop_at(point);
-    }
-
     /// What the reading found.
     pub fn finish(self) -> Walked {
         let restarts = self.restarts;
@@ -227,7 +262,6 @@ impl<'s> Reader<'s> {
             corruption: r.corruption,
             torn_tail: r.torn_tail,
             stopped: r.stopped,
-            unknowable: r.unknowable,
             bytes_read: r.bytes_read,
             restarts,
         }

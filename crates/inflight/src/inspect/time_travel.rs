@@ -7,6 +7,7 @@ use super::{Item, Reader, Walked};
 use crate::damage::Corruption;
 use crate::error::Result;
 use crate::fold::InFlightRun;
+use crate::read::point::StopAt;
 pub use crate::read::{Point, Unknowable};
 use crate::storage::Storage;
 
@@ -53,15 +54,19 @@ pub fn state_at(
     point: Point,
 ) -> Result<std::result::Result<StateAt, Unknowable>> {
     let mut reader = Reader::new(storage, dir);
-    reader.stop_at(point);
-    let gaps = reader.read_settled(Vec::new, |gaps, item| {
-        if let Item::Damage(d) = item {
-            gaps.push(d.region.clone());
-        }
-        std::ops::ControlFlow::Continue(())
-    })?;
+    // Each reading's gaps, and where it stopped.
+    let (gaps, stop) = reader.read_settled_before(
+        || (Vec::new(), StopAt::new(point)),
+        |(gaps, _), item| {
+            if let Item::Damage(d) = item {
+                gaps.push(d.region.clone());
+            }
+            std::ops::ControlFlow::Continue(())
+        },
+        |(_, stop), next| stop.before(next),
+    )?;
     let walked: Walked = reader.finish();
-    if let Some(why) = walked.unknowable {
+    if let Some(why) = stop.unknowable {
         return Ok(Err(why));
     }
     if let (Point::TimeMs(t), Some(since_ms)) = (point, walked.coverage_since_ms)

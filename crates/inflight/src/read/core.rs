@@ -3,7 +3,9 @@
 //! until what follows says whether it is corruption or the end of the data, and hands every
 //! [`Item`] to a visitor. No file, no clock, no thread: the shell (`files`) lists the
 //! directory, opens and reads the files, and feeds them here; replay, the offline tools and
-//! time travel are such shells.
+//! time travel are such shells. What a reading does with its items is its visitors' business:
+//! time travel is a visitor that stops the reading before a state ([`Visit::before`]), the
+//! offline tools' progress one that counts the bytes the items reach (`progress`).
 
 mod end;
 
@@ -14,7 +16,6 @@ use std::path::{Path, PathBuf};
 use super::item::{
     DamageKind, DamageSeen, EndSeen, EventSeen, Item, SegmentSeen, SnapshotRole, SnapshotSeen,
 };
-use super::point::{Point, Unknowable};
 use super::tail::{Damage, UNSYNCED_TAIL_BYTES_MAX, is_torn_tail, is_unfinished_header};
 use crate::damage::{Corruption, TornTail};
 use crate::error::{Error, Result};
@@ -28,13 +29,52 @@ use crate::snapshot::{Snapshot, SnapshotUsed};
 use crate::storage::FileBytes;
 
 /// The visitor a reading hands each item to; [`ControlFlow::Break`] stops the reading. Generic
-/// (not a `dyn` call per event): replay's visitor, which only passes events on, inlines.
-pub(crate) trait Visit: FnMut(&Item<'_>) -> ControlFlow<()> {}
+/// (not a `dyn` call per event): replay's visitor, which only passes events on, inlines. A
+/// closure over items is a visitor.
+pub(crate) trait Visit {
+    /// Takes the next item, after the reading took it in (an event folded, a snapshot adopted).
+    fn item(&mut self, item: &Item<'_>) -> ControlFlow<()>;
 
-impl<F: FnMut(&Item<'_>) -> ControlFlow<()> + ?Sized> Visit for F {}
+    /// Asked before the reading takes `next` in: [`ControlFlow::Break`] stops the reading right
+    /// before it, so that its state is the one before `next` (time travel). Every visitor but
+    /// time travel's lets it in.
+    #[inline]
+    fn before(&mut self, next: &Next<'_>) -> ControlFlow<()> {
+        let _ = next;
+        ControlFlow::Continue(())
+    }
+}
 
-/// How often, in bytes read, the reading reports its progress.
-const PROGRESS_EVERY_BYTES: u64 = 8 << 20;
+impl<F: FnMut(&Item<'_>) -> ControlFlow<()> + ?Sized> Visit for F {
+    #[inline]
+    fn item(&mut self, item: &Item<'_>) -> ControlFlow<()> {
+        self(item)
+    }
+}
+
+/// What the reading is about to take in ([`Visit::before`]).
+#[derive(Debug)]
+pub(crate) enum Next<'a> {
+    /// An event of the valid record `seq`, stamped `at_ms`, before it is folded. Before a
+    /// record's first event, `damage` is what the reading held since the last valid record
+    /// (where the log lost records before this one; empty before the others): it is settled as
+    /// corruption only if the reading goes on, and dropped if it stops here.
+    Event {
+        seq: u64,
+        at_ms: u64,
+        damage: &'a [Damage],
+    },
+    /// A valid snapshot, before the reading adopts its state: the state after its record
+    /// `last_seq`, stamped `last_record_ms`. `compacted` names the records only it holds (the
+    /// reading is at `known_before`, the last record it folded and its time), if there are any.
+    Snapshot {
+        file: &'a str,
+        last_seq: u64,
+        last_record_ms: Option<u64>,
+        compacted: Option<(u64, u64)>,
+        known_before: (u64, Option<u64>),
+    },
+}
 
 /// A valid snapshot, to be met at its place in the log.
 pub(crate) struct ValidSnapshot {
@@ -106,7 +146,7 @@ pub(crate) enum End {
 }
 
 /// The reading's state between items.
-pub(crate) struct Reading<'p> {
+pub(crate) struct Reading {
     /// The log directory, only to name files in errors.
     dir: PathBuf,
     pub(crate) set: RunningSet,
@@ -117,6 +157,8 @@ pub(crate) struct Reading<'p> {
     pub(crate) segments: u64,
     /// Bytes of segment data read (their reserved space left out).
     pub(crate) segment_bytes: u64,
+    /// Bytes of segment data scanned: headers, then frames and damage up to where each scan
+    /// stopped (a poll's rescan of held damage counts again).
     pub(crate) bytes_read: u64,
     /// Damaged regions since the last valid record.
     pending: Vec<Damage>,
@@ -129,15 +171,12 @@ pub(crate) struct Reading<'p> {
     /// The segment a fresh log goes on in: above the newest snapshot met.
     fresh_segment_no: u64,
     pub(crate) last: Option<Last>,
-    point: Option<Point>,
-    pub(crate) unknowable: Option<Unknowable>,
+    /// A visitor stopped the reading (or time travel's point did, before a state).
     pub(crate) stopped: bool,
-    progress: Option<Box<dyn FnMut(u64) + 'p>>,
-    progress_at: u64,
 }
 
-impl<'p> Reading<'p> {
-    pub(crate) fn new(dir: &Path) -> Reading<'p> {
+impl Reading {
+    pub(crate) fn new(dir: &Path) -> Reading {
         Reading {
             dir: dir.to_path_buf(),
             set: RunningSet::new(),
@@ -156,31 +195,13 @@ impl<'p> Reading<'p> {
             gaps_before_snapshot: Vec::new(),
             fresh_segment_no: 1,
             last: None,
-            point: None,
-            unknowable: None,
             stopped: false,
-            progress: None,
-            progress_at: 0,
         }
     }
 
-    /// A new reading of the same directory: everything read is forgotten, the point it stops
-    /// at and its progress callback are kept.
+    /// A new reading of the same directory: everything read is forgotten.
     pub(crate) fn start_over(&mut self) {
-        let mut fresh = Reading::new(&self.dir);
-        fresh.point = self.point;
-        fresh.progress = self.progress.take();
-        *self = fresh;
-    }
-
-    /// Stop right before the first record past `point`, or say why the log cannot know it.
-    pub(crate) fn stop_at(&mut self, point: Point) {
-        self.point = Some(point);
-    }
-
-    /// Calls `progress` with the bytes read so far, now and then.
-    pub(crate) fn on_progress(&mut self, progress: Box<dyn FnMut(u64) + 'p>) {
-        self.progress = Some(progress);
+        *self = Reading::new(&self.dir);
     }
 
     /// The sequence number the next record must carry.
@@ -188,19 +209,9 @@ impl<'p> Reading<'p> {
         self.next_seq
     }
 
-    fn advance_progress(&mut self, bytes: u64) {
-        self.bytes_read += bytes;
-        if let Some(progress) = &mut self.progress
-            && self.bytes_read >= self.progress_at
-        {
-            progress(self.bytes_read);
-            self.progress_at = self.bytes_read + PROGRESS_EVERY_BYTES;
-        }
-    }
-
     /// Hands `item` to the visitor; a visitor that breaks stops the reading.
     fn emit(stopped: &mut bool, visit: &mut (impl Visit + ?Sized), item: &Item<'_>) {
-        if visit(item).is_break() {
+        if visit.item(item).is_break() {
             *stopped = true;
         }
     }
@@ -253,8 +264,18 @@ impl<'p> Reading<'p> {
         let read_to = self.next_seq - 1;
         let behind = read_to > last_seq;
         let compacted = (read_to < last_seq).then_some((self.next_seq, last_seq));
-        if !behind && self.stop_before_snapshot(&s, compacted) {
-            return;
+        if !behind {
+            let next = Next::Snapshot {
+                file: &s.file,
+                last_seq,
+                last_record_ms: s.snapshot.last_record_ms,
+                compacted,
+                known_before: (read_to, self.last_ms),
+            };
+            if visit.before(&next).is_break() {
+                self.stopped = true;
+                return;
+            }
         }
         let snapshot = s.snapshot;
         let (running, marks) = (snapshot.running.len(), snapshot.marks.len());
@@ -293,36 +314,6 @@ impl<'p> Reading<'p> {
             behind,
         });
         Self::emit(&mut self.stopped, visit, &item);
-    }
-
-    /// Whether time travel stops before the snapshot (its point lies before the snapshot's
-    /// last record), noting why the state is unknowable if the point falls in records only
-    /// the snapshot holds.
-    fn stop_before_snapshot(&mut self, s: &ValidSnapshot, compacted: Option<(u64, u64)>) -> bool {
-        let snapshot = &s.snapshot;
-        let Some(point) = self.point else {
-            return false;
-        };
-        if !point.passed_by(snapshot.last_seq, snapshot.last_record_ms) {
-            return false;
-        }
-        let known_before = (self.next_seq - 1, self.last_ms);
-        if compacted.is_some()
-            && point.inside(
-                known_before,
-                (snapshot.last_seq + 1, snapshot.last_record_ms),
-            )
-        {
-            self.unknowable = Some(Unknowable::Compacted {
-                snapshot: s.file.clone(),
-                first_seq: self.next_seq,
-                last_seq: snapshot.last_seq,
-                known_before,
-                known_after_ms: snapshot.last_record_ms,
-            });
-        }
-        self.stopped = true;
-        true
     }
 
     /// The snapshot's state becomes the reading's; returns whether it equals the fold's, when
@@ -382,7 +373,7 @@ impl<'p> Reading<'p> {
             header: checked.as_ref().map(|h| *h).map_err(|d| d.detail.clone()),
         });
         Self::emit(&mut self.stopped, visit, &item);
-        self.advance_progress(len.min(SEGMENT_HEADER_BYTES as u64));
+        self.bytes_read += len.min(SEGMENT_HEADER_BYTES as u64);
         let last = |kind| Last {
             number,
             name: name.to_string(),
@@ -561,7 +552,7 @@ impl<'p> Reading<'p> {
                     end
                 }
             };
-            self.advance_progress(end - reported);
+            self.bytes_read += end - reported;
             reported = end;
         }
         if let Some((end, next_seq)) = resume_at {
@@ -595,20 +586,29 @@ impl<'p> Reading<'p> {
     ) -> bool {
         let mut before_record = false;
         let valid = decode_payload_indexed(frame.payload, |event, _, place| {
-            if place.index == 0 {
-                let at = (frame.seq, event.at_ms());
-                if self.stop_before_record(at) {
-                    before_record = true;
-                    return;
-                }
-                self.settle_pending(Some(at), visit);
+            if self.stopped {
+                return;
             }
-            if self.stopped
-                || self
-                    .point
-                    .is_some_and(|p| p.passed_by(frame.seq, Some(event.at_ms())))
-            {
+            let first = place.index == 0;
+            let next = Next::Event {
+                seq: frame.seq,
+                at_ms: event.at_ms(),
+                damage: if first { &self.pending } else { &[] },
+            };
+            if visit.before(&next).is_break() {
                 self.stopped = true;
+                if first {
+                    // The state is the one before this record; the damage before it is what
+                    // the visitor was told of, never settled.
+                    self.pending.clear();
+                    before_record = true;
+                }
+                return;
+            }
+            if first {
+                self.settle_pending(Some((frame.seq, event.at_ms())), visit);
+            }
+            if self.stopped {
                 return;
             }
             let (applied, ended) = self.set.apply_ending(event);
@@ -641,25 +641,6 @@ impl<'p> Reading<'p> {
         if !before_record {
             self.next_seq = frame.seq + 1;
         }
-        true
-    }
-
-    /// Whether time travel stops before the record `at` (its sequence number and first
-    /// timestamp): the state at the point is the one before it, unless the point lies in the
-    /// damage before it, where the log cannot know it.
-    fn stop_before_record(&mut self, at: (u64, u64)) -> bool {
-        let Some(point) = self.point else {
-            return false;
-        };
-        if !point.passed_by(at.0, Some(at.1)) {
-            return false;
-        }
-        let inside = mem::take(&mut self.pending)
-            .into_iter()
-            .map(|d| d.into_corruption(Some(at)))
-            .find(|c| point.inside((c.after_seq, c.after_ms), (at.0, Some(at.1))));
-        self.unknowable = inside.map(Unknowable::Damaged);
-        self.stopped = true;
         true
     }
 
@@ -702,7 +683,7 @@ pub(crate) struct Found {
     pub segment_bytes: u64,
 }
 
-impl Reading<'_> {
+impl Reading {
     /// What the reading found, and the state it folded.
     pub(crate) fn finish(self) -> (Found, RunningSet) {
         let damage_after_last_record =

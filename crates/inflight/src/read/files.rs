@@ -60,7 +60,7 @@ pub(crate) struct LogReader<'s> {
     start: Start,
     /// Only the segments numbered below this are read (a compaction folding what it covers).
     below: Option<u64>,
-    pub(crate) reading: Reading<'s>,
+    pub(crate) reading: Reading,
     book: Book,
     current: Option<Current>,
     /// Segments numbered below this are done.
@@ -481,7 +481,7 @@ impl<'s> LogReader<'s> {
     }
 
     /// The reading itself, for a walk's figures.
-    pub(crate) fn into_reading(self) -> Reading<'s> {
+    pub(crate) fn into_reading(self) -> Reading {
         self.reading
     }
 

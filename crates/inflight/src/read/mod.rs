@@ -6,8 +6,8 @@
 //!
 //! - `core`: the pure core. Fed the bytes of snapshots and segments in log order, it checks
 //!   headers, scans frames, folds each valid record, holds damage until what follows settles
-//!   it, hands every [`Item`] to a visitor, and says what a read-write open must do to the end
-//!   of the log. No I/O.
+//!   it, hands every [`Item`] to a visitor (asking it first before each state it takes in),
+//!   and says what a read-write open must do to the end of the log. No I/O.
 //! - `snapshots`: which snapshot the log starts from, which are fallbacks, which are damaged,
 //!   and when each is met (pure).
 //! - `tail`: the rules that tell what one interrupted append can leave at the end of a log (a
@@ -18,13 +18,15 @@
 //!   overtook starts over from a new listing, and only damage seen in files that held still is
 //!   reported.
 //! - [`item`]: what a reading finds, one item at a time.
-//! - [`point`]: a point in a log's history, for time travel, and why the state there may be
-//!   unknowable.
+//! - [`point`]: a point in a log's history, why the state there may be unknowable, and time
+//!   travel: the visitor that stops a reading before the first state past its point.
+//! - `progress`: the visitor that reports how far into the segments a reading's items reach.
 
 pub(crate) mod core;
 pub(crate) mod files;
 pub mod item;
 pub mod point;
+pub(crate) mod progress;
 pub(crate) mod settle;
 pub(crate) mod snapshots;
 pub(crate) mod tail;

@@ -1,6 +1,11 @@
 //! A point in a log's history, and why the state there may be unknowable: what time travel
-//! asks the reader for, and what the reader answers when the log no longer holds it.
+//! asks the reader for, and what the reader answers when the log no longer holds it. Time
+//! travel itself is [`StopAt`], a visitor that stops a reading right before the first state
+//! past its point.
 
+use std::ops::ControlFlow;
+
+use super::core::Next;
 use crate::damage::Corruption;
 
 /// A point in a log's history.
@@ -110,6 +115,71 @@ impl std::fmt::Display for Unknowable {
                 )
             }
         }
+    }
+}
+
+/// Time travel, as what a visitor answers before each state a reading takes in
+/// ([`Visit::before`](super::core::Visit::before)): it stops the reading right before the first
+/// event or snapshot past `point`, noting why the state there cannot be known when the log lost
+/// what lies at the point (damage before the record that passed it, or records only a
+/// snapshot holds).
+#[derive(Clone, Debug)]
+pub(crate) struct StopAt {
+    point: Point,
+    /// Why the state at the point cannot be known, once the reading stopped there (if it
+    /// cannot).
+    pub unknowable: Option<Unknowable>,
+}
+
+impl StopAt {
+    pub(crate) fn new(point: Point) -> StopAt {
+        StopAt {
+            point,
+            unknowable: None,
+        }
+    }
+
+    /// Whether the reading stops before `next`.
+    pub(crate) fn before(&mut self, next: &Next<'_>) -> ControlFlow<()> {
+        let point = self.point;
+        match *next {
+            Next::Event {
+                seq, at_ms, damage, ..
+            } => {
+                if !point.passed_by(seq, Some(at_ms)) {
+                    return ControlFlow::Continue(());
+                }
+                let before = (seq, Some(at_ms));
+                self.unknowable = damage
+                    .iter()
+                    .map(|d| d.clone().into_corruption(Some((seq, at_ms))))
+                    .find(|c| point.inside((c.after_seq, c.after_ms), before))
+                    .map(Unknowable::Damaged);
+            }
+            Next::Snapshot {
+                file,
+                last_seq,
+                last_record_ms,
+                compacted,
+                known_before,
+            } => {
+                if !point.passed_by(last_seq, last_record_ms) {
+                    return ControlFlow::Continue(());
+                }
+                if let Some((first_seq, _)) = compacted
+                    && point.inside(known_before, (last_seq + 1, last_record_ms))
+                {
+                    self.unknowable = Some(Unknowable::Compacted {
+                        snapshot: file.to_string(),
+                        first_seq,
+                        last_seq,
+                        known_before,
+                        known_after_ms: last_record_ms,
+                    });
+                }
+            }
+        }
+        ControlFlow::Break(())
     }
 }
 

@@ -34,10 +34,9 @@ use std::io;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use super::core::Reading;
+use super::core::{Next, Visit};
 use super::files::LogReader;
 use super::item::Item;
-use super::point::Unknowable;
 use crate::error::{Error, Result};
 use crate::layout::{is_log_file, parse_snapshot_name};
 use crate::limits::READ_ATTEMPTS_MAX;
@@ -61,12 +60,14 @@ pub(crate) struct Settled<T> {
 }
 
 /// Reads the log until a reading holds still (see the module's documentation). Each reading
-/// gets a fresh value from `fresh`, which `visit` builds from its items; the last reading's
-/// value is returned, and `reader` is left after it (to finish it, or to read on).
+/// gets a fresh value from `fresh`, which `visit` builds from its items and `before` may stop
+/// before a state ([`Visit::before`]); the last reading's value is returned, and `reader` is
+/// left after it (to finish it, or to read on).
 pub(crate) fn settle<'s, T>(
     reader: &mut LogReader<'s>,
     mut fresh: impl FnMut() -> T,
     mut visit: impl FnMut(&mut T, &Item<'_>) -> ControlFlow<()>,
+    mut before: impl FnMut(&mut T, &Next<'_>) -> ControlFlow<()>,
 ) -> Result<Settled<T>> {
     reader.starts_over = true;
     let mut readings = 0;
@@ -79,13 +80,19 @@ pub(crate) fn settle<'s, T>(
         let names = reader.list_log()?;
         let mut value = fresh();
         let mut seen = Seen::default();
-        let read = reader.read(&names, &mut |item: &Item<'_>| {
-            seen.note(item);
-            visit(&mut value, item)
-        });
+        let mut settling = Settling {
+            value: &mut value,
+            seen: &mut seen,
+            visit: &mut visit,
+            before: &mut before,
+        };
+        let read = reader.read(&names, &mut settling);
         let held_still = match read {
             Ok(()) => {
-                seen.note_reading(&reader.reading);
+                if let Some(torn) = &reader.reading.torn_tail {
+                    // Held without an item: the reading stopped before its end.
+                    seen.files.insert(torn.segment.clone());
+                }
                 held_still(reader, &names, &seen)?
             }
             Err(e) if removed(&e) => false,
@@ -116,6 +123,39 @@ fn removed(e: &Error) -> bool {
     matches!(e, Error::Io { .. }) && e.io_kind() == io::ErrorKind::NotFound
 }
 
+/// One reading's visitor: the caller's, and what the reading saw noted.
+struct Settling<'a, T, V, B> {
+    value: &'a mut T,
+    seen: &'a mut Seen,
+    visit: &'a mut V,
+    before: &'a mut B,
+}
+
+impl<T, V, B> Visit for Settling<'_, T, V, B>
+where
+    V: FnMut(&mut T, &Item<'_>) -> ControlFlow<()>,
+    B: FnMut(&mut T, &Next<'_>) -> ControlFlow<()>,
+{
+    fn item(&mut self, item: &Item<'_>) -> ControlFlow<()> {
+        self.seen.note(item);
+        (self.visit)(self.value, item)
+    }
+
+    fn before(&mut self, next: &Next<'_>) -> ControlFlow<()> {
+        let flow = (self.before)(self.value, next);
+        if flow.is_break()
+            && let Next::Event { damage, .. } = next
+        {
+            // Damage the reading stops before is never handed out as an item (time travel's
+            // point may lie in it): it was seen all the same.
+            self.seen
+                .files
+                .extend(damage.iter().map(|d| d.segment.clone()));
+        }
+        flow
+    }
+}
+
 /// The files in which a reading saw damage.
 #[derive(Default)]
 struct Seen {
@@ -137,17 +177,6 @@ impl Seen {
                 }
             }
             _ => {}
-        }
-    }
-
-    /// What the reading holds without having handed it out as an item: a torn tail at a point
-    /// the reading stopped before its end, damage that makes time travel's point unknowable.
-    fn note_reading(&mut self, reading: &Reading<'_>) {
-        if let Some(torn) = &reading.torn_tail {
-            self.files.insert(torn.segment.clone());
-        }
-        if let Some(Unknowable::Damaged(c)) = &reading.unknowable {
-            self.files.insert(c.segment.clone());
         }
     }
 }

@@ -66,7 +66,7 @@ impl Book {
         &mut self,
         name: &str,
         found: SnapshotFile,
-        reading: &mut Reading<'_>,
+        reading: &mut Reading,
         visit: &mut (impl Visit + ?Sized),
     ) {
         self.seen.insert(name.to_string());
@@ -98,11 +98,7 @@ impl Book {
 
     /// After every snapshot was offered: in ascending order from now on; with no start, the
     /// damaged ones are regions from the very beginning.
-    pub(crate) fn offered_all(
-        &mut self,
-        reading: &mut Reading<'_>,
-        visit: &mut (impl Visit + ?Sized),
-    ) {
+    pub(crate) fn offered_all(&mut self, reading: &mut Reading, visit: &mut (impl Visit + ?Sized)) {
         self.ahead.reverse();
         self.damaged_after_start.reverse();
         if !self.start_found {
@@ -116,7 +112,7 @@ impl Book {
         &mut self,
         name: &str,
         found: SnapshotFile,
-        reading: &mut Reading<'_>,
+        reading: &mut Reading,
         visit: &mut (impl Visit + ?Sized),
     ) {
         self.seen.insert(name.to_string());
@@ -138,7 +134,7 @@ impl Book {
         }
     }
 
-    fn damaged_pending(&mut self, reading: &mut Reading<'_>, visit: &mut (impl Visit + ?Sized)) {
+    fn damaged_pending(&mut self, reading: &mut Reading, visit: &mut (impl Visit + ?Sized)) {
         for (name, bytes, detail) in std::mem::take(&mut self.damaged_after_start) {
             reading.damaged_snapshot(&name, bytes, detail, false, visit);
         }
@@ -148,7 +144,7 @@ impl Book {
     pub(crate) fn meet_before(
         &mut self,
         number: u64,
-        reading: &mut Reading<'_>,
+        reading: &mut Reading,
         visit: &mut (impl Visit + ?Sized),
     ) {
         while !reading.stopped
@@ -164,11 +160,7 @@ impl Book {
 
     /// Meets every snapshot that covers no record the reading has not read yet: one a
     /// compaction wrote while the reading follows the log, met once the reading is there.
-    pub(crate) fn meet_read(
-        &mut self,
-        reading: &mut Reading<'_>,
-        visit: &mut (impl Visit + ?Sized),
-    ) {
+    pub(crate) fn meet_read(&mut self, reading: &mut Reading, visit: &mut (impl Visit + ?Sized)) {
         while !reading.stopped
             && self
                 .ahead
@@ -180,12 +172,7 @@ impl Book {
         }
     }
 
-    fn meet(
-        &mut self,
-        s: ValidSnapshot,
-        reading: &mut Reading<'_>,
-        visit: &mut (impl Visit + ?Sized),
-    ) {
+    fn meet(&mut self, s: ValidSnapshot, reading: &mut Reading, visit: &mut (impl Visit + ?Sized)) {
         let start = s.role == SnapshotRole::Start;
         reading.meet_snapshot(s, visit);
         if start && !reading.stopped {

@@ -20,7 +20,7 @@ use crate::limits::RECORD_BYTES_MAX;
 pub const UNSYNCED_TAIL_BYTES_MAX: u64 = FRAME_BYTES_MAX as u64;
 
 /// A damaged region not yet known to be a torn tail or corruption.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Damage {
     pub segment: String,
     pub start: u64,

@@ -41,7 +41,7 @@ pub(crate) fn replay(
     if let Some(below) = segments_below {
         reader = reader.only_below(below);
     }
-    reader.read(names, &mut |item| {
+    reader.read(names, &mut |item: &Item<'_>| {
         if let Item::Event(e) = item {
             visit(e.seq, e.event);
         }
@@ -63,7 +63,8 @@ pub(crate) fn replay_settled(
 ) -> Result<(Found, RunningSet, u32)> {
     let _span = tracing::debug_span!("replay", dir = %dir.display(), read_only = true).entered();
     let mut reader = LogReader::new(storage, dir, Start::Newest);
-    let settled = settle(&mut reader, || (), |(), _| ControlFlow::Continue(()))?;
+    let go_on = |(): &mut (), _: &Item<'_>| ControlFlow::Continue(());
+    let settled = settle(&mut reader, || (), go_on, |(), _| ControlFlow::Continue(()))?;
     let (found, set) = reader.found();
     enforce(policy, dir, &found)?;
     Ok((found, set, settled.restarts))

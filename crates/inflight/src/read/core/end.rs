@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Reading<'_> {
+impl Reading {
     /// The segment whose end can be the end of the data: the last one read, if its header is
     /// valid.
     fn tail(&self) -> Option<(&str, u64)> {
