@@ -60,15 +60,6 @@ pub(super) fn check_instance(field: &'static str, id: &str) -> Result<()> {
     }
 }
 
-impl Fleet {
-    /// Creates the fleet's tables in the database, or checks the ones there (safe to repeat,
-    /// and from several processes at once). The command line's `inflight fleet init`.
-    pub fn create_schema(&self) -> Result<()> {
-        let (mut client, shown) = connect(&self.database)?;
-        schema::create(&mut client, &shown)
-    }
-}
-
 /// Connects to `database`, checks its schema and returns the client.
 pub(super) fn connect_checked(database: &str) -> Result<(Db, String)> {
     let (mut client, shown) = connect(database)?;
@@ -77,17 +68,67 @@ pub(super) fn connect_checked(database: &str) -> Result<(Db, String)> {
 }
 
 impl Fleet {
+    /// Creates the fleet's tables in the database, or checks the ones there (safe to repeat,
+    /// and from several processes at once). The command line's `inflight fleet init`.
+    pub fn create_schema(&self) -> Result<()> {
+        let (mut client, shown) = connect(&self.database)?;
+        schema::create(&mut client, &shown)
+    }
+
     /// The storage of `instance`'s log, read-only: for the offline tools
     /// ([`Reader`](inflight::inspect::Reader), [`inspect::read_only_with_storage`](inflight::inspect::read_only_with_storage))
     /// over the path [`instance_path`]. [`Error::NoInstance`] if it never opened a log there.
     pub fn read_only_storage(&self, instance: &str) -> Result<PgStorage> {
-        read_only_storage(&self.database, instance)
+        check_instance("instance", instance)?;
+        let (mut client, shown) = connect_checked(&self.database)?;
+        let known = client
+            .query_opt(
+                "SELECT 1 FROM inflight_instances WHERE instance = $1",
+                &[&instance],
+            )
+            .map_err(failed(&shown))?;
+        if known.is_none() {
+            return Err(Error::NoInstance {
+                database: shown,
+                instance: instance.to_string(),
+            });
+        }
+        PgStorage::new(client, instance, None).map_err(failed(&shown))
     }
 
     /// The instances that have a log in the database, by id. The command line's `inflight
     /// fleet list`.
     pub fn instances(&self) -> Result<Vec<Instance>> {
-        instances(&self.database)
+        let (mut client, shown) = connect_checked(&self.database)?;
+        let rows = client
+            .query(
+                "SELECT i.instance, i.epoch, i.taken_by,
+                        EXISTS (SELECT 1 FROM pg_locks l
+                                WHERE l.locktype = 'advisory' AND l.granted
+                                  AND l.objsubid = 1
+                                  AND l.database = (SELECT oid FROM pg_database
+                                                    WHERE datname = current_database())
+                                  AND ((l.classid::bigint << 32) | l.objid::bigint)
+                                      = hashtextextended(i.instance, 7236634526)),
+                        (SELECT count(*) FROM inflight_files f WHERE f.instance = i.instance),
+                        (SELECT coalesce(sum(length(c.data)), 0)::bigint
+                           FROM inflight_files f JOIN inflight_chunks c ON c.file_id = f.id
+                          WHERE f.instance = i.instance)
+                 FROM inflight_instances i ORDER BY i.instance",
+                &[],
+            )
+            .map_err(failed(&shown))?;
+        Ok(rows
+            .iter()
+            .map(|r| Instance {
+                instance: r.get(0),
+                epoch: r.get::<_, i64>(1) as u64,
+                taken_by: r.get(2),
+                open: r.get(3),
+                files: r.get::<_, i64>(4) as u64,
+                bytes: r.get::<_, i64>(5) as u64,
+            })
+            .collect())
     }
 
     /// Removes the log of a retired instance (one taken over: its runs are its taker's now)
@@ -100,27 +141,53 @@ impl Fleet {
     /// [`Error::NoInstance`]. Forgetting twice removes nothing the second time. One
     /// transaction: all of the log, or nothing. The command line's `inflight fleet forget`.
     pub fn forget(&self, instance: &str) -> Result<Forgotten> {
-        forget(&self.database, instance)
-    }
-}
-
-/// [`Fleet::read_only_storage`] of `database`.
-pub(super) fn read_only_storage(database: &str, instance: &str) -> Result<PgStorage> {
-    check_instance("instance", instance)?;
-    let (mut client, shown) = connect_checked(database)?;
-    let known = client
-        .query_opt(
-            "SELECT 1 FROM inflight_instances WHERE instance = $1",
+        check_instance("instance", instance)?;
+        let (mut client, shown) = connect_checked(&self.database)?;
+        let failed = failed(&shown);
+        let mut tx = client.transaction().map_err(failed)?;
+        let row = tx
+            .query_opt(
+                "SELECT taken_by FROM inflight_instances WHERE instance = $1 FOR UPDATE",
+                &[&instance],
+            )
+            .map_err(failed)?;
+        let Some(row) = row else {
+            return Err(Error::NoInstance {
+                database: shown.clone(),
+                instance: instance.to_string(),
+            });
+        };
+        let Some(taken_by) = row.get::<_, Option<String>>(0) else {
+            return Err(Error::InvalidInput {
+                field: "instance",
+                reason: format!(
+                    "{instance:?} was not taken over: its log may be live, and its runs are its own; take it over first (`inflight takeover {instance} --by SURVIVOR`)"
+                ),
+                key: None,
+            });
+        };
+        let sizes = tx
+            .query_one(
+                "SELECT count(DISTINCT f.id), coalesce(sum(length(c.data)), 0)::bigint
+                   FROM inflight_files f LEFT JOIN inflight_chunks c ON c.file_id = f.id
+                  WHERE f.instance = $1",
+                &[&instance],
+            )
+            .map_err(failed)?;
+        // The chunks go with their files (ON DELETE CASCADE); the instance's row stays.
+        tx.execute(
+            "DELETE FROM inflight_files WHERE instance = $1",
             &[&instance],
         )
-        .map_err(failed(&shown))?;
-    if known.is_none() {
-        return Err(Error::NoInstance {
-            database: shown,
+        .map_err(failed)?;
+        tx.commit().map_err(failed)?;
+        Ok(Forgotten {
             instance: instance.to_string(),
-        });
+            taken_by,
+            files: sizes.get::<_, i64>(0) as u64,
+            bytes: sizes.get::<_, i64>(1) as u64,
+        })
     }
-    PgStorage::new(client, instance, None).map_err(failed(&shown))
 }
 
 /// An instance of a fleet, as [`Fleet::instances`] lists it.
@@ -140,40 +207,6 @@ pub struct Instance {
     pub bytes: u64,
 }
 
-/// [`Fleet::instances`] of `database`.
-fn instances(database: &str) -> Result<Vec<Instance>> {
-    let (mut client, shown) = connect_checked(database)?;
-    let rows = client
-        .query(
-            "SELECT i.instance, i.epoch, i.taken_by,
-                    EXISTS (SELECT 1 FROM pg_locks l
-                            WHERE l.locktype = 'advisory' AND l.granted
-                              AND l.objsubid = 1
-                              AND l.database = (SELECT oid FROM pg_database
-                                                WHERE datname = current_database())
-                              AND ((l.classid::bigint << 32) | l.objid::bigint)
-                                  = hashtextextended(i.instance, 7236634526)),
-                    (SELECT count(*) FROM inflight_files f WHERE f.instance = i.instance),
-                    (SELECT coalesce(sum(length(c.data)), 0)::bigint
-                       FROM inflight_files f JOIN inflight_chunks c ON c.file_id = f.id
-                      WHERE f.instance = i.instance)
-             FROM inflight_instances i ORDER BY i.instance",
-            &[],
-        )
-        .map_err(failed(&shown))?;
-    Ok(rows
-        .iter()
-        .map(|r| Instance {
-            instance: r.get(0),
-            epoch: r.get::<_, i64>(1) as u64,
-            taken_by: r.get(2),
-            open: r.get(3),
-            files: r.get::<_, i64>(4) as u64,
-            bytes: r.get::<_, i64>(5) as u64,
-        })
-        .collect())
-}
-
 /// What [`Fleet::forget`] removed.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct Forgotten {
@@ -185,54 +218,4 @@ pub struct Forgotten {
     pub files: u64,
     /// Their bytes.
     pub bytes: u64,
-}
-
-/// [`Fleet::forget`] in `database`.
-fn forget(database: &str, instance: &str) -> Result<Forgotten> {
-    check_instance("instance", instance)?;
-    let (mut client, shown) = connect_checked(database)?;
-    let failed = failed(&shown);
-    let mut tx = client.transaction().map_err(failed)?;
-    let row = tx
-        .query_opt(
-            "SELECT taken_by FROM inflight_instances WHERE instance = $1 FOR UPDATE",
-            &[&instance],
-        )
-        .map_err(failed)?;
-    let Some(row) = row else {
-        return Err(Error::NoInstance {
-            database: shown.clone(),
-            instance: instance.to_string(),
-        });
-    };
-    let Some(taken_by) = row.get::<_, Option<String>>(0) else {
-        return Err(Error::InvalidInput {
-            field: "instance",
-            reason: format!(
-                "{instance:?} was not taken over: its log may be live, and its runs are its own; take it over first (`inflight takeover {instance} --by SURVIVOR`)"
-            ),
-            key: None,
-        });
-    };
-    let sizes = tx
-        .query_one(
-            "SELECT count(DISTINCT f.id), coalesce(sum(length(c.data)), 0)::bigint
-               FROM inflight_files f LEFT JOIN inflight_chunks c ON c.file_id = f.id
-              WHERE f.instance = $1",
-            &[&instance],
-        )
-        .map_err(failed)?;
-    // The chunks go with their files (ON DELETE CASCADE); the instance's row stays.
-    tx.execute(
-        "DELETE FROM inflight_files WHERE instance = $1",
-        &[&instance],
-    )
-    .map_err(failed)?;
-    tx.commit().map_err(failed)?;
-    Ok(Forgotten {
-        instance: instance.to_string(),
-        taken_by,
-        files: sizes.get::<_, i64>(0) as u64,
-        bytes: sizes.get::<_, i64>(1) as u64,
-    })
 }

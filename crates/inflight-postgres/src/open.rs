@@ -4,7 +4,6 @@
 use std::sync::Arc;
 
 use super::client::Db;
-use super::connect::read_only_storage;
 use super::connect::{check_instance, connect_checked, failed};
 use super::{Fleet, PgStorage, instance_path};
 use inflight::error::Result;
@@ -28,7 +27,7 @@ impl Fleet {
     /// the server's `synchronous_commit` makes a commit (docs/FLEETS.md). A failed or lost
     /// commit poisons the handle as a failed fdatasync does; a reopen reads what committed.
     pub fn open(&self, instance: &str, options: Options) -> Result<Opened> {
-        let storage = open_storage(&self.database, instance)?;
+        let storage = self.open_storage(instance)?;
         Log::open_with_storage(Arc::new(storage), instance_path(instance), options)
     }
 
@@ -36,7 +35,7 @@ impl Fleet {
     /// [`inspect::read_only`](inflight::inspect::read_only) for a fleet, the command line's
     /// `inflight replay --database URL --instance ID`. Safe on a live instance's log.
     pub fn read_only(&self, instance: &str, policy: Policy) -> Result<ReadOnly> {
-        let storage = read_only_storage(&self.database, instance)?;
+        let storage = self.read_only_storage(instance)?;
         read_only_with_storage(&storage, instance_path(instance), policy)
     }
 
@@ -46,24 +45,19 @@ impl Fleet {
     /// ([`Storage::lock`](inflight::Storage::lock): the advisory lock and a raised epoch), and
     /// takes it once.
     pub fn open_storage(&self, instance: &str) -> Result<PgStorage> {
-        open_storage(&self.database, instance)
+        check_instance("instance", instance)?;
+        let (mut client, shown) = connect_checked(&self.database)?;
+        let failed = failed(&shown);
+        client
+            .execute(
+                "INSERT INTO inflight_instances (instance, epoch) VALUES ($1, 0)
+                 ON CONFLICT DO NOTHING",
+                &[&instance],
+            )
+            .map_err(failed)?;
+        warn_if_not_durable(&mut client, &shown);
+        PgStorage::new(client, instance, Some(&self.database)).map_err(failed)
     }
-}
-
-/// [`Fleet::open_storage`] of `database`.
-fn open_storage(database: &str, instance: &str) -> Result<PgStorage> {
-    check_instance("instance", instance)?;
-    let (mut client, shown) = connect_checked(database)?;
-    let failed = failed(&shown);
-    client
-        .execute(
-            "INSERT INTO inflight_instances (instance, epoch) VALUES ($1, 0)
-             ON CONFLICT DO NOTHING",
-            &[&instance],
-        )
-        .map_err(failed)?;
-    warn_if_not_durable(&mut client, &shown);
-    PgStorage::new(client, instance, Some(database)).map_err(failed)
 }
 
 /// Warns when the server's settings void the promise that an acknowledged event survives a

@@ -10,7 +10,7 @@ use crate::event::{Event, EventRef, UnixMs};
 use crate::fold::RunningSet;
 use crate::read::core::Found;
 use crate::read::files::{LogReader, Start};
-use crate::recovery::{Policy, RecoveryReport, replay, replay_settled};
+use crate::recovery::{Policy, RecoveryReport, Replayed, replay, replay_settled};
 use crate::storage::{FsStorage, Storage};
 
 /// What a read-only replay found: the report and the folded state.
@@ -52,7 +52,8 @@ pub fn read_only_with_storage(
     policy: Policy,
 ) -> Result<ReadOnly> {
     let (found, set, restarts) = replay_settled(storage, dir.as_ref(), policy)?;
-    Ok(ReadOnly::of(found, set, restarts))
+    let interrupted = RecoveryReport::running_keys(&set);
+    Ok(ReadOnly::of(found, set, interrupted, restarts))
 }
 
 /// A read-only replay that also hands every valid record after the snapshot it starts from,
@@ -82,10 +83,9 @@ pub fn for_each_event(
     policy: Policy,
     mut visit: impl FnMut(u64, EventRef<'_>),
 ) -> Result<ReadOnly> {
-    let dir = dir.as_ref();
-    let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
-    let replayed = replay(storage, dir, &names, policy, None, &mut visit)?;
-    Ok(ReadOnly::of(replayed.found, replayed.set, 0))
+    let replayed = replay_once(storage, dir.as_ref(), policy, &mut visit)?;
+    let interrupted = RecoveryReport::running_keys(&replayed.set);
+    Ok(ReadOnly::of(replayed.found, replayed.set, interrupted, 0))
 }
 
 /// The recovery of a log no writer will append to again (a fleet's takeover of a fenced
@@ -100,37 +100,35 @@ pub fn recover_frozen(
     policy: Policy,
     at: UnixMs,
 ) -> Result<ReadOnly> {
-    let dir = dir.as_ref();
-    let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
-    let replayed = replay(storage, dir, &names, policy, None, &mut |_, _| {})?;
+    let replayed = replay_once(storage, dir.as_ref(), policy, &mut |_, _| {})?;
     let mut set = replayed.set;
     let interrupted = RecoveryReport::running_keys(&set);
     if !set.is_empty() {
         set.apply(&Event::Recovered { at_ms: at.0 });
     }
-    let coverage = replayed.found.coverage_since_ms;
-    let report = RecoveryReport::of(
-        replayed.found,
-        interrupted,
-        &set,
-        false,
-        coverage,
-        crate::fold::Thresholds::default(),
-    );
-    Ok(ReadOnly {
-        report,
-        set,
-        restarts: 0,
-    })
+    Ok(ReadOnly::of(replayed.found, set, interrupted, 0))
+}
+
+/// One reading of the log in `dir` from its newest snapshot, each valid record after it
+/// handed to `visit`.
+fn replay_once(
+    storage: &dyn Storage,
+    dir: &Path,
+    policy: Policy,
+    visit: &mut impl FnMut(u64, EventRef<'_>),
+) -> Result<Replayed> {
+    let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
+    replay(storage, dir, &names, policy, None, visit)
 }
 
 impl ReadOnly {
-    /// The report of what a read-only replay found.
-    fn of(found: Found, set: RunningSet, restarts: u32) -> ReadOnly {
+    /// The report of what a read-only replay found, with `interrupted` the keys of the runs
+    /// it found in flight (the recovery a writer's open would record is in `set`, if counted).
+    fn of(found: Found, set: RunningSet, interrupted: Vec<String>, restarts: u32) -> ReadOnly {
         let coverage = found.coverage_since_ms;
         let report = RecoveryReport::of(
             found,
-            RecoveryReport::running_keys(&set),
+            interrupted,
             &set,
             false,
             coverage,
