@@ -17,7 +17,9 @@
 //! allocated on its thread (`CountingAllocator`). Steps 1 to 3 are the best of two runs (the
 //! memory figures are the best run's). The logs are written with the format's encoders, without
 //! syncs, in `INFLIGHT_BENCH_DIR` (default: the system's temporary directory), and read from the
-//! page cache. Run with `cargo bench --bench scale`. Prints a table and one JSON line.
+//! page cache; with `INFLIGHT_BENCH_KEEP=1` they are kept there, for a profiler
+//! (`perf record target/release/deps/scale-* --child open DIR`). Run with
+//! `cargo bench --bench scale`. Prints a table and one JSON line.
 
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -265,6 +267,12 @@ fn main() {
     let base =
         std::env::var_os("INFLIGHT_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let work = tempfile::tempdir_in(base).unwrap();
+    let keep = std::env::var("INFLIGHT_BENCH_KEEP").as_deref() == Ok("1");
+    let remove = |dir: &Path| {
+        if !keep {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    };
     let pg = std::env::var("INFLIGHT_PG_URL").ok();
     println!(
         "{:>10}  {:<22} {:>9} {:>8} {:>9} {:>12} {:>9} {:>9}",
@@ -302,12 +310,12 @@ fn main() {
         assert_eq!(compaction["running"].as_u64(), Some(keys));
         let snapshot_bytes = compaction["snapshot_bytes"].as_u64().unwrap();
         row(keys, "compaction", snapshot_bytes, &compaction, None);
-        std::fs::remove_dir_all(&running).unwrap();
+        remove(&running);
         // The compacted log: what a gateway opens after a restart.
         let open = best_of_two("open", &compacting, None);
         assert_eq!(open["running"].as_u64(), Some(keys));
         row(keys, "open after compaction", snapshot_bytes, &open, None);
-        std::fs::remove_dir_all(&compacting).unwrap();
+        remove(&compacting);
         // Ten events a key, no snapshot.
         let replaying = work.path().join(format!("replay-{keys}"));
         let events = 10 * keys;
@@ -322,13 +330,16 @@ fn main() {
             &replay,
             Some(events),
         );
-        std::fs::remove_dir_all(&replaying).unwrap();
+        remove(&replaying);
         if let Some(url) = &pg {
             let dead = fleet_instance(url, keys);
             let taken = measure("takeover", work.path(), Some(&dead));
             assert_eq!(taken["running"].as_u64(), Some(keys));
             row(keys, "takeover (PostgreSQL)", 0, &taken, None);
         }
+    }
+    if keep {
+        println!("the logs are in {}", work.keep().display());
     }
     if pg.is_none() {
         println!("(no takeover: set INFLIGHT_PG_URL; scripts/pg-cluster start DIR prints one)");
