@@ -17,15 +17,17 @@
 //! `cargo bench --bench offline_tools`. Prints a table and one JSON line.
 
 use inflight::percentile::{MAX, P50, P99, percentile_or_zero};
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+
+#[path = "common/log_writer.rs"]
+mod log_writer;
+use log_writer::write_log;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use inflight::event::encode_event;
-use inflight::frame::{FORMAT_VERSION, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
 use inflight::inspect::walk;
 use inflight::{Event, FsStorage, Generation, Log, Options, Run, UnixMs};
 
@@ -67,45 +69,11 @@ fn event(i: u64, t0: u64) -> Event {
     }
 }
 
-/// Writes a log of at least `bytes` bytes into `dir`; returns its events.
+/// Writes a log of about `bytes` bytes into `dir`; returns its events.
 fn build_log(dir: &Path, bytes: u64) -> u64 {
-    std::fs::create_dir_all(dir).unwrap();
     let t0 = inflight::environment::now_ms() - 86_400_000;
-    let (mut seq, mut written, mut segment_no) = (1u64, 0u64, 1u64);
-    let mut frame = Vec::new();
-    while written < bytes {
-        let header = SegmentHeader {
-            version: FORMAT_VERSION,
-            segment_no,
-            base_seq: seq,
-            salt: fastrand::u64(..),
-            log_created_ms: t0,
-            segment_created_ms: t0,
-        };
-        let path = dir.join(format!("{segment_no:020}.log"));
-        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-        out.write_all(&header.encode()).unwrap();
-        let mut len = SEGMENT_HEADER_BYTES as u64;
-        loop {
-            frame.clear();
-            encode_frame(
-                header.salt,
-                seq,
-                &encode_event(&event(seq - 1, t0)),
-                &mut frame,
-            );
-            if len + frame.len() as u64 > SEGMENT_BYTES {
-                break;
-            }
-            out.write_all(&frame).unwrap();
-            len += frame.len() as u64;
-            seq += 1;
-        }
-        out.flush().unwrap();
-        written += len;
-        segment_no += 1;
-    }
-    seq - 1
+    let more = |seq: u64, written: u64| (written < bytes).then(|| event(seq - 1, t0));
+    write_log(dir, SEGMENT_BYTES, t0, more).0
 }
 
 fn drop_caches() {

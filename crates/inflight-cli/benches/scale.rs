@@ -21,13 +21,14 @@
 //! (`perf record target/release/deps/scale-* --child open DIR`). Run with
 //! `cargo bench --bench scale`. Prints a table and one JSON line.
 
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use inflight::event::encode_event;
-use inflight::frame::{FORMAT_VERSION, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
+#[path = "common/log_writer.rs"]
+mod log_writer;
+use log_writer::write_log;
+
 use inflight::limits::SEGMENT_BYTES_MAX_DEFAULT;
 use inflight::{Event, Generation, Log, Options, Policy, Run, UnixMs};
 use inflight_sim::crashtest::{CountingAllocator, peak_allocation};
@@ -70,38 +71,8 @@ fn event(i: u64, keys: u64) -> Event {
 /// Writes `events` events over `keys` keys into a new log in `dir`, in segments of the
 /// default size; returns the bytes written.
 fn build(dir: &Path, keys: u64, events: u64) -> u64 {
-    std::fs::create_dir_all(dir).unwrap();
-    let (mut seq, mut written, mut segment_no) = (1u64, 0u64, 1u64);
-    let mut frame = Vec::new();
-    while seq <= events {
-        let header = SegmentHeader {
-            version: FORMAT_VERSION,
-            segment_no,
-            base_seq: seq,
-            salt: fastrand::u64(..),
-            log_created_ms: T0,
-            segment_created_ms: T0,
-        };
-        let path = dir.join(inflight::layout::segment_name(segment_no));
-        let mut out = BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-        out.write_all(&header.encode()).unwrap();
-        let mut len = SEGMENT_HEADER_BYTES as u64;
-        while seq <= events {
-            frame.clear();
-            let payload = encode_event(&event(seq - 1, keys));
-            encode_frame(header.salt, seq, &payload, &mut frame);
-            if len + frame.len() as u64 > SEGMENT_BYTES_MAX_DEFAULT {
-                break;
-            }
-            out.write_all(&frame).unwrap();
-            len += frame.len() as u64;
-            seq += 1;
-        }
-        out.flush().unwrap();
-        written += len;
-        segment_no += 1;
-    }
-    written
+    let more = |seq: u64, _| (seq <= events).then(|| event(seq - 1, keys));
+    write_log(dir, SEGMENT_BYTES_MAX_DEFAULT, T0, more).1
 }
 
 /// This process's peak resident memory in bytes, where the system says (Linux).
