@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 
 use crate::damage::Corruption;
 use crate::error::{Error, IoContext, Result};
-use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name, snapshot_name};
+use crate::layout::{is_log_file, snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
 use crate::log::{Log, Opened};
 use crate::options::Options;
 use crate::read::core::Found;
 use crate::recovery::{Policy, Replayed, replay};
 use crate::snapshot::Snapshot;
-use crate::storage::{EntryKind, FsStorage, Storage};
-use crate::writer::replace_durably;
+use crate::storage::{FsStorage, Storage};
+use crate::store::LogStore;
 
 /// Where a compaction cut the log: every record up to `last_seq` is in the segments numbered
 /// below `segment_no` (or the snapshot before them); appends go on in `segment_no`.
@@ -57,13 +57,14 @@ pub struct Compacted {
 /// Folds everything up to `cut`, writes the snapshot durably, then removes the segments it
 /// covers and every snapshot but it and the one it was built from.
 pub(crate) fn write_snapshot(
+    store: &dyn LogStore,
     storage: &dyn Storage,
-    dir: &Path,
     policy: Policy,
     cut: Cut,
     now_ms: u64,
 ) -> Result<Compacted> {
-    let names = storage.list(dir).at("list", dir)?;
+    let dir = store.place();
+    let names = store.list()?;
     let replayed = replay(
         storage,
         dir,
@@ -91,10 +92,15 @@ pub(crate) fn write_snapshot(
         });
     }
     let snapshot = state_at_the_cut(replayed, cut, now_ms);
-    let written = write_durably(storage, dir, &names, &snapshot, cut)?;
-    // Only now, with the new state durable, may what it covers go.
+    let written = write_durably(store, &names, &snapshot, cut)?;
+    // Only now, with the new state durable, may what it covers go: every segment below the
+    // cut, and every snapshot but the new one and the one it was built from (a fallback).
+    let new = snapshot_name(cut.last_seq);
+    let keep: Vec<&str> = std::iter::once(new.as_str())
+        .chain(base.as_ref().map(|b| b.file.as_str()))
+        .collect();
     let (segments_removed, snapshots_removed) =
-        remove_covered(storage, dir, &names, cut, base.map(|b| b.file))?;
+        store.remove_covered(&names, cut.segment_no, &keep)?;
     Ok(Compacted {
         snapshot: written.0,
         last_seq: cut.last_seq,
@@ -153,11 +159,10 @@ fn state_at_the_cut(replayed: Replayed, cut: Cut, now_ms: u64) -> Snapshot {
     )
 }
 
-/// Writes the snapshot durably (temporary file, sync, rename, directory sync); returns its
-/// path and size.
+/// Installs the snapshot durably (see [`LogStore::install_snapshot`]); returns its path and
+/// size.
 fn write_durably(
-    storage: &dyn Storage,
-    dir: &Path,
+    store: &dyn LogStore,
     names: &[String],
     snapshot: &Snapshot,
     cut: Cut,
@@ -174,61 +179,8 @@ fn write_durably(
             key: None,
         });
     }
-    let path = dir.join(snapshot_name(cut.last_seq));
-    // A copy that an earlier, failed attempt of this process left (a read-write open removes
-    // the ones a crash left).
-    let tmp = crate::layout::temp_path(&path);
-    if names.iter().any(|n| dir.join(n) == tmp) {
-        storage.remove(&tmp).at("remove", &tmp)?;
-    }
-    drop(replace_durably(storage, dir, &path, &bytes)?);
+    let path = store.install_snapshot(names, cut.last_seq, &bytes)?;
     Ok((path, bytes.len() as u64))
-}
-
-/// Removes the segments below the cut and the snapshots but the new one and `base` (the one
-/// it was built from, kept as a fallback), then syncs the directory. Returns how many of each.
-fn remove_covered(
-    storage: &dyn Storage,
-    dir: &Path,
-    names: &[String],
-    cut: Cut,
-    base: Option<String>,
-) -> Result<(usize, usize)> {
-    let new = snapshot_name(cut.last_seq);
-    let (mut segments, mut snapshots) = (0, 0);
-    for old in names {
-        let covered_segment = parse_segment_name(old).is_some_and(|n| n < cut.segment_no);
-        let old_snapshot = parse_snapshot_name(old).is_some()
-            && *old != new
-            && base.as_deref() != Some(old.as_str());
-        if covered_segment || old_snapshot {
-            let old_path = dir.join(old);
-            // Only regular files are the log's to remove. Anything else under a log's name (a
-            // directory, a FIFO, a symbolic link) holds no record, is reported by the readers
-            // as damage, and is left as it was, as the readers and the open leave it; removing
-            // it would fail (a directory) and stop every later compaction.
-            match storage.entry_kind(&old_path).at("stat", &old_path)? {
-                EntryKind::File => {}
-                EntryKind::Missing => continue,
-                EntryKind::Other(what) => {
-                    tracing::warn!(
-                        path = %old_path.display(),
-                        what = %what,
-                        "compaction left an entry named like a log file that is not a regular file"
-                    );
-                    continue;
-                }
-            }
-            storage.remove(&old_path).at("remove", &old_path)?;
-            if covered_segment {
-                segments += 1;
-            } else {
-                snapshots += 1;
-            }
-        }
-    }
-    storage.sync_dir(dir).at("sync directory", dir)?;
-    Ok((segments, snapshots))
 }
 
 /// Compacts the log in `dir` offline: takes the lock (so it fails with [`Error::Locked`]

@@ -61,7 +61,9 @@
 //!   segments created, frames appended and synced, rollover.
 //! - [`layout`]: a log directory's names (public: the segment's); `open_dir` (internal): its
 //!   creation at open.
-//! - [`storage`]: the seam every file operation goes through, and the real file system.
+//! - `store` (internal): the log-level seam the writer, compaction and the open go through
+//!   (segments and snapshots, not paths), and the file store that keeps a log in a directory.
+//! - [`storage`]: the file seam the file store goes through, and the real file system.
 //! - [`asynclog`]: futures that resolve when events are durable, on any executor.
 //! - [`options`], [`limits`], [`environment`] (the clock and salts), [`error`] (the typed
 //!   [`Error`], with where it happened and what to do).
@@ -102,6 +104,7 @@ mod read;
 pub mod recovery;
 pub mod snapshot;
 pub mod storage;
+mod store;
 pub mod turns;
 mod writer;
 

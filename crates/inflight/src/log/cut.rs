@@ -59,8 +59,8 @@ impl Compaction<'_> {
         let began = std::time::Instant::now();
         let now_ms = shared.environment.now_ms();
         let mut compacted = write_snapshot(
+            &*shared.store,
             &*shared.storage,
-            &shared.dir,
             shared.policy,
             self.cut,
             now_ms,

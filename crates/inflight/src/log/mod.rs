@@ -28,6 +28,7 @@ use crate::error::{Error, FencedError};
 use crate::fold::RunningSet;
 use crate::recovery::Policy;
 use crate::storage::{DirLock, Storage};
+use crate::store::LogStore;
 use crate::writer::Writer;
 use queue::{Queue, Slot};
 
@@ -82,6 +83,9 @@ pub struct Log {
 /// What the handle and its background compaction share.
 struct Shared {
     dir: PathBuf,
+    /// Where the writer, compaction and the lock go.
+    store: Arc<dyn LogStore>,
+    /// What compaction reads the log through.
     storage: Arc<dyn Storage>,
     environment: Arc<dyn Environment>,
     policy: Policy,

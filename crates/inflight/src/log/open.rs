@@ -6,13 +6,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Condvar, Mutex};
 
 use super::{FlusherState, Log, Shared, State, queue::Queue};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::event::{Event, encode_event};
-use crate::layout::TEMP_SUFFIX;
-use crate::open_dir::create_dir_durably;
 use crate::options::Options;
 use crate::recovery::{RecoveryReport, replay};
-use crate::storage::{DirLock, FsStorage, LockError, Storage};
+use crate::storage::{DirLock, FsStorage, Storage};
+use crate::store::LogStore;
+use crate::store::file::FileStore;
 use crate::writer::{Context, Writer};
 
 /// An opened log and what its recovery found. `#[must_use]`: the report says which runs were in
@@ -103,9 +103,12 @@ impl Log {
     fn open_read_write(storage: Arc<dyn Storage>, dir: &Path, options: Options) -> Result<Opened> {
         options.validate()?;
         let dir = dir.to_path_buf();
-        create_dir_durably(&*storage, &dir)?;
-        let lock = lock_dir(&*storage, &dir)?;
-        let names = remove_temp_files(&*storage, &dir)?;
+        let store = Arc::new(FileStore::new(
+            storage.clone(),
+            &dir,
+            options.segment_bytes_max,
+        ));
+        let (lock, names) = store.acquire()?;
         let replayed = replay(
             &*storage,
             &dir,
@@ -115,8 +118,7 @@ impl Log {
             &mut |_, _| {},
         )?;
         let context = Context {
-            storage: storage.clone(),
-            dir: dir.clone(),
+            store: store.clone(),
             environment: options.environment.clone(),
             segment_bytes_max: options.segment_bytes_max,
             prepare_segments: options.prepare_segments,
@@ -158,13 +160,13 @@ impl Log {
             flusher: FlusherState::default(),
             figures: crate::metrics::Figures::at_open(&report),
         };
-        let log = Log::with_state(storage, dir, options, writer, state, lock);
+        let log = Log::with_state(store, dir, options, writer, state, lock);
         Ok(Opened { log, report })
     }
 
     /// The handle over an opened log's state.
     fn with_state(
-        storage: Arc<dyn Storage>,
+        store: Arc<FileStore>,
         dir: std::path::PathBuf,
         options: Options,
         writer: Writer,
@@ -174,7 +176,8 @@ impl Log {
         let thresholds = options.thresholds();
         let shared = Shared {
             dir,
-            storage,
+            storage: store.storage().clone(),
+            store,
             environment: options.environment,
             policy: options.policy,
             retention_ms: options.retention_ms,
@@ -194,35 +197,6 @@ impl Log {
             background: Mutex::new(None),
         }
     }
-}
-
-/// Takes the directory's exclusive lock, or says who holds it.
-fn lock_dir(storage: &dyn Storage, dir: &Path) -> Result<DirLock> {
-    storage.lock(dir).map_err(|e| match e {
-        LockError::Held(holder_pid) => Error::Locked {
-            dir: dir.to_path_buf(),
-            holder_pid,
-        },
-        LockError::Io(e) => Error::io("lock", dir, e),
-    })
-}
-
-/// Removes replacements that a crash interrupted before their rename (the originals are intact),
-/// and returns the names that remain in the directory.
-fn remove_temp_files(storage: &dyn Storage, dir: &Path) -> Result<Vec<String>> {
-    let (temps, names): (Vec<String>, Vec<String>) = storage
-        .list(dir)
-        .at("list", dir)?
-        .into_iter()
-        .partition(|n| n.ends_with(TEMP_SUFFIX));
-    for name in &temps {
-        let path = dir.join(name);
-        storage.remove(&path).at("remove", &path)?;
-    }
-    if !temps.is_empty() {
-        storage.sync_dir(dir).at("sync directory", dir)?;
-    }
-    Ok(names)
 }
 
 fn log_report(dir: &Path, report: &RecoveryReport) {

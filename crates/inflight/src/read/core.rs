@@ -124,7 +124,8 @@ pub(crate) enum End {
     /// Append to the last segment after its last valid record, at `end`; anything after it is
     /// a torn tail to cut (and sync) first.
     Append {
-        path: PathBuf,
+        /// The segment's name.
+        name: String,
         header: SegmentHeader,
         end: u64,
         /// The segment as the reading read it, so the writer need not read it again.
@@ -133,7 +134,8 @@ pub(crate) enum End {
     /// The last segment ends in corruption (or its header is damaged), which must be kept:
     /// make the whole segment durable as it is and go on in `next_segment_no`.
     Seal {
-        path: PathBuf,
+        /// The segment's name.
+        name: String,
         bytes: FileBytes,
         next_segment_no: u64,
     },
@@ -141,7 +143,7 @@ pub(crate) enum End {
     /// segment whose creation a crash interrupted).
     NewSegment {
         segment_no: u64,
-        remove: Option<PathBuf>,
+        remove: Option<String>,
     },
 }
 

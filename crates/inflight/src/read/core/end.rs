@@ -103,7 +103,7 @@ impl Reading {
             };
         };
         let next = last.number + 1;
-        let path = self.dir.join(&last.name);
+        let name = last.name.clone();
         let bytes = || last_bytes.expect("a segment with frames was read whole");
         match &last.kind {
             LastKind::Frames {
@@ -112,13 +112,13 @@ impl Reading {
                 sealed: false,
                 ..
             } => End::Append {
-                path,
+                name,
                 header: *header,
                 end: *resume,
                 bytes: bytes(),
             },
             LastKind::Frames { .. } => End::Seal {
-                path,
+                name,
                 bytes: bytes(),
                 next_segment_no: next,
             },
@@ -128,7 +128,7 @@ impl Reading {
             },
             LastKind::Unfinished { .. } => End::NewSegment {
                 segment_no: last.number,
-                remove: Some(path),
+                remove: Some(name),
             },
         }
     }

@@ -1,0 +1,82 @@
+//! The log-level store seam: what the writer, compaction and a read-write open ask of the place
+//! a log lives in, in the log's own terms (segments by number or name, a snapshot by the last
+//! sequence number it covers), with no path, rename or directory sync in sight. The order of
+//! the steps that make each change durable and crash-safe is the store's to keep.
+//!
+//! [`FileStore`](file::FileStore) keeps a log in a directory, through the file seam
+//! [`Storage`](crate::storage::Storage) (the real file system, or a simulated one that crashes):
+//! a segment is created under a temporary name and renamed into place, its space reserved
+//! ahead, the next one prepared in the background, a snapshot installed by rename, every change
+//! followed by a directory sync.
+
+pub(crate) mod file;
+
+use std::fmt::Debug;
+use std::path::Path;
+
+use crate::error::Result;
+use crate::storage::DirLock;
+
+/// What a store holds a log in, as the writer, compaction and the open use it.
+pub(crate) trait LogStore: Send + Sync + Debug {
+    /// Where the log is, as errors and messages name it.
+    fn place(&self) -> &Path;
+
+    /// Makes the log's place exist durably, takes its exclusive lock (held until the returned
+    /// guard is dropped) and clears what a crash left half made; returns the lock and the
+    /// names of the log's parts.
+    fn acquire(&self) -> Result<(DirLock, Vec<String>)>;
+
+    /// The names of the log's parts now.
+    fn list(&self) -> Result<Vec<String>>;
+
+    /// Makes segment `segment_no` hold `bytes` (its header, and any records carried over),
+    /// atomically and durably, replacing a segment of that name; returns its appender, which
+    /// goes on after `bytes`.
+    fn create_segment(&self, segment_no: u64, bytes: &[u8]) -> Result<Box<dyn Appender>>;
+
+    /// Makes the segment `name` hold exactly `bytes`, atomically and durably, and nothing is
+    /// appended to it again: a segment kept as it is for inspection, or one of an older format
+    /// that no record is added to.
+    fn seal_segment(&self, name: &str, bytes: &[u8]) -> Result<()>;
+
+    /// Removes the segment `name`, durably, before anything else is created.
+    fn remove_segment(&self, name: &str) -> Result<()>;
+
+    /// Starts making segment `segment_no` ahead of need, so that creating it later costs
+    /// little; the default does nothing. Whatever the preparation does is finished (or
+    /// abandoned) before [`LogStore::create_segment`] of that number returns.
+    fn prepare_segment(&self, segment_no: u64) {
+        let _ = segment_no;
+    }
+
+    /// Waits for a preparation under way: called when the writer closes, so that no work of a
+    /// closed log touches its place.
+    fn finish_preparing(&self) {}
+
+    /// Installs `bytes` as the snapshot covering every record up to `last_seq`, atomically
+    /// and durably; `names` is the listing the compaction read. Returns the snapshot's path
+    /// as reports name it.
+    fn install_snapshot(
+        &self,
+        names: &[String],
+        last_seq: u64,
+        bytes: &[u8],
+    ) -> Result<std::path::PathBuf>;
+
+    /// Removes, durably, every segment in `names` numbered below `segment_below` and every
+    /// snapshot but those named in `keep`. Returns how many segments and snapshots went.
+    fn remove_covered(
+        &self,
+        names: &[String],
+        segment_below: u64,
+        keep: &[&str],
+    ) -> Result<(usize, usize)>;
+}
+
+/// The open end of one segment.
+pub(crate) trait Appender: Send + Debug {
+    /// Writes `bytes` at `offset` and makes them durable before returning: one append, one
+    /// commit.
+    fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
+}
