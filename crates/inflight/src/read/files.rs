@@ -1,6 +1,6 @@
 //! The shell around the reading: lists a log directory, checks what each entry with a log name
 //! is (only regular files are opened, so that no FIFO or device can block a reader), reads the
-//! snapshots and segments through the storage seam, and feeds them to the pure core in log
+//! snapshots and segments through the store's reading side ([`LogSource`]), and feeds them to the pure core in log
 //! order; then, for the offline tools, reads on as a gateway appends.
 
 use std::borrow::Cow;
@@ -9,13 +9,15 @@ use std::path::{Path, PathBuf};
 
 use super::core::{End, Found, LastKind, Reading, Visit};
 use super::snapshots::{Book, SnapshotFile, contradicts};
-use crate::error::{Error, IoContext, Result};
+use crate::error::{Error, Result};
 use crate::fold::RunningSet;
 use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, reserved_start};
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError};
-use crate::storage::{EntryKind, FileBytes, Storage, StorageFile, read_exact_at, read_to_vec};
+use crate::storage::{EntryKind, FileBytes, Storage};
+use crate::store::file::FileSource;
+use crate::store::{LogSource, Part};
 
 /// Where a reading starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,7 +36,7 @@ struct Current {
     name: String,
     /// Kept open: a compaction may remove the file while it is being read, and an open handle
     /// still reads it.
-    file: Box<dyn StorageFile>,
+    file: Box<dyn Part>,
     /// The bytes last read of it, from offset `base`: the whole segment at first, what a poll
     /// read since.
     base: u64,
@@ -53,9 +55,9 @@ enum SegmentRead {
     },
 }
 
-/// A reading of one log directory through a storage.
+/// A reading of one log through its store's reading side.
 pub(crate) struct LogReader<'s> {
-    storage: &'s dyn Storage,
+    source: Box<dyn LogSource + 's>,
     dir: PathBuf,
     start: Start,
     /// Only the segments numbered below this are read (a compaction folding what it covers).
@@ -73,12 +75,18 @@ pub(crate) struct LogReader<'s> {
 
 impl<'s> LogReader<'s> {
     pub(crate) fn new(storage: &'s dyn Storage, dir: &Path, start: Start) -> LogReader<'s> {
+        LogReader::over(Box::new(FileSource::new(storage, dir)), start)
+    }
+
+    /// A reading of the log `source` holds.
+    pub(crate) fn over(source: Box<dyn LogSource + 's>, start: Start) -> LogReader<'s> {
+        let dir = source.place().to_path_buf();
         LogReader {
-            storage,
-            dir: dir.to_path_buf(),
+            source,
+            reading: Reading::new(&dir),
+            dir,
             start,
             below: None,
-            reading: Reading::new(dir),
             book: Book::default(),
             current: None,
             cursor: 0,
@@ -109,18 +117,22 @@ impl<'s> LogReader<'s> {
     /// The directory's listing, after checking that it holds a log: a directory with neither a
     /// segment nor a snapshot file is not a log, and must not read as "nothing in flight".
     pub(crate) fn list_log(&self) -> Result<Vec<String>> {
-        let dir = &self.dir;
-        let is_dir = self.storage.is_dir(dir).at("stat", &self.dir)?;
-        let names = if is_dir { self.list()? } else { Vec::new() };
+        let names = if self.source.exists()? {
+            self.list()?
+        } else {
+            Vec::new()
+        };
         if !names.iter().any(|n| is_log_file(n)) {
-            return Err(Error::NotFound { dir: dir.clone() });
+            return Err(Error::NotFound {
+                dir: self.dir.clone(),
+            });
         }
         Ok(names)
     }
 
     /// The directory's listing.
     pub(crate) fn list(&self) -> Result<Vec<String>> {
-        self.storage.list(&self.dir).at("list", &self.dir)
+        self.source.list()
     }
 
     /// Reads the whole log as `names` lists it, ending with [`Item::End`] unless the visitor
@@ -250,31 +262,25 @@ impl<'s> LogReader<'s> {
     fn read_snapshot(&self, names: &[String], name: &str, last_seq: u64) -> Result<SnapshotFile> {
         let path = self.dir.join(name);
         let damaged = |bytes, detail| Ok(SnapshotFile::Damaged { bytes, detail });
-        match self
-            .storage
-            .entry_kind(&path)
-            .at("stat", self.dir.join(name))?
-        {
+        let gone = || {
+            let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
+            Error::io("open", &path, gone)
+        };
+        match self.source.kind(name)? {
             EntryKind::File => {}
-            EntryKind::Missing => {
-                let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
-                return Err(Error::io("open", path, gone));
-            }
+            EntryKind::Missing => return Err(gone()),
             EntryKind::Other(what) => {
                 return damaged(0, format!("damaged snapshot: not a regular file: {what}"));
             }
         }
-        let file = self
-            .storage
-            .open(&path, false)
-            .at("open", self.dir.join(name))?;
-        let len = file.len().at("stat", self.dir.join(name))?;
+        let file = self.source.open_part(name)?.ok_or_else(gone)?;
+        let len = file.len()?;
         if len > SNAPSHOT_BYTES_MAX {
             let detail =
                 format!("damaged snapshot: {len} bytes, over the limit of {SNAPSHOT_BYTES_MAX}");
             return damaged(len, detail);
         }
-        let bytes = file.read_all().at("read", self.dir.join(name))?;
+        let bytes = file.read_whole(false)?;
         let snapshot = match Snapshot::decode(&bytes) {
             Ok(s) if s.last_seq != last_seq => {
                 let detail = format!(
@@ -309,28 +315,22 @@ impl<'s> LogReader<'s> {
             else {
                 continue;
             };
-            let path = self.dir.join(name);
-            if self
-                .storage
-                .entry_kind(&path)
-                .at("stat", self.dir.join(name))?
-                != EntryKind::File
-            {
+            if self.source.kind(name)? != EntryKind::File {
                 continue; // holds no record
             }
-            let file = self
-                .storage
-                .open(&path, false)
-                .at("open", self.dir.join(name))?;
+            let Some(file) = self.source.open_part(name)? else {
+                let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
+                return Err(Error::io("open", self.dir.join(name), gone));
+            };
             let mut header = [0u8; SEGMENT_HEADER_BYTES];
-            let Ok(header) = read_exact_at(&*file, &mut header, 0).map(|()| header) else {
+            let Ok(header) = file.read_exact_at(&mut header, 0).map(|()| header) else {
                 continue; // too short to hold records: nothing skipped
             };
             let Ok(header) = SegmentHeader::decode(&header) else {
                 continue;
             };
             let mut read_failed = None;
-            let holds_records = || match file.read_all() {
+            let holds_records = || match file.read_whole(false) {
                 Ok(bytes) => reserved_start(&bytes) > SEGMENT_HEADER_BYTES,
                 Err(e) => {
                     read_failed = Some(e);
@@ -339,7 +339,7 @@ impl<'s> LogReader<'s> {
             };
             let found = contradicts(snapshot, number, name, &header, holds_records);
             if let Some(e) = read_failed {
-                return Err(Error::io("read", path, e));
+                return Err(e);
             }
             if found.is_some() {
                 return Ok(found);
@@ -358,12 +358,7 @@ impl<'s> LogReader<'s> {
         is_last: bool,
         visit: &mut (impl Visit + ?Sized),
     ) -> Result<SegmentRead> {
-        let path = self.dir.join(name);
-        match self
-            .storage
-            .entry_kind(&path)
-            .at("stat", self.dir.join(name))?
-        {
+        match self.source.kind(name)? {
             EntryKind::File => {}
             EntryKind::Missing => return Ok(SegmentRead::Vanished),
             EntryKind::Other(what) => {
@@ -372,17 +367,10 @@ impl<'s> LogReader<'s> {
                 return Ok(SegmentRead::Read);
             }
         }
-        let file = match self.storage.open(&path, false) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(SegmentRead::Vanished),
-            Err(e) => return Err(Error::io("open", &path, e)),
-            Ok(file) => file,
+        let Some(file) = self.source.open_part(name)? else {
+            return Ok(SegmentRead::Vanished);
         };
-        let bytes = if is_last {
-            read_to_vec(&*file).map(FileBytes::Owned)
-        } else {
-            file.read_all()
-        }
-        .at("read", self.dir.join(name))?;
+        let bytes = file.read_whole(is_last)?;
         if let Some(below) = self.covered(number, &bytes) {
             return Ok(SegmentRead::Covered { below });
         }
@@ -424,7 +412,7 @@ impl<'s> LogReader<'s> {
     /// damage at the end of the last segment it asks for.
     fn settle_the_end(&mut self, visit: &mut (impl Visit + ?Sized)) -> Result<()> {
         let bytes = match self.reading.tail_damage() {
-            Some((start, end)) => Some(bytes_of(self.current.as_ref(), &self.dir, start, end)?),
+            Some((start, end)) => Some(bytes_of(self.current.as_ref(), start, end)?),
             None => None,
         };
         self.reading.settle_the_end(bytes.as_deref(), visit);
@@ -443,23 +431,20 @@ impl<'s> LogReader<'s> {
         let Some(current) = &self.current else {
             return Ok(false);
         };
-        let path = self.dir.join(&current.name);
         for pause in pauses {
             if !pause.is_zero() {
                 std::thread::sleep(*pause);
             }
-            let file = match self.storage.open(&path, false) {
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-                Err(e) => return Err(Error::io("open", &path, e)),
-                Ok(file) => file,
+            let Some(file) = self.source.open_part(&current.name)? else {
+                return Ok(true);
             };
-            let len = file.len().at("stat", &path)?;
+            let len = file.len()?;
             let read = current.base + current.bytes.len() as u64;
             if len != read {
                 return Ok(true);
             }
             let mut now = vec![0u8; current.bytes.len()];
-            read_exact_at(&*file, &mut now, current.base).at("read", &path)?;
+            file.read_exact_at(&mut now, current.base)?;
             if now[..] != current.bytes[..] {
                 return Ok(true);
             }
@@ -544,10 +529,7 @@ impl<'s> LogReader<'s> {
 
     fn file_len(&self, segments: &[(u64, String)], number: u64) -> Option<u64> {
         let (_, name) = segments.iter().find(|(n, _)| *n == number)?;
-        self.storage
-            .open(&self.dir.join(name), false)
-            .and_then(|f| f.len())
-            .ok()
+        self.source.open_part(name).ok()??.len().ok()
     }
 
     /// Reads what was appended to the current segment since it was last read. Returns whether
@@ -559,20 +541,18 @@ impl<'s> LogReader<'s> {
         let Some(mut current) = self.current.take() else {
             return Ok(true);
         };
-        let path = self.dir.join(&current.name);
         let mut removed = false;
-        match self.storage.open(&path, false) {
+        match self.source.open_part(&current.name)? {
             // A read-write open may have replaced the file with a copy (cutting a torn tail).
-            Ok(file) => current.file = file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => removed = true,
-            Err(e) => return Err(Error::io("open", &path, e)),
+            Some(file) => current.file = file,
+            None => removed = true,
         }
-        let len = current.file.len().at("stat", &path)?;
+        let len = current.file.len()?;
         if let Some(resume) = self.reading.rewind()
             && len > resume
         {
             let mut body = vec![0u8; (len - resume) as usize];
-            read_exact_at(&*current.file, &mut body, resume).at("read", &path)?;
+            current.file.read_exact_at(&mut body, resume)?;
             // Up to the reserved space the writer has not filled yet.
             body.truncate(reserved_start(&body));
             self.reading.scan(&body, visit);
@@ -589,12 +569,7 @@ impl<'s> LogReader<'s> {
 }
 
 /// Bytes `start..end` of the current segment: from what was read, or from the file.
-fn bytes_of<'a>(
-    current: Option<&'a Current>,
-    dir: &Path,
-    start: u64,
-    end: u64,
-) -> Result<Cow<'a, [u8]>> {
+fn bytes_of(current: Option<&Current>, start: u64, end: u64) -> Result<Cow<'_, [u8]>> {
     let Some(current) = current else {
         return Ok(Cow::Borrowed(&[]));
     };
@@ -606,6 +581,6 @@ fn bytes_of<'a>(
         return Ok(Cow::Borrowed(&current.bytes[from..to]));
     }
     let mut bytes = vec![0u8; (end - start) as usize];
-    read_exact_at(&*current.file, &mut bytes, start).at("read", dir.join(&current.name))?;
+    current.file.read_exact_at(&mut bytes, start)?;
     Ok(Cow::Owned(bytes))
 }

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-use super::{Appender, LogStore};
+use super::{Appender, LogSource, LogStore, Part};
 use crate::error::{Error, IoContext, Result};
 use crate::frame::{RESERVED_BYTE, SEGMENT_HEADER_BYTES};
 use crate::layout::{
@@ -24,7 +24,10 @@ use crate::layout::{
 };
 use crate::limits::SEGMENT_RESERVED_BYTES_MAX;
 use crate::open_dir::create_dir_durably;
-use crate::storage::{DirLock, EntryKind, LockError, Storage, StorageFile, write_all_at};
+use crate::storage::{
+    DirLock, EntryKind, FileBytes, LockError, Storage, StorageFile, read_exact_at, read_to_vec,
+    write_all_at,
+};
 
 /// A log in the directory `dir`, through `storage`.
 pub(crate) struct FileStore {
@@ -304,6 +307,84 @@ impl LogStore for FileStore {
         let removed = self.remove_each_covered(names, segment_below, keep)?;
         self.sync_dir()?;
         Ok(removed)
+    }
+}
+
+/// The reading side of a log in the directory `dir`, through `storage`.
+#[derive(Debug)]
+pub(crate) struct FileSource<'s> {
+    storage: &'s dyn Storage,
+    dir: PathBuf,
+}
+
+impl<'s> FileSource<'s> {
+    /// The log in `dir`, read through `storage`.
+    pub(crate) fn new(storage: &'s dyn Storage, dir: &Path) -> FileSource<'s> {
+        FileSource {
+            storage,
+            dir: dir.to_path_buf(),
+        }
+    }
+}
+
+impl LogSource for FileSource<'_> {
+    fn place(&self) -> &Path {
+        &self.dir
+    }
+
+    fn exists(&self) -> Result<bool> {
+        self.storage.is_dir(&self.dir).at("stat", &self.dir)
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        self.storage.list(&self.dir).at("list", &self.dir)
+    }
+
+    fn kind(&self, name: &str) -> Result<EntryKind> {
+        let path = self.dir.join(name);
+        self.storage.entry_kind(&path).at("stat", &path)
+    }
+
+    fn open_part(&self, name: &str) -> Result<Option<Box<dyn Part>>> {
+        let path = self.dir.join(name);
+        match self.storage.open(&path, false) {
+            Ok(file) => Ok(Some(Box::new(FilePart { file, path }))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io("open", &path, e)),
+        }
+    }
+}
+
+/// A file open for reading.
+struct FilePart {
+    file: Box<dyn StorageFile>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for FilePart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FilePart")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Part for FilePart {
+    fn len(&self) -> Result<u64> {
+        self.file.len().at("stat", &self.path)
+    }
+
+    fn read_whole(&self, copy: bool) -> Result<FileBytes> {
+        if copy {
+            read_to_vec(&*self.file).map(FileBytes::Owned)
+        } else {
+            self.file.read_all()
+        }
+        .at("read", &self.path)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        read_exact_at(&*self.file, buf, offset).at("read", &self.path)
     }
 }
 

@@ -3,6 +3,9 @@
 //! sequence number it covers), with no path, rename or directory sync in sight. The order of
 //! the steps that make each change durable and crash-safe is the store's to keep.
 //!
+//! The reader asks the place for its listing and the bytes of its parts through the
+//! [`LogSource`] side of the seam.
+//!
 //! [`FileStore`](file::FileStore) keeps a log in a directory, through the file seam
 //! [`Storage`](crate::storage::Storage) (the real file system, or a simulated one that crashes):
 //! a segment is created under a temporary name and renamed into place, its space reserved
@@ -15,7 +18,7 @@ use std::fmt::Debug;
 use std::path::Path;
 
 use crate::error::Result;
-use crate::storage::DirLock;
+use crate::storage::{DirLock, EntryKind, FileBytes};
 
 /// What a store holds a log in, as the writer, compaction and the open use it.
 pub(crate) trait LogStore: Send + Sync + Debug {
@@ -79,4 +82,39 @@ pub(crate) trait Appender: Send + Debug {
     /// Writes `bytes` at `offset` and makes them durable before returning: one append, one
     /// commit.
     fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
+}
+
+/// What the one reader asks of the place a log lives in: its listing, what each entry is, and
+/// the bytes of a part, whole or from an offset. Every error names the part and the step.
+pub(crate) trait LogSource: Send + Sync + Debug {
+    /// Where the log is, as errors and messages name it.
+    fn place(&self) -> &Path;
+
+    /// Whether the place exists (a directory, for a file store).
+    fn exists(&self) -> Result<bool>;
+
+    /// The names of the entries in the place.
+    fn list(&self) -> Result<Vec<String>>;
+
+    /// What the entry `name` is, without opening it: only regular files are read, so that a
+    /// FIFO or a device named like a log file can never block a reader.
+    fn kind(&self, name: &str) -> Result<EntryKind>;
+
+    /// Opens the part `name` for reading; `None` if it is gone (removed since the listing).
+    /// An open part stays readable after a removal.
+    fn open_part(&self, name: &str) -> Result<Option<Box<dyn Part>>>;
+}
+
+/// One part of a log, open for reading.
+#[allow(clippy::len_without_is_empty)] // a part's length is a store call, not a collection's size
+pub(crate) trait Part: Send + Sync + Debug {
+    /// Its length in bytes now.
+    fn len(&self) -> Result<u64>;
+
+    /// All of it: mapped where the store can, unless `copy` (bytes a writer may still change
+    /// must not be mapped).
+    fn read_whole(&self, copy: bool) -> Result<FileBytes>;
+
+    /// Fills `buf` from `offset`; an early end is an error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
 }
