@@ -390,6 +390,20 @@ pub struct RunningSet {
     spare: Vec<Box<InFlightRun>>,
 }
 
+/// Rule 6 for one run: if it was running, a recovery found it interrupted, one more time of its
+/// kind; returns that kind. A copy of a run (a report's) goes through the same rule as the set's.
+pub(crate) fn interrupt(entry: &mut InFlightRun) -> Option<Reason> {
+    if !entry.running {
+        return None;
+    }
+    entry.running = false;
+    match entry.reason {
+        Reason::Crash => entry.recoveries = entry.recoveries.saturating_add(1),
+        Reason::Shutdown => entry.stops = entry.stops.saturating_add(1),
+    }
+    Some(entry.reason)
+}
+
 impl PartialEq for RunningSet {
     /// Equal states: the spare allocations are not compared.
     fn eq(&self, other: &RunningSet) -> bool {
@@ -502,17 +516,11 @@ impl RunningSet {
     fn recovered(&mut self) -> Applied {
         self.counters.recoveries += 1;
         let (mut crashed, mut stopped) = (0, 0);
-        for entry in self.runs_mut().filter(|e| e.running) {
-            entry.running = false;
-            match entry.reason {
-                Reason::Crash => {
-                    entry.recoveries = entry.recoveries.saturating_add(1);
-                    crashed += 1;
-                }
-                Reason::Shutdown => {
-                    entry.stops = entry.stops.saturating_add(1);
-                    stopped += 1;
-                }
+        for entry in self.runs_mut() {
+            match interrupt(entry) {
+                Some(Reason::Crash) => crashed += 1,
+                Some(Reason::Shutdown) => stopped += 1,
+                None => {}
             }
         }
         Applied::Recovered { crashed, stopped }

@@ -10,7 +10,7 @@ use crate::event::{Event, EventRef, UnixMs};
 use crate::fold::RunningSet;
 use crate::read::core::Found;
 use crate::read::files::{LogReader, Start};
-use crate::recovery::{Policy, RecoveryReport, Replayed, replay, replay_settled};
+use crate::recovery::{Policy, RecoveryReport, Replayed, Runs, replay, replay_settled};
 use crate::storage::{FsStorage, Storage};
 
 /// What a read-only replay found: the report and the folded state.
@@ -52,8 +52,8 @@ pub fn read_only_with_storage(
     policy: Policy,
 ) -> Result<ReadOnly> {
     let (found, set, restarts) = replay_settled(storage, dir.as_ref(), policy)?;
-    let interrupted = RecoveryReport::running_keys(&set);
-    Ok(ReadOnly::of(found, set, interrupted, restarts))
+    let runs = Runs::of(&set);
+    Ok(ReadOnly::of(found, set, runs, restarts))
 }
 
 /// A read-only replay that also hands every valid record after the snapshot it starts from,
@@ -84,8 +84,8 @@ pub fn for_each_event(
     mut visit: impl FnMut(u64, EventRef<'_>),
 ) -> Result<ReadOnly> {
     let replayed = replay_once(storage, dir.as_ref(), policy, &mut visit)?;
-    let interrupted = RecoveryReport::running_keys(&replayed.set);
-    Ok(ReadOnly::of(replayed.found, replayed.set, interrupted, 0))
+    let runs = Runs::of(&replayed.set);
+    Ok(ReadOnly::of(replayed.found, replayed.set, runs, 0))
 }
 
 /// The recovery of a log no writer will append to again (a fleet's takeover of a fenced
@@ -102,11 +102,12 @@ pub fn recover_frozen(
 ) -> Result<ReadOnly> {
     let replayed = replay_once(storage, dir.as_ref(), policy, &mut |_, _| {})?;
     let mut set = replayed.set;
-    let interrupted = RecoveryReport::running_keys(&set);
+    let mut runs = Runs::of(&set);
     if !set.is_empty() {
         set.apply(&Event::Recovered { at_ms: at.0 });
+        runs = runs.recovered(&set);
     }
-    Ok(ReadOnly::of(replayed.found, set, interrupted, 0))
+    Ok(ReadOnly::of(replayed.found, set, runs, 0))
 }
 
 /// One reading of the log in `dir` from its newest snapshot, each valid record after it
@@ -122,14 +123,14 @@ fn replay_once(
 }
 
 impl ReadOnly {
-    /// The report of what a read-only replay found, with `interrupted` the keys of the runs
-    /// it found in flight (the recovery a writer's open would record is in `set`, if counted).
-    fn of(found: Found, set: RunningSet, interrupted: Vec<String>, restarts: u32) -> ReadOnly {
+    /// The report of what a read-only replay found, with `runs` the runs of `set` (the
+    /// recovery a writer's open would record folded in both, if counted).
+    fn of(found: Found, set: RunningSet, runs: Runs, restarts: u32) -> ReadOnly {
         let coverage = found.coverage_since_ms;
         let report = RecoveryReport::of(
             found,
-            interrupted,
-            &set,
+            runs,
+            set.counters(),
             false,
             coverage,
             crate::fold::Thresholds::default(),

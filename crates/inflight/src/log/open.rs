@@ -9,7 +9,7 @@ use super::{FlusherState, Log, Shared, State, queue::Queue};
 use crate::error::{Error, Result};
 use crate::event::{Event, encode_event};
 use crate::options::Options;
-use crate::recovery::{RecoveryReport, replay};
+use crate::recovery::{RecoveryReport, Runs, replay};
 use crate::storage::{DirLock, FsStorage, Storage};
 use crate::store::LogStore;
 use crate::store::file::FileStore;
@@ -128,7 +128,7 @@ impl Log {
         let (mut writer, resumed) =
             Writer::resume(context, replayed.end, found.next_seq, coverage)?;
         let mut set = replayed.set;
-        let interrupted = RecoveryReport::running_keys(&set);
+        let mut runs = Runs::of(&set);
         if options.record_recovery && !set.is_empty() {
             // Runs were in flight: this open is a recovery, and each run a crash interrupted
             // counts one more (crash-loop detection). Durable before the report says so.
@@ -137,14 +137,15 @@ impl Log {
             };
             writer.append(&encode_event(&event))?;
             set.apply(&event);
+            runs = runs.recovered(&set);
         }
         // The segments after the snapshot count toward the next compaction, so a gateway that
         // restarts often still compacts.
         let bytes_since_cut = found.segment_bytes;
         let report = RecoveryReport::of(
             found,
-            interrupted,
-            &set,
+            runs,
+            set.counters(),
             resumed.cut,
             Some(resumed.coverage_since_ms),
             options.thresholds(),

@@ -12,4 +12,5 @@ mod report;
 pub use crate::damage::{Corruption, TornTail};
 pub use crate::read::UNSYNCED_TAIL_BYTES_MAX;
 pub(crate) use replay::{Replayed, replay, replay_settled};
+pub(crate) use report::Runs;
 pub use report::{Policy, RecoveryReport, SnapshotUsed};

@@ -79,20 +79,58 @@ pub struct RecoveryReport {
     pub interrupted: Vec<String>,
 }
 
+/// A state's runs as a report lists them, sorted by key once: every run in flight, and the
+/// keys of those that were running (what a stop then interrupted).
+#[derive(Debug)]
+pub(crate) struct Runs {
+    running: Vec<InFlightRun>,
+    interrupted: Vec<String>,
+}
+
+impl Runs {
+    /// The runs `set` holds now.
+    pub(crate) fn of(set: &RunningSet) -> Runs {
+        let running: Vec<InFlightRun> = set.entries().cloned().collect();
+        let interrupted = running
+            .iter()
+            .filter(|r| r.running)
+            .map(|r| r.run.key.clone())
+            .collect();
+        Runs {
+            running,
+            interrupted,
+        }
+    }
+
+    /// The runs after a recovery record the set folded (each running one interrupted once
+    /// more, by the fold's own rule); `interrupted` still names those that were running.
+    pub(crate) fn recovered(mut self, set: &RunningSet) -> Runs {
+        for run in &mut self.running {
+            crate::fold::interrupt(run);
+        }
+        debug_assert!(
+            self.running.iter().eq(set.entries()),
+            "a report's runs are the set's"
+        );
+        self
+    }
+}
+
 impl RecoveryReport {
-    /// The report of a reading (`found`), with the state `set` the log holds now (the open's
-    /// recovery record folded, if it wrote one), whether the open cut the torn tail, and
-    /// `coverage_since_ms` (a read-write open's, which a new segment may have started).
+    /// The report of a reading (`found`), with `runs` (the state's runs in key order, the
+    /// open's recovery record folded, if it wrote one: see [`Runs`]), the counters of the
+    /// state, whether the open cut the torn tail, and `coverage_since_ms` (a read-write
+    /// open's, which a new segment may have started).
     pub(crate) fn of(
         found: Found,
-        interrupted: Vec<String>,
-        set: &RunningSet,
+        runs: Runs,
+        counters: Counters,
         torn_tail_cut: bool,
         coverage_since_ms: Option<u64>,
         thresholds: Thresholds,
     ) -> RecoveryReport {
         RecoveryReport {
-            running: set.entries().cloned().collect(),
+            running: runs.running,
             torn_tail: found.torn_tail.map(|t| TornTail {
                 cut: torn_tail_cut,
                 ..t
@@ -100,7 +138,7 @@ impl RecoveryReport {
             corruption: found.corruption,
             clean_shutdown: found.clean_shutdown,
             coverage_since_ms,
-            counters: set.counters(),
+            counters,
             segments: found.segments,
             records: found.records,
             last_seq: found.last_seq,
@@ -108,16 +146,8 @@ impl RecoveryReport {
             gaps_before_snapshot: found.gaps_before_snapshot,
             crash_loop_threshold: thresholds.crashes,
             stop_loop_threshold: thresholds.stops,
-            interrupted,
+            interrupted: runs.interrupted,
         }
-    }
-
-    /// The keys of the runs `set` holds that are running: what a stop now would interrupt.
-    pub(crate) fn running_keys(set: &RunningSet) -> Vec<String> {
-        set.entries()
-            .filter(|e| e.running)
-            .map(|e| e.run.key.clone())
-            .collect()
     }
 
     /// Bytes of torn tail found (0 if none).
