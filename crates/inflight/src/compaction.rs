@@ -20,7 +20,7 @@ use crate::log::{Log, Opened};
 use crate::options::Options;
 use crate::read::core::Found;
 use crate::recovery::{Policy, Replayed, replay};
-use crate::snapshot::Snapshot;
+use crate::snapshot::{EncodedState, Snapshot, SnapshotCut, encode_state};
 use crate::storage::{FsStorage, Storage};
 use crate::store::LogStore;
 
@@ -91,8 +91,8 @@ pub(crate) fn write_snapshot(
             snapshots_removed: 0,
         });
     }
-    let snapshot = state_at_the_cut(replayed, cut, now_ms);
-    let written = write_durably(store, &names, &snapshot, cut)?;
+    let state = state_at_the_cut(replayed, cut, now_ms);
+    let written = write_durably(store, &names, &state.bytes, cut)?;
     // Only now, with the new state durable, may what it covers go: every segment below the
     // cut, and every snapshot but the new one and the one it was built from (a fallback).
     let new = snapshot_name(cut.last_seq);
@@ -105,8 +105,8 @@ pub(crate) fn write_snapshot(
         snapshot: written.0,
         last_seq: cut.last_seq,
         bytes: written.1,
-        running: snapshot.running.len(),
-        marks: snapshot.marks.len(),
+        running: state.running,
+        marks: state.marks,
         forgotten: 0,
         segments_removed,
         snapshots_removed,
@@ -142,32 +142,36 @@ fn log_corruption(corruption: &[Corruption]) {
     }
 }
 
-/// The snapshot of the state the reading folded, with every gap it knows of.
-fn state_at_the_cut(replayed: Replayed, cut: Cut, now_ms: u64) -> Snapshot {
+/// The snapshot of the state the reading folded, with every gap it knows of, encoded. In a
+/// debug build it is read back and checked as a reader checks it: the invariants hold on both
+/// sides of the disk.
+fn state_at_the_cut(replayed: Replayed, cut: Cut, now_ms: u64) -> EncodedState {
     let found = replayed.found;
     let mut gaps = found.gaps_before_snapshot;
     gaps.extend(found.corruption);
-    let coverage = found.coverage_since_ms.unwrap_or(now_ms);
-    Snapshot::of(
-        &replayed.set,
-        cut.last_seq,
-        cut.segment_no,
-        found.last_ms,
-        coverage,
-        now_ms,
-        gaps,
-    )
+    let at = SnapshotCut {
+        last_seq: cut.last_seq,
+        next_segment_no: cut.segment_no,
+        last_record_ms: found.last_ms,
+        coverage_since_ms: found.coverage_since_ms.unwrap_or(now_ms),
+        created_ms: now_ms,
+    };
+    let state = encode_state(&replayed.set, at, gaps);
+    debug_assert!(
+        Snapshot::decode(&state.bytes).is_ok_and(|s| s.into_set() == replayed.set),
+        "a snapshot reads back as the state it was made of"
+    );
+    state
 }
 
-/// Installs the snapshot durably (see [`LogStore::install_snapshot`]); returns its path and
-/// size.
+/// Installs the snapshot's bytes durably (see [`LogStore::install_snapshot`]); returns its
+/// path and size.
 fn write_durably(
     store: &dyn LogStore,
     names: &[String],
-    snapshot: &Snapshot,
+    bytes: &[u8],
     cut: Cut,
 ) -> Result<(PathBuf, u64)> {
-    let bytes = snapshot.encode();
     if bytes.len() as u64 > SNAPSHOT_BYTES_MAX {
         return Err(Error::InvalidInput {
             field: "snapshot",
@@ -179,7 +183,7 @@ fn write_durably(
             key: None,
         });
     }
-    let path = store.install_snapshot(names, cut.last_seq, &bytes)?;
+    let path = store.install_snapshot(names, cut.last_seq, bytes)?;
     Ok((path, bytes.len() as u64))
 }
 

@@ -787,6 +787,18 @@ impl RunningSet {
         marks.into_iter()
     }
 
+    /// Every key the set knows, in key order (one sort), with its mark and its run in flight,
+    /// if any: what a snapshot lists, without copying a key or a run.
+    pub(crate) fn sorted_keys(&self) -> Vec<(&str, &Mark, Option<&InFlightRun>)> {
+        let mut keys: Vec<(&str, &Mark, Option<&InFlightRun>)> = self
+            .keys
+            .iter()
+            .map(|(k, s)| (k.as_str(), &s.mark, s.run.as_deref()))
+            .collect();
+        keys.sort_unstable_by_key(|&(key, _, _)| key);
+        keys
+    }
+
     /// How many keys have a high-water mark.
     pub fn marks_len(&self) -> usize {
         self.keys.len()

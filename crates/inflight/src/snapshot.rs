@@ -334,17 +334,7 @@ impl Snapshot {
 
     /// The snapshot file's bytes: one line of JSON. Pure.
     pub fn encode(&self) -> Vec<u8> {
-        // Plain structs of strings, integers and options: serializing them cannot fail.
-        let body = serde_json::to_vec(self).expect("a snapshot serializes to JSON");
-        let crc = crc32fast::hash(&body);
-        let mut out = Vec::with_capacity(body.len() + 64);
-        out.extend_from_slice(
-            format!("{{\"inflight_snapshot\":{SNAPSHOT_VERSION},\"body_crc32\":{crc},\"body\":")
-                .as_bytes(),
-        );
-        out.extend_from_slice(&body);
-        out.extend_from_slice(b"}\n");
-        out
+        Encoded::of(self).into_vec()
     }
 
     /// Reads a snapshot file's bytes, checking the checksum, the version, the limits and the
@@ -445,6 +435,134 @@ impl Snapshot {
     }
 }
 
+/// A snapshot's bytes, made in one buffer: the body is serialized after room left for the
+/// envelope's opening (which holds the body's checksum), and the opening is written into the
+/// end of that room, so the body is never copied.
+#[derive(Debug)]
+pub(crate) struct Encoded {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// Room for the envelope's opening: `{"inflight_snapshot":V,"body_crc32":C,"body":` is at most
+/// 54 bytes (a one-digit version, a ten-digit checksum).
+const OPENING_ROOM: usize = 64;
+
+impl Encoded {
+    /// The envelope around `body`, serialized as JSON.
+    fn of(body: &impl Serialize) -> Encoded {
+        let mut buf = vec![b' '; OPENING_ROOM];
+        // Plain structs of strings, integers and options: serializing them cannot fail.
+        serde_json::to_writer(&mut buf, body).expect("a snapshot serializes to JSON");
+        let crc = crc32fast::hash(&buf[OPENING_ROOM..]);
+        let opening =
+            format!("{{\"inflight_snapshot\":{SNAPSHOT_VERSION},\"body_crc32\":{crc},\"body\":");
+        assert!(
+            opening.len() <= OPENING_ROOM,
+            "the envelope's opening fits its room"
+        );
+        let start = OPENING_ROOM - opening.len();
+        buf[start..OPENING_ROOM].copy_from_slice(opening.as_bytes());
+        buf.extend_from_slice(b"}\n");
+        Encoded { buf, start }
+    }
+
+    /// The bytes in a vector of their own.
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
+        self.buf.drain(..self.start);
+        self.buf
+    }
+}
+
+impl std::ops::Deref for Encoded {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+}
+
+/// The snapshot of a state, borrowed from it: the fields of [`Snapshot`], in its order and
+/// under its names, so that it serializes to the same JSON.
+#[derive(Serialize)]
+struct StateOf<'a> {
+    last_seq: u64,
+    next_segment_no: u64,
+    last_record_ms: Option<u64>,
+    coverage_since_ms: u64,
+    created_ms: u64,
+    ended_with_shutdown: bool,
+    counters: Counters,
+    running: Vec<&'a InFlightRun>,
+    marks: Vec<MarkOf<'a>>,
+    gaps: &'a [Corruption],
+    forgotten_generation: u64,
+}
+
+/// A [`KeyMark`], borrowed.
+#[derive(Serialize)]
+struct MarkOf<'a> {
+    key: &'a str,
+    generation: u64,
+    last_event_ms: u64,
+}
+
+/// What [`encode_state`] made: the bytes, and how many runs and marks they hold.
+#[derive(Debug)]
+pub(crate) struct EncodedState {
+    pub bytes: Encoded,
+    pub running: usize,
+    pub marks: usize,
+}
+
+/// The bytes of [`Snapshot::of`]`(set, ...)`[`.encode()`](Snapshot::encode), made without
+/// copying a run or a key out of `set` and with one sort of its keys: what compaction writes.
+pub(crate) fn encode_state(
+    set: &RunningSet,
+    cut: SnapshotCut,
+    mut gaps: Vec<Corruption>,
+) -> EncodedState {
+    if gaps.len() > GAPS_KEPT_MAX {
+        gaps.drain(..gaps.len() - GAPS_KEPT_MAX);
+    }
+    let keys = set.sorted_keys();
+    let state = StateOf {
+        last_seq: cut.last_seq,
+        next_segment_no: cut.next_segment_no,
+        last_record_ms: cut.last_record_ms,
+        coverage_since_ms: cut.coverage_since_ms,
+        created_ms: cut.created_ms,
+        ended_with_shutdown: set.ended_with_shutdown(),
+        counters: set.counters(),
+        running: keys.iter().filter_map(|&(_, _, run)| run).collect(),
+        marks: keys
+            .iter()
+            .map(|&(key, mark, _)| MarkOf {
+                key,
+                generation: mark.generation,
+                last_event_ms: mark.last_event_ms,
+            })
+            .collect(),
+        gaps: &gaps,
+        forgotten_generation: set.forgotten_generation(),
+    };
+    EncodedState {
+        bytes: Encoded::of(&state),
+        running: state.running.len(),
+        marks: state.marks.len(),
+    }
+}
+
+/// Where a snapshot cuts the log, and when: the arguments of [`Snapshot::of`] besides the
+/// state and its gaps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SnapshotCut {
+    pub last_seq: u64,
+    pub next_segment_no: u64,
+    pub last_record_ms: Option<u64>,
+    pub coverage_since_ms: u64,
+    pub created_ms: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +602,66 @@ mod tests {
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(value["body"]["running"][0]["key"], "a");
         assert_eq!(value["body"]["running"][0]["reason"], "crash");
+    }
+
+    /// Compaction's borrowed encoder writes the very bytes of `Snapshot::of(..).encode()`, for
+    /// states with runs in every state, marks without runs, a retention's forgotten marks, and
+    /// more gaps than a snapshot keeps.
+    #[test]
+    fn the_borrowed_encoding_is_the_snapshots_encoding() {
+        let gap = |i: u64| Corruption {
+            segment: format!("{i:020}.log"),
+            start_offset: i,
+            end_offset: i + 10,
+            after_seq: i,
+            before_seq: Some(i + 1),
+            after_ms: Some(i),
+            before_ms: None,
+            detail: format!("gap \"{i}\"\n"),
+        };
+        let mut set = RunningSet::new();
+        let mut shapes = 0;
+        for step in 0..200u64 {
+            let key = format!("k{:03}é", (step * 7) % 23);
+            let event = match step % 6 {
+                0 | 1 => Event::Started(
+                    Run::new(&key, format!("s{step}"), Generation(step + 1), UnixMs(step))
+                        .with_meta(format!("{{\"step\":{step}}}")),
+                ),
+                2 => Event::Completed {
+                    key,
+                    generation: step - 1,
+                    at_ms: step,
+                },
+                3 => Event::Shutdown { at_ms: step },
+                4 => Event::Recovered { at_ms: step },
+                _ => Event::Retention {
+                    forget_before_ms: step / 2,
+                    at_ms: step,
+                },
+            };
+            set.apply(&event);
+            if step % 20 != 19 {
+                continue;
+            }
+            let gaps: Vec<Corruption> = (0..step / 2).map(gap).collect();
+            let cut = SnapshotCut {
+                last_seq: step,
+                next_segment_no: step / 10 + 1,
+                last_record_ms: Some(step),
+                coverage_since_ms: 1,
+                created_ms: 1_000 + step,
+            };
+            let borrowed = encode_state(&set, cut, gaps.clone());
+            let owned = Snapshot::of(&set, step, step / 10 + 1, Some(step), 1, 1_000 + step, gaps);
+            assert_eq!(&borrowed.bytes[..], &owned.encode()[..], "at step {step}");
+            assert_eq!(borrowed.running, owned.running.len());
+            assert_eq!(borrowed.marks, owned.marks.len());
+            assert_eq!(borrowed.bytes.into_vec(), owned.encode());
+            shapes +=
+                usize::from(!owned.running.is_empty() && owned.marks.len() > owned.running.len());
+        }
+        assert!(shapes >= 5, "states with runs and idle marks: {shapes}");
     }
 
     #[test]
