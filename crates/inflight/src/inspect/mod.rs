@@ -130,9 +130,7 @@ impl<'s> Reader<'s> {
         mut visit: V,
     ) -> impl FnMut(&Item<'_>) -> ControlFlow<()> + 'v {
         move |item: &Item<'_>| {
-            if let Some(progress) = progress {
-                progress.note(item);
-            }
+            note(progress, item);
             visit(item)
         }
     }
@@ -204,9 +202,7 @@ impl<'s> Reader<'s> {
     ) -> Result<T> {
         let progress = &mut self.progress;
         let visit = |value: &mut T, item: &Item<'_>| {
-            if let Some(progress) = progress {
-                progress.note(item);
-            }
+            note(progress, item);
             visit(value, item)
         };
         let settled = settle(&mut self.reader, fresh, visit, before)?;
@@ -278,4 +274,11 @@ pub fn walk(
     let mut reader = Reader::new(storage, dir);
     reader.read(visit)?;
     Ok(reader.finish())
+}
+
+/// Notes `item` in the progress, if a reader follows it.
+fn note(progress: &mut Option<Progress<'_>>, item: &Item<'_>) {
+    if let Some(progress) = progress {
+        progress.note(item);
+    }
 }
