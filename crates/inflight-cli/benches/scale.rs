@@ -8,7 +8,11 @@
 //!    compacted log, whose snapshot holds every run; MB/s of snapshot;
 //! 3. **replay** of ten events per key with no snapshot (start and completion five times):
 //!    `inspect::read_only`; events/s and MB/s of segments;
-//! 4. **takeover**, when `INFLIGHT_PG_URL` names a PostgreSQL server: an instance whose log
+//! 4. **appends beside a compaction**: on a fresh copy of the log of step 1, the latency of
+//!    single appends (`Log::mark_running` of a new key, each synced) made one after another
+//!    while `Log::compact` runs in another thread, beside the same appends with no compaction
+//!    (p50, p99 and the maximum, in µs);
+//! 5. **takeover**, when `INFLIGHT_PG_URL` names a PostgreSQL server: an instance whose log
 //!    holds a run per key, compacted (as a gateway's would be), taken over by another
 //!    (`Fleet::take_over_as`), timed alone. One run only (a takeover happens once).
 //!
@@ -23,6 +27,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 #[path = "common/log_writer.rs"]
@@ -30,6 +35,7 @@ mod log_writer;
 use log_writer::write_log;
 
 use inflight::limits::SEGMENT_BYTES_MAX_DEFAULT;
+use inflight::percentile::{MAX, P50, P99, percentile_or_zero};
 use inflight::{Event, Generation, Log, Options, Policy, Run, UnixMs};
 use inflight_sim::crashtest::{CountingAllocator, peak_allocation};
 use serde_json::{Value, json};
@@ -38,6 +44,9 @@ use serde_json::{Value, json};
 static ALLOCATOR: CountingAllocator = CountingAllocator;
 
 const T0: u64 = 1_764_150_000_000;
+
+/// Appends timed with no compaction running, for the latencies beside a compaction.
+const QUIET_APPENDS: u64 = 2_000;
 
 fn key(k: u64) -> String {
     format!("agent:main:telegram:dm:{k}")
@@ -108,6 +117,50 @@ fn child(op: &str, dir: &Path, arg: Option<&str>) {
                 let compacted = log.compact().unwrap();
                 json!({ "running": compacted.running, "snapshot_bytes": compacted.bytes })
             });
+        }
+        "appends" => {
+            let options = Options::default()
+                .compact_after_bytes(None)
+                .record_recovery(false);
+            let log = Log::open(dir, options).unwrap().log;
+            let append = |i: u64| {
+                let run = Run::new(format!("bench:append:{i}"), "s", Generation(1), UnixMs(T0));
+                let began = Instant::now();
+                log.mark_running(run).unwrap();
+                began.elapsed().as_micros() as u64
+            };
+            let mut quiet: Vec<u64> = (0..QUIET_APPENDS).map(append).collect();
+            let compacting = AtomicBool::new(true);
+            let mut during = Vec::new();
+            let compaction_secs = std::thread::scope(|scope| {
+                let compaction = scope.spawn(|| {
+                    let began = Instant::now();
+                    log.compact().unwrap();
+                    compacting.store(false, Ordering::Release);
+                    began.elapsed().as_secs_f64()
+                });
+                let mut i = QUIET_APPENDS;
+                while compacting.load(Ordering::Acquire) {
+                    during.push(append(i));
+                    i += 1;
+                }
+                compaction.join().unwrap()
+            });
+            let figures = |latencies: &mut Vec<u64>| {
+                latencies.sort_unstable();
+                json!({
+                    "appends": latencies.len(),
+                    "p50_us": percentile_or_zero(latencies, P50),
+                    "p99_us": percentile_or_zero(latencies, P99),
+                    "max_us": percentile_or_zero(latencies, MAX),
+                })
+            };
+            let line = json!({
+                "compaction_secs": compaction_secs,
+                "quiet": figures(&mut quiet),
+                "during": figures(&mut during),
+            });
+            println!("{line}");
         }
         "open" => report(|| {
             let opened = Log::open(dir, Options::default().compact_after_bytes(None)).unwrap();
@@ -250,6 +303,7 @@ fn main() {
         "keys", "what", "MB", "seconds", "MB/s", "events/s", "heap MiB", "RSS MiB"
     );
     let mut rows = Vec::new();
+    let mut appends_lines: Vec<(u64, Value)> = Vec::new();
     let mut row = |keys: u64, what: &str, bytes: u64, m: &Value, events: Option<u64>| {
         let secs = m["secs"].as_f64().unwrap();
         let rate = events.map(|e| e as f64 / secs);
@@ -281,6 +335,11 @@ fn main() {
         assert_eq!(compaction["running"].as_u64(), Some(keys));
         let snapshot_bytes = compaction["snapshot_bytes"].as_u64().unwrap();
         row(keys, "compaction", snapshot_bytes, &compaction, None);
+        let appending = work.path().join(format!("appending-{keys}"));
+        copy_dir(&running, &appending);
+        let appends = measure("appends", &appending, None);
+        appends_lines.push((keys, appends));
+        remove(&appending);
         remove(&running);
         // The compacted log: what a gateway opens after a restart.
         let open = best_of_two("open", &compacting, None);
@@ -308,6 +367,21 @@ fn main() {
             assert_eq!(taken["running"].as_u64(), Some(keys));
             row(keys, "takeover (PostgreSQL)", 0, &taken, None);
         }
+    }
+    for (keys, m) in &appends_lines {
+        rows.push(json!({ "keys": keys, "what": "appends beside a compaction", "appends": m }));
+        let line = |m: &Value| {
+            format!(
+                "p50 {} µs, p99 {} µs, max {} µs ({} appends)",
+                m["p50_us"], m["p99_us"], m["max_us"], m["appends"]
+            )
+        };
+        println!(
+            "{keys:>10}  appends, no compaction: {}; during a compaction of {:.3} s: {}",
+            line(&m["quiet"]),
+            m["compaction_secs"].as_f64().unwrap(),
+            line(&m["during"]),
+        );
     }
     if keep {
         println!("the logs are in {}", work.keep().display());
