@@ -56,21 +56,22 @@ struct Prepared {
     file: Box<dyn StorageFile>,
 }
 
-/// The open end of a segment file.
-struct FileAppender {
+/// An open file of the log, with its path for errors: a segment's open end (an [`Appender`]),
+/// or a part open for reading (a [`Part`]).
+struct OpenFile {
     file: Box<dyn StorageFile>,
     path: PathBuf,
 }
 
-impl std::fmt::Debug for FileAppender {
+impl std::fmt::Debug for OpenFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FileAppender")
+        f.debug_struct("OpenFile")
             .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-impl Appender for FileAppender {
+impl Appender for OpenFile {
     fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<()> {
         write_all_at(&*self.file, bytes, offset).at("write", &self.path)?;
         self.file.sync_data().at("sync", &self.path)
@@ -232,7 +233,7 @@ impl LogStore for FileStore {
             }
             None => replace_durably(&*self.storage, &self.dir, &path, &self.reserve(bytes))?,
         };
-        Ok(Box::new(FileAppender { file, path }))
+        Ok(Box::new(OpenFile { file, path }))
     }
 
     fn seal_segment(&self, name: &str, bytes: &[u8]) -> Result<()> {
@@ -348,28 +349,14 @@ impl LogSource for FileSource<'_> {
     fn open_part(&self, name: &str) -> Result<Option<Box<dyn Part>>> {
         let path = self.dir.join(name);
         match self.storage.open(&path, false) {
-            Ok(file) => Ok(Some(Box::new(FilePart { file, path }))),
+            Ok(file) => Ok(Some(Box::new(OpenFile { file, path }))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io("open", &path, e)),
         }
     }
 }
 
-/// A file open for reading.
-struct FilePart {
-    file: Box<dyn StorageFile>,
-    path: PathBuf,
-}
-
-impl std::fmt::Debug for FilePart {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FilePart")
-            .field("path", &self.path)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Part for FilePart {
+impl Part for OpenFile {
     fn len(&self) -> Result<u64> {
         self.file.len().at("stat", &self.path)
     }
