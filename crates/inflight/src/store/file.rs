@@ -131,48 +131,6 @@ impl FileStore {
         }
     }
 
-    /// Removes the segment files that `names` holds below `segment_below`, and the snapshots
-    /// not in `keep`, one by one; returns how many of each.
-    fn remove_each_covered(
-        &self,
-        names: &[String],
-        segment_below: u64,
-        keep: &[&str],
-    ) -> Result<(usize, usize)> {
-        let (mut segments, mut snapshots) = (0, 0);
-        for old in names {
-            let covered_segment = parse_segment_name(old).is_some_and(|n| n < segment_below);
-            let old_snapshot = parse_snapshot_name(old).is_some() && !keep.contains(&old.as_str());
-            if !covered_segment && !old_snapshot {
-                continue;
-            }
-            let old_path = self.dir.join(old);
-            // Only regular files are the log's to remove. Anything else under a log's name (a
-            // directory, a FIFO, a symbolic link) holds no record, is reported by the readers
-            // as damage, and is left as it was, as the readers and the open leave it; removing
-            // it would fail (a directory) and stop every later compaction.
-            match self.storage.entry_kind(&old_path).at("stat", &old_path)? {
-                EntryKind::File => {}
-                EntryKind::Missing => continue,
-                EntryKind::Other(what) => {
-                    tracing::warn!(
-                        path = %old_path.display(),
-                        what = %what,
-                        "compaction left an entry named like a log file that is not a regular file"
-                    );
-                    continue;
-                }
-            }
-            self.storage.remove(&old_path).at("remove", &old_path)?;
-            if covered_segment {
-                segments += 1;
-            } else {
-                snapshots += 1;
-            }
-        }
-        Ok((segments, snapshots))
-    }
-
     /// Syncs the log directory.
     fn sync_dir(&self) -> Result<()> {
         self.storage
@@ -305,9 +263,39 @@ impl LogStore for FileStore {
         segment_below: u64,
         keep: &[&str],
     ) -> Result<(usize, usize)> {
-        let removed = self.remove_each_covered(names, segment_below, keep)?;
+        let (mut segments, mut snapshots) = (0, 0);
+        for old in names {
+            let covered_segment = parse_segment_name(old).is_some_and(|n| n < segment_below);
+            let old_snapshot = parse_snapshot_name(old).is_some() && !keep.contains(&old.as_str());
+            if !covered_segment && !old_snapshot {
+                continue;
+            }
+            let old_path = self.dir.join(old);
+            // Only regular files are the log's to remove. Anything else under a log's name (a
+            // directory, a FIFO, a symbolic link) holds no record, is reported by the readers
+            // as damage, and is left as it was, as the readers and the open leave it; removing
+            // it would fail (a directory) and stop every later compaction.
+            match self.storage.entry_kind(&old_path).at("stat", &old_path)? {
+                EntryKind::File => {}
+                EntryKind::Missing => continue,
+                EntryKind::Other(what) => {
+                    tracing::warn!(
+                        path = %old_path.display(),
+                        what = %what,
+                        "compaction left an entry named like a log file that is not a regular file"
+                    );
+                    continue;
+                }
+            }
+            self.storage.remove(&old_path).at("remove", &old_path)?;
+            if covered_segment {
+                segments += 1;
+            } else {
+                snapshots += 1;
+            }
+        }
         self.sync_dir()?;
-        Ok(removed)
+        Ok((segments, snapshots))
     }
 }
 
