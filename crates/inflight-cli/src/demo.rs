@@ -166,7 +166,8 @@ fn run_until_killed(args: &DemoArgs, dir: &Path) -> Result<(Vec<String>, Duratio
         let mut lines = Vec::new();
         let mut first_tx = Some(first_tx);
         for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+            // A line lost to a failed read would make the comparison wrong, not short.
+            let line = line?;
             if !line.starts_with("{\"submit\"")
                 && let Some(tx) = first_tx.take()
             {
@@ -174,7 +175,7 @@ fn run_until_killed(args: &DemoArgs, dir: &Path) -> Result<(Vec<String>, Duratio
             }
             lines.push(line);
         }
-        lines
+        Ok::<_, std::io::Error>(lines)
     });
     let got_first = first_rx.recv_timeout(FIRST_ACK_TIMEOUT).is_ok();
     let t0 = Instant::now();
@@ -187,7 +188,12 @@ fn run_until_killed(args: &DemoArgs, dir: &Path) -> Result<(Vec<String>, Duratio
         .wait()
         .map_err(|e| Failure::new(1, format!("waiting for the simulated gateway: {e}")))?;
     let ran_for = t0.elapsed();
-    let lines = reader.join().expect("ack reader panicked");
+    let lines = reader.join().expect("ack reader panicked").map_err(|e| {
+        Failure::new(
+            1,
+            format!("reading what the simulated gateway printed: {e}; run the demo again"),
+        )
+    })?;
     if !killed(&status) || !got_first {
         let mut err = String::new();
         if let Some(mut e) = child.stderr.take() {

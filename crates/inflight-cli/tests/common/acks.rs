@@ -4,9 +4,8 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use inflight::{Event, Generation, InFlightRun, Run, UnixMs};
 
@@ -52,42 +51,49 @@ pub fn key_of(event: &Event) -> &str {
     }
 }
 
+/// How long a child may take to print its first acknowledgement before the round fails.
+const FIRST_ACK_WITHIN: Duration = Duration::from_secs(120);
+
 /// Runs `inflight load TARGET --acks` (TARGET: a directory, or `--database URL --instance ID`)
 /// until SIGKILL, `kill_after` after its first acknowledgement, and returns what it printed.
+///
+/// The child prints into a file, not a pipe: Wine's pipes have failed a read with "Internal
+/// error" under load, and a file read after the child is dead has nothing left in flight. A
+/// file, unlike a pipe, can keep part of the last line when the kill lands inside its write; that
+/// line was never finished, so the call it announces never started (a submission) or its
+/// acknowledgement never reached the gateway (an acknowledgement), and it is left out.
 pub fn kill_round(
     target: &[impl AsRef<OsStr>],
     threads: usize,
     kill_after: Duration,
     extra: &[&str],
 ) -> Round {
+    let out_dir = tempfile::tempdir().unwrap();
+    let out_path = out_dir.path().join("acks.jsonl");
     let mut child = Command::new(env!("CARGO_BIN_EXE_inflight"))
         .arg("load")
         .args(target)
         .args(["--sessions", "24", "--seconds", "600", "--acks"])
         .args(["--threads", &threads.to_string()])
         .args(extra)
-        .stdout(Stdio::piped())
+        .stdout(std::fs::File::create(&out_path).unwrap())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut head = Vec::new();
-    loop {
-        let line = lines
-            .next()
-            .expect("the child acknowledges something")
-            .unwrap();
-        let ack = !line.starts_with("{\"submit\"");
-        head.push(line);
-        if ack {
-            break;
+    let waited = Instant::now();
+    while !whole_lines(&std::fs::read(&out_path).unwrap())
+        .iter()
+        .any(|line| !line.starts_with("{\"submit\""))
+    {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the child ended ({status}) before it acknowledged anything");
         }
+        if waited.elapsed() > FIRST_ACK_WITHIN {
+            let _ = child.kill();
+            panic!("the child acknowledged nothing within {FIRST_ACK_WITHIN:?}");
+        }
+        std::thread::sleep(Duration::from_millis(2));
     }
-    let reader = std::thread::spawn(move || {
-        head.into_iter()
-            .chain(lines.map_while(Result::ok))
-            .collect::<Vec<_>>()
-    });
     std::thread::sleep(kill_after);
     child.kill().unwrap();
     let status = child.wait().unwrap();
@@ -96,8 +102,7 @@ pub fn kill_round(
         "the child must die by SIGKILL: {status}"
     );
     let mut round = Round::default();
-    for line in reader.join().unwrap() {
-        // Each line is written whole in one write, so even the last one before the kill parses.
+    for line in whole_lines(&std::fs::read(&out_path).unwrap()) {
         let v: serde_json::Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("a line from the child that is not JSON: {line:?}: {e}"));
         match v.get("submit") {
@@ -113,6 +118,20 @@ pub fn kill_round(
         }
     }
     round
+}
+
+/// The lines of `bytes` that end in a newline; a last line without one (its write cut by the
+/// kill, or still under way) is left out.
+fn whole_lines(bytes: &[u8]) -> Vec<String> {
+    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(last) => &bytes[..=last],
+        None => &[][..],
+    };
+    whole
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| String::from_utf8(line.to_vec()).expect("the child prints UTF-8"))
+        .collect()
 }
 
 /// Each key's submissions in order over several rounds, and how many of them are acknowledged
