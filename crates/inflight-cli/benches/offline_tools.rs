@@ -17,6 +17,7 @@
 //! `cargo bench --bench offline_tools`. Prints a table and one JSON line.
 
 use inflight::percentile::{MAX, P50, P99, percentile_or_zero};
+use inflight::store::FileSource;
 use std::io::{BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -140,7 +141,7 @@ fn dump_throughput(base: &Path) -> Vec<(String, f64)> {
             "library walk, no output".to_string(),
             mib_per_s(bytes, || {
                 let mut n = 0u64;
-                walk(&FsStorage { mmap: true }, &dir, |_| {
+                walk(&FileSource::new(&FsStorage { mmap: true }, &dir), |_| {
                     n += 1;
                     ControlFlow::Continue(())
                 })

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use inflight::Opened;
 use inflight::event::EventRef;
+use inflight::store::FileSource;
 use inflight::{FsStorage, InFlightRun, Log, Options, Policy, RecoveryReport};
 use serde::Deserialize;
 
@@ -270,14 +271,18 @@ fn reopen(dir: &Path) -> Result<(RecoveryReport, BTreeSet<(String, u64)>), Failu
     let open_ms = opened.elapsed().as_secs_f64() * 1e3;
     drop(log);
     let mut completed: BTreeSet<(String, u64)> = BTreeSet::new();
-    inflight::inspect::for_each_event(&FsStorage::default(), dir, Policy::Strict, |_, e| {
-        if let EventRef::Completed {
-            key, generation, ..
-        } = e
-        {
-            completed.insert((key.to_string(), generation));
-        }
-    })?;
+    inflight::inspect::for_each_event(
+        &FileSource::new(&FsStorage::default(), dir),
+        Policy::Strict,
+        |_, e| {
+            if let EventRef::Completed {
+                key, generation, ..
+            } = e
+            {
+                completed.insert((key.to_string(), generation));
+            }
+        },
+    )?;
     println!(
         "reopened the log in {open_ms:.1} ms: {} records replayed, torn tail {} bytes, corruption {}, clean shutdown {}",
         report.records,

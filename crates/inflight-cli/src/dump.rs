@@ -26,10 +26,10 @@ const HELD_IN_MEMORY_BYTES: usize = 16 << 20;
 const HELD_BYTES_MAX: u64 = 256 << 20;
 
 pub(super) fn run(args: DumpArgs) -> CliResult {
-    let storage = args.source.storage()?;
+    let source = args.source.reading()?;
     let dir = args.source.path();
     let progress = Progress::bytes(&dir, args.json);
-    let mut reader = Reader::new(&*storage, &dir);
+    let mut reader = Reader::new(&*source);
     reader.on_progress(|read| progress.update(read));
     let printing = Cell::new(false);
     let read = reader.read_settled(

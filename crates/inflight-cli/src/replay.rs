@@ -29,10 +29,10 @@ pub(super) fn run(args: ReplayArgs) -> CliResult {
         Policy::SkipDamaged
     };
     let sessions = args.fallback.sessions()?;
-    let storage = args.source.storage()?;
+    let source = args.source.reading()?;
     let dir = args.source.path();
     let progress = Progress::spinner(format!("replaying {}", dir.display()), args.json);
-    let read = inflight::inspect::read_only_with_storage(&*storage, &dir, policy);
+    let read = inflight::inspect::read_only_from(&*source, policy);
     progress.finish();
     let mut recovered = match read {
         Err(inflight::Error::NotFound { .. }) if sessions.is_some() => None,
@@ -237,10 +237,10 @@ fn print_runs(running: &[InFlightRun]) {
 /// `replay --at SEQ` / `--at-time TIME`: the running set at that point, or exit 9 where the
 /// log no longer holds the records that would say.
 fn run_at(args: &ReplayArgs, point: Point) -> CliResult {
-    let storage = args.source.storage()?;
+    let source = args.source.reading()?;
     let dir = args.source.path();
     let progress = Progress::spinner(format!("replaying {}", dir.display()), args.json);
-    let state = state_at(&*storage, &dir, point);
+    let state = state_at(&*source, point);
     progress.finish();
     let state = match state? {
         Ok(state) => state,

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use inflight::{FsStorage, Log, Opened, Options, Storage};
+use inflight::store::{FileSource, LogSource};
+use inflight::{Log, Opened, Options};
 
 use super::Failure;
 
@@ -35,12 +36,13 @@ impl Source {
         }
     }
 
-    /// The storage a read-only tool reads through: the file system (segments mapped), or the
-    /// database.
-    pub(super) fn storage(&self) -> Result<Box<dyn Storage>, Failure> {
-        match (&self.database, &self.instance) {
-            (Some(database), Some(instance)) => database_storage(database, instance),
-            _ => Ok(Box::new(FsStorage { mmap: true })),
+    /// What a read-only tool reads: the directory (segments mapped), or the instance's rows in
+    /// the database.
+    pub(super) fn reading(&self) -> Result<Box<dyn LogSource>, Failure> {
+        match (&self.dir, &self.database, &self.instance) {
+            (Some(dir), _, _) => Ok(Box::new(FileSource::at(dir))),
+            (None, Some(database), Some(instance)) => database_source(database, instance),
+            _ => unreachable!("clap requires a directory or --database"),
         }
     }
 
@@ -55,9 +57,9 @@ impl Source {
 }
 
 #[cfg(feature = "postgres")]
-fn database_storage(database: &str, instance: &str) -> Result<Box<dyn Storage>, Failure> {
+fn database_source(database: &str, instance: &str) -> Result<Box<dyn LogSource>, Failure> {
     Ok(Box::new(
-        inflight_postgres::Fleet::new(database).read_only_storage(instance)?,
+        inflight_postgres::Fleet::new(database).source(instance)?,
     ))
 }
 
@@ -67,7 +69,7 @@ fn open_database(database: &str, instance: &str, options: Options) -> Result<Ope
 }
 
 #[cfg(not(feature = "postgres"))]
-fn database_storage(_: &str, _: &str) -> Result<Box<dyn Storage>, Failure> {
+fn database_source(_: &str, _: &str) -> Result<Box<dyn LogSource>, Failure> {
     Err(no_postgres())
 }
 

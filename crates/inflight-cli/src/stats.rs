@@ -12,10 +12,10 @@ use super::progress::Progress;
 use super::{CliResult, Rfc3339, StatsArgs};
 
 pub(super) fn run(args: StatsArgs) -> CliResult {
-    let storage = args.source.storage()?;
+    let source = args.source.reading()?;
     let dir = args.source.path();
     let progress = Progress::bytes(&dir, args.json);
-    let mut reader = Reader::new(&*storage, &dir);
+    let mut reader = Reader::new(&*source);
     reader.on_progress(|read| progress.update(read));
     let read = reader.read_settled(Stats::new, |stats, item: &Item<'_>| {
         stats.add(item);

@@ -18,10 +18,10 @@ const CORRUPT: i32 = 14;
 pub(super) fn run(args: VerifyArgs) -> CliResult {
     // Whatever kept the log from being read (no log, an I/O error, a newer format, a database
     // out of reach) exits with the code every command gives it.
-    let storage = args.source.storage()?;
+    let source = args.source.reading()?;
     let dir = args.source.path();
     let progress = Progress::bytes(&dir, args.json);
-    let mut reader = Reader::new(&*storage, &dir);
+    let mut reader = Reader::new(&*source);
     reader.on_progress(|read| progress.update(read));
     // On a live log, a reading that a compaction or a rollover changed starts over: only
     // damage in files that held still is a finding.

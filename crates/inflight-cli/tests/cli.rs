@@ -153,8 +153,7 @@ fn load_submits_and_acks_every_event_as_json_lines_and_alternates_per_key() {
     // The lines name the events exactly as the log holds them.
     let mut logged = Vec::new();
     inflight::inspect::for_each_event(
-        &inflight::FsStorage::default(),
-        std::path::Path::new(d),
+        &inflight::store::FileSource::new(&inflight::FsStorage::default(), d),
         inflight::Policy::Strict,
         |_, e| logged.push(e.to_event()),
     )

@@ -22,14 +22,11 @@ use inflight_postgres::{Fleet, instance_path};
 
 /// The events of an instance's log, read-only, in log order, and what it folds to.
 fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::ReadOnly) {
-    let storage = Fleet::new(url).read_only_storage(instance).unwrap();
+    let source = Fleet::new(url).source(instance).unwrap();
     let mut events = Vec::new();
-    let found = inflight::inspect::for_each_event(
-        &storage,
-        instance_path(instance),
-        Policy::Strict,
-        |_, e| events.push(e.to_event()),
-    )
+    let found = inflight::inspect::for_each_event(&source, Policy::Strict, |_, e| {
+        events.push(e.to_event())
+    })
     .unwrap();
     (events, found)
 }
@@ -270,16 +267,13 @@ fn two_survivors_taking_over_at_once_do_not_both_get_the_runs() {
 }
 
 #[test]
-fn a_storage_is_locked_once_and_a_read_only_one_never() {
+fn a_storage_is_locked_once() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("once");
     let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     log.mark_running(run("k", 1)).unwrap();
     log.close().unwrap();
     drop(log);
-    let storage = std::sync::Arc::new(Fleet::new(&url).read_only_storage(&a).unwrap());
-    let e = Log::open_with_storage(storage, instance_path(&a), Options::default()).unwrap_err();
-    assert!(e.to_string().contains("read-only database log"), "{e}");
     // PostgreSQL's advisory locks are re-entrant in a session: the storage refuses a second
     // taker itself, as a directory's flock does.
     let storage = std::sync::Arc::new(Fleet::new(&url).open_storage(&a).unwrap());
@@ -292,26 +286,35 @@ fn a_storage_is_locked_once_and_a_read_only_one_never() {
 }
 
 #[test]
-fn a_read_only_handle_keeps_its_bytes_when_a_compaction_removes_the_file() {
-    use inflight::Storage;
+fn an_open_part_keeps_its_bytes_when_a_compaction_removes_it() {
+    use inflight::store::LogSource;
     let Some(url) = pg::url() else { return };
     let a = pg::instance("inode");
     let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     for g in 1..=50 {
         log.mark_running(run(&format!("k{g}"), g)).unwrap();
     }
-    let storage = Fleet::new(&url).read_only_storage(&a).unwrap();
-    let segment = instance_path(&a).join("00000000000000000001.log");
-    let file = storage.open(&segment, false).unwrap();
-    let before = file.read_all().unwrap().to_vec();
+    let source = Fleet::new(&url).source(&a).unwrap();
+    let segment = inflight::layout::segment_name(1);
+    let part = source.open_part(&segment).unwrap().expect("the segment");
+    let before = part.read_whole(false).unwrap().to_vec();
     assert!(before.len() > 64);
     log.compact().unwrap();
-    assert!(matches!(
-        storage.open(&segment, false).map(|_| ()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound
-    ));
-    assert_eq!(file.read_all().unwrap().to_vec(), before);
-    assert_eq!(file.len().unwrap(), before.len() as u64);
+    assert!(
+        source.open_part(&segment).unwrap().is_none(),
+        "the compaction removed the segment"
+    );
+    assert_eq!(part.read_whole(false).unwrap().to_vec(), before);
+    assert_eq!(part.len().unwrap(), before.len() as u64);
+    let mut tail = vec![0; 16];
+    part.read_exact_at(&mut tail, before.len() as u64 - 16)
+        .unwrap();
+    assert_eq!(tail, before[before.len() - 16..]);
+    let past = part.read_exact_at(&mut tail, before.len() as u64 - 8);
+    assert!(
+        matches!(&past, Err(e) if e.io_kind() == std::io::ErrorKind::UnexpectedEof),
+        "{past:?}"
+    );
 }
 
 #[test]

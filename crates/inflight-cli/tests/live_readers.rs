@@ -13,6 +13,7 @@
 mod common;
 
 use inflight::storage::StoreResult;
+use inflight::store::{FileSource, LogSource};
 use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -168,8 +169,8 @@ impl Tally {
 }
 
 /// `inflight verify`: the verification of a settled reading, clean.
-fn verify_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
-    let mut reader = Reader::new(storage, dir);
+fn verify_round(source: &dyn LogSource, tally: &mut Tally) {
+    let mut reader = Reader::new(source);
     let read = reader.read_settled(Verification::new, |v, item: &Item<'_>| {
         v.add(item);
         ControlFlow::Continue(())
@@ -186,8 +187,8 @@ fn verify_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
 }
 
 /// `inflight stats`: the figures of a settled reading, with no damage and no torn tail.
-fn stats_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
-    let mut reader = Reader::new(storage, dir);
+fn stats_round(source: &dyn LogSource, tally: &mut Tally) {
+    let mut reader = Reader::new(source);
     let read = reader.read_settled(Stats::new, |stats, item: &Item<'_>| {
         stats.add(item);
         ControlFlow::Continue(())
@@ -209,8 +210,8 @@ fn stats_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
 
 /// `inflight dump`: every item of a settled reading, held until the reading held still (the
 /// command line holds the lines it prints), with no damage among them and a clean end.
-fn dump_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
-    let mut reader = Reader::new(storage, dir);
+fn dump_round(source: &dyn LogSource, tally: &mut Tally) {
+    let mut reader = Reader::new(source);
     let read = reader.read_settled(Vec::new, |lines: &mut Vec<String>, item: &Item<'_>| {
         let bad = match item {
             Item::Damage(d) => Some(format!("damage: {:?}", d.region)),
@@ -235,8 +236,8 @@ fn dump_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
 }
 
 /// `inflight replay`: the read-only replay, strict (damage is an error), with nothing torn.
-fn replay_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
-    match inflight::inspect::read_only_with_storage(storage, dir, Policy::Strict) {
+fn replay_round(source: &dyn LogSource, tally: &mut Tally) {
+    match inflight::inspect::read_only_from(source, Policy::Strict) {
         Err(e) => tally.round(0, tally.last_seq, Some(format!("replay failed: {e}"))),
         Ok(recovered) => {
             let report = &recovered.report;
@@ -249,7 +250,7 @@ fn replay_round(storage: &dyn Storage, dir: &Path, tally: &mut Tally) {
     }
 }
 
-type Round = fn(&dyn Storage, &Path, &mut Tally);
+type Round = fn(&dyn LogSource, &mut Tally);
 
 const TOOLS: [(&str, Round); 4] = [
     ("verify", verify_round),
@@ -272,9 +273,9 @@ fn verify_stats_dump_and_replay_are_exact_beside_a_compacting_writer() {
             let dir = dir.clone();
             std::thread::spawn(move || {
                 let mut tally = Tally::default();
-                let storage = FsStorage { mmap: true };
+                let source = FileSource::at(&dir);
                 for _ in 0..rounds {
-                    round(&storage, &dir, &mut tally);
+                    round(&source, &mut tally);
                 }
                 (name, tally)
             })
@@ -402,7 +403,7 @@ fn the_command_line_tools_exit_0_beside_a_compacting_writer() {
 
 /// The findings of one settled `verify` reading, and how many readings started over.
 fn verify_settled(storage: &dyn Storage, dir: &Path) -> inflight::Result<(Verification, u32)> {
-    let mut reader = Reader::new(storage, dir);
+    let mut reader = Reader::new(FileSource::new(storage, dir));
     let verification = reader.read_settled(Verification::new, |v, item: &Item<'_>| {
         v.add(item);
         ControlFlow::Continue(())
@@ -440,7 +441,7 @@ fn damage_in_a_segment_that_holds_still_is_reported_while_the_writer_goes_on() {
         "{finding:?}"
     );
     let mut once = Verification::new();
-    walk(&storage, dir.path(), |item| {
+    walk(&FileSource::new(&storage, dir.path()), |item| {
         once.add(item);
         ControlFlow::Continue(())
     })
@@ -507,7 +508,7 @@ struct Overtaken {
 impl Overtaken {
     fn new(dir: &Path, torn: u32, gone: bool) -> Overtaken {
         let mut last = None;
-        walk(&FsStorage::default(), dir, |item| {
+        walk(&FileSource::new(&FsStorage::default(), dir), |item| {
             if let Item::Event(e) = item {
                 last = Some((dir.join(e.segment), e.offset));
             }
@@ -580,7 +581,7 @@ fn a_record_being_written_is_waited_for_and_a_torn_tail_that_holds_still_is_repo
     // Read once, the half-written record is an incomplete last record...
     let once = Overtaken::new(dir.path(), 1, false);
     let mut verification = Verification::new();
-    walk(&once, dir.path(), |item| {
+    walk(&FileSource::new(&once, dir.path()), |item| {
         verification.add(item);
         ControlFlow::Continue(())
     })
@@ -596,9 +597,8 @@ fn a_record_being_written_is_waited_for_and_a_torn_tail_that_holds_still_is_repo
         verification.findings
     );
     assert_eq!(restarts, 1);
-    let recovered = inflight::inspect::read_only_with_storage(
-        &Overtaken::new(dir.path(), 1, false),
-        dir.path(),
+    let recovered = inflight::inspect::read_only_from(
+        &FileSource::new(&Overtaken::new(dir.path(), 1, false), dir.path()),
         Policy::Strict,
     )
     .unwrap();
@@ -628,14 +628,17 @@ fn a_log_that_never_holds_still_is_a_typed_error_not_damage() {
         began.elapsed() < Duration::from_secs(5),
         "the pauses are short"
     );
-    let e = inflight::inspect::read_only_with_storage(&storage, dir.path(), Policy::SkipDamaged)
-        .unwrap_err();
+    let e = inflight::inspect::read_only_from(
+        &FileSource::new(&storage, dir.path()),
+        Policy::SkipDamaged,
+    )
+    .unwrap_err();
     assert!(matches!(e, inflight::Error::KeptChanging { .. }), "{e:?}");
 }
 
 /// The same through the storage seam of a fleet's database (with `INFLIGHT_PG_URL`, as the
 /// fleet tests): a gateway compacting its instance's log there every few dozen kilobytes, and
-/// each tool, on a read-only storage of its own, reading it in a loop, where a file a
+/// each tool, on a source of its own (`Fleet::source`), reading it in a loop, where a file a
 /// compaction removed is missing as in a directory. Then the binary's commands against it.
 #[cfg(feature = "postgres")]
 #[test]
@@ -661,19 +664,18 @@ fn a_fleets_log_in_the_database_is_read_exactly_beside_a_compacting_writer() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let compactions_before = log.compactions();
-    let dir = inflight_postgres::instance_path(&instance);
     let began = Instant::now();
     let readers: Vec<JoinHandle<(&str, Tally)>> = TOOLS
         .iter()
         .map(|&(name, round)| {
-            let (url, instance, dir) = (url.clone(), instance.clone(), dir.clone());
+            let (url, instance) = (url.clone(), instance.clone());
             std::thread::spawn(move || {
-                let storage = inflight_postgres::Fleet::new(&url)
-                    .read_only_storage(&instance)
+                let source = inflight_postgres::Fleet::new(&url)
+                    .source(&instance)
                     .unwrap();
                 let mut tally = Tally::default();
                 for _ in 0..rounds {
-                    round(&storage, &dir, &mut tally);
+                    round(&source, &mut tally);
                 }
                 (name, tally)
             })

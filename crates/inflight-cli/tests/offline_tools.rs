@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use common::{frame_offsets, open, run, segment, small_segments};
 use inflight::frame::{FORMAT_VERSION, SEGMENT_HEADER_BYTES, SegmentHeader, encode_frame};
 use inflight::inspect::{Item, Point, Unknowable, state_at, walk};
+use inflight::store::FileSource;
 use inflight::{Event, FsStorage, Generation, Log, Options, Policy, Run, UnixMs};
 
 fn inflight(args: &[&str]) -> Output {
@@ -383,10 +384,10 @@ fn replay_at_gives_the_running_set_of_every_point_as_the_live_log_held_it() {
         std::fs::read_dir(dir.path()).unwrap().count() > 3,
         "rollovers"
     );
+    let storage = FsStorage::default();
+    let files = FileSource::new(&storage, dir.path());
     for (seq, expected) in held.iter().enumerate() {
-        let state = state_at(&FsStorage::default(), dir.path(), Point::Seq(seq as u64))
-            .unwrap()
-            .unwrap();
+        let state = state_at(&files, Point::Seq(seq as u64)).unwrap().unwrap();
         let got: Vec<(String, u64)> = state
             .running
             .iter()
@@ -395,13 +396,9 @@ fn replay_at_gives_the_running_set_of_every_point_as_the_live_log_held_it() {
         assert_eq!(&got, expected, "at record {seq}");
         // Each record is stamped t0 + its index: the same state by time.
         if seq > 0 {
-            let by_time = state_at(
-                &FsStorage::default(),
-                dir.path(),
-                Point::TimeMs(t0 + seq as u64 - 1),
-            )
-            .unwrap()
-            .unwrap();
+            let by_time = state_at(&files, Point::TimeMs(t0 + seq as u64 - 1))
+                .unwrap()
+                .unwrap();
             assert_eq!(by_time.running, state.running, "at time of record {seq}");
         }
     }
@@ -424,7 +421,9 @@ fn time_travel_into_damage_is_refused_and_past_it_reports_the_gap() {
     let offsets = frame_offsets(&bytes);
     bytes[offsets[1] + 20] ^= 0x40; // record 2 is lost
     std::fs::write(segment(dir.path(), 1), &bytes).unwrap();
-    let at = |p| state_at(&FsStorage::default(), dir.path(), p).unwrap();
+    let storage = FsStorage::default();
+    let files = FileSource::new(&storage, dir.path());
+    let at = |p| state_at(&files, p).unwrap();
     assert!(matches!(at(Point::Seq(1)), Ok(s) if s.running.len() == 1 && s.gaps.is_empty()));
     assert!(
         matches!(at(Point::Seq(2)), Err(Unknowable::Damaged(c)) if c.start_offset == offsets[1] as u64)
@@ -612,12 +611,15 @@ fn the_walk_agrees_with_replay() {
         }
         let replayed = inflight::inspect::read_only(dir.path(), Policy::SkipDamaged).unwrap();
         let mut events = 0;
-        let walked = walk(&FsStorage { mmap: true }, dir.path(), |item| {
-            if let Item::Event(_) = item {
-                events += 1;
-            }
-            ControlFlow::Continue(())
-        })
+        let walked = walk(
+            &FileSource::new(&FsStorage { mmap: true }, dir.path()),
+            |item| {
+                if let Item::Event(_) = item {
+                    events += 1;
+                }
+                ControlFlow::Continue(())
+            },
+        )
         .unwrap();
         let report = &replayed.report;
         assert_eq!(walked.corruption, report.corruption, "{name}");
@@ -642,7 +644,7 @@ fn progress_follows_the_items_to_the_end_of_every_segment() {
     drop(log);
     let storage = FsStorage::default();
     let mut reports = Vec::new();
-    let mut reader = inflight::inspect::Reader::new(&storage, dir.path());
+    let mut reader = inflight::inspect::Reader::new(FileSource::new(&storage, dir.path()));
     reader.on_progress(|at| reports.push(at));
     let (mut segments, mut data) = (0, 0);
     reader
@@ -917,7 +919,7 @@ fn a_segment_a_compaction_removes_mid_read_is_not_an_error() {
     };
     let mut snapshots = Vec::new();
     let mut events = 0;
-    let walked = walk(&storage, dir.path(), |item| {
+    let walked = walk(&FileSource::new(&storage, dir.path()), |item| {
         match item {
             Item::Snapshot(s) => snapshots.push((s.file.to_string(), s.compacted)),
             Item::Event(_) => events += 1,
@@ -965,15 +967,18 @@ fn segments_a_compaction_left_behind_are_read_and_checked_against_its_snapshot()
     }
     let mut snapshots = Vec::new();
     let mut events = 0u64;
-    let walked = walk(&FsStorage::default(), dir.path(), |item| {
-        match item {
-            Item::Snapshot(s) => snapshots.push((s.compacted, s.matches_records)),
-            Item::Event(_) => events += 1,
-            Item::Damage(d) => panic!("{:?}", d.region),
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    })
+    let walked = walk(
+        &FileSource::new(&FsStorage::default(), dir.path()),
+        |item| {
+            match item {
+                Item::Snapshot(s) => snapshots.push((s.compacted, s.matches_records)),
+                Item::Event(_) => events += 1,
+                Item::Damage(d) => panic!("{:?}", d.region),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        },
+    )
     .unwrap();
     assert_eq!(
         snapshots,
@@ -1013,14 +1018,17 @@ fn a_compaction_stopped_among_its_removals_leaves_no_gap_behind() {
         std::fs::write(dir.path().join(name), bytes).unwrap();
     }
     let mut snapshots = Vec::new();
-    let walked = walk(&FsStorage::default(), dir.path(), |item| {
-        match item {
-            Item::Snapshot(s) => snapshots.push((s.last_seq, s.compacted, s.matches_records)),
-            Item::Damage(d) => panic!("{:?}", d.region),
-            _ => {}
-        }
-        ControlFlow::Continue(())
-    })
+    let walked = walk(
+        &FileSource::new(&FsStorage::default(), dir.path()),
+        |item| {
+            match item {
+                Item::Snapshot(s) => snapshots.push((s.last_seq, s.compacted, s.matches_records)),
+                Item::Damage(d) => panic!("{:?}", d.region),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        },
+    )
     .unwrap();
     // The records the removed segments held are in the newer snapshot, not missing: the
     // reading goes on from it, past the segments it covers, as replay does.

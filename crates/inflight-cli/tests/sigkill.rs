@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use common::acks::{Ledger, key_of, kill_round};
+use inflight::store::FileSource;
 use inflight::{Event, FsStorage, Policy};
 
 const THREADS: usize = 2;
@@ -69,8 +70,7 @@ fn every_acknowledged_event_survives_repeated_sigkill() {
 
         let mut all_logged: Vec<Event> = Vec::new();
         let found = inflight::inspect::for_each_event(
-            &FsStorage::default(),
-            &dir,
+            &FileSource::new(&FsStorage::default(), &dir),
             Policy::Strict,
             |_, e| all_logged.push(e.to_event()),
         )

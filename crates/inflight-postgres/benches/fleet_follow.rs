@@ -1,5 +1,5 @@
 //! Following a fleet's log of about 100 MB in PostgreSQL, as `inflight dump --follow --database`
-//! does (`Reader::poll` over `Fleet::read_only_storage`): the bytes of chunk data each poll
+//! does (`Reader::poll` over `Fleet::source`): the bytes of chunk data each poll
 //! fetches from the server and its time, for the first poll (the whole log), a poll after 10
 //! new events, and an idle poll.
 //!
@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use inflight::inspect::{Item, Reader};
 use inflight::{Generation, Opened, Options, Run, UnixMs};
-use inflight_postgres::{Fleet, instance_path};
+use inflight_postgres::Fleet;
 
 const THREADS: u64 = 16;
 const ROUNDS: usize = 5;
@@ -58,13 +58,10 @@ fn main() {
             });
         }
     });
-    let storage = Fleet::new(&url)
-        .read_only_storage(&instance)
-        .expect("read-only storage");
-    let dir = instance_path(&instance);
-    let mut reader = Reader::new(&storage, &dir);
+    let source = Fleet::new(&url).source(&instance).expect("the source");
+    let mut reader = Reader::new(&source);
     let mut poll = || {
-        let (before, start) = (storage.bytes_fetched(), Instant::now());
+        let (before, start) = (source.bytes_fetched(), Instant::now());
         let mut seen = 0u64;
         reader
             .poll(|item| {
@@ -76,7 +73,7 @@ fn main() {
             .expect("poll");
         (
             seen,
-            storage.bytes_fetched() - before,
+            source.bytes_fetched() - before,
             start.elapsed().as_secs_f64(),
         )
     };

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use super::client::{Db, DbError};
 
-use super::{Fleet, PgStorage, schema};
+use super::{Fleet, PgSource, schema};
 use inflight::error::{Error, Result};
 use inflight::limits::INSTANCE_BYTES_MAX;
 
@@ -75,10 +75,11 @@ impl Fleet {
         schema::create(&mut client, &shown)
     }
 
-    /// The storage of `instance`'s log, read-only: for the offline tools
-    /// ([`Reader`](inflight::inspect::Reader), [`inspect::read_only_with_storage`](inflight::inspect::read_only_with_storage))
-    /// over the path [`instance_path`]. [`Error::NoInstance`] if it never opened a log there.
-    pub fn read_only_storage(&self, instance: &str) -> Result<PgStorage> {
+    /// The reading side of `instance`'s log, for the offline tools
+    /// ([`Reader`](inflight::inspect::Reader), [`read_only_from`](inflight::inspect::read_only_from),
+    /// [`state_at`](inflight::inspect::state_at)): it takes no lock and changes no row.
+    /// [`Error::NoInstance`] if it never opened a log there.
+    pub fn source(&self, instance: &str) -> Result<PgSource> {
         check_instance("instance", instance)?;
         let (mut client, shown) = connect_checked(&self.database)?;
         let known = client
@@ -93,7 +94,7 @@ impl Fleet {
                 instance: instance.to_string(),
             });
         }
-        PgStorage::new(client, instance, None).map_err(failed(&shown))
+        Ok(PgSource::new(client, instance))
     }
 
     /// The instances that have a log in the database, by id. The command line's `inflight

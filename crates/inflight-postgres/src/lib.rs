@@ -3,8 +3,10 @@
 //! take over a dead one's runs exactly, with the dead one fenced.
 //!
 //! The log is the same: the same segments of CRC-framed records and JSON snapshots, stored as
-//! rows instead of files ([`PgStorage`], behind the library's [`Storage`](inflight::Storage)
-//! seam), so one writer, one reader and one fold serve a directory and a database. A group
+//! rows instead of files, so one writer, one reader and one fold serve a directory and a
+//! database. The writer goes through [`PgStorage`] (behind the library's
+//! [`Storage`](inflight::Storage) seam); the offline tools read through [`PgSource`], the
+//! library's reading seam ([`LogSource`](inflight::store::LogSource)) answered with rows. A group
 //! commit is one transaction holding the batch's one record, and a call returns once it
 //! committed.
 //!
@@ -17,7 +19,7 @@
 //!   is accepted ([`Error::Fenced`](inflight::Error::Fenced));
 //! - [`Fleet::instances`] (`inflight fleet list`) and [`Fleet::forget`] (`inflight fleet
 //!   forget`): a retired instance's log removed, its fence kept;
-//! - [`Fleet::read_only`] and [`Fleet::read_only_storage`] for the offline tools (`inflight
+//! - [`Fleet::read_only`] and [`Fleet::source`] for the offline tools (`inflight
 //!   replay --database URL --instance ID`, and `dump`, `verify`, `stats`).
 //!
 //! docs/FLEETS.md has the tables, the fencing argument, what `synchronous_commit` means for
@@ -48,6 +50,7 @@ mod connect;
 mod conninfo;
 mod open;
 mod schema;
+mod source;
 mod storage;
 mod takeover;
 mod tls;
@@ -57,6 +60,7 @@ pub use client::GRACE;
 pub use connect::{Forgotten, Instance, instance_path};
 pub use conninfo::{CONNECT_TIMEOUT, STATEMENT_TIMEOUT};
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
+pub use source::PgSource;
 pub use storage::PgStorage;
 pub use takeover::{TakenOver, Taker};
 pub use vacuum::VACUUM_INTERVAL;

@@ -7,7 +7,7 @@ use super::client::Db;
 use super::connect::{check_instance, connect_checked, failed};
 use super::{Fleet, PgStorage, instance_path};
 use inflight::error::Result;
-use inflight::inspect::{ReadOnly, read_only_with_storage};
+use inflight::inspect::{ReadOnly, read_only_from};
 use inflight::log::{Log, Opened};
 use inflight::options::Options;
 use inflight::recovery::Policy;
@@ -35,8 +35,7 @@ impl Fleet {
     /// [`inspect::read_only`](inflight::inspect::read_only) for a fleet, the command line's
     /// `inflight replay --database URL --instance ID`. Safe on a live instance's log.
     pub fn read_only(&self, instance: &str, policy: Policy) -> Result<ReadOnly> {
-        let storage = self.read_only_storage(instance)?;
-        read_only_with_storage(&storage, instance_path(instance), policy)
+        read_only_from(&self.source(instance)?, policy)
     }
 
     /// The storage of `instance`'s log, for writing: what [`Fleet::open`] opens, for
@@ -56,7 +55,7 @@ impl Fleet {
             )
             .map_err(failed)?;
         warn_if_not_durable(&mut client, &shown);
-        PgStorage::new(client, instance, Some(&self.database)).map_err(failed)
+        PgStorage::new(client, instance, &self.database).map_err(failed)
     }
 }
 

@@ -12,7 +12,6 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio_postgres::Statement;
@@ -39,28 +38,15 @@ ORDER BY u.n";
 /// transaction.
 const CHUNK_BYTES_MAX: usize = 64 << 20;
 
-/// How many segments' downloads a read-only storage keeps (see [`Downloads`]): the one a
-/// follower reads and the one it checks, with room to spare.
-const DOWNLOADS_KEPT: usize = 4;
-
-/// A read-only open's one statement: the file's id, and its chunks, all of them or (when the
-/// storage holds a download of this same file, `$3`) only those committed since (`seq` above
-/// `$4`). One statement, so one snapshot: a file removed meanwhile is not found, never read
-/// half.
-const OPEN_READ_SQL: &str = "
-SELECT f.id, c.seq, c.off, c.data FROM inflight_files f
-LEFT JOIN inflight_chunks c ON c.file_id = f.id AND (f.id <> $3 OR c.seq > $4)
-WHERE f.instance = $1 AND f.name = $2
-ORDER BY c.seq";
-
 /// The key of an instance's session-level advisory lock: held by its read-write owner for the
 /// life of its connection (the kernel's `flock` of a directory, in database terms).
 pub(super) const LOCK_SQL: &str =
     "SELECT pg_try_advisory_lock(hashtextextended($1, 7236634526)), pg_backend_pid()";
 pub(super) const UNLOCK_SQL: &str = "SELECT pg_advisory_unlock(hashtextextended($1, 7236634526))";
 
-/// One instance's log in a PostgreSQL database. Made by [`Fleet::open`] (read-write)
-/// or by the read-only tools; see the module's documentation for how it writes.
+/// One instance's log in a PostgreSQL database, for its writer: made by [`Fleet::open`]
+/// ([`Fleet::open_storage`](crate::Fleet::open_storage)); see the module's documentation for
+/// how it writes. The offline tools read through [`PgSource`](crate::PgSource) instead.
 ///
 /// [`Fleet::open`]: crate::Fleet::open
 #[derive(Clone, Debug)]
@@ -72,56 +58,15 @@ struct Inner {
     client: Mutex<Db>,
     instance: String,
     root: PathBuf,
-    /// The fencing epoch while the log holds the instance's lock; `None` before and after
-    /// (and always for a read-only storage), when every change is refused. A second lock while
+    /// The fencing epoch while the log holds the instance's lock; `None` before and after,
+    /// when every change is refused. A second lock while
     /// it is set is refused, as a second `flock` of a directory is (PostgreSQL's advisory
     /// locks are re-entrant within a session).
     epoch: Mutex<Option<Held>>,
-    /// The sync's statement, prepared for a storage that may write (made by
-    /// `Fleet::open_storage`); `None` for a read-only one, which refuses the lock.
-    append: Option<Statement>,
-    /// The vacuums a writer asks for after a compaction removed segments; `None` for a
-    /// read-only storage.
-    vacuums: Option<super::vacuum::Vacuums>,
-    /// The segments a read-only storage downloaded, so that opening one again fetches only
-    /// the chunks committed since. A storage that may write keeps none: its reads are the
-    /// open's replay, once, and it would hold their bytes for the log's life.
-    downloads: Mutex<Downloads>,
-    /// The bytes of chunk data read-only opens fetched from the server, in all.
-    fetched: AtomicU64,
-}
-
-/// The last segments a read-only storage downloaded, by name, newest last (snapshots are
-/// written once and never grow, so they are not kept): each with its id and the
-/// highest chunk sequence number it holds. A file's chunks are only ever added, by one writer
-/// at a time (the instance's lock), each sync's in one transaction, so committed sequence
-/// numbers of one file only grow, and the chunks above the highest one held are exactly what
-/// was committed since. A file replaced under its name (a reopen's copy) has a new id and is
-/// downloaded whole.
-#[derive(Default)]
-struct Downloads(Vec<Download>);
-
-struct Download {
-    name: String,
-    id: i64,
-    last_seq: i64,
-    bytes: Arc<Vec<u8>>,
-}
-
-impl Downloads {
-    /// The download of `name`, taken out (it is put back, grown, by [`Downloads::keep`]).
-    fn take(&mut self, name: &str) -> Option<Download> {
-        let i = self.0.iter().position(|d| d.name == name)?;
-        Some(self.0.remove(i))
-    }
-
-    /// Keeps `download` as the newest, forgetting the oldest beyond [`DOWNLOADS_KEPT`].
-    fn keep(&mut self, download: Download) {
-        if self.0.len() >= DOWNLOADS_KEPT {
-            self.0.remove(0);
-        }
-        self.0.push(download);
-    }
+    /// The sync's statement, prepared once.
+    append: Statement,
+    /// The vacuums the writer asks for after a compaction removed segments.
+    vacuums: super::vacuum::Vacuums,
 }
 
 /// What a storage holding the instance's lock wrote under: the fencing epoch it raised, and
@@ -145,19 +90,15 @@ fn pooled_error(instance: &str) -> StoreError {
 }
 
 impl PgStorage {
-    /// Wraps a connected client (the schema already checked) as the storage of `instance`'s
-    /// log, whose path is [`super::instance_path`]. Read-only until [`Storage::lock`] raises
-    /// the epoch.
+    /// Wraps a connected client (the schema already checked) to `database` as the storage of
+    /// `instance`'s log, whose path is [`super::instance_path`]. It changes nothing until
+    /// [`Storage::lock`] raises the epoch.
     pub(super) fn new(
         mut client: Db,
         instance: &str,
-        writable: Option<&str>,
+        database: &str,
     ) -> Result<PgStorage, DbError> {
-        let append = if writable.is_some() {
-            Some(client.prepare(APPEND_SQL)?)
-        } else {
-            None
-        };
+        let append = client.prepare(APPEND_SQL)?;
         Ok(PgStorage {
             inner: Arc::new(Inner {
                 client: Mutex::new(client),
@@ -165,18 +106,9 @@ impl PgStorage {
                 root: super::instance_path(instance),
                 epoch: Mutex::new(None),
                 append,
-                vacuums: writable.map(super::vacuum::Vacuums::new),
-                downloads: Mutex::new(Downloads::default()),
-                fetched: AtomicU64::new(0),
+                vacuums: super::vacuum::Vacuums::new(database),
             }),
         })
-    }
-
-    /// The bytes of chunk data this storage's read-only opens fetched from the server so far:
-    /// a whole file at its first open, then only what was committed to it since. What `dump
-    /// --follow --database` costs the server per poll is the growth of this figure.
-    pub fn bytes_fetched(&self) -> u64 {
-        self.inner.fetched.load(Ordering::Relaxed)
     }
 
     /// The log's path: `pg:INSTANCE`; its files are `pg:INSTANCE/NAME`.
@@ -233,7 +165,7 @@ impl Inner {
         self.epoch_slot().ok_or_else(|| {
             StoreError::new(
                 io::ErrorKind::PermissionDenied,
-                "a read-only database log refuses every change",
+                "the database log is not locked (the log is closed, or not open yet): it refuses every change",
             )
         })
     }
@@ -320,7 +252,7 @@ impl Inner {
 
 /// A database error inside a storage call, as the seam's [`StoreError::Database`]. A lost
 /// connection says that the last statement's outcome is the server's to tell.
-fn db_error(e: DbError) -> StoreError {
+pub(super) fn db_error(e: DbError) -> StoreError {
     let (failure, detail) = if e.is_timeout() {
         (
             DatabaseFailure::TimedOut,
@@ -390,75 +322,27 @@ impl Storage for PgStorage {
         Ok(Box::new(PgFile::new(self.inner.clone(), id)))
     }
 
-    /// A read-only open reads the file's bytes at once, in one statement, and the handle
+    /// An open for reading reads the file's bytes at once, in one statement, and the handle
     /// keeps them: as a file system's open handle keeps an inode, it reads the same bytes
-    /// after a compaction removed the file or a reopen replaced it (a reader that wants what
-    /// came since opens it again). A read-only storage opening again one of the last four
-    /// segments it read fetches only the chunks committed since, so following a growing
-    /// segment costs what was appended, not the segment.
+    /// after a compaction removed the file or a reopen replaced it. (The offline tools read
+    /// through [`PgSource`](crate::PgSource), which fetches only what is new on a second open.)
     fn open(&self, path: &Path, write: bool) -> StoreResult<Box<dyn StorageFile>> {
         let name = self.inner.name(path)?;
         if write {
             let id = self.inner.file_id(&mut self.inner.client(), name)?;
             return Ok(Box::new(PgFile::new(self.inner.clone(), id)));
         }
-        let mut downloads = self
-            .inner
-            .downloads
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let kept_here =
-            self.inner.append.is_none() && inflight::layout::parse_segment_name(name).is_some();
-        let held = downloads.take(name);
-        let (held_id, held_seq) = held.as_ref().map_or((-1, 0), |d| (d.id, d.last_seq));
-        let rows = self
-            .inner
-            .client()
-            .query(
-                OPEN_READ_SQL,
-                &[&self.inner.instance, &name, &held_id, &held_seq],
-            )
-            .map_err(db_error)?;
-        let Some(first) = rows.first() else {
-            return Err(StoreError::new(
-                io::ErrorKind::NotFound,
-                format!("no file {name} in {}", self.inner.root.display()),
-            ));
-        };
-        let id: i64 = first.get(0);
-        let mut last_seq = 0;
-        let chunks: Vec<(u64, Vec<u8>)> = rows
-            .iter()
-            .filter_map(|r| {
-                let seq: Option<i64> = r.get(1);
-                let off: Option<i64> = r.get(2);
-                let data: Option<Vec<u8>> = r.get(3);
-                last_seq = last_seq.max(seq?);
-                Some((off? as u64, data?))
-            })
-            .collect();
-        let fetched: usize = chunks.iter().map(|(_, d)| d.len()).sum();
-        self.inner
-            .fetched
-            .fetch_add(fetched as u64, Ordering::Relaxed);
-        let (base, last_seq) = match held {
-            Some(held) if held.id == id => {
-                let seq = held.last_seq.max(last_seq);
-                (Arc::unwrap_or_clone(held.bytes), seq)
-            }
-            _ => (Vec::new(), last_seq),
-        };
-        let bytes = Arc::new(lay_over(base, chunks));
-        if kept_here {
-            downloads.keep(Download {
-                name: name.to_string(),
-                id,
-                last_seq,
-                bytes: bytes.clone(),
-            });
-        }
-        let mut file = PgFile::new(self.inner.clone(), id);
-        file.kept = Some(bytes);
+        let fetched =
+            super::source::fetch(&mut self.inner.client(), &self.inner.instance, name, None)
+                .map_err(db_error)?
+                .ok_or_else(|| {
+                    StoreError::new(
+                        io::ErrorKind::NotFound,
+                        format!("no file {name} in {}", self.inner.root.display()),
+                    )
+                })?;
+        let mut file = PgFile::new(self.inner.clone(), fetched.id);
+        file.kept = Some(Arc::new(lay_out(fetched.chunks)));
         Ok(Box::new(file))
     }
 
@@ -504,11 +388,9 @@ impl Storage for PgStorage {
             }
             Ok(())
         })?;
-        if let Some(vacuums) = &self.inner.vacuums
-            && inflight::layout::parse_segment_name(name).is_some()
-        {
+        if inflight::layout::parse_segment_name(name).is_some() {
             // A compaction's clean-up: the segment's rows are dead until a vacuum.
-            vacuums.request();
+            self.inner.vacuums.request();
         }
         Ok(())
     }
@@ -538,12 +420,6 @@ impl Storage for PgStorage {
     fn lock(&self, dir: &Path) -> Result<DirLock, LockError> {
         self.inner.check_root(dir).map_err(LockError::Io)?;
         let inner = &self.inner;
-        if inner.append.is_none() {
-            return Err(LockError::Io(StoreError::new(
-                io::ErrorKind::PermissionDenied,
-                "a read-only database log cannot be opened for writing: use Fleet::open",
-            )));
-        }
         // Held across the lock's statements, so that two takers of one storage are ordered.
         let mut epoch = inner.epoch_slot();
         if epoch.is_some() {
@@ -608,8 +484,7 @@ struct PgFile {
     inner: Arc<Inner>,
     id: i64,
     pending: Mutex<Vec<(u64, Vec<u8>)>>,
-    /// A read-only open's bytes, read at the open (shared with the storage's
-    /// [`Downloads`]).
+    /// An open for reading's bytes, read at the open.
     kept: Option<Arc<Vec<u8>>>,
 }
 
@@ -658,7 +533,7 @@ fn lay_out(chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Vec<u8> {
 
 /// `bytes` with `chunks` written over them in order, grown (zero-filled) to the end of the
 /// furthest, as a file is by writes at those offsets.
-fn lay_over(mut bytes: Vec<u8>, chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
+pub(super) fn lay_over(mut bytes: Vec<u8>, chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
     let len = chunks
         .iter()
         .map(|(off, data)| off + data.len() as u64)
@@ -778,12 +653,9 @@ impl StorageFile for PgFile {
             &data,
             &held.pid,
         ];
-        let append = self
-            .inner
-            .append
-            .as_ref()
-            .expect("a locked storage may write");
-        let inserted = client.execute(append, &params).map_err(db_error)?;
+        let inserted = client
+            .execute(&self.inner.append, &params)
+            .map_err(db_error)?;
         if inserted == 0 {
             // The fence held nothing back: the epoch moved. Nothing was written.
             let fenced = self.inner.fenced(&mut client, held);

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::connect::{check_instance, connect_checked, failed};
 use super::storage::{LOCK_SQL, UNLOCK_SQL};
-use super::{Fleet, PgStorage, instance_path};
+use super::{Fleet, PgSource};
 use inflight::environment::now_ms;
 use inflight::error::{Error, Result};
 use inflight::event::UnixMs;
@@ -108,16 +108,11 @@ impl Fleet {
         let fence = fence(&mut client, &shown, dead_instance, by, taker)?;
         inflight::metrics::taken_over();
         span.record("epoch", fence.epoch);
-        let storage = PgStorage::new(client, dead_instance, None).map_err(failed(&shown))?;
+        let source = PgSource::new(client, dead_instance);
         // Read once: the log is fenced, so nothing changes it under the reading. The takeover
         // counts as one more recovery of each run in flight, as an open counts itself (not
         // written: the taker records what it resumes in its own log).
-        let frozen = recover_frozen(
-            &storage,
-            instance_path(dead_instance),
-            Policy::SkipDamaged,
-            UnixMs(now_ms()),
-        )?;
+        let frozen = recover_frozen(&source, Policy::SkipDamaged, UnixMs(now_ms()))?;
         let (report, set) = (frozen.report, frozen.set);
         span.record("running", report.running.len());
         tracing::info!(

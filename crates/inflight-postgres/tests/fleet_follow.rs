@@ -1,6 +1,6 @@
 //! Following a fleet's log in the database (`inflight dump --follow --database`, `Reader::poll`
-//! over `Fleet::read_only_storage`) fetches what was committed since the last poll, not the
-//! segment again: the storage counts the chunk bytes it fetched.
+//! over `Fleet::source`) fetches what was committed since the last poll, not the segment
+//! again: the source counts the chunk bytes it fetched.
 
 mod common;
 
@@ -8,9 +8,9 @@ use std::ops::ControlFlow;
 
 use common::pg;
 use inflight::inspect::{Item, Reader};
-use inflight::layout::segment_name;
-use inflight::{Log, Opened, Options, Storage};
-use inflight_postgres::{Fleet, PgStorage, instance_path};
+use inflight::store::LogSource;
+use inflight::{Log, Opened, Options};
+use inflight_postgres::{Fleet, PgSource};
 
 /// The events one poll hands over.
 fn poll(reader: &mut Reader<'_>) -> usize {
@@ -26,11 +26,11 @@ fn poll(reader: &mut Reader<'_>) -> usize {
     events
 }
 
-/// The chunk bytes `storage` fetched during `f`.
-fn fetched_by<T>(storage: &PgStorage, f: impl FnOnce() -> T) -> (T, u64) {
-    let before = storage.bytes_fetched();
+/// The chunk bytes `source` fetched during `f`.
+fn fetched_by<T>(source: &PgSource, f: impl FnOnce() -> T) -> (T, u64) {
+    let before = source.bytes_fetched();
     let out = f();
-    (out, storage.bytes_fetched() - before)
+    (out, source.bytes_fetched() - before)
 }
 
 #[test]
@@ -47,10 +47,9 @@ fn a_follower_fetches_only_what_was_committed_since_its_last_poll() {
         start(&log, i);
     }
 
-    let storage = Fleet::new(&url).read_only_storage(&a).unwrap();
-    let dir = instance_path(&a);
-    let mut reader = Reader::new(&storage, &dir);
-    let (events, first) = fetched_by(&storage, || poll(&mut reader));
+    let source = Fleet::new(&url).source(&a).unwrap();
+    let mut reader = Reader::new(&source);
+    let (events, first) = fetched_by(&source, || poll(&mut reader));
     assert_eq!(events, 2_000);
     assert!(
         first > 2_000 * 400,
@@ -61,7 +60,7 @@ fn a_follower_fetches_only_what_was_committed_since_its_last_poll() {
     for i in 2_000..2_010 {
         start(&log, i);
     }
-    let (events, again) = fetched_by(&storage, || poll(&mut reader));
+    let (events, again) = fetched_by(&source, || poll(&mut reader));
     assert_eq!(events, 10);
     assert!(
         again < 10 * 1_024,
@@ -70,36 +69,46 @@ fn a_follower_fetches_only_what_was_committed_since_its_last_poll() {
     assert!(again >= 10 * 400, "the new events' frames: {again} bytes");
 
     // Nothing new: nothing fetched.
-    let (events, idle) = fetched_by(&storage, || poll(&mut reader));
+    let (events, idle) = fetched_by(&source, || poll(&mut reader));
     assert_eq!((events, idle), (0, 0));
     eprintln!(
         "follow: first poll {first} bytes for 2000 events; 10 events later {again} bytes; idle {idle}"
     );
 }
 
-/// A storage that may write keeps no download: its reads are the open's replay, and it lives
-/// as long as the log, so it would hold their bytes (a snapshot's too) for nothing. A read-only
-/// one keeps the segment and fetches nothing the second time.
+/// A source keeps the segments it read, and opening one again fetches nothing when nothing was
+/// committed to it since; a snapshot, which never grows, it does not keep.
 #[test]
-fn only_a_read_only_storage_keeps_what_it_downloaded() {
+fn a_source_keeps_the_segments_it_downloaded() {
     let Some(url) = pg::url() else { return };
-    let a = pg::instance("follow-writer");
+    let a = pg::instance("follow-kept");
     {
         let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
         for i in 0..50 {
             log.mark_running(pg::run(&format!("k{i}"), 1)).unwrap();
         }
+        log.compact().unwrap();
+        log.mark_running(pg::run("after", 1)).unwrap();
     }
-    let segment = instance_path(&a).join(segment_name(1));
-    let open_twice = |storage: &PgStorage| {
-        let (_, first) = fetched_by(storage, || storage.open(&segment, false).unwrap());
-        let (_, again) = fetched_by(storage, || storage.open(&segment, false).unwrap());
+    let source = Fleet::new(&url).source(&a).unwrap();
+    let names = source.list().unwrap();
+    let segment = names
+        .iter()
+        .find(|n| inflight::layout::parse_segment_name(n).is_some())
+        .expect("a segment");
+    let snapshot = names
+        .iter()
+        .find(|n| n.starts_with("snapshot-"))
+        .expect("a snapshot");
+    let open_twice = |name: &str| {
+        let (_, first) = fetched_by(&source, || source.open_part(name).unwrap().unwrap());
+        let (_, again) = fetched_by(&source, || source.open_part(name).unwrap().unwrap());
         (first, again)
     };
-    let (first, again) = open_twice(&Fleet::new(&url).open_storage(&a).unwrap());
-    assert!(first > 50 * 20, "the segment: {first} bytes");
-    assert_eq!(again, first, "a storage that may write downloads it again");
-    let (first, again) = open_twice(&Fleet::new(&url).read_only_storage(&a).unwrap());
-    assert!(first > 50 * 20, "the segment: {first} bytes");
-    assert_eq!(again, 0, "a read-only storage keeps it");
+    let (first, again) = open_twice(segment);
+    assert!(first > 20, "the segment: {first} bytes");
+    assert_eq!(again, 0, "the segment is kept");
+    let (first, again) = open_twice(snapshot);
+    assert!(first > 50 * 20, "the snapshot: {first} bytes");
+    assert_eq!(again, first, "a snapshot is not kept");
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::pg;
 use inflight::{Error, Event, Generation, Opened, Options, Policy, Run, UnixMs};
-use inflight_postgres::{Fleet, instance_path};
+use inflight_postgres::Fleet;
 
 fn cluster(action: &str, dir: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/pg-cluster");
@@ -98,12 +98,10 @@ fn a_server_killed_mid_load_poisons_the_handle_and_a_reopen_is_exact() {
         other => format!("{other:?}"),
     };
     let Opened { log, report } = pg::reopen(&url, &a);
-    let storage = Fleet::new(&url).read_only_storage(&a).unwrap();
+    let source = Fleet::new(&url).source(&a).unwrap();
     let mut logged = Vec::new();
-    inflight::inspect::for_each_event(&storage, instance_path(&a), Policy::Strict, |_, e| {
-        logged.push(e.to_event())
-    })
-    .unwrap();
+    inflight::inspect::for_each_event(&source, Policy::Strict, |_, e| logged.push(e.to_event()))
+        .unwrap();
     let logged: HashSet<String> = logged
         .iter()
         .filter(|e| !e.is_internal())

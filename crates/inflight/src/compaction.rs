@@ -58,21 +58,13 @@ pub struct Compacted {
 /// covers and every snapshot but it and the one it was built from.
 pub(crate) fn write_snapshot(
     store: &dyn LogStore,
-    storage: &dyn Storage,
     policy: Policy,
     cut: Cut,
     now_ms: u64,
 ) -> Result<Compacted> {
     let dir = store.place();
     let names = store.list()?;
-    let replayed = replay(
-        storage,
-        dir,
-        &names,
-        policy,
-        Some(cut.segment_no),
-        &mut |_, _| {},
-    )?;
+    let replayed = replay(store, &names, policy, Some(cut.segment_no), &mut |_, _| {})?;
     check_the_cut(dir, &replayed.found, cut)?;
     log_corruption(&replayed.found.corruption);
     let base = replayed.found.started_from.clone();

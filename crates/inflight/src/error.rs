@@ -366,12 +366,9 @@ impl Error {
     }
 
     /// The error of the storage call `op` on `path`: each kind of [`StoreError`] as its own
-    /// variant.
-    pub(crate) fn io(
-        op: &'static str,
-        path: impl Into<PathBuf>,
-        source: impl Into<StoreError>,
-    ) -> Error {
+    /// variant. For a store's own implementation of the [`LogSource`](crate::store::LogSource)
+    /// seam, so that its errors name the part and the step as the file store's do.
+    pub fn io(op: &'static str, path: impl Into<PathBuf>, source: impl Into<StoreError>) -> Error {
         match source.into() {
             StoreError::Io(source) => Error::Io {
                 op,

@@ -104,7 +104,7 @@ mod read;
 pub mod recovery;
 pub mod snapshot;
 pub mod storage;
-mod store;
+pub mod store;
 pub mod turns;
 mod writer;
 

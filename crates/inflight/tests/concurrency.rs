@@ -6,6 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{live, open, run};
+use inflight::store::FileSource;
 use inflight::{Log, Policy};
 
 fn assert_send_sync<T: Send + Sync>() {}
@@ -76,8 +77,7 @@ fn close_is_the_last_record_even_with_appenders_racing_it() {
         let acked: u64 = appenders.into_iter().map(|t| t.join().unwrap()).sum();
         let mut events = Vec::new();
         inflight::inspect::for_each_event(
-            &inflight::FsStorage::default(),
-            dir.path(),
+            &FileSource::new(&inflight::FsStorage::default(), dir.path()),
             Policy::Strict,
             |_, e| events.push(e.to_event()),
         )

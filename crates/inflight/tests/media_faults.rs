@@ -11,6 +11,7 @@ mod common;
 use std::sync::Arc;
 
 use inflight::Opened;
+use inflight::store::FileSource;
 use inflight::{Corruption, Event, Log, Policy, Run, TornTail};
 use inflight::{Generation, UnixMs};
 use inflight_sim::crashtest::{Harness, History, Outcome};
@@ -75,11 +76,12 @@ fn media_faults_are_recovered_exactly_or_reported_with_their_place() {
         let context = format!("seed {seed}: {kind:?} at {name}:{offset}");
 
         let mut events = Vec::new();
-        let found =
-            inflight::inspect::for_each_event(&sim, Harness::dir(), Policy::SkipDamaged, |_, e| {
-                events.push(e.to_event())
-            })
-            .unwrap_or_else(|e| panic!("{context}: replay failed: {e}"));
+        let found = inflight::inspect::for_each_event(
+            &FileSource::new(&sim, Harness::dir()),
+            Policy::SkipDamaged,
+            |_, e| events.push(e.to_event()),
+        )
+        .unwrap_or_else(|e| panic!("{context}: replay failed: {e}"));
         let missing = history
             .missing_acked(&events)
             .unwrap_or_else(|v| panic!("{context}: {v}"));
@@ -133,8 +135,10 @@ fn media_faults_are_recovered_exactly_or_reported_with_their_place() {
             }
         }
         // The strict policy refuses exactly when the default one reports corruption.
-        let strict =
-            inflight::inspect::read_only_with_storage(&sim, Harness::dir(), Policy::Strict);
+        let strict = inflight::inspect::read_only_from(
+            &FileSource::new(&sim, Harness::dir()),
+            Policy::Strict,
+        );
         assert_eq!(strict.is_err(), !report.corruption.is_empty(), "{context}");
     }
     common::report_tier(

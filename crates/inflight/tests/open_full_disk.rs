@@ -8,6 +8,7 @@ use std::io;
 use std::sync::Arc;
 
 use common::injected;
+use inflight::store::FileSource;
 use inflight::{Error, Generation, Log, Policy, RecoveryReport, Run, UnixMs};
 use inflight_sim::crashtest::Harness;
 use inflight_sim::sim::{Fault, FaultRule, OpKind, SimStorage};
@@ -74,7 +75,8 @@ fn enospc_during_the_open_says_the_disk_is_full_and_read_only_still_answers() {
     let before = sim.trace().len();
     sim.inject(FaultRule::with_probability(Fault::WriteNoSpace, 1.0));
     let recovered =
-        inflight::inspect::read_only_with_storage(&sim, Harness::dir(), Policy::Strict).unwrap();
+        inflight::inspect::read_only_from(&FileSource::new(&sim, Harness::dir()), Policy::Strict)
+            .unwrap();
     assert_eq!(keys(&recovered.report), ["a"]);
     let calls = sim.trace().split_off(before);
     assert!(

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use common::{crash_figures, crashes, injected};
 use inflight::Opened;
 use inflight::storage::Storage;
+use inflight::store::FileSource;
 use inflight::{Event, Log, Run};
 use inflight::{Generation, UnixMs};
 use inflight_sim::crashtest::{FaultKind, Harness, History, Op, Outcome};
@@ -287,8 +288,10 @@ fn a_torn_append_whose_length_field_was_torn_too_is_a_torn_tail() {
     );
     let last = crashes(&sim).pop().expect("a crash");
     assert!(last.writes_torn >= 1, "the crash tore a write: {last:?}");
-    let replayed =
-        inflight::inspect::read_only_with_storage(&sim, Harness::dir(), inflight::Policy::Strict)
-            .unwrap_or_else(|e| panic!("a strict open of an ordinary crash state failed: {e}"));
+    let replayed = inflight::inspect::read_only_from(
+        &FileSource::new(&sim, Harness::dir()),
+        inflight::Policy::Strict,
+    )
+    .unwrap_or_else(|e| panic!("a strict open of an ordinary crash state failed: {e}"));
     assert!(replayed.report.corruption.is_empty());
 }

@@ -26,6 +26,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use inflight::Opened;
+use inflight::store::FileSource;
 use inflight::{Event, Log, Policy, RecoveryReport, Run};
 use inflight::{Generation, UnixMs};
 use inflight_sim::crashtest::{Harness, History, Model, Outcome};
@@ -155,11 +156,13 @@ fn record_places(sim: &SimStorage) -> Vec<(Event, String, u64, u64)> {
     let durable = sim.fork();
     durable.crash_keep_nothing();
     let mut by_seq = BTreeMap::new();
-    let Ok(_) =
-        inflight::inspect::for_each_event(&durable, Harness::dir(), Policy::Strict, |seq, e| {
+    let Ok(_) = inflight::inspect::for_each_event(
+        &FileSource::new(&durable, Harness::dir()),
+        Policy::Strict,
+        |seq, e| {
             by_seq.insert(seq, e.to_event());
-        })
-    else {
+        },
+    ) else {
         return Vec::new();
     };
     let mut places = Vec::new();
@@ -264,8 +267,7 @@ fn enumerate(sector: u64, history_len: u64) -> Figures {
                 .unwrap_or_else(|e| panic!("{context}: recovery failed: {e}"));
                 let mut events = Vec::new();
                 let replayed = inflight::inspect::for_each_event(
-                    &fork,
-                    Harness::dir(),
+                    &FileSource::new(&fork, Harness::dir()),
                     Policy::SkipDamaged,
                     |_, e| events.push(e.to_event()),
                 )

@@ -8,6 +8,7 @@ use inflight::event::{decode_event, decode_payload_with, encode_event};
 use inflight::frame::{
     FRAME_HEADER_BYTES, SEGMENT_HEADER_BYTES, Scanned, Scanner, SegmentHeader, frame_checksum,
 };
+use inflight::store::FileSource;
 
 /// Decoding an input may allocate at most this many times its length...
 pub const DECODER_ALLOCATION_FACTOR: isize = 2;
@@ -222,8 +223,11 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
 
     // One reading each (what `inflight::inspect::read_only` settles on): nothing else writes the simulated
     // disk, and a settled reading would pause to look at a torn tail again.
-    let before = match inflight::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {})
-    {
+    let before = match inflight::inspect::for_each_event(
+        &FileSource::new(&sim, dir),
+        Policy::SkipDamaged,
+        |_, _| {},
+    ) {
         Ok(r) => r.report,
         Err(Error::UnsupportedVersion { .. }) => return Ok(()),
         Err(e) => return Err(format!("read-only replay failed: {e}")),
@@ -252,9 +256,13 @@ pub fn check_replay_bytes(data: &[u8]) -> Result<(), String> {
     if runs(&opened) != runs(&before) || opened.corruption != before.corruption {
         return Err("read-only and read-write replay disagree".into());
     }
-    let after = inflight::inspect::for_each_event(&sim, dir, Policy::SkipDamaged, |_, _| {})
-        .map_err(|e| format!("replay after open failed: {e}"))?
-        .report;
+    let after = inflight::inspect::for_each_event(
+        &FileSource::new(&sim, dir),
+        Policy::SkipDamaged,
+        |_, _| {},
+    )
+    .map_err(|e| format!("replay after open failed: {e}"))?
+    .report;
     if after.torn_tail.is_some() {
         return Err("a torn tail survived a read-write open".into());
     }

@@ -10,6 +10,7 @@ use inflight::fold::InFlightRun;
 use inflight::inspect::ReadOnly;
 use inflight::log::{Log, Opened};
 use inflight::recovery::{Policy, RecoveryReport};
+use inflight::store::FileSource;
 
 use super::harness::{Failure, Harness, RECOVERED};
 use super::oracle::{Model, Outcome, Start, Violation};
@@ -72,9 +73,11 @@ impl Harness {
         let (sim, dir) = (self.sim.clone(), self.dir.clone());
         self.retrying_faults(|| {
             events.clear();
-            inflight::inspect::for_each_event(&sim, &dir, Policy::Strict, |_, e| {
-                events.push(e.to_event())
-            })
+            inflight::inspect::for_each_event(
+                &FileSource::new(&sim, &dir),
+                Policy::Strict,
+                |_, e| events.push(e.to_event()),
+            )
         })
         .map(|replayed| (events, replayed))
         .map_err(|e| self.mismatch(format!("replay after open failed: {e}")))

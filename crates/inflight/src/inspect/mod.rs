@@ -13,7 +13,8 @@
 //! ```
 //! use std::ops::ControlFlow;
 //! use inflight::inspect::{Item, walk};
-//! use inflight::{FsStorage, Log, Options};
+//! use inflight::store::FileSource;
+//! use inflight::{Log, Options};
 //!
 //! let dir = tempfile::tempdir()?;
 //! let log = Log::open(dir.path(), Options::default())?.log;
@@ -23,7 +24,7 @@
 //! drop(log);
 //!
 //! let mut events = Vec::new();
-//! let walked = walk(&FsStorage { mmap: true }, dir.path(), |item| {
+//! let walked = walk(&FileSource::at(dir.path()), |item| {
 //!     if let Item::Event(e) = item {
 //!         events.push((e.seq, e.segment.to_string(), e.offset, e.applied));
 //!     }
@@ -47,14 +48,13 @@ pub mod time_travel;
 pub mod verify;
 
 use std::ops::ControlFlow;
-use std::path::Path;
 use std::time::Duration;
 
 pub use crate::read::{
     DamageKind, DamageSeen, EndSeen, EventSeen, Item, Point, SegmentSeen, SnapshotRole,
     SnapshotSeen, Unknowable,
 };
-pub use read_only::{ReadOnly, for_each_event, read_only, read_only_with_storage, recover_frozen};
+pub use read_only::{ReadOnly, for_each_event, read_only, read_only_from, recover_frozen};
 pub use time_travel::{StateAt, state_at};
 
 use crate::damage::{Corruption, TornTail};
@@ -64,7 +64,9 @@ use crate::read::core::Next;
 use crate::read::files::{LogReader, Start};
 use crate::read::progress::Progress;
 use crate::read::settle::settle;
-use crate::storage::Storage;
+#[cfg(doc)]
+use crate::store::FileSource;
+use crate::store::LogSource;
 
 /// What a walk ends with.
 #[derive(Debug)]
@@ -98,9 +100,9 @@ pub struct Walked {
     pub restarts: u32,
 }
 
-/// Reads a log directory in log order, now and, with [`Reader::poll`] or [`Reader::follow`],
-/// as a gateway appends to it. Through any [`Storage`]; with [`crate::FsStorage`]`{ mmap: true }`
-/// the segments are mapped, not copied.
+/// Reads a log in log order, now and, with [`Reader::poll`] or [`Reader::follow`], as a gateway
+/// appends to it. From any [`LogSource`]: a directory ([`FileSource::at`] maps its segments, not
+/// copies them; [`FileSource::new`] goes through any [`Storage`](crate::Storage)), or a database.
 pub struct Reader<'s> {
     reader: LogReader<'s>,
     restarts: u32,
@@ -108,10 +110,11 @@ pub struct Reader<'s> {
 }
 
 impl<'s> Reader<'s> {
-    /// A reader of the log in `dir`.
-    pub fn new(storage: &'s dyn Storage, dir: &Path) -> Reader<'s> {
+    /// A reader of the log `source` holds: a directory ([`FileSource`]) or a store kept
+    /// elsewhere (a database), read by the same rules.
+    pub fn new(source: impl LogSource + 's) -> Reader<'s> {
         Reader {
-            reader: LogReader::new(storage, dir, Start::Beginning),
+            reader: LogReader::over(Box::new(source), Start::Beginning),
             restarts: 0,
             progress: None,
         }
@@ -165,13 +168,13 @@ impl<'s> Reader<'s> {
     /// use std::ops::ControlFlow;
     /// use inflight::inspect::{Item, Reader};
     /// use inflight::inspect::verify::{Verdict, Verification};
-    /// use inflight::{FsStorage, Log, Options};
+    /// use inflight::store::FileSource;
+    /// use inflight::{Log, Options};
     ///
     /// let dir = tempfile::tempdir()?;
     /// let log = Log::open(dir.path(), Options::default())?.log;
     /// log.begin_run("agent:main:telegram:dm:4242", "s1", None)?;
-    /// let storage = FsStorage { mmap: true };
-    /// let mut reader = Reader::new(&storage, dir.path());
+    /// let mut reader = Reader::new(FileSource::at(dir.path()));
     /// let verification = reader.read_settled(Verification::new, |v, item: &Item<'_>| {
     ///     v.add(item);
     ///     ControlFlow::Continue(())
@@ -264,14 +267,13 @@ impl<'s> Reader<'s> {
     }
 }
 
-/// Reads the whole log in `dir` once ([`Reader::read`]) and returns what it found. On a live
-/// log, [`Reader::read_settled`] is exact.
+/// Reads the whole log `source` holds once ([`Reader::read`]) and returns what it found. On a
+/// live log, [`Reader::read_settled`] is exact.
 pub fn walk(
-    storage: &dyn Storage,
-    dir: &Path,
+    source: &dyn LogSource,
     visit: impl FnMut(&Item<'_>) -> ControlFlow<()>,
 ) -> Result<Walked> {
-    let mut reader = Reader::new(storage, dir);
+    let mut reader = Reader::new(source);
     reader.read(visit)?;
     Ok(reader.finish())
 }

@@ -11,7 +11,7 @@ use crate::fold::RunningSet;
 use crate::read::core::Found;
 use crate::read::files::{LogReader, Start};
 use crate::recovery::{Policy, RecoveryReport, Replayed, Runs, replay, replay_settled};
-use crate::storage::{FsStorage, Storage};
+use crate::store::{FileSource, LogSource};
 
 /// What a read-only replay found: the report and the folded state.
 #[derive(Clone, Debug)]
@@ -27,7 +27,7 @@ pub struct ReadOnly {
 
 /// Replays the log in `dir` without taking the lock or changing a byte: for tools that
 /// inspect a log, even one a live process is writing. A torn tail is reported (with
-/// `cut: false`) but left in place. Segments are memory-mapped (see [`FsStorage::mmap`]).
+/// `cut: false`) but left in place. Segments are memory-mapped (see [`FsStorage::mmap`](crate::FsStorage::mmap)).
 /// A directory with neither segment nor snapshot files is [`Error::NotFound`]: it is not a
 /// log, and must not read as "nothing in flight".
 ///
@@ -42,16 +42,13 @@ pub struct ReadOnly {
 /// ([`Log::open`](crate::Log::open)) fails for want of room for its copy of the last segment. The command
 /// line's `inflight replay DIR` is this call.
 pub fn read_only(dir: impl AsRef<Path>, policy: Policy) -> Result<ReadOnly> {
-    read_only_with_storage(&FsStorage { mmap: true }, dir, policy)
+    read_only_from(&FileSource::at(dir), policy)
 }
 
-/// [`read_only`] through `storage`.
-pub fn read_only_with_storage(
-    storage: &dyn Storage,
-    dir: impl AsRef<Path>,
-    policy: Policy,
-) -> Result<ReadOnly> {
-    let (found, set, restarts) = replay_settled(storage, dir.as_ref(), policy)?;
+/// [`read_only`] of the log `source` holds: a directory through any
+/// [`Storage`](crate::Storage) ([`FileSource::new`]) or a store kept elsewhere (a database).
+pub fn read_only_from(source: &dyn LogSource, policy: Policy) -> Result<ReadOnly> {
+    let (found, set, restarts) = replay_settled(source, policy)?;
     let runs = Runs::of(&set);
     Ok(ReadOnly::of(found, set, runs, restarts))
 }
@@ -65,25 +62,25 @@ pub fn read_only_with_storage(
 /// state is needed, [`read_only`] starts over by itself.
 ///
 /// ```
-/// # use inflight::{Generation, Log, Options, Policy, Run, FsStorage, UnixMs};
+/// # use inflight::{Generation, Log, Options, Policy, Run, UnixMs};
 /// use inflight::inspect::for_each_event;
+/// use inflight::store::FileSource;
 /// # let dir = tempfile::tempdir()?;
 /// # let log = Log::open(dir.path(), Options::default())?.log;
 /// # log.mark_running(Run::new("k", "s", Generation(1), UnixMs(1)))?;
 /// let mut keys = Vec::new();
-/// for_each_event(&FsStorage::default(), dir.path(), Policy::Strict, |_seq, event| {
+/// for_each_event(&FileSource::at(dir.path()), Policy::Strict, |_seq, event| {
 ///     keys.extend(event.key().map(str::to_string));
 /// })?;
 /// assert_eq!(keys, ["k"]);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn for_each_event(
-    storage: &dyn Storage,
-    dir: impl AsRef<Path>,
+    source: &dyn LogSource,
     policy: Policy,
     mut visit: impl FnMut(u64, EventRef<'_>),
 ) -> Result<ReadOnly> {
-    let replayed = replay_once(storage, dir.as_ref(), policy, &mut visit)?;
+    let replayed = replay_once(source, policy, &mut visit)?;
     let runs = Runs::of(&replayed.set);
     Ok(ReadOnly::of(replayed.found, replayed.set, runs, 0))
 }
@@ -93,14 +90,10 @@ pub fn for_each_event(
 /// the recovery counted as a read-write open counts it: each run in flight was interrupted
 /// once more, at `at` (its loop counts raised), so the report and the set are what an open of
 /// the log would report and hold. Nothing is written: the caller records what it resumes in a
-/// log of its own ([`Log::adopt`](crate::Log::adopt)).
-pub fn recover_frozen(
-    storage: &dyn Storage,
-    dir: impl AsRef<Path>,
-    policy: Policy,
-    at: UnixMs,
-) -> Result<ReadOnly> {
-    let replayed = replay_once(storage, dir.as_ref(), policy, &mut |_, _| {})?;
+/// log of its own ([`Log::adopt`](crate::Log::adopt)). `source` holds the log: a directory
+/// ([`FileSource`]) or a store kept elsewhere (a database).
+pub fn recover_frozen(source: &dyn LogSource, policy: Policy, at: UnixMs) -> Result<ReadOnly> {
+    let replayed = replay_once(source, policy, &mut |_, _| {})?;
     let mut set = replayed.set;
     let mut runs = Runs::of(&set);
     if !set.is_empty() {
@@ -110,16 +103,15 @@ pub fn recover_frozen(
     Ok(ReadOnly::of(replayed.found, set, runs, 0))
 }
 
-/// One reading of the log in `dir` from its newest snapshot, each valid record after it
+/// One reading of the log `source` holds from its newest snapshot, each valid record after it
 /// handed to `visit`.
 fn replay_once(
-    storage: &dyn Storage,
-    dir: &Path,
+    source: &dyn LogSource,
     policy: Policy,
     visit: &mut impl FnMut(u64, EventRef<'_>),
 ) -> Result<Replayed> {
-    let names = LogReader::new(storage, dir, Start::Newest).list_log()?;
-    replay(storage, dir, &names, policy, None, visit)
+    let names = LogReader::over(Box::new(source), Start::Newest).list_log()?;
+    replay(source, &names, policy, None, visit)
 }
 
 impl ReadOnly {

@@ -1,15 +1,13 @@
 //! Time travel: the running set as it was at a sequence number or a time, or a clear refusal
 //! where the log no longer holds the records that would say. Never a guess.
 
-use std::path::Path;
-
 use super::{Item, Reader, Walked};
 use crate::damage::Corruption;
 use crate::error::Result;
 use crate::fold::InFlightRun;
 use crate::read::point::StopAt;
 pub use crate::read::{Point, Unknowable};
-use crate::storage::Storage;
+use crate::store::LogSource;
 
 /// The running set at a point.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,24 +34,24 @@ pub struct StateAt {
 ///
 /// ```
 /// use inflight::inspect::{Point, state_at};
+/// use inflight::store::FileSource;
 /// use inflight::{FsStorage, Log, Options};
 ///
 /// let dir = tempfile::tempdir()?;
 /// let log = Log::open(dir.path(), Options::default())?.log;
 /// let run = log.begin_run("agent:main:http:c-5", "s1", None)?; // record 1
 /// log.mark_completed(&run.key, run.generation)?; // record 2
-/// let at_1 = state_at(&FsStorage::default(), dir.path(), Point::Seq(1))?.unwrap();
+/// let at_1 = state_at(&FileSource::new(&FsStorage::default(), dir.path()), Point::Seq(1))?.unwrap();
 /// assert_eq!(at_1.running.len(), 1);
-/// let at_2 = state_at(&FsStorage::default(), dir.path(), Point::Seq(2))?.unwrap();
+/// let at_2 = state_at(&FileSource::new(&FsStorage::default(), dir.path()), Point::Seq(2))?.unwrap();
 /// assert!(at_2.running.is_empty());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn state_at(
-    storage: &dyn Storage,
-    dir: &Path,
+    source: &dyn LogSource,
     point: Point,
 ) -> Result<std::result::Result<StateAt, Unknowable>> {
-    let mut reader = Reader::new(storage, dir);
+    let mut reader = Reader::new(source);
     // Each reading's gaps, and where it stopped.
     let (gaps, stop) = reader.read_settled_before(
         || (Vec::new(), StopAt::new(point)),

@@ -58,13 +58,7 @@ impl Compaction<'_> {
         .entered();
         let began = std::time::Instant::now();
         let now_ms = shared.environment.now_ms();
-        let mut compacted = write_snapshot(
-            &*shared.store,
-            &*shared.storage,
-            shared.policy,
-            self.cut,
-            now_ms,
-        )?;
+        let mut compacted = write_snapshot(&*shared.store, shared.policy, self.cut, now_ms)?;
         compacted.forgotten = self.forgotten;
         let took = began.elapsed();
         let mut state = lock(&shared.state);

@@ -27,7 +27,7 @@ use crate::environment::Environment;
 use crate::error::{Error, FencedError};
 use crate::fold::RunningSet;
 use crate::recovery::Policy;
-use crate::storage::{DirLock, Storage};
+use crate::storage::DirLock;
 use crate::store::LogStore;
 use crate::writer::Writer;
 use queue::{Queue, Slot};
@@ -83,10 +83,9 @@ pub struct Log {
 /// What the handle and its background compaction share.
 struct Shared {
     dir: PathBuf,
-    /// Where the writer, compaction and the lock go.
+    /// Where the writer, compaction and the lock go, and what compaction reads the log
+    /// through.
     store: Arc<dyn LogStore>,
-    /// What compaction reads the log through.
-    storage: Arc<dyn Storage>,
     environment: Arc<dyn Environment>,
     policy: Policy,
     retention_ms: Option<u64>,

@@ -109,14 +109,7 @@ impl Log {
             options.segment_bytes_max,
         ));
         let (lock, names) = store.acquire()?;
-        let replayed = replay(
-            &*storage,
-            &dir,
-            &names,
-            options.policy,
-            None,
-            &mut |_, _| {},
-        )?;
+        let replayed = replay(&*store, &names, options.policy, None, &mut |_, _| {})?;
         let context = Context {
             store: store.clone(),
             environment: options.environment.clone(),
@@ -177,7 +170,6 @@ impl Log {
         let thresholds = options.thresholds();
         let shared = Shared {
             dir,
-            storage: store.storage().clone(),
             store,
             environment: options.environment,
             policy: options.policy,

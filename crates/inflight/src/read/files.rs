@@ -15,8 +15,7 @@ use crate::frame::{SEGMENT_HEADER_BYTES, SegmentHeader, reserved_start};
 use crate::layout::{is_log_file, parse_segment_name, parse_snapshot_name};
 use crate::limits::SNAPSHOT_BYTES_MAX;
 use crate::snapshot::{SNAPSHOT_VERSION, Snapshot, SnapshotError};
-use crate::storage::{EntryKind, FileBytes, Storage};
-use crate::store::file::FileSource;
+use crate::storage::{EntryKind, FileBytes};
 use crate::store::{LogSource, Part};
 
 /// Where a reading starts.
@@ -74,10 +73,6 @@ pub(crate) struct LogReader<'s> {
 }
 
 impl<'s> LogReader<'s> {
-    pub(crate) fn new(storage: &'s dyn Storage, dir: &Path, start: Start) -> LogReader<'s> {
-        LogReader::over(Box::new(FileSource::new(storage, dir)), start)
-    }
-
     /// A reading of the log `source` holds.
     pub(crate) fn over(source: Box<dyn LogSource + 's>, start: Start) -> LogReader<'s> {
         let dir = source.place().to_path_buf();

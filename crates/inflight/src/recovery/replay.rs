@@ -14,7 +14,7 @@ use crate::read::Item;
 use crate::read::core::{End, Found};
 use crate::read::files::{LogReader, Start};
 use crate::read::settle::settle;
-use crate::storage::Storage;
+use crate::store::LogSource;
 
 /// The outcome of replay: what the reading found, the folded state, and where to go on writing.
 #[derive(Debug)]
@@ -29,15 +29,15 @@ pub(crate) struct Replayed {
 /// caller must repair. With `segments_below`, only the segments numbered below it are read (a
 /// compaction folding the segments it covers while appends go on in later ones).
 pub(crate) fn replay(
-    storage: &dyn Storage,
-    dir: &Path,
+    source: &dyn LogSource,
     names: &[String],
     policy: Policy,
     segments_below: Option<u64>,
     visit: &mut impl FnMut(u64, EventRef<'_>),
 ) -> Result<Replayed> {
+    let dir = source.place();
     let _span = tracing::debug_span!("replay", dir = %dir.display(), segments_below).entered();
-    let mut reader = LogReader::new(storage, dir, Start::Newest);
+    let mut reader = LogReader::over(Box::new(source), Start::Newest);
     if let Some(below) = segments_below {
         reader = reader.only_below(below);
     }
@@ -57,12 +57,12 @@ pub(crate) fn replay(
 /// applied, so that the strict one fails on damage that held still, never on a change. Returns
 /// what the reading found, the folded state, and how many readings started over.
 pub(crate) fn replay_settled(
-    storage: &dyn Storage,
-    dir: &Path,
+    source: &dyn LogSource,
     policy: Policy,
 ) -> Result<(Found, RunningSet, u32)> {
+    let dir = source.place();
     let _span = tracing::debug_span!("replay", dir = %dir.display(), read_only = true).entered();
-    let mut reader = LogReader::new(storage, dir, Start::Newest);
+    let mut reader = LogReader::over(Box::new(source), Start::Newest);
     let go_on = |(): &mut (), _: &Item<'_>| ControlFlow::Continue(());
     let settled = settle(&mut reader, || (), go_on, |(), _| ControlFlow::Continue(()))?;
     let (found, set) = reader.found();

@@ -94,9 +94,9 @@ impl FileStore {
         }
     }
 
-    /// The file seam this store goes through.
-    pub(crate) fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
+    /// The reading side of this store's directory.
+    fn source(&self) -> FileSource<'_> {
+        FileSource::new(&*self.storage, &self.dir)
     }
 
     /// `bytes` with the segment's space reserved after them, written with the rest into
@@ -139,11 +139,30 @@ impl FileStore {
     }
 }
 
-impl LogStore for FileStore {
+/// A store reads as its directory does.
+impl LogSource for FileStore {
     fn place(&self) -> &Path {
         &self.dir
     }
 
+    fn exists(&self) -> Result<bool> {
+        self.source().exists()
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        self.source().list()
+    }
+
+    fn kind(&self, name: &str) -> Result<EntryKind> {
+        self.source().kind(name)
+    }
+
+    fn open_part(&self, name: &str) -> Result<Option<Box<dyn Part>>> {
+        self.source().open_part(name)
+    }
+}
+
+impl LogStore for FileStore {
     /// Creates the directory durably, takes its lock, and removes the replacements a crash
     /// interrupted before their rename (the originals are intact).
     fn acquire(&self) -> Result<(DirLock, Vec<String>)> {
@@ -168,10 +187,6 @@ impl LogStore for FileStore {
             self.sync_dir()?;
         }
         Ok((lock, names))
-    }
-
-    fn list(&self) -> Result<Vec<String>> {
-        self.storage.list(&self.dir).at("list", &self.dir)
     }
 
     /// Writes the segment whole to `NAME.tmp` with its space reserved, syncs it, renames it
@@ -299,16 +314,29 @@ impl LogStore for FileStore {
     }
 }
 
-/// The reading side of a log in the directory `dir`, through `storage`.
+/// The reading side of a log in a directory, through a [`Storage`] (the real file system,
+/// [`FsStorage`](crate::FsStorage), or a simulated one).
 #[derive(Debug)]
-pub(crate) struct FileSource<'s> {
+pub struct FileSource<'s> {
     storage: &'s dyn Storage,
     dir: PathBuf,
 }
 
+/// The real file system, mapping what it reads whole: what [`FileSource::at`] reads through.
+static MAPPED: crate::FsStorage = crate::FsStorage { mmap: true };
+
+impl FileSource<'static> {
+    /// The log in `dir` on the real file system, its segments and snapshots mapped
+    /// ([`FsStorage::mmap`](crate::FsStorage::mmap)), not copied: what the offline tools read.
+    pub fn at(dir: impl AsRef<Path>) -> FileSource<'static> {
+        FileSource::new(&MAPPED, dir)
+    }
+}
+
 impl<'s> FileSource<'s> {
     /// The log in `dir`, read through `storage`.
-    pub(crate) fn new(storage: &'s dyn Storage, dir: &Path) -> FileSource<'s> {
+    pub fn new(storage: &'s dyn Storage, dir: impl AsRef<Path>) -> FileSource<'s> {
+        let dir = dir.as_ref();
         FileSource {
             storage,
             dir: dir.to_path_buf(),

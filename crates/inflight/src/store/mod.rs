@@ -4,9 +4,14 @@
 //! the steps that make each change durable and crash-safe is the store's to keep.
 //!
 //! The reader asks the place for its listing and the bytes of its parts through the
-//! [`LogSource`] side of the seam.
+//! [`LogSource`] side of the seam, which is public: every offline reading
+//! ([`inspect::Reader::new`](crate::inspect::Reader::new),
+//! [`inspect::read_only_from`](crate::inspect::read_only_from),
+//! [`inspect::state_at`](crate::inspect::state_at)) takes one, so a store kept elsewhere (a
+//! database: `inflight_postgres::PgSource`) is read by the same reader and the same fold.
+//! [`FileSource`] is the one for a directory.
 //!
-//! [`FileStore`](file::FileStore) keeps a log in a directory, through the file seam
+//! The file store keeps a log in a directory, through the file seam
 //! [`Storage`](crate::storage::Storage) (the real file system, or a simulated one that crashes):
 //! a segment is created under a temporary name and renamed into place, its space reserved
 //! ahead, the next one prepared in the background, a snapshot installed by rename, every change
@@ -14,24 +19,21 @@
 
 pub(crate) mod file;
 
+pub use file::FileSource;
+
 use std::fmt::Debug;
 use std::path::Path;
 
 use crate::error::Result;
 use crate::storage::{DirLock, EntryKind, FileBytes};
 
-/// What a store holds a log in, as the writer, compaction and the open use it.
-pub(crate) trait LogStore: Send + Sync + Debug {
-    /// Where the log is, as errors and messages name it.
-    fn place(&self) -> &Path;
-
+/// What a store holds a log in, as the writer, compaction and the open use it; a store is
+/// read (by the open's replay and by compaction's) through its [`LogSource`] side.
+pub(crate) trait LogStore: LogSource {
     /// Makes the log's place exist durably, takes its exclusive lock (held until the returned
     /// guard is dropped) and clears what a crash left half made; returns the lock and the
     /// names of the log's parts.
     fn acquire(&self) -> Result<(DirLock, Vec<String>)>;
-
-    /// The names of the log's parts now.
-    fn list(&self) -> Result<Vec<String>>;
 
     /// Makes segment `segment_no` hold `bytes` (its header, and any records carried over),
     /// atomically and durably, replacing a segment of that name; returns its appender, which
@@ -86,7 +88,26 @@ pub(crate) trait Appender: Send + Debug {
 
 /// What the one reader asks of the place a log lives in: its listing, what each entry is, and
 /// the bytes of a part, whole or from an offset. Every error names the part and the step.
-pub(crate) trait LogSource: Send + Sync + Debug {
+///
+/// The entries are named as in a directory (`docs/FORMAT.md`): segments
+/// `NNNNNNNNNNNNNNNNNNNN.log` and snapshots `snapshot-NNNNNNNNNNNNNNNNNNNN.json`; other names
+/// are left alone. A part may grow while it is read (a writer appends to the last segment),
+/// and may be removed (a compaction): an open part stays readable, as an open file does.
+///
+/// ```
+/// use inflight::inspect::read_only_from;
+/// use inflight::store::FileSource;
+/// use inflight::{FsStorage, Log, Options, Policy, Run, Generation, UnixMs};
+///
+/// let dir = tempfile::tempdir()?;
+/// let log = Log::open(dir.path(), Options::default())?.log;
+/// log.mark_running(Run::new("k", "s", Generation(1), UnixMs(1)))?;
+/// let storage = FsStorage::default();
+/// let read = read_only_from(&FileSource::new(&storage, dir.path()), Policy::Strict)?;
+/// assert_eq!(read.set.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait LogSource: Send + Sync + Debug {
     /// Where the log is, as errors and messages name it.
     fn place(&self) -> &Path;
 
@@ -107,7 +128,7 @@ pub(crate) trait LogSource: Send + Sync + Debug {
 
 /// One part of a log, open for reading.
 #[allow(clippy::len_without_is_empty)] // a part's length is a store call, not a collection's size
-pub(crate) trait Part: Send + Sync + Debug {
+pub trait Part: Send + Sync + Debug {
     /// Its length in bytes now.
     fn len(&self) -> Result<u64>;
 
@@ -117,4 +138,27 @@ pub(crate) trait Part: Send + Sync + Debug {
 
     /// Fills `buf` from `offset`; an early end is an error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()>;
+}
+
+/// A borrowed source reads as the source itself.
+impl<T: LogSource + ?Sized> LogSource for &T {
+    fn place(&self) -> &Path {
+        (**self).place()
+    }
+
+    fn exists(&self) -> Result<bool> {
+        (**self).exists()
+    }
+
+    fn list(&self) -> Result<Vec<String>> {
+        (**self).list()
+    }
+
+    fn kind(&self, name: &str) -> Result<EntryKind> {
+        (**self).kind(name)
+    }
+
+    fn open_part(&self, name: &str) -> Result<Option<Box<dyn Part>>> {
+        (**self).open_part(name)
+    }
 }
