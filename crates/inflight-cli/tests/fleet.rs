@@ -18,7 +18,7 @@ use std::time::Duration;
 use common::acks::{Ledger, kill_round};
 use common::pg::{self, run};
 use inflight::{Error, Event, Log, Opened, Options, Policy};
-use inflight_postgres::{Fleet, instance_path};
+use inflight_postgres::Fleet;
 
 /// The events of an instance's log, read-only, in log order, and what it folds to.
 fn logged(url: &str, instance: &str) -> (Vec<Event>, inflight::ReadOnly) {
@@ -267,22 +267,26 @@ fn two_survivors_taking_over_at_once_do_not_both_get_the_runs() {
 }
 
 #[test]
-fn a_storage_is_locked_once() {
+fn a_store_is_acquired_once() {
     let Some(url) = pg::url() else { return };
     let a = pg::instance("once");
     let Opened { log, .. } = Fleet::new(&url).open(&a, Options::default()).unwrap();
     log.mark_running(run("k", 1)).unwrap();
     log.close().unwrap();
     drop(log);
-    // PostgreSQL's advisory locks are re-entrant in a session: the storage refuses a second
+    // PostgreSQL's advisory locks are re-entrant in a session: the store refuses a second
     // taker itself, as a directory's flock does.
-    let storage = std::sync::Arc::new(Fleet::new(&url).open_storage(&a).unwrap());
-    let first =
-        Log::open_with_storage(storage.clone(), instance_path(&a), Options::default()).unwrap();
-    let second = Log::open_with_storage(storage.clone(), instance_path(&a), Options::default());
+    let store = std::sync::Arc::new(Fleet::new(&url).open_store(&a).unwrap());
+    let first = Log::open_in(store.clone(), Options::default()).unwrap();
+    let second = Log::open_in(store.clone(), Options::default());
     assert!(matches!(second, Err(Error::Locked { .. })), "{second:?}");
     drop(first);
-    let _again = Log::open_with_storage(storage, instance_path(&a), Options::default()).unwrap();
+    let Opened { report, .. } = Log::open_in(store, Options::default()).unwrap();
+    assert_eq!(
+        report.running.len(),
+        1,
+        "the run k, in flight since the first open"
+    );
 }
 
 #[test]
@@ -318,24 +322,44 @@ fn an_open_part_keeps_its_bytes_when_a_compaction_removes_it() {
 }
 
 #[test]
-fn a_write_larger_than_one_value_goes_in_pieces_and_reads_back_whole() {
-    use inflight::Storage;
+fn a_part_larger_than_one_value_goes_in_pieces_and_reads_back_whole() {
+    use inflight::store::{LogSource, LogStore};
     let Some(url) = pg::url() else { return };
     let a = pg::instance("big");
-    // A snapshot this size needs millions of runs; the storage's own calls reach the limit
-    // directly: a file of 64 MiB and a bit, written and synced as one write.
-    let storage = Fleet::new(&url).open_storage(&a).unwrap();
-    let _lock = storage.lock(&instance_path(&a)).unwrap();
-    let path = instance_path(&a).join("snapshot-00000000000000000009.json.tmp");
-    let file = storage.create(&path).unwrap();
+    // A snapshot this size needs millions of runs; the store's own calls reach the limit
+    // directly: a part of 64 MiB and a bit, installed as one change.
+    let store = Fleet::new(&url).open_store(&a).unwrap();
+    let (_lock, names) = store.acquire().unwrap();
     let bytes: Vec<u8> = (0..(64 << 20) + 12_345u32)
         .map(|i| (i % 251) as u8)
         .collect();
-    inflight::storage::write_all_at(&*file, &bytes, 0).unwrap();
-    file.sync_data().unwrap();
-    let back = storage.open(&path, false).unwrap().read_all().unwrap();
-    assert!(back[..] == bytes[..], "the pieces lay out the write");
-    storage.remove(&path).unwrap();
+    let path = store.install_snapshot(&names, 9, &bytes).unwrap();
+    let name = path.file_name().unwrap().to_str().unwrap();
+    assert_eq!(name, "snapshot-00000000000000000009.json");
+    let back = store
+        .open_part(name)
+        .unwrap()
+        .unwrap()
+        .read_whole(false)
+        .unwrap();
+    assert!(back[..] == bytes[..], "the pieces lay out the part");
+    // And an append that large, to a segment.
+    let mut appender = store.create_segment(1, b"header").unwrap();
+    appender.append(6, &bytes).unwrap();
+    let segment = inflight::layout::segment_name(1);
+    let back = store
+        .open_part(&segment)
+        .unwrap()
+        .unwrap()
+        .read_whole(false)
+        .unwrap();
+    assert!(back[..6] == b"header"[..] && back[6..] == bytes[..]);
+    assert_eq!(
+        store
+            .remove_covered(&store.list().unwrap(), 2, &[])
+            .unwrap(),
+        (1, 1)
+    );
 }
 
 /// A TCP proxy on loopback in front of the server that can drop a connection at the next

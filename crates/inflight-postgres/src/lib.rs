@@ -4,9 +4,9 @@
 //!
 //! The log is the same: the same segments of CRC-framed records and JSON snapshots, stored as
 //! rows instead of files, so one writer, one reader and one fold serve a directory and a
-//! database. The writer goes through [`PgStorage`] (behind the library's
-//! [`Storage`](inflight::Storage) seam); the offline tools read through [`PgSource`], the
-//! library's reading seam ([`LogSource`](inflight::store::LogSource)) answered with rows. A group
+//! database. The writer goes through [`PgStore`], the library's log-level store seam
+//! ([`LogStore`](inflight::store::LogStore)) answered with rows; the offline tools read
+//! through [`PgSource`], its reading side ([`LogSource`](inflight::store::LogSource)). A group
 //! commit is one transaction holding the batch's one record, and a call returns once it
 //! committed.
 //!
@@ -51,7 +51,7 @@ mod conninfo;
 mod open;
 mod schema;
 mod source;
-mod storage;
+mod store;
 mod takeover;
 mod tls;
 mod vacuum;
@@ -61,7 +61,7 @@ pub use connect::{Forgotten, Instance, instance_path};
 pub use conninfo::{CONNECT_TIMEOUT, STATEMENT_TIMEOUT};
 pub use schema::{SCHEMA_SQL, SCHEMA_VERSION};
 pub use source::PgSource;
-pub use storage::PgStorage;
+pub use store::PgStore;
 pub use takeover::{TakenOver, Taker};
 pub use vacuum::VACUUM_INTERVAL;
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::client::Db;
 use super::connect::{check_instance, connect_checked, failed};
-use super::{Fleet, PgStorage, instance_path};
+use super::{Fleet, PgStore};
 use inflight::error::Result;
 use inflight::inspect::{ReadOnly, read_only_from};
 use inflight::log::{Log, Opened};
@@ -27,8 +27,7 @@ impl Fleet {
     /// the server's `synchronous_commit` makes a commit (docs/FLEETS.md). A failed or lost
     /// commit poisons the handle as a failed fdatasync does; a reopen reads what committed.
     pub fn open(&self, instance: &str, options: Options) -> Result<Opened> {
-        let storage = self.open_storage(instance)?;
-        Log::open_with_storage(Arc::new(storage), instance_path(instance), options)
+        Log::open_in(Arc::new(self.open_store(instance)?), options)
     }
 
     /// Replays the log of `instance` without taking its lock or changing a row:
@@ -38,12 +37,11 @@ impl Fleet {
         read_only_from(&self.source(instance)?, policy)
     }
 
-    /// The storage of `instance`'s log, for writing: what [`Fleet::open`] opens, for
-    /// [`Log::open_with_storage`] over [`instance_path`] (the instance's row is created if
-    /// missing). It writes nothing until the log takes its lock
-    /// ([`Storage::lock`](inflight::Storage::lock): the advisory lock and a raised epoch), and
-    /// takes it once.
-    pub fn open_storage(&self, instance: &str) -> Result<PgStorage> {
+    /// The store of `instance`'s log, for writing: what [`Fleet::open`] opens, for
+    /// [`Log::open_in`] (the instance's row is created if missing). It changes nothing until
+    /// the log acquires it ([`LogStore::acquire`](inflight::store::LogStore::acquire): the
+    /// advisory lock and a raised epoch), and it is acquired once.
+    pub fn open_store(&self, instance: &str) -> Result<PgStore> {
         check_instance("instance", instance)?;
         let (mut client, shown) = connect_checked(&self.database)?;
         let failed = failed(&shown);
@@ -55,7 +53,7 @@ impl Fleet {
             )
             .map_err(failed)?;
         warn_if_not_durable(&mut client, &shown);
-        PgStorage::new(client, instance, &self.database).map_err(failed)
+        PgStore::new(client, instance, &self.database).map_err(failed)
     }
 }
 

@@ -15,8 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::client::{Db, DbError};
-use super::storage::{db_error, lay_over};
-use inflight::error::{Error, Result};
+use inflight::error::{DatabaseError, DatabaseFailure, Error, Result, StoreError};
 use inflight::storage::{EntryKind, FileBytes};
 use inflight::store::{LogSource, Part};
 
@@ -246,18 +245,22 @@ impl LogSource for PgSource {
                 bytes: bytes.clone(),
             });
         }
-        Ok(Some(Box::new(PgPart {
-            path: self.place.join(name),
-            bytes,
-        })))
+        Ok(Some(Box::new(PgPart::new(self.place.join(name), bytes))))
     }
 }
 
 /// One part of the log as it was when it was opened.
 #[derive(Debug)]
-struct PgPart {
+pub(super) struct PgPart {
     path: PathBuf,
     bytes: Arc<Vec<u8>>,
+}
+
+impl PgPart {
+    /// The part at `path` (as errors name it) holding `bytes`.
+    pub(super) fn new(path: PathBuf, bytes: Arc<Vec<u8>>) -> PgPart {
+        PgPart { path, bytes }
+    }
 }
 
 impl Part for PgPart {
@@ -293,4 +296,60 @@ impl Part for PgPart {
             )),
         }
     }
+}
+
+/// A database error inside a store's call, as [`StoreError::Database`]. A lost
+/// connection says that the last statement's outcome is the server's to tell.
+pub(super) fn db_error(e: DbError) -> StoreError {
+    let (failure, detail) = if e.is_timeout() {
+        (
+            DatabaseFailure::TimedOut,
+            format!(
+                "the database did not answer in time ({e}): whether the last statement \
+                 committed is decided by the server, and a reopen or a takeover reads what did"
+            ),
+        )
+    } else if e.is_lost() {
+        (
+            DatabaseFailure::ConnectionLost,
+            format!(
+                "the connection to the database failed ({e}): whether the last statement \
+                 committed is decided by the server, and a reopen or a takeover reads what did"
+            ),
+        )
+    } else if e.as_db_error().is_some() {
+        (
+            DatabaseFailure::Refused,
+            format!("the database refused the statement: {e}"),
+        )
+    } else {
+        (
+            DatabaseFailure::Client,
+            format!("the database client failed: {e}"),
+        )
+    };
+    StoreError::Database(DatabaseError { failure, detail })
+}
+
+/// A part's bytes from its chunks in write order: each laid at its offset (a later one over an
+/// earlier one wins), zeros where none is; as long as the furthest chunk reaches.
+pub(super) fn lay_out(chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Vec<u8> {
+    lay_over(Vec::new(), chunks.into_iter().collect())
+}
+
+/// `bytes` with `chunks` written over them in order, grown (zero-filled) to the end of the
+/// furthest, as a file is by writes at those offsets.
+pub(super) fn lay_over(mut bytes: Vec<u8>, chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
+    let len = chunks
+        .iter()
+        .map(|(off, data)| off + data.len() as u64)
+        .max()
+        .unwrap_or(0);
+    if len as usize > bytes.len() {
+        bytes.resize(len as usize, 0);
+    }
+    for (off, data) in &chunks {
+        bytes[*off as usize..*off as usize + data.len()].copy_from_slice(data);
+    }
+    bytes
 }

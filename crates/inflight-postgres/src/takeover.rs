@@ -10,7 +10,7 @@ use super::client::{Db, Tx};
 use serde::Serialize;
 
 use super::connect::{check_instance, connect_checked, failed};
-use super::storage::{LOCK_SQL, UNLOCK_SQL};
+use super::store::{LOCK_SQL, UNLOCK_SQL};
 use super::{Fleet, PgSource};
 use inflight::environment::now_ms;
 use inflight::error::{Error, Result};

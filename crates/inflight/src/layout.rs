@@ -14,7 +14,7 @@ pub fn segment_name(n: u64) -> String {
 
 /// Suffix of a file being written to replace another (`NAME.tmp`); readers ignore such files and
 /// a read-write open removes them.
-pub(crate) const TEMP_SUFFIX: &str = ".tmp";
+pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// Where the replacement of `path` is written before it is renamed over `path`.
 pub(crate) fn temp_path(path: &Path) -> PathBuf {
@@ -48,12 +48,12 @@ pub fn parse_segment_name(name: &str) -> Option<u64> {
 }
 
 /// File name of the snapshot that covers the log up to sequence number `last_seq`.
-pub(crate) fn snapshot_name(last_seq: u64) -> String {
+pub fn snapshot_name(last_seq: u64) -> String {
     format!("snapshot-{last_seq:020}.json")
 }
 
 /// The last sequence number a snapshot file covers, from its name; `None` for other names.
-pub(crate) fn parse_snapshot_name(name: &str) -> Option<u64> {
+pub fn parse_snapshot_name(name: &str) -> Option<u64> {
     let digits = name.strip_prefix("snapshot-")?.strip_suffix(".json")?;
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())

@@ -54,14 +54,6 @@ pub trait Storage: Send + Sync + Debug {
         let _ = path;
         Ok(EntryKind::File)
     }
-    /// Whether a segment's space is reserved when it is created (filled ahead to its size, or
-    /// [`SEGMENT_RESERVED_BYTES_MAX`](crate::limits::SEGMENT_RESERVED_BYTES_MAX)), and the
-    /// next one prepared ahead of need: on a file system this keeps a full disk from failing
-    /// an append. A storage that keeps no files (the database of a fleet) answers `false`, and
-    /// its segments hold only what was written.
-    fn reserves_space(&self) -> bool {
-        true
-    }
     /// Makes the directory's entries (creates, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> StoreResult<()>;
     /// Takes the directory's exclusive lock, held until the returned guard is dropped. (With

@@ -82,32 +82,34 @@ impl Log {
         dir: impl AsRef<Path>,
         options: Options,
     ) -> Result<Opened> {
-        let dir = dir.as_ref();
+        let store = FileStore::new(storage, dir.as_ref(), options.segment_bytes_max);
+        Log::open_in(Arc::new(store), options)
+    }
+
+    /// Opens the log `store` holds: takes its lock, replays, cuts a torn tail and prepares the
+    /// segment the next append goes to, as [`Log::open`] does in a directory. For a log kept
+    /// in a store of its own (`inflight_postgres::Fleet::open` is this call over a database).
+    pub fn open_in(store: Arc<dyn LogStore>, options: Options) -> Result<Opened> {
         let span = tracing::info_span!(
             "open",
-            dir = %dir.display(),
+            dir = %store.place().display(),
             records = tracing::field::Empty,
             running = tracing::field::Empty,
             clean_shutdown = tracing::field::Empty,
         )
         .entered();
-        let opened = Log::open_read_write(storage, dir, options).map_err(Error::at_open)?;
+        let opened = Log::open_read_write(store, options).map_err(Error::at_open)?;
         span.record("records", opened.report.records);
         span.record("running", opened.report.running.len());
         span.record("clean_shutdown", opened.report.clean_shutdown);
         Ok(opened)
     }
 
-    /// The steps of a read-write open: the directory and its lock, the reading, the end of
-    /// the log, the recovery record, the report, the handle.
-    fn open_read_write(storage: Arc<dyn Storage>, dir: &Path, options: Options) -> Result<Opened> {
+    /// The steps of a read-write open: the place and its lock, the reading, the end of the
+    /// log, the recovery record, the report, the handle.
+    fn open_read_write(store: Arc<dyn LogStore>, options: Options) -> Result<Opened> {
         options.validate()?;
-        let dir = dir.to_path_buf();
-        let store = Arc::new(FileStore::new(
-            storage.clone(),
-            &dir,
-            options.segment_bytes_max,
-        ));
+        let dir = store.place().to_path_buf();
         let (lock, names) = store.acquire()?;
         let replayed = replay(&*store, &names, options.policy, None, &mut |_, _| {})?;
         let context = Context {
@@ -160,7 +162,7 @@ impl Log {
 
     /// The handle over an opened log's state.
     fn with_state(
-        store: Arc<FileStore>,
+        store: Arc<dyn LogStore>,
         dir: std::path::PathBuf,
         options: Options,
         writer: Writer,

@@ -33,7 +33,7 @@ use crate::storage::{
 pub(crate) struct FileStore {
     storage: Arc<dyn Storage>,
     dir: PathBuf,
-    /// The bytes a segment's space is reserved to (0: the storage reserves none).
+    /// The bytes a segment's space is reserved to.
     reserved: usize,
     /// The preparation of a segment under way, if one was started.
     preparing: Mutex<Option<JoinHandle<Result<Prepared>>>>,
@@ -81,11 +81,8 @@ impl Appender for OpenFile {
 impl FileStore {
     /// The store of the log in `dir`, whose segments hold at most `segment_bytes_max` bytes.
     pub(crate) fn new(storage: Arc<dyn Storage>, dir: &Path, segment_bytes_max: u64) -> FileStore {
-        let reserved = if storage.reserves_space() {
-            usize::try_from(segment_bytes_max.min(SEGMENT_RESERVED_BYTES_MAX)).unwrap_or(usize::MAX)
-        } else {
-            0
-        };
+        let reserved = usize::try_from(segment_bytes_max.min(SEGMENT_RESERVED_BYTES_MAX))
+            .unwrap_or(usize::MAX);
         FileStore {
             storage,
             dir: dir.to_path_buf(),
@@ -221,13 +218,9 @@ impl LogStore for FileStore {
         self.sync_dir()
     }
 
-    /// Makes the segment's file at its prepared name in a background thread, unless the
-    /// storage reserves no space (then there is nothing to gain). If the thread cannot be
-    /// started, the segment is made when it is created.
+    /// Makes the segment's file at its prepared name in a background thread. If the thread
+    /// cannot be started, the segment is made when it is created.
     fn prepare_segment(&self, segment_no: u64) {
-        if self.reserved == 0 {
-            return;
-        }
         let (storage, dir, reserved) = (self.storage.clone(), self.dir.clone(), self.reserved);
         let spawned = std::thread::Builder::new()
             .name("inflight-segment".into())

@@ -11,7 +11,7 @@
 //! database: `inflight_postgres::PgSource`) is read by the same reader and the same fold.
 //! [`FileSource`] is the one for a directory.
 //!
-//! The file store keeps a log in a directory, through the file seam
+//! The file store (what [`Log::open`](crate::Log::open) uses) keeps a log in a directory, through the file seam
 //! [`Storage`](crate::storage::Storage) (the real file system, or a simulated one that crashes):
 //! a segment is created under a temporary name and renamed into place, its space reserved
 //! ahead, the next one prepared in the background, a snapshot installed by rename, every change
@@ -29,7 +29,16 @@ use crate::storage::{DirLock, EntryKind, FileBytes};
 
 /// What a store holds a log in, as the writer, compaction and the open use it; a store is
 /// read (by the open's replay and by compaction's) through its [`LogSource`] side.
-pub(crate) trait LogStore: LogSource {
+/// [`Log::open_in`](crate::Log::open_in) opens the log a store holds; `Log::open` opens one
+/// in a directory through the file store, and `inflight_postgres::PgStore` keeps one in a
+/// database.
+///
+/// Each change is atomic and durable when it returns: a crash leaves the log as it was before
+/// the call or as the call left it, never between (the file store writes under a temporary
+/// name and renames; a database commits one transaction). The store also keeps the exclusive
+/// lock: from [`LogStore::acquire`] until the lock is dropped, no other writer changes the log
+/// (a database store refuses, from then on, every change of a writer it fenced).
+pub trait LogStore: LogSource {
     /// Makes the log's place exist durably, takes its exclusive lock (held until the returned
     /// guard is dropped) and clears what a crash left half made; returns the lock and the
     /// names of the log's parts.
@@ -80,7 +89,7 @@ pub(crate) trait LogStore: LogSource {
 }
 
 /// The open end of one segment.
-pub(crate) trait Appender: Send + Debug {
+pub trait Appender: Send + Debug {
     /// Writes `bytes` at `offset` and makes them durable before returning: one append, one
     /// commit.
     fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<()>;
