@@ -284,11 +284,8 @@ impl Snapshot {
         last_record_ms: Option<u64>,
         coverage_since_ms: u64,
         created_ms: u64,
-        mut gaps: Vec<Corruption>,
+        gaps: Vec<Corruption>,
     ) -> Snapshot {
-        if gaps.len() > GAPS_KEPT_MAX {
-            gaps.drain(..gaps.len() - GAPS_KEPT_MAX);
-        }
         Snapshot {
             last_seq,
             next_segment_no,
@@ -306,7 +303,7 @@ impl Snapshot {
                     last_event_ms: mark.last_event_ms,
                 })
                 .collect(),
-            gaps,
+            gaps: newest_gaps(gaps),
             forgotten_generation: set.forgotten_generation(),
         }
     }
@@ -519,11 +516,9 @@ pub(crate) struct EncodedState {
 pub(crate) fn encode_state(
     set: &RunningSet,
     cut: SnapshotCut,
-    mut gaps: Vec<Corruption>,
+    gaps: Vec<Corruption>,
 ) -> EncodedState {
-    if gaps.len() > GAPS_KEPT_MAX {
-        gaps.drain(..gaps.len() - GAPS_KEPT_MAX);
-    }
+    let gaps = newest_gaps(gaps);
     let keys = set.sorted_keys();
     let state = StateOf {
         last_seq: cut.last_seq,
@@ -550,6 +545,14 @@ pub(crate) fn encode_state(
         running: state.running.len(),
         marks: state.marks.len(),
     }
+}
+
+/// The gaps a snapshot keeps of `gaps` (oldest first): the newest [`GAPS_KEPT_MAX`].
+fn newest_gaps(mut gaps: Vec<Corruption>) -> Vec<Corruption> {
+    if gaps.len() > GAPS_KEPT_MAX {
+        gaps.drain(..gaps.len() - GAPS_KEPT_MAX);
+    }
+    gaps
 }
 
 /// Where a snapshot cuts the log, and when: the arguments of [`Snapshot::of`] besides the
@@ -658,6 +661,11 @@ mod tests {
             assert_eq!(borrowed.running, owned.running.len());
             assert_eq!(borrowed.marks, owned.marks.len());
             assert_eq!(borrowed.bytes.into_vec(), owned.encode());
+            // The newest gaps are the ones kept, oldest first.
+            let kept: Vec<u64> = owned.gaps.iter().map(|g| g.start_offset).collect();
+            let newest: Vec<u64> =
+                (step / 2 - (step / 2).min(GAPS_KEPT_MAX as u64)..step / 2).collect();
+            assert_eq!(kept, newest, "at step {step}");
             shapes +=
                 usize::from(!owned.running.is_empty() && owned.marks.len() > owned.running.len());
         }

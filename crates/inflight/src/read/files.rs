@@ -162,9 +162,7 @@ impl<'s> LogReader<'s> {
                     self.cursor = below;
                 }
                 SegmentRead::Vanished if self.start == Start::Newest || self.starts_over => {
-                    let path = self.dir.join(&name);
-                    let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
-                    return Err(Error::io("open", path, gone));
+                    return Err(removed_while_reading(&self.dir.join(&name)));
                 }
                 SegmentRead::Vanished => {
                     // A compaction removed it after the listing: the snapshot it wrote first
@@ -257,10 +255,7 @@ impl<'s> LogReader<'s> {
     fn read_snapshot(&self, names: &[String], name: &str, last_seq: u64) -> Result<SnapshotFile> {
         let path = self.dir.join(name);
         let damaged = |bytes, detail| Ok(SnapshotFile::Damaged { bytes, detail });
-        let gone = || {
-            let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
-            Error::io("open", &path, gone)
-        };
+        let gone = || removed_while_reading(&path);
         match self.source.kind(name)? {
             EntryKind::File => {}
             EntryKind::Missing => return Err(gone()),
@@ -314,8 +309,7 @@ impl<'s> LogReader<'s> {
                 continue; // holds no record
             }
             let Some(file) = self.source.open_part(name)? else {
-                let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
-                return Err(Error::io("open", self.dir.join(name), gone));
+                return Err(removed_while_reading(&self.dir.join(name)));
             };
             let mut header = [0u8; SEGMENT_HEADER_BYTES];
             let Ok(header) = file.read_exact_at(&mut header, 0).map(|()| header) else {
@@ -561,6 +555,13 @@ impl<'s> LogReader<'s> {
         }
         Ok(finished)
     }
+}
+
+/// The error of a part the listing named that was gone when it was opened (a compaction
+/// removed it): of kind `NotFound`, which a reading that starts over reads as a change.
+fn removed_while_reading(path: &Path) -> Error {
+    let gone = io::Error::new(io::ErrorKind::NotFound, "removed while reading");
+    Error::io("open", path, gone)
 }
 
 /// Bytes `start..end` of the current segment: from what was read, or from the file.
