@@ -230,7 +230,7 @@ impl<'s> Reader<'s> {
         visit: impl FnMut(&Item<'_>) -> ControlFlow<()>,
     ) -> Result<()> {
         let mut visit = Self::noting(&mut self.progress, visit);
-        while keep_going() && !self.reader.reading.stopped {
+        while keep_going() && !self.reader.stopped() {
             self.reader.poll(&mut visit)?;
             std::thread::sleep(interval);
         }
@@ -239,12 +239,12 @@ impl<'s> Reader<'s> {
 
     /// The running set folded so far.
     pub fn running_set(&self) -> &RunningSet {
-        &self.reader.reading.set
+        self.reader.set()
     }
 
     /// The incomplete last record found by the last read or poll, if any.
     pub fn torn_tail(&self) -> Option<&TornTail> {
-        self.reader.reading.torn_tail.as_ref()
+        self.reader.torn_tail()
     }
 
     /// What the reading found.

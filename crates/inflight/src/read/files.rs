@@ -61,7 +61,7 @@ pub(crate) struct LogReader<'s> {
     start: Start,
     /// Only the segments numbered below this are read (a compaction folding what it covers).
     below: Option<u64>,
-    pub(crate) reading: Reading,
+    reading: Reading,
     book: Book,
     current: Option<Current>,
     /// Segments numbered below this are done.
@@ -452,6 +452,21 @@ impl<'s> LogReader<'s> {
     /// What the reading found and the folded state, for a reading that writes nothing.
     pub(crate) fn found(self) -> (Found, RunningSet) {
         self.reading.finish()
+    }
+
+    /// Whether the reading stopped (a visitor said so, or a point was reached).
+    pub(crate) fn stopped(&self) -> bool {
+        self.reading.stopped
+    }
+
+    /// The state folded so far.
+    pub(crate) fn set(&self) -> &RunningSet {
+        &self.reading.set
+    }
+
+    /// The incomplete last record the last read or poll found, if any.
+    pub(crate) fn torn_tail(&self) -> Option<&crate::damage::TornTail> {
+        self.reading.torn_tail.as_ref()
     }
 
     /// The reading itself, for a walk's figures.

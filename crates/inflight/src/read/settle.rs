@@ -89,7 +89,7 @@ pub(crate) fn settle<'s, T>(
         let read = reader.read(&names, &mut settling);
         let held_still = match read {
             Ok(()) => {
-                if let Some(torn) = &reader.reading.torn_tail {
+                if let Some(torn) = reader.torn_tail() {
                     // Held without an item: the reading stopped before its end.
                     seen.files.insert(torn.segment.clone());
                 }
