@@ -47,6 +47,15 @@ impl Fetched {
     }
 }
 
+/// The names of the parts of `instance`'s log.
+pub(super) fn list(client: &mut Db, instance: &str) -> std::result::Result<Vec<String>, DbError> {
+    let rows = client.query(
+        "SELECT name FROM inflight_files WHERE instance = $1",
+        &[&instance],
+    )?;
+    Ok(rows.iter().map(|r| r.get(0)).collect())
+}
+
 /// Fetches the part `name` of `instance`'s log in one statement: every chunk, or with `since`
 /// (an id and a sequence number) only the chunks above that number if the part still has that
 /// id. `None` if there is no such part.
@@ -198,14 +207,7 @@ impl LogSource for PgSource {
     }
 
     fn list(&self) -> Result<Vec<String>> {
-        let rows = self
-            .client()
-            .query(
-                "SELECT name FROM inflight_files WHERE instance = $1",
-                &[&self.instance],
-            )
-            .map_err(self.failed("list", None))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        list(&mut self.client(), &self.instance).map_err(self.failed("list", None))
     }
 
     /// Every part is a row of bytes: what a directory calls a regular file.

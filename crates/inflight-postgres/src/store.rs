@@ -334,15 +334,8 @@ impl LogSource for PgStore {
     }
 
     fn list(&self) -> Result<Vec<String>> {
-        let rows = self
-            .inner
-            .client()
-            .query(
-                "SELECT name FROM inflight_files WHERE instance = $1",
-                &[&self.inner.instance],
-            )
-            .map_err(|e| Error::io("list", &self.inner.place, db_error(e)))?;
-        Ok(rows.iter().map(|r| r.get(0)).collect())
+        super::source::list(&mut self.inner.client(), &self.inner.instance)
+            .map_err(|e| Error::io("list", &self.inner.place, db_error(e)))
     }
 
     fn kind(&self, _name: &str) -> Result<EntryKind> {
