@@ -45,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{AdoptionRef, EventRef, Run, RunRef};
 pub use crate::event::{Pending, Reason};
+use crate::key_order::sorted_by_key;
 
 /// The fold's maps, keyed by the gateway's keys. foldhash is seeded at random for each map, as
 /// std's SipHash is (keys come from the gateway's users), and hashes a key several times faster:
@@ -752,13 +753,12 @@ impl RunningSet {
 
     /// Every run in flight, ordered by key.
     pub fn entries(&self) -> impl ExactSizeIterator<Item = &InFlightRun> {
-        let mut entries: Vec<&InFlightRun> = self
+        let entries: Vec<&InFlightRun> = self
             .keys
             .values()
             .filter_map(|s| s.run.as_deref())
             .collect();
-        entries.sort_unstable_by(|a, b| a.run.key.cmp(&b.run.key));
-        entries.into_iter()
+        sorted_by_key(entries, |run| &run.run.key).into_iter()
     }
 
     /// How many runs are in flight (in any state).
@@ -778,25 +778,23 @@ impl RunningSet {
 
     /// Every key's high-water mark, ordered by key.
     pub fn marks(&self) -> impl ExactSizeIterator<Item = (&str, &Mark)> {
-        let mut marks: Vec<(&str, &Mark)> = self
+        let marks: Vec<(&str, &Mark)> = self
             .keys
             .iter()
             .map(|(k, s)| (k.as_str(), &s.mark))
             .collect();
-        marks.sort_unstable_by_key(|&(key, _)| key);
-        marks.into_iter()
+        sorted_by_key(marks, |&(key, _)| key).into_iter()
     }
 
     /// Every key the set knows, in key order (one sort), with its mark and its run in flight,
     /// if any: what a snapshot lists, without copying a key or a run.
     pub(crate) fn sorted_keys(&self) -> Vec<(&str, &Mark, Option<&InFlightRun>)> {
-        let mut keys: Vec<(&str, &Mark, Option<&InFlightRun>)> = self
+        let keys: Vec<(&str, &Mark, Option<&InFlightRun>)> = self
             .keys
             .iter()
             .map(|(k, s)| (k.as_str(), &s.mark, s.run.as_deref()))
             .collect();
-        keys.sort_unstable_by_key(|&(key, _, _)| key);
-        keys
+        sorted_by_key(keys, |&(key, _, _)| key)
     }
 
     /// How many keys have a high-water mark.

@@ -93,6 +93,7 @@ pub mod fold;
 pub mod frame;
 pub mod import;
 pub mod inspect;
+mod key_order;
 pub mod layout;
 pub mod limits;
 pub mod log;
