@@ -116,7 +116,7 @@ enum Command {
     /// Options::compact_after_bytes). Idle keys' high-water marks older than --retention are
     /// forgotten.
     ///
-    /// Example: inflight compact /var/lib/gateway/inflight && jq '.body.running' /var/lib/gateway/inflight/snapshot-*.json
+    /// Example: inflight compact /var/lib/gateway/inflight && jq -c '.body.keys[] | select(length == 14)' /var/lib/gateway/inflight/snapshot-*.json
     Compact(CompactArgs),
     /// Migrate the JSON checkpoint of the design this replaces into a new log: FILE holds one
     /// object {"KEY": {"session_id": "S", "started_at": SECONDS}, ...} (seconds since the Unix

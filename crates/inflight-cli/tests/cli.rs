@@ -496,8 +496,17 @@ fn compact_writes_a_snapshot_jq_can_read_and_refuses_a_held_log() {
     );
     let snapshot = std::fs::read(v["snapshot"].as_str().unwrap()).unwrap();
     let snapshot: serde_json::Value = serde_json::from_slice(&snapshot).unwrap();
-    assert_eq!(snapshot["body"]["running"][0]["key"], "a");
-    assert_eq!(snapshot["body"]["running"][0]["recoveries"], 0);
+    // A row per key: a's with its run (14 members, recoveries the tenth), b's mark alone.
+    let rows = &snapshot["body"]["keys"];
+    assert_eq!(
+        (&rows[0][0], rows[0].as_array().unwrap().len()),
+        (&"a".into(), 14)
+    );
+    assert_eq!(rows[0][9], 0);
+    assert_eq!(
+        (&rows[1][0], rows[1].as_array().unwrap().len()),
+        (&"b".into(), 3)
+    );
 
     let out = inflight(&["replay", d, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

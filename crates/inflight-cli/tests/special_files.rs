@@ -259,9 +259,10 @@ fn an_older_snapshot_of_an_unsupported_version_is_a_finding_replay_does_not_need
         .map(|e| e.unwrap().path())
         .find(|p| p.to_string_lossy().ends_with(".json"))
         .expect("a snapshot");
+    let version = inflight::snapshot::SNAPSHOT_VERSION;
     let newer = std::fs::read_to_string(&start).unwrap().replacen(
-        "\"inflight_snapshot\":2",
-        "\"inflight_snapshot\":3",
+        &format!("\"inflight_snapshot\":{version}"),
+        &format!("\"inflight_snapshot\":{}", version + 1),
         1,
     );
     let older = snapshot_path(dir.path(), 1);
@@ -278,7 +279,8 @@ fn an_older_snapshot_of_an_unsupported_version_is_a_finding_replay_does_not_need
     let (code, out, _) = inflight(&["verify", d]).unwrap();
     assert_eq!(code, 14, "{out}");
     assert!(
-        out.contains("snapshot-00000000000000000001.json") && out.contains("version 3"),
+        out.contains("snapshot-00000000000000000001.json")
+            && out.contains(&format!("version {}", version + 1)),
         "{out}"
     );
     let (code, out, _) = inflight(&["dump", d]).unwrap();

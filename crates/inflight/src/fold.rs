@@ -837,27 +837,43 @@ impl RunningSet {
             ..RunningSet::default()
         };
         set.keys.reserve(marks.len());
+        let no_mark = |entry: &InFlightRun| {
+            format!(
+                "running key {:?} has no high-water mark at or above its generation {}",
+                entry.run.key, entry.run.generation
+            )
+        };
+        // A snapshot lists both in ascending key order: each run is met beside its mark, and
+        // each key goes into the map once, with its run. Runs not met so (any order is
+        // accepted) are looked up after.
+        let mut runs = runs.into_iter().peekable();
         for (key, mark) in marks {
+            let run = runs.next_if(|entry| entry.run.key == key);
+            if let Some(entry) = &run
+                && entry.run.generation > mark.generation
+            {
+                return Err(no_mark(entry));
+            }
+            set.running += usize::from(run.is_some());
             match set.keys.entry(key) {
                 Entry::Occupied(twice) => {
                     return Err(format!("the mark of key {:?} is given twice", twice.key()));
                 }
                 Entry::Vacant(slot) => {
-                    slot.insert(KeyState { mark, run: None });
+                    slot.insert(KeyState {
+                        mark,
+                        run: run.map(Box::new),
+                    });
                 }
             }
         }
         for entry in runs {
-            let key = &entry.run.key;
             let Some(state) = set
                 .keys
-                .get_mut(key.as_str())
+                .get_mut(entry.run.key.as_str())
                 .filter(|s| s.mark.generation >= entry.run.generation)
             else {
-                return Err(format!(
-                    "running key {key:?} has no high-water mark at or above its generation {}",
-                    entry.run.generation
-                ));
+                return Err(no_mark(&entry));
             };
             if state.run.is_some() {
                 return Err("a running key is given twice".to_string());
@@ -941,6 +957,69 @@ mod tests {
             set.apply(e);
         }
         set
+    }
+
+    /// `from_parts` gives the fold's own set back from its runs and marks in key order, in any
+    /// other order too, and refuses what the fold never holds.
+    #[test]
+    fn a_set_is_rebuilt_from_its_parts_in_any_order() {
+        let set = fold(&[
+            start("a", 2),
+            start("b", 1),
+            complete("b", 1),
+            start("c", 4),
+            start("d", 1),
+        ]);
+        let runs: Vec<InFlightRun> = set.entries().cloned().collect();
+        let marks: Vec<(String, Mark)> = set.marks().map(|(k, m)| (k.to_string(), *m)).collect();
+        let rebuilt = |runs: Vec<InFlightRun>, marks: Vec<(String, Mark)>| {
+            RunningSet::from_parts(runs, marks, set.counters(), false, 0)
+        };
+        assert_eq!(rebuilt(runs.clone(), marks.clone()), Ok(set.clone()));
+        let (mut back_runs, mut back_marks) = (runs.clone(), marks.clone());
+        back_runs.reverse();
+        back_marks.reverse();
+        assert_eq!(rebuilt(back_runs, back_marks), Ok(set.clone()));
+        // A run twice, in order or not; a mark twice; a run without a mark; a run above it.
+        let mut twice = runs.clone();
+        twice.insert(1, runs[1].clone());
+        assert!(
+            rebuilt(twice.clone(), marks.clone())
+                .unwrap_err()
+                .contains("given twice")
+        );
+        twice.reverse();
+        assert!(
+            rebuilt(twice, marks.clone())
+                .unwrap_err()
+                .contains("given twice")
+        );
+        let mut marks_twice = marks.clone();
+        marks_twice.push(marks[0].clone());
+        assert!(
+            rebuilt(runs.clone(), marks_twice)
+                .unwrap_err()
+                .contains("given twice")
+        );
+        let without: Vec<_> = marks.iter().filter(|(k, _)| k != "c").cloned().collect();
+        assert!(
+            rebuilt(runs.clone(), without)
+                .unwrap_err()
+                .contains("no high-water mark")
+        );
+        let mut below = marks.clone();
+        below[0].1.generation = 1;
+        assert!(
+            rebuilt(runs.clone(), below.clone())
+                .unwrap_err()
+                .contains("no high-water mark")
+        );
+        below.reverse();
+        assert!(
+            rebuilt(runs, below)
+                .unwrap_err()
+                .contains("no high-water mark")
+        );
     }
 
     #[test]

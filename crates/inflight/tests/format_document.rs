@@ -1257,8 +1257,119 @@ mod doc {
         }
     }
 
-    /// A body of either version, its counters and runs in `doc`'s terms.
+    /// A body of any version, its counters and runs in `doc`'s terms.
     type Start = Body<Counters, Running>;
+
+    /// Check 5 for version 3: the body, every member of the table and no other, with the
+    /// runs and marks in one array of key rows.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct BodyV3 {
+        last_seq: u64,
+        next_segment_no: u64,
+        #[serde(default)]
+        last_record_ms: Option<u64>,
+        coverage_since_ms: u64,
+        created_ms: u64,
+        ended_with_shutdown: bool,
+        counters: BodyCountersV2,
+        keys: Vec<BodyRowV3>,
+        gaps: Vec<BodyGap>,
+        #[serde(default)]
+        forgotten_generation: u64,
+    }
+
+    /// Check 6 for version 3: a key's row, an array of exactly 3 members (the key and its
+    /// mark) or 14 (and its run).
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum BodyRowV3 {
+        Mark(String, u64, u64),
+        Run(
+            String,
+            u64,
+            u64,
+            String,
+            u64,
+            u64,
+            Option<String>,
+            u64,
+            BodyReason,
+            u32,
+            u32,
+            bool,
+            Option<BodyPending>,
+            Option<u64>,
+        ),
+    }
+
+    impl BodyV3 {
+        /// The rows split into runs and marks, each in the rows' order.
+        fn normalized(self) -> Start {
+            let mut running = Vec::new();
+            let mut marks = Vec::new();
+            for row in self.keys {
+                let (key, generation, last_event_ms) = match row {
+                    BodyRowV3::Mark(key, generation, last_event_ms) => {
+                        (key, generation, last_event_ms)
+                    }
+                    BodyRowV3::Run(
+                        key,
+                        generation,
+                        last_event_ms,
+                        session_id,
+                        run_generation,
+                        started_at_ms,
+                        meta,
+                        nonce,
+                        why,
+                        recoveries,
+                        stops,
+                        is_running,
+                        pending,
+                        suspended_at_ms,
+                    ) => {
+                        running.push(Running {
+                            key: key.clone(),
+                            session_id,
+                            generation: run_generation,
+                            started_at_ms,
+                            meta,
+                            nonce,
+                            reason: reason(why),
+                            recoveries,
+                            stops,
+                            running: is_running,
+                            pending: pending.map(|p| PendingState {
+                                reason: p.reason,
+                                at_ms: p.at_ms,
+                            }),
+                            suspended_at_ms,
+                        });
+                        (key, generation, last_event_ms)
+                    }
+                };
+                marks.push(BodyMark {
+                    key,
+                    generation,
+                    last_event_ms,
+                });
+            }
+            Body {
+                last_seq: self.last_seq,
+                next_segment_no: self.next_segment_no,
+                last_record_ms: self.last_record_ms,
+                coverage_since_ms: self.coverage_since_ms,
+                created_ms: self.created_ms,
+                ended_with_shutdown: self.ended_with_shutdown,
+                counters: self.counters.into(),
+                running,
+                marks,
+                gaps: self.gaps,
+                forgotten_generation: self.forgotten_generation,
+            }
+        }
+    }
 
     impl<C: Into<Counters>, R: Into<Running>> Body<C, R> {
         fn normalized(self) -> Start {
@@ -1375,13 +1486,14 @@ mod doc {
         if crc32(&[body.as_bytes()]) != envelope.body_crc32 {
             return Ok(None);
         }
-        // Checks 4, 5 and 6: version 1's runs and counters, or version 2's.
+        // Checks 4, 5 and 6: version 1's runs and counters, version 2's, or version 3's rows.
         let body =
             match envelope.inflight_snapshot {
                 1 => serde_json::from_str::<Body<BodyCountersV1, BodyRunV1>>(body)
                     .map(Body::normalized),
                 2 => serde_json::from_str::<Body<BodyCountersV2, BodyRunV2>>(body)
                     .map(Body::normalized),
+                3 => serde_json::from_str::<BodyV3>(body).map(BodyV3::normalized),
                 _ => return Err(Failure::UnsupportedVersion),
             };
         let Ok(body) = body else {
@@ -3283,8 +3395,9 @@ fn the_newest_snapshot_damaged_falls_back_to_the_previous() {
             }
         }
     }
-    // The version digit flipped to 0 or 3, the checksum still holding.
-    assert_eq!(unsupported, 2);
+    // The version digit `3` flipped to `2` or `1`: versions this build reads, whose bodies
+    // this is not, so damaged; or to no digit at all. None is a version it does not know.
+    assert_eq!(unsupported, 0);
     for len in (0..n - 1).step_by(7).chain([n - 2]) {
         std::fs::write(newest, &original[..len]).unwrap();
         let r = ok(dir.path());
@@ -3391,22 +3504,18 @@ fn snapshot_names_versions_and_the_offline_compaction() {
     let r = ok(dir.path());
     assert!(r.snapshot.is_none() && r.corruption.len() == 1);
     std::fs::rename(&other, &compacted.snapshot).unwrap();
-    // This build writes snapshot version 2.
+    // This build writes snapshot version 3.
     let text = String::from_utf8(original.clone()).unwrap();
-    assert!(text.starts_with("{\"inflight_snapshot\":2,"), "{text}");
-    let versioned = |v: u32| text.replacen(":2,", &format!(":{v},"), 1);
-    // Version 1 is read too (its runs hold nothing version 2 added: the same state here).
-    let r = ok(dir.path());
-    std::fs::write(&compacted.snapshot, versioned(1)).unwrap();
-    assert_eq!(ok(dir.path()), r);
+    assert!(text.starts_with("{\"inflight_snapshot\":3,"), "{text}");
+    let versioned = |v: u32| text.replacen(":3,", &format!(":{v},"), 1);
     std::fs::write(&compacted.snapshot, &original).unwrap();
     // A newer version, its checksum holding: an error, even with a valid older snapshot.
     let newer = snapshot_file(dir.path(), compacted.last_seq + 5);
-    std::fs::write(&newer, versioned(3)).unwrap();
+    std::fs::write(&newer, versioned(4)).unwrap();
     assert_eq!(agree(dir.path()), Err(Failure::UnsupportedVersion));
     std::fs::remove_file(&newer).unwrap();
     // The same version number, older than the start: never read.
-    std::fs::write(snapshot_file(dir.path(), 0), versioned(3)).unwrap();
+    std::fs::write(snapshot_file(dir.path(), 0), versioned(4)).unwrap();
     assert!(ok(dir.path()).snapshot.is_some());
 }
 
@@ -3559,6 +3668,123 @@ fn snapshots_crafted_from_the_document() {
     let r = ok(dir.path());
     assert!(r.snapshot.is_some() && r.segments == 0 && r.clean_shutdown);
     assert_eq!(r.running[0].recoveries, u32::MAX);
+}
+
+/// Version-3 snapshots crafted from the document: the key rows, each check of a row, and the
+/// rest of the body as in versions 1 and 2.
+#[test]
+fn version_3_snapshots_crafted_from_the_document() {
+    let counters = r#"{"started":2,"stale_starts":0,"completed":0,"stale_completions":0,"unknown_completions":0,"shutdowns":0,"superseded":0,"recoveries":1,"retentions":0,"forgotten":0,"adopted":0}"#;
+    let row_a = r#"["a",3,5,"s",2,5,"m",7,"crash",4294967295,0,false,{"reason":"restart_interrupted","at_ms":6},null]"#;
+    let row_b = r#"["b",1,6,"s",1,6,null,0,"shutdown",0,1,true,null,null]"#;
+    let row_c = r#"["c",9,4]"#;
+    let body = |rows: &str| {
+        format!(
+            r#"{{"last_seq":7,"next_segment_no":3,"last_record_ms":6,"coverage_since_ms":1,"created_ms":9,"ended_with_shutdown":true,"counters":{counters},"keys":[{rows}],"gaps":[],"forgotten_generation":2}}"#
+        )
+    };
+    let good = body(&format!("{row_a},{row_b},{row_c}"));
+    let cases: Vec<(&str, String, bool)> = vec![
+        ("as written", good.clone(), true),
+        (
+            "whitespace inside the rows",
+            good.replace(',', " ,\n\t"),
+            true,
+        ),
+        (
+            "an unknown member in a pending object",
+            good.replace(r#""at_ms":6"#, r#""at_ms":6,"x":[1]"#),
+            true,
+        ),
+        ("no rows", body(""), true),
+        (
+            "the old runs member",
+            good.replace(r#""keys":"#, r#""running":[],"keys":"#),
+            false,
+        ),
+        (
+            "a row of 2 members",
+            body(&format!(r#"{row_a},{row_b},["c",9]"#)),
+            false,
+        ),
+        (
+            "a row of 4 members",
+            body(&format!(r#"{row_a},{row_b},["c",9,4,"s"]"#)),
+            false,
+        ),
+        (
+            "a row of 15 members",
+            body(&format!(
+                "{row_a},{},{row_c}",
+                row_b.replace("null,null]", "null,null,0]")
+            )),
+            false,
+        ),
+        (
+            "a row as an object",
+            body(&format!(r#"{row_a},{row_b},{{"key":"c"}}"#)),
+            false,
+        ),
+        (
+            "rows out of order",
+            body(&format!("{row_b},{row_a},{row_c}")),
+            false,
+        ),
+        (
+            "a key twice",
+            body(&format!("{row_a},{row_a},{row_c}")),
+            false,
+        ),
+        (
+            "a run above its mark",
+            body(&format!("{},{row_b}", row_a.replacen(",3,", ",1,", 1))),
+            false,
+        ),
+        (
+            "an unknown reason",
+            body(&row_a.replace("crash", "oom")),
+            false,
+        ),
+        (
+            "stops over u32",
+            body(&row_b.replace(",0,1,true", ",0,4294967296,true")),
+            false,
+        ),
+        ("an empty key", body(r#"["",1,1]"#), false),
+        (
+            "a lone surrogate in a key",
+            body(r#"["\ud800",1,1]"#),
+            false,
+        ),
+    ];
+    for (what, body, valid) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            snapshot_file(dir.path(), 7),
+            versioned_snapshot_bytes(3, &body),
+        )
+        .unwrap();
+        // A segment after it: a recovery and a completion.
+        write(
+            dir.path(),
+            3,
+            &crafted_bytes(3, 8, &[doc::recovered(10), doc::completed("b", 1, 11)]),
+        );
+        eprintln!("{what}");
+        let r = ok(dir.path());
+        assert_eq!(r.snapshot.is_some(), valid, "{what}");
+        if valid && what != "no rows" {
+            // a stays (pending, its counts as written); b completes.
+            assert_eq!(r.running.len(), 1, "{what}");
+            let a = &r.running[0];
+            assert_eq!(
+                (a.key.as_str(), a.recoveries, a.nonce),
+                ("a", u32::MAX, 7),
+                "{what}"
+            );
+            assert_eq!(a.state(), "pending", "{what}");
+        }
+    }
 }
 
 /// Version-1 and version-2 segments written by older builds: read as they are; a read-write
@@ -4710,7 +4936,7 @@ fn events_6_to_12_written_by_the_crate() {
     let compacted = log.compact().unwrap();
     drop(log);
     let text = std::fs::read_to_string(&compacted.snapshot).unwrap();
-    assert!(text.starts_with("{\"inflight_snapshot\":2,"));
+    assert!(text.starts_with("{\"inflight_snapshot\":3,"));
     let r = ok(dir.path());
     assert!(r.snapshot.is_some() && r.records == 0);
     assert_eq!(r.running, reopened.running);

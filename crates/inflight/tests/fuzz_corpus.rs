@@ -11,6 +11,7 @@ use arbitrary::{Arbitrary, Unstructured};
 use inflight::Opened;
 use inflight::event::{Event, encode_event};
 use inflight::frame::{SEGMENT_HEADER_BYTES, encode_frame};
+use inflight::snapshot::SNAPSHOT_VERSION;
 use inflight::{Generation, UnixMs};
 use inflight::{Log, Options, Run};
 use inflight_sim::crashtest::{
@@ -236,8 +237,12 @@ fn snapshot_seeds() -> Vec<(String, Vec<u8>)> {
     let text = String::from_utf8(full.clone()).unwrap();
     seeds.push((
         "snapshot-newer-version".into(),
-        text.replacen("\"inflight_snapshot\":1", "\"inflight_snapshot\":2", 1)
-            .into_bytes(),
+        text.replacen(
+            &format!("\"inflight_snapshot\":{SNAPSHOT_VERSION}"),
+            &format!("\"inflight_snapshot\":{}", SNAPSHOT_VERSION + 1),
+            1,
+        )
+        .into_bytes(),
     ));
     let mut flipped = full.clone();
     let middle = flipped.len() / 2;

@@ -8,21 +8,26 @@
 //! ```
 //!
 //! `body_crc32` is the CRC-32 of the exact bytes of `body` as they stand in the file, so a
-//! damaged snapshot is detected rather than believed; `jq '.body.running'` reads it.
+//! damaged snapshot is detected rather than believed. The body's `keys` hold the state, a row
+//! per key ([`keys`]); `jq '.body.keys[] | select(length > 3)'` lists the runs in flight.
+
+mod keys;
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use self::keys::{KeyRow, KeyTable, rows_of};
 use crate::damage::Corruption;
 use crate::event::{validate_key, validate_reason, validate_run};
 use crate::fold::{Counters, InFlightRun, Mark, RunningSet};
 use crate::layout::SEGMENT_NO_MAX;
 use crate::limits::{GAPS_KEPT_MAX, SNAPSHOT_BYTES_MAX, SNAPSHOT_NESTING_MAX};
 
-/// The snapshot format version this build writes. It reads this one and version 1 (before
+/// The snapshot format version this build writes: 3, the state as a table of key rows. It reads
+/// this one, version 2 (the same state, as objects: a run's and a mark's), and version 1 (before
 /// resume-pending states, suspensions, graceful-stop counts and nonces: a run of a version-1
 /// snapshot is running, with none of them).
-pub const SNAPSHOT_VERSION: u32 = 2;
+pub const SNAPSHOT_VERSION: u32 = 3;
 
 /// The snapshot a replay started from.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +233,42 @@ struct RunV1 {
     recoveries: u32,
 }
 
+/// A version-3 snapshot's body: version 2's state, its runs and marks in one table of rows.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotV3 {
+    last_seq: u64,
+    next_segment_no: u64,
+    #[serde(default)]
+    last_record_ms: Option<u64>,
+    coverage_since_ms: u64,
+    created_ms: u64,
+    ended_with_shutdown: bool,
+    counters: Counters,
+    keys: KeyTable,
+    gaps: Vec<Corruption>,
+    #[serde(default)]
+    forgotten_generation: u64,
+}
+
+impl From<SnapshotV3> for Snapshot {
+    fn from(v3: SnapshotV3) -> Snapshot {
+        Snapshot {
+            last_seq: v3.last_seq,
+            next_segment_no: v3.next_segment_no,
+            last_record_ms: v3.last_record_ms,
+            coverage_since_ms: v3.coverage_since_ms,
+            created_ms: v3.created_ms,
+            ended_with_shutdown: v3.ended_with_shutdown,
+            counters: v3.counters,
+            running: v3.keys.running,
+            marks: v3.keys.marks,
+            gaps: v3.gaps,
+            forgotten_generation: v3.forgotten_generation,
+        }
+    }
+}
+
 impl From<SnapshotV1> for Snapshot {
     fn from(v1: SnapshotV1) -> Snapshot {
         let c = v1.counters;
@@ -329,9 +370,22 @@ impl Snapshot {
         .expect("a decoded snapshot was checked to form a running set")
     }
 
-    /// The snapshot file's bytes: one line of JSON. Pure.
+    /// The snapshot file's bytes, in this build's version ([`SNAPSHOT_VERSION`]): one line of
+    /// JSON. Pure.
     pub fn encode(&self) -> Vec<u8> {
-        Encoded::of(self).into_vec()
+        let state = StateOf {
+            last_seq: self.last_seq,
+            next_segment_no: self.next_segment_no,
+            last_record_ms: self.last_record_ms,
+            coverage_since_ms: self.coverage_since_ms,
+            created_ms: self.created_ms,
+            ended_with_shutdown: self.ended_with_shutdown,
+            counters: self.counters,
+            keys: rows_of(&self.marks, &self.running),
+            gaps: &self.gaps,
+            forgotten_generation: self.forgotten_generation,
+        };
+        Encoded::of(&state).into_vec()
     }
 
     /// Reads a snapshot file's bytes, checking the checksum, the version, the limits and the
@@ -361,12 +415,14 @@ impl Snapshot {
             ));
         }
         let read = |e: serde_json::Error| damaged(format!("the body does not read: {e}"));
-        let snapshot: Snapshot = if envelope.inflight_snapshot == 1 {
-            serde_json::from_str::<SnapshotV1>(body)
+        let snapshot: Snapshot = match envelope.inflight_snapshot {
+            1 => serde_json::from_str::<SnapshotV1>(body)
                 .map_err(read)?
-                .into()
-        } else {
-            serde_json::from_str(body).map_err(read)?
+                .into(),
+            2 => serde_json::from_str(body).map_err(read)?,
+            _ => serde_json::from_str::<SnapshotV3>(body)
+                .map_err(read)?
+                .into(),
         };
         snapshot.check().map_err(damaged)?;
         Ok(snapshot)
@@ -478,8 +534,8 @@ impl std::ops::Deref for Encoded {
     }
 }
 
-/// The snapshot of a state, borrowed from it: the fields of [`Snapshot`], in its order and
-/// under its names, so that it serializes to the same JSON.
+/// A version-3 body, borrowed from the state it writes: the fields of [`Snapshot`] in its order,
+/// the runs and marks as one table of key rows.
 #[derive(Serialize)]
 struct StateOf<'a> {
     last_seq: u64,
@@ -489,18 +545,9 @@ struct StateOf<'a> {
     created_ms: u64,
     ended_with_shutdown: bool,
     counters: Counters,
-    running: Vec<&'a InFlightRun>,
-    marks: Vec<MarkOf<'a>>,
+    keys: Vec<KeyRow<'a>>,
     gaps: &'a [Corruption],
     forgotten_generation: u64,
-}
-
-/// A [`KeyMark`], borrowed.
-#[derive(Serialize)]
-struct MarkOf<'a> {
-    key: &'a str,
-    generation: u64,
-    last_event_ms: u64,
 }
 
 /// What [`encode_state`] made: the bytes, and how many runs and marks they hold.
@@ -528,13 +575,12 @@ pub(crate) fn encode_state(
         created_ms: cut.created_ms,
         ended_with_shutdown: set.ended_with_shutdown(),
         counters: set.counters(),
-        running: keys.iter().filter_map(|&(_, _, run)| run).collect(),
-        marks: keys
+        keys: keys
             .iter()
-            .map(|&(key, mark, _)| MarkOf {
+            .map(|&(key, mark, run)| KeyRow {
                 key,
-                generation: mark.generation,
-                last_event_ms: mark.last_event_ms,
+                mark: Some(*mark),
+                run,
             })
             .collect(),
         gaps: &gaps,
@@ -542,8 +588,8 @@ pub(crate) fn encode_state(
     };
     EncodedState {
         bytes: Encoded::of(&state),
-        running: state.running.len(),
-        marks: state.marks.len(),
+        running: state.keys.iter().filter(|row| row.run.is_some()).count(),
+        marks: state.keys.len(),
     }
 }
 
@@ -601,10 +647,81 @@ mod tests {
         let set = decoded.into_set();
         assert_eq!(set.get("a").unwrap().recoveries, 1);
         assert_eq!(set.mark("b").unwrap().generation, 1);
-        // A person and jq read it as plain JSON.
+        // A person and jq read it as plain JSON: a row per key, a run's after its mark.
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(value["body"]["running"][0]["key"], "a");
-        assert_eq!(value["body"]["running"][0]["reason"], "crash");
+        assert_eq!(value["inflight_snapshot"], SNAPSHOT_VERSION);
+        assert_eq!(
+            value["body"]["keys"],
+            serde_json::json!([
+                [
+                    "a",
+                    3,
+                    10,
+                    "s1",
+                    3,
+                    10,
+                    "{\"m\":1}",
+                    0,
+                    "crash",
+                    1,
+                    0,
+                    false,
+                    null,
+                    null
+                ],
+                ["b", 1, 12],
+            ])
+        );
+    }
+
+    /// `snapshot`'s body as versions 1 and 2 wrote it (objects: a run's, a mark's), enveloped
+    /// as `version`.
+    fn as_objects(snapshot: &Snapshot, version: u32) -> Vec<u8> {
+        let body = serde_json::to_string(snapshot).unwrap();
+        let crc = crc32fast::hash(body.as_bytes());
+        format!("{{\"inflight_snapshot\":{version},\"body_crc32\":{crc},\"body\":{body}}}\n")
+            .into_bytes()
+    }
+
+    #[test]
+    fn a_version_2_snapshot_reads_as_the_same_state() {
+        let snapshot = sample();
+        let v2 = as_objects(&snapshot, 2);
+        assert_eq!(Snapshot::decode(&v2).unwrap(), snapshot);
+        // Version 3 writes the same state in fewer bytes.
+        assert!(snapshot.encode().len() < v2.len());
+    }
+
+    #[test]
+    fn a_row_of_another_length_or_type_is_damage() {
+        let good = String::from_utf8(sample().encode()).unwrap();
+        let body_of = |bytes: &str| -> String {
+            let start = bytes.find("\"body\":").unwrap() + 7;
+            bytes[start..bytes.len() - 2].to_string()
+        };
+        let enveloped = |body: &str| {
+            let crc = crc32fast::hash(body.as_bytes());
+            format!("{{\"inflight_snapshot\":3,\"body_crc32\":{crc},\"body\":{body}}}")
+        };
+        // The test's own envelope reproduces the file, so the edits below are all it changes.
+        assert_eq!(format!("{}\n", enveloped(&body_of(&good))), good);
+        let body = body_of(&good);
+        for (from, to, why) in [
+            (r#"["b",1,12]"#, r#"["b",1]"#, "invalid length 2"),
+            (r#"["b",1,12]"#, r#"["b",1,12,"s"]"#, "invalid length 4"),
+            (r#"null,null]"#, r#"null,null,0]"#, "trailing characters"),
+            (r#"null,null]"#, r#"null]"#, "invalid length 13"),
+            (r#"["b",1,12]"#, r#"{"key":"b"}"#, "invalid type"),
+            (r#""crash""#, r#""later""#, "unknown variant"),
+            (r#"["b",1,12]"#, r#"["a",1,12]"#, "ascending"),
+        ] {
+            assert!(body.contains(from), "{from}");
+            let bytes = enveloped(&body.replacen(from, to, 1));
+            match Snapshot::decode(bytes.as_bytes()) {
+                Err(SnapshotError::Damaged(d)) => assert!(d.contains(why), "{to}: {d}"),
+                other => panic!("{to}: {other:?}"),
+            }
+        }
     }
 
     /// Compaction's borrowed encoder writes the very bytes of `Snapshot::of(..).encode()`, for
@@ -695,20 +812,28 @@ mod tests {
     #[test]
     fn an_unknown_version_with_a_good_checksum_is_unsupported() {
         let bytes = String::from_utf8(sample().encode()).unwrap();
-        let newer = bytes.replacen("\"inflight_snapshot\":2", "\"inflight_snapshot\":3", 1);
+        let newer = bytes.replacen("\"inflight_snapshot\":3", "\"inflight_snapshot\":4", 1);
         assert_eq!(
             Snapshot::decode(newer.as_bytes()),
-            Err(SnapshotError::UnsupportedVersion(3))
+            Err(SnapshotError::UnsupportedVersion(4))
         );
     }
 
     #[test]
     fn a_state_the_fold_cannot_reach_is_damage() {
+        // A run whose mark is below its generation, and one with no mark (its row's mark is
+        // written as nulls).
+        let mut s = sample();
+        s.marks[0].generation = 2;
+        assert!(matches!(
+            Snapshot::decode(&s.encode()),
+            Err(SnapshotError::Damaged(d)) if d.contains("no high-water mark")
+        ));
         let mut s = sample();
         s.marks.clear();
         assert!(matches!(
             Snapshot::decode(&s.encode()),
-            Err(SnapshotError::Damaged(d)) if d.contains("no high-water mark")
+            Err(SnapshotError::Damaged(d)) if d.contains("invalid type: null")
         ));
         let mut s = sample();
         s.marks.reverse();
