@@ -32,19 +32,13 @@ LEFT JOIN inflight_chunks c ON c.file_id = f.id AND (f.id <> $3 OR c.seq > $4)
 WHERE f.instance = $1 AND f.name = $2
 ORDER BY c.seq";
 
-/// What one open of a part fetched: its id, the highest chunk sequence number it holds, and
-/// the chunks (offset, data) in the order they were written.
+/// What one open of a part fetched: its id, the highest chunk sequence number it holds, its
+/// bytes, and how many bytes of chunk data came from the server.
 pub(super) struct Fetched {
     pub(super) id: i64,
     pub(super) last_seq: i64,
-    pub(super) chunks: Vec<(u64, Vec<u8>)>,
-}
-
-impl Fetched {
-    /// The bytes of chunk data fetched.
-    pub(super) fn bytes(&self) -> u64 {
-        self.chunks.iter().map(|(_, d)| d.len() as u64).sum()
-    }
+    pub(super) bytes: Vec<u8>,
+    pub(super) fetched: u64,
 }
 
 /// The names of the parts of `instance`'s log.
@@ -64,27 +58,47 @@ pub(super) fn fetch(
     instance: &str,
     name: &str,
     since: Option<(i64, i64)>,
+    base: impl FnOnce(i64) -> Vec<u8>,
 ) -> std::result::Result<Option<Fetched>, DbError> {
     let (held_id, held_seq) = since.unwrap_or((-1, 0));
     let rows = client.query(OPEN_READ_SQL, &[&instance, &name, &held_id, &held_seq])?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let mut last_seq = 0;
-    let chunks = rows
+    let id = first.get(0);
+    // Each chunk is laid from the row that holds it, and the row freed: the part's bytes are
+    // copied once, and a large part is never held twice over besides the rows.
+    let chunk = |row: &tokio_postgres::Row| -> Option<(i64, u64, usize)> {
+        let data: &[u8] = row.get::<_, Option<&[u8]>>(3)?;
+        Some((
+            row.get::<_, Option<i64>>(1)?,
+            row.get::<_, Option<i64>>(2)? as u64,
+            data.len(),
+        ))
+    };
+    let end = rows
         .iter()
-        .filter_map(|r| {
-            let seq: Option<i64> = r.get(1);
-            let off: Option<i64> = r.get(2);
-            let data: Option<Vec<u8>> = r.get(3);
-            last_seq = last_seq.max(seq?);
-            Some((off? as u64, data?))
-        })
-        .collect();
+        .filter_map(chunk)
+        .map(|(_, off, len)| off as usize + len)
+        .max()
+        .unwrap_or(0);
+    let mut bytes = base(id);
+    bytes.reserve(end.saturating_sub(bytes.len()));
+    let (mut last_seq, mut fetched) = (0, 0);
+    for row in rows {
+        let Some((seq, off, _)) = chunk(&row) else {
+            continue;
+        };
+        let data: &[u8] = row.get(3);
+        last_seq = last_seq.max(seq);
+        fetched += data.len() as u64;
+        lay(&mut bytes, off, data);
+    }
     Ok(Some(Fetched {
-        id: first.get(0),
+        id,
         last_seq,
-        chunks,
+        bytes,
+        fetched,
     }))
 }
 
@@ -220,25 +234,29 @@ impl LogSource for PgSource {
         let mut downloads = self.downloads();
         let held = downloads.take(name);
         let since = held.as_ref().map(|d| (d.id, d.last_seq));
-        let fetched = fetch(&mut self.client(), &self.instance, name, since)
-            .map_err(self.failed("read", Some(name)))?;
-        let Some(fetched) = fetched else {
-            return Ok(None);
+        // The download held, if it is of this same part, is what the new chunks go over.
+        let held_seq = held.as_ref().map(|d| (d.id, d.last_seq));
+        let base = |id| match held {
+            Some(held) if held.id == id => Arc::unwrap_or_clone(held.bytes),
+            _ => Vec::new(),
         };
-        self.fetched.fetch_add(fetched.bytes(), Ordering::Relaxed);
-        let Fetched {
+        let fetched = fetch(&mut self.client(), &self.instance, name, since, base)
+            .map_err(self.failed("read", Some(name)))?;
+        let Some(Fetched {
             id,
             last_seq,
-            chunks,
-        } = fetched;
-        let (base, last_seq) = match held {
-            Some(held) if held.id == id => (
-                Arc::unwrap_or_clone(held.bytes),
-                held.last_seq.max(last_seq),
-            ),
-            _ => (Vec::new(), last_seq),
+            bytes,
+            fetched,
+        }) = fetched
+        else {
+            return Ok(None);
         };
-        let bytes = Arc::new(lay_over(base, chunks));
+        self.fetched.fetch_add(fetched, Ordering::Relaxed);
+        let last_seq = match held_seq {
+            Some((held_id, held_seq)) if held_id == id => held_seq.max(last_seq),
+            _ => last_seq,
+        };
+        let bytes = Arc::new(bytes);
         if kept_here {
             downloads.keep(Download {
                 name: name.to_string(),
@@ -271,7 +289,8 @@ impl Part for PgPart {
     }
 
     fn read_whole(&self, _copy: bool) -> Result<FileBytes> {
-        Ok(FileBytes::Owned(self.bytes.to_vec()))
+        // Nothing changes the bytes a part holds: they are shared, not copied.
+        Ok(FileBytes::Shared(self.bytes.clone()))
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
@@ -333,25 +352,38 @@ pub(super) fn db_error(e: DbError) -> StoreError {
     StoreError::Database(DatabaseError { failure, detail })
 }
 
-/// A part's bytes from its chunks in write order: each laid at its offset (a later one over an
-/// earlier one wins), zeros where none is; as long as the furthest chunk reaches.
-pub(super) fn lay_out(chunks: impl IntoIterator<Item = (u64, Vec<u8>)>) -> Vec<u8> {
-    lay_over(Vec::new(), chunks.into_iter().collect())
+/// Writes `data` at `off` in `bytes`, as a write to a file does: over what is there, growing it
+/// (zero-filled up to `off`) where it reaches past the end.
+fn lay(bytes: &mut Vec<u8>, off: u64, data: &[u8]) {
+    let off = usize::try_from(off).expect("a chunk's offset fits in memory");
+    if off == bytes.len() {
+        // A part written from its start to its end: appended, with nothing to zero.
+        bytes.extend_from_slice(data);
+        return;
+    }
+    let end = off + data.len();
+    if end > bytes.len() {
+        bytes.resize(end, 0);
+    }
+    bytes[off..end].copy_from_slice(data);
 }
 
-/// `bytes` with `chunks` written over them in order, grown (zero-filled) to the end of the
-/// furthest, as a file is by writes at those offsets.
-pub(super) fn lay_over(mut bytes: Vec<u8>, chunks: Vec<(u64, Vec<u8>)>) -> Vec<u8> {
-    let len = chunks
-        .iter()
-        .map(|(off, data)| off + data.len() as u64)
-        .max()
-        .unwrap_or(0);
-    if len as usize > bytes.len() {
-        bytes.resize(len as usize, 0);
+#[cfg(test)]
+mod tests {
+    use super::lay;
+
+    #[test]
+    fn chunks_lay_as_writes_to_a_file_do() {
+        let mut bytes = Vec::new();
+        lay(&mut bytes, 0, b"abcd");
+        lay(&mut bytes, 4, b"ef");
+        assert_eq!(bytes, b"abcdef");
+        // Over what is there, and past its end.
+        lay(&mut bytes, 2, b"XY");
+        lay(&mut bytes, 5, b"123");
+        assert_eq!(bytes, b"abXYe123");
+        // Beyond the end: zeros up to it.
+        lay(&mut bytes, 10, b"z");
+        assert_eq!(bytes, b"abXYe123\0\0z");
     }
-    for (off, data) in &chunks {
-        bytes[*off as usize..*off as usize + data.len()].copy_from_slice(data);
-    }
-    bytes
 }

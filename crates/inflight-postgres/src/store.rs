@@ -21,7 +21,7 @@ use tokio_postgres::Statement;
 use tokio_postgres::types::ToSql;
 
 use super::client::{Db, DbError, Tx};
-use super::source::{PgPart, db_error, fetch, lay_out};
+use super::source::{PgPart, db_error, fetch};
 
 use inflight::error::{
     DatabaseError, DatabaseFailure, Error, FencedError, Result, StoreError, StoreResult,
@@ -343,13 +343,16 @@ impl LogSource for PgStore {
     }
 
     fn open_part(&self, name: &str) -> Result<Option<Box<dyn Part>>> {
-        let fetched = fetch(&mut self.inner.client(), &self.inner.instance, name, None)
-            .map_err(|e| Error::io("read", self.inner.place.join(name), db_error(e)))?;
+        let fetched = fetch(
+            &mut self.inner.client(),
+            &self.inner.instance,
+            name,
+            None,
+            |_| Vec::new(),
+        )
+        .map_err(|e| Error::io("read", self.inner.place.join(name), db_error(e)))?;
         Ok(fetched.map(|f| {
-            Box::new(PgPart::new(
-                self.inner.place.join(name),
-                Arc::new(lay_out(f.chunks)),
-            )) as Box<dyn Part>
+            Box::new(PgPart::new(self.inner.place.join(name), Arc::new(f.bytes))) as Box<dyn Part>
         }))
     }
 }

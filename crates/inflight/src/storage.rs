@@ -128,6 +128,9 @@ pub enum FileBytes {
     Mapped(memmap2::Mmap),
     /// Bytes read into memory.
     Owned(Vec<u8>),
+    /// Bytes a store holds and shares with its readers (a database's part, downloaded once),
+    /// handed out without a copy.
+    Shared(std::sync::Arc<Vec<u8>>),
 }
 
 impl Deref for FileBytes {
@@ -136,6 +139,7 @@ impl Deref for FileBytes {
         match self {
             FileBytes::Mapped(m) => m,
             FileBytes::Owned(v) => v,
+            FileBytes::Shared(v) => v,
         }
     }
 }
