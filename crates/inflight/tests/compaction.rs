@@ -504,3 +504,45 @@ fn a_forgotten_key_never_gets_a_generation_it_had() {
     let log = Log::open(dir, options).unwrap().log;
     assert_eq!(log.begin_run("other", "s", None).unwrap().generation, 42);
 }
+
+/// A state of many keys (freed on a thread of its own once its snapshot is encoded) compacts
+/// to the same state, and a second compaction goes on from it.
+#[test]
+fn a_state_of_many_keys_compacts_and_reads_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = 12_000u64;
+    let Opened { log, .. } = Log::open(tmp.path(), Options::default()).unwrap();
+    let mut last = None;
+    for k in 0..keys {
+        let ticket = log
+            .submit(Event::Started(start(&format!("k{k}"), 1, 10 + k)))
+            .unwrap();
+        last = Some(ticket);
+    }
+    log.wait(&last.unwrap()).unwrap();
+    let compacted = log.compact().unwrap();
+    assert_eq!(
+        (compacted.running, compacted.marks),
+        (keys as usize, keys as usize)
+    );
+    log.mark_completed("k0", 1).unwrap();
+    let again = log.compact().unwrap();
+    assert_eq!(again.running, keys as usize - 1);
+    let running = log.running();
+    drop(log);
+    let Opened { report, .. } = Log::open(tmp.path(), Options::default()).unwrap();
+    // The same runs, each interrupted once by the reopen.
+    let runs = |runs: &[inflight::InFlightRun]| -> Vec<(String, u64)> {
+        runs.iter()
+            .map(|r| (r.run.key.clone(), r.run.generation))
+            .collect()
+    };
+    assert!(runs(&report.running) == runs(&running), "the runs differ");
+    assert!(
+        report
+            .running
+            .iter()
+            .all(|r| r.recoveries == 1 && !r.running)
+    );
+    assert_eq!(report.snapshot.unwrap().last_seq, again.last_seq);
+}
