@@ -9,7 +9,8 @@
 //!
 //! `body_crc32` is the CRC-32 of the exact bytes of `body` as they stand in the file, so a
 //! damaged snapshot is detected rather than believed. The body's `keys` hold the state, a row
-//! per key ([`keys`]); `jq '.body.keys[] | select(length > 3)'` lists the runs in flight.
+//! per key (docs/FORMAT.md, "Snapshots"); `jq -c '.body.keys[] | select(length == 14)'` lists
+//! the runs in flight.
 
 mod keys;
 
