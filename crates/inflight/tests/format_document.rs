@@ -3640,16 +3640,8 @@ fn snapshots_crafted_from_the_document() {
         ),
     ];
     for (what, body, valid) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(snapshot_file(dir.path(), 7), snapshot_bytes(&body)).unwrap();
-        // A segment after it: a recovery and a completion.
-        write(
-            dir.path(),
-            3,
-            &crafted_bytes(3, 8, &[doc::recovered(10), doc::completed("b", 1, 11)]),
-        );
         eprintln!("{what}");
-        let r = ok(dir.path());
+        let r = replay_crafted_snapshot(1, &body);
         assert_eq!(r.snapshot.is_some(), valid, "{what}");
         if valid {
             // a's count stays at the largest u32 (absent: 0, then 1); b is a shutdown's.
@@ -3668,6 +3660,23 @@ fn snapshots_crafted_from_the_document() {
     let r = ok(dir.path());
     assert!(r.snapshot.is_some() && r.segments == 0 && r.clean_shutdown);
     assert_eq!(r.running[0].recoveries, u32::MAX);
+}
+
+/// Both readers' replay of a log holding `body` as snapshot 7 of `version` (covering the
+/// segments below 3), then a segment 3 with a recovery and b's completion at generation 1.
+fn replay_crafted_snapshot(version: u32, body: &str) -> Replay {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        snapshot_file(dir.path(), 7),
+        versioned_snapshot_bytes(version, body),
+    )
+    .unwrap();
+    write(
+        dir.path(),
+        3,
+        &crafted_bytes(3, 8, &[doc::recovered(10), doc::completed("b", 1, 11)]),
+    );
+    ok(dir.path())
 }
 
 /// Version-3 snapshots crafted from the document: the key rows, each check of a row, and the
@@ -3758,20 +3767,8 @@ fn version_3_snapshots_crafted_from_the_document() {
         ),
     ];
     for (what, body, valid) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(
-            snapshot_file(dir.path(), 7),
-            versioned_snapshot_bytes(3, &body),
-        )
-        .unwrap();
-        // A segment after it: a recovery and a completion.
-        write(
-            dir.path(),
-            3,
-            &crafted_bytes(3, 8, &[doc::recovered(10), doc::completed("b", 1, 11)]),
-        );
         eprintln!("{what}");
-        let r = ok(dir.path());
+        let r = replay_crafted_snapshot(3, &body);
         assert_eq!(r.snapshot.is_some(), valid, "{what}");
         if valid && what != "no rows" {
             // a stays (pending, its counts as written); b completes.
