@@ -67,29 +67,20 @@ pub(super) fn fetch(
     };
     let id = first.get(0);
     // Each chunk is laid from the row that holds it, and the row freed: the part's bytes are
-    // copied once, and a large part is never held twice over besides the rows.
-    let chunk = |row: &tokio_postgres::Row| -> Option<(i64, u64, usize)> {
-        let data: &[u8] = row.get::<_, Option<&[u8]>>(3)?;
-        Some((
-            row.get::<_, Option<i64>>(1)?,
-            row.get::<_, Option<i64>>(2)? as u64,
-            data.len(),
-        ))
-    };
+    // copied once, with no copy of each chunk in between.
     let end = rows
         .iter()
-        .filter_map(chunk)
-        .map(|(_, off, len)| off as usize + len)
+        .filter_map(chunk_of)
+        .map(|(_, off, data)| off as usize + data.len())
         .max()
         .unwrap_or(0);
     let mut bytes = base(id);
     bytes.reserve(end.saturating_sub(bytes.len()));
     let (mut last_seq, mut fetched) = (0, 0);
     for row in rows {
-        let Some((seq, off, _)) = chunk(&row) else {
+        let Some((seq, off, data)) = chunk_of(&row) else {
             continue;
         };
-        let data: &[u8] = row.get(3);
         last_seq = last_seq.max(seq);
         fetched += data.len() as u64;
         lay(&mut bytes, off, data);
@@ -235,7 +226,6 @@ impl LogSource for PgSource {
         let held = downloads.take(name);
         let since = held.as_ref().map(|d| (d.id, d.last_seq));
         // The download held, if it is of this same part, is what the new chunks go over.
-        let held_seq = held.as_ref().map(|d| (d.id, d.last_seq));
         let base = |id| match held {
             Some(held) if held.id == id => Arc::unwrap_or_clone(held.bytes),
             _ => Vec::new(),
@@ -252,7 +242,7 @@ impl LogSource for PgSource {
             return Ok(None);
         };
         self.fetched.fetch_add(fetched, Ordering::Relaxed);
-        let last_seq = match held_seq {
+        let last_seq = match since {
             Some((held_id, held_seq)) if held_id == id => held_seq.max(last_seq),
             _ => last_seq,
         };
@@ -350,6 +340,16 @@ pub(super) fn db_error(e: DbError) -> StoreError {
         )
     };
     StoreError::Database(DatabaseError { failure, detail })
+}
+
+/// A row's chunk: its sequence number, its offset and its data (`None` for the row of a part
+/// with no chunk to send).
+fn chunk_of(row: &tokio_postgres::Row) -> Option<(i64, u64, &[u8])> {
+    Some((
+        row.get::<_, Option<i64>>(1)?,
+        row.get::<_, Option<i64>>(2)? as u64,
+        row.get::<_, Option<&[u8]>>(3)?,
+    ))
 }
 
 /// Writes `data` at `off` in `bytes`, as a write to a file does: over what is there, growing it

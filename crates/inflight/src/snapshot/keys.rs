@@ -11,7 +11,7 @@
 //! ```
 //!
 //! Versions 1 and 2 wrote each run as an object naming its twelve members, and each key a
-//! second time in a mark object of its own: about 380 bytes a run where a row takes about 170,
+//! second time in a mark object of its own: about 380 bytes a run where a row takes about 180,
 //! and twice the strings to parse. The rows are read straight into the runs and marks, with no
 //! value in between.
 
