@@ -778,12 +778,9 @@ impl RunningSet {
 
     /// Every key's high-water mark, ordered by key.
     pub fn marks(&self) -> impl ExactSizeIterator<Item = (&str, &Mark)> {
-        let marks: Vec<(&str, &Mark)> = self
-            .keys
-            .iter()
-            .map(|(k, s)| (k.as_str(), &s.mark))
-            .collect();
-        sorted_by_key(marks, |&(key, _)| key).into_iter()
+        self.sorted_keys()
+            .into_iter()
+            .map(|(key, mark, _)| (key, mark))
     }
 
     /// Every key the set knows, in key order (one sort), with its mark and its run in flight,

@@ -328,6 +328,8 @@ impl Snapshot {
         created_ms: u64,
         gaps: Vec<Corruption>,
     ) -> Snapshot {
+        // One sort of the keys for both lists, as compaction's encoder does.
+        let keys = set.sorted_keys();
         Snapshot {
             last_seq,
             next_segment_no,
@@ -336,10 +338,13 @@ impl Snapshot {
             created_ms,
             ended_with_shutdown: set.ended_with_shutdown(),
             counters: set.counters(),
-            running: set.entries().cloned().collect(),
-            marks: set
-                .marks()
-                .map(|(key, mark)| KeyMark {
+            running: keys
+                .iter()
+                .filter_map(|&(_, _, run)| run.cloned())
+                .collect(),
+            marks: keys
+                .iter()
+                .map(|&(key, mark, _)| KeyMark {
                     key: key.to_string(),
                     generation: mark.generation,
                     last_event_ms: mark.last_event_ms,
